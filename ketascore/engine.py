@@ -1,0 +1,593 @@
+"""The scoring engine: pure functions from a scale and answer records to results.
+
+Correct scores or no score: a missing item is never counted as 0, a missing code ("not
+assessed") is never a score, and a value the item does not allow is rejected with an issue
+and leaves every score that uses it empty. Prorating happens only where the scale's
+missing-data rule says so, and each score reports how many items it used and whether it was
+prorated.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ketascore.issues import ISSUE_TYPES, Issue, make_issue
+from ketascore.records import AnswerRecord, Source
+from ketascore.scale import (
+    ConditionRule,
+    ItemRule,
+    Num,
+    Scale,
+    ScoreRule,
+    clean_number,
+    format_number,
+    normalize_label,
+    round_value,
+)
+
+MISSING_MARKERS = frozenset({"", "na", "n/a", "."})
+_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
+_NOT_NUMBERS = frozenset({"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "-infinity"})
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+class _Invalid:
+    def __repr__(self) -> str:
+        return "INVALID"
+
+
+MISSING: Any = _Missing()
+INVALID: Any = _Invalid()
+
+
+@dataclass(slots=True)
+class ScoreResult:
+    """The scores of one record: the JSON contract of ``ketascore score``."""
+
+    subject: str
+    visit: str
+    scale: str | None
+    scale_version: str | None
+    date: str | None = None
+    day: Num | None = None
+    scores: dict[str, Num | None] = field(default_factory=dict)
+    bands: dict[str, str | None] = field(default_factory=dict)
+    items_answered: dict[str, int] = field(default_factory=dict)
+    prorated: dict[str, bool] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    classifications: dict[str, bool | None] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+    source: Source = field(default_factory=Source)
+    extra: dict[str, Any] = field(default_factory=dict)
+    items: dict[str, Num | None] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not any(i.severity == "error" for i in self.issues)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "subject": self.subject,
+            "visit": self.visit,
+            "date": self.date,
+            "day": self.day,
+            "scale": self.scale,
+            "scale_version": self.scale_version,
+            "scores": self.scores,
+            "bands": self.bands,
+            "items_answered": self.items_answered,
+            "prorated": self.prorated,
+            "flags": self.flags,
+            "classifications": self.classifications,
+            "issues": [i.as_dict() for i in self.issues],
+            "source": {"file": self.source.file, "line": self.source.line},
+        }
+        for key, value in self.extra.items():
+            if key not in out:
+                out[key] = value
+        return out
+
+
+# --------------------------------------------------------------------------------------
+# Values
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    code: str
+    detail: str
+
+
+def parse_value(rule: ItemRule, raw: Any, extra_missing: frozenset[Any] = frozenset()) -> Any:
+    """An item's value as a number, MISSING, or a Rejection saying why it is unusable."""
+    if raw is None:
+        return MISSING
+    if isinstance(raw, Rejection):  # a reader already found the value unusable
+        return raw
+    if isinstance(raw, bool):
+        return Rejection(
+            "not-a-number", f"{str(raw).lower()} is not a score (quote it if it is a label)"
+        )
+    if extra_missing and _in_codes(raw, extra_missing):
+        return MISSING
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text.casefold() in MISSING_MARKERS:
+            return MISSING
+        if _NUMBER.match(text):
+            number: Num = clean_number(float(text)) if "." in text else int(text)
+            return _check_number(rule, number, raw)
+        key = normalize_label(text)
+        if key in rule.labels:
+            return rule.labels[key]
+        if key in rule.missing_labels:
+            return MISSING
+        if text in rule.codes:
+            return rule.codes[text]
+        if key in _NOT_NUMBERS:
+            return Rejection("not-a-number", f"{raw!r} is not a number")
+        if rule.labels:
+            shown = ", ".join(repr(lbl) for lbl in rule.answer_labels[:8])
+            return Rejection(
+                "unknown-label", f"answer {raw!r} is not a label of this item (labels: {shown})"
+            )
+        return Rejection("not-a-number", f"{raw!r} is not a number")
+    if isinstance(raw, int | float):
+        return _check_number(rule, raw, raw)
+    return Rejection("not-a-number", f"a {type(raw).__name__} is not a score")
+
+
+def _in_codes(raw: Any, codes: frozenset[Any]) -> bool:
+    if isinstance(raw, str):
+        text = raw.strip()
+        if text in codes:
+            return True
+        if _NUMBER.match(text):
+            return clean_number(float(text)) in codes
+        return False
+    return raw in codes
+
+
+def _check_number(rule: ItemRule, number: Num, raw: Any) -> Any:
+    if isinstance(number, float) and (number != number or number in (float("inf"), -float("inf"))):
+        return Rejection("not-a-number", f"{raw!r} is not a number")
+    number = clean_number(number)
+    if number in rule.missing_values:
+        return MISSING
+    if rule.is_allowed(number):
+        return number
+    shown = format_number(number) if abs(number) < 1e15 else f"{number:.3g}"
+    if number < rule.lo or number > rule.hi:
+        return Rejection("out-of-range", f"value {shown} is out of range {rule.describe_allowed()}")
+    return Rejection(
+        "not-allowed-value", f"value {shown} is not an allowed value ({rule.describe_allowed()})"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Scoring
+
+
+def _apply_score(rule: ScoreRule, parts: list[Num], answered_terms: list[int]) -> tuple[Num, bool]:
+    n = len(rule.terms)
+    k = len(parts)
+    prorated = False
+    if rule.method == "sum":
+        total: Num = sum(parts)
+        if k < n:
+            prorated = True
+            if rule.prorate == "prorate_mean":
+                total = total * n / k
+            elif rule.prorate == "prorate_max":
+                all_max = sum(t.hi for t in rule.terms)
+                answered_max = sum(rule.terms[j].hi for j in answered_terms)
+                total = total * all_max / answered_max
+    elif rule.method == "mean":
+        total = sum(parts) / k
+        prorated = k < n
+    elif rule.method == "max":
+        total = max(parts)
+    else:
+        total = min(parts)
+    if rule.rounding.method != "none" and (prorated or rule.method == "mean"):
+        total = round_value(total, rule.rounding)
+    return clean_number(total), prorated
+
+
+@dataclass(slots=True)
+class _State:
+    value: Any  # number, MISSING or INVALID
+    leaves: int = 0
+
+
+def score_record(
+    scale: Scale, record: AnswerRecord, *, extra_missing: Iterable[Any] = ()
+) -> ScoreResult:
+    """Score one record against one scale. Never raises on bad values: issues say why."""
+    missing_codes = frozenset([*extra_missing, *record.missing_codes])
+    file, subject, visit = record.source.file, record.subject, record.visit
+    result = ScoreResult(
+        subject=subject,
+        visit=visit,
+        scale=scale.id,
+        scale_version=scale.version,
+        date=record.date,
+        day=record.day,
+        source=record.source,
+        extra=dict(record.extra),
+    )
+    issues = result.issues
+
+    def issue(code: str, detail: str, item: str | None = None, **kw: Any) -> None:
+        issues.append(
+            make_issue(
+                code,
+                detail,
+                file=file,
+                line=record.line_of(item) if item is not None else record.source.line,
+                subject=subject,
+                visit=visit,
+                scale=scale.id,
+                item=item,
+                **kw,
+            )
+        )
+
+    # item values ----------------------------------------------------------------
+    lookup = scale.item_lookup
+    raw_by_item: dict[str, tuple[str, Any]] = {}
+    for key, raw in record.items.items():
+        item_id = lookup.get(str(key).casefold())
+        if item_id is None:
+            issue(
+                "unknown-item",
+                f"{scale.id} has no item {key!r} (items: {', '.join(scale.items)})",
+                item=str(key),
+            )
+            continue
+        if item_id in raw_by_item:
+            issue("bad-record", f"item {item_id} is given twice", item=str(key))
+            continue
+        raw_by_item[item_id] = (str(key), raw)
+
+    values: dict[str, Any] = {}
+    for item_id, item_rule in scale.items.items():
+        key, raw = raw_by_item.get(item_id, (item_id, None))
+        parsed = parse_value(item_rule, raw, missing_codes)
+        if isinstance(parsed, Rejection):
+            issue(
+                parsed.code,
+                parsed.detail,
+                item=key,
+                hint=_hint(parsed.code) + "; scores that use this item are left empty",
+            )
+            values[item_id] = INVALID
+        else:
+            values[item_id] = parsed
+        usable = values[item_id] is not MISSING and values[item_id] is not INVALID
+        result.items[item_id] = values[item_id] if usable else None
+
+    # slots: items, and alternatives of which exactly one may be rated -------------
+    slots: dict[str, _State] = {}
+    for slot_id, members in scale.slots.items():
+        if len(members) == 1:
+            v = values[members[0]]
+            slots[slot_id] = _State(v, 0 if v in (MISSING, INVALID) else 1)
+            continue
+        states = [values[m] for m in members]
+        if INVALID in states:
+            slots[slot_id] = _State(INVALID)
+            continue
+        rated = [(m, v) for m, v in zip(members, states, strict=True) if v is not MISSING]
+        if len(rated) > 1:
+            issue(
+                "alternatives-both",
+                f"items {' and '.join(m for m, _ in rated)} are alternatives of item {slot_id}; "
+                "only one may be rated",
+                item=rated[0][0],
+                hint="keep the one that was rated and leave the other blank; scores that use "
+                f"item {slot_id} are left empty",
+            )
+            slots[slot_id] = _State(INVALID)
+        elif rated:
+            slots[slot_id] = _State(rated[0][1], 1)
+        else:
+            slots[slot_id] = _State(MISSING)
+
+    # scores ---------------------------------------------------------------------
+    computed: dict[str, _State] = {}
+    for rule in scale.scores:
+        parts: list[Num] = []
+        answered_terms: list[int] = []
+        leaves = 0
+        invalid = False
+        missing_items = 0
+        for j, term in enumerate(rule.terms):
+            state = slots[term.ref] if term.kind == "slot" else computed[term.ref]
+            if state.value is INVALID:
+                invalid = True
+                break
+            if state.value is MISSING:
+                missing_items += term.kind == "slot"
+                continue
+            parts.append(term.apply(state.value))
+            answered_terms.append(j)
+            leaves += state.leaves
+        result.items_answered[rule.id] = leaves
+        result.prorated[rule.id] = False
+        result.bands[rule.id] = None
+        if invalid:
+            computed[rule.id] = _State(INVALID)
+            result.scores[rule.id] = None
+            continue
+        if len(parts) < rule.required:
+            computed[rule.id] = _State(MISSING)
+            result.scores[rule.id] = None
+            # A score that lacks only sub-scores is explained by the sub-score's own issue.
+            if missing_items:
+                n = len(rule.terms)
+                need = "all" if rule.required >= n else f"at least {rule.required}"
+                users = scale.dependents.get(rule.id, ())
+                issue(
+                    "insufficient-items",
+                    f"score {rule.id}: {len(parts)} of {n} answered, the rule needs {need}"
+                    + (
+                        f" (so {', '.join(users)} {'is' if len(users) == 1 else 'are'} empty too)"
+                        if users
+                        else ""
+                    ),
+                )
+            continue
+        value, prorated = _apply_score(rule, parts, answered_terms)
+        computed[rule.id] = _State(value, leaves)
+        result.scores[rule.id] = value
+        result.prorated[rule.id] = prorated
+        result.bands[rule.id] = rule.band(value) if rule.bands else None
+
+    # flags and classifications --------------------------------------------------
+    def condition_value(cond: ConditionRule) -> Any:
+        state = slots[cond.ref] if cond.kind == "slot" else computed[cond.ref]
+        return state.value
+
+    for flag in scale.flags:
+        v = condition_value(flag.condition)
+        if v is MISSING or v is INVALID:
+            if v is MISSING:
+                issue(
+                    "flag-undetermined",
+                    f"flag {flag.id} ({flag.condition.describe()}) cannot be determined",
+                    item=flag.condition.ref if flag.condition.kind == "slot" else None,
+                )
+            continue
+        if flag.condition.test(v):
+            result.flags.append(flag.id)
+    for cls in scale.classifications:
+        v = condition_value(cls.condition)
+        result.classifications[cls.id] = (
+            None if v is MISSING or v is INVALID else cls.condition.test(v)
+        )
+    return result
+
+
+def _hint(code: str) -> str:
+    return ISSUE_TYPES[code].hint
+
+
+# --------------------------------------------------------------------------------------
+# Worked examples
+
+
+def run_examples(scale: Scale) -> list[str]:
+    """Score each worked example of a scale; one message per expectation it misses."""
+    failures: list[str] = []
+    for i, example in enumerate(scale.definition.examples):
+        record = AnswerRecord(
+            subject=f"example-{i + 1}",
+            visit="example",
+            scale=scale.id,
+            items={str(k): v for k, v in example.answers.items()},
+        )
+        result = score_record(scale, record)
+        where = f"examples[{i}] ({example.description})"
+        expect = example.expect
+
+        def check(what: str, expected: Any, actual: Any, where: str = where) -> None:
+            if expected != actual:
+                failures.append(f"{where}: {what}: expected {expected!r}, got {actual!r}")
+
+        for name, value in expect.scores.items():
+            if name not in result.scores:
+                failures.append(f"{where}: unknown score {name!r}")
+                continue
+            got = result.scores[name]
+            same = (
+                (got is None
+                and value is None)
+                or (got is not None
+                and value is not None
+                and abs(got - value) < 1e-9)
+            )
+            if not same:
+                check(f"score {name}", value, got)
+        for name, band in expect.bands.items():
+            check(f"band of {name}", band, result.bands.get(name, "<no such score>"))
+        for name, count in expect.items_answered.items():
+            check(f"items answered for {name}", count, result.items_answered.get(name))
+        for name, flag in expect.prorated.items():
+            check(f"prorated {name}", flag, result.prorated.get(name))
+        if expect.flags is not None:
+            check("flags", sorted(expect.flags), sorted(result.flags))
+        for name, cls in expect.classifications.items():
+            check(f"classification {name}", cls, result.classifications.get(name, "<none>"))
+        codes = sorted(i.code for i in result.issues)
+        if expect.issues is not None:
+            check("issue codes", sorted(expect.issues), codes)
+        elif codes:
+            failures.append(f"{where}: unexpected issues: {', '.join(codes)}")
+    return failures
+
+
+# --------------------------------------------------------------------------------------
+# Many records
+
+
+def _comparable(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, Rejection):
+        return ("rejected", value.detail)
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    if text.casefold() in MISSING_MARKERS:
+        return None
+    if _NUMBER.match(text):
+        return float(text)
+    return normalize_label(text)
+
+
+def _answers_key(record: AnswerRecord) -> tuple[tuple[str, Any], ...]:
+    return tuple(
+        sorted(
+            (str(k).casefold(), v)
+            for k, raw in record.items.items()
+            if (v := _comparable(raw)) is not None
+        )
+    )
+
+
+def _empty_result(record: AnswerRecord, scale: Scale | None, issue: Issue) -> ScoreResult:
+    result = ScoreResult(
+        subject=record.subject,
+        visit=record.visit,
+        scale=scale.id if scale else record.scale,
+        scale_version=scale.version if scale else None,
+        date=record.date,
+        day=record.day,
+        source=record.source,
+        extra=dict(record.extra),
+        issues=[issue],
+    )
+    if scale is not None:
+        for rule in scale.scores:
+            result.scores[rule.id] = None
+            result.bands[rule.id] = None
+            result.items_answered[rule.id] = 0
+            result.prorated[rule.id] = False
+        for cls in scale.classifications:
+            result.classifications[cls.id] = None
+    return result
+
+
+def _location(record: AnswerRecord) -> str:
+    src = record.source
+    if src.file is None:
+        return f"record {src.index + 1}" if src.index is not None else "input"
+    return f"{src.file}:{src.line}" if src.line is not None else src.file
+
+
+def score_records(
+    records: Iterable[AnswerRecord],
+    resolve: Any,
+    *,
+    extra_missing: Iterable[Any] = (),
+) -> list[ScoreResult]:
+    """Score records in order. ``resolve(scale_id)`` gives a Scale or None if unknown.
+
+    Records for the same subject, visit and scale are compared: identical ones are merged
+    (a warning), differing ones give one result with no scores and an error.
+    """
+    extra = tuple(extra_missing)
+    groups: dict[tuple[str, str, str], list[AnswerRecord]] = {}
+    order: list[tuple[str, str, str] | AnswerRecord] = []
+    out: list[ScoreResult] = []
+    for record in records:
+        if record.scale is None:
+            order.append(record)
+            continue
+        key = (record.subject, record.visit, record.scale.casefold())
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(record)
+    for entry in order:
+        if isinstance(entry, AnswerRecord):
+            out.append(
+                _empty_result(
+                    entry,
+                    None,
+                    make_issue(
+                        "no-scale",
+                        "the record does not say which scale it answers",
+                        file=entry.source.file,
+                        line=entry.source.line,
+                        subject=entry.subject,
+                        visit=entry.visit,
+                    ),
+                )
+            )
+            continue
+        group = groups[entry]
+        first = group[0]
+        assert first.scale is not None
+        scale = resolve(first.scale)
+        if scale is None:
+            out.append(
+                _empty_result(
+                    first,
+                    None,
+                    make_issue(
+                        "unknown-scale",
+                        f"unknown scale {first.scale!r}",
+                        file=first.source.file,
+                        line=first.source.line,
+                        subject=first.subject,
+                        visit=first.visit,
+                    ),
+                )
+            )
+            continue
+        answers = {_answers_key(r) for r in group}
+        if len(answers) > 1:
+            places = ", ".join(_location(r) for r in group)
+            out.append(
+                _empty_result(
+                    first,
+                    scale,
+                    make_issue(
+                        "conflicting-records",
+                        f"{len(group)} records with different answers ({places}); not scored",
+                        file=first.source.file,
+                        line=first.source.line,
+                        subject=first.subject,
+                        visit=first.visit,
+                        scale=scale.id,
+                    ),
+                )
+            )
+            continue
+        result = score_record(scale, first, extra_missing=extra)
+        if len(group) > 1:
+            result.issues.append(
+                make_issue(
+                    "duplicate-record",
+                    f"the same answers appear {len(group)} times "
+                    f"({', '.join(_location(r) for r in group)}); scored once",
+                    file=first.source.file,
+                    line=first.source.line,
+                    subject=first.subject,
+                    visit=first.visit,
+                    scale=scale.id,
+                )
+            )
+        out.append(result)
+    return out

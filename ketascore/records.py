@@ -1,0 +1,48 @@
+"""Answer records: one subject's answers to one scale at one visit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Source(BaseModel):
+    """Where a record came from: file, line (YAML line or CSV line), record index."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str | None = None
+    line: int | None = None
+    index: int | None = None
+
+
+class AnswerRecord(BaseModel):
+    """Raw answers as read from a file; values are checked when scored, not when read.
+
+    ``items`` maps item id to the value as written (a number, an answer label, a missing
+    code or None). ``item_lines`` gives the line of each item where the format knows it.
+    ``extra`` holds carried fields (arm, site, ...) that are copied to the output.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    subject: str
+    visit: str
+    scale: str | None = None
+    items: dict[str, Any] = Field(default_factory=dict)
+    date: str | None = None
+    day: int | float | None = None
+    extra: dict[str, Any] = Field(default_factory=dict)
+    source: Source = Field(default_factory=Source)
+    item_lines: dict[str, int] = Field(default_factory=dict)
+    missing_codes: tuple[Any, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, str, str | None]:
+        return (self.subject, self.visit, self.scale)
+
+    def line_of(self, item: str | None) -> int | None:
+        if item is not None and item in self.item_lines:
+            return self.item_lines[item]
+        return self.source.line
