@@ -76,6 +76,7 @@ def scale_card_data(scale: Scale) -> dict[str, Any]:
                 "remission": rule.remission.model_dump(exclude_none=True)
                 if rule.remission
                 else None,
+                "applies_when": rule.applies_when.describe() if rule.applies_when else None,
                 "codes": sdef.codes.model_dump(exclude_none=True) if sdef.codes else {},
             }
         )
@@ -168,9 +169,12 @@ def scale_card(scale: Scale) -> Any:
                 outcomes.append(f"remission: <= {format_number(rem['at_most'])}")
             else:
                 outcomes.append(f"remission: < {format_number(rem['below'])}")
+        computed_as = s["formula"]
+        if s["applies_when"]:
+            computed_as += f"\nonly when {s['applies_when']}"
         scores.add_row(
             f"{s['id']}\n{s['label']}",
-            s["formula"],
+            computed_as,
             f"{format_number(s['min'])}-{format_number(s['max'])}",
             s["missing_rule"],
             bands,

@@ -63,6 +63,7 @@ class ScoreResult:
     prorated: dict[str, bool] = field(default_factory=dict)
     flags: list[str] = field(default_factory=list)
     classifications: dict[str, bool | None] = field(default_factory=dict)
+    not_applicable: list[str] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
     source: Source = field(default_factory=Source)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -86,6 +87,7 @@ class ScoreResult:
             "prorated": self.prorated,
             "flags": self.flags,
             "classifications": self.classifications,
+            "not_applicable": self.not_applicable,
             "issues": [i.as_dict() for i in self.issues],
             "source": {"file": self.source.file, "line": self.source.line},
         }
@@ -303,7 +305,24 @@ def score_record(
 
     # scores ---------------------------------------------------------------------
     computed: dict[str, _State] = {}
+
+    def condition_value(cond: ConditionRule) -> Any:
+        state = slots[cond.ref] if cond.kind == "slot" else computed[cond.ref]
+        return state.value
+
     for rule in scale.scores:
+        if rule.applies_when is not None:
+            gate = condition_value(rule.applies_when)
+            if gate is MISSING or gate is INVALID or not rule.applies_when.test(gate):
+                # not applicable (or not known to apply): no score, and no issue of its own
+                computed[rule.id] = _State(INVALID if gate is INVALID else MISSING)
+                result.scores[rule.id] = None
+                result.bands[rule.id] = None
+                result.items_answered[rule.id] = 0
+                result.prorated[rule.id] = False
+                if gate is not MISSING and gate is not INVALID:
+                    result.not_applicable.append(rule.id)
+                continue
         parts: list[Num] = []
         answered_terms: list[int] = []
         leaves = 0
@@ -352,10 +371,6 @@ def score_record(
         result.bands[rule.id] = rule.band(value) if rule.bands else None
 
     # flags and classifications --------------------------------------------------
-    def condition_value(cond: ConditionRule) -> Any:
-        state = slots[cond.ref] if cond.kind == "slot" else computed[cond.ref]
-        return state.value
-
     for flag in scale.flags:
         v = condition_value(flag.condition)
         if v is MISSING or v is INVALID:
@@ -407,12 +422,8 @@ def run_examples(scale: Scale) -> list[str]:
                 failures.append(f"{where}: unknown score {name!r}")
                 continue
             got = result.scores[name]
-            same = (
-                (got is None
-                and value is None)
-                or (got is not None
-                and value is not None
-                and abs(got - value) < 1e-9)
+            same = (got is None and value is None) or (
+                got is not None and value is not None and abs(got - value) < 1e-9
             )
             if not same:
                 check(f"score {name}", value, got)

@@ -173,6 +173,10 @@ class Score(Model):
     bands_source: str | None = None
     response: Response | None = None
     remission: Remission | None = None
+    applies_when: Condition | None = Field(
+        default=None,
+        description="the score exists only when this holds (C-SSRS intensity needs ideation)",
+    )
     codes: Codes | None = None
     note: str | None = None
 

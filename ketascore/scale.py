@@ -183,6 +183,7 @@ class ScoreRule:
     response: Response | None
     remission: Remission | None
     missing_source: str | None
+    applies_when: ConditionRule | None = None
 
     def band(self, value: Num) -> str | None:
         """Bands are thresholds: a value belongs to the last band whose min it reaches."""
@@ -506,6 +507,8 @@ class _Compiler:
 
     def score_refs(self, score: Score) -> list[str]:
         refs = []
+        if score.applies_when is not None and score.applies_when.score is not None:
+            refs.append(score.applies_when.score)
         for term in score.of:
             if isinstance(term, Term):
                 if term.score is not None:
@@ -687,7 +690,16 @@ class _Compiler:
                         f"threshold {format_number(threshold)} lies outside the score's range "
                         f"{format_number(lo)}-{format_number(hi)}",
                     )
+        applies_when = None
+        if score.applies_when is not None:
+            applies_when = self.compile_condition(score.applies_when, (*path, "applies_when"))
+            if applies_when is None:
+                return None
+            if applies_when.kind == "score" and applies_when.ref == score.id:
+                self.problem((*path, "applies_when"), "a score cannot depend on itself")
+                return None
         return ScoreRule(
+            applies_when=applies_when,
             id=score.id,
             label=score.label,
             method=score.method,

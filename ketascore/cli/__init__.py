@@ -1,0 +1,66 @@
+"""The command-line interface: parses options, calls the library, formats the output.
+
+Each command lives in its own module of this package and registers itself on ``cli``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from ketascore import __version__
+from ketascore.cli.common import Exit
+
+
+class KetascoreGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(Exit.INTERRUPTED)
+        except BrokenPipeError:
+            # the reader of our output went away (e.g. `| head`): not an error of ours
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(Exit.OK)
+        except Exception as exc:
+            if ctx.find_root().params.get("traceback"):
+                raise
+            click.echo(
+                f"Error: internal error: {type(exc).__name__}: {exc}\n"
+                "This is a bug in ketascore; rerun with --traceback and report it.",
+                err=True,
+            )
+            ctx.exit(Exit.INTERNAL)
+
+
+@click.group(cls=KetascoreGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="ketascore")
+@click.option("--traceback", is_flag=True, help="Show the full traceback of internal errors.")
+def cli(traceback: bool) -> None:
+    """Score clinical rating scales and report change from baseline.
+
+    \b
+    Exit codes: 0 all input scored cleanly; 1 some input had problems (the rest
+    was scored and the problems reported); 2 usage error (bad option, unknown or
+    unusable scale); 3 internal error; 130 interrupted.
+    """
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli(prog_name="ketascore")
+    except KeyboardInterrupt:  # pragma: no cover - interrupted before click took over
+        click.echo("Interrupted.", err=True)
+        sys.exit(Exit.INTERRUPTED)
+
+
+# Commands register themselves on `cli` when their module is imported.
+from ketascore.cli import change, scales, score  # noqa: E402, F401

@@ -1,0 +1,3 @@
+from ketascore.cli import main
+
+main()

@@ -1,0 +1,133 @@
+"""`ketascore change`: change from baseline."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from ketascore.cli import cli
+from ketascore.cli.common import (
+    Exit,
+    UsageError,
+    console,
+    emit,
+    input_options,
+    load_scale_option,
+    output_options,
+    resolve_format,
+)
+
+# --------------------------------------------------------------------------------------
+# change
+
+
+@cli.command("change")
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--scale", "scale_name", required=True, help="Built-in scale id or path of a scale file."
+)
+@click.option("--score", "score_name", default="total", show_default=True, help="Score to analyse.")
+@click.option(
+    "--baseline",
+    help="Baseline visit (default: the visit named 'baseline', else the earliest by study day, "
+    "then date, then order in the input).",
+)
+@click.option(
+    "--by",
+    help="Group by a carried field (e.g. arm) or a baseline classification of a scale "
+    "(e.g. hamd17.anxious_depression).",
+)
+@click.option(
+    "--response-percent",
+    type=click.FloatRange(0, 100, min_open=True),
+    help="Response = reduction of at least this percent (default: the scale's, usually 50).",
+)
+@click.option(
+    "--remission-at-most",
+    type=float,
+    help="Remission = score at most this value (default: the scale's threshold).",
+)
+@click.option("--summary", "summary_only", is_flag=True, help="With csv: write the summary table.")
+@output_options(("table", "json", "jsonl", "csv"))
+@input_options
+def change_cmd(
+    paths: tuple[str, ...],
+    scale_name: str,
+    score_name: str,
+    baseline: str | None,
+    by: str | None,
+    response_percent: float | None,
+    remission_at_most: float | None,
+    summary_only: bool,
+    fmt: str | None,
+    output: Path | None,
+    input_format: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    max_file_size: int,
+) -> None:
+    """Change from baseline per subject and a per-visit summary, for one score of one scale."""
+    from ketascore import output as out
+    from ketascore.api import read_answers, score
+    from ketascore.change import compute_change
+    from ketascore.library import ScaleSet
+    from ketascore.scale import clean_number
+
+    fmt = resolve_format(fmt, output)
+    scale = load_scale_option(scale_name)
+    if score_name not in scale.score_ids:
+        raise UsageError(
+            f"scale {scale.id} has no score {score_name!r}; scores: {', '.join(scale.score_ids)}"
+        )
+    data = read_answers(
+        list(paths),
+        input_format=input_format,
+        scales=[scale],
+        include=include,
+        exclude=exclude,
+        max_file_size=max_file_size,
+    )
+    known = ScaleSet([scale])
+    by_scale = by.partition(".")[0] if by and "." in by else None
+    other = known.get(by_scale) if by_scale else None
+    if by_scale and other is None:
+        raise UsageError(f"--by {by}: unknown scale {by_scale!r}")
+    if other is not None:
+        name = by.partition(".")[2] if by else ""
+        if name not in {c.id for c in other.classifications} and name not in other.score_ids:
+            raise UsageError(
+                f"--by {by}: {other.id} has no classification or score {name!r}; "
+                f"classifications: {', '.join(c.id for c in other.classifications) or 'none'}"
+            )
+    results = score(data.records, scale=scale)
+    if other is not None and other.id != scale.id:
+        results += score(data.records, scale=other)
+    report = compute_change(
+        results,
+        scale,
+        score_name,
+        baseline_visit=baseline,
+        by=by,
+        scales={other.id: other} if other is not None else None,
+        response_percent=clean_number(response_percent) if response_percent else None,
+        remission_at_most=clean_number(remission_at_most)
+        if remission_at_most is not None
+        else None,
+    )
+    record_issues = [i for r in results if r.scale == scale.id for i in r.issues]
+    report.issues[:0] = data.issues + record_issues
+    if fmt == "table":
+        from ketascore.render import change_tables, print_issues
+
+        console().print(change_tables(report, scale))
+        print_issues(console(stderr=True), report.issues)
+    elif fmt == "json":
+        emit(out.change_json(report), output, list(paths))
+    elif fmt == "jsonl":
+        emit(out.change_jsonl(report), output, list(paths))
+    else:
+        emit(out.change_csv(report, summary_only), output, list(paths))
+    problems = any(i.severity == "error" for i in report.issues)
+    sys.exit(Exit.PROBLEMS if problems else Exit.OK)

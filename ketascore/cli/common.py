@@ -1,0 +1,132 @@
+"""Shared pieces of the CLI: exit codes, output and input options, writing output."""
+
+from __future__ import annotations
+
+import enum
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Exit(enum.IntEnum):
+    OK = 0
+    PROBLEMS = 1  # some input had problems; everything else was scored
+    USAGE = 2  # bad option, unknown scale, unusable scale file
+    INTERNAL = 3  # a bug in ketascore
+    INTERRUPTED = 130
+
+
+class UsageError(click.ClickException):
+    exit_code = Exit.USAGE
+
+
+def console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def is_tty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def output_options(formats: tuple[str, ...]) -> Callable[[F], F]:
+    def decorate(func: F) -> F:
+        func = click.option(
+            "-o",
+            "--output",
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Write to FILE (written completely or not at all) instead of stdout.",
+        )(func)
+        func = click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(formats),
+            help="Output format (default: table on a terminal, json when piped or written).",
+        )(func)
+        return func
+
+    return decorate
+
+
+def input_options(func: F) -> F:
+    func = click.option(
+        "--max-file-size",
+        type=int,
+        default=1 << 30,
+        show_default=True,
+        help="Refuse input files larger than this many bytes.",
+    )(func)
+    func = click.option("--exclude", multiple=True, help="Skip files matching this glob.")(func)
+    func = click.option(
+        "--include", multiple=True, help="In folders, read only files matching this glob."
+    )(func)
+    func = click.option(
+        "--input-format",
+        type=click.Choice(["yaml", "json", "jsonl", "csv", "csv-long"]),
+        help="Format of the input (default: from the extension or the content).",
+    )(func)
+    return func
+
+
+def resolve_format(fmt: str | None, output: Path | None) -> str:
+    if fmt:
+        if fmt == "table" and output is not None:
+            raise UsageError("--format table writes to the terminal; choose json, jsonl or csv")
+        return fmt
+    if output is not None:
+        ext = output.suffix.lower().lstrip(".")
+        return ext if ext in ("json", "jsonl", "csv") else "json"
+    return "table" if is_tty(sys.stdout) else "json"
+
+
+def emit(text_or_lines: Any, output: Path | None, inputs: list[str]) -> None:
+    """Write text (or an iterable of lines) to stdout or atomically to ``output``."""
+    from ketascore.output import atomic_writer
+
+    if output is None:
+        if isinstance(text_or_lines, str):
+            click.echo(text_or_lines, nl=False)
+        else:
+            for line in text_or_lines:
+                click.echo(line, nl=False)
+        return
+    target = output.resolve()
+    for name in inputs:
+        if name != "-" and Path(name).exists():
+            resolved = Path(name).resolve()
+            if resolved == target or (resolved.is_dir() and resolved in target.parents):
+                raise UsageError(
+                    f"refusing to write {output}: it is an input (or inside an input folder); "
+                    "choose another output path"
+                )
+    with atomic_writer(output) as fh:
+        if isinstance(text_or_lines, str):
+            fh.write(text_or_lines)
+        else:
+            for line in text_or_lines:
+                fh.write(line)
+
+
+def load_scale_option(name: str | None) -> Any:
+    if name is None:
+        return None
+    from ketascore.library import UnknownScaleError, resolve_scale
+    from ketascore.scale import ScaleError
+
+    try:
+        return resolve_scale(name)
+    except UnknownScaleError as exc:
+        raise UsageError(str(exc)) from None
+    except ScaleError as exc:
+        raise UsageError(
+            f"scale file {exc.source} has problems:\n" + "\n".join(exc.problems)
+        ) from None
