@@ -11,11 +11,12 @@ import datetime as dt
 import io
 import json
 import os
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ketascore import yamlsafe
 from ketascore.engine import Rejection
@@ -740,6 +741,7 @@ def read_text(
     text: str, name: str, fmt: str | None = None, scale_ids: Iterable[str] = ()
 ) -> ReadResult:
     """Read answer records from text; ``fmt`` overrides detection."""
+    text = text.removeprefix("\ufeff")
     fmt = fmt or detect_format(name, text)
     if fmt == "yaml":
         return read_yaml(text, name)
@@ -807,14 +809,14 @@ def read_paths(
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
     max_file_size: int = DEFAULT_MAX_FILE_SIZE,
-    stdin: io.BufferedIOBase | None = None,
+    stdin: BinaryIO | None = None,
 ) -> ReadResult:
     """Read files and folders (``-`` is standard input) into one result, in a stable order."""
     out = ReadResult()
     ids = list(scale_ids)
     for path in iter_input_files(paths, include, exclude, out.issues):
         if str(path) == "-":
-            stream = stdin if stdin is not None else os.fdopen(0, "rb", closefd=False)
+            stream = stdin if stdin is not None else sys.stdin.buffer
             out.extend(read_bytes(stream.read(), "<stdin>", fmt, ids))
         else:
             out.extend(read_file(path, fmt, ids, max_file_size))

@@ -90,7 +90,12 @@ def _mark(node: yaml.Node) -> Position:
 def _scalar(loader: _Loader, node: yaml.ScalarNode) -> Any:
     if node.tag not in _ALLOWED_TAGS:
         raise YamlError(f"tag {node.tag!r} is not allowed", *_pos(node))
-    value = loader.construct_object(node)
+    try:
+        value = loader.construct_object(node)
+    except (ValueError, OverflowError):
+        if node.tag == "tag:yaml.org,2002:timestamp":
+            return node.value  # looks like a date but is not one (2025-13-40): keep the text
+        raise YamlError(f"cannot read value {node.value!r}", *_pos(node)) from None
     if isinstance(value, _dt.datetime | _dt.date):
         return value.isoformat()
     if isinstance(value, bytes):  # pragma: no cover - !!binary is not in _ALLOWED_TAGS

@@ -43,7 +43,7 @@ def _extreme(scale_id: str, pick: str) -> dict[str, object]:
             continue
         rule = scale.items[slot]
         answers[slot] = rule.lo if pick == "min" else rule.hi
-    for alt, members in scale.slots.items():
+    for members in scale.slots.values():
         if len(members) > 1:
             rule = scale.items[members[0]]
             answers[members[0]] = rule.lo if pick == "min" else rule.hi

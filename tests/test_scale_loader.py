@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from ketascore.scale import ScaleError, check_scale_text, load_scale_text, round_value
 from ketascore.model import Rounding
+from ketascore.scale import ScaleError, check_scale_text, load_scale_text, round_value
 
 BASE = """\
 id: demo
@@ -42,8 +42,10 @@ def test_base_scale_is_valid() -> None:
 
 
 def test_unknown_key_is_reported_with_line_and_column() -> None:
-    text = BASE.replace("  - {id: 2, label: Two, range: [0, 3]}",
-                        "  - {id: 2, label: Two, range: [0, 3], colour: red}")
+    text = BASE.replace(
+        "  - {id: 2, label: Two, range: [0, 3]}",
+        "  - {id: 2, label: Two, range: [0, 3], colour: red}",
+    )
     assert problems(text) == ["demo.yaml:10:48: items[1].colour: unknown key 'colour'"]
 
 
@@ -102,16 +104,20 @@ def test_declared_range_differs_from_computed() -> None:
 
 
 def test_sum_allowing_missing_items_must_prorate() -> None:
-    text = BASE.replace("    of: [1, 2, 3]\n", "    of: [1, 2, 3]\n    missing: {min_answered: 2}\n")
+    text = BASE.replace(
+        "    of: [1, 2, 3]\n", "    of: [1, 2, 3]\n    missing: {min_answered: 2}\n"
+    )
     assert problems(text) == [
-        "demo.yaml:16:14: scores[0].missing.method: a sum that allows missing items must prorate them "
-        "(prorate_mean or prorate_max); summing only the answered items would count missing "
-        "ones as 0"
+        "demo.yaml:16:14: scores[0].missing.method: a sum that allows missing items must "
+        "prorate them (prorate_mean or prorate_max); summing only the answered items would "
+        "count missing ones as 0"
     ]
 
 
 def test_prorate_mean_needs_equal_ranges() -> None:
-    text = BASE.replace("{id: 3, label: Three, range: [0, 3]}", "{id: 3, label: Three, range: [0, 8]}")
+    text = BASE.replace(
+        "{id: 3, label: Three, range: [0, 3]}", "{id: 3, label: Three, range: [0, 8]}"
+    )
     text = text.replace("max: 9}", "max: 14}")
     text = text.replace(
         "    of: [1, 2, 3]\n",
@@ -150,9 +156,11 @@ def test_recode_must_map_every_value() -> None:
 
 
 def test_every_problem_is_reported_at_once() -> None:
-    text = BASE.replace("of: [1, 2, 3]", "of: [1, 2, 9]").replace(
-        "{label: high, min: 5, max: 9}", "{label: high, min: 7, max: 9}"
-    ).replace("{id: 2, label: Two, range: [0, 3]}", "{id: 2, label: Two, range: [3, 0]}")
+    text = (
+        BASE.replace("of: [1, 2, 3]", "of: [1, 2, 9]")
+        .replace("{label: high, min: 5, max: 9}", "{label: high, min: 7, max: 9}")
+        .replace("{id: 2, label: Two, range: [0, 3]}", "{id: 2, label: Two, range: [3, 0]}")
+    )
     assert len(problems(text)) >= 2
 
 

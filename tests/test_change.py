@@ -1,0 +1,155 @@
+"""Change from baseline: baseline choice, percent change, response, remission, summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ketascore.change import choose_baseline, compute_change, natural_key
+from ketascore.engine import ScoreResult
+from ketascore.library import load_builtin
+from ketascore.records import Source
+
+
+def res(subject: str, visit: str, total: float | None, **kw: Any) -> ScoreResult:
+    return ScoreResult(
+        subject=subject,
+        visit=visit,
+        scale=kw.pop("scale", "madrs"),
+        scale_version="1.0",
+        scores={"total": total},
+        source=Source(file="f.csv", line=kw.pop("line", 2)),
+        **kw,
+    )
+
+
+@pytest.fixture(scope="module")
+def madrs():  # type: ignore[no-untyped-def]
+    return load_builtin("madrs")
+
+
+def test_exactly_fifty_percent_is_a_response(madrs: Any) -> None:
+    report = compute_change([res("S1", "baseline", 30), res("S1", "day1", 15)], madrs)
+    (row,) = report.rows
+    assert (row.baseline, row.value, row.change, row.percent_change) == (30, 15, -15, -50)
+    assert row.response is True and row.remission is False
+    report = compute_change([res("S1", "baseline", 30), res("S1", "day1", 16)], madrs)
+    assert report.rows[0].response is False
+
+
+def test_remission_threshold_and_override(madrs: Any) -> None:
+    results = [res("S1", "baseline", 30), res("S1", "day1", 10)]
+    assert compute_change(results, madrs).rows[0].remission is True
+    report = compute_change(results, madrs, remission_at_most=9)
+    assert report.rows[0].remission is False
+    report = compute_change(results, madrs, response_percent=70)
+    assert report.rows[0].response is False  # 66.7% reduction
+
+
+def test_baseline_zero_gives_change_but_no_percent(madrs: Any) -> None:
+    report = compute_change([res("S1", "baseline", 0), res("S1", "day1", 4)], madrs)
+    (row,) = report.rows
+    assert (row.change, row.percent_change, row.response) == (4, None, None)
+    (issue,) = report.issues
+    assert issue.code == "baseline-zero"
+    assert issue.message.startswith(
+        "f.csv:2: subject S1, visit baseline, madrs: baseline total is 0"
+    )
+
+
+def test_subject_without_baseline(madrs: Any) -> None:
+    results = [res("S1", "baseline", 20), res("S1", "day1", 10), res("S2", "day1", 12, line=9)]
+    report = compute_change(results, madrs, baseline_visit="baseline")
+    assert [r.subject for r in report.rows] == ["S1"]
+    (issue,) = report.issues
+    assert issue.code == "no-baseline"
+    assert issue.message == (
+        "f.csv:9: subject S2, madrs: no record at the baseline visit 'baseline'; change not "
+        "computed; add the baseline record, or choose the baseline visit with --baseline"
+    )
+
+
+def test_baseline_score_missing(madrs: Any) -> None:
+    report = compute_change([res("S1", "baseline", None), res("S1", "day1", 10)], madrs)
+    assert report.rows == []
+    assert report.issues[0].message.startswith(
+        "f.csv:2: subject S1, visit baseline, madrs: the baseline (baseline) has no total score"
+    )
+
+
+@pytest.mark.parametrize(
+    ("results", "visit", "rule"),
+    [
+        ([res("S", "screen", 1, day=-7), res("S", "Baseline", 2, day=0)], "Baseline", "named"),
+        ([res("S", "w2", 1, day=14), res("S", "w0", 2, day=0)], "w0", "earliest-day"),
+        (
+            [res("S", "b", 1, date="2025-02-01"), res("S", "a", 2, date="2025-01-01")],
+            "a",
+            "earliest-date",
+        ),
+        ([res("S", "x", 1), res("S", "y", 2, day=0)], "x", "first-seen"),
+    ],
+)
+def test_baseline_rules(results: list[ScoreResult], visit: str, rule: str) -> None:
+    base, how = choose_baseline(results, None)
+    assert base is not None and (base.visit, how) == (visit, rule)
+
+
+def test_visits_ordered_by_day_and_subjects_naturally(madrs: Any) -> None:
+    results = [
+        res("S10", "baseline", 30, day=0),
+        res("S10", "week2", 20, day=14),
+        res("S2", "day3", 22, day=3),
+        res("S2", "baseline", 30, day=0),
+    ]
+    report = compute_change(results, madrs)
+    assert report.visits == ["baseline", "day3", "week2"]
+    assert report.subjects == ["S2", "S10"]
+    assert sorted(["S10", "S2", "S1"], key=natural_key) == ["S1", "S2", "S10"]
+
+
+def test_summary_statistics(madrs: Any) -> None:
+    results = [
+        res("A", "baseline", 30),
+        res("A", "d1", 15),
+        res("B", "baseline", 20),
+        res("B", "d1", 18),
+        res("C", "baseline", 40),
+        res("C", "d1", 8),
+    ]
+    report = compute_change(results, madrs)
+    base, d1 = report.summary
+    assert base.is_baseline and base.n == 3 and base.mean == 30 and base.sd == 10
+    assert not d1.is_baseline
+    assert d1.n == 3 and d1.n_change == 3
+    assert d1.mean_change == pytest.approx((-15 - 2 - 32) / 3)
+    assert (d1.responders, d1.n_response, d1.response_rate) == (2, 3, pytest.approx(200 / 3))
+    assert (d1.remitters, d1.n_remission) == (1, 3)
+
+
+def test_group_by_carried_field_and_by_classification() -> None:
+    madrs, hamd17 = load_builtin("madrs"), load_builtin("hamd17")
+    results = [
+        res("A", "baseline", 30, extra={"arm": "ketamine"}),
+        res("A", "d1", 10, extra={"arm": "ketamine"}),
+        res("B", "baseline", 30, extra={"arm": "placebo"}),
+        res("B", "d1", 25, extra={"arm": "placebo"}),
+        ScoreResult("A", "baseline", "hamd17", "1.0", classifications={"anxious_depression": True}),
+        ScoreResult(
+            "B", "baseline", "hamd17", "1.0", classifications={"anxious_depression": False}
+        ),
+    ]
+    by_arm = compute_change(results, madrs, by="arm")
+    assert [(s.group, s.visit) for s in by_arm.summary] == [
+        ("ketamine", "baseline"),
+        ("ketamine", "d1"),
+        ("placebo", "baseline"),
+        ("placebo", "d1"),
+    ]
+    assert [r.group for r in by_arm.rows] == ["ketamine", "placebo"]
+    by_anx = compute_change(
+        results, madrs, by="hamd17.anxious_depression", scales={"hamd17": hamd17}
+    )
+    assert by_anx.groups == {"A": "yes", "B": "no"}
+    assert [s.group for s in by_anx.summary] == ["no", "no", "yes", "yes"]

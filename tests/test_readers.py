@@ -1,0 +1,231 @@
+"""Reading answer files: YAML, JSON, JSON Lines, CSV wide and long, detection, stdin."""
+
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from ketascore.engine import Rejection
+from ketascore.readers import detect_format, iter_input_files, read_paths, read_text
+
+IDS = ["madrs", "phq9", "hamd17", "qids-sr16"]
+
+
+def test_yaml_single_record_keeps_identifiers_as_written() -> None:
+    text = "subject: 007\nvisit: 1\nscale: phq9\nday: 0\narm: ketamine\nitems:\n  1: 2\n  2: x\n"
+    result = read_text(text, "r.yaml")
+    (rec,) = result.records
+    assert (rec.subject, rec.visit, rec.scale, rec.day) == ("007", "1", "phq9", 0)
+    assert rec.items == {"1": 2, "2": "x"}
+    assert rec.extra == {"arm": "ketamine"}
+    assert rec.source.line == 1 and rec.item_lines == {"1": 7, "2": 8}
+    assert result.issues == []
+
+
+def test_yaml_list_of_records_has_lines() -> None:
+    text = "- {subject: A, visit: v, items: {1: 1}}\n- {subject: B, visit: v, items: {1: 2}}\n"
+    result = read_text(text, "r.yaml")
+    assert [r.source.line for r in result.records] == [1, 2]
+
+
+def test_yaml_yes_no_stay_text() -> None:
+    (rec,) = read_text("subject: A\nvisit: v\nitems: {q1: yes, q2: no}\n", "r.yaml").records
+    assert rec.items == {"q1": "yes", "q2": "no"}
+
+
+def test_json_has_lines() -> None:
+    text = '[\n  {"subject": "A", "visit": "v",\n   "items": {"1": 1,\n             "2": 7}}\n]\n'
+    (rec,) = read_text(text, "r.json").records
+    assert rec.source.line == 2 and rec.item_lines == {"1": 3, "2": 4}
+
+
+def test_jsonl() -> None:
+    text = '{"subject": "A", "visit": "v", "items": {"1": 1}}\n\nnot json\n'
+    result = read_text(text, "r.jsonl")
+    assert len(result.records) == 1
+    (issue,) = result.issues
+    assert issue.code == "parse-error" and issue.line == 3
+
+
+def test_csv_wide_splits_scales_and_carries_extra_fields() -> None:
+    text = (
+        "subject,visit,day,arm,phq9_1,phq9_2,madrs_1\n"
+        "S1,baseline,0,ketamine,1,2,\n"
+        "S2,baseline,0,placebo,,,4\n"
+    )
+    result = read_text(text, "w.csv", scale_ids=IDS)
+    assert [(r.subject, r.scale, r.items) for r in result.records] == [
+        ("S1", "phq9", {"1": "1", "2": "2"}),
+        ("S2", "madrs", {"1": "4"}),
+    ]
+    assert result.records[0].extra == {"arm": "ketamine"}
+    assert result.records[1].source.line == 3
+
+
+def test_csv_scale_ids_with_hyphens() -> None:
+    text = "subject,visit,qids-sr16_1\nS1,v,3\n"
+    (rec,) = read_text(text, "w.csv", scale_ids=IDS).records
+    assert rec.scale == "qids-sr16" and rec.items == {"1": "3"}
+
+
+def test_csv_long_groups_rows_and_catches_conflicts() -> None:
+    text = (
+        "subject,visit,scale,item,value\n"
+        "S1,v,phq9,1,2\n"
+        "S1,v,phq9,2,Several days\n"
+        "S1,v,phq9,2,3\n"
+        "S2,v,phq9,1,0\n"
+    )
+    result = read_text(text, "l.csv")
+    assert detect_format("l.csv", text) == "csv-long"
+    first, second = result.records
+    assert first.items["1"] == "2"
+    assert isinstance(first.items["2"], Rejection)
+    assert first.items["2"].code == "conflicting-records"
+    assert first.item_lines == {"1": 2, "2": 3}
+    assert second.subject == "S2"
+
+
+def test_csv_semicolon_bom_crlf() -> None:
+    text = "\ufeffsubject;visit;phq9_1\r\nS1;v;1\r\n"
+    (rec,) = read_text(text, "w.csv", scale_ids=IDS).records
+    assert rec.items == {"1": "1"}
+
+
+def test_csv_quoted_newline_keeps_line_numbers() -> None:
+    text = 'subject,visit,note,phq9_1\nS1,v,"two\nlines",1\nS2,v,x,5\n'
+    result = read_text(text, "w.csv", scale_ids=IDS)
+    assert [r.source.line for r in result.records] == [2, 4]
+
+
+def test_csv_ragged_row_costs_that_row_only() -> None:
+    text = "subject,visit,phq9_1\nS1,v,1\nS2,v\nS3,v,2\n"
+    result = read_text(text, "w.csv", scale_ids=IDS)
+    assert [r.subject for r in result.records] == ["S1", "S3"]
+    (issue,) = result.issues
+    assert issue.code == "csv-ragged-row"
+    assert issue.message.startswith(
+        "w.csv:3: subject S2: row has 2 cells but the header has 3; row skipped"
+    )
+
+
+def test_csv_duplicate_columns_refuse_the_file() -> None:
+    result = read_text("subject,visit,phq9_1,PHQ9_1\nS1,v,1,2\n", "w.csv", scale_ids=IDS)
+    assert result.records == []
+    assert [i.code for i in result.issues] == ["csv-columns"]
+
+
+def test_csv_without_subject_column() -> None:
+    result = read_text("id,visit,phq9_1\n1,v,1\n", "w.csv", scale_ids=IDS)
+    (issue,) = result.issues
+    assert issue.code == "csv-columns"
+    assert "no 'subject' column" in issue.message
+
+
+def test_detect_format_by_content() -> None:
+    assert detect_format("-", '[{"a": 1}]') == "json"
+    assert detect_format("-", '{"a": 1}\n{"a": 2}\n') == "jsonl"
+    assert detect_format("-", "subject,visit,phq9_1\nS,v,1\n") == "csv"
+    assert detect_format("-", "subject: S\nvisit: v\n") == "yaml"
+    assert detect_format("x.yml", "[1]") == "yaml"
+
+
+def test_latin1_file_is_read_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "w.csv"
+    path.write_bytes("subject,visit,site,phq9_1\nS1,v,Malmö,1\n".encode("latin-1"))
+    result = read_paths([path], scale_ids=IDS)
+    assert result.records[0].extra == {"site": "Malmö"}
+    assert [i.code for i in result.issues] == ["encoding"]
+
+
+def test_binary_file_and_folder_walk(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "2.yaml").write_text("subject: A\nvisit: v\nitems: {1: 1}\n")
+    (tmp_path / "a.yaml").write_text("subject: B\nvisit: v\nitems: {1: 1}\n")
+    (tmp_path / ".hidden.yaml").write_text("junk: [")
+    (tmp_path / "notes.md").write_text("# notes")
+    (tmp_path / "blob.json").write_bytes(b"\x00\x01\x02")
+    files = [p.relative_to(tmp_path).as_posix() for p in iter_input_files([tmp_path])]
+    assert files == ["a.yaml", "blob.json", "b/2.yaml"]
+    result = read_paths([tmp_path])
+    assert [r.subject for r in result.records] == ["B", "A"]
+    (issue,) = result.issues
+    assert issue.code == "file-format" and issue.file.endswith("blob.json")
+
+
+def test_include_exclude(tmp_path: Path) -> None:
+    (tmp_path / "a.yaml").write_text("x")
+    (tmp_path / "b.csv").write_text("x")
+    assert [p.name for p in iter_input_files([tmp_path], include=["*.csv"])] == ["b.csv"]
+    assert [p.name for p in iter_input_files([tmp_path], exclude=["*.csv"])] == ["a.yaml"]
+
+
+def test_file_size_limit_and_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "big.yaml"
+    path.write_text("subject: A\nvisit: v\nitems: {1: 1}\n")
+    result = read_paths([path, tmp_path / "missing.yaml"], max_file_size=10)
+    assert [i.code for i in result.issues] == ["file-too-large", "file-unreadable"]
+    assert "file is 34 bytes, above the limit of 10" in result.issues[0].message
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symlinks")
+def test_symlink_loop_is_read_once(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "r.yaml").write_text("subject: A\nvisit: v\nitems: {1: 1}\n")
+    (tmp_path / "d" / "loop").symlink_to(tmp_path / "d")
+    result = read_paths([tmp_path])
+    assert len(result.records) == 1
+    assert [i.code for i in result.issues] == ["file-unreadable"]
+
+
+def test_stdin() -> None:
+    stream = io.BytesIO(b'{"subject": "A", "visit": "v", "scale": "phq9", "items": {"1": 1}}')
+    result = read_paths(["-"], stdin=stream)
+    assert result.records[0].source.file == "<stdin>"
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "message"),
+    [
+        ("", "file-empty", "e.yaml: the file holds no records; check the export"),
+        ("[]", "file-empty", "e.yaml: the file holds an empty list; check the export"),
+        (
+            "42",
+            "bad-record",
+            "e.yaml:1: the file holds a number; expected a record or a list "
+            "of records; each record needs subject, visit and items",
+        ),
+        (
+            "subject: A\nitems: {1: 1}\n",
+            "missing-field",
+            "e.yaml:1: subject A: record 1 has "
+            "no usable visit; add the field (subject and visit are required)",
+        ),
+        (
+            "subject: A\nvisit: v\nitems: [1, 2]\n",
+            "bad-record",
+            "e.yaml:3: subject A, visit v: "
+            "record has no items mapping (items: {item id: value}); each record needs subject, "
+            "visit and items",
+        ),
+        (
+            "- 1\n",
+            "bad-record",
+            "e.yaml:1: record 1 is a number, not a mapping of fields; each "
+            "record needs subject, visit and items",
+        ),
+    ],
+)
+def test_bad_documents(text: str, code: str, message: str) -> None:
+    (issue,) = read_text(text, "e.yaml").issues
+    assert (issue.code, issue.message) == (code, message)
+
+
+def test_bad_date_and_day_keep_the_record() -> None:
+    text = "subject: A\nvisit: v\ndate: 2025-13-40\nday: soon\nitems: {1: 1}\n"
+    result = read_text(text, "r.yaml")
+    assert len(result.records) == 1
+    assert [(i.code, i.line) for i in result.issues] == [("bad-field", 3), ("bad-field", 4)]
