@@ -641,21 +641,12 @@ class _Compiler:
                 (*mpath, "method"),
                 "prorate_mean needs items of equal range; use prorate_max for unequal ranges",
             )
-        if missing.method == "prorate_max" and any(t.lo < 0 or t.hi <= 0 for t in terms):
+        if missing.method == "prorate_max" and any(t.lo != 0 or t.hi <= 0 for t in terms):
             self.problem(
-                (*mpath, "method"), "prorate_max needs items whose range is 0 or above, max > 0"
+                (*mpath, "method"),
+                "prorate_max needs items whose range starts at 0 (and a maximum above 0)",
             )
-        los = [t.lo for t in terms]
-        his = [t.hi for t in terms]
-        if score.method == "sum":
-            lo, hi = sum(los), sum(his)
-        elif score.method == "mean":
-            lo, hi = sum(los) / n, sum(his) / n
-        elif score.method == "max":
-            lo, hi = max(los), max(his)
-        else:
-            lo, hi = min(los), min(his)
-        lo, hi = clean_number(lo), clean_number(hi)
+        lo, hi = score_range(score.method, [t.lo for t in terms], [t.hi for t in terms], required)
         whole_terms = all(self.term_is_whole(t) for t in terms)
         whole = whole_terms and score.method != "mean"
         if missing.method != "none" and required < n:
@@ -854,6 +845,27 @@ class _Compiler:
         flags, classes = self.compile_flags()
         self.check_citations()
         return flags, classes
+
+
+def score_range(method: str, los: list[Num], his: list[Num], required: int) -> tuple[Num, Num]:
+    """The exact range of a score whose components range over [los[i], his[i]] and of which
+    at least ``required`` are answered (a sum needs all unless it is prorated, and prorating
+    keeps a sum within the range of the complete sum)."""
+    n = len(los)
+    low, high = sorted(los), sorted(his, reverse=True)
+    sizes = range(max(required, 1), n + 1)
+    if method == "sum":
+        lo: Num = sum(los)
+        hi: Num = sum(his)
+    elif method == "mean":
+        # the lowest mean of k answered items is the mean of the k lowest minima
+        lo = min(sum(low[:k]) / k for k in sizes)
+        hi = max(sum(high[:k]) / k for k in sizes)
+    elif method == "max":
+        lo, hi = low[max(required, 1) - 1], max(his)
+    else:
+        lo, hi = min(los), high[max(required, 1) - 1]
+    return clean_number(lo), clean_number(hi)
 
 
 def compile_definition(

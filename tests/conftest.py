@@ -7,6 +7,20 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import settings
+
+# Property tests are derandomized so CI is repeatable; KETASCORE_FUZZ=N runs N times as many
+# examples with fresh randomness (a longer fuzzing budget, on demand).
+FUZZ = int(os.environ.get("KETASCORE_FUZZ", "0") or 0)
+settings.register_profile("ci", derandomize=True, deadline=None)
+settings.register_profile("fuzz", derandomize=False, deadline=None)
+settings.load_profile("fuzz" if FUZZ else "ci")
+
+
+def budget(examples: int) -> int:
+    """The number of hypothesis examples for a property: small in CI, more when fuzzing."""
+    return examples * max(FUZZ, 1)
+
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"

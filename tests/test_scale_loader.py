@@ -8,7 +8,13 @@ import time
 import pytest
 
 from ketascore.model import Rounding
-from ketascore.scale import ScaleError, check_scale_text, load_scale_text, round_value
+from ketascore.scale import (
+    ScaleError,
+    check_scale_text,
+    load_scale_text,
+    round_value,
+    score_range,
+)
 
 BASE = """\
 id: demo
@@ -214,3 +220,22 @@ def test_scale_error_lists_problems() -> None:
 )
 def test_rounding(method: str, value: float, expected: float) -> None:
     assert round_value(value, Rounding(method=method)) == expected  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("method", "required", "expected"),
+    [
+        ("sum", 3, (1, 14)),
+        ("mean", 3, (1 / 3, 14 / 3)),
+        ("mean", 1, (0, 8)),  # one answered item can be the lowest or the highest alone
+        ("max", 3, (1, 8)),
+        ("max", 1, (0, 8)),
+        ("min", 1, (0, 8)),
+        ("min", 3, (0, 3)),
+    ],
+)
+def test_score_range_accounts_for_missing_items(
+    method: str, required: int, expected: tuple[float, float]
+) -> None:
+    lo, hi = score_range(method, [0, 1, 0], [3, 3, 8], required)
+    assert (lo, hi) == pytest.approx(expected)
