@@ -227,13 +227,17 @@ def score_record(
     )
     issues = result.issues
 
-    def issue(code: str, detail: str, item: str | None = None, **kw: Any) -> None:
+    def issue(
+        code: str, detail: str, item: str | None = None, line: int | None = None, **kw: Any
+    ) -> None:
+        if line is None:
+            line = record.line_of(item) if item is not None else record.source.line
         issues.append(
             make_issue(
                 code,
                 detail,
                 file=file,
-                line=record.line_of(item) if item is not None else record.source.line,
+                line=line,
                 subject=subject,
                 visit=visit,
                 scale=scale.id,
@@ -388,7 +392,40 @@ def score_record(
         result.classifications[cls.id] = (
             None if v is MISSING or v is INVALID else cls.condition.test(v)
         )
+    for score_id, stored in record.reported.items():
+        _compare_reported(scale, result, score_id, stored, record, issue)
     return result
+
+
+def _compare_reported(
+    scale: Scale,
+    result: ScoreResult,
+    score_id: str,
+    stored: Any,
+    record: AnswerRecord,
+    issue: Any,
+) -> None:
+    """Compare a score the source stored (a sponsor-derived total) with our own."""
+    ours = result.scores.get(score_id)
+    try:
+        theirs = None if stored is None or stored == "" else float(stored)
+    except (TypeError, ValueError):
+        theirs = None
+    if theirs is None or ours is None:
+        if theirs is not None and score_id in result.scores:
+            detail = (
+                f"the input stores {score_id} = {format_number(clean_number(theirs))} but "
+                f"ketascore computes no {score_id} (see the other issues of this record)"
+            )
+            issue("reported-score-mismatch", detail, line=record.reported_lines.get(score_id))
+        return
+    if abs(ours - theirs) > 1e-9:
+        issue(
+            "reported-score-mismatch",
+            f"the input stores {score_id} = {format_number(clean_number(theirs))} but the "
+            f"items give {format_number(ours)}",
+            line=record.reported_lines.get(score_id),
+        )
 
 
 def _hint(code: str) -> str:

@@ -160,6 +160,12 @@ _TYPES = [
         "A flag could not be determined",
         "the item or score the flag depends on is missing",
     ),
+    IssueType(
+        "reported-score-mismatch",
+        "error",
+        "A score stored in the input differs from the score computed from its items",
+        "check the items and the stored score; ketascore's score follows the scale's rules",
+    ),
     # change from baseline
     IssueType(
         "no-baseline",

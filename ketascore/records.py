@@ -23,6 +23,8 @@ class AnswerRecord(BaseModel):
     ``items`` maps item id to the value as written (a number, an answer label, a missing
     code or None). ``item_lines`` gives the line of each item where the format knows it.
     ``extra`` holds carried fields (arm, site, ...) that are copied to the output.
+    ``missing_codes`` are extra codes meaning "no answer" for this record (from a mapping
+    file, e.g. NHANES 7 = refused, 9 = don't know).
     """
 
     model_config = ConfigDict(frozen=True)
@@ -37,6 +39,12 @@ class AnswerRecord(BaseModel):
     source: Source = Field(default_factory=Source)
     item_lines: dict[str, int] = Field(default_factory=dict)
     missing_codes: tuple[Any, ...] = ()
+    reported: dict[str, Any] = Field(
+        default_factory=dict,
+        description="scores the source itself reports (an SDTM derived row, a FHIR form's "
+        "total), by score id; compared with ketascore's own result",
+    )
+    reported_lines: dict[str, int] = Field(default_factory=dict)
 
     @property
     def key(self) -> tuple[str, str, str | None]:

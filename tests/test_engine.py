@@ -248,3 +248,17 @@ def test_result_json_contract(phq9: Any) -> None:
         "arm",
     ]
     assert data["source"] == {"file": "f.yaml", "line": 3}
+
+
+def test_reported_score_is_compared(phq9: Any) -> None:
+    rec = record(PHQ9_ALL_1).model_copy(update={"reported": {"total": "10"}})
+    result = score_record(phq9, rec)
+    assert result.scores["total"] == 9
+    (issue,) = result.issues
+    assert issue.code == "reported-score-mismatch"
+    assert issue.message.startswith(
+        "f.yaml:3: subject S1, visit baseline, phq9: the input stores total = 10 but the items "
+        "give 9"
+    )
+    rec = record(PHQ9_ALL_1).model_copy(update={"reported": {"total": 9}})
+    assert score_record(phq9, rec).issues == []
