@@ -149,12 +149,6 @@ _TYPES = [
         "complete the missing items; the scale's missing-data rule allows no score",
     ),
     IssueType(
-        "invalid-items",
-        "error",
-        "Score not computed because an item value is invalid",
-        "correct the item value reported for this record",
-    ),
-    IssueType(
         "flag-undetermined",
         "warning",
         "A flag could not be determined",
@@ -179,7 +173,6 @@ _TYPES = [
         "Baseline is 0: percent change is undefined",
         "nothing to do: change is reported, percent change and response are left empty",
     ),
-    IssueType("no-value", "warning", "Score missing at a visit", "see the record's own issues"),
 ]
 
 ISSUE_TYPES: dict[str, IssueType] = {t.code: t for t in _TYPES}
