@@ -76,23 +76,40 @@ def score_json(
     return json.dumps(doc, ensure_ascii=False, allow_nan=False, indent=2) + "\n"
 
 
-def score_jsonl(results: Iterable[ScoreResult], issues: Iterable[Issue]) -> Iterator[str]:
+def score_jsonl(
+    results: Iterable[ScoreResult],
+    issues: Iterable[Issue],
+    provenance: dict[str, Any] | None = None,
+) -> Iterator[str]:
+    if provenance is not None:
+        yield dumps({"type": "provenance", **provenance}) + "\n"
     for result in results:
         yield dumps({"type": "score", **result.to_dict()}) + "\n"
     for issue in issues:
         yield dumps({"type": "issue", **issue.as_dict()}) + "\n"
 
 
-def _cell(value: Any) -> str:
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formula(text: str) -> str:
+    """Prefix text a spreadsheet would run as a formula (=, +, -, @, tab, CR) with a quote.
+
+    Numbers are never escaped: only text cells can carry a formula."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def _cell(value: Any, escape: bool = True) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
     if isinstance(value, list | tuple):
-        return ";".join(_cell(v) for v in value)
-    if isinstance(value, dict):
-        return dumps(value)
-    return str(value)
+        return ";".join(_cell(v, escape) for v in value)
+    text = dumps(value) if isinstance(value, dict) else str(value)
+    return escape_formula(text) if escape else text
 
 
 def score_csv_columns(results: list[ScoreResult]) -> tuple[list[str], list[str], list[str]]:
@@ -110,7 +127,9 @@ def score_csv_columns(results: list[ScoreResult]) -> tuple[list[str], list[str],
     return list(scores), list(classes), list(extras)
 
 
-def score_csv(results: list[ScoreResult], issues: list[Issue]) -> str:
+def score_csv(
+    results: list[ScoreResult], issues: list[Issue], *, escape_formulas: bool = True
+) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     scores, classes, extras = score_csv_columns(results)
@@ -120,7 +139,7 @@ def score_csv(results: list[ScoreResult], issues: list[Issue]) -> str:
         header += [name, f"{name}_band", f"{name}_items_answered", f"{name}_prorated"]
     header += [*classes, "flags", "issues"]
     header += [e for e in extras if e not in header]
-    writer.writerow(header)
+    writer.writerow([_cell(h, escape_formulas) for h in header])
     for r in results:
         row: list[Any] = [r.subject, r.visit, r.date, r.day, r.scale, r.scale_version]
         for name in scores:
@@ -134,7 +153,7 @@ def score_csv(results: list[ScoreResult], issues: list[Issue]) -> str:
         row += [r.classifications.get(c) for c in classes]
         row += [r.flags, [i.code for i in r.issues]]
         row += [r.extra.get(e) for e in extras if e not in base]
-        writer.writerow([_cell(v) for v in row])
+        writer.writerow([_cell(v, escape_formulas) for v in row])
     return buf.getvalue()
 
 
@@ -142,12 +161,16 @@ def score_csv(results: list[ScoreResult], issues: list[Issue]) -> str:
 # change
 
 
-def change_json(report: ChangeReport) -> str:
-    doc = {"ketascore_version": __version__, **report.to_dict()}
+def change_json(report: ChangeReport, provenance: dict[str, Any] | None = None) -> str:
+    doc: dict[str, Any] = {"ketascore_version": __version__, **report.to_dict()}
+    if provenance is not None:
+        doc["provenance"] = provenance
     return json.dumps(doc, ensure_ascii=False, allow_nan=False, indent=2) + "\n"
 
 
-def change_jsonl(report: ChangeReport) -> Iterator[str]:
+def change_jsonl(report: ChangeReport, provenance: dict[str, Any] | None = None) -> Iterator[str]:
+    if provenance is not None:
+        yield dumps({"type": "provenance", **provenance}) + "\n"
     for row in report.rows:
         yield dumps({"type": "row", **row.to_dict()}) + "\n"
     for srow in report.summary:
@@ -156,17 +179,17 @@ def change_jsonl(report: ChangeReport) -> Iterator[str]:
         yield dumps({"type": "issue", **issue.as_dict()}) + "\n"
 
 
-def _table_csv(rows: list[dict[str, Any]]) -> str:
+def _table_csv(rows: list[dict[str, Any]], escape_formulas: bool = True) -> str:
     buf = io.StringIO()
     if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(list(rows[0]))
         for row in rows:
-            writer.writerow({k: _cell(v) for k, v in row.items()})
+            writer.writerow([_cell(v, escape_formulas) for v in row.values()])
     return buf.getvalue()
 
 
-def change_csv(report: ChangeReport, summary: bool = False) -> str:
+def change_csv(report: ChangeReport, summary: bool = False, *, escape_formulas: bool = True) -> str:
     if summary:
-        return _table_csv([s.to_dict() for s in report.summary])
-    return _table_csv([r.to_dict() for r in report.rows])
+        return _table_csv([s.to_dict() for s in report.summary], escape_formulas)
+    return _table_csv([r.to_dict() for r in report.rows], escape_formulas)

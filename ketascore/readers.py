@@ -7,6 +7,7 @@ everything they could not, naming the file and line.
 from __future__ import annotations
 
 import csv
+import hashlib
 import datetime as dt
 import io
 import json
@@ -46,11 +47,13 @@ class ReadResult:
     records: list[AnswerRecord] = field(default_factory=list)
     issues: list[Issue] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    hashes: dict[str, str] = field(default_factory=dict)  # file -> sha256 of its bytes
 
     def extend(self, other: ReadResult) -> None:
         self.records.extend(other.records)
         self.issues.extend(other.issues)
         self.files.extend(other.files)
+        self.hashes.update(other.hashes)
 
 
 # --------------------------------------------------------------------------------------
@@ -762,11 +765,13 @@ def read_bytes(
     data: bytes, name: str, fmt: str | None = None, scale_ids: Iterable[str] = ()
 ) -> ReadResult:
     issues: list[Issue] = []
+    digest = hashlib.sha256(data).hexdigest()
     text = decode(data, name, issues)
     if text is None:
-        return ReadResult(issues=issues, files=[name])
+        return ReadResult(issues=issues, files=[name], hashes={name: digest})
     result = read_text(text, name, fmt, scale_ids)
     result.issues[:0] = issues
+    result.hashes[name] = digest
     return result
 
 

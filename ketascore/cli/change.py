@@ -16,7 +16,9 @@ from ketascore.cli.common import (
     input_options,
     load_scale_option,
     output_options,
+    provenance_options,
     resolve_format,
+    write_provenance,
 )
 
 # --------------------------------------------------------------------------------------
@@ -51,6 +53,7 @@ from ketascore.cli.common import (
 )
 @click.option("--summary", "summary_only", is_flag=True, help="With csv: write the summary table.")
 @output_options(("table", "json", "jsonl", "csv"))
+@provenance_options
 @input_options
 def change_cmd(
     paths: tuple[str, ...],
@@ -63,6 +66,8 @@ def change_cmd(
     summary_only: bool,
     fmt: str | None,
     output: Path | None,
+    provenance_file: Path | None,
+    no_escape_formulas: bool,
     input_format: str | None,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -118,16 +123,23 @@ def change_cmd(
     )
     record_issues = [i for r in results if r.scale == scale.id for i in r.issues]
     report.issues[:0] = data.issues + record_issues
+    from ketascore.provenance import build_provenance
+
     if fmt == "table":
         from ketascore.render import change_tables, print_issues
 
         console().print(change_tables(report, scale))
         print_issues(console(stderr=True), report.issues)
-    elif fmt == "json":
-        emit(out.change_json(report), output, list(paths))
+    provenance = build_provenance(
+        [scale, *([other] if other is not None else [])], data.hashes, "ketascore change"
+    )
+    if fmt == "json":
+        emit(out.change_json(report, provenance), output, list(paths))
     elif fmt == "jsonl":
-        emit(out.change_jsonl(report), output, list(paths))
-    else:
-        emit(out.change_csv(report, summary_only), output, list(paths))
+        emit(out.change_jsonl(report, provenance), output, list(paths))
+    elif fmt == "csv":
+        csv_text = out.change_csv(report, summary_only, escape_formulas=not no_escape_formulas)
+        emit(csv_text, output, list(paths))
+    write_provenance(provenance, fmt, output, provenance_file, list(paths))
     problems = any(i.severity == "error" for i in report.issues)
     sys.exit(Exit.PROBLEMS if problems else Exit.OK)

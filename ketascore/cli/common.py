@@ -130,3 +130,40 @@ def load_scale_option(name: str | None) -> Any:
         raise UsageError(
             f"scale file {exc.source} has problems:\n" + "\n".join(exc.problems)
         ) from None
+
+
+def provenance_options(func: F) -> F:
+    func = click.option(
+        "--no-escape-formulas",
+        is_flag=True,
+        help="In CSV output, do not prefix text cells starting with = + - @ with a quote.",
+    )(func)
+    func = click.option(
+        "--provenance",
+        "provenance_file",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="Also write the provenance (version, scales and their sha256, inputs and their "
+        "sha256) to FILE as JSON.",
+    )(func)
+    return func
+
+
+def write_provenance(
+    provenance: dict[str, Any],
+    fmt: str,
+    output: Path | None,
+    provenance_file: Path | None,
+    inputs: list[str],
+) -> None:
+    """JSON and JSON Lines carry the provenance inside; a CSV file gets a sidecar
+    ``<output>.provenance.json``; ``--provenance FILE`` writes it wherever asked."""
+    import json
+
+    text = json.dumps(provenance, indent=2, ensure_ascii=False) + "\n"
+    targets = []
+    if provenance_file is not None:
+        targets.append(provenance_file)
+    if fmt == "csv" and output is not None:
+        targets.append(output.with_name(output.name + ".provenance.json"))
+    for target in targets:
+        emit(text, target, inputs)
