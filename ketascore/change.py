@@ -185,15 +185,31 @@ def _visit_sort_key(
     return (2, 0, first[visit])
 
 
+def baseline_target(
+    results: Iterable[ScoreResult], baseline_visit: str | None
+) -> tuple[str | None, str]:
+    """The baseline visit for a whole data set and the rule that names it.
+
+    An explicit ``--baseline`` wins; otherwise, when any subject has a visit named
+    "baseline", that visit is every subject's baseline (a subject without it has none,
+    rather than a later visit standing in); otherwise each subject's earliest visit is used.
+    """
+    if baseline_visit is not None:
+        return baseline_visit, "option"
+    if any(r.visit.casefold() == BASELINE_NAME for r in results):
+        return BASELINE_NAME, "named"
+    return None, "earliest"
+
+
 def choose_baseline(
-    results: Sequence[ScoreResult], baseline_visit: str | None
+    results: Sequence[ScoreResult], baseline_visit: str | None, rule: str = "option"
 ) -> tuple[ScoreResult | None, str]:
     """The baseline record among one subject's results, and the rule that chose it."""
     if baseline_visit is not None:
         for r in results:
             if r.visit.casefold() == baseline_visit.casefold():
-                return r, "option"
-        return None, "option"
+                return r, rule
+        return None, rule
     for r in results:
         if r.visit.casefold() == BASELINE_NAME:
             return r, "named"
@@ -224,8 +240,11 @@ def group_of_subjects(
         for r in results:
             if r.scale == scale_id:
                 by_subject.setdefault(r.subject, []).append(r)
+        target, rule = baseline_target(
+            (r for rs in by_subject.values() for r in rs), baseline_visit
+        )
         for subject, rs in by_subject.items():
-            base, _ = choose_baseline(rs, baseline_visit)
+            base, _ = choose_baseline(rs, target, rule)
             value = None
             if base is not None:
                 value = base.classifications.get(name, base.scores.get(name))
@@ -284,13 +303,14 @@ def compute_change(
         subjects=list(by_subject),
     )
     baseline_visits: dict[str, int] = {}
+    target, target_rule = baseline_target(mine, baseline_visit)
     for subject, rs in by_subject.items():
-        base, how = choose_baseline(rs, baseline_visit)
+        base, how = choose_baseline(rs, target, target_rule)
         group = groups.get(subject) if by else None
         src = rs[0]
         if base is None or base.scores.get(score) is None:
             detail = (
-                f"no record at the baseline visit {baseline_visit!r}"
+                f"no record at the baseline visit {target!r}"
                 if base is None
                 else f"the baseline ({base.visit}) has no {score} score"
             )

@@ -29,7 +29,7 @@ from ketascore.scale import (
 )
 
 MISSING_MARKERS = frozenset({"", "na", "n/a", "."})
-_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
+_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 _NOT_NUMBERS = frozenset({"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "-infinity"})
 
 
@@ -124,7 +124,7 @@ def parse_value(rule: ItemRule, raw: Any, extra_missing: frozenset[Any] = frozen
         if text.casefold() in MISSING_MARKERS:
             return MISSING
         if _NUMBER.match(text):
-            number: Num = clean_number(float(text)) if "." in text else int(text)
+            number: Num = int(text) if text.lstrip("+-").isdigit() else clean_number(float(text))
             return _check_number(rule, number, raw)
         key = normalize_label(text)
         if key in rule.labels:

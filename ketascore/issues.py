@@ -33,6 +33,12 @@ _TYPES = [
         "check that the file exists and that you may read it",
     ),
     IssueType(
+        "folder-loop",
+        "warning",
+        "A folder links back into a folder already read",
+        "nothing to do: each folder was read once",
+    ),
+    IssueType(
         "file-too-large",
         "error",
         "File is larger than the size limit",

@@ -6,6 +6,7 @@ everything they could not, naming the file and line.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import datetime as dt
@@ -91,10 +92,9 @@ def iter_input_files(
             if real in seen:
                 sink.append(
                     make_issue(
-                        "file-unreadable",
+                        "folder-loop",
                         "folder is a symbolic link back into a folder already read (a loop)",
                         file=folder,
-                        hint="nothing to do: the folder was read once",
                     )
                 )
                 dirs[:] = []
@@ -115,6 +115,11 @@ def iter_input_files(
 
 
 def decode(data: bytes, name: str, issues: list[Issue]) -> str | None:
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:  # spreadsheet programs save "Unicode text" as UTF-16 with a byte-order mark
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
     if b"\x00" in data[:8192]:
         issues.append(
             make_issue(
@@ -383,20 +388,31 @@ def records_from_document(
     return records
 
 
+YAML_HINTS = {
+    "syntax": "fix the syntax at the position shown",
+    "unsafe": "remove the tag: answer files hold data only, and ketascore never builds objects",
+    "limit": "the file was refused to keep memory use bounded; write the data out plainly",
+}
+
+
+def _yaml_issue(exc: yamlsafe.YamlError, file: str, what: str) -> Issue:
+    where = f" (column {exc.column})" if exc.column else ""
+    prefix = f"not valid {what}" if exc.kind == "syntax" else "refused"
+    return make_issue(
+        "parse-error",
+        f"{prefix}: {exc.message}{where}",
+        file=file,
+        line=exc.line,
+        hint=YAML_HINTS.get(exc.kind),
+    )
+
+
 def read_yaml(text: str, file: str) -> ReadResult:
     out = ReadResult(files=[file])
     try:
         located = yamlsafe.load(text, raw_keys=frozenset({"subject", "visit"}))
     except yamlsafe.YamlError as exc:
-        out.issues.append(
-            make_issue(
-                "parse-error",
-                f"not valid YAML: {exc.message}"
-                + (f" (column {exc.column})" if exc.column else ""),
-                file=file,
-                line=exc.line,
-            )
-        )
+        out.issues.append(_yaml_issue(exc, file, "YAML"))
         return out
     out.records = records_from_document(located.data, located, file, out.issues)
     return out
@@ -416,7 +432,7 @@ def read_json(text: str, file: str) -> ReadResult:
         yamlsafe.check_depth(text)
         data = json.loads(text)
     except yamlsafe.YamlError as exc:
-        out.issues.append(make_issue("parse-error", f"not valid JSON: {exc.message}", file=file))
+        out.issues.append(_yaml_issue(exc, file, "JSON"))
         return out
     except json.JSONDecodeError as exc:
         out.issues.append(

@@ -612,6 +612,8 @@ class _Compiler:
             self.problem((*path, "of"), f"{ref!r} appears more than once")
             ok = False
         if not ok:
+            # the range is unknown, but the bands can still be checked against each other
+            self.check_bands(score, path, None, None, whole=True)
             return None
         n = len(terms)
         missing = score.missing or MissingRule()
@@ -717,7 +719,9 @@ class _Compiler:
             whole = all(float(v).is_integer() for v in self.slot_values[term.ref])
         return whole and float(term.weight).is_integer()
 
-    def check_bands(self, score: Score, path: LocPath, lo: Num, hi: Num, whole: bool) -> None:
+    def check_bands(
+        self, score: Score, path: LocPath, lo: Num | None, hi: Num | None, whole: bool
+    ) -> None:
         if not score.bands:
             return
         bpath = (*path, "bands")
@@ -730,13 +734,13 @@ class _Compiler:
                 self.problem(
                     (*bpath, k), f"band {band.label!r} has min {band.min} above max {band.max}"
                 )
-        if bands[0].min != lo:
+        if lo is not None and bands[0].min != lo:
             self.problem(
                 (*bpath, 0, "min"),
                 f"the first band starts at {format_number(bands[0].min)} but the score's minimum "
                 f"is {format_number(lo)}",
             )
-        if bands[-1].max != hi:
+        if hi is not None and bands[-1].max != hi:
             self.problem(
                 (*bpath, len(bands) - 1, "max"),
                 f"the last band ends at {format_number(bands[-1].max)} but the score's maximum "

@@ -52,13 +52,23 @@ _ALLOWED_TAGS = {
 
 
 class YamlError(ValueError):
-    """A YAML document that cannot be used; ``line`` and ``column`` are 1-based."""
+    """A YAML document that cannot be used; ``line`` and ``column`` are 1-based.
 
-    def __init__(self, message: str, line: int | None = None, column: int | None = None):
+    ``kind`` is "syntax" (not valid YAML), "unsafe" (a tag that would build objects) or
+    "limit" (aliases or nesting that would exhaust memory or the stack)."""
+
+    def __init__(
+        self,
+        message: str,
+        line: int | None = None,
+        column: int | None = None,
+        kind: str = "syntax",
+    ):
         super().__init__(message)
         self.message = message
         self.line = line
         self.column = column
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -89,7 +99,7 @@ def _mark(node: yaml.Node) -> Position:
 
 def _scalar(loader: _Loader, node: yaml.ScalarNode) -> Any:
     if node.tag not in _ALLOWED_TAGS:
-        raise YamlError(f"tag {node.tag!r} is not allowed", *_pos(node))
+        raise YamlError(f"tag {node.tag!r} is not allowed", *_pos(node), kind="unsafe")
     try:
         value = loader.construct_object(node)
     except (ValueError, OverflowError):
@@ -123,15 +133,18 @@ def _convert(
             raise YamlError(
                 f"document expands to more than {MAX_NODES:,} values (aliases nested too deep?)",
                 *_pos(node),
+                kind="limit",
             )
         if len(path) > MAX_DEPTH:
-            raise YamlError(f"document is nested more than {MAX_DEPTH} levels deep", *_pos(node))
+            raise YamlError(
+                f"document is nested more than {MAX_DEPTH} levels deep", *_pos(node), kind="limit"
+            )
         if record_positions:
             positions[path] = _mark(node)
         if isinstance(node, yaml.ScalarNode):
             return _scalar(loader, node)
         if node.tag not in _ALLOWED_TAGS:
-            raise YamlError(f"tag {node.tag!r} is not allowed", *_pos(node))
+            raise YamlError(f"tag {node.tag!r} is not allowed", *_pos(node), kind="unsafe")
         if isinstance(node, yaml.SequenceNode):
             return [walk(child, (*path, i)) for i, child in enumerate(node.value)]
         if isinstance(node, yaml.MappingNode):
@@ -181,7 +194,7 @@ def flow_depth(text: str) -> int:
 def check_depth(text: str) -> None:
     """Refuse deeply nested documents before a parser recurses into them."""
     if flow_depth(text) > MAX_DEPTH:
-        raise YamlError(f"document is nested more than {MAX_DEPTH} levels deep")
+        raise YamlError(f"document is nested more than {MAX_DEPTH} levels deep", kind="limit")
 
 
 def load(text: str, *, positions: bool = True, raw_keys: frozenset[str] = frozenset()) -> Located:
@@ -208,6 +221,6 @@ def load(text: str, *, positions: bool = True, raw_keys: frozenset[str] = frozen
     except yaml.YAMLError as exc:
         raise YamlError(str(exc).strip()) from None
     except RecursionError:
-        raise YamlError(f"document is nested more than {MAX_DEPTH} levels deep") from None
+        raise YamlError(f"document is nested more than {MAX_DEPTH} levels deep", kind="limit") from None
     finally:
         loader.dispose()

@@ -153,3 +153,19 @@ def test_group_by_carried_field_and_by_classification() -> None:
     )
     assert by_anx.groups == {"A": "yes", "B": "no"}
     assert [s.group for s in by_anx.summary] == ["no", "no", "yes", "yes"]
+
+
+def test_a_named_baseline_applies_to_every_subject(madrs: Any) -> None:
+    """When the data have a visit named baseline, a subject without one has no baseline:
+    a later visit never stands in for it."""
+    results = [
+        res("S1", "baseline", 30, day=0),
+        res("S1", "day1", 12, day=1),
+        res("S2", "day1", 20, day=1, line=7),
+        res("S2", "day3", 10, day=3),
+    ]
+    report = compute_change(results, madrs)
+    assert [r.subject for r in report.rows] == ["S1"]
+    (issue,) = report.issues
+    assert issue.code == "no-baseline" and issue.subject == "S2"
+    assert "no record at the baseline visit 'baseline'" in issue.message

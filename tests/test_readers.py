@@ -178,7 +178,7 @@ def test_symlink_loop_is_read_once(tmp_path: Path) -> None:
     (tmp_path / "d" / "loop").symlink_to(tmp_path / "d")
     result = read_paths([tmp_path])
     assert len(result.records) == 1
-    assert [i.code for i in result.issues] == ["file-unreadable"]
+    assert [i.code for i in result.issues] == ["folder-loop"]
 
 
 def test_stdin() -> None:
