@@ -170,8 +170,12 @@ def detect_format(name: str, text: str) -> str:
 
 
 def _split_header(text: str) -> list[str]:
-    first = text.lstrip("\ufeff").split("\n", 1)[0].rstrip("\r")
-    return next(csv.reader([first], delimiter=_delimiter(first)), [])
+    lines = text.lstrip("\ufeff").splitlines()
+    first = lines[0] if lines else ""
+    try:
+        return next(csv.reader([first], delimiter=_delimiter(first)), [])
+    except csv.Error:  # an unbalanced quote: not a usable header, the CSV reader says why
+        return []
 
 
 def _delimiter(header_line: str) -> str:
