@@ -901,6 +901,7 @@ def compile_definition(
 
 def _pydantic_problems(exc: ValidationError, data: Any) -> list[Problem]:
     problems = []
+    located_errors: list[tuple[LocPath, Any]] = []
     for err in exc.errors():
         path: list[str | int] = []
         node = data
@@ -913,8 +914,18 @@ def _pydantic_problems(exc: ValidationError, data: Any) -> list[Problem]:
                 path.append(part)
             elif err["type"] == "missing" and part == err["loc"][-1]:
                 path.append(part)
+        located_errors.append((tuple(path), err))
+    # a number field (int | float) reports both members' errors; say "a number" once instead
+    types_at: dict[LocPath, set[str]] = {}
+    for loc, err in located_errors:
+        types_at.setdefault(loc, set()).add(err["type"])
+    for loc, err in located_errors:
+        path = list(loc)
         message = err["msg"]
-        if err["type"] == "extra_forbidden":
+        number_union = {"int_type", "float_type"} <= types_at[loc]
+        if err["type"] in ("int_type", "float_type") and number_union:
+            message = f"expected a number, got {err.get('input')!r}"
+        elif err["type"] == "extra_forbidden":
             message = f"unknown key {path[-1]!r}" if path else "unknown key"
         elif err["type"] == "missing":
             message = "required key is missing"

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
 from ketascore.cli import cli
 from ketascore.cli.common import (
     Exit,
+    UsageError,
     console,
     is_tty,
     load_scale_option,
@@ -59,7 +61,11 @@ def scales_list(fmt: str | None) -> None:
 @click.argument("scale")
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), help="Output format.")
 def scales_show(scale: str, fmt: str | None) -> None:
-    """Show a scale: items, scores, bands, outcomes, rules, licence and sources."""
+    """Show a scale's card: items, answers, scores and how they are computed, bands,
+    outcomes, missing-data rules, flags, worked examples, licence and sources.
+
+    SCALE is a built-in id (see `ketascore scales list`) or the path of a scale file.
+    """
     loaded = load_scale_option(scale)
     fmt = fmt or ("table" if is_tty(sys.stdout) else "json")
     from ketascore.card import scale_card, scale_card_data
@@ -73,7 +79,7 @@ def scales_show(scale: str, fmt: str | None) -> None:
 
 
 @scales.command("check")
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "--allow-shadow",
     is_flag=True,
@@ -82,7 +88,9 @@ def scales_show(scale: str, fmt: str | None) -> None:
 def scales_check(files: tuple[str, ...], allow_shadow: bool) -> None:
     """Check scale files: schema, items, scores, ranges, bands, and the worked examples.
 
-    Every problem is reported, with file:line:column. Exit code 1 if any file has one.
+    Every problem of every file is reported at once, as file:line:column: path: message.
+    An id that is also the id of a built-in scale is a problem unless --allow-shadow is
+    given. Exit code 1 if any file has a problem.
     """
     from ketascore.authoring import check_scale_file
 
@@ -98,3 +106,51 @@ def scales_check(files: tuple[str, ...], allow_shadow: bool) -> None:
             click.echo(f"{name}: ok")
     if failed:
         sys.exit(Exit.PROBLEMS)
+
+
+@scales.command("new")
+@click.argument("scale_id", metavar="ID")
+@click.option("--items", "n_items", type=int, required=True, help="Number of items.")
+@click.option(
+    "--range",
+    "value_range",
+    required=True,
+    metavar="A-B",
+    help="Range of every item, whole numbers from A to B (e.g. 0-3).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File to write (default: ID.yaml). An existing file is never overwritten.",
+)
+def scales_new(scale_id: str, n_items: int, value_range: str, output: Path | None) -> None:
+    """Write a commented starter scale file to edit.
+
+    The starter has --items items rated over --range, their sum as the total, a placeholder
+    citation and three worked examples; it passes `ketascore scales check` as written. Replace
+    every TODO with what the scale's published source says (docs/scales.md describes the
+    language).
+    """
+    from ketascore.authoring import StarterError, parse_range, starter_yaml
+    from ketascore.output import atomic_writer
+
+    target = output if output is not None else Path(f"{scale_id}.yaml")
+    try:
+        lo, hi = parse_range(value_range)
+        text = starter_yaml(scale_id, n_items, lo, hi, filename=str(target))
+    except StarterError as exc:
+        raise UsageError(str(exc)) from None
+    if target.exists() or target.is_symlink():
+        raise UsageError(
+            f"refusing to overwrite {target}: it exists; choose another file with -o FILE"
+        )
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(f"cannot write {target}: the folder {folder} does not exist")
+    with atomic_writer(target) as fh:
+        fh.write(text)
+    click.echo(
+        f"wrote {target}: {n_items} item{'s' if n_items != 1 else ''} rated {lo} to {hi}; "
+        f"replace each TODO, then run: ketascore scales check {target}"
+    )
