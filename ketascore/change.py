@@ -12,6 +12,7 @@ from typing import Any
 from ketascore.engine import ScoreResult
 from ketascore.issues import Issue, make_issue
 from ketascore.scale import Num, Scale, ScoreRule, clean_number
+from ketascore.windows import WindowPlan, apply_windows
 
 BASELINE_NAME = "baseline"
 
@@ -41,6 +42,9 @@ class ChangeRow:
     percent_change: float | None
     response: bool | None
     remission: bool | None
+    source_visit: str | None = None  # the visit analysed, when windowed or carried forward
+    imputed: str | None = None  # "LOCF" for a value carried forward
+    note: str | None = None  # why this record was analysed (windows, imputation)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -268,15 +272,25 @@ def compute_change(
     scales: dict[str, Scale] | None = None,
     response_percent: Num | None = None,
     remission_at_most: Num | None = None,
+    windows: WindowPlan | None = None,
+    impute: str | None = None,
 ) -> ChangeReport:
     """Change from baseline of one score of one scale.
 
     ``results`` may hold several scales (needed when grouping by another scale's baseline
-    classification); only those of ``scale`` are analysed.
+    classification); only those of ``scale`` are analysed. With ``windows``, records are
+    first assigned to analysis visits by study day. With ``impute="locf"``, a missing
+    post-baseline value is replaced by the last observed post-baseline value (the row says
+    so in ``imputed`` and ``source_visit``).
     """
+    if impute not in (None, "locf"):
+        raise ValueError(f"unknown imputation {impute!r}; the only one is 'locf'")
     all_results = list(results)
     rule = scale.score(score)
     criteria = Criteria.for_score(rule, response_percent, remission_at_most)
+    window_issues: list[Issue] = []
+    if windows is not None:
+        all_results, window_issues = apply_windows(all_results, windows, scale.id, score)
     mine = [r for r in all_results if r.scale == scale.id]
     by_subject: dict[str, list[ScoreResult]] = {}
     first_seen: dict[str, int] = {}
@@ -301,7 +315,14 @@ def compute_change(
         visits=[],
         groups=groups,
         subjects=list(by_subject),
+        issues=window_issues,
     )
+    if windows is not None:  # analysis visits are the windows, in the order of the file
+        visit_order = [w.name for w in windows.windows]
+    else:
+        visit_order = sorted(
+            first_seen, key=lambda v: _visit_sort_key(v, days, dates, first_seen)
+        )
     baseline_visits: dict[str, int] = {}
     target, target_rule = baseline_target(mine, baseline_visit)
     for subject, rs in by_subject.items():
@@ -345,10 +366,7 @@ def compute_change(
                     scale=scale.id,
                 )
             )
-        for r in rs:
-            if r is base:
-                continue
-            value = r.scores.get(score)
+        def row(r: ScoreResult, value: Num | None, **extra: Any) -> ChangeRow:
             change = pct = response = remission = None
             if value is not None:
                 change = clean_number(value - baseline)
@@ -356,26 +374,33 @@ def compute_change(
                     pct = clean_number(100 * change / baseline)
                 response = criteria.responded(baseline, change)
                 remission = criteria.remitted(value)
-            report.rows.append(
-                ChangeRow(
-                    subject=subject,
-                    scale=scale.id,
-                    score=score,
-                    group=group,
-                    visit=r.visit,
-                    day=r.day,
-                    date=r.date,
-                    baseline_visit=base.visit,
-                    baseline_rule=how,
-                    baseline=baseline,
-                    value=value,
-                    change=change,
-                    percent_change=pct,
-                    response=response,
-                    remission=remission,
-                )
+            return ChangeRow(
+                subject=subject,
+                scale=scale.id,
+                score=score,
+                group=group,
+                visit=r.visit,
+                day=r.day,
+                date=r.date,
+                baseline_visit=base.visit,
+                baseline_rule=how,
+                baseline=baseline,
+                value=value,
+                change=change,
+                percent_change=pct,
+                response=response,
+                remission=remission,
+                source_visit=r.source_visit,
+                note=r.note,
+                **extra,
             )
-    visits = sorted(first_seen, key=lambda v: _visit_sort_key(v, days, dates, first_seen))
+
+        followups = [row(r, r.scores.get(score)) for r in rs if r is not base]
+        if impute == "locf":
+            followups = _carry_forward(followups, visit_order, base.visit, row)
+        report.rows.extend(followups)
+    seen = set(first_seen) | {r.visit for r in report.rows}
+    visits = [v for v in visit_order if v in seen]
     main_baseline = max(baseline_visits, key=lambda v: baseline_visits[v], default=None)
     if main_baseline in visits:
         visits.remove(main_baseline)
@@ -386,6 +411,44 @@ def compute_change(
     report.rows.sort(key=lambda row: (subject_pos[row.subject], visit_pos[row.visit]))
     report.summary = _summarise(report, mine)
     return report
+
+
+def _carry_forward(
+    rows: list[ChangeRow], visit_order: list[str], baseline_visit: str, make: Any
+) -> list[ChangeRow]:
+    """Last observation carried forward over one subject's post-baseline visits: a visit
+    with no value (or no record) after an observed post-baseline value takes that value."""
+    by_visit = {r.visit: r for r in rows}
+    start = visit_order.index(baseline_visit) + 1 if baseline_visit in visit_order else 0
+    out: list[ChangeRow] = []
+    last: ChangeRow | None = None
+    for visit in visit_order[start:]:
+        current = by_visit.pop(visit, None)
+        if current is not None and current.value is not None:
+            last = current
+            out.append(current)
+            continue
+        if last is None:
+            if current is not None:
+                out.append(current)
+            continue
+        source = last.source_visit or last.visit
+        stand_in = ScoreResult(
+            subject=last.subject, visit=visit, scale=last.scale, scale_version=None
+        )
+        out.append(
+            make(
+                stand_in,
+                last.value,
+                imputed="LOCF",
+            )
+        )
+        out[-1].source_visit = source
+        out[-1].note = f"carried forward from {source}" + (
+            f" (day {last.day})" if last.day is not None else ""
+        )
+    out.extend(by_visit.values())  # visits before the baseline, kept as they were
+    return out
 
 
 def _summarise(report: ChangeReport, results: list[ScoreResult]) -> list[SummaryRow]:

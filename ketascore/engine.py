@@ -68,6 +68,9 @@ class ScoreResult:
     source: Source = field(default_factory=Source)
     extra: dict[str, Any] = field(default_factory=dict)
     items: dict[str, Num | None] = field(default_factory=dict)
+    # analysis bookkeeping (analysis windows), not part of the score output
+    source_visit: str | None = None
+    note: str | None = None
 
     @property
     def ok(self) -> bool:

@@ -85,7 +85,29 @@ def print_issues(console: Console, issues: Sequence[Issue]) -> None:
         console.print(line, soft_wrap=True, highlight=False)
 
 
-def change_tables(report: ChangeReport, scale: Scale) -> Group:
+SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[Num | None], lo: Num, hi: Num) -> str:
+    """One block character per value, from ▁ at ``lo`` to █ at ``hi``; a missing value is
+    a middle dot."""
+    out = []
+    top = len(SPARK_BLOCKS) - 1
+    for value in values:
+        if value is None:
+            out.append("·")
+        elif hi <= lo:
+            out.append(SPARK_BLOCKS[0])
+        else:
+            level = round((min(max(value, lo), hi) - lo) / (hi - lo) * top)
+            out.append(SPARK_BLOCKS[level])
+    return "".join(out)
+
+
+def change_tables(report: ChangeReport, scale: Scale, *, trend: bool = False) -> Group:
+    """The per-subject and per-visit tables. With ``trend`` (on a terminal) a sparkline of
+    each subject's score across the visits is added, and cells with a response or a
+    remission are coloured."""
     rule = scale.score(report.score)
     followups = [v for v in report.visits if any(r.visit == v for r in report.rows)]
     subjects = Table(
@@ -99,9 +121,18 @@ def change_tables(report: ChangeReport, scale: Scale) -> Group:
     subjects.add_column("Baseline", justify="right")
     for visit in followups:
         subjects.add_column(visit, justify="right")
+    if trend:
+        subjects.add_column("Trend", no_wrap=True)
     cells_by: dict[str, dict[str, Text]] = {}
+    values_by: dict[str, dict[str, Num | None]] = {}
     for row in report.rows:
-        text = Text(fmt(row.value))
+        values_by.setdefault(row.subject, {})[row.visit] = row.value
+        style = ""
+        if trend and row.remission:
+            style = "bold green"
+        elif trend and row.response:
+            style = "green"
+        text = Text(fmt(row.value), style=style)
         if row.percent_change is not None:
             text.append(f" ({row.percent_change:+.0f}%)", style="dim")
         elif row.change is not None:
@@ -110,6 +141,9 @@ def change_tables(report: ChangeReport, scale: Scale) -> Group:
         if marks:
             text.append(f" {marks}", style="bold green" if row.remission else "green")
         cells_by.setdefault(row.subject, {})[row.visit] = text
+    observed = [v for v in (row.value for row in report.rows) if v is not None]
+    observed += [b[2] for b in report.baselines.values() if b[2] is not None]
+    trend_range = (min(observed, default=rule.lo), max(observed, default=rule.hi))
     for subject in report.subjects:
         base = report.baselines.get(subject)
         cells: list[Any] = [subject]
@@ -122,8 +156,19 @@ def change_tables(report: ChangeReport, scale: Scale) -> Group:
             cells.append(Text(f"{fmt(value)}") if value is not None else Text("-", style="red"))
         row_cells = cells_by.get(subject, {})
         cells += [row_cells.get(v, Text("")) for v in followups]
+        if trend:
+            series = dict(values_by.get(subject, {}))
+            if base is not None:
+                series[base[0]] = base[2]
+            spark = sparkline([series.get(v) for v in report.visits], *trend_range)
+            cells.append(Text(spark, style="cyan"))
         subjects.add_row(*cells)
     subjects.caption = "R = response, r = remission; (percent change from baseline)"
+    if trend:
+        subjects.caption += (
+            f"; trend: {report.score} at each visit ({', '.join(report.visits)}), "
+            f"▁ = {fmt(trend_range[0])}, █ = {fmt(trend_range[1])}, · = no value"
+        )
     subjects.caption_justify = "left"
 
     summary = Table(title="Summary by visit", title_justify="left", header_style="bold")

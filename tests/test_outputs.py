@@ -147,3 +147,14 @@ def test_atomic_writer_keeps_the_old_file_on_error(tmp_path: Path) -> None:
         raise RuntimeError("crash")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_atomic_writer_follows_the_umask(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    old = os.umask(0o022)
+    try:
+        with atomic_writer(target) as fh:
+            fh.write("{}")
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o644

@@ -63,4 +63,4 @@ def main() -> None:
 
 
 # Commands register themselves on `cli` when their module is imported.
-from ketascore.cli import change, scales, score  # noqa: E402, F401
+from ketascore.cli import change, plot, report, scales, score  # noqa: E402, F401

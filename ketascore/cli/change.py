@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,12 +15,95 @@ from ketascore.cli.common import (
     console,
     emit,
     input_options,
+    is_tty,
     load_scale_option,
     output_options,
     provenance_options,
     resolve_format,
     write_provenance,
 )
+
+if TYPE_CHECKING:
+    from ketascore.change import ChangeReport
+    from ketascore.engine import ScoreResult
+    from ketascore.readers import ReadResult
+    from ketascore.scale import Scale
+    from ketascore.windows import WindowPlan
+
+
+def load_windows_option(path: Path | None) -> WindowPlan | None:
+    """The analysis windows of ``--windows FILE`` (a usage error if the file has problems)."""
+    if path is None:
+        return None
+    from ketascore.scale import ScaleError
+    from ketascore.windows import load_windows
+
+    try:
+        return load_windows(path)
+    except ScaleError as exc:
+        raise UsageError(
+            f"windows file {exc.source} has problems:\n" + "\n".join(exc.problems)
+        ) from None
+
+
+def grouping_scale(by: str | None, scale: Scale) -> Scale | None:
+    """The scale named by ``--by SCALE.NAME`` (checked), or None for a carried field."""
+    from ketascore.library import ScaleSet
+
+    by_scale = by.partition(".")[0] if by and "." in by else None
+    other = ScaleSet([scale]).get(by_scale) if by_scale else None
+    if by_scale and other is None:
+        raise UsageError(f"--by {by}: unknown scale {by_scale!r}")
+    if other is not None:
+        name = by.partition(".")[2] if by else ""
+        if name not in {c.id for c in other.classifications} and name not in other.score_ids:
+            raise UsageError(
+                f"--by {by}: {other.id} has no classification or score {name!r}; "
+                f"classifications: {', '.join(c.id for c in other.classifications) or 'none'}"
+            )
+    return other
+
+
+def change_report(
+    data: ReadResult,
+    scale: Scale,
+    score_name: str,
+    *,
+    baseline: str | None,
+    by: str | None,
+    other: Scale | None,
+    response_percent: float | None,
+    remission_at_most: float | None,
+    windows: WindowPlan | None = None,
+    impute: str | None = None,
+) -> tuple[list[ScoreResult], ChangeReport]:
+    """Score the records read (and those of the grouping scale) and compute the change from
+    baseline; the report's issues start with those of reading and scoring."""
+    from ketascore.api import score
+    from ketascore.change import compute_change
+    from ketascore.scale import clean_number
+
+    results = score(data.records, scale=scale)
+    if other is not None and other.id != scale.id:
+        results += score(data.records, scale=other)
+    report = compute_change(
+        results,
+        scale,
+        score_name,
+        baseline_visit=baseline,
+        by=by,
+        scales={other.id: other} if other is not None else None,
+        response_percent=clean_number(response_percent) if response_percent else None,
+        remission_at_most=clean_number(remission_at_most)
+        if remission_at_most is not None
+        else None,
+        windows=windows,
+        impute=impute,
+    )
+    record_issues = [i for r in results if r.scale == scale.id for i in r.issues]
+    report.issues[:0] = data.issues + record_issues
+    return results, report
+
 
 # --------------------------------------------------------------------------------------
 # change
@@ -51,6 +135,17 @@ from ketascore.cli.common import (
     type=float,
     help="Remission = score at most this value (default: the scale's threshold).",
 )
+@click.option(
+    "--windows",
+    "windows_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Assign records to analysis visits by study day (a YAML windows file).",
+)
+@click.option(
+    "--impute",
+    type=click.Choice(["locf"]),
+    help="Carry the last observed post-baseline value forward to later visits.",
+)
 @click.option("--summary", "summary_only", is_flag=True, help="With csv: write the summary table.")
 @output_options(("table", "json", "jsonl", "csv"))
 @provenance_options
@@ -63,6 +158,8 @@ def change_cmd(
     by: str | None,
     response_percent: float | None,
     remission_at_most: float | None,
+    windows_file: Path | None,
+    impute: str | None,
     summary_only: bool,
     fmt: str | None,
     output: Path | None,
@@ -75,10 +172,7 @@ def change_cmd(
 ) -> None:
     """Change from baseline per subject and a per-visit summary, for one score of one scale."""
     from ketascore import output as out
-    from ketascore.api import read_answers, score
-    from ketascore.change import compute_change
-    from ketascore.library import ScaleSet
-    from ketascore.scale import clean_number
+    from ketascore.api import read_answers
 
     fmt = resolve_format(fmt, output)
     scale = load_scale_option(scale_name)
@@ -94,41 +188,26 @@ def change_cmd(
         exclude=exclude,
         max_file_size=max_file_size,
     )
-    known = ScaleSet([scale])
-    by_scale = by.partition(".")[0] if by and "." in by else None
-    other = known.get(by_scale) if by_scale else None
-    if by_scale and other is None:
-        raise UsageError(f"--by {by}: unknown scale {by_scale!r}")
-    if other is not None:
-        name = by.partition(".")[2] if by else ""
-        if name not in {c.id for c in other.classifications} and name not in other.score_ids:
-            raise UsageError(
-                f"--by {by}: {other.id} has no classification or score {name!r}; "
-                f"classifications: {', '.join(c.id for c in other.classifications) or 'none'}"
-            )
-    results = score(data.records, scale=scale)
-    if other is not None and other.id != scale.id:
-        results += score(data.records, scale=other)
-    report = compute_change(
-        results,
+    other = grouping_scale(by, scale)
+    windows = load_windows_option(windows_file)
+    _results, report = change_report(
+        data,
         scale,
         score_name,
-        baseline_visit=baseline,
+        baseline=baseline,
         by=by,
-        scales={other.id: other} if other is not None else None,
-        response_percent=clean_number(response_percent) if response_percent else None,
-        remission_at_most=clean_number(remission_at_most)
-        if remission_at_most is not None
-        else None,
+        other=other,
+        response_percent=response_percent,
+        remission_at_most=remission_at_most,
+        windows=windows,
+        impute=impute,
     )
-    record_issues = [i for r in results if r.scale == scale.id for i in r.issues]
-    report.issues[:0] = data.issues + record_issues
     from ketascore.provenance import build_provenance
 
     if fmt == "table":
         from ketascore.render import change_tables, print_issues
 
-        console().print(change_tables(report, scale))
+        console().print(change_tables(report, scale, trend=is_tty(sys.stdout)))
         print_issues(console(stderr=True), report.issues)
     provenance = build_provenance(
         [scale, *([other] if other is not None else [])], data.hashes, "ketascore change"

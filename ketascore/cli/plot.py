@@ -1,0 +1,205 @@
+"""`ketascore plot`: pictures of change from baseline (needs the `plot` extra: matplotlib)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from ketascore.cli import cli
+from ketascore.cli.common import Exit, UsageError, console, input_options, load_scale_option
+
+if TYPE_CHECKING:
+    from ketascore.scale import Scale
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+KINDS = ("trajectory", "spaghetti", "waterfall", "distribution")  # as ketascore.plotting.KINDS
+PICTURE_FORMATS = (".png", ".svg", ".pdf")
+
+
+def require_plotting(hint: str = "") -> None:
+    """Stop with a usage error (exit 2) naming the install command when matplotlib is absent."""
+    from ketascore.plotting import PlottingUnavailable, require_matplotlib
+
+    try:
+        require_matplotlib()
+    except PlottingUnavailable as exc:
+        raise UsageError(f"{exc}{hint}") from None
+
+
+def refuse_input_as_output(output: Path, inputs: list[str]) -> None:
+    target = output.resolve()
+    for name in inputs:
+        if name != "-" and Path(name).exists():
+            resolved = Path(name).resolve()
+            if resolved == target or (resolved.is_dir() and resolved in target.parents):
+                raise UsageError(
+                    f"refusing to write {output}: it is an input (or inside an input folder); "
+                    "choose another output path"
+                )
+
+
+def check_score(scale: Scale, score_name: str) -> None:
+    if score_name not in scale.score_ids:
+        raise UsageError(
+            f"scale {scale.id} has no score {score_name!r}; scores: {', '.join(scale.score_ids)}"
+        )
+
+
+def change_options(func: F) -> F:
+    """Options shared by `plot` and `report` that decide how change is computed."""
+    func = click.option(
+        "--remission-at-most",
+        type=float,
+        help="Remission = score at most this value (default: the scale's threshold).",
+    )(func)
+    func = click.option(
+        "--response-percent",
+        type=click.FloatRange(0, 100, min_open=True),
+        help="Response = reduction of at least this percent (default: the scale's, usually 50).",
+    )(func)
+    func = click.option(
+        "--by",
+        help="Group by a carried field (e.g. arm) or a baseline classification of a scale "
+        "(e.g. hamd17.anxious_depression).",
+    )(func)
+    func = click.option(
+        "--baseline",
+        help="Baseline visit (default: the visit named 'baseline', else the earliest by study "
+        "day, then date, then order in the input).",
+    )(func)
+    func = click.option(
+        "--score", "score_name", default="total", show_default=True, help="Score to show."
+    )(func)
+    return func
+
+
+def picture_options(func: F) -> F:
+    func = click.option("--title", help="Title of the picture (default: made from the data).")(func)
+    func = click.option(
+        "--color-by",
+        type=click.Choice(["outcome", "group"]),
+        help="waterfall: colour bars by response/remission (default) or by --by group.",
+    )(func)
+    func = click.option(
+        "--error",
+        type=click.Choice(["ci", "se", "sd"]),
+        default="ci",
+        show_default=True,
+        help="trajectory: error bars = 95% confidence interval of the mean, standard error, "
+        "or standard deviation.",
+    )(func)
+    func = click.option(
+        "--visit",
+        help="waterfall: the visit whose percent change is shown (default: the last visit "
+        "after baseline).",
+    )(func)
+    return func
+
+
+@cli.command("plot")
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--scale", "scale_name", required=True, help="Built-in scale id or path of a scale file."
+)
+@click.option("--kind", type=click.Choice(KINDS), required=True, help="Which picture.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Picture file: .png, .svg or .pdf (written completely or not at all).",
+)
+@change_options
+@picture_options
+@click.option(
+    "--dpi", type=click.IntRange(50, 1200), default=150, show_default=True, help="PNG resolution."
+)
+@input_options
+def plot_cmd(
+    paths: tuple[str, ...],
+    scale_name: str,
+    kind: str,
+    output: Path,
+    score_name: str,
+    baseline: str | None,
+    by: str | None,
+    response_percent: float | None,
+    remission_at_most: float | None,
+    visit: str | None,
+    error: str,
+    color_by: str | None,
+    title: str | None,
+    dpi: int,
+    input_format: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    max_file_size: int,
+) -> None:
+    """Draw a picture of one score of one scale over the visits.
+
+    \b
+    trajectory    mean and 95% CI (or SE, SD) per visit, one line per group
+    spaghetti     each subject's line, faint, with the group mean on top
+    waterfall     percent change at one visit, one bar per subject, sorted
+    distribution  subjects in each severity band at each visit, stacked
+
+    Needs matplotlib: pip install 'ketascore[plot]'.
+    """
+    from ketascore.api import read_answers
+    from ketascore.cli.change import change_report, grouping_scale
+    from ketascore.plotting import PlotError, make_figure, save_figure
+    from ketascore.render import print_issues
+
+    if output.suffix.lower() not in PICTURE_FORMATS:
+        raise UsageError(f"-o {output}: the picture file must end in .png, .svg or .pdf")
+    if visit is not None and kind != "waterfall":
+        raise UsageError("--visit applies to --kind waterfall")
+    require_plotting()
+    refuse_input_as_output(output, list(paths))
+    scale = load_scale_option(scale_name)
+    check_score(scale, score_name)
+    data = read_answers(
+        list(paths),
+        input_format=input_format,
+        scales=[scale],
+        include=include,
+        exclude=exclude,
+        max_file_size=max_file_size,
+    )
+    other = grouping_scale(by, scale)
+    results, report = change_report(
+        data,
+        scale,
+        score_name,
+        baseline=baseline,
+        by=by,
+        other=other,
+        response_percent=response_percent,
+        remission_at_most=remission_at_most,
+    )
+    print_issues(console(stderr=True), report.issues)
+    if not report.subjects:
+        click.echo(f"Error: no {scale.id} records in the input; nothing to draw.", err=True)
+        sys.exit(Exit.PROBLEMS)
+    try:
+        fig = make_figure(
+            kind,
+            report,
+            scale,
+            results,
+            error=error,
+            visit=visit,
+            color_by=color_by,
+            title=title,
+        )
+    except PlotError as exc:
+        raise UsageError(str(exc)) from None
+    save_figure(fig, output, dpi=dpi)
+    click.echo(f"Wrote {output} ({kind}, {len(report.subjects)} subjects)", err=True)
+    problems = any(i.severity == "error" for i in report.issues)
+    sys.exit(Exit.PROBLEMS if problems else Exit.OK)

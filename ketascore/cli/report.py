@@ -1,0 +1,155 @@
+"""`ketascore report`: a self-contained HTML study report (and optionally a PDF)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from ketascore.cli import cli
+from ketascore.cli.common import Exit, UsageError, console, input_options, load_scale_option
+from ketascore.cli.plot import (
+    change_options,
+    check_score,
+    picture_options,
+    refuse_input_as_output,
+    require_plotting,
+)
+
+if TYPE_CHECKING:
+    from ketascore.scale import Scale
+
+
+@cli.command("report")
+@click.argument("paths", nargs=-1, required=True)
+@click.option(
+    "--scale",
+    "scale_names",
+    required=True,
+    multiple=True,
+    help="Built-in scale id or path of a scale file; repeat for a section per scale.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the HTML report to FILE (written completely or not at all); default: stdout.",
+)
+@click.option(
+    "--pdf",
+    "pdf_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the report as a PDF (tables as text pages, then the pictures).",
+)
+@click.option("--no-plots", is_flag=True, help="Leave the pictures out (no matplotlib needed).")
+@change_options
+@picture_options
+@input_options
+def report_cmd(
+    paths: tuple[str, ...],
+    scale_names: tuple[str, ...],
+    output: Path | None,
+    pdf_file: Path | None,
+    no_plots: bool,
+    score_name: str,
+    baseline: str | None,
+    by: str | None,
+    response_percent: float | None,
+    remission_at_most: float | None,
+    visit: str | None,
+    error: str,
+    color_by: str | None,
+    title: str | None,
+    input_format: str | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    max_file_size: int,
+) -> None:
+    """A study report in one self-contained HTML file.
+
+    It holds the study summary (subjects, visits, records, issues), the change table per
+    visit and group, the pictures (trajectory, spaghetti, waterfall, distribution) as inline
+    SVG, the data issues, and the provenance of the scales and inputs (sha256 of each). The
+    file loads nothing from the network. Pictures need matplotlib (pip install
+    'ketascore[plot]'); --no-plots makes a report of tables only.
+    """
+    from ketascore.api import read_answers
+    from ketascore.cli.change import change_report, grouping_scale
+    from ketascore.render import print_issues
+    from ketascore.report import (
+        Section,
+        add_figures,
+        build_report,
+        followup_visits,
+        render_html,
+        render_pdf,
+        write_bytes,
+        write_text,
+    )
+
+    if pdf_file is not None and no_plots:
+        raise UsageError("--pdf is drawn with matplotlib; leave out --no-plots")
+    if not no_plots or pdf_file is not None:
+        require_plotting("; or make a report of tables only with --no-plots")
+    for target in (output, pdf_file):
+        if target is not None:
+            refuse_input_as_output(target, list(paths))
+    scales: list[Scale] = []
+    for name in scale_names:
+        scale = load_scale_option(name)
+        check_score(scale, score_name)
+        if scale.id not in {s.id for s in scales}:
+            scales.append(scale)
+    data = read_answers(
+        list(paths),
+        input_format=input_format,
+        scales=scales,
+        include=include,
+        exclude=exclude,
+        max_file_size=max_file_size,
+    )
+    sections: list[Section] = []
+    others: list[Scale] = []
+    for scale in scales:
+        other = grouping_scale(by, scale)
+        if other is not None:
+            others.append(other)
+        results, report = change_report(
+            data,
+            scale,
+            score_name,
+            baseline=baseline,
+            by=by,
+            other=other,
+            response_percent=response_percent,
+            remission_at_most=remission_at_most,
+        )
+        section = Section(scale, report, results)
+        followups = followup_visits(report)
+        if visit is not None and report.subjects and visit not in followups:
+            raise UsageError(
+                f"--visit {visit}: no {scale.id} change from baseline at that visit; "
+                f"visits: {', '.join(followups) or 'none'}"
+            )
+        if not report.subjects:
+            section.notes.append(f"No {scale.id} records in the input.")
+        elif no_plots:
+            section.notes.append("Pictures left out (--no-plots).")
+        else:
+            add_figures(section, error=error, visit=visit, color_by=color_by)
+        sections.append(section)
+    doc = build_report(sections, data, title=title, extra_scales=others)
+    print_issues(console(stderr=True), doc.issues)
+    html_text = render_html(doc)
+    if output is None:
+        click.echo(html_text, nl=False)
+    else:
+        write_text(output, html_text)
+        click.echo(f"Wrote {output}", err=True)
+    if pdf_file is not None:
+        write_bytes(pdf_file, render_pdf(doc))
+        click.echo(f"Wrote {pdf_file}", err=True)
+    problems = any(i.severity == "error" for i in doc.issues)
+    sys.exit(Exit.PROBLEMS if problems else Exit.OK)
