@@ -174,10 +174,55 @@ _TYPES = [
         "add the baseline record, or choose the baseline visit with --baseline",
     ),
     IssueType(
+        "no-study-day",
+        "error",
+        "A record has no study day, so no analysis window can hold it",
+        "add the study day (day) to the record, or analyse without --windows",
+    ),
+    IssueType(
         "baseline-zero",
         "warning",
         "Baseline is 0: percent change is undefined",
         "nothing to do: change is reported, percent change and response are left empty",
+    ),
+    # clinical formats (ketascore.formats)
+    IssueType(
+        "missing-column",
+        "error",
+        "A column the format or the mapping file needs is not in the file",
+        "check the file's header against the mapping file, or correct the mapping file",
+    ),
+    IssueType(
+        "cell-error",
+        "error",
+        "A spreadsheet cell holds an error or a formula that was never calculated",
+        "fix the formula in the spreadsheet, or clear the cell if the item was not rated",
+    ),
+    IssueType(
+        "unknown-answer-code",
+        "error",
+        "Answer code is not one of the item's answer codes",
+        "check the code against the scale's answer codes (ketascore scales show), or give "
+        "the Questionnaire with --questionnaire",
+    ),
+    IssueType(
+        "unsupported-resource",
+        "error",
+        "FHIR resource is not a QuestionnaireResponse",
+        "give QuestionnaireResponse resources: one, a Bundle of them, or NDJSON",
+    ),
+    IssueType(
+        "unknown-category",
+        "warning",
+        "Rows of a category that no known scale declares",
+        "nothing to do if they are not needed; otherwise add a scale whose codes declare "
+        "that category (codes.cdisc_category)",
+    ),
+    IssueType(
+        "no-scale-items",
+        "warning",
+        "File holds no items of a known scale",
+        "name the item columns <scale>_<item>, or describe them with --map",
     ),
 ]
 
