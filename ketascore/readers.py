@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import codecs
 import csv
-import hashlib
 import datetime as dt
+import hashlib
 import io
 import json
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import Path
@@ -105,7 +105,7 @@ def iter_input_files(
                 if name.startswith("."):
                     continue
                 file = Path(folder) / name
-                if file.suffix.lower() not in EXTENSIONS or not wanted(file, path):
+                if not is_input_file(name) or not wanted(file, path):
                     continue
                 yield file
 
@@ -485,11 +485,46 @@ def read_jsonl(text: str, file: str) -> ReadResult:
 
 @dataclass
 class _Rows:
+    """A table from any tabular source: CSV (text cells), a spreadsheet or a SAS transport
+    file (text, numbers, None, or a CellError for a spreadsheet error cell)."""
+
     header: list[str]
-    rows: list[tuple[int, list[str]]]  # (line of the row's start, cells)
+    rows: list[tuple[int, list[Any]]]  # (line of the row's start, or sheet row; cells)
+
+
+Table = _Rows
+
+
+class CellError(str):
+    """A spreadsheet cell holding an error (#DIV/0!, #N/A, ...): its text where text is
+    expected, and an unusable value (issue ``cell-error``) where an item's answer is."""
+
+    detail: str
+
+    def __new__(cls, text: str, detail: str) -> CellError:
+        obj = super().__new__(cls, text)
+        obj.detail = detail
+        return obj
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def item_value(value: Any) -> Any:
+    """A cell as an item's raw answer: a spreadsheet error cell is rejected."""
+    if isinstance(value, CellError):
+        return Rejection("cell-error", value.detail)
+    return value
 
 
 def _csv_rows(text: str, file: str, issues: list[Issue]) -> _Rows | None:
+    table = _csv_table(text, file, issues)
+    return None if table is None else check_table(table, file, issues)
+
+
+def _csv_table(text: str, file: str, issues: list[Issue]) -> _Rows | None:
+    """The header and non-empty rows of CSV text, not yet checked."""
     if not text.strip():
         issues.append(make_issue("file-empty", "the file is empty", file=file))
         return None
@@ -518,6 +553,17 @@ def _csv_rows(text: str, file: str, issues: list[Issue]) -> _Rows | None:
     if header is None:
         issues.append(make_issue("file-empty", "the file is empty", file=file))
         return None
+    return _Rows(header, rows)
+
+
+def check_table(
+    table: _Rows,
+    file: str,
+    issues: list[Issue],
+    required: tuple[str, ...] = ("subject", "visit"),
+) -> _Rows | None:
+    """Unique column names, the required columns, rows as long as the header."""
+    header, rows = table.header, table.rows
     folded = [h.casefold() for h in header]
     dupes = sorted({h for h, f in zip(header, folded, strict=True) if folded.count(f) > 1})
     if dupes:
@@ -531,7 +577,7 @@ def _csv_rows(text: str, file: str, issues: list[Issue]) -> _Rows | None:
             )
         )
         return None
-    for name in ("subject", "visit"):
+    for name in required:
         if name not in folded:
             issues.append(
                 make_issue(
@@ -545,19 +591,18 @@ def _csv_rows(text: str, file: str, issues: list[Issue]) -> _Rows | None:
             return None
     if not rows:
         issues.append(make_issue("file-empty", "the file has a header but no rows", file=file))
-    good: list[tuple[int, list[str]]] = []
+    good: list[tuple[int, list[Any]]] = []
+    at = folded.index("subject") if "subject" in folded else None
     for line, cells in rows:
         if len(cells) != len(header):
-            subject = (
-                cells[folded.index("subject")] if len(cells) > folded.index("subject") else None
-            )
+            subject = cells[at] if at is not None and len(cells) > at else None
             issues.append(
                 make_issue(
                     "csv-ragged-row",
                     f"row has {len(cells)} cells but the header has {len(header)}; row skipped",
                     file=file,
                     line=line,
-                    subject=(subject or "").strip() or None,
+                    subject=_text_field(subject),
                 )
             )
             continue
@@ -574,7 +619,7 @@ def _split_column(column: str, scale_ids: set[str]) -> tuple[str, str] | None:
 
 
 def _row_common(
-    header: list[str], cells: list[str], line: int, file: str, issues: list[Issue]
+    header: list[str], cells: list[Any], line: int, file: str, issues: list[Issue]
 ) -> tuple[dict[str, Any], str | None, Any, dict[str, Any]] | None:
     data = {h.casefold(): c for h, c in zip(header, cells, strict=True)}
     subject = _text_field(data.get("subject"))
@@ -628,6 +673,12 @@ def read_csv_wide(text: str, file: str, scale_ids: set[str]) -> ReadResult:
     table = _csv_rows(text, file, out.issues)
     if table is None:
         return out
+    records_wide(table, file, scale_ids, out)
+    return out
+
+
+def records_wide(table: _Rows, file: str, scale_ids: set[str], out: ReadResult) -> None:
+    """Records of a checked wide table: one per row and scale (``<scale>_<item>`` columns)."""
     header = table.header
     item_columns: dict[int, tuple[str, str]] = {}
     extra_columns: list[int] = []
@@ -653,7 +704,7 @@ def read_csv_wide(text: str, file: str, scale_ids: set[str]) -> ReadResult:
                 "(subject, visit, scale, item, value)",
             )
         )
-        return out
+        return
     for line, cells in table.rows:
         common = _row_common(header, cells, line, file, out.issues)
         if common is None:
@@ -661,8 +712,10 @@ def read_csv_wide(text: str, file: str, scale_ids: set[str]) -> ReadResult:
         ids, date, day, _ = common
         extra = {header[i]: _cell(cells[i]) for i in extra_columns}
         for scale_id in scales_in_file:
-            items = {item: cells[i] for i, (s, item) in item_columns.items() if s == scale_id}
-            if not any(v.strip() for v in items.values()):
+            items = {
+                item: item_value(cells[i]) for i, (s, item) in item_columns.items() if s == scale_id
+            }
+            if all(_is_blank(v) for v in items.values()):
                 continue  # this scale was not rated at this visit
             out.records.append(
                 AnswerRecord(
@@ -676,12 +729,19 @@ def read_csv_wide(text: str, file: str, scale_ids: set[str]) -> ReadResult:
                     source=Source(file=file, line=line),
                 )
             )
-    return out
 
 
-def _cell(value: str) -> Any:
+def _cell(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
     text = value.strip()
     return text if text else None
+
+
+def _same_cell(old: Any, new: Any) -> bool:
+    if isinstance(old, str) and isinstance(new, str):
+        return old.strip() == new.strip()
+    return bool(old == new)
 
 
 def read_csv_long(text: str, file: str) -> ReadResult:
@@ -689,12 +749,18 @@ def read_csv_long(text: str, file: str) -> ReadResult:
     table = _csv_rows(text, file, out.issues)
     if table is None:
         return out
+    records_long(table, file, out)
+    return out
+
+
+def records_long(table: _Rows, file: str, out: ReadResult) -> None:
+    """Records of a checked long table (subject, visit, scale, item, value)."""
     header = table.header
     folded = [h.casefold() for h in header]
     for name in ("scale", "item", "value"):
         if name not in folded:
             out.issues.append(make_issue("csv-columns", f"no {name!r} column", file=file, line=1))
-            return out
+            return
     extra_names = [h for h in header if h.casefold() not in (*LONG_FIELDS, "date", "day")]
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for line, cells in table.rows:
@@ -702,8 +768,8 @@ def read_csv_long(text: str, file: str) -> ReadResult:
         if common is None:
             continue
         ids, date, day, data = common
-        scale = (data.get("scale") or "").strip().casefold()
-        item = (data.get("item") or "").strip()
+        scale = (_text_field(data.get("scale")) or "").casefold()
+        item = _text_field(data.get("item")) or ""
         if not scale or not item:
             out.issues.append(
                 make_issue(
@@ -727,10 +793,10 @@ def read_csv_long(text: str, file: str) -> ReadResult:
                 "lines": {},
                 "extra": {h: _cell(data[h.casefold()]) for h in extra_names},
             }
-        value = data.get("value", "")
+        value = item_value(data.get("value", ""))
         if item in group["items"]:
             old = group["items"][item]
-            if isinstance(old, Rejection) or old.strip() != value.strip():
+            if isinstance(old, Rejection) or not _same_cell(old, value):
                 group["items"][item] = Rejection(
                     "conflicting-records",
                     f"item given twice with different values ({old!r} at line "
@@ -753,7 +819,119 @@ def read_csv_long(text: str, file: str) -> ReadResult:
                 item_lines=group["lines"],
             )
         )
-    return out
+
+
+# --------------------------------------------------------------------------------------
+# More formats, registered by name (ketascore.formats adds xlsx, xpt, sdtm, redcap, fhir)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """Options of the readers of clinical formats, passed through ``read_paths``.
+
+    ``mapping`` a column mapping for tabular input (ketascore.formats.mapping.ColumnMapping);
+    ``sheet`` the spreadsheet sheet to read (default: the first); ``redcap_dictionary`` a
+    REDCap data dictionary (ketascore.formats.redcap.RedcapDictionary); ``questionnaire``
+    FHIR Questionnaires (ketascore.formats.fhir.Questionnaires); ``category`` the SDTM
+    QSCAT/RSCAT to read; ``scales`` scales besides the built-in ones, whose codes readers may
+    use. ``ketascore.formats.load_read_options`` builds one from file names.
+    """
+
+    mapping: Any = None
+    sheet: str | None = None
+    redcap_dictionary: Any = None
+    questionnaire: Any = None
+    category: str | None = None
+    scales: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class FormatContext:
+    """What a registered reader gets besides the input: the options and the known scale ids
+    (casefolded)."""
+
+    options: ReadOptions
+    scale_ids: frozenset[str]
+
+
+@dataclass(frozen=True)
+class FormatReader:
+    """A reader registered by name.
+
+    Binary formats read bytes (``read_bytes``), text formats decoded text (``read_text``).
+    Without --input-format a format is chosen by ``extensions`` or ``magic`` (binary) or by
+    ``detect(name, text, requested, context)`` (text; ``requested`` is the built-in format
+    named by the caller, or None). Detectors run in registration order, before the built-in
+    detection, and return False when unsure.
+    """
+
+    name: str
+    read_text: Callable[[str, str, FormatContext], ReadResult] | None = None
+    read_bytes: Callable[[bytes, str, FormatContext], ReadResult] | None = None
+    extensions: tuple[str, ...] = ()
+    magic: tuple[bytes, ...] = ()
+    detect: Callable[[str, str, str | None, FormatContext], bool] | None = None
+    description: str = ""
+
+
+FORMAT_READERS: dict[str, FormatReader] = {}
+
+
+def register_format(reader: FormatReader) -> None:
+    """Add (or replace) a named format; the built-in names cannot be taken."""
+    if reader.name in FORMATS:
+        raise ValueError(f"{reader.name!r} is a built-in format")
+    FORMAT_READERS[reader.name] = reader
+
+
+def _load_formats() -> None:
+    import ketascore.formats  # noqa: F401  (registers the clinical formats)
+
+
+def input_formats() -> tuple[str, ...]:
+    """Every format name ``--input-format`` accepts."""
+    _load_formats()
+    return (*FORMATS, *FORMAT_READERS)
+
+
+def is_input_file(name: str) -> bool:
+    """Whether a file found in a folder is read: a known extension, not an office lock file."""
+    _load_formats()
+    ext = os.path.splitext(name)[1].lower()
+    if name.startswith("~$"):
+        return False
+    return ext in EXTENSIONS or any(ext in r.extensions for r in FORMAT_READERS.values())
+
+
+def _context(scale_ids: Iterable[str], options: ReadOptions | None) -> FormatContext:
+    return FormatContext(options or ReadOptions(), frozenset(s.casefold() for s in scale_ids))
+
+
+def _binary_reader(fmt: str | None, name: str, data: bytes) -> FormatReader | None:
+    if fmt is not None:
+        reader = FORMAT_READERS.get(fmt)
+        return reader if reader is not None and reader.read_bytes is not None else None
+    ext = os.path.splitext(name)[1].lower()
+    for reader in FORMAT_READERS.values():
+        if reader.read_bytes is None:
+            continue
+        if ext in reader.extensions or any(data.startswith(m) for m in reader.magic):
+            return reader
+    return None
+
+
+def _text_reader(
+    fmt: str | None, name: str, text: str, context: FormatContext
+) -> FormatReader | None:
+    if fmt is not None and fmt in FORMAT_READERS:
+        return FORMAT_READERS[fmt]
+    if fmt == "yaml":
+        return None
+    for reader in FORMAT_READERS.values():
+        detect = reader.detect
+        if reader.read_text is not None and detect is not None and detect(name, text, fmt, context):
+            return reader
+    return None
 
 
 # --------------------------------------------------------------------------------------
@@ -761,10 +939,31 @@ def read_csv_long(text: str, file: str) -> ReadResult:
 
 
 def read_text(
-    text: str, name: str, fmt: str | None = None, scale_ids: Iterable[str] = ()
+    text: str,
+    name: str,
+    fmt: str | None = None,
+    scale_ids: Iterable[str] = (),
+    *,
+    options: ReadOptions | None = None,
 ) -> ReadResult:
     """Read answer records from text; ``fmt`` overrides detection."""
     text = text.removeprefix("\ufeff")
+    _load_formats()
+    context = _context(scale_ids, options)
+    reader = _text_reader(fmt, name, text, context)
+    if reader is not None:
+        if reader.read_text is None:
+            return ReadResult(
+                issues=[
+                    make_issue(
+                        "file-format",
+                        f"{reader.name} is a binary format and cannot be read from text",
+                        file=name,
+                    )
+                ],
+                files=[name],
+            )
+        return reader.read_text(text, name, context)
     fmt = fmt or detect_format(name, text)
     if fmt == "yaml":
         return read_yaml(text, name)
@@ -778,18 +977,29 @@ def read_text(
         if detect_format(".csv", text) == "csv-long":
             return read_csv_long(text, name)
         return read_csv_wide(text, name, {s.casefold() for s in scale_ids})
-    raise ValueError(f"unknown input format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    raise ValueError(f"unknown input format {fmt!r}; choose one of {', '.join(input_formats())}")
 
 
 def read_bytes(
-    data: bytes, name: str, fmt: str | None = None, scale_ids: Iterable[str] = ()
+    data: bytes,
+    name: str,
+    fmt: str | None = None,
+    scale_ids: Iterable[str] = (),
+    *,
+    options: ReadOptions | None = None,
 ) -> ReadResult:
     issues: list[Issue] = []
     digest = hashlib.sha256(data).hexdigest()
+    _load_formats()
+    binary = _binary_reader(fmt, name, data)
+    if binary is not None and binary.read_bytes is not None:
+        result = binary.read_bytes(data, name, _context(scale_ids, options))
+        result.hashes[name] = digest
+        return result
     text = decode(data, name, issues)
     if text is None:
         return ReadResult(issues=issues, files=[name], hashes={name: digest})
-    result = read_text(text, name, fmt, scale_ids)
+    result = read_text(text, name, fmt, scale_ids, options=options)
     result.issues[:0] = issues
     result.hashes[name] = digest
     return result
@@ -800,6 +1010,8 @@ def read_file(
     fmt: str | None = None,
     scale_ids: Iterable[str] = (),
     max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+    *,
+    options: ReadOptions | None = None,
 ) -> ReadResult:
     name = str(path)
     try:
@@ -823,7 +1035,7 @@ def read_file(
             issues=[make_issue("file-unreadable", f"cannot read the file: {reason}", file=name)],
             files=[name],
         )
-    return read_bytes(data, name, fmt, scale_ids)
+    return read_bytes(data, name, fmt, scale_ids, options=options)
 
 
 def read_paths(
@@ -835,14 +1047,18 @@ def read_paths(
     exclude: Iterable[str] = (),
     max_file_size: int = DEFAULT_MAX_FILE_SIZE,
     stdin: BinaryIO | None = None,
+    options: ReadOptions | None = None,
 ) -> ReadResult:
-    """Read files and folders (``-`` is standard input) into one result, in a stable order."""
+    """Read files and folders (``-`` is standard input) into one result, in a stable order.
+
+    ``options`` reach the readers of clinical formats (mapping file, sheet, REDCap data
+    dictionary, FHIR Questionnaire, SDTM category)."""
     out = ReadResult()
     ids = list(scale_ids)
     for path in iter_input_files(paths, include, exclude, out.issues):
         if str(path) == "-":
             stream = stdin if stdin is not None else sys.stdin.buffer
-            out.extend(read_bytes(stream.read(), "<stdin>", fmt, ids))
+            out.extend(read_bytes(stream.read(), "<stdin>", fmt, ids, options=options))
         else:
-            out.extend(read_file(path, fmt, ids, max_file_size))
+            out.extend(read_file(path, fmt, ids, max_file_size, options=options))
     return out

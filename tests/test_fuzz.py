@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
+from conftest import ROOT, budget
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT, budget
 from ketascore.cli import cli
 from ketascore.readers import read_text
 from ketascore.scale import check_scale_text

@@ -1,0 +1,231 @@
+"""Clinical data formats: spreadsheets, REDCap, CDISC SDTM, SAS transport and FHIR in;
+CDISC ADaM-style tables and FHIR Observations out.
+
+Importing this package registers its readers with ``ketascore.readers`` (which imports it on
+first use), so ``read_paths`` and ``--input-format`` know these formats:
+
+- ``xlsx``: Excel workbook, wide, long, SDTM or through a mapping (.xlsx, .xlsm);
+- ``xpt``: SAS transport v5, SDTM or any table through a mapping (.xpt);
+- ``sdtm``: CDISC SDTM QS/RS domain as CSV or .xpt (a QSTESTCD/RSTESTCD column);
+- ``redcap``: REDCap "export records" CSV (redcap_event_name, or record_id and *_complete);
+- ``fhir``: FHIR R4 QuestionnaireResponse, a resource, Bundle or NDJSON ("resourceType");
+- ``csv-mapped``: any CSV read through a mapping file (``--map`` with CSV input).
+
+In parentheses: how each is recognised without ``--input-format``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ketascore.issues import make_issue
+from ketascore.readers import (
+    FormatContext,
+    FormatReader,
+    ReadOptions,
+    ReadResult,
+    Table,
+    _split_header,
+    check_table,
+    decode,
+    detect_format,
+    register_format,
+)
+
+from . import xpt
+from .fhir import (
+    QuestionnaireError,
+    Questionnaires,
+    load_questionnaires,
+    looks_like_fhir,
+    read_fhir,
+)
+from .layouts import read_table_text, records_from_table, sdtm_prefix
+from .mapping import ColumnMapping, LoadedMapping, MappingError, load_mapping, load_mapping_text
+from .redcap import (
+    RedcapDictionary,
+    RedcapDictionaryError,
+    load_redcap_dictionary,
+    looks_like_redcap,
+    read_redcap,
+)
+from .sdtm import read_sdtm_table, read_sdtm_text
+from .xlsx import read_xlsx
+
+__all__ = [
+    "ColumnMapping",
+    "FormatOptionError",
+    "LoadedMapping",
+    "MappingError",
+    "Questionnaires",
+    "ReadOptions",
+    "RedcapDictionary",
+    "load_mapping",
+    "load_mapping_text",
+    "load_questionnaires",
+    "load_read_options",
+    "load_redcap_dictionary",
+]
+
+
+class FormatOptionError(ValueError):
+    """An option file (mapping, data dictionary, Questionnaire) that cannot be used.
+    ``problems`` holds one message per problem; the CLI reports them as a usage error."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def load_read_options(
+    *,
+    map: str | Path | None = None,
+    sheet: str | None = None,
+    redcap_dictionary: str | Path | None = None,
+    questionnaire: str | Path | Iterable[str | Path] | None = None,
+    category: str | None = None,
+    scales: Iterable[Any] = (),
+) -> ReadOptions:
+    """Read the option files named on the command line; every problem is collected and
+    raised as FormatOptionError."""
+    problems: list[str] = []
+    mapping = dictionary = questionnaires = None
+    if map is not None:
+        try:
+            mapping = load_mapping(map)
+        except MappingError as exc:
+            problems.extend(exc.problems)
+    if redcap_dictionary is not None:
+        try:
+            dictionary = load_redcap_dictionary(redcap_dictionary)
+        except RedcapDictionaryError as exc:
+            problems.append(str(exc))
+    if questionnaire is not None:
+        paths = [questionnaire] if isinstance(questionnaire, str | Path) else list(questionnaire)
+        try:
+            questionnaires = load_questionnaires(paths)
+        except QuestionnaireError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise FormatOptionError(problems)
+    return ReadOptions(
+        mapping=mapping,
+        sheet=sheet,
+        redcap_dictionary=dictionary,
+        questionnaire=questionnaires,
+        category=category,
+        scales=tuple(scales),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Registration
+
+
+def _xpt_table(data: bytes, file: str, out: ReadResult) -> Table | None:
+    try:
+        dataset = xpt.read_xport(data)
+    except xpt.XptError as exc:
+        out.issues.append(make_issue("parse-error", str(exc), file=file))
+        return None
+    header = [v.name for v in dataset.variables]
+    return Table(header, [(i, row) for i, row in enumerate(dataset.rows, start=1)])
+
+
+def read_xpt(data: bytes, file: str, context: FormatContext) -> ReadResult:
+    """A SAS transport file; issue lines are observation numbers."""
+    out = ReadResult(files=[file])
+    table = _xpt_table(data, file, out)
+    if table is not None:
+        records_from_table(table, file, context, out, unit="observation")
+    return out
+
+
+def _read_sdtm_bytes(data: bytes, file: str, context: FormatContext) -> ReadResult:
+    if not data.startswith(xpt.MAGIC):
+        out = ReadResult(files=[file])
+        text = decode(data, file, out.issues)
+        if text is None:
+            return out
+        result = read_sdtm_text(text.removeprefix("\ufeff"), file, context)
+        result.issues[:0] = out.issues
+        return result
+    out = ReadResult(files=[file])
+    table = _xpt_table(data, file, out)
+    if table is not None:
+        checked = check_table(table, file, out.issues, required=())
+        if checked is not None:
+            read_sdtm_table(checked, file, context, out, unit="observation")
+    return out
+
+
+def _csv_like(name: str, text: str, requested: str | None) -> bool:
+    if requested not in (None, "csv", "csv-long"):
+        return False
+    return detect_format(name, text) in ("csv", "csv-long")
+
+
+def _looks_like_sdtm(name: str, text: str, requested: str | None, ctx: FormatContext) -> bool:
+    return _csv_like(name, text, requested) and sdtm_prefix(_split_header(text)) is not None
+
+
+def _looks_like_redcap(name: str, text: str, requested: str | None, ctx: FormatContext) -> bool:
+    return _csv_like(name, text, requested) and looks_like_redcap(_split_header(text))
+
+
+def _mapped_csv(name: str, text: str, requested: str | None, ctx: FormatContext) -> bool:
+    return ctx.options.mapping is not None and _csv_like(name, text, requested)
+
+
+register_format(
+    FormatReader(
+        "xlsx",
+        read_bytes=read_xlsx,
+        extensions=(".xlsx", ".xlsm"),
+        description="Excel workbook (first sheet, or --sheet)",
+    )
+)
+register_format(
+    FormatReader(
+        "xpt",
+        read_bytes=read_xpt,
+        extensions=(".xpt",),
+        magic=(xpt.MAGIC,),
+        description="SAS transport v5 (SDTM, or any table with --map)",
+    )
+)
+register_format(
+    FormatReader(
+        "fhir",
+        read_text=read_fhir,
+        detect=looks_like_fhir,
+        description="FHIR R4 QuestionnaireResponse (resource, Bundle or NDJSON)",
+    )
+)
+register_format(
+    FormatReader(
+        "sdtm",
+        read_text=read_sdtm_text,
+        read_bytes=_read_sdtm_bytes,
+        detect=_looks_like_sdtm,
+        description="CDISC SDTM QS/RS domain (CSV or .xpt)",
+    )
+)
+register_format(
+    FormatReader(
+        "redcap",
+        read_text=read_redcap,
+        detect=_looks_like_redcap,
+        description='REDCap "export records" CSV',
+    )
+)
+register_format(
+    FormatReader(
+        "csv-mapped",
+        read_text=read_table_text,
+        detect=_mapped_csv,
+        description="CSV read through a mapping file (--map)",
+    )
+)

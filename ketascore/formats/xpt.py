@@ -1,0 +1,314 @@
+"""SAS transport files (XPORT version 5, the format FDA submissions and NHANES use).
+
+A small reader and writer of our own, so no SAS or pandas stack is needed. Numbers are IBM
+hexadecimal floats in the file; they are converted exactly, and then a value within 1e-9 of
+a whole number is taken as that whole number: some files store a 0 as a denormal IBM float
+that reads back as 5.4e-79 (NHANES DPQ_J.xpt does), and no rating is ever that close to a
+whole number without being one. Dates (variables with a DATE-like format) become ISO text.
+Missing numbers (``.``, ``.A``-``.Z``, ``._``) become None.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import struct
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+RECORD = 80
+_LIBRARY = b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!"
+_MEMBER = b"HEADER RECORD*******MEMBER  HEADER RECORD!!!!!!!"
+_DSCRPTR = b"HEADER RECORD*******DSCRPTR HEADER RECORD!!!!!!!"
+_NAMESTR = b"HEADER RECORD*******NAMESTR HEADER RECORD!!!!!!!"
+_OBS = b"HEADER RECORD*******OBS     HEADER RECORD!!!!!!!"
+MAGIC = _LIBRARY
+
+SNAP = 1e-9
+SAS_EPOCH = dt.date(1960, 1, 1)
+_DATE_FORMATS = re.compile(r"^(DATE|YYMMDD|MMDDYY|DDMMYY|E8601DA|IS8601DA|B8601DA|WORDDATE)")
+_DATETIME_FORMATS = re.compile(r"^(DATETIME|E8601DT|IS8601DT|B8601DT)")
+_MISSING_BYTES = frozenset(b"._ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,7}$")
+
+
+class XptError(ValueError):
+    """A file that is not a usable SAS transport (XPORT v5) file."""
+
+
+@dataclass
+class Variable:
+    name: str
+    label: str = ""
+    numeric: bool = True
+    length: int = 8
+    format: str = ""
+    format_length: int = 0
+    format_decimals: int = 0
+
+
+@dataclass
+class Dataset:
+    name: str
+    label: str
+    variables: list[Variable]
+    rows: list[list[Any]] = field(default_factory=list)
+    members: int = 1  # members in the file (only the first is read)
+
+
+# --------------------------------------------------------------------------------------
+# IBM hexadecimal floats
+
+
+def ibm_to_float(data: bytes) -> float | None:
+    """An IBM float (2-8 bytes, big-endian) as a Python float; None for a SAS missing value."""
+    raw = data.ljust(8, b"\x00")
+    if raw[0] in _MISSING_BYTES and not any(raw[1:]):
+        return None
+    (word,) = struct.unpack(">Q", raw)
+    sign = -1.0 if word >> 63 else 1.0
+    exponent = (word >> 56) & 0x7F
+    mantissa = word & 0x00FF_FFFF_FFFF_FFFF
+    if mantissa == 0:
+        return 0.0
+    return sign * math.ldexp(mantissa, 4 * (exponent - 64) - 56)
+
+
+def float_to_ibm(value: float | None) -> bytes:
+    """A Python float as an 8-byte IBM float; None as the SAS missing value ``.``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return b"." + b"\x00" * 7
+    if value == 0:
+        return b"\x00" * 8
+    if math.isinf(value):
+        raise XptError("an infinite number cannot be written to a SAS transport file")
+    sign = 0x80 if value < 0 else 0
+    m, e = math.frexp(abs(value))  # abs = m * 2**e, 0.5 <= m < 1
+    hexp = -(-e // 4)  # ceil(e / 4)
+    shift = 4 * hexp - e  # 0..3
+    mantissa = int(math.ldexp(m, 56 - shift))  # exact: m has 53 significant bits
+    if mantissa >= 1 << 56:  # pragma: no cover - cannot happen with shift >= 0
+        mantissa >>= 4
+        hexp += 1
+    exponent = hexp + 64
+    if exponent > 127:
+        raise XptError(f"{value!r} is too large for a SAS transport file")
+    if exponent < 0:
+        return b"\x00" * 8  # below the smallest IBM float: written as 0
+    return bytes([sign | exponent]) + mantissa.to_bytes(7, "big")
+
+
+def snap(value: float) -> int | float:
+    """A number within 1e-9 of a whole number is that whole number (see the module text)."""
+    nearest = round(value)
+    if abs(value - nearest) <= SNAP:
+        return int(nearest)
+    return value
+
+
+# --------------------------------------------------------------------------------------
+# Reading
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("latin-1").rstrip(" \x00")
+
+
+def _convert(var: Variable, raw: bytes) -> Any:
+    if not var.numeric:
+        return _text(raw) or None
+    number = ibm_to_float(raw)
+    if number is None:
+        return None
+    value = snap(number)
+    fmt = var.format.upper()
+    try:
+        if _DATE_FORMATS.match(fmt) and float(value).is_integer():
+            return (SAS_EPOCH + dt.timedelta(days=int(value))).isoformat()
+        if _DATETIME_FORMATS.match(fmt):
+            stamp = dt.datetime(1960, 1, 1) + dt.timedelta(seconds=float(value))
+            return stamp.isoformat()
+    except OverflowError:
+        return value
+    return value
+
+
+def read_xport(data: bytes) -> Dataset:
+    """The first member of a transport file; raises XptError if the file is not one."""
+    if not data.startswith(_LIBRARY):
+        raise XptError("not a SAS transport (XPORT v5) file: no library header record")
+    pos = 3 * RECORD
+    if data[pos : pos + len(_MEMBER)] != _MEMBER:
+        raise XptError("no member header record after the library header")
+    namestr_size = int(data[pos + 74 : pos + 78] or b"140")
+    pos += RECORD
+    if data[pos : pos + len(_DSCRPTR)] != _DSCRPTR:
+        raise XptError("no member descriptor record")
+    pos += RECORD
+    member = data[pos : pos + 2 * RECORD]
+    name = _text(member[8:16])
+    label = _text(member[RECORD + 32 : RECORD + 72])
+    pos += 2 * RECORD
+    if data[pos : pos + len(_NAMESTR)] != _NAMESTR:
+        raise XptError("no NAMESTR header record")
+    try:
+        count = int(data[pos + 54 : pos + 58])
+    except ValueError:
+        raise XptError("the NAMESTR header record does not give the number of variables") from None
+    pos += RECORD
+    variables: list[Variable] = []
+    positions: list[int] = []
+    for i in range(count):
+        ns = data[pos + i * namestr_size : pos + (i + 1) * namestr_size]
+        if len(ns) < 88:
+            raise XptError("the file ends inside the variable descriptions")
+        ntype, _, nlng, _ = struct.unpack(">hhhh", ns[:8])
+        nfl, nfd = struct.unpack(">hh", ns[64:68])
+        (npos,) = struct.unpack(">i", ns[84:88])
+        variables.append(
+            Variable(
+                name=_text(ns[8:16]),
+                label=_text(ns[16:56]),
+                numeric=ntype == 1,
+                length=nlng,
+                format=_text(ns[56:64]),
+                format_length=nfl,
+                format_decimals=nfd,
+            )
+        )
+        positions.append(npos)
+    pos += count * namestr_size
+    pos += -pos % RECORD
+    if data[pos : pos + len(_OBS)] != _OBS:
+        raise XptError("no observation header record")
+    pos += RECORD
+    width = max((p + v.length for p, v in zip(positions, variables, strict=True)), default=0)
+    members = 1
+    end = len(data)
+    following = data.find(_MEMBER, pos)
+    while following != -1 and (following - pos) % RECORD:
+        following = data.find(_MEMBER, following + 1)
+    if following != -1:
+        end = following
+        members += data.count(_MEMBER, following)
+    rows: list[list[Any]] = []
+    if width:
+        while pos + width <= end:
+            raw = data[pos : pos + width]
+            if not raw.strip(b" ") and end - pos < RECORD:
+                break  # blank padding of the last record
+            rows.append(
+                [
+                    _convert(v, raw[p : p + v.length])
+                    for v, p in zip(variables, positions, strict=True)
+                ]
+            )
+            pos += width
+    return Dataset(name, label, variables, rows, members)
+
+
+# --------------------------------------------------------------------------------------
+# Writing
+
+
+def _sas_stamp(when: dt.datetime) -> bytes:
+    return when.strftime("%d%b%y:%H:%M:%S").upper().encode("ascii")
+
+
+def _pad(text: str, size: int) -> bytes:
+    raw = text.encode("latin-1", errors="replace")[:size]
+    return raw.ljust(size, b" ")
+
+
+def _records(data: bytes) -> bytes:
+    return data + b" " * (-len(data) % RECORD)
+
+
+FIXED_TIME = dt.datetime(2000, 1, 1)
+
+
+def write_xport(
+    out: IO[bytes],
+    name: str,
+    variables: Sequence[Variable],
+    rows: Iterable[Sequence[Any]],
+    *,
+    label: str = "",
+    created: dt.datetime = FIXED_TIME,
+) -> None:
+    """Write one dataset. Numbers are floats or None; text is str or None; a date variable
+    (format DATE9. etc.) takes days since 1960-01-01. ``created`` is fixed by default so the
+    same data give the same bytes."""
+    if not _NAME.match(name):
+        raise XptError(f"dataset name {name!r} must be 1-8 letters, digits or _")
+    for var in variables:
+        if not _NAME.match(var.name):
+            raise XptError(f"variable name {var.name!r} must be 1-8 letters, digits or _")
+        if not var.numeric and not 1 <= var.length <= 200:
+            raise XptError(f"text variable {var.name} must be 1-200 bytes long")
+    stamp = _sas_stamp(created)
+    head = b"".join(
+        [
+            _LIBRARY + b"0" * 30 + b"  ",
+            _pad("SAS", 8)
+            + _pad("SAS", 8)
+            + _pad("SASLIB", 8)
+            + _pad("9.4", 8)
+            + _pad("ketascor", 8)
+            + b" " * 24
+            + stamp,
+            stamp + b" " * 64,
+            _MEMBER + b"000000000000000001600000000140  ",
+            _DSCRPTR + b"0" * 30 + b"  ",
+            _pad("SAS", 8)
+            + _pad(name.upper(), 8)
+            + _pad("SASDATA", 8)
+            + _pad("9.4", 8)
+            + _pad("ketascor", 8)
+            + b" " * 24
+            + stamp,
+            stamp + b" " * 16 + _pad(label, 40) + _pad("", 8),
+            _NAMESTR + b"000000" + f"{len(variables):04d}".encode() + b"0" * 20 + b"  ",
+        ]
+    )
+    namestrs = b""
+    npos = 0
+    for i, var in enumerate(variables):
+        length = 8 if var.numeric else var.length
+        namestrs += (
+            struct.pack(">hhhh", 1 if var.numeric else 2, 0, length, i + 1)
+            + _pad(var.name.upper(), 8)
+            + _pad(var.label, 40)
+            + _pad(var.format.upper(), 8)
+            + struct.pack(">hhh", var.format_length, var.format_decimals, 0)
+            + b"\x00\x00"
+            + _pad("", 8)
+            + struct.pack(">hh", 0, 0)
+            + struct.pack(">i", npos)
+            + b"\x00" * 52
+        )
+        npos += length
+    body = bytearray()
+    for row in rows:
+        for var, value in zip(variables, row, strict=True):
+            if var.numeric:
+                body += float_to_ibm(None if value is None else float(value))
+            else:
+                body += _pad("" if value is None else str(value), var.length)
+    out.write(head)
+    out.write(_records(namestrs))
+    out.write(_OBS + b"0" * 30 + b"  ")
+    out.write(_records(bytes(body)))
+
+
+def sas_date(iso: str | None) -> int | None:
+    """Days since 1960-01-01 of an ISO date (or the date part of a date-time)."""
+    if not iso:
+        return None
+    try:
+        day = dt.date.fromisoformat(iso[:10])
+    except ValueError:
+        return None
+    return (day - SAS_EPOCH).days

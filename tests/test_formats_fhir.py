@@ -1,0 +1,174 @@
+"""FHIR QuestionnaireResponses: LOINC items and answers, Bundles, NDJSON, Questionnaires."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from conftest import DATA
+
+from ketascore.api import score
+from ketascore.formats import load_read_options
+from ketascore.readers import ReadOptions, read_paths, read_text
+
+FORMATS = DATA / "formats"
+
+
+def test_beda_phq9_and_gad7_give_the_totals_their_forms_stored(shared_data: Path) -> None:
+    folder = shared_data / "fhir"
+    responses = [
+        folder / "beda_questionnaire_response_fhir_phq_2_phq_9.json",
+        folder / "beda_questionnaire_response_fhir_gad_7.json",
+    ]
+    opts = load_read_options(
+        questionnaire=[
+            folder / "beda_questionnaire_fhir_phq_2_phq_9.json",
+            folder / "beda_questionnaire_fhir_gad_7.json",
+        ]
+    )
+    data = read_paths(responses, options=opts)
+    assert data.issues == []
+    phq9, gad7 = data.records
+    assert (phq9.scale, gad7.scale) == ("phq9", "gad7")
+    assert phq9.subject == "683e382b-fed4-433e-9b6d-a847a7953bc0"  # the Patient source
+    assert (phq9.visit, phq9.date) == ("2023-04-06", "2023-04-06T02:33:05Z")
+    # the forms' own totals (phq9-total-score, anxiety-score: calculated items)
+    assert phq9.reported == {"total": 12} and gad7.reported == {"total": 9}
+    assert phq9.items == {"1": 0, "2": 1, "3": 2, "4": 3, "5": 2, "6": 1, "7": 0, "8": 1, "9": 2}
+    results = score(data.records)
+    assert [r.scores for r in results] == [{"total": 12}, {"total": 9}]
+    assert all(r.ok for r in results)  # the computed totals equal the stored ones
+    assert results[0].bands == {"total": "moderate"} and results[1].bands == {"total": "mild"}
+    # without the Questionnaires the answers are still scored; the totals are not known
+    plain = read_paths(responses)
+    assert [r.reported for r in plain.records] == [{}, {}]
+    assert [r.scores for r in score(plain.records)] == [{"total": 12}, {"total": 9}]
+
+
+def test_bundle_with_other_resources_and_an_unknown_code() -> None:
+    data = read_paths([FORMATS / "fhir-bundle.json"])
+    assert data.issues == []  # the Patient beside the responses is ignored
+    r1, r2, r3 = score(data.records)
+    assert r1.scores == {"total": 16} and r1.ok and r1.extra["fhir_id"] == "r1"
+    assert r2.scores == {"total": None}
+    (issue,) = [i for i in r2.issues if i.code == "unknown-answer-code"]
+    assert issue.item == "3" and issue.subject == "p1" and issue.visit == "2024-02-08"
+    assert issue.line is not None and issue.line > 1
+    assert "answer code LA9999-9 (http://loinc.org) is not an answer code" in issue.message
+    # two items missing: prorated, so the form's plain sum (14) differs
+    assert r3.scores == {"total": 18} and r3.prorated == {"total": True}
+    assert [i.code for i in r3.issues] == ["flag-undetermined", "reported-score-mismatch"]
+
+
+def test_resource_of_another_type() -> None:
+    data = read_paths([FORMATS / "fhir-patient.json"])
+    (issue,) = data.issues
+    assert issue.code == "unsupported-resource"
+    assert "the resource is a Patient, not a QuestionnaireResponse; skipped" in issue.message
+    assert data.records == []
+
+
+def test_ndjson_lines() -> None:
+    data = read_paths([FORMATS / "fhir-responses.ndjson"])
+    assert [(r.visit, r.source.line) for r in data.records] == [
+        ("2024-03-01", 1),
+        ("2024-03-15", 2),
+    ]
+    results = score(data.records)
+    assert [r.scores["total"] for r in results] == [1, 0]
+    assert results[0].flags == ["suicidal_ideation"]
+
+
+def test_questionnaire_ordinal_values_and_calculated_total() -> None:
+    without = read_paths([FORMATS / "fhir-ordinal-response.json"])
+    # linkIds q1..q9 mean nothing without the Questionnaire's item codes
+    (issue,) = without.issues
+    assert issue.code == "no-scale-items" and without.records == []
+    opts = load_read_options(questionnaire=FORMATS / "fhir-questionnaire-ordinal.json")
+    data = read_paths([FORMATS / "fhir-ordinal-response.json"], options=opts)
+    (rec,) = data.records
+    assert rec.items["1"] == 2 and rec.items["6"] == 3 and rec.reported == {"total": 8}
+    (result,) = score(data.records)
+    assert result.scores == {"total": 8} and result.ok
+
+
+def test_mapping_gives_linkids_and_a_constant_visit(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text(
+        "scale: phq9\nsubject: who\nvisit: {value: screening}\n"
+        "items: {1: a, 2: b, 3: c, 4: d, 5: e, 6: f, 7: g, 8: h, 9: i}\n"
+    )
+    items = [{"linkId": "who", "answer": [{"valueString": "K-7"}]}]
+    items += [{"linkId": k, "answer": [{"valueInteger": 1}]} for k in "abcdefghi"]
+    resource = {"resourceType": "QuestionnaireResponse", "status": "completed", "item": items}
+    (tmp_path / "qr.json").write_text(json.dumps(resource))
+    opts = load_read_options(map=tmp_path / "m.yaml")
+    (rec,) = read_paths([tmp_path / "qr.json"], options=opts).records
+    assert (rec.subject, rec.visit, rec.date) == ("K-7", "screening", None)
+    (result,) = score([rec])
+    assert result.scores == {"total": 9}
+
+
+def test_response_without_subject_or_date() -> None:
+    text = json.dumps(
+        {
+            "resourceType": "QuestionnaireResponse",
+            "status": "completed",
+            "item": [{"linkId": "44250-9", "answer": [{"valueInteger": 1}]}],
+        }
+    )
+    data = read_text(text, "qr.json")
+    (issue,) = data.issues
+    assert issue.code == "missing-field" and "has no subject; skipped" in issue.message
+
+
+def test_unrelated_form_and_bad_json() -> None:
+    text = json.dumps(
+        {
+            "resourceType": "QuestionnaireResponse",
+            "subject": {"reference": "Patient/1"},
+            "authored": "2024-01-01",
+            "item": [{"linkId": "favourite-colour", "answer": [{"valueString": "blue"}]}],
+        }
+    )
+    (issue,) = read_text(text, "qr.json").issues
+    assert issue.code == "no-scale-items" and "favourite-colour" in issue.message
+    broken = read_text('{"resourceType": "QuestionnaireResponse",\n "item": [}', "qr.json")
+    (issue,) = broken.issues
+    assert issue.code == "parse-error" and issue.line == 2
+
+
+def test_fhir_format_can_be_named() -> None:
+    text = json.dumps({"resourceType": "Observation"})
+    data = read_text(text, "-", "fhir", options=ReadOptions())
+    assert [i.code for i in data.issues] == ["unsupported-resource"]
+
+
+def test_item_asked_twice_must_agree() -> None:
+    def response(second: int) -> str:
+        return json.dumps(
+            {
+                "resourceType": "QuestionnaireResponse",
+                "subject": {"reference": "Patient/1"},
+                "authored": "2024-01-01",
+                "item": [
+                    {
+                        "linkId": "phq2",
+                        "item": [{"linkId": "44250-9", "answer": [{"valueInteger": 2}]}],
+                    },
+                    {
+                        "linkId": "phq9",
+                        "item": [
+                            {"linkId": "44250-9", "answer": [{"valueInteger": second}]},
+                            {"linkId": "44255-8"},
+                        ],
+                    },
+                ],
+            },
+            indent=1,
+        )
+
+    (same,) = read_text(response(2), "qr.json").records
+    assert same.items == {"1": 2}
+    (differ,) = read_text(response(3), "qr.json").records
+    assert differ.items["1"].code == "conflicting-records"
+    assert "(2 at line" in differ.items["1"].detail

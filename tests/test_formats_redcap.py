@@ -1,0 +1,116 @@
+"""REDCap exports: events and repeat instances as visits, dictionaries, label exports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import DATA
+
+from ketascore.api import score
+from ketascore.formats import load_read_options
+from ketascore.formats.redcap import (
+    load_redcap_dictionary,
+    parse_choices,
+    redcap_visits,
+)
+from ketascore.readers import _csv_table, detect_format, read_paths
+
+FORMATS = DATA / "formats"
+
+
+def test_events_and_repeat_instances_are_visits() -> None:
+    data = read_paths([FORMATS / "redcap-phq9.csv"])
+    assert data.issues == []
+    assert [(r.subject, r.visit) for r in data.records] == [
+        ("101", "baseline_arm_1"),
+        ("101", "week_1_arm_1"),
+        ("101", "week_1_arm_1#2"),
+        ("102", "baseline_arm_1"),
+    ]  # 102 has no answers at week 1: no record
+    first = data.records[0]
+    assert first.reported == {"total": "17"} and first.extra == {}  # no other fields copied
+    results = score(data.records)
+    assert [r.scores["total"] for r in results] == [17, 5, 2, 27]
+    assert all(r.ok for r in results)
+
+
+def test_label_export_with_the_data_dictionary() -> None:
+    opts = load_read_options(redcap_dictionary=FORMATS / "redcap-phq9-dictionary.csv")
+    data = read_paths([FORMATS / "redcap-phq9-labels.csv"], options=opts, fmt="redcap")
+    assert data.issues == []
+    first, _ = data.records
+    assert (first.subject, first.visit) == ("101", "Baseline (Arm 1: Ketamine)")
+    assert first.items["1"] == "2" and first.items["9"] == "1"  # labels back to raw codes
+    results = score(data.records)
+    assert results[0].scores == {"total": 17}
+    # "Sometimes" is not one of the field's choices: rejected, no score
+    assert results[1].scores == {"total": None}
+    (issue,) = [i for i in results[1].issues if i.code == "unknown-answer-code"]
+    assert issue.item == "9" and issue.line == 3
+    assert "answer 'Sometimes' is neither a code nor a label" in issue.message
+
+
+def test_dictionary_parsing() -> None:
+    assert parse_choices("0, Not at all | 1, Several days|2,More, or less") == {
+        "0": "Not at all",
+        "1": "Several days",
+        "2": "More, or less",
+    }
+    dictionary = load_redcap_dictionary(FORMATS / "redcap-phq9-dictionary.csv")
+    assert dictionary.record_id == "record_id"
+    assert dictionary.fields["phq9_1"].code_of("nearly  DAILY") == "3"
+    assert dictionary.fields["phq9_total"].choices == {}  # a calculated field
+
+
+def test_redcap_through_a_mapping(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text(
+        "scale: phq9\nitems: {"
+        + ", ".join(f"{i}: phq9_{i}" for i in range(1, 10))
+        + "}\nscores: {total: phq9_total}\ncarry: [age]\n"
+    )
+    opts = load_read_options(map=tmp_path / "m.yaml")
+    data = read_paths([FORMATS / "redcap-phq9.csv"], options=opts)
+    assert data.issues == []
+    assert [r.visit for r in data.records] == [
+        "baseline_arm_1",
+        "week_1_arm_1",
+        "week_1_arm_1#2",
+        "baseline_arm_1",
+    ]
+    assert data.records[0].extra == {"age": "34"}
+    assert [r.scores["total"] for r in score(data.records)] == [17, 5, 2, 27]
+
+
+@pytest.mark.parametrize(
+    ("name", "visits"),
+    [
+        ("longitudinal__data.csv", {"enrollment_arm_1", "dose_1_arm_1", "visit_1_arm_1"}),
+        (
+            "repeating-instruments__data.csv",
+            {"event_1_arm_1", "event_1_arm_1#1", "event_1_arm_1#2", "event_1_arm_1#3"},
+        ),
+        ("checkboxes-1__data.csv", {"event_1_arm_1"}),
+    ],
+)
+def test_real_exports_are_read_without_error(
+    shared_data: Path, name: str, visits: set[str]
+) -> None:
+    path = shared_data / "redcap" / name
+    text = path.read_text(encoding="utf-8")
+    assert detect_format(name, text) == "csv"
+    data = read_paths([path])
+    assert data.records == []  # they hold no rating scale
+    (issue,) = data.issues
+    assert (issue.code, issue.severity) == ("no-scale-items", "warning")
+    table = _csv_table(text, str(path), [])
+    assert table is not None
+    assert visits <= set(redcap_visits(table))
+
+
+def test_real_dictionary_loads(shared_data: Path) -> None:
+    dictionary = load_redcap_dictionary(shared_data / "redcap" / "longitudinal__dictionary.csv")
+    assert dictionary.record_id == "study_id"
+    assert dictionary.fields["date_enrolled"].form == "demographics"
+    checkbox = load_redcap_dictionary(shared_data / "redcap" / "checkboxes-1__dictionary.csv")
+    assert checkbox.fields["check_two"].choices == {k: k.upper() for k in "abcde"}

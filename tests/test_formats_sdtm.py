@@ -1,0 +1,130 @@
+"""CDISC SDTM QS/RS: categories, test codes, NOT DONE, derived totals, baseline flags, .xpt."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from conftest import DATA
+
+from ketascore.api import score
+from ketascore.formats import load_read_options, xpt
+from ketascore.readers import ReadOptions, read_paths, read_text
+
+FORMATS = DATA / "formats"
+
+
+def test_admiral_gad7_rows_give_the_totals_of_their_derived_rows(shared_data: Path) -> None:
+    path = shared_data / "sdtm" / "admiral_example_qs.csv"
+    data = read_paths([path])
+    visits = [(r.subject, r.visit, r.scale) for r in data.records]
+    assert visits == [
+        ("P0001", "VISIT 1", "gad7"),
+        ("P0001", "UNSCHEDULED VISIT 5.01", "gad7"),
+        ("P0001", "VISIT 6", "gad7"),
+        ("P0001", "VISIT 12", "gad7"),
+    ]
+    # the GDS and sleep rows: no such scale, reported once per category and ignored
+    assert [(i.code, i.severity, i.line) for i in data.issues] == [
+        ("unknown-category", "warning", 34),
+        ("unknown-category", "warning", 154),
+    ]
+    assert "120 row(s) of category 'GDS SHORT FORM' match no known scale" in data.issues[0].message
+    first = data.records[0]
+    assert first.reported == {"total": "15"} and first.reported_lines == {"total": 9}
+    assert first.date == "2012-11-16" and first.extra == {"study_id": "STUDYX", "visit_number": 1}
+    results = score(data.records)
+    assert [r.scores["total"] for r in results] == [15, 14, 13, 7]
+    assert all(r.ok for r in results)  # each stored GAD0208 equals the computed total
+
+
+def test_category_option_keeps_one_category(shared_data: Path) -> None:
+    path = shared_data / "sdtm" / "admiral_example_qs.csv"
+    data = read_paths([path], options=ReadOptions(category="gad-7 v2"))
+    assert len(data.records) == 4 and data.issues == []
+    data = read_paths([path], options=ReadOptions(category="GDS SHORT FORM"))
+    assert data.records == [] and [i.code for i in data.issues] == ["unknown-category"]
+
+
+def test_phq9_qs_rows() -> None:
+    data = read_paths([FORMATS / "sdtm-qs.csv"])
+    assert [(i.code, i.line) for i in data.issues] == [("unknown-category", 32)]
+    base, week1, other = data.records
+    assert (base.subject, base.visit, base.day) == ("KET-01-001", "BASELINE", 1)
+    assert base.extra == {"study_id": "KET-01", "visit_number": 1, "baseline_flag": "Y"}
+    assert "baseline_flag" not in week1.extra
+    assert week1.items["3"] is None  # QSSTAT = NOT DONE: missing, never a score
+    assert other.items["3"] == "Several days"  # no QSSTRESN: the original result (a label)
+    results = score(data.records)
+    assert results[0].scores == {"total": 17} and results[0].ok
+    # one item not done: prorated (4 x 9 / 8); the sponsor stored the plain sum, 4
+    assert results[1].scores == {"total": 4.5} and results[1].prorated == {"total": True}
+    (mismatch,) = [i for i in results[1].issues if i.code == "reported-score-mismatch"]
+    assert mismatch.line == 21 and "stores total = 4 but the items give 4.5" in mismatch.message
+    assert results[2].scores == {"total": 9}
+    assert [i.code for i in results[2].issues] == ["reported-score-mismatch"]
+
+
+def test_sdtm_without_required_columns() -> None:
+    data = read_paths([FORMATS / "sdtm-missing-columns.csv"])
+    (issue,) = data.issues
+    assert issue.code == "missing-column" and issue.line == 1
+    assert "lacks the column(s) QSSTRESN or QSORRES" in issue.message
+    assert data.records == []
+    forced = read_text("USUBJID,VISIT\nS1,V1\n", "qs.csv", "sdtm")
+    (issue,) = forced.issues
+    assert "lacks the column(s) QSTESTCD, QSSTRESN or QSORRES" in issue.message
+
+
+def test_rs_domain_for_hamd17() -> None:
+    rows = ["STUDYID,USUBJID,RSTESTCD,RSCAT,RSSTRESN,VISIT,VISITNUM,RSDTC"]
+    codes = [f"HAMD1{i:02d}" for i in range(1, 16)] + ["HAMD116A", "HAMD117"]
+    values = [2, 2, 0, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 0, 0, 1, 0]
+    rows += [
+        f"S,K1,{c},HAMD 17,{v},WEEK 2,3,2024-02-01" for c, v in zip(codes, values, strict=True)
+    ]
+    rows += ["S,K1,HAMD199,HAMD 17,4,WEEK 2,3,2024-02-01"]
+    data = read_text("\n".join(rows) + "\n", "rs.csv")
+    (rec,) = data.records
+    assert rec.scale == "hamd17" and rec.items["16a"] == "1"
+    (issue,) = data.issues
+    assert issue.code == "unknown-item" and "test code HAMD199 (1 row(s))" in issue.message
+    (result,) = score(data.records)
+    assert result.scores["total"] == sum(values)
+
+
+def test_sdtm_as_sas_transport(tmp_path: Path) -> None:
+    names = ["USUBJID", "QSTESTCD", "QSCAT", "QSSTRESN", "VISIT", "VISITNUM", "QSDTC"]
+    variables = [xpt.Variable(n, numeric=n in ("QSSTRESN", "VISITNUM"), length=10) for n in names]
+    rows = [
+        ["K1", f"GAD020{i}", "GAD-7 V2", 2.0, "BASELINE", 1.0, "2024-01-02"] for i in range(1, 8)
+    ]
+    rows.append(["K1", "GAD0208", "GAD-7 V2", 14.0, "BASELINE", 1.0, "2024-01-02"])
+    buf = io.BytesIO()
+    xpt.write_xport(buf, "QS", variables, rows)
+    path = tmp_path / "qs.xpt"
+    path.write_bytes(buf.getvalue())
+    data = read_paths([path])
+    (rec,) = data.records
+    assert data.issues == [] and rec.date == "2024-01-02"
+    assert rec.items == {str(i): 2 for i in range(1, 8)} and rec.reported == {"total": 14}
+    assert rec.source.line == 1 and rec.reported_lines == {"total": 8}
+    (result,) = score(data.records)
+    assert result.scores == {"total": 14} and result.ok
+
+
+def test_sdtm_through_a_mapping(tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text(
+        "scale: gad7\ncategory: ANXIETY SCREEN\nitems: {1: A1, 2: A2, 3: A3, 4: A4, 5: A5,"
+        " 6: A6, 7: A7}\nscores: {total: ATOT}\ncarry: {arm: ARM}\n"
+    )
+    rows = ["USUBJID,QSTESTCD,QSCAT,QSORRES,VISIT,ARM"]
+    rows += [f"K2,A{i},ANXIETY SCREEN,Several days,SCREENING,ketamine" for i in range(1, 8)]
+    rows += ["K2,ATOT,ANXIETY SCREEN,7,SCREENING,ketamine", "K2,X1,OTHER,3,SCREENING,ketamine"]
+    (tmp_path / "qs.csv").write_text("\n".join(rows) + "\n")
+    opts = load_read_options(map=tmp_path / "m.yaml")
+    data = read_paths([tmp_path / "qs.csv"], options=opts)
+    (rec,) = data.records
+    assert data.issues == [] and rec.extra == {"arm": "ketamine"}
+    (result,) = score(data.records)
+    assert result.scores == {"total": 7} and result.ok

@@ -1,0 +1,130 @@
+"""Excel workbooks: wide and long sheets, --sheet, dates, formula errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DATA
+
+from ketascore.api import score
+from ketascore.formats import load_read_options
+from ketascore.readers import ReadOptions, read_paths
+
+openpyxl = pytest.importorskip("openpyxl")
+
+MADRS = [f"madrs_{i}" for i in range(1, 11)]
+
+
+def _book(path: Path, sheets: dict[str, list[list[Any]]]) -> Path:
+    book = openpyxl.Workbook()
+    first = True
+    for name, rows in sheets.items():
+        sheet = book.active if first else book.create_sheet(name)
+        sheet.title = name
+        first = False
+        for row in rows:
+            sheet.append(row)
+    book.save(path)
+    return path
+
+
+def test_wide_sheet_with_a_formula_error(tmp_path: Path) -> None:
+    path = _book(
+        tmp_path / "visits.xlsx",
+        {
+            "Scores": [
+                ["subject", "visit", "date", "arm", *MADRS],
+                ["S1", "baseline", dt.datetime(2024, 1, 8), "ketamine", *[3] * 10],
+                ["S2", "baseline", dt.date(2024, 1, 9), "placebo", 4, 4, "#DIV/0!", *[4] * 7],
+                [None],
+                ["S3", "baseline", "2024-01-10", "placebo", *[2] * 9, None],
+            ]
+        },
+    )
+    data = read_paths([path])
+    assert data.issues == []
+    s1, s2, s3 = data.records
+    assert (s1.subject, s1.date, s1.extra, s1.source.line) == (
+        "S1",
+        "2024-01-08",
+        {"arm": "ketamine"},
+        2,
+    )
+    assert s2.date == "2024-01-09" and s3.source.line == 5
+    results = score(data.records)
+    assert results[0].scores == {"total": 30}
+    # the error cell is an unusable answer, never a missing one: no score
+    assert results[1].scores == {"total": None}
+    (issue,) = results[1].issues
+    assert issue.code == "cell-error"
+    assert (issue.file, issue.line, issue.subject, issue.visit, issue.item) == (
+        str(path),
+        3,
+        "S2",
+        "baseline",
+        "3",
+    )
+    assert "sheet 'Scores' cell G3 holds the formula error #DIV/0!" in issue.message
+    assert results[2].scores == {"total": None}  # item 10 missing: MADRS has no prorating
+
+
+def test_formula_cells_use_their_saved_values(tmp_path: Path) -> None:
+    path = tmp_path / "f.xlsx"
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["subject", "visit", *[f"phq9_{i}" for i in range(1, 10)]])
+    sheet.append(["S1", "v1", 1, 1, 1, 1, 1, 1, 1, 1, "=1+0"])
+    book.save(path)
+    data = read_paths([path])
+    (result,) = score(data.records)
+    # openpyxl writes formulas without their value: never calculated, so never a score
+    assert result.scores == {"total": None}
+    (issue,) = result.issues
+    assert issue.code == "cell-error" and issue.item == "9"
+    assert "holds a formula (=1+0) whose value was never calculated" in issue.message
+
+
+def test_long_sheet_and_sheet_option(tmp_path: Path) -> None:
+    long_rows: list[list[Any]] = [["subject", "visit", "scale", "item", "value"]]
+    long_rows += [["P1", "week1", "phq9", i, 1] for i in range(1, 10)]
+    path = _book(
+        tmp_path / "two.xlsx",
+        {"Notes": [["nothing to see"]], "Long": long_rows},
+    )
+    data = read_paths([path], options=ReadOptions(sheet="Long"))
+    (result,) = score(data.records)
+    assert result.scores == {"total": 9} and result.ok
+    first = read_paths([path])  # the first sheet is not a table of answers
+    assert [i.code for i in first.issues] == ["csv-columns"]
+    missing = read_paths([path], options=ReadOptions(sheet="Scores"))
+    (issue,) = missing.issues
+    assert (
+        issue.code == "file-format" and "no sheet 'Scores' (sheets: Notes, Long)" in issue.message
+    )
+
+
+def test_sheet_through_a_mapping(tmp_path: Path) -> None:
+    rows: list[list[Any]] = [["ID", "Wave", *[f"Q{i}" for i in range(1, 10)], "Site", "Total"]]
+    rows += [["A1", 1, 1, 1, 1, 2, 2, 3, 3, 3, 0, "north", 16]]
+    path = _book(tmp_path / "survey.xlsx", {"Sheet1": rows})
+    opts = load_read_options(map=DATA / "formats" / "mapped-phq9.yaml")
+    (result,) = score(read_paths([path], options=opts).records)
+    assert result.scores == {"total": 16} and result.ok and result.extra == {"site": "north"}
+
+
+def test_not_a_workbook(tmp_path: Path) -> None:
+    path = tmp_path / "broken.xlsx"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    data = read_paths([path])
+    (issue,) = data.issues
+    assert issue.code == "parse-error" and "not a readable .xlsx workbook" in issue.message
+
+
+def test_folders_include_workbooks_but_not_lock_files(tmp_path: Path) -> None:
+    _book(tmp_path / "a.xlsx", {"S": [["subject", "visit", "phq9_1"], ["S1", "v", 1]]})
+    (tmp_path / "~$a.xlsx").write_bytes(b"lock")
+    data = read_paths([tmp_path])
+    assert data.files == [str(tmp_path / "a.xlsx")] and len(data.records) == 1
