@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from ketascore.engine import ScoreResult, score_records
 from ketascore.library import ScaleSet, builtin_ids, resolve_scale
-from ketascore.readers import DEFAULT_MAX_FILE_SIZE, ReadResult, read_paths
+from ketascore.readers import DEFAULT_MAX_FILE_SIZE, ReadOptions, ReadResult, read_paths
 from ketascore.records import AnswerRecord
 from ketascore.scale import Scale
 
@@ -34,11 +35,20 @@ def read_answers(
     include: Iterable[str] = (),
     exclude: Iterable[str] = (),
     max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+    options: ReadOptions | None = None,
 ) -> ReadResult:
-    """Read answer records from files and folders. Problems are returned as issues."""
+    """Read answer records from files and folders. Problems are returned as issues.
+
+    ``options`` carries what the clinical-format readers need (a column mapping, a sheet, a
+    REDCap dictionary, FHIR Questionnaires, an SDTM category); build it with
+    ``ketascore.formats.load_read_options``.
+    """
     if isinstance(paths, str | Path):
         paths = [paths]
-    ids = ScaleSet(list(scales)).ids()
+    scales = list(scales)
+    ids = ScaleSet(scales).ids()
+    options = options or ReadOptions()
+    options = dataclasses.replace(options, scales=(*options.scales, *scales))
     return read_paths(
         paths,
         input_format,
@@ -46,6 +56,7 @@ def read_answers(
         include=include,
         exclude=exclude,
         max_file_size=max_file_size,
+        options=options,
     )
 
 

@@ -136,6 +136,8 @@ class ChangeReport:
     baselines: dict[str, tuple[str, str, Num | None]] = field(default_factory=dict)
     groups: dict[str, str | None] = field(default_factory=dict)
     subjects: list[str] = field(default_factory=list)
+    # the scored records analysed (after analysis windows), for writers such as ADaM
+    analysed: list[ScoreResult] = field(default_factory=list)
 
     def baseline_rules(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -316,13 +318,12 @@ def compute_change(
         groups=groups,
         subjects=list(by_subject),
         issues=window_issues,
+        analysed=mine,
     )
     if windows is not None:  # analysis visits are the windows, in the order of the file
         visit_order = [w.name for w in windows.windows]
     else:
-        visit_order = sorted(
-            first_seen, key=lambda v: _visit_sort_key(v, days, dates, first_seen)
-        )
+        visit_order = sorted(first_seen, key=lambda v: _visit_sort_key(v, days, dates, first_seen))
     baseline_visits: dict[str, int] = {}
     target, target_rule = baseline_target(mine, baseline_visit)
     for subject, rs in by_subject.items():
@@ -366,7 +367,18 @@ def compute_change(
                     scale=scale.id,
                 )
             )
-        def row(r: ScoreResult, value: Num | None, **extra: Any) -> ChangeRow:
+
+        def row(
+            r: ScoreResult,
+            value: Num | None,
+            *,
+            subject: str = subject,
+            group: str | None = group,
+            base: ScoreResult = base,
+            how: str = how,
+            baseline: Num = baseline,
+            **extra: Any,
+        ) -> ChangeRow:
             change = pct = response = remission = None
             if value is not None:
                 change = clean_number(value - baseline)

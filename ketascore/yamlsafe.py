@@ -221,6 +221,8 @@ def load(text: str, *, positions: bool = True, raw_keys: frozenset[str] = frozen
     except yaml.YAMLError as exc:
         raise YamlError(str(exc).strip()) from None
     except RecursionError:
-        raise YamlError(f"document is nested more than {MAX_DEPTH} levels deep", kind="limit") from None
+        raise YamlError(
+            f"document is nested more than {MAX_DEPTH} levels deep", kind="limit"
+        ) from None
     finally:
         loader.dispose()

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, check_golden
 
 from ketascore.cli import cli
+
+from conftest import ROOT, check_golden
 
 STUDY = "tests/data/study"
 

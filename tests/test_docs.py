@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-from conftest import ROOT
 from ketascore.issues import ISSUE_TYPES
+
+from conftest import ROOT
 
 EMIT = re.compile(r'\b(?:make_issue|Rejection|issue)\(\s*"([a-z][a-z-]+)"')
 

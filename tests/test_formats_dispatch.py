@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import DATA
 
 from ketascore.formats import xpt
 from ketascore.readers import (
@@ -24,6 +23,8 @@ from ketascore.readers import (
     register_format,
 )
 from ketascore.records import AnswerRecord
+
+from conftest import DATA
 
 FORMATS = DATA / "formats"
 

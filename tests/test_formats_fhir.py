@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import DATA
-
 from ketascore.api import score
 from ketascore.formats import load_read_options
 from ketascore.readers import ReadOptions, read_paths, read_text
+
+from conftest import DATA
 
 FORMATS = DATA / "formats"
 

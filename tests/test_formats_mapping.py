@@ -6,12 +6,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import DATA, ROOT
 
 from ketascore.api import score
 from ketascore.formats import FormatOptionError, MappingError, load_mapping, load_read_options
 from ketascore.formats.mapping import load_mapping_text
 from ketascore.readers import read_paths
+
+from conftest import DATA, ROOT
 
 FORMATS = DATA / "formats"
 NHANES_MAP = ROOT / "examples" / "mappings" / "nhanes-phq9.yaml"

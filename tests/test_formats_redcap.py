@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import DATA
 
 from ketascore.api import score
 from ketascore.formats import load_read_options
@@ -15,6 +14,8 @@ from ketascore.formats.redcap import (
     redcap_visits,
 )
 from ketascore.readers import _csv_table, detect_format, read_paths
+
+from conftest import DATA
 
 FORMATS = DATA / "formats"
 

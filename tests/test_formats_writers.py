@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DATA
 
 from ketascore.api import read_answers, score
 from ketascore.change import compute_change
@@ -21,6 +20,8 @@ from ketascore.formats.adam import COLUMNS, adam_csv, adam_rows, param_code, wri
 from ketascore.formats.fhir_out import fhir_json, observations_bundle, write_fhir
 from ketascore.library import load_builtin
 from ketascore.readers import read_paths
+
+from conftest import DATA
 
 STUDY = DATA / "study"
 FORMATS = DATA / "formats"

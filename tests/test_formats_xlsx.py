@@ -7,11 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DATA
 
 from ketascore.api import score
 from ketascore.formats import load_read_options
 from ketascore.readers import ReadOptions, read_paths
+
+from conftest import DATA
 
 openpyxl = pytest.importorskip("openpyxl")
 

@@ -7,12 +7,13 @@ import math
 from pathlib import Path
 
 import pytest
-from conftest import budget
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ketascore.formats import xpt
 from ketascore.readers import read_paths
+
+from conftest import budget
 
 
 @settings(max_examples=budget(200))

@@ -10,13 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
-from conftest import ROOT, budget
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ketascore.cli import cli
 from ketascore.readers import read_text
 from ketascore.scale import check_scale_text
+
+from conftest import ROOT, budget
 
 FUZZ = settings(max_examples=budget(40), suppress_health_check=list(HealthCheck))
 SEEDS = [

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT
 
 from ketascore.cli import cli
 from ketascore.output import atomic_writer, escape_formula
+
+from conftest import ROOT
 
 STUDY = ROOT / "tests" / "data" / "study"
 

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT
 from rich.console import Console
 
 from ketascore.api import load_scale, read_answers, score
@@ -31,6 +30,8 @@ from ketascore.plotting import (
     waterfall_data,
 )
 from ketascore.render import change_tables, sparkline
+
+from conftest import ROOT
 
 EXAMPLE = "examples/ketamine-trial"
 STUDY = "tests/data/study"

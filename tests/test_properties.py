@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import budget
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -12,6 +11,8 @@ from ketascore.engine import score_record
 from ketascore.library import builtin_ids, load_builtin
 from ketascore.records import AnswerRecord
 from ketascore.scale import Scale, check_scale_text
+
+from conftest import budget
 
 SETTINGS = settings(max_examples=budget(60), suppress_health_check=[HealthCheck.too_slow])
 

@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT
 
 from ketascore.cli import cli
 from ketascore.library import load_builtin
+
+from conftest import ROOT
 
 EXAMPLE = "examples/ketamine-trial"
 STUDY = "tests/data/study"

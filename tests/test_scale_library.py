@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT
 
 from ketascore import authoring
 from ketascore.authoring import builtin_table_markdown, generated_docs_table
 from ketascore.engine import ScoreResult, score_record
 from ketascore.library import builtin_ids, load_builtin
 from ketascore.records import AnswerRecord
+
+from conftest import ROOT
 
 CORE = {"madrs", "hamd17", "hamd6", "qids-sr16", "phq9"}
 LIBRARY = {"hama", "gad7", "cadss", "shaps", "ymrs", "bprs", "cgi-s", "cgi-i", "cssrs", "madrs-s"}

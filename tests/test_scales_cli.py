@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, check_golden
 
 from ketascore.cli import cli
 from ketascore.library import builtin_ids, load_builtin
+
+from conftest import ROOT, check_golden
 
 SCALES = "tests/data/scales"
 

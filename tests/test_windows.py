@@ -28,8 +28,13 @@ windows:
 
 def res(subject: str, visit: str, total: float | None, day: int | None) -> ScoreResult:
     return ScoreResult(
-        subject=subject, visit=visit, scale="madrs", scale_version="1.0",
-        scores={"total": total}, day=day, source=Source(file="v.csv", line=2),
+        subject=subject,
+        visit=visit,
+        scale="madrs",
+        scale_version="1.0",
+        scores={"total": total},
+        day=day,
+        source=Source(file="v.csv", line=2),
     )
 
 
@@ -84,9 +89,11 @@ def test_locf_carries_the_last_post_baseline_value(madrs: Any) -> None:
     ]
     s1_week2 = report.rows[2]
     assert (s1_week2.change, s1_week2.response, s1_week2.note) == (
-        -16, True, "carried forward from day1 (day 1)"
+        -16,
+        True,
+        "carried forward from day1 (day 1)",
     )
-    week2 = [s for s in report.summary if s.visit == "week2"][0]
+    week2 = next(s for s in report.summary if s.visit == "week2")
     assert (week2.n_change, week2.responders) == (2, 2)
 
 
@@ -99,12 +106,19 @@ def test_baseline_is_never_carried_forward(madrs: Any) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("windows:\n  - {name: a, from: 0, to: 2, target: 5}\n",
-         "w.yaml:2:5: windows[0]: target day 5 is outside 0 to 2"),
-        ("windows:\n  - {name: a, from: 0, to: 2, target: 1}\n  - {name: b, from: 2, to: 4, "
-         "target: 3}\n", "w.yaml:3:5: windows[1]: window 'b' overlaps window 'a' (windows[0])"),
-        ("windows:\n  - {name: a, from: 0, to: 2}\n",
-         "w.yaml:2:5: windows[0].target: required key is missing"),
+        (
+            "windows:\n  - {name: a, from: 0, to: 2, target: 5}\n",
+            "w.yaml:2:5: windows[0]: target day 5 is outside 0 to 2",
+        ),
+        (
+            "windows:\n  - {name: a, from: 0, to: 2, target: 1}\n  - {name: b, from: 2, to: 4, "
+            "target: 3}\n",
+            "w.yaml:3:5: windows[1]: window 'b' overlaps window 'a' (windows[0])",
+        ),
+        (
+            "windows:\n  - {name: a, from: 0, to: 2}\n",
+            "w.yaml:2:5: windows[0].target: required key is missing",
+        ),
     ],
 )
 def test_bad_windows_files(text: str, message: str) -> None:
@@ -124,15 +138,36 @@ def test_cli_windows_and_locf(runner: CliRunner, tmp_path: Path) -> None:
     )
     result = runner.invoke(
         cli,
-        ["change", str(tmp_path / "d.csv"), "--scale", "madrs", "--windows",
-         str(tmp_path / "w.yaml"), "--impute", "locf", "--format", "json"],
+        [
+            "change",
+            str(tmp_path / "d.csv"),
+            "--scale",
+            "madrs",
+            "--windows",
+            str(tmp_path / "w.yaml"),
+            "--impute",
+            "locf",
+            "--format",
+            "json",
+        ],
     )
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)["rows"]
     assert [(r["visit"], r["value"], r["imputed"]) for r in rows] == [
-        ("day1", 10, None), ("week1", 10, "LOCF"), ("week2", 20, None)
+        ("day1", 10, None),
+        ("week1", 10, "LOCF"),
+        ("week2", 20, None),
     ]
-    bad = runner.invoke(cli, ["change", str(tmp_path / "d.csv"), "--scale", "madrs",
-                              "--windows", str(tmp_path / "d.csv")])
+    bad = runner.invoke(
+        cli,
+        [
+            "change",
+            str(tmp_path / "d.csv"),
+            "--scale",
+            "madrs",
+            "--windows",
+            str(tmp_path / "d.csv"),
+        ],
+    )
     assert bad.exit_code == 2
     assert "windows file" in bad.stderr

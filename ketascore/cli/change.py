@@ -12,6 +12,7 @@ from ketascore.cli import cli
 from ketascore.cli.common import (
     Exit,
     UsageError,
+    check_output,
     console,
     emit,
     input_options,
@@ -19,6 +20,7 @@ from ketascore.cli.common import (
     load_scale_option,
     output_options,
     provenance_options,
+    read_options,
     resolve_format,
     write_provenance,
 )
@@ -147,7 +149,7 @@ def change_report(
     help="Carry the last observed post-baseline value forward to later visits.",
 )
 @click.option("--summary", "summary_only", is_flag=True, help="With csv: write the summary table.")
-@output_options(("table", "json", "jsonl", "csv"))
+@output_options(("table", "json", "jsonl", "csv", "adam"))
 @provenance_options
 @input_options
 def change_cmd(
@@ -187,6 +189,7 @@ def change_cmd(
         include=include,
         exclude=exclude,
         max_file_size=max_file_size,
+        options=read_options([scale]),
     )
     other = grouping_scale(by, scale)
     windows = load_windows_option(windows_file)
@@ -219,6 +222,15 @@ def change_cmd(
     elif fmt == "csv":
         csv_text = out.change_csv(report, summary_only, escape_formulas=not no_escape_formulas)
         emit(csv_text, output, list(paths))
+    elif fmt == "adam":
+        from ketascore.formats.adam import adam_csv, adam_rows, write_adam
+
+        known = [scale, *([other] if other is not None else [])]
+        if output is not None and output.suffix.lower() == ".xpt":
+            check_output(output, list(paths))
+            write_adam(output, [report], report.analysed, known)
+        else:
+            emit(adam_csv(adam_rows([report], report.analysed, known)), output, list(paths))
     write_provenance(provenance, fmt, output, provenance_file, list(paths))
     problems = any(i.severity == "error" for i in report.issues)
     sys.exit(Exit.PROBLEMS if problems else Exit.OK)

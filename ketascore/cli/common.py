@@ -71,10 +71,86 @@ def input_options(func: F) -> F:
     )(func)
     func = click.option(
         "--input-format",
-        type=click.Choice(["yaml", "json", "jsonl", "csv", "csv-long"]),
+        type=click.Choice(INPUT_FORMATS),
         help="Format of the input (default: from the extension or the content).",
     )(func)
+    return format_options(func)
+
+
+# Kept here rather than asked of ketascore.readers so that `--help` imports nothing heavy;
+# a test checks it against readers.input_formats().
+INPUT_FORMATS = [
+    "yaml",
+    "json",
+    "jsonl",
+    "csv",
+    "csv-long",
+    "csv-mapped",
+    "xlsx",
+    "xpt",
+    "sdtm",
+    "redcap",
+    "fhir",
+]
+_READ_OPTIONS = "ketascore.read_options"
+
+
+def _stash(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta.setdefault(_READ_OPTIONS, {})[param.name] = value
+    return value
+
+
+def format_options(func: F) -> F:
+    """Options of the clinical-format readers. They are kept in the click context (read
+    them with ``read_options``) so that every command taking input accepts them."""
+    specs: list[tuple[str, dict[str, Any]]] = [
+        ("--category", {"help": "SDTM: the QSCAT/RSCAT to read (default: the scale's)."}),
+        (
+            "--questionnaire",
+            {
+                "multiple": True,
+                "type": click.Path(exists=True, dir_okay=False),
+                "help": "FHIR: a Questionnaire giving answer ordinalValues and stored totals.",
+            },
+        ),
+        (
+            "--redcap-dictionary",
+            {
+                "type": click.Path(exists=True, dir_okay=False),
+                "help": "REDCap: the data dictionary CSV (needed for label exports).",
+            },
+        ),
+        ("--sheet", {"help": "Spreadsheets: the sheet to read (default: the first)."}),
+        (
+            "--map",
+            {
+                "type": click.Path(exists=True, dir_okay=False),
+                "help": "A column mapping file (YAML) describing a table's subject, visit and "
+                "item columns.",
+            },
+        ),
+    ]
+    for flag, kwargs in specs:
+        func = click.option(flag, expose_value=False, callback=_stash, **kwargs)(func)
     return func
+
+
+def read_options(scales: list[Any]) -> Any:
+    """The ReadOptions of the format options given on the command line."""
+    from ketascore.formats import FormatOptionError, load_read_options
+
+    given = click.get_current_context().meta.get(_READ_OPTIONS, {})
+    try:
+        return load_read_options(
+            map=given.get("map"),
+            sheet=given.get("sheet"),
+            redcap_dictionary=given.get("redcap_dictionary"),
+            questionnaire=given.get("questionnaire") or None,
+            category=given.get("category"),
+            scales=scales,
+        )
+    except FormatOptionError as exc:
+        raise UsageError("\n".join(exc.problems)) from None
 
 
 def resolve_format(fmt: str | None, output: Path | None) -> str:
@@ -84,8 +160,23 @@ def resolve_format(fmt: str | None, output: Path | None) -> str:
         return fmt
     if output is not None:
         ext = output.suffix.lower().lstrip(".")
+        if ext == "xpt":
+            return "adam"
         return ext if ext in ("json", "jsonl", "csv") else "json"
     return "table" if is_tty(sys.stdout) else "json"
+
+
+def check_output(output: Path, inputs: list[str]) -> None:
+    """Refuse an output path that is an input or lies inside an input folder."""
+    target = output.resolve()
+    for name in inputs:
+        if name != "-" and Path(name).exists():
+            resolved = Path(name).resolve()
+            if resolved == target or (resolved.is_dir() and resolved in target.parents):
+                raise UsageError(
+                    f"refusing to write {output}: it is an input (or inside an input folder); "
+                    "choose another output path"
+                )
 
 
 def emit(text_or_lines: Any, output: Path | None, inputs: list[str]) -> None:
@@ -99,15 +190,7 @@ def emit(text_or_lines: Any, output: Path | None, inputs: list[str]) -> None:
             for line in text_or_lines:
                 click.echo(line, nl=False)
         return
-    target = output.resolve()
-    for name in inputs:
-        if name != "-" and Path(name).exists():
-            resolved = Path(name).resolve()
-            if resolved == target or (resolved.is_dir() and resolved in target.parents):
-                raise UsageError(
-                    f"refusing to write {output}: it is an input (or inside an input folder); "
-                    "choose another output path"
-                )
+    check_output(output, inputs)
     with atomic_writer(output) as fh:
         if isinstance(text_or_lines, str):
             fh.write(text_or_lines)
@@ -155,15 +238,15 @@ def write_provenance(
     provenance_file: Path | None,
     inputs: list[str],
 ) -> None:
-    """JSON and JSON Lines carry the provenance inside; a CSV file gets a sidecar
-    ``<output>.provenance.json``; ``--provenance FILE`` writes it wherever asked."""
+    """JSON and JSON Lines carry the provenance inside; CSV, ADaM and FHIR files get a
+    sidecar ``<output>.provenance.json``; ``--provenance FILE`` writes it wherever asked."""
     import json
 
     text = json.dumps(provenance, indent=2, ensure_ascii=False) + "\n"
     targets = []
     if provenance_file is not None:
         targets.append(provenance_file)
-    if fmt == "csv" and output is not None:
+    if fmt in ("csv", "adam", "fhir") and output is not None:
         targets.append(output.with_name(output.name + ".provenance.json"))
     for target in targets:
         emit(text, target, inputs)
