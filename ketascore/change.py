@@ -18,6 +18,7 @@ BASELINE_NAME = "baseline"
 
 RULE_TEXT = {
     "option": "the visit named with --baseline",
+    "flagged": "the record the source flags as baseline (SDTM --BLFL)",
     "named": "the visit named 'baseline'",
     "earliest-day": "the earliest visit by study day",
     "earliest-date": "the earliest visit by date",
@@ -200,17 +201,27 @@ def baseline_target(
     "baseline", that visit is every subject's baseline (a subject without it has none,
     rather than a later visit standing in); otherwise each subject's earliest visit is used.
     """
+    results = list(results)
     if baseline_visit is not None:
         return baseline_visit, "option"
+    if any(_flagged(r) for r in results):
+        return None, "flagged"
     if any(r.visit.casefold() == BASELINE_NAME for r in results):
         return BASELINE_NAME, "named"
     return None, "earliest"
+
+
+def _flagged(result: ScoreResult) -> bool:
+    """The source marks this record as the baseline (SDTM QSBLFL/RSBLFL = Y)."""
+    return str(result.extra.get("baseline_flag") or "").strip().upper() == "Y"
 
 
 def choose_baseline(
     results: Sequence[ScoreResult], baseline_visit: str | None, rule: str = "option"
 ) -> tuple[ScoreResult | None, str]:
     """The baseline record among one subject's results, and the rule that chose it."""
+    if rule == "flagged":
+        return next((r for r in results if _flagged(r)), None), rule
     if baseline_visit is not None:
         for r in results:
             if r.visit.casefold() == baseline_visit.casefold():
@@ -331,11 +342,12 @@ def compute_change(
         group = groups.get(subject) if by else None
         src = rs[0]
         if base is None or base.scores.get(score) is None:
-            detail = (
-                f"no record at the baseline visit {target!r}"
-                if base is None
-                else f"the baseline ({base.visit}) has no {score} score"
-            )
+            if base is not None:
+                detail = f"the baseline ({base.visit}) has no {score} score"
+            elif target_rule == "flagged":
+                detail = "no record is flagged as the baseline (baseline flag Y)"
+            else:
+                detail = f"no record at the baseline visit {target!r}"
             where = base or src
             report.issues.append(
                 make_issue(

@@ -169,3 +169,20 @@ def test_a_named_baseline_applies_to_every_subject(madrs: Any) -> None:
     (issue,) = report.issues
     assert issue.code == "no-baseline" and issue.subject == "S2"
     assert "no record at the baseline visit 'baseline'" in issue.message
+
+
+def test_a_source_baseline_flag_wins_over_visit_names(madrs: Any) -> None:
+    """SDTM QSBLFL = Y marks the baseline record (readers carry it as baseline_flag)."""
+    results = [
+        res("S1", "SCREENING", 34, day=-7, extra={"baseline_flag": "Y"}),
+        res("S1", "baseline", 30, day=0),
+        res("S1", "WEEK 1", 17, day=7),
+        res("S2", "WEEK 1", 20, day=7, line=9),
+    ]
+    report = compute_change(results, madrs)
+    assert report.baselines["S1"] == ("SCREENING", "flagged", 34)
+    assert [(r.subject, r.visit) for r in report.rows] == [("S1", "baseline"), ("S1", "WEEK 1")]
+    (issue,) = report.issues
+    assert issue.message.startswith(
+        "f.csv:9: subject S2, madrs: no record is flagged as the baseline (baseline flag Y)"
+    )
