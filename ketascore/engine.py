@@ -607,8 +607,8 @@ def score_records(
                 )
             )
             continue
-        answers = {_answers_key(r) for r in group}
-        if len(answers) > 1:
+        # one record cannot disagree with itself: its answers need no comparing
+        if len(group) > 1 and len({_answers_key(r) for r in group}) > 1:
             places = ", ".join(_location(r) for r in group)
             out.append(
                 _empty_result(

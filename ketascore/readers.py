@@ -105,7 +105,7 @@ def iter_input_files(
                 if name.startswith("."):
                     continue
                 file = Path(folder) / name
-                if not is_input_file(name) or not wanted(file, path):
+                if not is_input_file(name) or ((include or exclude) and not wanted(file, path)):
                     continue
                 yield file
 

@@ -182,6 +182,24 @@ def change_cmd(
         raise UsageError(
             f"scale {scale.id} has no score {score_name!r}; scores: {', '.join(scale.score_ids)}"
         )
+    if fmt == "csv" and not (by or windows_file or impute or include or exclude):
+        from ketascore.cli.score import change_columnar
+
+        if change_columnar(
+            paths,
+            scale,
+            score_name,
+            baseline,
+            response_percent,
+            remission_at_most,
+            summary_only,
+            output,
+            provenance_file,
+            no_escape_formulas,
+            input_format,
+            max_file_size,
+        ):
+            return
     data = read_answers(
         list(paths),
         input_format=input_format,

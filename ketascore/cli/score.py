@@ -1,8 +1,11 @@
-"""`ketascore score`: score answer files."""
+"""`ketascore score`: score answer files, folders (in worker processes) and big tables."""
 
 from __future__ import annotations
 
+import json
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,40 +14,113 @@ import click
 from ketascore.cli import cli
 from ketascore.cli.common import (
     Exit,
+    UsageError,
     console,
     emit,
     input_options,
+    is_tty,
     load_scale_option,
     output_options,
     resolve_format,
 )
 
-# --------------------------------------------------------------------------------------
-# score
+# A single CSV file at least this large is read in columns (numpy); smaller ones, and every
+# file of a folder, by the record readers. Both give the same output byte for byte.
+COLUMNAR_MIN_BYTES = int(os.environ.get("KETASCORE_COLUMNAR_MIN_BYTES", 1 << 20))
+
+# pydantic looks for plugins among the entry points of every installed distribution the
+# first time a model is built: tens of milliseconds of a command that takes a few hundred.
+# The command line has no use for them (set the variable yourself to decide otherwise).
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 
 
-def _read_and_score(
-    paths: tuple[str, ...],
-    scale_name: str | None,
-    input_format: str | None,
-    include: tuple[str, ...],
-    exclude: tuple[str, ...],
-    max_file_size: int,
-) -> tuple[Any, list[Any], Any]:
-    from ketascore.api import read_answers, score
-
-    chosen = load_scale_option(scale_name)
-    extra = [chosen] if chosen is not None else []
-    data = read_answers(
-        list(paths),
-        input_format=input_format,
-        scales=extra,
-        include=include,
-        exclude=exclude,
-        max_file_size=max_file_size,
+def _summary_line(summary: dict[str, int]) -> str:
+    return (
+        f"{summary['files']} file(s), {summary['records']} record(s), "
+        f"{summary['scored']} scored, {summary['with_problems']} with problems"
+        + (f", {summary['file_issues']} file issue(s)" if summary["file_issues"] else "")
     )
-    results = score(data.records, scale=chosen)
-    return chosen, results, data
+
+
+def _check_output(output: Path | None, inputs: list[str]) -> None:
+    emit_target = output
+    if emit_target is None:
+        return
+    target = emit_target.resolve()
+    for name in inputs:
+        if name != "-" and Path(name).exists():
+            resolved = Path(name).resolve()
+            if resolved == target or (resolved.is_dir() and resolved in target.parents):
+                raise UsageError(
+                    f"refusing to write {output}: it is an input (or inside an input folder); "
+                    "choose another output path"
+                )
+
+
+def _write_bytes(chunks: Iterator[bytes], output: Path | None, inputs: list[str]) -> None:
+    from ketascore.output import atomic_writer
+
+    _check_output(output, inputs)
+    if output is None:
+        stream = sys.stdout.buffer
+        for chunk in chunks:
+            stream.write(chunk)
+        stream.flush()
+        return
+    with atomic_writer(output, binary=True) as fh:
+        for chunk in chunks:
+            fh.write(chunk)
+
+
+def _json_document(results: Iterator[Any], issues: list[Any], summary: Any) -> Iterator[str]:
+    """``output.score_json`` written as it goes: the same bytes, results one at a time."""
+    from ketascore import __version__
+
+    def dumps(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=2)
+
+    yield "{\n" + f'  "ketascore_version": {dumps(__version__)},\n  "results": '
+    first = True
+    for result in results:
+        text = dumps(result.to_dict()).replace("\n", "\n    ")
+        yield ("[\n    " if first else ",\n    ") + text
+        first = False
+    yield "[]" if first else "\n  ]"
+    issues_text = dumps([i.as_dict() for i in issues]).replace("\n", "\n  ")
+    summary_text = dumps(summary()).replace("\n", "\n  ")
+    yield f',\n  "issues": {issues_text},\n  "summary": {summary_text}\n}}\n'
+
+
+def _format_options(chosen: Any) -> tuple[Any, bool]:
+    """The clinical-format options (--map, --sheet, ...) as ReadOptions, and whether any
+    was given (then every file goes through the record readers, in this process)."""
+    from ketascore.cli.common import _READ_OPTIONS, read_options
+
+    given = click.get_current_context().meta.get(_READ_OPTIONS, {})
+    custom = any(bool(v) for v in given.values())
+    return read_options([chosen] if chosen is not None else []), custom
+
+
+def _columnar(path: str, chosen: Any, input_format: str | None, max_file_size: int) -> Any:
+    """A single big wide CSV file read and scored in columns, or None (the record path)."""
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        return None
+    if size < COLUMNAR_MIN_BYTES or size > max_file_size:
+        return None
+    try:
+        import numpy  # noqa: F401
+    except ImportError:  # pragma: no cover - numpy is an optional extra
+        return None
+    from ketascore.columnar import read_wide_csv_file
+    from ketascore.library import ScaleSet
+
+    known = ScaleSet([chosen] if chosen is not None else [])
+    try:
+        return read_wide_csv_file(path, known.get, known.ids(), chosen=chosen, fmt=input_format)
+    except OSError:
+        return None
 
 
 @cli.command("score")
@@ -56,7 +132,18 @@ def _read_and_score(
 )
 @output_options(("table", "json", "jsonl", "csv"))
 @input_options
-@click.option("-q", "--quiet", is_flag=True, help="Do not print the summary line on stderr.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    help="Worker processes for folders of many files (default: the number of cores).",
+)
+@click.option(
+    "--no-escape-formulas",
+    is_flag=True,
+    help="In CSV output, do not prefix text cells starting with = + - @ with a quote.",
+)
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line on stderr.")
 def score_cmd(
     paths: tuple[str, ...],
     scale_name: str | None,
@@ -66,37 +153,255 @@ def score_cmd(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     max_file_size: int,
+    jobs: int | None,
+    no_escape_formulas: bool,
     quiet: bool,
 ) -> None:
-    """Score answer files (YAML, JSON, CSV), folders (recursively) or - (stdin)."""
-    from ketascore import output as out
+    """Score answer files (YAML, JSON, CSV), folders (recursively) or - (stdin).
 
+    \b
+    Folders are read in a stable sorted order (hidden files skipped) by --jobs worker
+    processes; the output is the same whatever the number of jobs. A large wide CSV
+    file is scored in columns. On a terminal a progress bar shows on stderr.
+    """
     fmt = resolve_format(fmt, output)
-    _, results, data = _read_and_score(
-        paths, scale_name, input_format, include, exclude, max_file_size
+    chosen = load_scale_option(scale_name)
+    escape = not no_escape_formulas
+    inputs = list(paths)
+    _check_output(output, inputs)
+    options, custom = _format_options(chosen)
+    from itertools import chain, islice
+
+    from ketascore.batch import walk_files
+
+    walk = walk_files(paths, include, exclude)
+    first = list(islice(walk, 2))
+    only = first[0] if len(first) == 1 else None
+    if isinstance(only, str) and only != "-" and fmt != "table" and not custom:
+        table = _columnar(only, chosen, input_format, max_file_size)
+        if table is not None:
+            _finish_columnar(table, fmt, output, inputs, escape, quiet)
+            return
+    _score_batch(
+        chain(first, walk),
+        chosen,
+        fmt,
+        output,
+        inputs,
+        input_format,
+        max_file_size,
+        1 if "-" in paths or custom else jobs,
+        escape,
+        quiet,
+        options,
     )
-    files = len(data.files)
+
+
+def _finish_columnar(
+    read: Any, fmt: str, output: Path | None, inputs: list[str], escape: bool, quiet: bool
+) -> None:
+    from ketascore import output as out
+    from ketascore.columnar import csv_chunks, csv_header
+
+    counts = {"records": 0, "scored": 0, "with_problems": 0}
+
+    def tables() -> Iterator[Any]:
+        for table in read.tables():
+            kept = table.kept()
+            counts["records"] += int(kept.shape[0])
+            counts["scored"] += int(table.scored_rows()[kept].sum())
+            counts["with_problems"] += int(table.problem_rows()[kept].sum())
+            yield table
+
+    def summary() -> dict[str, int]:
+        return {"files": len(read.files), **counts, "file_issues": len(read.issues)}
+
+    def results() -> Iterator[Any]:
+        for table in tables():
+            yield from table.results()
+
+    if fmt == "csv":
+
+        def chunks() -> Iterator[bytes]:
+            header = None
+            for table, text in csv_chunks(tables(), escape_formulas=escape, threads=1):
+                if header is None and table.kept().size:
+                    header = csv_header(table, escape_formulas=escape)
+                    yield header.encode("utf-8")
+                yield text
+            if header is None:
+                yield out.score_csv([], [], escape_formulas=escape).encode("utf-8")
+
+        _write_bytes(chunks(), output, inputs)
+    elif fmt == "jsonl":
+        emit(out.score_jsonl(results(), read.issues), output, inputs)
+    else:
+        emit(_json_document(results(), read.issues, summary), output, inputs)
+    totals = summary()
+    if not quiet:
+        click.echo(_summary_line(totals), err=True)
+    problems = totals["with_problems"] > 0 or any(i.severity == "error" for i in read.issues)
+    sys.exit(Exit.PROBLEMS if problems else Exit.OK)
+
+
+def _score_batch(
+    items: Iterator[Any],
+    chosen: Any,
+    fmt: str,
+    output: Path | None,
+    inputs: list[str],
+    input_format: str | None,
+    max_file_size: int,
+    jobs: int | None,
+    escape: bool,
+    quiet: bool,
+    options: Any = None,
+) -> None:
+    from ketascore import output as out
+    from ketascore.batch import Settings, default_jobs, score_files
+    from ketascore.library import ScaleSet
+
+    known = ScaleSet([chosen] if chosen is not None else [])
+    settings = Settings(
+        fmt=input_format,
+        scale_ids=tuple(known.ids()),
+        max_file_size=max_file_size,
+        chosen=chosen,
+        read_options=options,
+    )
+    show = not quiet and is_tty(sys.stderr)
+    bar = _progress(show)
+    with bar as progress:
+        batch = score_files(
+            items,
+            settings,
+            jobs=jobs or default_jobs(),
+            progress=progress,
+            walked=bar.set_total,
+        )
+    results, issues = batch.results, batch.issues
+    files = len(batch.files)
     if fmt == "table":
         from ketascore.render import print_issues, score_tables
 
         out_console = console()
         for table in score_tables(results):
             out_console.print(table)
-        err = console(stderr=True)
-        print_issues(err, data.issues + [i for r in results for i in r.issues])
+        print_issues(console(stderr=True), issues + [i for r in results for i in r.issues])
     elif fmt == "json":
-        emit(out.score_json(results, data.issues, files), output, list(paths))
+        emit(out.score_json(results, issues, files), output, inputs)
     elif fmt == "jsonl":
-        emit(out.score_jsonl(results, data.issues), output, list(paths))
+        emit(out.score_jsonl(results, issues), output, inputs)
     else:
-        emit(out.score_csv(results, data.issues), output, list(paths))
-    summary = out.score_summary(results, data.issues, files)
+        emit(out.score_csv(results, issues, escape_formulas=escape), output, inputs)
+    summary = out.score_summary(results, issues, files)
     if not quiet:
-        click.echo(
-            f"{summary['files']} file(s), {summary['records']} record(s), "
-            f"{summary['scored']} scored, {summary['with_problems']} with problems"
-            + (f", {summary['file_issues']} file issue(s)" if summary["file_issues"] else ""),
-            err=True,
+        click.echo(_summary_line(summary), err=True)
+    problems = any(i.severity == "error" for i in issues) or any(not r.ok for r in results)
+    sys.exit(Exit.PROBLEMS if problems else Exit.OK)
+
+
+class _progress:
+    """A rich progress bar on stderr (files and records done, rate, time left), or nothing."""
+
+    def __init__(self, show: bool):
+        self.show = show
+        self.bar: Any = None
+        self.task: Any = None
+
+    def set_total(self, total: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, total=total)
+
+    def __enter__(self) -> Any:
+        if not self.show:
+            return None
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
         )
-    problems = any(i.severity == "error" for i in data.issues) or any(not r.ok for r in results)
+
+        self.bar = Progress(
+            TextColumn("scoring"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files"),
+            TextColumn("{task.fields[records]:,} records"),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True, force_terminal=True),
+            transient=True,
+        )
+        self.bar.start()
+        self.task = self.bar.add_task("score", total=None, records=0, rate="")
+
+        def update(files_done: int, records_done: int) -> None:
+            elapsed = self.bar.tasks[0].elapsed or 0.0
+            rate = f"{files_done / elapsed:,.0f} files/s" if elapsed > 0 else ""
+            self.bar.update(self.task, completed=files_done, records=records_done, rate=rate)
+
+        return update
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def change_columnar(
+    paths: tuple[str, ...],
+    scale: Any,
+    score_name: str,
+    baseline: str | None,
+    response_percent: float | None,
+    remission_at_most: float | None,
+    summary_only: bool,
+    output: Path | None,
+    provenance_file: Path | None,
+    no_escape_formulas: bool,
+    input_format: str | None,
+    max_file_size: int,
+) -> bool:
+    """`ketascore change --format csv` of one big wide CSV file, in columns: the same
+    bytes as the record path. False when the file is not one the columns take."""
+    if len(paths) != 1 or paths[0] == "-" or Path(paths[0]).is_dir():
+        return False
+    from ketascore.cli.common import _READ_OPTIONS
+
+    if any(click.get_current_context().meta.get(_READ_OPTIONS, {}).values()):
+        return False  # --map, --sheet ...: the record readers apply them
+    read = _columnar(paths[0], scale, input_format, max_file_size)
+    if read is None:
+        return False
+    from ketascore.cli.common import write_provenance
+    from ketascore.columnar import change_csv_columnar
+    from ketascore.provenance import build_provenance
+    from ketascore.scale import clean_number
+
+    made = change_csv_columnar(
+        read,
+        scale,
+        score_name,
+        baseline_visit=baseline,
+        response_percent=clean_number(response_percent) if response_percent else None,
+        remission_at_most=clean_number(remission_at_most)
+        if remission_at_most is not None
+        else None,
+        summary=summary_only,
+        escape_formulas=not no_escape_formulas,
+    )
+    if made is None:
+        return False
+    text, issues = made
+    _write_bytes(iter([text]), output, list(paths))
+    provenance = build_provenance([scale], {read.file: read.digest}, "ketascore change")
+    write_provenance(provenance, "csv", output, provenance_file, list(paths))
+    problems = (
+        any(i.severity == "error" for i in read.issues)
+        or any(i.severity == "error" for i in issues)
+        or any(bool(t.problem_rows()[t.kept()].any()) for t in read.tables())
+    )
     sys.exit(Exit.PROBLEMS if problems else Exit.OK)

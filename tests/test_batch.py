@@ -1,0 +1,309 @@
+"""Folder batches: same output whatever the number of worker processes, duplicates across
+files found as score_records finds them, bad files reported, progress on a terminal,
+Ctrl-C stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ketascore.api import read_answers, score
+from ketascore.batch import Settings, collect_files, score_files
+from ketascore.cli import cli
+from ketascore.output import score_json
+
+from conftest import ROOT
+
+
+def make_folder(root: Path, n: int = 150) -> Path:
+    """Visits as YAML and JSON files, with a duplicate, a conflict, a bad file, a hidden one."""
+    for i in range(n):
+        subject, visit = f"S{i // 3:03d}", ["baseline", "week1", "week2"][i % 3]
+        folder = root / f"site{i % 4}" / subject
+        folder.mkdir(parents=True, exist_ok=True)
+        items = {str(k): (i + k) % 4 for k in range(1, 10)}
+        if i % 17 == 0:
+            items["9"] = "refused"
+        if i % 2:
+            doc = {"subject": subject, "visit": visit, "scale": "phq9", "items": items}
+            (folder / f"{visit}.json").write_text(json.dumps(doc))
+        else:
+            lines = [f"subject: {subject}", f"visit: {visit}", "scale: phq9", "items:"]
+            lines += [f"  {k}: {v}" for k, v in items.items()]
+            (folder / f"{visit}.yaml").write_text("\n".join(lines) + "\n")
+    dup = root / "zz" / "again.yaml"
+    dup.parent.mkdir()
+    dup.write_text((root / "site0" / "S000" / "baseline.yaml").read_text())
+    (root / "zz" / "conflict.json").write_text(
+        json.dumps(
+            {"subject": "S001", "visit": "week1", "scale": "phq9", "items": {"1": 3, "2": 3}}
+        )
+    )
+    (root / "zz" / "broken.json").write_text('{"subject": "S9", "items": [')
+    (root / "zz" / ".hidden.yaml").write_text("not: [valid")
+    return root
+
+
+def test_merge_equals_score_records_for_any_number_of_jobs(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "data")
+    data = read_answers([folder])
+    expected = score_json(score(data.records), data.issues, len(data.files))
+    items = collect_files([folder])
+    for jobs, chunk in ((1, 64), (2, 7), (3, 1)):
+        batch = score_files(items, Settings(scale_ids=()), jobs=jobs, chunk=chunk)
+        got = score_json(batch.results, batch.issues, len(batch.files))
+        assert got == expected, jobs
+    codes = {i.code for r in batch.results for i in r.issues} | {i.code for i in batch.issues}
+    assert {"duplicate-record", "conflicting-records", "parse-error"} <= codes
+
+
+def test_cli_output_is_the_same_with_one_or_two_jobs(tmp_path: Path, runner: CliRunner) -> None:
+    folder = make_folder(tmp_path / "data", 200)
+    out = []
+    for jobs in ("1", "2"):
+        target = tmp_path / f"out{jobs}.csv"
+        result = runner.invoke(cli, ["score", str(folder), "-j", jobs, "-o", str(target)])
+        assert result.exit_code == 1  # the broken file and the conflict
+        out.append(target.read_bytes())
+        assert result.stderr.startswith("203 file(s), 200 record(s)")
+    assert out[0] == out[1]
+
+
+def test_one_bad_file_is_reported_with_its_path_and_the_rest_scored(
+    tmp_path: Path, runner: CliRunner
+) -> None:
+    folder = make_folder(tmp_path / "data", 90)
+    result = runner.invoke(cli, ["score", str(folder), "-j", "2", "--format", "json"])
+    doc = json.loads(result.stdout)
+    assert [i["file"] for i in doc["issues"]] == [str(folder / "zz" / "broken.json")]
+    assert doc["summary"]["records"] == 90  # the duplicate and the conflict merged
+
+
+def _pty_run(args: list[str], cwd: Path) -> tuple[int, str]:
+    import pty
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": "100", "TERM": "xterm"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ketascore.cli", *args],
+        stdout=subprocess.DEVNULL,
+        stderr=slave,
+        stdin=subprocess.DEVNULL,
+        cwd=cwd,
+        env=env,
+    )
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    proc.wait(timeout=120)
+    os.close(master)
+    return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_progress_bar_on_a_terminal_and_silent_when_quiet(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "data", 60)
+    code, err = _pty_run(["score", str(folder), "-j", "1", "-o", str(tmp_path / "o.csv")], ROOT)
+    assert code == 1
+    assert "scoring" in err and "files" in err and "records" in err
+    assert "63 file(s), 60 record(s)" in err
+    code, err = _pty_run(["score", str(folder), "-q", "-o", str(tmp_path / "o.csv")], ROOT)
+    assert err.strip() == ""
+
+
+def test_no_progress_bar_when_piped(tmp_path: Path, runner: CliRunner) -> None:
+    folder = make_folder(tmp_path / "data", 30)
+    result = runner.invoke(cli, ["score", str(folder), "-o", str(tmp_path / "o.csv")])
+    assert result.stderr.startswith("33 file(s), 30 record(s), ")
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_stops_workers_with_130_and_no_output_file(tmp_path: Path) -> None:
+    folder = make_folder(tmp_path / "data", 8000)
+    target = tmp_path / "out.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ketascore.cli", "score", str(folder), "-j", "2", "-o", str(target)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    time.sleep(0.7)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert not target.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+# --------------------------------------------------------------------------------------
+# The quick reader of simple JSON and YAML files reads what the YAML loader reads
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+TRICKY = [
+    "007",
+    "-5",
+    "+1",
+    "1.50",
+    ".5",
+    "1.",
+    "1e5",
+    "1E+5",
+    "0x1A",
+    "0o17",
+    "1_000",
+    "12:30",
+    "null",
+    "Null",
+    "~",
+    "True",
+    "true",
+    "FALSE",
+    "yes",
+    "no",
+    "on",
+    "2024-01-02",
+    "2024-1-2",
+    "2025-13-40",
+    "a b",
+    "a  b",
+    "Several days",
+    "x:y",
+    "x: y",
+    "#c",
+    "a #c",
+    "-",
+    "- a",
+    "S01",
+    "week 4",
+    "3",
+    "0",
+    "-0",
+    "2.5",
+    "NaN",
+    ".inf",
+    "=1",
+    "'q'",
+    '"q"',
+    "[1]",
+    "{a: 1}",
+]
+PLAIN = ["1", "2", "S01", "week 4", "Several days", "2.5", "0", "-1", "baseline", "007"]
+KEYS = [
+    "1",
+    "01",
+    "16a",
+    "subject",
+    "visit",
+    "scale",
+    "items",
+    "null",
+    "True",
+    "a-b",
+    "1_0",
+    "x",
+    "day",
+    "date",
+    "S",
+    "10",
+]
+
+
+VALUES = st.one_of(st.sampled_from(PLAIN), st.sampled_from(PLAIN), st.sampled_from(TRICKY))
+
+
+@st.composite
+def yaml_docs(draw: st.DrawFn) -> str:
+    lines = []
+    for key in draw(st.lists(st.sampled_from(KEYS), min_size=1, max_size=4, unique=True)):
+        if draw(st.booleans()):
+            lines.append(f"{key}: {draw(VALUES)}")
+        else:
+            lines.append(f"{key}:")
+            indent = " " * draw(st.integers(1, 4))
+            for sub in draw(st.lists(st.sampled_from(KEYS), max_size=4, unique=True)):
+                lines.append(f"{indent}{sub}: {draw(VALUES)}")
+    return "\n".join(lines) + "\n"
+
+
+@st.composite
+def json_docs(draw: st.DrawFn) -> str:
+    import json as _json
+
+    def scalar() -> str:
+        kind = draw(st.sampled_from(["str", "raw"]))
+        if kind == "str":
+            return _json.dumps(draw(VALUES))
+        return draw(st.sampled_from(["1", "-2", "0", "1.5", "-0.0", "1e5", "true", "null", "01"]))
+
+    parts = []
+    for key in draw(st.lists(st.sampled_from(KEYS), min_size=0, max_size=6)):
+        if draw(st.booleans()):
+            value = scalar()
+        else:
+            inner = [
+                f'"{k}": {scalar()}' for k in draw(st.lists(st.sampled_from(KEYS), max_size=4))
+            ]
+            value = "{" + ", ".join(inner) + "}"
+        parts.append(f'"{key}": {value}')
+    sep = draw(st.sampled_from([", ", ",\n  ", ","]))
+    return "{" + sep.join(parts) + "}\n"
+
+
+def _same(fast: object, slow: object) -> bool:
+    if type(fast) is not type(slow):
+        return False
+    if isinstance(fast, dict):
+        assert isinstance(slow, dict)
+        return list(fast) == list(slow) and all(_same(fast[k], slow[k]) for k in fast)
+    if isinstance(fast, list):
+        assert isinstance(slow, list)
+        return len(fast) == len(slow) and all(_same(a, b) for a, b in zip(fast, slow, strict=True))
+    return fast == slow
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.one_of(yaml_docs(), json_docs()))
+def test_quick_reading_equals_the_yaml_loader(text: str) -> None:
+    from ketascore import quickload, yamlsafe
+
+    fast = quickload.load_json(text) if text.startswith("{") else quickload.load_yaml(text)
+    if fast is None:
+        return
+    slow = yamlsafe.load(text, raw_keys=quickload.RAW_KEYS)
+    assert _same(fast.data, slow.data), (text, fast.data, slow.data)
+    assert fast.positions == slow.positions, text
+
+
+def test_quick_reading_of_a_folder_equals_read_file(tmp_path: Path) -> None:
+    from ketascore import quickload
+    from ketascore.batch import read_quick
+    from ketascore.readers import read_file
+
+    folder = make_folder(tmp_path / "data", 40)
+    files = [p for p in collect_files([folder]) if isinstance(p, str)]
+    quick = 0
+    for path in files:
+        text = Path(path).read_text()
+        loader = quickload.load_json if path.endswith(".json") else quickload.load_yaml
+        quick += loader(text) is not None
+        got, expected = read_quick(path, Settings()), read_file(path)
+        assert got.records == expected.records and got.issues == expected.issues, path
+        assert got.files == expected.files and got.hashes == expected.hashes
+    assert quick >= len(files) - 4  # all but the broken and the odd ones

@@ -1,0 +1,53 @@
+"""Scoring a pandas or polars DataFrame gives the results and issues of the files path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ketascore.api import read_answers, score
+
+pd = pytest.importorskip("pandas")
+
+ROWS = {
+    "subject": ["S1", "S2", "S3", "S4", "S4", "S5"],
+    "visit": ["base", "base", "base", "w1", "w1", "base"],
+    "arm": ["A", "B", None, "A", "A", "B"],
+    **{f"phq9_{k}": [1, 2, None, 3, 3, 0] for k in range(1, 9)},
+    "phq9_9": [0, "Several days", 2, 7, 7, None],
+}
+
+
+def _expected(tmp_path: Path) -> tuple[list, list]:
+    frame = pd.DataFrame(ROWS)
+    path = tmp_path / "rows.csv"
+    frame.to_csv(path, index=False)
+    data = read_answers([path])
+    return score(data.records), data.issues
+
+
+def test_pandas_frame_scores_like_the_csv_file(tmp_path: Path) -> None:
+    from ketascore.dataframe import score_frame
+
+    expected, _ = _expected(tmp_path)
+    scored = score_frame(pd.DataFrame(ROWS), "phq9")
+    df = scored.scores
+    assert list(df["subject"]) == [r.subject for r in expected]
+    got_totals = [None if pd.isna(v) else v for v in df["total"]]
+    assert got_totals == [r.scores["total"] for r in expected]
+    assert list(df["total_items_answered"]) == [r.items_answered["total"] for r in expected]
+    assert [i.code for i in scored.issues] == [i.code for r in expected for i in r.issues]
+    assert "duplicate-record" in {i.code for i in scored.issues}
+    issues = scored.issues_frame()
+    assert list(issues["code"]) == [i.code for i in scored.issues]
+
+
+def test_polars_frame(tmp_path: Path) -> None:
+    pl = pytest.importorskip("polars")
+    from ketascore.dataframe import score_frame
+
+    expected, _ = _expected(tmp_path)
+    scored = score_frame(pl.DataFrame(ROWS, strict=False), "phq9")
+    assert isinstance(scored.scores, pl.DataFrame)
+    assert scored.scores["total"].to_list() == [r.scores["total"] for r in expected]
