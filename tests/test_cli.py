@@ -72,7 +72,8 @@ def test_score_table_golden(runner: CliRunner) -> None:
 def test_score_jsonl_lines_are_typed(runner: CliRunner) -> None:
     result = run(runner, "score", STUDY, "--format", "jsonl", "--quiet")
     lines = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(lines) == 12 and {line["type"] for line in lines} == {"score"}
+    assert lines[0]["type"] == "provenance"
+    assert len(lines) == 13 and {line["type"] for line in lines[1:]} == {"score"}
     assert result.stderr == ""
 
 

@@ -159,3 +159,25 @@ def test_atomic_writer_follows_the_umask(tmp_path: Path) -> None:
     finally:
         os.umask(old)
     assert target.stat().st_mode & 0o777 == 0o644
+
+
+def test_score_outputs_carry_provenance(runner: CliRunner, tmp_path: Path) -> None:
+    data = STUDY / "hamd17.csv"
+    doc = json.loads(runner.invoke(cli, ["score", str(data), "--format", "json"]).stdout)
+    assert doc["provenance"]["inputs"] == [{"file": str(data), "sha256": _sha(data)}]
+    assert [s["id"] for s in doc["provenance"]["scales"]] == ["hamd17"]
+    out = tmp_path / "scores.csv"
+    result = runner.invoke(cli, ["score", str(data), "-o", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    sidecar = json.loads((tmp_path / "scores.csv.provenance.json").read_text())
+    assert sidecar["command"] == "ketascore score"
+    prov = tmp_path / "p.json"
+    runner.invoke(cli, ["score", str(data), "--format", "csv", "--provenance", str(prov)])
+    assert json.loads(prov.read_text())["inputs"][0]["sha256"] == _sha(data)
+
+
+def test_score_writes_fhir_observations(runner: CliRunner) -> None:
+    result = runner.invoke(cli, ["score", str(STUDY / "hamd17.csv"), "--format", "fhir"])
+    bundle = json.loads(result.stdout)
+    assert bundle["resourceType"] == "Bundle"
+    assert {e["resource"]["resourceType"] for e in bundle["entry"]} == {"Observation"}

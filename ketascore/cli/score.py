@@ -14,14 +14,16 @@ import click
 from ketascore.cli import cli
 from ketascore.cli.common import (
     Exit,
-    UsageError,
+    check_output,
     console,
     emit,
     input_options,
     is_tty,
     load_scale_option,
     output_options,
+    provenance_options,
     resolve_format,
+    write_provenance,
 )
 
 # A single CSV file at least this large is read in columns (numpy); smaller ones, and every
@@ -43,18 +45,8 @@ def _summary_line(summary: dict[str, int]) -> str:
 
 
 def _check_output(output: Path | None, inputs: list[str]) -> None:
-    emit_target = output
-    if emit_target is None:
-        return
-    target = emit_target.resolve()
-    for name in inputs:
-        if name != "-" and Path(name).exists():
-            resolved = Path(name).resolve()
-            if resolved == target or (resolved.is_dir() and resolved in target.parents):
-                raise UsageError(
-                    f"refusing to write {output}: it is an input (or inside an input folder); "
-                    "choose another output path"
-                )
+    if output is not None:
+        check_output(output, inputs)
 
 
 def _write_bytes(chunks: Iterator[bytes], output: Path | None, inputs: list[str]) -> None:
@@ -72,7 +64,9 @@ def _write_bytes(chunks: Iterator[bytes], output: Path | None, inputs: list[str]
             fh.write(chunk)
 
 
-def _json_document(results: Iterator[Any], issues: list[Any], summary: Any) -> Iterator[str]:
+def _json_document(
+    results: Iterator[Any], issues: list[Any], summary: Any, provenance: Any
+) -> Iterator[str]:
     """``output.score_json`` written as it goes: the same bytes, results one at a time."""
     from ketascore import __version__
 
@@ -88,7 +82,11 @@ def _json_document(results: Iterator[Any], issues: list[Any], summary: Any) -> I
     yield "[]" if first else "\n  ]"
     issues_text = dumps([i.as_dict() for i in issues]).replace("\n", "\n  ")
     summary_text = dumps(summary()).replace("\n", "\n  ")
-    yield f',\n  "issues": {issues_text},\n  "summary": {summary_text}\n}}\n'
+    provenance_text = dumps(provenance()).replace("\n", "\n  ")
+    yield (
+        f',\n  "issues": {issues_text},\n  "summary": {summary_text},\n'
+        f'  "provenance": {provenance_text}\n}}\n'
+    )
 
 
 def _format_options(chosen: Any) -> tuple[Any, bool]:
@@ -130,7 +128,7 @@ def _columnar(path: str, chosen: Any, input_format: str | None, max_file_size: i
     "scale_name",
     help="Built-in scale id or path of a scale YAML file (default: each record's scale field).",
 )
-@output_options(("table", "json", "jsonl", "csv"))
+@output_options(("table", "json", "jsonl", "csv", "fhir"))
 @input_options
 @click.option(
     "-j",
@@ -138,11 +136,7 @@ def _columnar(path: str, chosen: Any, input_format: str | None, max_file_size: i
     type=click.IntRange(min=1),
     help="Worker processes for folders of many files (default: the number of cores).",
 )
-@click.option(
-    "--no-escape-formulas",
-    is_flag=True,
-    help="In CSV output, do not prefix text cells starting with = + - @ with a quote.",
-)
+@provenance_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line on stderr.")
 def score_cmd(
     paths: tuple[str, ...],
@@ -154,6 +148,7 @@ def score_cmd(
     exclude: tuple[str, ...],
     max_file_size: int,
     jobs: int | None,
+    provenance_file: Path | None,
     no_escape_formulas: bool,
     quiet: bool,
 ) -> None:
@@ -177,10 +172,10 @@ def score_cmd(
     walk = walk_files(paths, include, exclude)
     first = list(islice(walk, 2))
     only = first[0] if len(first) == 1 else None
-    if isinstance(only, str) and only != "-" and fmt != "table" and not custom:
+    if isinstance(only, str) and only != "-" and fmt not in ("table", "fhir") and not custom:
         table = _columnar(only, chosen, input_format, max_file_size)
         if table is not None:
-            _finish_columnar(table, fmt, output, inputs, escape, quiet)
+            _finish_columnar(table, fmt, output, inputs, escape, quiet, provenance_file)
             return
     _score_batch(
         chain(first, walk),
@@ -194,11 +189,29 @@ def score_cmd(
         escape,
         quiet,
         options,
+        provenance_file,
     )
 
 
+def _provenance(results: Any, chosen: Any, hashes: dict[str, str]) -> dict[str, Any]:
+    """Which scales (id, version, sha256) and which inputs (sha256) made these results."""
+    from ketascore.library import ScaleSet
+    from ketascore.provenance import build_provenance
+
+    known = ScaleSet([chosen] if chosen is not None else [])
+    ids = {chosen.id} if chosen is not None else {r.scale for r in results if r.scale}
+    scales = [s for s in (known.get(i) for i in sorted(ids)) if s is not None]
+    return build_provenance(scales, hashes, "ketascore score")
+
+
 def _finish_columnar(
-    read: Any, fmt: str, output: Path | None, inputs: list[str], escape: bool, quiet: bool
+    read: Any,
+    fmt: str,
+    output: Path | None,
+    inputs: list[str],
+    escape: bool,
+    quiet: bool,
+    provenance_file: Path | None,
 ) -> None:
     from ketascore import output as out
     from ketascore.columnar import csv_chunks, csv_header
@@ -220,6 +233,9 @@ def _finish_columnar(
         for table in tables():
             yield from table.results()
 
+    def provenance() -> dict[str, Any]:
+        return _provenance([], read.plan.scale, {read.file: read.digest})
+
     if fmt == "csv":
 
         def chunks() -> Iterator[bytes]:
@@ -234,9 +250,10 @@ def _finish_columnar(
 
         _write_bytes(chunks(), output, inputs)
     elif fmt == "jsonl":
-        emit(out.score_jsonl(results(), read.issues), output, inputs)
+        emit(out.score_jsonl(results(), read.issues, provenance()), output, inputs)
     else:
-        emit(_json_document(results(), read.issues, summary), output, inputs)
+        emit(_json_document(results(), read.issues, summary, provenance), output, inputs)
+    write_provenance(provenance(), fmt, output, provenance_file, inputs)
     totals = summary()
     if not quiet:
         click.echo(_summary_line(totals), err=True)
@@ -256,6 +273,7 @@ def _score_batch(
     escape: bool,
     quiet: bool,
     options: Any = None,
+    provenance_file: Path | None = None,
 ) -> None:
     from ketascore import output as out
     from ketascore.batch import Settings, default_jobs, score_files
@@ -288,12 +306,19 @@ def _score_batch(
         for table in score_tables(results):
             out_console.print(table)
         print_issues(console(stderr=True), issues + [i for r in results for i in r.issues])
-    elif fmt == "json":
-        emit(out.score_json(results, issues, files), output, inputs)
+    provenance = _provenance(results, chosen, batch.extra.get("hashes", {}))
+    if fmt == "json":
+        emit(out.score_json(results, issues, files, {"provenance": provenance}), output, inputs)
     elif fmt == "jsonl":
-        emit(out.score_jsonl(results, issues), output, inputs)
-    else:
+        emit(out.score_jsonl(results, issues, provenance), output, inputs)
+    elif fmt == "csv":
         emit(out.score_csv(results, issues, escape_formulas=escape), output, inputs)
+    elif fmt == "fhir":
+        from ketascore.formats.fhir_out import fhir_json
+
+        emit(fhir_json(results, [s for s in [chosen] if s is not None]), output, inputs)
+    if fmt != "table":
+        write_provenance(provenance, fmt, output, provenance_file, inputs)
     summary = out.score_summary(results, issues, files)
     if not quiet:
         click.echo(_summary_line(summary), err=True)
