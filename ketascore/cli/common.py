@@ -137,9 +137,13 @@ def format_options(func: F) -> F:
 
 def read_options(scales: list[Any]) -> Any:
     """The ReadOptions of the format options given on the command line."""
+    given = click.get_current_context().meta.get(_READ_OPTIONS, {})
+    if not any(given.values()):  # nothing to load: keep the format readers out of start-up
+        from ketascore.readers import ReadOptions
+
+        return ReadOptions(scales=tuple(scales))
     from ketascore.formats import FormatOptionError, load_read_options
 
-    given = click.get_current_context().meta.get(_READ_OPTIONS, {})
     try:
         return load_read_options(
             map=given.get("map"),
