@@ -180,13 +180,14 @@ def read_quick(path: str, settings: Settings) -> Any:
     if not data.isascii() or b"\x00" in data:
         return slow()
     try:
-        readers._load_formats()
-        if readers._binary_reader(None, path, data) is not None:
-            return slow()
         text = data.decode("ascii")
-        context = readers._context(settings.scale_ids, settings.read_options)
-        if readers._text_reader(None, path, text, context) is not None:
-            return slow()
+        if not readers._plain_yaml(path, None):
+            readers._load_formats()
+            if readers._binary_reader(None, path, data) is not None:
+                return slow()
+            context = readers._context(settings.scale_ids, settings.read_options)
+            if readers._text_reader(None, path, text, context) is not None:
+                return slow()
         if readers.detect_format(path, text) != kind:
             return slow()
     except AttributeError:  # pragma: no cover - the readers changed: take the long way

@@ -884,6 +884,14 @@ def register_format(reader: FormatReader) -> None:
     FORMAT_READERS[reader.name] = reader
 
 
+def _plain_yaml(name: str, fmt: str | None) -> bool:
+    """A .yaml/.yml file (or --input-format yaml): no clinical format reads YAML, so the
+    format readers need not even be imported."""
+    if fmt is not None:
+        return fmt == "yaml"
+    return os.path.splitext(name)[1].lower() in (".yaml", ".yml")
+
+
 def _load_formats() -> None:
     import ketascore.formats  # noqa: F401  (registers the clinical formats)
 
@@ -948,9 +956,10 @@ def read_text(
 ) -> ReadResult:
     """Read answer records from text; ``fmt`` overrides detection."""
     text = text.removeprefix("\ufeff")
-    _load_formats()
-    context = _context(scale_ids, options)
-    reader = _text_reader(fmt, name, text, context)
+    reader = None
+    if not _plain_yaml(name, fmt):
+        _load_formats()
+        reader = _text_reader(fmt, name, text, _context(scale_ids, options))
     if reader is not None:
         if reader.read_text is None:
             return ReadResult(
@@ -963,7 +972,7 @@ def read_text(
                 ],
                 files=[name],
             )
-        return reader.read_text(text, name, context)
+        return reader.read_text(text, name, _context(scale_ids, options))
     fmt = fmt or detect_format(name, text)
     if fmt == "yaml":
         return read_yaml(text, name)
@@ -990,8 +999,10 @@ def read_bytes(
 ) -> ReadResult:
     issues: list[Issue] = []
     digest = hashlib.sha256(data).hexdigest()
-    _load_formats()
-    binary = _binary_reader(fmt, name, data)
+    binary = None
+    if not _plain_yaml(name, fmt):
+        _load_formats()
+        binary = _binary_reader(fmt, name, data)
     if binary is not None and binary.read_bytes is not None:
         result = binary.read_bytes(data, name, _context(scale_ids, options))
         result.hashes[name] = digest
