@@ -64,3 +64,4 @@ def main() -> None:
 
 # Commands register themselves on `cli` when their module is imported.
 from ketascore.cli import change, plot, report, scales, score  # noqa: E402, F401
+from ketascore.cli import sql  # noqa: E402, F401

@@ -1,0 +1,209 @@
+"""Benchmark: PHQ-9 scored inside DuckDB, against ketascore's columnar engine and a floor.
+
+    python benchmarks/bench_duckdb.py                    # 10,000,000 rows, 3 runs per case
+    python benchmarks/bench_duckdb.py --rows 1000000 --runs 5 --cases duckdb-parquet,floor
+
+Cases (each run in a fresh process, wall time measured around the whole command):
+
+  duckdb-parquet   score_with_duckdb: Parquet in, Parquet out (the scale's SQL)
+  duckdb-parquet-unique  the same, told the rows are unique (no search for duplicates)
+  duckdb-csv       score_with_duckdb: CSV in, CSV out
+  columnar-csv     `ketascore score FILE.csv --scale phq9 --format csv` (the columnar engine
+                   ketascore uses for large CSV files), on the same rows as CSV
+  floor            DuckDB alone: read the Parquet file, sum the nine items of every row and
+                   write subject, visit and the sum to Parquet (no missing-data rule, no
+                   checks): the least any engine that writes scores has to do
+  floor-read       DuckDB alone: read the Parquet file and sum the items (nothing written)
+
+The data (seeded, 2% of answers missing, four visits per subject) is generated once under
+benchmarks/.data/duckdb/. The target: duckdb-parquet within 2x of the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / ".data" / "duckdb"
+ITEMS = [f"phq9_{i}" for i in range(1, 10)]
+
+
+def generate(rows: int) -> tuple[Path, Path]:
+    import duckdb
+
+    DATA.mkdir(parents=True, exist_ok=True)
+    parquet = DATA / f"phq9-{rows}.parquet"
+    csv = DATA / f"phq9-{rows}.csv"
+    if parquet.exists() and csv.exists():
+        return parquet, csv
+    con = duckdb.connect()
+    con.execute("SELECT setseed(0.42)")
+    answers = ", ".join(
+        f"CASE WHEN random() < 0.02 THEN NULL ELSE CAST(floor(random() * 4) AS INTEGER) END "
+        f"AS {name}"
+        for name in ITEMS
+    )
+    con.execute(
+        f"""CREATE TABLE t AS SELECT
+              'S' || lpad(CAST(i // 4 AS VARCHAR), 8, '0') AS subject,
+              ['baseline', 'week1', 'week2', 'week4'][i % 4 + 1] AS visit,
+              {answers},
+              CAST(floor(random() * 4) AS INTEGER) AS phq9_10
+            FROM range({rows}) r(i) ORDER BY i"""
+    )
+    con.execute(f"COPY t TO '{parquet}' (FORMAT parquet, COMPRESSION zstd)")
+    con.execute(f"COPY t TO '{csv}' (FORMAT csv, HEADER true)")
+    con.close()
+    return parquet, csv
+
+
+CASES = {
+    "duckdb-parquet": (
+        "from ketascore.duckdb_engine import score_with_duckdb\n"
+        "run = score_with_duckdb({parquet!r}, 'phq9', {out!r} + '.parquet')\n"
+        "print(run.records, run.scored)\n"
+    ),
+    "duckdb-parquet-unique": (
+        "from ketascore.duckdb_engine import score_with_duckdb\n"
+        "run = score_with_duckdb({parquet!r}, 'phq9', {out!r} + '.parquet', "
+        "merge_duplicates=False)\n"
+        "print(run.records, run.scored)\n"
+    ),
+    "duckdb-csv": (
+        "from ketascore.duckdb_engine import score_with_duckdb\n"
+        "run = score_with_duckdb({csv!r}, 'phq9', {out!r} + '.csv')\n"
+        "print(run.records, run.scored)\n"
+    ),
+    "floor": (
+        "import duckdb\n"
+        'duckdb.execute("COPY (SELECT subject, visit, {total} AS total FROM '
+        "read_parquet({parquet!r})) TO '\" + {out!r} + \".parquet' (FORMAT parquet, "
+        'COMPRESSION zstd)")\n'
+    ),
+    "floor-read": (
+        "import duckdb\n"
+        'print(duckdb.execute("SELECT sum({total}) FROM read_parquet({parquet!r})").fetchone())\n'
+    ),
+}
+
+
+def command(case: str, parquet: Path, csv: Path, out: Path) -> list[str]:
+    if case == "columnar-csv":
+        # HOOK: the columnar engine is run as `ketascore score` runs it on a large CSV file.
+        exe = Path(sys.executable).with_name("ketascore")
+        return [
+            str(exe),
+            "score",
+            str(csv),
+            "--scale",
+            "phq9",
+            "--format",
+            "csv",
+            "-q",
+            "-o",
+            f"{out}.csv",
+        ]
+    total = " + ".join(f"coalesce({c}, 0)" for c in ITEMS)
+    code = CASES[case].format(parquet=str(parquet), csv=str(csv), out=str(out), total=total)
+    return [sys.executable, "-c", code]
+
+
+def _limit_memory(gib: float) -> None:
+    import resource
+
+    limit = int(gib * (1 << 30))
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def measure(cmd: list[str], timeout: float, memory_gib: float | None = None) -> float:
+    start = time.perf_counter()
+    limit = (lambda: _limit_memory(memory_gib)) if memory_gib else None
+    try:
+        done = subprocess.run(
+            cmd,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=timeout,
+            preexec_fn=limit,
+        )
+    except subprocess.TimeoutExpired:
+        print(f"  (stopped after {timeout:.0f}s)", flush=True)
+        return float("inf")
+    wall = time.perf_counter() - start
+    if done.returncode not in (0, 1):  # 1: some rows had problems (expected: missing items)
+        print(f"  (failed, exit {done.returncode}: {done.stderr.strip()[-300:]})", flush=True)
+        return float("inf")
+    return wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--cases",
+        default="floor-read,floor,duckdb-parquet,duckdb-parquet-unique,duckdb-csv,columnar-csv",
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--timeout", type=float, default=600, help="stop a run after this many seconds"
+    )
+    parser.add_argument(
+        "--columnar-memory-gib",
+        type=float,
+        default=12,
+        help="address-space limit of the columnar run (a failure instead of the OOM killer)",
+    )
+    args = parser.parse_args()
+    started = time.perf_counter()
+    parquet, csv = generate(args.rows)
+    print(
+        f"data: {args.rows:,} rows; parquet {parquet.stat().st_size / 1e6:.0f} MB, "
+        f"csv {csv.stat().st_size / 1e6:.0f} MB (generated/checked in "
+        f"{time.perf_counter() - started:.1f}s); cpus: {os.cpu_count()}",
+        flush=True,
+    )
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    out = DATA / "out"
+    medians: dict[str, float] = {}
+    for case in cases:
+        memory = args.columnar_memory_gib if case == "columnar-csv" else None
+        times = [
+            measure(command(case, parquet, csv, out), args.timeout, memory)
+            for _ in range(args.runs)
+        ]
+        medians[case] = statistics.median(times)
+        print(
+            f"{case:22s} median {medians[case]:7.2f}s  runs " + " ".join(f"{t:.2f}" for t in times),
+            flush=True,
+        )
+    floor = medians.get("floor")
+    if floor:
+        print("\nratios to the floor (DuckDB reading, summing and writing the same rows):")
+        for case, value in medians.items():
+            print(f"  {case:22s} {value / floor:5.2f}x")
+        if "duckdb-parquet" in medians:
+            ratio = medians["duckdb-parquet"] / floor
+            verdict = "met" if ratio <= 2 else "NOT met"
+            print(f"target duckdb-parquet <= 2x floor: {verdict} ({ratio:.2f}x)")
+    if "columnar-csv" in medians and "duckdb-csv" in medians:
+        print(
+            f"duckdb-csv vs columnar-csv: "
+            f"{medians['columnar-csv'] / medians['duckdb-csv']:.2f}x faster"
+        )
+    if args.json:
+        print(json.dumps({"rows": args.rows, "medians": medians}))
+    for suffix in (".parquet", ".csv"):
+        Path(f"{out}{suffix}").unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,861 @@
+"""Score CSV and Parquet files inside DuckDB: in-process, multi-threaded, larger than memory.
+
+``score_with_duckdb(inputs, scale, output, fmt)`` reads CSV or Parquet files (or folders of
+them) as one table, runs the query ``ketascore.sql`` compiles for the scale, and writes CSV,
+JSON Lines or Parquet. The CSV (and Parquet) columns are those of ``ketascore score --format
+csv``; scores, bands, items answered, prorating, flags, classifications and issue codes are
+the Python engine's. What only the Python reader knows is reported less precisely: rows
+skipped for a missing subject or visit are counted per file (no line numbers), and issue
+messages in JSON Lines name the file but not the line.
+
+DuckDB is an optional dependency (``pip install duckdb``).
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+from sqlglot import exp
+
+from ketascore.issues import ISSUE_TYPES, Issue, make_issue
+from ketascore.scale import Scale
+from ketascore.sql import (
+    ColumnMap,
+    CompiledScale,
+    TableLayout,
+    compile_row_checks,
+    compile_scale,
+    plan_columns,
+)
+
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+NUMBER_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+    "FLOAT",
+    "DOUBLE",
+    "DECIMAL",
+)
+_INTERNAL = ("_ks_file", "_ks_order")
+
+
+class DuckDBEngineError(ValueError):
+    """Input or options the DuckDB engine cannot use at all (nothing was written)."""
+
+
+@dataclass
+class DuckDBRun:
+    """What a run read and wrote."""
+
+    files: list[str]
+    output: Path
+    format: str
+    records: int = 0
+    scored: int = 0
+    with_problems: int = 0
+    issues: list[Issue] = field(default_factory=list)
+    seconds: float = 0.0
+    sql: str = ""
+
+    def summary(self) -> dict[str, int]:
+        """The figures of ``output.score_summary``."""
+        return {
+            "files": len(self.files),
+            "records": self.records,
+            "scored": self.scored,
+            "with_problems": self.with_problems,
+            "file_issues": len(self.issues),
+        }
+
+    @property
+    def ok(self) -> bool:
+        return self.with_problems == 0 and not any(i.severity == "error" for i in self.issues)
+
+
+# --------------------------------------------------------------------------------------
+# Input files
+
+
+def find_input_files(
+    inputs: Iterable[str | Path], include: Iterable[str] = (), exclude: Iterable[str] = ()
+) -> list[Path]:
+    """CSV and Parquet files named directly or found in folders (recursively, in the order
+    the Python readers use: each folder's files sorted, then its subfolders; hidden skipped)."""
+    include, exclude = list(include), list(exclude)
+    found: list[Path] = []
+
+    def wanted(path: Path, root: Path) -> bool:
+        rel = path.relative_to(root).as_posix()
+        if include and not any(fnmatch(rel, p) or fnmatch(path.name, p) for p in include):
+            return False
+        return not any(fnmatch(rel, p) or fnmatch(path.name, p) for p in exclude)
+
+    for given in inputs:
+        path = Path(given)
+        if not path.is_dir():
+            found.append(path)
+            continue
+        seen: set[str] = set()
+        for folder, dirs, files in os.walk(path, followlinks=True):
+            real = os.path.realpath(folder)
+            if real in seen:
+                dirs[:] = []
+                continue
+            seen.add(real)
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                file = Path(folder) / name
+                suffix = file.suffix.lower()
+                if name.startswith(".") or suffix not in (*CSV_SUFFIXES, *PARQUET_SUFFIXES):
+                    continue
+                if wanted(file, path):
+                    found.append(file)
+    return found
+
+
+@dataclass
+class _CsvFile:
+    path: str
+    delimiter: str
+    header: tuple[str, ...]
+    encoding: str
+
+
+def _check_encoding(path: str) -> int | None:
+    """The line of the first byte that is not UTF-8, or None when the file is UTF-8."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    lines = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 22):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                return lines + chunk[: max(exc.start, 0)].count(b"\n") + 1
+            lines += chunk.count(b"\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return lines + 1
+    return None
+
+
+def _inspect_csv(path: str, issues: list[Issue]) -> _CsvFile | None:
+    """Delimiter, header and encoding of a CSV file, as the Python reader finds them."""
+    from ketascore.readers import _delimiter
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError as exc:
+        issues.append(
+            make_issue("file-unreadable", f"cannot read the file: {exc.strerror or exc}", file=path)
+        )
+        return None
+    if b"\x00" in head[:8192]:
+        issues.append(
+            make_issue(
+                "file-format",
+                "this is a binary file, not CSV",
+                file=path,
+                hint="remove it from the folder or exclude it with --exclude",
+            )
+        )
+        return None
+    encoding = "utf-8"
+    bad_line = _check_encoding(path)
+    if bad_line is not None:
+        issues.append(make_issue("encoding", "the file is not UTF-8", file=path, line=bad_line))
+        encoding = "latin-1"
+    text = head.decode(encoding, errors="replace").removeprefix("\ufeff")
+    if not text.strip():
+        issues.append(make_issue("file-empty", "the file is empty", file=path))
+        return None
+    first = text.split("\n", 1)[0].rstrip("\r")
+    delimiter = _delimiter(first)
+    header = tuple(c.strip() for c in next(csv.reader([first], delimiter=delimiter), []))
+    folded = [h.casefold() for h in header]
+    dupes = sorted({h for h, f in zip(header, folded, strict=True) if folded.count(f) > 1})
+    if dupes:
+        issues.append(
+            make_issue(
+                "csv-columns",
+                f"column name(s) {', '.join(repr(d) for d in dupes)} appear more than once, so "
+                "their values are ambiguous; the file was not scored",
+                file=path,
+                line=1,
+            )
+        )
+        return None
+    if {"item", "value", "scale"} <= set(folded):
+        issues.append(
+            make_issue(
+                "file-format",
+                "this is the long layout (subject, visit, scale, item, value); the duckdb "
+                "engine reads the wide layout only",
+                file=path,
+                hint="score this file with the default engine",
+            )
+        )
+        return None
+    return _CsvFile(path, delimiter, header, encoding)
+
+
+def _has_columns(
+    columns: Sequence[str], needed: Sequence[str], path: str, issues: list[Issue]
+) -> bool:
+    folded = {c.casefold() for c in columns}
+    for name in needed:
+        if name.casefold() not in folded:
+            issues.append(
+                make_issue(
+                    "csv-columns",
+                    f"no {name!r} column (columns: {', '.join(list(columns)[:12])})",
+                    file=path,
+                    line=1,
+                    hint="name the columns subject and visit, or describe them with --map",
+                )
+            )
+            return False
+    return True
+
+
+def _arg(name: str, value: Any) -> exp.Expr:
+    if isinstance(value, bool):
+        literal: exp.Expr = exp.Boolean(this=value)
+    elif isinstance(value, list | tuple):
+        literal = exp.Array(expressions=[exp.Literal.string(str(v)) for v in value])
+    else:
+        literal = exp.Literal.string(str(value))
+    return exp.EQ(this=exp.column(name), expression=literal)
+
+
+def _table_function(name: str, files: Sequence[str], **options: Any) -> exp.Select:
+    paths = exp.Array(expressions=[exp.Literal.string(f) for f in files])
+    call = exp.Anonymous(this=name, expressions=[paths, *(_arg(k, v) for k, v in options.items())])
+    return exp.select(exp.Star()).from_(exp.Table(this=call))
+
+
+# --------------------------------------------------------------------------------------
+# Output formatting
+
+
+def _number_text(column: exp.Expr) -> exp.Expr:
+    """A double as Python prints the engine's numbers: whole ones without a point."""
+    whole = exp.and_(
+        exp.EQ(this=column, expression=exp.Floor(this=column.copy())),
+        exp.LT(this=exp.Abs(this=column.copy()), expression=exp.Literal.number(10**15)),
+    )
+    as_int = exp.cast(exp.cast(column.copy(), "bigint"), "varchar")
+    return exp.Case(
+        ifs=[exp.If(this=whole, true=as_int)], default=exp.cast(column.copy(), "varchar")
+    )
+
+
+def _error_pattern() -> str:
+    codes = sorted(c for c, t in ISSUE_TYPES.items() if t.severity == "error")
+    return "(^|;)(" + "|".join(codes) + ")(;|$)"
+
+
+def _q(name: str) -> exp.Column:
+    return exp.column(exp.to_identifier(name, quoted=True))
+
+
+# --------------------------------------------------------------------------------------
+# The run
+
+
+def score_with_duckdb(
+    inputs: str | Path | Sequence[str | Path],
+    scale: Scale | str,
+    output: str | Path,
+    fmt: str | None = None,
+    *,
+    columns: ColumnMap | None = None,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    temp_directory: str | Path | None = None,
+    merge_duplicates: bool = True,
+    escape_formulas: bool = True,
+    max_row_issues: int = 100,
+) -> DuckDBRun:
+    """Score CSV/Parquet files (or folders of them) with DuckDB and write ``output``.
+
+    ``fmt`` is csv, jsonl or parquet (default: from the output's extension). ``columns`` is
+    a column map (``ketascore.sql.read_column_map``). ``threads``, ``memory_limit`` (e.g.
+    "4GB") and ``temp_directory`` (where DuckDB spills when memory runs short) tune DuckDB.
+    Rows of the same subject and visit are merged as the Python engine merges them, unless
+    ``merge_duplicates`` is False. In CSV, text a spreadsheet would run as a formula gets a
+    leading quote, as in ``ketascore score``, unless ``escape_formulas`` is False. The
+    output is written completely or not at all.
+    Raises DuckDBEngineError when nothing can be scored; problems of single files or rows
+    are returned as issues."""
+    import duckdb
+
+    from ketascore.library import builtin_ids, resolve_scale
+
+    started = time.perf_counter()
+    if isinstance(scale, str):
+        scale = resolve_scale(scale)
+    if isinstance(inputs, str | Path):
+        inputs = [inputs]
+    output = Path(output)
+    fmt = fmt or OUTPUT_FORMATS.get(output.suffix.lower())
+    if fmt not in ("csv", "jsonl", "parquet"):
+        raise DuckDBEngineError(
+            f"cannot tell the output format of {output}; give csv, jsonl or parquet"
+        )
+    cmap = columns or ColumnMap()
+    files = find_input_files(inputs, include, exclude)
+    target = output.resolve()
+    for given in inputs:
+        resolved = Path(given).resolve()
+        if resolved == target or (resolved.is_dir() and resolved in target.parents):
+            raise DuckDBEngineError(
+                f"refusing to write {output}: it is an input (or inside an input folder)"
+            )
+    issues: list[Issue] = []
+    for file in files:
+        if not file.exists():
+            raise DuckDBEngineError(f"{file}: no such file or folder")
+    if not files:
+        raise DuckDBEngineError("no CSV or Parquet files found in " + ", ".join(map(str, inputs)))
+
+    config: dict[str, Any] = {"preserve_insertion_order": True}
+    if threads:
+        config["threads"] = threads
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    if temp_directory:
+        config["temp_directory"] = str(temp_directory)
+    con = duckdb.connect(":memory:", config=config)
+    try:
+        run = DuckDBRun([str(f) for f in files], output, fmt)
+        view = _input_view(con, files, cmap, issues)
+        if view is None:
+            raise DuckDBEngineError(
+                "no input file could be read:\n" + "\n".join(i.message for i in issues)
+            )
+        names, types = view
+        kinds = {name: _kind_of(typ) for name, typ in zip(names, types, strict=True)}
+        layout, mapped = plan_columns(scale, names, kinds, cmap, builtin_ids())
+        parquet = [str(f) for f in files if f.suffix.lower() in PARQUET_SUFFIXES]
+        if parquet and len(parquet) == len(run.files):
+            layout = _trust_statistics(con, parquet, scale, layout, mapped, types, names)
+        if fmt == "jsonl":  # the file of each row, for the source of its issues
+            layout = replace(layout, carry=[*layout.carry, "_ks_file"])
+        table = "_ks_input"
+        options: dict[str, Any] = {"columns": mapped, "layout": layout}
+        _row_issues(con, scale, mapped, layout, names, issues, max_row_issues)
+
+        def compiled_for(duplicates: bool) -> CompiledScale:
+            return compile_scale(
+                scale,
+                "duckdb",
+                table="_ks_ordered" if duplicates else table,
+                duplicates=duplicates,
+                order_by="_ks_order" if duplicates else None,
+                details=fmt == "jsonl",
+                **options,
+            )
+
+        folder = output.parent if str(output.parent) else Path(".")
+        temps = [
+            tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=folder)
+            for _ in range(2)
+        ]
+        for fd, _ in temps:
+            os.close(fd)
+        scores, final = (path for _, path in temps)
+        try:
+            for path in (scores, final):
+                os.unlink(path)  # DuckDB creates the files itself
+            # Score once into Parquet; count the results and look for duplicate subject and
+            # visit there (rare: then score again, merging them as the Python engine does).
+            compiled = compiled_for(False)
+            con.execute(_copy(compiled.query, scores, "FORMAT parquet, COMPRESSION zstd"))
+            distinct = _summarise(con, scale, scores, run, pairs=merge_duplicates)
+            if merge_duplicates and distinct < run.records:
+                _order_rows(con, files)
+                compiled = compiled_for(True)
+                con.execute(_copy(compiled.query, scores, "FORMAT parquet, COMPRESSION zstd"))
+                _summarise(con, scale, scores, run)
+            run.sql = compiled.sql(pretty=False)
+            if fmt == "parquet":
+                os.replace(scores, output)
+            else:
+                con.execute(_write(compiled, scale, layout, scores, final, fmt, escape_formulas))
+                os.replace(final, output)
+        finally:
+            for path in (scores, final):
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+        run.issues = issues
+        run.seconds = time.perf_counter() - started
+        return run
+    except duckdb.Error as exc:
+        raise DuckDBEngineError(f"DuckDB could not score the input: {exc}") from None
+    finally:
+        con.close()
+
+
+def _input_view(
+    con: Any, files: list[Path], cmap: ColumnMap, issues: list[Issue]
+) -> tuple[list[str], list[str]] | None:
+    """Create the view _ks_input over every usable file; its column names and types."""
+    import duckdb
+
+    needed = [cmap.subject, cmap.visit]
+    groups: dict[tuple[str, tuple[str, ...], str], list[str]] = {}
+    parquet: list[str] = []
+    for file in files:
+        path = str(file)
+        if file.suffix.lower() in PARQUET_SUFFIXES:
+            try:
+                described = con.execute(
+                    _table_function("read_parquet", [path]).limit(0).sql("duckdb")
+                ).description
+            except duckdb.Error as exc:
+                issues.append(
+                    make_issue("file-format", f"cannot read the Parquet file: {exc}", file=path)
+                )
+                continue
+            if _has_columns([d[0] for d in described], needed, path, issues):
+                parquet.append(path)
+            continue
+        if file.suffix.lower() not in CSV_SUFFIXES:
+            issues.append(
+                make_issue(
+                    "file-format",
+                    "the duckdb engine reads CSV (.csv, .tsv, .txt) and Parquet files",
+                    file=path,
+                    hint="score this file with the default engine",
+                )
+            )
+            continue
+        found = _inspect_csv(path, issues)
+        if found is None or not _has_columns(found.header, needed, path, issues):
+            continue
+        groups.setdefault((found.delimiter, found.header, found.encoding), []).append(path)
+    parts: list[exp.Select] = []
+    for n, ((delimiter, header, encoding), paths) in enumerate(groups.items()):
+        parts.append(
+            _table_function(
+                "read_csv",
+                paths,
+                names=list(header),
+                header=True,
+                delim=delimiter,
+                quote='"',
+                escape='"',
+                all_varchar=True,
+                encoding=encoding,
+                filename="_ks_file",
+                store_rejects=True,
+                ignore_errors=True,
+                rejects_table=f"_ks_rejects_{n}",
+                rejects_scan=f"_ks_scans_{n}",
+            )
+        )
+    if parquet:
+        parts.append(
+            _table_function("read_parquet", parquet, union_by_name=True, filename="_ks_file")
+        )
+    if not parts:
+        return None
+    union: exp.Query = parts[0]
+    for part in parts[1:]:
+        union = exp.Union(this=union, expression=part, distinct=False, by_name=True)
+    create = exp.Create(this=exp.to_table("_ks_input"), kind="VIEW", expression=union, replace=True)
+    con.execute(create.sql("duckdb"))
+    described = con.execute("SELECT * FROM _ks_input LIMIT 0").description
+    names = [d[0] for d in described]
+    types = [str(row[1]) for row in con.execute("DESCRIBE _ks_input").fetchall()]
+    return names, types
+
+
+INTEGER_TYPES = NUMBER_TYPES[:10]
+DOUBLE_TYPE = exp.DataType.build("double")
+
+
+def _trust_statistics(
+    con: Any,
+    files: list[str],
+    scale: Scale,
+    layout: TableLayout,
+    mapped: ColumnMap,
+    types: list[str],
+    names: list[str],
+) -> TableLayout:
+    """Integer item columns whose Parquet statistics (every row group's minimum and maximum)
+    lie within the item's range hold only allowed values or NULL: mark them so the query
+    does not check each value (the checks could find nothing)."""
+    type_of = {n.casefold(): t.split("(")[0].upper() for n, t in zip(names, types, strict=True)}
+    codes = [c for c in mapped.missing_codes if not isinstance(c, str)]
+    candidates: dict[str, tuple[float, float]] = {}
+    for item_id, column in mapped.items.items():
+        rule = scale.items[item_id]
+        if rule.allowed is not None or type_of.get(column.casefold()) not in INTEGER_TYPES:
+            continue
+        if any(rule.lo <= c <= rule.hi for c in codes):
+            continue
+        candidates[column.casefold()] = (rule.lo, rule.hi)
+    if not candidates:
+        return layout
+    meta = exp.func("parquet_metadata", exp.Array(expressions=[_lit(f) for f in files]))
+    path = exp.func("lower", exp.column("path_in_schema"))
+    known = exp.or_(
+        exp.Not(this=exp.Is(this=exp.column("stats_min_value"), expression=exp.Null())),
+        exp.EQ(this=exp.column("stats_null_count"), expression=exp.column("num_values")),
+    )
+    query = (
+        exp.select(
+            path,
+            exp.func("bool_and", known),
+            exp.func("min", exp.TryCast(this=exp.column("stats_min_value"), to=DOUBLE_TYPE)),
+            exp.func("max", exp.TryCast(this=exp.column("stats_max_value"), to=DOUBLE_TYPE)),
+        )
+        .from_(exp.Table(this=meta))
+        .where(exp.In(this=path.copy(), expressions=[_lit(c) for c in candidates]))
+        .group_by(path.copy())
+    )
+    kinds = dict(layout.kinds)
+    for name, complete, low, high in con.execute(query.sql("duckdb")).fetchall():
+        bounds = candidates.get(str(name).casefold())
+        if bounds is None or not complete:
+            continue
+        lo, hi = bounds
+        if (low is None or low >= lo) and (high is None or high <= hi):
+            actual = next(c for c in mapped.items.values() if c.casefold() == name)
+            kinds[actual] = "allowed"
+    return replace(layout, kinds=kinds)
+
+
+def _kind_of(duckdb_type: str) -> str:
+    base = duckdb_type.split("(")[0].upper()
+    return "number" if base in NUMBER_TYPES else "boolean" if base == "BOOLEAN" else "text"
+
+
+def _order_rows(con: Any, files: list[Path]) -> None:
+    """Rows in the order the Python reader meets them (file by file, row by row), for
+    merging duplicates: materialised once, since CSV rows have no row number."""
+    temporary = exp.Properties(expressions=[exp.TemporaryProperty()])
+    rows = exp.Create(
+        this=exp.to_table("_ks_rows"),
+        kind="TABLE",
+        expression=exp.select(exp.Star()).from_("_ks_input"),
+        replace=True,
+        properties=temporary,
+    )
+    con.execute(rows.sql("duckdb"))
+    values = exp.values(
+        [(str(f), i) for i, f in enumerate(files)], alias="_ks_files", columns=["path", "idx"]
+    )
+    order = exp.Add(
+        this=exp.Mul(this=exp.column("idx", "f"), expression=exp.Literal.number(1 << 40)),
+        expression=exp.column("rowid", "r"),
+    )
+    ordered = (
+        exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier("r")))
+        .select(exp.alias_(order, "_ks_order"))
+        .from_(exp.alias_(exp.to_table("_ks_rows"), "r", table=True))
+        .join(
+            exp.alias_(exp.select(exp.Star()).from_(values).subquery(), "f", table=True),
+            on=exp.EQ(this=exp.column("_ks_file", "r"), expression=exp.column("path", "f")),
+        )
+    )
+    view = exp.Create(
+        this=exp.to_table("_ks_ordered"), kind="VIEW", expression=ordered, replace=True
+    )
+    con.execute(view.sql("duckdb"))
+
+
+_CELLS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
+
+
+def _row_issues(
+    con: Any,
+    scale: Scale,
+    mapped: ColumnMap,
+    layout: TableLayout,
+    names: list[str],
+    issues: list[Issue],
+    limit: int,
+) -> None:
+    """Rows the CSV reader reports: ragged or malformed CSV rows (with their line), rows
+    with values but no subject or visit (skipped), unusable dates and days (left empty);
+    the last three counted per file."""
+    checks = compile_row_checks(
+        scale,
+        "duckdb",
+        table="_ks_input",
+        columns=mapped,
+        layout=layout,
+        all_columns=[n for n in names if n.casefold() not in _INTERNAL],
+        group_by="_ks_file",
+    )
+    counts = con.execute(checks.sql("duckdb")).fetchall()  # (scans the CSV: rejects)
+    tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    rejected: dict[tuple[str, int], tuple[str, str]] = {}
+    for name in sorted(t for t in tables if t.startswith("_ks_rejects_")):
+        scans = name.replace("_ks_rejects_", "_ks_scans_")
+        query = (
+            exp.select("s.file_path", "e.line", "e.error_type", "e.error_message")
+            .from_(exp.alias_(exp.to_table(name), "e", table=True))
+            .join(exp.alias_(exp.to_table(scans), "s", table=True), using=["scan_id", "file_id"])
+            .order_by("s.file_path", "e.line")
+        )
+        for path, line, error_type, message in con.execute(query.sql("duckdb")).fetchall():
+            rejected.setdefault((str(path), int(line)), (str(error_type), str(message)))
+    for (path, line), (error_type, message) in sorted(rejected.items())[:limit]:
+        cells = _CELLS.search(message)
+        if cells:
+            detail = (
+                f"row has {cells.group(2)} cells but the header has {cells.group(1)}; row skipped"
+            )
+            issues.append(make_issue("csv-ragged-row", detail, file=path, line=line))
+        else:
+            detail = f"not valid CSV ({error_type.lower()}): {message}; row skipped"
+            issues.append(make_issue("parse-error", detail, file=path, line=line))
+    if len(rejected) > limit:
+        issues.append(
+            make_issue(
+                "parse-error",
+                f"{len(rejected) - limit} more malformed row(s) were skipped",
+                hint="fix the rows listed above and look for more of the same",
+            )
+        )
+    for path, no_ids, bad_date, bad_day, _ in counts:
+        if no_ids:
+            issues.append(
+                make_issue(
+                    "missing-field",
+                    f"{no_ids} row(s) have no subject or visit; rows skipped",
+                    file=path,
+                )
+            )
+        for count, what, hint in (
+            (bad_date, "date", "write dates as YYYY-MM-DD; the rows are scored without a date"),
+            (
+                bad_day,
+                "study day",
+                "write the study day as a number; the rows are scored without it",
+            ),
+        ):
+            if count:
+                issues.append(
+                    make_issue(
+                        "bad-field",
+                        f"{count} row(s) have an unusable {what}",
+                        file=path,
+                        hint=hint,
+                    )
+                )
+
+
+def _copy(select: exp.Query, path: str, options: str) -> str:
+    """COPY (select) TO path (options), built on sqlglot's tree of a COPY statement."""
+    copy: exp.Expr = exp.maybe_parse(f"COPY (SELECT 1) TO 'out' ({options})", dialect="duckdb")
+    assert isinstance(copy, exp.Copy)
+    copy.set("this", select.subquery())
+    copy.set("files", [exp.Literal.string(path)])
+    return copy.sql("duckdb")
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _escape_formula(column: exp.Expr) -> exp.Expr:
+    """output.escape_formula in SQL: text a spreadsheet would run gets a leading quote."""
+    first = exp.func("left", column, exp.Literal.number(1))
+    risky = exp.In(this=first, expressions=[_lit(c) for c in FORMULA_START])
+    quoted = exp.DPipe(this=_lit("'"), expression=column.copy())
+    return exp.Case(ifs=[exp.If(this=risky, true=quoted)], default=column.copy())
+
+
+def _write(
+    compiled: CompiledScale,
+    scale: Scale,
+    layout: TableLayout,
+    scores: str,
+    path: str,
+    fmt: str,
+    escape_formulas: bool = True,
+) -> str:
+    """The COPY statement that writes the scores (a Parquet file) to ``path`` as CSV or
+    JSON Lines."""
+    from ketascore.output import escape_formula
+
+    scored = exp.Table(this=exp.func("read_parquet", _lit(scores)))
+    shown = [c for c in compiled.columns if c not in ("not_applicable", "issue_items", "_ks_file")]
+    numbers = {"day", *(r.id for r in scale.scores)}
+    text = {"subject", "visit", "date", "scale", "scale_version", "flags", "issues"}
+    text |= {f"{r.id}_band" for r in scale.scores}
+    text |= {c for c in layout.carry if layout.kinds.get(c, "text") == "text"}
+    if fmt == "csv":
+        cols = []
+        for c in shown:
+            value = _number_text(_q(c)) if c in numbers else _q(c)
+            name = c
+            if escape_formulas:
+                value = _escape_formula(value) if c in text else value
+                name = escape_formula(c)
+            cols.append(exp.alias_(value, name, quoted=True))
+        select = exp.select(*cols).from_(scored)
+        return _copy(
+            select,
+            path,
+            "FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"', NULLSTR ''",
+        )
+    line = exp.alias_(_json_line(scale, layout), "line")
+    select = exp.select(line).from_(scored)
+    # each row is one finished JSON text: written as is, one per line
+    return _copy(select, path, "FORMAT csv, HEADER false, QUOTE '', ESCAPE '', DELIMITER '\x01'")
+
+
+def _lit(text: str) -> exp.Literal:
+    return exp.Literal.string(text)
+
+
+def _json_object(pairs: list[tuple[str, exp.Expr]]) -> exp.Expr:
+    args: list[exp.Expr] = []
+    for key, value in pairs:
+        args += [_lit(key), value]
+    return exp.func("json_object", *args)
+
+
+def _split(name: str) -> exp.Expr:
+    parts = exp.func("string_split", _q(name), _lit(";"))
+    return exp.func("coalesce", parts, exp.cast(exp.Array(expressions=[]), "varchar[]"))
+
+
+def _json_line(scale: Scale, layout: TableLayout) -> exp.Expr:
+    """One JSON object per row, shaped like ``ketascore score --format jsonl``."""
+
+    def number(name: str) -> exp.Expr:
+        return exp.cast(_number_text(_q(name)), "json")
+
+    scores = [r.id for r in scale.scores]
+    issues = exp.func(
+        "list_transform",
+        exp.func("range", exp.func("len", _split("issues"))),
+        exp.Lambda(this=_issue_json(scale), expressions=[exp.to_identifier("i")]),
+    )
+    pairs: list[tuple[str, exp.Expr]] = [
+        ("type", _lit("score")),
+        ("subject", _q("subject")),
+        ("visit", _q("visit")),
+        ("date", _q("date")),
+        ("day", number("day")),
+        ("scale", _q("scale")),
+        ("scale_version", _q("scale_version")),
+        ("scores", _json_object([(s, number(s)) for s in scores])),
+        ("bands", _json_object([(s, _q(f"{s}_band")) for s in scores])),
+        ("items_answered", _json_object([(s, _q(f"{s}_items_answered")) for s in scores])),
+        ("prorated", _json_object([(s, _q(f"{s}_prorated")) for s in scores])),
+        ("flags", _split("flags")),
+        ("classifications", _json_object([(c.id, _q(c.id)) for c in scale.classifications])),
+        ("not_applicable", _split("not_applicable")),
+        ("issues", issues),
+        ("source", _json_object([("file", _q("_ks_file")), ("line", exp.Null())])),
+    ]
+    taken = {k for k, _ in pairs}
+    pairs += [(c, _q(c)) for c in layout.carry if c != "_ks_file" and c not in taken]
+    return exp.cast(_json_object(pairs), "varchar")
+
+
+def _issue_json(scale: Scale) -> exp.Expr:
+    """Issue i of a row as JSON: code, severity, the item, and a message built from the
+    catalogue's title and hint (the Python engine's messages say more)."""
+
+    def nth(name: str) -> exp.Expr:
+        one = exp.Add(this=exp.column("i"), expression=exp.Literal.number(1))
+        return exp.Bracket(this=_split(name), expressions=[one])
+
+    code = nth("issues")
+    item = exp.func("nullif", nth("issue_items"), _lit(""))
+
+    def by_code(value: Any) -> exp.Expr:
+        return exp.Case(
+            ifs=[
+                exp.If(this=exp.EQ(this=code.copy(), expression=_lit(c)), true=_lit(value(t)))
+                for c, t in ISSUE_TYPES.items()
+            ]
+        )
+
+    item_text = exp.func("coalesce", exp.func("concat", _lit(" item "), item.copy()), _lit(""))
+    message = exp.func(
+        "concat",
+        _q("_ks_file"),
+        _lit(": subject "),
+        _q("subject"),
+        _lit(", visit "),
+        _q("visit"),
+        _lit(", " + scale.id),
+        item_text,
+        _lit(": "),
+        by_code(lambda t: t.title.lower()),
+        _lit("; "),
+        by_code(lambda t: t.hint),
+    )
+    return _json_object(
+        [
+            ("code", code),
+            ("severity", by_code(lambda t: t.severity)),
+            ("message", message),
+            ("file", _q("_ks_file")),
+            ("line", exp.Null()),
+            ("subject", _q("subject")),
+            ("visit", _q("visit")),
+            ("scale", _lit(scale.id)),
+            ("item", item),
+            ("hint", by_code(lambda t: t.hint)),
+        ]
+    )
+
+
+def _summarise(con: Any, scale: Scale, path: str, run: DuckDBRun, pairs: bool = True) -> int:
+    """Records, scored and with-problems figures of the scores (a Parquet file); returns
+    the number of distinct subject and visit pairs (hashed: fewer than the records when
+    some pair repeats, or, rarely, when two hashes collide)."""
+    values = [_q(r.id) for r in scale.scores]
+    problem = exp.RegexpLike(
+        this=exp.func("coalesce", _q("issues"), _lit("")), expression=_lit(_error_pattern())
+    )
+    any_score = exp.or_(*[exp.Not(this=exp.Is(this=v, expression=exp.Null())) for v in values])
+    count = exp.func("count", exp.Star())
+    pair_count: exp.Expr = count.copy()
+    if pairs:
+        key = exp.func("hash", _q("subject"), _q("visit"))
+        pair_count = exp.Count(this=exp.Distinct(expressions=[key]))
+    query = exp.select(
+        count,
+        exp.Filter(this=count.copy(), expression=exp.Where(this=exp.paren(any_score))),
+        exp.Filter(this=count.copy(), expression=exp.Where(this=problem)),
+        pair_count,
+    ).from_(exp.Table(this=exp.func("read_parquet", _lit(path))))
+    row = con.execute(query.sql("duckdb")).fetchone()
+    run.records, run.scored, run.with_problems, distinct = (int(x) for x in row)
+    return distinct
