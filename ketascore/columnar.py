@@ -1670,7 +1670,14 @@ def iter_csv(table: ScoredTable, *, escape_formulas: bool = True) -> Iterator[by
     for i in table.overrides:
         python_rows[i] = True
     fields: list[_Field] = []
-    base = ["subject", "visit", "date", "day", "scale", "scale_version"]
+    # the columns output.score_csv writes before the carried fields; a carried field with
+    # one of these names is left out, as score_csv leaves it out
+    base = {"subject", "visit", "date", "day", "scale", "scale_version", "flags", "issues"}
+    base.update(cls.id for cls in scale.classifications)
+    for rule in scale.scores:
+        base.update(
+            (rule.id, f"{rule.id}_band", f"{rule.id}_items_answered", f"{rule.id}_prorated")
+        )
     if isinstance(rows, CsvRows):
         a = np.frombuffer(rows.data, dtype=np.uint8)
         cells = [rows.subject_cells, rows.visit_cells, *rows.extra_cells.values()]

@@ -146,7 +146,9 @@ def score_csv(
     for name in scores:
         header += [name, f"{name}_band", f"{name}_items_answered", f"{name}_prorated"]
     header += [*classes, "flags", "issues"]
-    header += [e for e in extras if e not in header]
+    # a carried field whose name a score column already has is left out of rows and header
+    carried = [e for e in extras if e not in header]
+    header += carried
     writer.writerow([_cell(h, escape_formulas) for h in header])
     for r in results:
         row: list[Any] = [r.subject, r.visit, r.date, r.day, r.scale, r.scale_version]
@@ -160,7 +162,7 @@ def score_csv(
             ]
         row += [r.classifications.get(c) for c in classes]
         row += [r.flags, [i.code for i in r.issues]]
-        row += [r.extra.get(e) for e in extras if e not in base]
+        row += [r.extra.get(e) for e in carried]
         writer.writerow([_cell(v, escape_formulas) for v in row])
     return buf.getvalue()
 

@@ -407,3 +407,22 @@ def test_duplicates_in_a_file_grouped_by_subject(tmp_path: Path) -> None:
     assert [as_dict(r) for r in got] == [as_dict(r) for r in expected]
     codes = {i.code for r in got for i in r.issues}
     assert {"duplicate-record", "conflicting-records"} <= codes
+
+
+def test_a_carried_column_named_like_a_score_column_is_left_out_in_both_paths(
+    tmp_path: Path, runner: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ketascore.cli.score as score_cli
+    from ketascore.cli import cli
+
+    path = tmp_path / "v.csv"
+    items = ",".join(f"phq9_{i}" for i in range(1, 10))
+    rows = "".join(f"S{i},v1,x{i},A," + ",".join(["1"] * 9) + "\n" for i in range(50))
+    path.write_text(f"subject,visit,total,site,{items}\n{rows}")
+    outputs = []
+    for threshold in (10**12, 0):
+        monkeypatch.setattr(score_cli, "COLUMNAR_MIN_BYTES", threshold)
+        outputs.append(runner.invoke(cli, ["score", str(path), "--format", "csv"]).stdout)
+    assert outputs[0] == outputs[1]
+    header, first = outputs[0].splitlines()[:2]
+    assert header.endswith(",flags,issues,site") and first.endswith(",suicidal_ideation,,A")

@@ -181,3 +181,16 @@ def test_score_writes_fhir_observations(runner: CliRunner) -> None:
     bundle = json.loads(result.stdout)
     assert bundle["resourceType"] == "Bundle"
     assert {e["resource"]["resourceType"] for e in bundle["entry"]} == {"Observation"}
+
+
+def test_a_carried_field_named_like_a_score_column_keeps_rows_aligned(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    data = tmp_path / "d.yaml"
+    data.write_text(
+        "subject: S1\nvisit: v\nscale: hamd6\ntotal: from the form\nflags: x\n"
+        "items: {1: 1, 2: 1, 3: 1, 4: 1, 5: 1, 6: 1}\n"
+    )
+    result = runner.invoke(cli, ["score", str(data), "--format", "csv"])
+    header, row = result.stdout.splitlines()
+    assert len(header.split(",")) == len(row.split(","))
