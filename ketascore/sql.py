@@ -100,9 +100,22 @@ def parse_column_map(data: Any, source: str = "<map>") -> ColumnMap:
     if not isinstance(data, dict):
         raise SqlError(f"{source}: a column map holds a mapping of keys")
     known = {"scale", "subject", "visit", "items", "missing_codes", "date", "day"}
-    unknown = sorted(str(k) for k in data if k not in known)
+    # the keys of a mapping file (--map) that change nothing here, and those SQL cannot follow
+    ignored = {"description", "source", "carry", "sheet", "scores", "visit_number"}
+    refused = {"layout", "item_column", "value_column", "category"}
+    unknown = sorted(str(k) for k in data if k not in known | ignored | refused)
     if unknown:
         raise SqlError(f"{source}: unknown key(s) {', '.join(unknown)}; known: {sorted(known)}")
+    if data.get("layout", "wide") != "wide" or any(k in data for k in refused - {"layout"}):
+        raise SqlError(
+            f"{source}: the SQL compiler reads wide tables only (one column per item); "
+            "score long or SDTM tables with ketascore score"
+        )
+    if isinstance(data.get("visit"), dict):
+        raise SqlError(
+            f"{source}: a constant visit ({{value: ...}}) is not supported by the SQL "
+            "compiler; add the visit as a column of the table"
+        )
 
     def column(key: str, default: str | None) -> str | None:
         value = data.get(key, default)

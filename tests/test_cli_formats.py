@@ -93,3 +93,23 @@ def test_format_options_are_documented(runner: CliRunner, option: str) -> None:
     for command in ("score", "change"):
         result = runner.invoke(cli, [command, "--help"])
         assert option in result.output
+
+
+def test_parquet_input_through_the_record_engine(runner: CliRunner, tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    table = pa.table(
+        {
+            "subject": ["S1", "S2"],
+            "visit": ["baseline", "baseline"],
+            **{f"phq9_{i}": [1, 2 if i != 3 else 7] for i in range(1, 10)},
+        }
+    )
+    path = tmp_path / "visits.parquet"
+    pq.write_table(table, path)
+    result = runner.invoke(cli, ["score", str(path), "--format", "json"])
+    doc = json.loads(result.stdout)
+    assert [r["scores"]["total"] for r in doc["results"]] == [9, None]
+    (issue,) = doc["results"][1]["issues"]
+    assert issue["code"] == "out-of-range" and issue["message"].startswith(f"{path}:2: subject S2")

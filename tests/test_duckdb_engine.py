@@ -262,3 +262,29 @@ def test_parquet_statistics_spare_the_checks_only_when_they_prove_them(tmp_path:
         for row, result in zip(rows, got, strict=True):
             for key, value in expected(scale, row).items():
                 assert same(value, result[key]), (name, key, row)
+
+
+def test_score_engine_duckdb_from_the_command_line(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ketascore.cli import cli
+
+    data = Path(__file__).resolve().parent / "data" / "study" / "madrs-day3.csv"
+    out = tmp_path / "scores.csv"
+    runner = CliRunner()
+    result = runner.invoke(
+        cli, ["score", str(data), "--engine", "duckdb", "--scale", "madrs", "-o", str(out)]
+    )
+    assert result.exit_code == 1  # one record misses an item
+    python = runner.invoke(cli, ["score", str(data), "--scale", "madrs", "--format", "csv"])
+    assert out.read_text() == python.stdout
+    assert (tmp_path / "scores.csv.provenance.json").exists()
+    parquet = tmp_path / "scores.parquet"
+    result = runner.invoke(
+        cli, ["score", str(data), "--engine", "duckdb", "--scale", "madrs", "-o", str(parquet)]
+    )
+    assert parquet.read_bytes()[:4] == b"PAR1"
+    missing = runner.invoke(cli, ["score", str(data), "--engine", "duckdb", "-o", str(out)])
+    assert missing.exit_code == 2 and "needs --scale" in missing.stderr
+    no_parquet = runner.invoke(cli, ["score", str(data), "-o", str(tmp_path / "x.parquet")])
+    assert no_parquet.exit_code == 2 and "--engine duckdb" in no_parquet.stderr

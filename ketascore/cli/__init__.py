@@ -63,5 +63,11 @@ def main() -> None:
 
 
 # Commands register themselves on `cli` when their module is imported.
-from ketascore.cli import change, plot, report, scales, score  # noqa: E402, F401
-from ketascore.cli import sql  # noqa: E402, F401
+from ketascore.cli import (  # noqa: E402, F401
+    change,
+    plot,
+    report,
+    scales,
+    score,
+    sql,
+)

@@ -88,6 +88,7 @@ INPUT_FORMATS = [
     "csv-mapped",
     "xlsx",
     "xpt",
+    "parquet",
     "sdtm",
     "redcap",
     "fhir",

@@ -14,6 +14,7 @@ import click
 from ketascore.cli import cli
 from ketascore.cli.common import (
     Exit,
+    UsageError,
     check_output,
     console,
     emit,
@@ -128,13 +129,21 @@ def _columnar(path: str, chosen: Any, input_format: str | None, max_file_size: i
     "scale_name",
     help="Built-in scale id or path of a scale YAML file (default: each record's scale field).",
 )
-@output_options(("table", "json", "jsonl", "csv", "fhir"))
+@output_options(("table", "json", "jsonl", "csv", "fhir", "parquet"))
 @input_options
 @click.option(
     "-j",
     "--jobs",
     type=click.IntRange(min=1),
     help="Worker processes for folders of many files (default: the number of cores).",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["python", "duckdb"]),
+    default="python",
+    show_default=True,
+    help="duckdb: score CSV or Parquet files inside DuckDB (multi-threaded, larger than "
+    "memory); needs --scale and -o FILE (.csv, .jsonl or .parquet).",
 )
 @provenance_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line on stderr.")
@@ -148,6 +157,7 @@ def score_cmd(
     exclude: tuple[str, ...],
     max_file_size: int,
     jobs: int | None,
+    engine: str,
     provenance_file: Path | None,
     no_escape_formulas: bool,
     quiet: bool,
@@ -159,6 +169,21 @@ def score_cmd(
     processes; the output is the same whatever the number of jobs. A large wide CSV
     file is scored in columns. On a terminal a progress bar shows on stderr.
     """
+    if engine == "duckdb":
+        _score_duckdb(
+            paths,
+            scale_name,
+            fmt,
+            output,
+            include,
+            exclude,
+            no_escape_formulas,
+            quiet,
+            provenance_file,
+        )
+        return
+    if fmt == "parquet" or (output is not None and output.suffix.lower() == ".parquet"):
+        raise UsageError("Parquet output is written by --engine duckdb")
     fmt = resolve_format(fmt, output)
     chosen = load_scale_option(scale_name)
     escape = not no_escape_formulas
@@ -191,6 +216,78 @@ def score_cmd(
         options,
         provenance_file,
     )
+
+
+def _score_duckdb(
+    paths: tuple[str, ...],
+    scale_name: str | None,
+    fmt: str | None,
+    output: Path | None,
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    no_escape_formulas: bool,
+    quiet: bool,
+    provenance_file: Path | None,
+) -> None:
+    """`score --engine duckdb`: the scale compiled to SQL and run by DuckDB."""
+    from ketascore.cli.common import _READ_OPTIONS
+
+    if output is None or scale_name is None:
+        raise UsageError("--engine duckdb needs --scale and -o FILE (.csv, .jsonl or .parquet)")
+    if fmt is None:
+        fmt = output.suffix.lower().lstrip(".")
+    if fmt not in ("csv", "jsonl", "parquet"):
+        raise UsageError("--engine duckdb writes csv, jsonl or parquet")
+    given = click.get_current_context().meta.get(_READ_OPTIONS, {})
+    if any(v for k, v in given.items() if k != "map"):
+        raise UsageError("--engine duckdb reads CSV and Parquet tables: only --map applies")
+    try:
+        from ketascore.duckdb_engine import DuckDBEngineError, score_with_duckdb
+        from ketascore.sql import SqlError, read_column_map
+    except ImportError:
+        raise UsageError(
+            "--engine duckdb needs DuckDB and sqlglot: pip install 'ketascore[duckdb]'"
+        ) from None
+    scale = load_scale_option(scale_name)
+    check_output(output, list(paths))
+    try:
+        columns = read_column_map(given["map"]) if given.get("map") else None
+        run = score_with_duckdb(
+            list(paths),
+            scale,
+            output,
+            fmt,
+            columns=columns,
+            include=include,
+            exclude=exclude,
+            escape_formulas=not no_escape_formulas,
+        )
+    except (DuckDBEngineError, SqlError) as exc:
+        raise UsageError(str(exc)) from None
+    from ketascore.render import print_issues
+
+    print_issues(console(stderr=True), run.issues)
+    hashes = _file_hashes(run)
+    write_provenance(_provenance([], scale, hashes), "csv", output, provenance_file, list(paths))
+    if not quiet:
+        click.echo(_summary_line(run.summary()), err=True)
+    sys.exit(Exit.OK if run.ok else Exit.PROBLEMS)
+
+
+def _file_hashes(run: Any) -> dict[str, str]:
+    import hashlib
+
+    out: dict[str, str] = {}
+    for name in getattr(run, "files", []):
+        h = hashlib.sha256()
+        try:
+            with open(name, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+        except OSError:
+            continue
+        out[str(name)] = h.hexdigest()
+    return out
 
 
 def _provenance(results: Any, chosen: Any, hashes: dict[str, str]) -> dict[str, Any]:

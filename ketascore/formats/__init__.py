@@ -44,6 +44,8 @@ from .fhir import (
 )
 from .layouts import read_table_text, records_from_table, sdtm_prefix
 from .mapping import ColumnMapping, LoadedMapping, MappingError, load_mapping, load_mapping_text
+from .parquet import MAGIC as PARQUET_MAGIC
+from .parquet import read_parquet
 from .redcap import (
     RedcapDictionary,
     RedcapDictionaryError,
@@ -194,6 +196,15 @@ register_format(
         extensions=(".xpt",),
         magic=(xpt.MAGIC,),
         description="SAS transport v5 (SDTM, or any table with --map)",
+    )
+)
+register_format(
+    FormatReader(
+        "parquet",
+        read_bytes=read_parquet,
+        extensions=(".parquet",),
+        magic=(PARQUET_MAGIC,),
+        description="Parquet table (wide, long, SDTM or with --map; needs pyarrow)",
     )
 )
 register_format(
