@@ -38,6 +38,7 @@ def test_format_names() -> None:
         "csv-long",
         "xlsx",
         "xpt",
+        "parquet",
         "fhir",
         "sdtm",
         "redcap",
