@@ -337,7 +337,7 @@ def _finish_columnar(
 
         def chunks() -> Iterator[bytes]:
             header = None
-            for table, text in csv_chunks(tables(), escape_formulas=escape, threads=1):
+            for table, text in csv_chunks(tables(), escape_formulas=escape, threads=2):
                 if header is None and table.kept().size:
                     header = csv_header(table, escape_formulas=escape)
                     yield header.encode("utf-8")
