@@ -222,12 +222,18 @@ def scales_table(scales: Sequence[Scale]) -> Table:
         table.add_column(col)
     for s in scales:
         scores = ", ".join(f"{r.id} {fmt(r.lo)}-{fmt(r.hi)}" for r in s.scores)
+        # Text, not str: a name with [brackets] must not be read as rich markup
         table.add_row(
-            s.id,
-            s.name,
-            s.definition.rater,
-            str(len(s.items)),
-            scores,
-            s.definition.licence.status,
+            *(
+                Text(cell)
+                for cell in (
+                    s.id,
+                    s.name,
+                    s.definition.rater,
+                    str(len(s.items)),
+                    scores,
+                    s.definition.licence.status,
+                )
+            )
         )
     return table

@@ -202,22 +202,6 @@ class ScoreRule:
             return value < self.remission.below
         return None
 
-    def describe_missing_rule(self) -> str:
-        n = len(self.terms)
-        if self.required >= n:
-            text = f"all {n} items required"
-        else:
-            text = f"at least {self.required} of {n} answered"
-        if self.prorate == "prorate_mean":
-            text += f"; prorated: mean of answered x {n}"
-        elif self.prorate == "prorate_max":
-            text += "; prorated: sum x (maximum of all items) / (maximum of answered items)"
-        if self.rounding.method != "none":
-            text += f"; rounded {self.rounding.method.replace('_', ' ')}"
-            if self.rounding.decimals:
-                text += f" to {self.rounding.decimals} decimals"
-        return text
-
 
 @dataclass(frozen=True)
 class FlagRule:

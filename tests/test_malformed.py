@@ -139,3 +139,17 @@ def test_file_over_the_size_limit(runner: CliRunner, monkeypatch: pytest.MonkeyP
     ]
     result = runner.invoke(cli, ["score", "crlf.csv", "--max-file-size", "103", "--quiet"])
     assert result.exit_code == 0
+
+
+@pytest.mark.parametrize("command", [["score"], ["change", "--scale", "phq9"]])
+def test_markup_in_data_is_printed_as_text(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """Subject ids like "[/red]" must not be read as terminal markup (it used to crash)."""
+    monkeypatch.chdir(CORPUS)
+    result = runner.invoke(
+        cli, [command[0], "markup-injection.yaml", *command[1:], "--format", "table"]
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert result.exit_code == 0, result.output
+    assert "[/red]" in result.stdout

@@ -28,7 +28,9 @@ class UsageError(click.ClickException):
 def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    # Data are printed as they are: no markup ([bold]) or emoji (:smile:) codes are read from
+    # subject ids, visits, labels or messages, which come from files of many hands.
+    return Console(stderr=stderr, highlight=False, soft_wrap=False, markup=False, emoji=False)
 
 
 def is_tty(stream: Any) -> bool:
