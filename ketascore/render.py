@@ -15,6 +15,15 @@ from ketascore.issues import Issue
 from ketascore.scale import Num, Scale, format_number
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+def safe(text: Any) -> str:
+    """Text from the data, with control characters shown as \\xNN: an escape sequence in a
+    subject id must not recolour, retitle or clear the user's terminal."""
+    return str(text).translate(_CONTROL)
+
+
 def fmt(value: Num | None, digits: int = 1) -> str:
     if value is None:
         return "-"
@@ -45,7 +54,7 @@ def score_tables(results: Sequence[ScoreResult]) -> list[Table]:
         table.add_column("Flags")
         table.add_column("Issues")
         for r in rows:
-            cells: list[Any] = [r.subject, r.visit, fmt(r.day)]
+            cells: list[Any] = [safe(r.subject), safe(r.visit), fmt(r.day)]
             for name in names:
                 value = r.scores.get(name)
                 text = Text(fmt(value, 2))
@@ -53,7 +62,7 @@ def score_tables(results: Sequence[ScoreResult]) -> list[Table]:
                     text.append("*", style="yellow")
                 band = r.bands.get(name)
                 if band:
-                    text.append(f" {band}", style="dim")
+                    text.append(f" {safe(band)}", style="dim")
                 cells.append(text)
             cells.append(", ".join(r.flags))
             codes = sorted({i.code for i in r.issues})
@@ -73,7 +82,7 @@ def issue_lines(issues: Sequence[Issue], limit: int = 50) -> list[Text]:
         style = "red" if issue.severity == "error" else "yellow"
         line = Text()
         line.append(f"{issue.severity}[{issue.code}] ", style=style)
-        line.append(issue.message)
+        line.append(safe(issue.message))
         lines.append(line)
     if len(issues) > limit:
         lines.append(Text(f"... and {len(issues) - limit} more (use --format json to see all)"))
@@ -117,10 +126,10 @@ def change_tables(report: ChangeReport, scale: Scale, *, trend: bool = False) ->
     )
     subjects.add_column("Subject")
     if report.by:
-        subjects.add_column(report.by)
+        subjects.add_column(safe(report.by))
     subjects.add_column("Baseline", justify="right")
     for visit in followups:
-        subjects.add_column(visit, justify="right")
+        subjects.add_column(safe(visit), justify="right")
     if trend:
         subjects.add_column("Trend", no_wrap=True)
     cells_by: dict[str, dict[str, Text]] = {}
@@ -146,9 +155,9 @@ def change_tables(report: ChangeReport, scale: Scale, *, trend: bool = False) ->
     trend_range = (min(observed, default=rule.lo), max(observed, default=rule.hi))
     for subject in report.subjects:
         base = report.baselines.get(subject)
-        cells: list[Any] = [subject]
+        cells: list[Any] = [safe(subject)]
         if report.by:
-            cells.append(report.groups.get(subject) or "-")
+            cells.append(safe(report.groups.get(subject) or "-"))
         if base is None:
             cells.append(Text("none", style="red"))
         else:
@@ -166,7 +175,7 @@ def change_tables(report: ChangeReport, scale: Scale, *, trend: bool = False) ->
     subjects.caption = "R = response, r = remission; (percent change from baseline)"
     if trend:
         subjects.caption += (
-            f"; trend: {report.score} at each visit ({', '.join(report.visits)}), "
+            f"; trend: {report.score} at each visit ({safe(', '.join(report.visits))}), "
             f"▁ = {fmt(trend_range[0])}, █ = {fmt(trend_range[1])}, · = no value"
         )
     subjects.caption_justify = "left"
@@ -174,16 +183,16 @@ def change_tables(report: ChangeReport, scale: Scale, *, trend: bool = False) ->
     summary = Table(title="Summary by visit", title_justify="left", header_style="bold")
     summary.add_column("Visit")
     if report.by:
-        summary.add_column(report.by)
+        summary.add_column(safe(report.by))
     summary.add_column("n", justify="right")
     summary.add_column("Mean (SD)", justify="right")
     summary.add_column("Change (SD)", justify="right")
     summary.add_column("Responders", justify="right")
     summary.add_column("Remitters", justify="right")
     for s in report.summary:
-        cells = [s.visit]
+        cells = [safe(s.visit)]
         if report.by:
-            cells.append(s.group or "(missing)")
+            cells.append(safe(s.group or "(missing)"))
         cells += [
             str(s.n),
             f"{fmt(s.mean)} ({fmt(s.sd)})",

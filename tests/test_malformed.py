@@ -153,3 +153,16 @@ def test_markup_in_data_is_printed_as_text(
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert result.exit_code == 0, result.output
     assert "[/red]" in result.stdout
+
+
+@pytest.mark.parametrize("command", [["score"], ["change", "--scale", "phq9"]])
+def test_control_characters_never_reach_the_terminal(
+    runner: CliRunner, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """An escape sequence in a subject id is shown as \\x1b, never sent to the terminal."""
+    monkeypatch.chdir(CORPUS)
+    result = runner.invoke(
+        cli, [command[0], "control-chars.csv", *command[1:], "--format", "table"]
+    )
+    assert "\x1b" not in result.stdout and "\x07" not in result.stdout
+    assert "S\\x07\\x1b[31m1" in result.stdout
