@@ -14,7 +14,6 @@ from ketascore.engine import ScoreResult
 from ketascore.issues import Issue
 from ketascore.scale import Num, Scale, format_number
 
-
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
 
 
