@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ketascore.cli import cli
-from ketascore.cli.common import Exit, UsageError, console, input_options, load_scale_option
+from ketascore.cli.common import (
+    Exit,
+    UsageError,
+    check_output,
+    console,
+    input_options,
+    load_scale_option,
+    read_options,
+)
 
 if TYPE_CHECKING:
     from ketascore.scale import Scale
@@ -29,18 +37,6 @@ def require_plotting(hint: str = "") -> None:
         require_matplotlib()
     except PlottingUnavailable as exc:
         raise UsageError(f"{exc}{hint}") from None
-
-
-def refuse_input_as_output(output: Path, inputs: list[str]) -> None:
-    target = output.resolve()
-    for name in inputs:
-        if name != "-" and Path(name).exists():
-            resolved = Path(name).resolve()
-            if resolved == target or (resolved.is_dir() and resolved in target.parents):
-                raise UsageError(
-                    f"refusing to write {output}: it is an input (or inside an input folder); "
-                    "choose another output path"
-                )
 
 
 def check_score(scale: Scale, score_name: str) -> None:
@@ -160,7 +156,7 @@ def plot_cmd(
     if visit is not None and kind != "waterfall":
         raise UsageError("--visit applies to --kind waterfall")
     require_plotting()
-    refuse_input_as_output(output, list(paths))
+    check_output(output, list(paths))
     scale = load_scale_option(scale_name)
     check_score(scale, score_name)
     data = read_answers(
@@ -170,6 +166,7 @@ def plot_cmd(
         include=include,
         exclude=exclude,
         max_file_size=max_file_size,
+        options=read_options([scale]),
     )
     other = grouping_scale(by, scale)
     results, report = change_report(

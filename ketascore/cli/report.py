@@ -9,12 +9,19 @@ from typing import TYPE_CHECKING
 import click
 
 from ketascore.cli import cli
-from ketascore.cli.common import Exit, UsageError, console, input_options, load_scale_option
+from ketascore.cli.common import (
+    Exit,
+    UsageError,
+    check_output,
+    console,
+    input_options,
+    load_scale_option,
+    read_options,
+)
 from ketascore.cli.plot import (
     change_options,
     check_score,
     picture_options,
-    refuse_input_as_output,
     require_plotting,
 )
 
@@ -95,7 +102,7 @@ def report_cmd(
         require_plotting("; or make a report of tables only with --no-plots")
     for target in (output, pdf_file):
         if target is not None:
-            refuse_input_as_output(target, list(paths))
+            check_output(target, list(paths))
     scales: list[Scale] = []
     for name in scale_names:
         scale = load_scale_option(name)
@@ -109,6 +116,7 @@ def report_cmd(
         include=include,
         exclude=exclude,
         max_file_size=max_file_size,
+        options=read_options(list(scales)),
     )
     sections: list[Section] = []
     others: list[Scale] = []
