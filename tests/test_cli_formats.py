@@ -113,3 +113,24 @@ def test_parquet_input_through_the_record_engine(runner: CliRunner, tmp_path: Pa
     assert [r["scores"]["total"] for r in doc["results"]] == [9, None]
     (issue,) = doc["results"][1]["issues"]
     assert issue["code"] == "out-of-range" and issue["message"].startswith(f"{path}:2: subject S2")
+
+
+def test_report_reads_through_a_mapping_file(runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    result = runner.invoke(
+        cli,
+        [
+            "report",
+            str(FORMATS / "mapped-phq9.csv"),
+            "--scale",
+            "phq9",
+            "--map",
+            str(FORMATS / "mapped-phq9.yaml"),
+            "--no-plots",
+            "-o",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 1, result.output  # one stored total differs from the items
+    html = out.read_text()
+    assert "A1" in html and "reported-score-mismatch" in html
