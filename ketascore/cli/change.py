@@ -119,8 +119,9 @@ def change_report(
 @click.option("--score", "score_name", default="total", show_default=True, help="Score to analyse.")
 @click.option(
     "--baseline",
-    help="Baseline visit (default: the visit named 'baseline', else the earliest by study day, "
-    "then date, then order in the input).",
+    help="Baseline visit (default: the record the source flags as baseline (SDTM QSBLFL), "
+    "else the visit named 'baseline', else each subject's earliest by study day, then date, "
+    "then order in the input).",
 )
 @click.option(
     "--by",
