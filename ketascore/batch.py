@@ -12,13 +12,19 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ketascore.engine import ScoreResult, _answers_key, _location
-from ketascore.issues import Issue, make_issue
+from ketascore.engine import (
+    ScoreResult,
+    _answers_key,
+    _location,
+    conflict_result,
+    duplicate_issue,
+)
+from ketascore.issues import Issue
 from ketascore.library import ScaleSet
 from ketascore.readers import DEFAULT_MAX_FILE_SIZE, iter_input_files
 from ketascore.records import AnswerRecord, Source
@@ -264,22 +270,12 @@ def merge(files: Iterable[FileScore], chosen: Scale | None = None) -> BatchResul
         scale = known.get(first.scale)
         assert scale is not None
         sources = [e.result for e in group]
+        places = [_where(r) for r in sources]
         if len({_answers_key(_Items(e.items)) for e in group}) > 1:  # type: ignore[arg-type]
-            results.append(_conflict(first.result, scale, sources))
+            results.append(conflict_result(_record_of(first.result), scale, places))
             continue
         result = first.result
-        result.issues.append(
-            make_issue(
-                "duplicate-record",
-                f"the same answers appear {len(group)} times "
-                f"({', '.join(_where(r) for r in sources)}); scored once",
-                file=result.source.file,
-                line=result.source.line,
-                subject=result.subject,
-                visit=result.visit,
-                scale=scale.id,
-            )
-        )
+        result.issues.append(duplicate_issue(_record_of(result), scale, places))
         results.append(result)
     return BatchResult(results, issues, names, extra)
 
@@ -289,41 +285,20 @@ class _Items:
     items: dict[str, Any]
 
 
-def _where(result: ScoreResult) -> str:
-    return _location(AnswerRecord(subject=result.subject, visit=result.visit, source=result.source))
-
-
-def _conflict(first: ScoreResult, scale: Scale, group: Sequence[ScoreResult]) -> ScoreResult:
-    places = ", ".join(_where(r) for r in group)
-    result = ScoreResult(
-        subject=first.subject,
-        visit=first.visit,
-        scale=scale.id,
-        scale_version=scale.version,
-        date=first.date,
-        day=first.day,
-        source=first.source,
-        extra=dict(first.extra),
-        issues=[
-            make_issue(
-                "conflicting-records",
-                f"{len(group)} records with different answers ({places}); not scored",
-                file=first.source.file,
-                line=first.source.line,
-                subject=first.subject,
-                visit=first.visit,
-                scale=scale.id,
-            )
-        ],
+def _record_of(result: ScoreResult) -> AnswerRecord:
+    """The parts of the record a result was scored from that its issues cite."""
+    return AnswerRecord(
+        subject=result.subject,
+        visit=result.visit,
+        date=result.date,
+        day=result.day,
+        source=result.source,
+        extra=dict(result.extra),
     )
-    for rule in scale.scores:
-        result.scores[rule.id] = None
-        result.bands[rule.id] = None
-        result.items_answered[rule.id] = 0
-        result.prorated[rule.id] = False
-    for cls in scale.classifications:
-        result.classifications[cls.id] = None
-    return result
+
+
+def _where(result: ScoreResult) -> str:
+    return _location(_record_of(result))
 
 
 def default_jobs() -> int:

@@ -929,7 +929,7 @@ class ChunkRead:
     plan: CsvPlan
     rows: CsvRows
     columns: dict[str, RawColumn]
-    item_cells: dict[str, Cells]  # the raw item cells of the records
+    spans: Cells  # each record's line (without its line break)
     ragged: list[Issue]
     row_issues: list[Issue]
     keys: np.ndarray  # per record: 64-bit keys of the subject and of the visit
@@ -941,10 +941,9 @@ class ChunkRead:
 
     def record_at(self, i: int) -> AnswerRecord:
         rows, body = self.rows, self.rows.data
-        items = {
-            item: body[int(c.start[i]) : int(c.end[i])].decode("utf-8")
-            for item, c in self.item_cells.items()
-        }
+        line = body[int(self.spans.start[i]) : int(self.spans.end[i])].decode("utf-8")
+        cells = line.split(rows.delimiter)  # as many as the header has: no quotes here
+        items = {item: cells[j] for j, item in self.plan.items.items()}
         return AnswerRecord(
             subject=rows.subject(i),
             visit=rows.visit(i),
@@ -1098,9 +1097,9 @@ def read_chunk(plan: CsvPlan, body: bytes, first_line: int) -> ChunkRead | None:
         extras,
         delimiter,
     )
-    item_cells = {item: take(column(j)) for j, item in plan.items.items()}
+    spans = take(Cells(g_starts, g_ends))
     key = np.stack([_hash_cells(a, rows.subject_cells), _hash_cells(a, rows.visit_cells)], 1)
-    return ChunkRead(plan, rows, columns, item_cells, ragged, issues, key, m + len(ragged))
+    return ChunkRead(plan, rows, columns, spans, ragged, issues, key, m + len(ragged))
 
 
 def _take(cells: Cells, idx: np.ndarray) -> Cells:
@@ -1228,8 +1227,10 @@ class CsvTable:
     issues: list[Issue]  # reading issues, in the record readers' order
     records: int
     chunk_tables: list[ScoredTable] | None = None
-    _stream: Callable[[], Iterator[ScoredTable]] | None = None
+    _stream: Callable[[], Iterator[tuple[bytes, int]]] | None = None  # chunks, read again
     _digest: Callable[[], str] | None = None
+    _dups: Duplicates | None = None
+    _offsets: list[int] | None = None  # per chunk: its first record's number
 
     @property
     def files(self) -> list[str]:
@@ -1242,11 +1243,39 @@ class CsvTable:
         return self._digest()
 
     def tables(self) -> Iterator[ScoredTable]:
+        for table, _ in self.scored(None):
+            yield table
+
+    def scored(
+        self, then: Callable[[ScoredTable], Any] | None, threads: int = 0
+    ) -> Iterator[tuple[ScoredTable, Any]]:
+        """Each scored chunk, in order, with ``then(table)`` (None without ``then``); chunks
+        are scored, and ``then`` runs, in ``threads`` threads (0: ``THREADS``)."""
+        threads = threads or THREADS
+
+        def finish(table: ScoredTable) -> tuple[ScoredTable, Any]:
+            return table, (then(table) if then is not None else None)
+
         if self.chunk_tables is not None:
-            yield from self.chunk_tables
-        else:
-            assert self._stream is not None
-            yield from self._stream()
+            if then is None:
+                for table in self.chunk_tables:
+                    yield table, None
+            else:
+                yield from _map(finish, self.chunk_tables, threads)
+            return
+        dups = self._dups if self._dups is not None else Duplicates()
+        offsets = self._offsets or []
+        assert self._stream is not None
+
+        def score_read(item: tuple[int, tuple[bytes, int]]) -> tuple[ScoredTable, Any]:
+            c, (piece, line) = item
+            read = read_chunk(self.plan, piece, line)
+            assert read is not None  # as in the first reading
+            table = read.score()
+            _apply(table, dups, offsets[c])
+            return finish(table)
+
+        yield from _map(score_read, enumerate(self._stream()), threads)
 
     def results(self) -> Iterator[ScoreResult]:
         for table in self.tables():
@@ -1273,13 +1302,20 @@ def _map(func: Callable[[Any], Any], items: Iterable[Any], threads: int) -> Iter
 
 
 def csv_chunks(
-    tables: Iterable[ScoredTable], *, escape_formulas: bool = True, threads: int = 2
+    tables: Iterable[ScoredTable] | CsvTable, *, escape_formulas: bool = True, threads: int = 2
 ) -> Iterator[tuple[ScoredTable, bytes]]:
-    """Each table with the lines ``output.score_csv`` writes for it, made in threads."""
-    return _map(lambda t: (t, csv_text(t, escape_formulas=escape_formulas)), tables, threads)
+    """Each table with the lines ``output.score_csv`` writes for it, made in threads (for a
+    CsvTable, each chunk is scored in the same thread)."""
+
+    def text(table: ScoredTable) -> bytes:
+        return csv_text(table, escape_formulas=escape_formulas)
+
+    if isinstance(tables, CsvTable):
+        return tables.scored(text, threads)
+    return _map(lambda t: (t, text(t)), tables, threads)
 
 
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 2 << 20  # small enough for numpy's temporaries to stay in the CPU's caches
 THREADS = 2  # chunks read and scored at once (numpy lets go of the GIL while it computes)
 
 
@@ -1339,11 +1375,23 @@ def _read_in_memory(
     threads: int,
     digest: Callable[[], str],
 ) -> CsvTable | None:
-    """Read the chunks (bytes, first line number) of a file held whole, find duplicates
-    across them, score them."""
-    reads = list(_map(lambda p: read_chunk(plan, p[0], p[1]), pieces, threads))
-    if any(r is None for r in reads) or not sum(r.lines for r in reads):
+    """Read and score the chunks (bytes, first line number) of a file held whole, each in
+    one go in a thread (what scoring needs is dropped at once), then find duplicates across
+    them."""
+
+    def read_and_score(piece: tuple[bytes, int]) -> tuple[ChunkRead, ScoredTable] | None:
+        read = read_chunk(plan, piece[0], piece[1])
+        if read is None:
+            return None
+        table = read.score()
+        read.columns = {}  # scored: the raw answers are no longer needed
+        return read, table
+
+    done = list(_map(read_and_score, pieces, threads))
+    if any(d is None for d in done) or not sum(d[0].lines for d in done):
         return None  # something for the record readers to decide, or no rows to read
+    reads = [d[0] for d in done]
+    tables = [d[1] for d in done]
     offsets = np.cumsum([0] + [r.n for r in reads])
 
     def records(ids: list[int]) -> list[AnswerRecord]:
@@ -1354,29 +1402,25 @@ def _read_in_memory(
         return out
 
     dups = find_duplicates(np.concatenate([r.keys for r in reads]), records, resolve, extra)
-
-    def score(read: ChunkRead) -> ScoredTable:
-        table = read.score()
-        read.columns, read.item_cells = {}, {}  # what scoring needed and nothing else does
-        return table
-
-    issues = [i for r in reads for i in r.ragged] + [i for r in reads for i in r.row_issues]
-    tables = list(_map(score, reads, threads))
-    reads.clear()
     for table, offset in zip(tables, offsets.tolist(), strict=False):
         _apply(table, dups, offset)
+    issues = [i for r in reads for i in r.ragged] + [i for r in reads for i in r.row_issues]
     return CsvTable(name, plan, issues, int(offsets[-1]), chunk_tables=tables, _digest=digest)
 
 
-def _file_chunks(path: str, start: int, size: int) -> Iterator[tuple[bytes, int]]:
+def _file_chunks(
+    path: str, start: int, size: int, hasher: Any = None
+) -> Iterator[tuple[bytes, int]]:
     """Pieces of a file from ``start``, about ``size`` bytes each, cut after a line break,
-    with the line number of their first line."""
+    with the line number of their first line (``hasher`` is given every byte read)."""
     with open(path, "rb") as fh:
         fh.seek(start)
         line = 2
         rest = b""
         while True:
             block = fh.read(size)
+            if hasher is not None and block:
+                hasher.update(block)
             if not block:
                 if rest:
                     yield rest, line
@@ -1411,14 +1455,23 @@ def read_wide_csv_file(
     extra_missing: Iterable[Any] = (),
     chunk_bytes: int = CHUNK_BYTES,
     in_memory: int = 256 << 20,
+    prefetched: Any = None,
 ) -> CsvTable | None:
     """``read_wide_csv`` for a file; one larger than ``in_memory`` bytes is read twice in
-    chunks (keys and issues first, then scores), so memory stays bounded."""
+    chunks (keys and issues first, then scores), so memory stays bounded. ``prefetched``:
+    the file as read in a thread while the caller did something else: ``data()`` waits for
+    its bytes, ``digest()`` for their sha256."""
+    import hashlib
     import os
 
-    size = os.stat(path).st_size
-    with open(path, "rb") as fh:
-        head = fh.read(1 << 20)
+    data = prefetched.data() if prefetched is not None else None
+    if data is not None:
+        size = len(data)
+        head = data[: 1 << 20]
+    else:
+        size = os.stat(path).st_size
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 20)
     cut = head.find(b"\n")
     plan = plan_wide_csv(
         head[: cut + 1 + 65536] if cut >= 0 else head,
@@ -1431,8 +1484,19 @@ def read_wide_csv_file(
     )
     if plan is None:  # not a file for the columns: decided without reading it all
         return None
+    if data is not None:  # already in memory (its sha256 computed as it was read)
+        spans = list(_chunks(data, plan.data_start, chunk_bytes))
+        starts = [2]
+        for begin, end in spans[:-1]:
+            starts.append(starts[-1] + data.count(b"\n", begin, end))
+        pieces: Iterator[tuple[bytes, int]] = (
+            (data[b:e], line) for (b, e), line in zip(spans, starts, strict=True)
+        )
+        extra = tuple(extra_missing)
+        return _read_in_memory(plan, pieces, path, resolve, extra, THREADS, prefetched.digest)
     if size <= in_memory:  # read once, chunk by chunk, and kept
-        pieces = _file_chunks(path, plan.data_start, chunk_bytes)
+        hasher = hashlib.sha256(head[: plan.data_start])
+        pieces = _file_chunks(path, plan.data_start, chunk_bytes, hasher)
         return _read_in_memory(
             plan,
             pieces,
@@ -1440,7 +1504,7 @@ def read_wide_csv_file(
             resolve,
             tuple(extra_missing),
             THREADS,
-            lambda: _file_digest(path),
+            hasher.hexdigest,
         )
     extra = tuple(extra_missing)
 
@@ -1449,13 +1513,14 @@ def read_wide_csv_file(
         for piece, line in _file_chunks(path, plan.data_start, chunk_bytes):
             yield piece, line, 0
 
-    # pass 1: keys and issues
+    # pass 1: keys and issues (and the file's sha256)
     keys: list[np.ndarray] = []
     ragged: list[Issue] = []
     row_issues: list[Issue] = []
     counts: list[int] = []
     lines = 0
-    for piece, line, _ in chunks():
+    hasher = hashlib.sha256(head[: plan.data_start])
+    for piece, line in _file_chunks(path, plan.data_start, chunk_bytes, hasher):
         read = read_chunk(plan, piece, line)
         if read is None:
             return None
@@ -1484,19 +1549,18 @@ def read_wide_csv_file(
     dups = find_duplicates(np.concatenate(keys), records, resolve, extra)
     del keys
 
-    def stream() -> Iterator[ScoredTable]:
-        for c, (piece, line, _) in enumerate(chunks()):
-            read = read_chunk(plan, piece, line)
-            assert read is not None
-            table = read.score()
-            _apply(table, dups, int(offsets[c]))
-            yield table
-
-    def digest() -> str:
-        return _file_digest(path)
+    def stream() -> Iterator[tuple[bytes, int]]:
+        return _file_chunks(path, plan.data_start, chunk_bytes)
 
     return CsvTable(
-        path, plan, ragged + row_issues, int(offsets[-1]), _stream=stream, _digest=digest
+        path,
+        plan,
+        ragged + row_issues,
+        int(offsets[-1]),
+        _stream=stream,
+        _digest=hasher.hexdigest,
+        _dups=dups,
+        _offsets=offsets.tolist(),
     )
 
 
@@ -1572,86 +1636,273 @@ def _number_texts(values: np.ndarray) -> tuple[list[Any], np.ndarray]:
 
 
 def _join_categoricals(fields: list[_Field]) -> list[_Field]:
-    """Neighbouring categorical columns as one (their joint values are few)."""
+    """Neighbouring categorical columns as one (their joint values are few): the codes of a
+    run of them are combined in mixed radix, and only the combinations present are kept."""
     out: list[_Field] = []
+    run: list[_Field] = []
+
+    def flush() -> None:
+        joint = _joint(run) if len(run) > 1 else None
+        out.extend([joint] if joint is not None else run)
+        run.clear()
+
     for f in fields:
-        prev = out[-1] if out else None
-        if f.codes is None or prev is None or prev.codes is None:
+        if f.codes is None or f.texts is None or len(f.texts) > 4096:
+            flush()  # raw cells, or many distinct values (subjects): kept apart
             out.append(f)
             continue
-        assert prev.texts is not None and f.texts is not None
-        k = len(f.texts)
-        size = len(prev.texts) * k
-        if max(len(prev.texts), k) > 4096 or size > 1 << 22:
-            out.append(f)  # many distinct values (subjects): kept apart
-            continue
-        joint = prev.codes * k + f.codes
-        if size <= 1 << 22:
-            seen = np.bincount(joint, minlength=size) > 0
-            present = np.flatnonzero(seen)
-            remap = np.cumsum(seen) - 1
-            codes = remap[joint]
-        else:
-            present, codes = np.unique(joint, return_inverse=True)
-            codes = codes.reshape(-1)
-        texts = [prev.texts[int(c) // k] + b"," + f.texts[int(c) % k] for c in present.tolist()]
-        out[-1] = _Field(texts=texts, codes=codes)
+        run.append(f)
+    flush()
     return out
 
 
-def _assemble(fields: list[_Field], n: int, block: int = 1 << 18) -> Iterator[bytes]:
-    """CSV lines: each column written into a fixed-width slot of a byte matrix padded with
-    NUL bytes, which are then squeezed out (no cell holds a NUL: such files are refused)."""
+def _joint(run: list[_Field]) -> _Field | None:
+    """One categorical column for a run of them (each present combination's text is their
+    texts joined by commas), or None when the combinations are too many to be worth it."""
+    parts: list[list[bytes]] = []
+    joint: np.ndarray | None = None
+    size = 1
+    for f in run:
+        assert f.codes is not None and f.texts is not None
+        k = len(f.texts)
+        if joint is None:
+            joint = f.codes
+        else:
+            if size * k > 1 << 22:  # keep the codes small: only the combinations present
+                made = _compact(parts, joint, size)
+                if made is None:
+                    return None
+                parts, joint, size = [made[0]], made[1], len(made[0])
+            joint = joint * k + f.codes
+        parts.append(f.texts)
+        size *= k
+    assert joint is not None
+    made = _compact(parts, joint, size)
+    return None if made is None else _Field(texts=made[0], codes=made[1])
+
+
+def _compact(
+    parts: list[list[bytes]], codes: np.ndarray, size: int
+) -> tuple[list[bytes], np.ndarray] | None:
+    """Mixed-radix codes of ``parts`` renumbered to the combinations present (in code
+    order), with their texts; None when more than 4096 are present."""
+    seen = np.bincount(codes, minlength=size) > 0
+    present = np.flatnonzero(seen)
+    if present.shape[0] > 4096:
+        return None
+    radix = [len(p) for p in parts]
+    texts = []
+    for c in present.tolist():
+        cells = []
+        for part, k in zip(reversed(parts[1:]), reversed(radix[1:]), strict=True):
+            c, d = divmod(c, k)
+            cells.append(part[d])
+        cells.append(parts[0][c])
+        texts.append(b",".join(reversed(cells)))
+    remap = np.cumsum(seen) - 1
+    return texts, remap[codes]
+
+
+def _windows(buffer: np.ndarray, width: int) -> np.ndarray:
+    """Every run of ``width`` bytes of a byte array, as one row each: row ``i`` is
+    ``buffer[i : i + width]``, as one unsigned integer when ``width`` is 1, 2, 4 or 8 (a
+    view: writing to it writes to ``buffer``)."""
+    count = buffer.shape[0] - width + 1
+    if width in (1, 2, 4, 8):
+        return np.ndarray((count,), dtype=f"<u{width}", buffer=buffer, strides=(1,))
+    from numpy.lib.stride_tricks import as_strided
+
+    return as_strided(buffer, shape=(count, width), strides=(1, 1))
+
+
+def _as_rows(grid: np.ndarray) -> np.ndarray:
+    """A (rows, width) byte matrix in the shape ``_windows`` gives for its width."""
+    width = grid.shape[1]
+    if width in (1, 2, 4, 8):
+        return np.ascontiguousarray(grid).view(f"<u{width}").reshape(-1)
+    return grid
+
+
+def _groups(lengths: np.ndarray) -> tuple[np.ndarray | None, list[tuple[int, int, int]]]:
+    """Rows by length: an order of the rows (None: as they are) and, for each length,
+    (length, begin, end) of its rows in that order."""
+    n = lengths.shape[0]
     if n == 0:
-        return
-    fields = _join_categoricals(fields)
-    widths: list[int] = []
-    tables: list[np.ndarray | None] = []
-    for f in fields:
+        return None, []
+    lo, hi = int(lengths.min()), int(lengths.max())
+    if lo == hi:
+        return None, [(lo, 0, n)]
+    counts = np.bincount(lengths - lo)
+    present = np.flatnonzero(counts)
+    small = lengths - lo
+    small = small.astype(np.uint8 if hi - lo < 256 else np.uint16 if hi - lo < 65536 else np.int64)
+    order = np.argsort(small, kind="stable")  # a radix sort for small integers
+    bounds = np.cumsum(counts[present]).tolist()
+    out = []
+    at = 0
+    for v, end in zip(present.tolist(), bounds, strict=True):
+        out.append((lo + int(v), at, end))
+        at = end
+    return order, out
+
+
+@dataclass
+class _Piece:
+    """An output column ready to be placed: a categorical column's texts (with the
+    comma before and the line break after, where they belong) laid out by length, or raw
+    cells followed by a separator byte."""
+
+    field: _Field
+    first: bool
+    last: bool
+    lens: np.ndarray | None = None  # categorical: bytes per code
+    tables: dict[int, np.ndarray] | None = None  # length -> its texts (as _windows rows)
+    index: np.ndarray | None = None  # categorical: code -> row in the table of its length
+
+    @classmethod
+    def of(cls, f: _Field, first: bool, last: bool) -> _Piece:
+        piece = cls(f, first, last)
         if f.codes is not None:
             assert f.texts is not None
-            lens = np.fromiter((len(t) for t in f.texts), dtype=np.int64, count=len(f.texts))
-            w = int(lens.max()) if lens.size else 0
-            flat = np.frombuffer(b"".join(f.texts) + b"\x00", dtype=np.uint8)
-            starts = np.cumsum(lens) - lens
-            step = np.arange(max(w, 1))
-            table = flat[np.minimum(starts[:, None] + step, flat.shape[0] - 1)]
-            table[step[None, :] >= lens[:, None]] = 0
-            tables.append(table)
+            lead, tail = (b"" if first else b","), (b"\n" if last else b"")
+            texts = [lead + t + tail for t in f.texts]
+            lens = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+            tables: dict[int, np.ndarray] = {}
+            index = np.zeros(len(texts), dtype=np.int64)
+            for width in sorted(set(lens.tolist())):
+                which = np.flatnonzero(lens == width)
+                index[which] = np.arange(which.shape[0])
+                flat = b"".join(texts[i] for i in which.tolist())
+                grid = np.frombuffer(flat, dtype=np.uint8).reshape(which.shape[0], width)
+                tables[width] = _as_rows(grid)
+            piece.lens, piece.tables, piece.index = lens, tables, index
+        return piece
+
+    def sizes(self, lo: int, hi: int) -> np.ndarray:
+        """Bytes of rows lo:hi in the output."""
+        f = self.field
+        if f.codes is not None:
+            assert self.lens is not None
+            lengths: np.ndarray = self.lens[f.codes[lo:hi]]
+            return lengths
+        assert f.cells is not None
+        widths: np.ndarray = (f.cells.end[lo:hi] - f.cells.start[lo:hi]).astype(np.int64)
+        return widths + (0 if self.first else 1) + (1 if self.last else 0)
+
+    def place(self, out: np.ndarray, at: np.ndarray, lo: int, hi: int) -> None:
+        """Write rows lo:hi at offsets ``at`` of ``out``."""
+        f = self.field
+        if f.codes is not None:
+            assert self.lens is not None and self.tables is not None
+            assert self.index is not None
+            codes = f.codes[lo:hi]
+            order, groups = _groups(self.lens[codes])
+            row = self.index[codes]
+            if order is not None:
+                row, at = row[order], at[order]
+            for width, b, e in groups:
+                _windows(out, width)[at[b:e]] = self.tables[width][row[b:e]]
+            return
+        assert f.cells is not None and f.src is not None
+        start = f.cells.start[lo:hi]
+        length = f.cells.end[lo:hi] - start
+        if not self.first:
+            out[at] = ord(",")
+            at = at + 1
+        if self.last:
+            out[at + length] = 10
+        _copy(out, at, f.src, start, length)
+
+
+# bytes -> which power of two copies them in two overlapping pieces (-1: nothing to copy)
+_UNIT = np.asarray([-1, 0, 1, 1, 2, 2, 2, 2] + [3] * 9, dtype=np.int8)
+
+
+def _copy(
+    out: np.ndarray, at: np.ndarray, src: np.ndarray, start: np.ndarray, length: np.ndarray
+) -> None:
+    """``out[at[i] : at[i] + length[i]] = src[start[i] : start[i] + length[i]]`` for each i."""
+    if length.shape[0] == 0:
+        return
+    hi = int(length.max())
+    if hi > 16:  # rows of the same length at once
+        order, groups = _groups(length)
+        if order is not None:
+            start, at = start[order], at[order]
+        for width, b, e in groups:
+            if width:
+                _windows(out, width)[at[b:e]] = _windows(src, width)[start[b:e]]
+        return
+    # up to 16 bytes: two copies of 1, 2, 4 or 8 bytes, from the start and to the end
+    unit = _UNIT[length]
+    lo_unit, hi_unit = int(unit.min()), int(unit.max())
+    for u in range(max(lo_unit, 0), hi_unit + 1):
+        if lo_unit == hi_unit:
+            s, d, n = start, at, length
         else:
-            assert f.cells is not None
-            length = f.cells.end - f.cells.start
-            w = int(length.max()) if length.size else 0
-            tables.append(None)
-        widths.append(w)
-    total = sum(widths) + len(fields)
+            rows = np.flatnonzero(unit == u)
+            if rows.shape[0] == 0:
+                continue
+            s, d, n = start[rows], at[rows], length[rows]
+        width = 1 << u
+        dst, source = _windows(out, width), _windows(src, width)
+        dst[d] = source[s]
+        if int(n.min()) != width or int(n.max()) != width:
+            back = n - width
+            dst[d + back] = source[s + back]
+
+
+def _merge_adjacent(fields: list[_Field]) -> list[_Field]:
+    """Neighbouring raw-cell columns that are neighbours in the input too, with a comma
+    between them in every row, as one (copied at once)."""
+    out: list[_Field] = []
+    for f in fields:
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and f.cells is not None
+            and prev.cells is not None
+            and f.src is prev.src
+            and f.src is not None
+            and f.cells.start.shape[0]
+            and bool((f.cells.start - prev.cells.end == 1).all())
+            and bool((f.src[prev.cells.end] == ord(",")).all())
+        ):
+            out[-1] = _Field(src=f.src, cells=Cells(prev.cells.start, f.cells.end))
+            continue
+        out.append(f)
+    return out
+
+
+def _assemble(fields: list[_Field], n: int, block: int = 1 << 16) -> Iterator[bytes]:
+    """CSV lines, in blocks of rows: the length of every line is known from its cells, so
+    each column is copied to its place in the output, rows of the same length at once."""
+    for buffer, _ in _assemble_blocks(fields, n, block):
+        yield buffer.tobytes()
+
+
+def _assemble_blocks(
+    fields: list[_Field], n: int, block: int = 1 << 16
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """``_assemble`` as byte arrays, each with the offsets of its lines (one more than its
+    lines: the last is its size)."""
+    if n == 0:
+        return
+    joined = _merge_adjacent(_join_categoricals(fields))
+    pieces = [_Piece.of(f, i == 0, i == len(joined) - 1) for i, f in enumerate(joined)]
     for lo in range(0, n, block):
         hi = min(n, lo + block)
-        m = np.zeros((hi - lo, total), dtype=np.uint8)
-        at = 0
-        for f, w, table in zip(fields, widths, tables, strict=True):
-            if w:
-                if table is not None:
-                    assert f.codes is not None
-                    m[:, at : at + w] = table[f.codes[lo:hi], :w]
-                else:
-                    assert f.cells is not None and f.src is not None
-                    start = f.cells.start[lo:hi]
-                    length = f.cells.end[lo:hi] - start
-                    last = f.src.shape[0] - 1
-                    if bool((length == w).all()):  # one width (zero-padded ids)
-                        for k in range(w):
-                            m[:, at + k] = f.src[start + k]
-                    else:
-                        for k in range(w):
-                            byte = f.src[np.minimum(start + k, last)]
-                            m[:, at + k] = np.where(length > k, byte, 0)
-            at += w
-            m[:, at] = ord(",")
-            at += 1
-        m[:, total - 1] = 10
-        flat = m.reshape(-1)
-        yield flat[flat != 0].tobytes()
+        sizes = [p.sizes(lo, hi) for p in pieces]
+        line = np.zeros(hi - lo + 1, dtype=np.int64)
+        for s in sizes:
+            line[1:] += s
+        np.cumsum(line, out=line)
+        out = np.empty(int(line[-1]), dtype=np.uint8)
+        at = line[:-1].copy()
+        for p, s in zip(pieces, sizes, strict=True):
+            p.place(out, at, lo, hi)
+            at += s
+        yield out, line
 
 
 def csv_text(table: ScoredTable, *, escape_formulas: bool = True) -> bytes:
@@ -1750,19 +2001,31 @@ def iter_csv(table: ScoredTable, *, escape_formulas: bool = True) -> Iterator[by
         yield from _assemble(fields, table.n)
         return
     idx = np.flatnonzero(vector)
-    body = b"".join(_assemble([f.take(idx) for f in fields], int(idx.shape[0])))
-    # splice the rows written by Python in at their places
-    line_ends = np.flatnonzero(np.frombuffer(body, dtype=np.uint8) == 10) + 1
-    pieces: list[bytes] = []
-    at = 0
-    for i, w in zip(special.tolist(), np.searchsorted(idx, special).tolist(), strict=True):
-        cut = int(line_ends[w - 1]) if w > 0 else 0
-        pieces.append(body[at:cut])
-        at = cut
+    # the rows written by Python, spliced in at their places
+    specials = special.tolist()
+    before = np.searchsorted(idx, special).tolist()  # rows written in columns before each
+    k = 0  # the next special row
+    done = 0  # rows written in columns before the block
+
+    def python_line(i: int) -> bytes:
         text = output.score_csv([table.result_at(i)], [], escape_formulas=escape_formulas)
-        pieces.append(text.split("\n", 1)[1].encode("utf-8"))
-    pieces.append(body[at:])
-    yield b"".join(pieces)
+        return text.split("\n", 1)[1].encode("utf-8")
+
+    for buffer, line in _assemble_blocks([f.take(idx) for f in fields], int(idx.shape[0])):
+        count = line.shape[0] - 1
+        pieces: list[bytes] = []
+        at = 0
+        while k < len(specials) and before[k] <= done + count:
+            cut = int(line[before[k] - done])
+            pieces.append(buffer[at:cut].tobytes())
+            pieces.append(python_line(specials[k]))
+            at = cut
+            k += 1
+        pieces.append(buffer[at:].tobytes())
+        done += count
+        yield b"".join(pieces)
+    if k < len(specials):
+        yield b"".join(python_line(i) for i in specials[k:])
 
 
 def _text_field(values: list[Any] | None, n: int, escape: bool = True) -> _Field:

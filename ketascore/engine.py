@@ -10,7 +10,7 @@ prorated.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -596,49 +596,54 @@ def score_records(
                 _empty_result(
                     first,
                     None,
-                    make_issue(
-                        "unknown-scale",
-                        f"unknown scale {first.scale!r}",
-                        file=first.source.file,
-                        line=first.source.line,
-                        subject=first.subject,
-                        visit=first.visit,
-                    ),
+                    record_issue("unknown-scale", f"unknown scale {first.scale!r}", first),
                 )
             )
             continue
         # one record cannot disagree with itself: its answers need no comparing
         if len(group) > 1 and len({_answers_key(r) for r in group}) > 1:
-            places = ", ".join(_location(r) for r in group)
-            out.append(
-                _empty_result(
-                    first,
-                    scale,
-                    make_issue(
-                        "conflicting-records",
-                        f"{len(group)} records with different answers ({places}); not scored",
-                        file=first.source.file,
-                        line=first.source.line,
-                        subject=first.subject,
-                        visit=first.visit,
-                        scale=scale.id,
-                    ),
-                )
-            )
+            out.append(conflict_result(first, scale, [_location(r) for r in group]))
             continue
         result = score_record(scale, first, extra_missing=extra)
         if len(group) > 1:
-            result.issues.append(
-                make_issue(
-                    "duplicate-record",
-                    f"the same answers appear {len(group)} times "
-                    f"({', '.join(_location(r) for r in group)}); scored once",
-                    file=first.source.file,
-                    line=first.source.line,
-                    subject=first.subject,
-                    visit=first.visit,
-                    scale=scale.id,
-                )
-            )
+            result.issues.append(duplicate_issue(first, scale, [_location(r) for r in group]))
         out.append(result)
     return out
+
+
+def conflict_result(first: AnswerRecord, scale: Scale, places: Sequence[str]) -> ScoreResult:
+    """The unscored result of records of one subject, visit and scale whose answers differ
+    (``places``: where each was read)."""
+    return _empty_result(
+        first,
+        scale,
+        record_issue(
+            "conflicting-records",
+            f"{len(places)} records with different answers ({', '.join(places)}); not scored",
+            first,
+            scale=scale.id,
+        ),
+    )
+
+
+def duplicate_issue(first: AnswerRecord, scale: Scale, places: Sequence[str]) -> Issue:
+    """The note on a result scored once from records with the same answers."""
+    return record_issue(
+        "duplicate-record",
+        f"the same answers appear {len(places)} times ({', '.join(places)}); scored once",
+        first,
+        scale=scale.id,
+    )
+
+
+def record_issue(code: str, message: str, record: AnswerRecord, **where: Any) -> Issue:
+    """An issue located at a record: its file, line, subject and visit (and ``where``)."""
+    return make_issue(
+        code,
+        message,
+        file=record.source.file,
+        line=record.source.line,
+        subject=record.subject,
+        visit=record.visit,
+        **where,
+    )

@@ -61,8 +61,9 @@ def _relations(plan: WindowPlan) -> list[Problem]:
         for j, other in enumerate(plan.windows[:i]):
             if w.from_day <= other.to_day and other.from_day <= w.to_day:
                 problems.append(
-                    Problem(path, f"window {w.name!r} overlaps window {other.name!r} "
-                                  f"(windows[{j}])")
+                    Problem(
+                        path, f"window {w.name!r} overlaps window {other.name!r} (windows[{j}])"
+                    )
                 )
     return problems
 
@@ -142,7 +143,5 @@ def apply_windows(
         if len(candidates) > 1:
             others = ", ".join(f"{c.visit} (day {c.day})" for c in candidates if c is not pick)
             note += f", closest to target day {target}; not analysed: {others}"
-        out.append(
-            dataclasses.replace(pick, visit=window_name, source_visit=pick.visit, note=note)
-        )
+        out.append(dataclasses.replace(pick, visit=window_name, source_visit=pick.visit, note=note))
     return out, issues

@@ -42,8 +42,25 @@ TRAJECTORY = {
     "midazolam": [1.0, 0.85, 0.88, 0.92, 0.95],
 }
 
-HAMD17_MAX = {1: 4, 2: 4, 3: 4, 4: 2, 5: 2, 6: 2, 7: 4, 8: 4, 9: 4, 10: 4, 11: 4,
-              12: 2, 13: 2, 14: 2, 15: 4, 16: 2, 17: 2}
+HAMD17_MAX = {
+    1: 4,
+    2: 4,
+    3: 4,
+    4: 2,
+    5: 2,
+    6: 2,
+    7: 4,
+    8: 4,
+    9: 4,
+    10: 4,
+    11: 4,
+    12: 2,
+    13: 2,
+    14: 2,
+    15: 4,
+    16: 2,
+    17: 2,
+}
 ASF_ITEMS = [10, 11, 12, 13, 15, 17]
 
 
@@ -83,8 +100,9 @@ def main() -> None:
     with open(HERE / "hamd17-baseline.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
         items = [str(i) for i in range(1, 16)] + ["16a", "16b", "17"]
-        writer.writerow(["subject", "visit", "day", "date", "arm", "site"]
-                        + [f"hamd17_{i}" for i in items])
+        writer.writerow(
+            ["subject", "visit", "day", "date", "arm", "site"] + [f"hamd17_{i}" for i in items]
+        )
         for p in patients:
             asf_total = rng.randint(7, 12) if p["anxious"] else rng.randint(2, 6)
             asf = spread(asf_total, [HAMD17_MAX[i] for i in ASF_ITEMS], rng)
@@ -96,8 +114,9 @@ def main() -> None:
             cells = [str(value[i]) for i in range(1, 16)]
             cells += [str(value[16]), "3"] if by_history else ["3", str(value[16])]
             cells += [str(value[17])]
-            writer.writerow([p["subject"], "baseline", 0, p["start"].isoformat(),
-                             p["arm"], p["site"], *cells])
+            writer.writerow(
+                [p["subject"], "baseline", 0, p["start"].isoformat(), p["arm"], p["site"], *cells]
+            )
 
     # MADRS (YAML, one file per visit) and HAM-D6 (wide CSV) at every visit
     (HERE / "madrs").mkdir(exist_ok=True)
@@ -134,9 +153,7 @@ def main() -> None:
             hamd6_total = int(round((12 + 2.5 * p["severity"]) * fraction + rng.gauss(0, 1)))
             hamd6 = spread(hamd6_total, [4, 4, 4, 4, 4, 2], rng)
             hamd6_rows.append([p["subject"], visit, day, date, p["arm"], *hamd6])
-        (HERE / "madrs" / f"{day:02d}-{visit}.yaml").write_text(
-            to_yaml(records), encoding="utf-8"
-        )
+        (HERE / "madrs" / f"{day:02d}-{visit}.yaml").write_text(to_yaml(records), encoding="utf-8")
     for record in late:
         name = f"{record['subject']}-{record['visit']}-madrs.json"
         (HERE / "late-entries" / name).write_text(
@@ -145,8 +162,9 @@ def main() -> None:
     hamd6_rows.sort(key=lambda r: (r[0], r[2]))
     with open(HERE / "hamd6.csv", "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(["subject", "visit", "day", "date", "arm"]
-                        + [f"hamd6_{i}" for i in range(1, 7)])
+        writer.writerow(
+            ["subject", "visit", "day", "date", "arm"] + [f"hamd6_{i}" for i in range(1, 7)]
+        )
         writer.writerows(hamd6_rows)
 
 

@@ -100,7 +100,87 @@ def _format_options(chosen: Any) -> tuple[Any, bool]:
     return read_options([chosen] if chosen is not None else []), custom
 
 
-def _columnar(path: str, chosen: Any, input_format: str | None, max_file_size: int) -> Any:
+class _Prefetch:
+    """The one input file, read and its sha256 computed in a thread while the command
+    imports and loads what it needs (both let go of the GIL): the columns then read it
+    from memory. Only for a file the columns probably take (checked again by them)."""
+
+    def __init__(self, path: str):
+        import threading
+
+        self.path = path
+        self._data: bytes | None = None
+        self._digest = ""
+        self._error: OSError | None = None
+        self._thread = threading.Thread(target=self._run, name="ketascore-read", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import hashlib
+
+        try:
+            with open(self.path, "rb") as fh:
+                data = fh.read()
+        except OSError as exc:
+            self._error = exc
+            return
+        self._digest = hashlib.sha256(data).hexdigest()
+        self._data = data
+
+    def data(self) -> bytes:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self._data is not None
+        return self._data
+
+    def digest(self) -> str:
+        self._thread.join()
+        return self._digest
+
+    def release(self) -> None:
+        self._data = None
+
+    @classmethod
+    def start(
+        cls, paths: tuple[str, ...], fmt: str, input_format: str | None, max_file_size: int
+    ) -> _Prefetch | None:
+        """Start reading when the command is one file that ``_columnar`` will probably
+        read in memory."""
+        import stat
+
+        from ketascore.cli.common import _READ_OPTIONS
+
+        if len(paths) != 1 or paths[0] == "-" or fmt in ("table", "fhir"):
+            return None
+        if any(bool(v) for v in click.get_current_context().meta.get(_READ_OPTIONS, {}).values()):
+            return None
+        if input_format not in (None, "csv") or (
+            input_format is None and os.path.splitext(paths[0])[1].lower() not in _CSV_EXTENSIONS
+        ):
+            return None
+        try:
+            st = os.stat(paths[0])
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        if not COLUMNAR_MIN_BYTES <= st.st_size <= min(max_file_size, IN_MEMORY_BYTES):
+            return None
+        return cls(paths[0])
+
+
+_CSV_EXTENSIONS = (".csv", ".tsv", ".txt")
+IN_MEMORY_BYTES = 256 << 20  # columnar.read_wide_csv_file's in_memory: larger files stream
+
+
+def _columnar(
+    path: str,
+    chosen: Any,
+    input_format: str | None,
+    max_file_size: int,
+    prefetched: _Prefetch | None = None,
+) -> Any:
     """A single big wide CSV file read and scored in columns, or None (the record path)."""
     try:
         size = os.stat(path).st_size
@@ -116,10 +196,18 @@ def _columnar(path: str, chosen: Any, input_format: str | None, max_file_size: i
     from ketascore.library import ScaleSet
 
     known = ScaleSet([chosen] if chosen is not None else [])
+    extra: dict[str, Any] = {}
+    if prefetched is not None and prefetched.path == path:
+        extra["prefetched"] = prefetched
     try:
-        return read_wide_csv_file(path, known.get, known.ids(), chosen=chosen, fmt=input_format)
+        return read_wide_csv_file(
+            path, known.get, known.ids(), chosen=chosen, fmt=input_format, **extra
+        )
     except OSError:
         return None
+    finally:
+        if prefetched is not None:
+            prefetched.release()  # the columns hold the pieces they need
 
 
 @cli.command("score")
@@ -185,6 +273,7 @@ def score_cmd(
     if fmt == "parquet" or (output is not None and output.suffix.lower() == ".parquet"):
         raise UsageError("Parquet output is written by --engine duckdb")
     fmt = resolve_format(fmt, output)
+    prefetch = _Prefetch.start(paths, fmt, input_format, max_file_size)
     chosen = load_scale_option(scale_name)
     escape = not no_escape_formulas
     inputs = list(paths)
@@ -198,10 +287,12 @@ def score_cmd(
     first = list(islice(walk, 2))
     only = first[0] if len(first) == 1 else None
     if isinstance(only, str) and only != "-" and fmt not in ("table", "fhir") and not custom:
-        table = _columnar(only, chosen, input_format, max_file_size)
+        table = _columnar(only, chosen, input_format, max_file_size, prefetch)
         if table is not None:
             _finish_columnar(table, fmt, output, inputs, escape, quiet, provenance_file)
             return
+    if prefetch is not None:
+        prefetch.release()
     _score_batch(
         chain(first, walk),
         chosen,
@@ -311,16 +402,26 @@ def _finish_columnar(
     provenance_file: Path | None,
 ) -> None:
     from ketascore import output as out
-    from ketascore.columnar import csv_chunks, csv_header
+    from ketascore.columnar import csv_header, csv_text
 
     counts = {"records": 0, "scored": 0, "with_problems": 0}
 
+    def count(table: Any) -> tuple[int, int, int]:
+        kept = table.kept()
+        return (
+            int(kept.shape[0]),
+            int(table.scored_rows()[kept].sum()),
+            int(table.problem_rows()[kept].sum()),
+        )
+
+    def add(numbers: tuple[int, int, int]) -> None:
+        counts["records"] += numbers[0]
+        counts["scored"] += numbers[1]
+        counts["with_problems"] += numbers[2]
+
     def tables() -> Iterator[Any]:
         for table in read.tables():
-            kept = table.kept()
-            counts["records"] += int(kept.shape[0])
-            counts["scored"] += int(table.scored_rows()[kept].sum())
-            counts["with_problems"] += int(table.problem_rows()[kept].sum())
+            add(count(table))
             yield table
 
     def summary() -> dict[str, int]:
@@ -335,10 +436,15 @@ def _finish_columnar(
 
     if fmt == "csv":
 
+        def text_of(table: Any) -> tuple[bytes, tuple[int, int, int]]:
+            """A chunk's lines and counts, made in the thread that scored it."""
+            return csv_text(table, escape_formulas=escape), count(table)
+
         def chunks() -> Iterator[bytes]:
             header = None
-            for table, text in csv_chunks(tables(), escape_formulas=escape, threads=2):
-                if header is None and table.kept().size:
+            for table, (text, numbers) in read.scored(text_of, 2):
+                add(numbers)
+                if header is None and numbers[0]:
                     header = csv_header(table, escape_formulas=escape)
                     yield header.encode("utf-8")
                 yield text

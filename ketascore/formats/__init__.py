@@ -16,9 +16,10 @@ In parentheses: how each is recognised without ``--input-format``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import importlib
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ketascore.issues import make_issue
 from ketascore.readers import (
@@ -35,26 +36,111 @@ from ketascore.readers import (
 )
 
 from . import xpt
-from .fhir import (
-    QuestionnaireError,
-    Questionnaires,
-    load_questionnaires,
-    looks_like_fhir,
-    read_fhir,
-)
-from .layouts import read_table_text, records_from_table, sdtm_prefix
-from .mapping import ColumnMapping, LoadedMapping, MappingError, load_mapping, load_mapping_text
 from .parquet import MAGIC as PARQUET_MAGIC
-from .parquet import read_parquet
-from .redcap import (
-    RedcapDictionary,
-    RedcapDictionaryError,
-    load_redcap_dictionary,
-    looks_like_redcap,
-    read_redcap,
-)
-from .sdtm import read_sdtm_table, read_sdtm_text
-from .xlsx import read_xlsx
+
+# The readers themselves are imported when a file of their format is met (or one of their
+# names is asked for), so registering the formats, and reading CSV files that none of them
+# claims, costs no more than these lines.
+_LAZY = {
+    "QuestionnaireError": "fhir",
+    "Questionnaires": "fhir",
+    "load_questionnaires": "fhir",
+    "looks_like_fhir": "fhir",
+    "read_fhir": "fhir",
+    "read_table_text": "layouts",
+    "records_from_table": "layouts",
+    "sdtm_prefix": "layouts",
+    "ColumnMapping": "mapping",
+    "LoadedMapping": "mapping",
+    "MappingError": "mapping",
+    "load_mapping": "mapping",
+    "load_mapping_text": "mapping",
+    "read_parquet": "parquet",
+    "RedcapDictionary": "redcap",
+    "RedcapDictionaryError": "redcap",
+    "load_redcap_dictionary": "redcap",
+    "looks_like_redcap": "redcap",
+    "read_redcap": "redcap",
+    "read_sdtm_table": "sdtm",
+    "read_sdtm_text": "sdtm",
+    "read_xlsx": "xlsx",
+}
+
+if TYPE_CHECKING:  # the names __getattr__ gives
+    from .fhir import (
+        QuestionnaireError as QuestionnaireError,
+    )
+    from .fhir import (
+        Questionnaires as Questionnaires,
+    )
+    from .fhir import (
+        load_questionnaires as load_questionnaires,
+    )
+    from .fhir import (
+        looks_like_fhir as looks_like_fhir,
+    )
+    from .fhir import (
+        read_fhir as read_fhir,
+    )
+    from .layouts import (
+        read_table_text as read_table_text,
+    )
+    from .layouts import (
+        records_from_table as records_from_table,
+    )
+    from .layouts import (
+        sdtm_prefix as sdtm_prefix,
+    )
+    from .mapping import (
+        ColumnMapping as ColumnMapping,
+    )
+    from .mapping import (
+        LoadedMapping as LoadedMapping,
+    )
+    from .mapping import (
+        MappingError as MappingError,
+    )
+    from .mapping import (
+        load_mapping as load_mapping,
+    )
+    from .mapping import (
+        load_mapping_text as load_mapping_text,
+    )
+    from .parquet import (
+        read_parquet as read_parquet,
+    )
+    from .redcap import (
+        RedcapDictionary as RedcapDictionary,
+    )
+    from .redcap import (
+        RedcapDictionaryError as RedcapDictionaryError,
+    )
+    from .redcap import (
+        load_redcap_dictionary as load_redcap_dictionary,
+    )
+    from .redcap import (
+        looks_like_redcap as looks_like_redcap,
+    )
+    from .redcap import (
+        read_redcap as read_redcap,
+    )
+    from .sdtm import (
+        read_sdtm_table as read_sdtm_table,
+    )
+    from .sdtm import (
+        read_sdtm_text as read_sdtm_text,
+    )
+    from .xlsx import (
+        read_xlsx as read_xlsx,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "ColumnMapping",
@@ -92,6 +178,10 @@ def load_read_options(
 ) -> ReadOptions:
     """Read the option files named on the command line; every problem is collected and
     raised as FormatOptionError."""
+    from .fhir import QuestionnaireError, load_questionnaires
+    from .mapping import MappingError, load_mapping
+    from .redcap import RedcapDictionaryError, load_redcap_dictionary
+
     problems: list[str] = []
     mapping = dictionary = questionnaires = None
     if map is not None:
@@ -138,6 +228,8 @@ def _xpt_table(data: bytes, file: str, out: ReadResult) -> Table | None:
 
 def read_xpt(data: bytes, file: str, context: FormatContext) -> ReadResult:
     """A SAS transport file; issue lines are observation numbers."""
+    from .layouts import records_from_table
+
     out = ReadResult(files=[file])
     table = _xpt_table(data, file, out)
     if table is not None:
@@ -146,6 +238,8 @@ def read_xpt(data: bytes, file: str, context: FormatContext) -> ReadResult:
 
 
 def _read_sdtm_bytes(data: bytes, file: str, context: FormatContext) -> ReadResult:
+    from .sdtm import read_sdtm_table, read_sdtm_text
+
     if not data.startswith(xpt.MAGIC):
         out = ReadResult(files=[file])
         text = decode(data, file, out.issues)
@@ -169,12 +263,50 @@ def _csv_like(name: str, text: str, requested: str | None) -> bool:
     return detect_format(name, text) in ("csv", "csv-long")
 
 
+def _first_line(text: str) -> str:
+    """The text up to its first line break: the header of a CSV file is in it."""
+    end = text.find("\n")
+    return text if end < 0 else text[:end]
+
+
 def _looks_like_sdtm(name: str, text: str, requested: str | None, ctx: FormatContext) -> bool:
+    # a --TESTCD column (see layouts.sdtm_prefix) needs these letters in the first line
+    if "TESTCD" not in _first_line(text).upper():
+        return False
+    from .layouts import sdtm_prefix
+
     return _csv_like(name, text, requested) and sdtm_prefix(_split_header(text)) is not None
 
 
 def _looks_like_redcap(name: str, text: str, requested: str | None, ctx: FormatContext) -> bool:
+    # redcap.looks_like_redcap needs a redcap_... or a record_id column
+    first = _first_line(text).casefold()
+    if "redcap_" not in first and "record_id" not in first:
+        return False
+    from .redcap import looks_like_redcap
+
     return _csv_like(name, text, requested) and looks_like_redcap(_split_header(text))
+
+
+def _looks_like_fhir(name: str, text: str, requested: str | None, ctx: FormatContext) -> bool:
+    # fhir.looks_like_fhir needs JSON: the text starts with { or [
+    if text.lstrip()[:1] not in ("{", "["):
+        return False
+    from .fhir import looks_like_fhir
+
+    return looks_like_fhir(name, text, requested, ctx)
+
+
+def _deferred(module: str, name: str) -> Callable[[Any, str, FormatContext], ReadResult]:
+    """A reader function that imports its module when it is first called."""
+
+    def read(data: Any, file: str, context: FormatContext) -> ReadResult:
+        reader = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        result: ReadResult = reader(data, file, context)
+        return result
+
+    read.__name__ = read.__qualname__ = name
+    return read
 
 
 def _mapped_csv(name: str, text: str, requested: str | None, ctx: FormatContext) -> bool:
@@ -184,7 +316,7 @@ def _mapped_csv(name: str, text: str, requested: str | None, ctx: FormatContext)
 register_format(
     FormatReader(
         "xlsx",
-        read_bytes=read_xlsx,
+        read_bytes=_deferred("xlsx", "read_xlsx"),
         extensions=(".xlsx", ".xlsm"),
         description="Excel workbook (first sheet, or --sheet)",
     )
@@ -201,7 +333,7 @@ register_format(
 register_format(
     FormatReader(
         "parquet",
-        read_bytes=read_parquet,
+        read_bytes=_deferred("parquet", "read_parquet"),
         extensions=(".parquet",),
         magic=(PARQUET_MAGIC,),
         description="Parquet table (wide, long, SDTM or with --map; needs pyarrow)",
@@ -210,15 +342,15 @@ register_format(
 register_format(
     FormatReader(
         "fhir",
-        read_text=read_fhir,
-        detect=looks_like_fhir,
+        read_text=_deferred("fhir", "read_fhir"),
+        detect=_looks_like_fhir,
         description="FHIR R4 QuestionnaireResponse (resource, Bundle or NDJSON)",
     )
 )
 register_format(
     FormatReader(
         "sdtm",
-        read_text=read_sdtm_text,
+        read_text=_deferred("sdtm", "read_sdtm_text"),
         read_bytes=_read_sdtm_bytes,
         detect=_looks_like_sdtm,
         description="CDISC SDTM QS/RS domain (CSV or .xpt)",
@@ -227,7 +359,7 @@ register_format(
 register_format(
     FormatReader(
         "redcap",
-        read_text=read_redcap,
+        read_text=_deferred("redcap", "read_redcap"),
         detect=_looks_like_redcap,
         description='REDCap "export records" CSV',
     )
@@ -235,7 +367,7 @@ register_format(
 register_format(
     FormatReader(
         "csv-mapped",
-        read_text=read_table_text,
+        read_text=_deferred("layouts", "read_table_text"),
         detect=_mapped_csv,
         description="CSV read through a mapping file (--map)",
     )
