@@ -21,6 +21,7 @@ import re
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatch
 from pathlib import Path
@@ -351,6 +352,8 @@ def score_with_duckdb(
     if temp_directory:
         config["temp_directory"] = str(temp_directory)
     con = duckdb.connect(":memory:", config=config)
+    # DuckDB's own progress bar would write to the terminal of a command told to be quiet
+    con.execute("SET enable_progress_bar = false")
     try:
         run = DuckDBRun([str(f) for f in files], output, fmt)
         view = _input_view(con, files, cmap, issues)
@@ -367,20 +370,44 @@ def score_with_duckdb(
         if fmt == "jsonl":  # the file of each row, for the source of its issues
             layout = replace(layout, carry=[*layout.carry, "_ks_file"])
         table = "_ks_input"
-        options: dict[str, Any] = {"columns": mapped, "layout": layout}
-        _row_issues(con, scale, mapped, layout, names, issues, max_row_issues)
+        checked = layout
+        # Subjects and visits in Parquet files are seldom blank or surrounded by spaces:
+        # they are scored as they are while the checks make sure of it (else: again)
+        plain: list[str] = []
+        keys: exp.Query | None = None
+        if parquet and len(parquet) == len(run.files):
+            ids = (mapped.subject, mapped.visit)
+            plain = [c for c in ids if layout.kinds.get(c, "text") == "text"]
+            layout = replace(layout, kinds={**layout.kinds, **dict.fromkeys(plain, "plain")})
+
+            # the checks read the columns as they are (numbers as the doubles the query
+            # makes of them), in every row: when those are plain and no pair repeats,
+            # neither holds for the rows scored
+            def key(column: str, name: str) -> exp.Expr:
+                if layout.kinds.get(column) in ("number", "allowed"):
+                    return exp.alias_(exp.cast(_q(column), "double"), name)
+                return exp.alias_(_q(column), name)
+
+            keys = exp.select(key(mapped.subject, "subject"), key(mapped.visit, "visit"))
+            keys = keys.from_(table)
 
         def compiled_for(duplicates: bool) -> CompiledScale:
             return compile_scale(
                 scale,
                 "duckdb",
                 table="_ks_ordered" if duplicates else table,
+                columns=mapped,
+                layout=layout,
                 duplicates=duplicates,
                 order_by="_ks_order" if duplicates else None,
                 details=fmt == "jsonl",
-                **options,
+                enums=True,
             )
 
+        compiled: CompiledScale | None = None
+        if keys is None:
+            compiled = compiled_for(False)
+            keys = compiled.keys
         folder = output.parent if str(output.parent) else Path(".")
         temps = [
             tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=folder)
@@ -392,16 +419,51 @@ def score_with_duckdb(
         try:
             for path in (scores, final):
                 os.unlink(path)  # DuckDB creates the files itself
-            # Score once into Parquet; count the results and look for duplicate subject and
-            # visit there (rare: then score again, merging them as the Python engine does).
-            compiled = compiled_for(False)
-            con.execute(_copy(compiled.query, scores, "FORMAT parquet, COMPRESSION zstd"))
-            distinct = _summarise(con, scale, scores, run, pairs=merge_duplicates)
-            if merge_duplicates and distinct < run.records:
+            # The checks of the input (rows the reader reports; plain and repeated subjects and
+            # visits) run on a second connection while the first scores the rows.
+            cursor = con.cursor()
+            pool = ThreadPoolExecutor(max_workers=1)
+            checks = pool.submit(
+                _input_checks,
+                cursor,
+                scale,
+                mapped,
+                checked,
+                names,
+                issues,
+                max_row_issues,
+                keys,
+                merge_duplicates,
+                ["subject" if c == mapped.subject else "visit" for c in plain],
+                layout,
+            )
+            # Score once into Parquet, as if every subject and visit appeared once; when the
+            # checks find one that repeats (rare), score again, merging the rows as the
+            # Python engine does.
+            try:
+                compiled = compiled or compiled_for(False)
+                con.execute(_copy(compiled.query, scores, "FORMAT parquet, COMPRESSION zstd"))
+            except BaseException:
+                cursor.interrupt()
+                pool.shutdown(wait=True)
+                cursor.close()
+                raise
+            pool.shutdown(wait=True)
+            try:
+                repeated, unplain = checks.result()
+            finally:
+                cursor.close()
+            if unplain:  # (rare) some subject or visit needs stripping: score them again
+                layout = checked
+                compiled = compiled_for(False)
+                repeated = merge_duplicates and _repeats(con, compiled.keys)
+                if not repeated:
+                    con.execute(_copy(compiled.query, scores, "FORMAT parquet, COMPRESSION zstd"))
+            if repeated:
                 _order_rows(con, files)
                 compiled = compiled_for(True)
                 con.execute(_copy(compiled.query, scores, "FORMAT parquet, COMPRESSION zstd"))
-                _summarise(con, scale, scores, run)
+            _summarise(con, scale, scores, run)
             run.sql = compiled.sql(pretty=False)
             if fmt == "parquet":
                 os.replace(scores, output)
@@ -593,6 +655,102 @@ def _order_rows(con: Any, files: list[Path]) -> None:
 
 
 _CELLS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
+
+
+def _input_checks(
+    con: Any,
+    scale: Scale,
+    mapped: ColumnMap,
+    layout: TableLayout,
+    names: list[str],
+    issues: list[Issue],
+    limit: int,
+    keys: exp.Query,
+    merge: bool,
+    plain: list[str],
+    assumed: TableLayout,
+) -> tuple[bool, bool]:
+    """Over the subject and visit of the rows (``keys``): whether some value of the
+    ``plain`` columns is not plain (blank, or starting or ending with anything but visible
+    ASCII) and, unless so, whether some pair repeats (when ``merge``). Then the rows the
+    reader reports (``_row_issues``), with the ``assumed`` layout (plain subject and visit)
+    when it holds. Returns (some pair repeats, some value is not plain)."""
+    # (two passes: the first in parallel; the second, in file order, in one thread)
+    unplain = _key_checks(con, keys, False, plain)[1] if plain else 0
+    failures = _key_checks(con, keys, True, [])[0] if merge and not unplain else 0
+    _row_issues(con, scale, mapped, layout if unplain else assumed, names, issues, limit)
+    if unplain:
+        return False, True
+    return bool(merge and failures > 1 and _repeats(con, keys, checked_order=True)), False
+
+
+def _repeats(con: Any, keys: exp.Query, checked_order: bool = False) -> bool:
+    """Whether some subject and visit pair of ``keys`` repeats: not when each row's pair
+    comes after the one before (one cheap pass: files sorted by subject and visit), else
+    compared by a 64-bit hash of the pair (a collision, very rare, only costs merging rows
+    that need none)."""
+    if not checked_order and _key_checks(con, keys, True, [])[0] <= 1:
+        return False
+    key = exp.func("hash", exp.column("subject"), exp.column("visit"))
+    count = exp.select(
+        exp.func("count", exp.Star()), exp.Count(this=exp.Distinct(expressions=[key]))
+    ).from_(keys.subquery("_ks_keys"))
+    rows, distinct = con.execute(count.sql("duckdb")).fetchone()
+    return bool(distinct < rows)
+
+
+def _plain(column: exp.Expr) -> exp.Expr:
+    """The text's first and last characters are visible ASCII (so it is not blank and
+    needs no stripping)."""
+
+    def visible(e: exp.Expr) -> exp.Expr:
+        code = exp.func("ascii", e)
+        return exp.Between(this=code, low=exp.Literal.number(33), high=exp.Literal.number(126))
+
+    last = exp.Substring(this=column.copy(), start=exp.Literal.number(-1))
+    return exp.and_(visible(column.copy()), visible(last))
+
+
+def _key_checks(con: Any, keys: exp.Query, order: bool, plain: list[str]) -> tuple[int, int]:
+    """Over the rows of ``keys`` (subject, visit): with ``order``, how many rows fail to
+    come after the row before them, in the order the rows stream by (at least the first
+    row: when no other does, no pair repeats); how many values of the ``plain`` columns
+    are not plain."""
+    subject, visit = exp.column("subject"), exp.column("visit")
+    before_s, before_v = exp.column("_ks_ps"), exp.column("_ks_pv")
+    later = exp.or_(
+        exp.GT(this=subject, expression=before_s),
+        exp.and_(
+            exp.EQ(this=subject.copy(), expression=before_s.copy()),
+            exp.GT(this=visit, expression=before_v),
+        ),
+    )
+    # the first row has no previous one; a NULL anywhere fails (and the hash decides)
+    failed = exp.Not(this=exp.func("coalesce", exp.paren(later), exp.false()))
+    count = exp.func("count", exp.Star())
+    unplain = exp.or_(
+        *(
+            exp.and_(
+                exp.Not(this=exp.Is(this=exp.column(c), expression=exp.Null())),
+                exp.Not(this=exp.func("coalesce", exp.paren(_plain(exp.column(c))), exp.false())),
+            )
+            for c in plain
+        ),
+        exp.false(),
+    )
+    columns: list[exp.Expr] = [subject.copy(), visit.copy()]
+    if order:  # (a streaming window: one pass, in one thread)
+        columns.append(exp.alias_(exp.Window(this=exp.func("lag", subject.copy())), "_ks_ps"))
+        columns.append(exp.alias_(exp.Window(this=exp.func("lag", visit.copy())), "_ks_pv"))
+    pairs = exp.select(*columns).from_(keys.subquery("_ks_keys")).subquery("_ks_pairs")
+    query = exp.select(
+        exp.Filter(this=count, expression=exp.Where(this=failed))
+        if order
+        else exp.Literal.number(0),
+        exp.Filter(this=count.copy(), expression=exp.Where(this=unplain)),
+    ).from_(pairs)
+    failures, unplain_count = con.execute(query.sql("duckdb")).fetchone()
+    return int(failures), int(unplain_count)
 
 
 def _row_issues(
@@ -836,26 +994,21 @@ def _issue_json(scale: Scale) -> exp.Expr:
     )
 
 
-def _summarise(con: Any, scale: Scale, path: str, run: DuckDBRun, pairs: bool = True) -> int:
-    """Records, scored and with-problems figures of the scores (a Parquet file); returns
-    the number of distinct subject and visit pairs (hashed: fewer than the records when
-    some pair repeats, or, rarely, when two hashes collide)."""
+def _summarise(con: Any, scale: Scale, path: str, run: DuckDBRun) -> None:
+    """Records, scored and with-problems figures of the scores (a Parquet file: only the
+    scores and the issues are read)."""
     values = [_q(r.id) for r in scale.scores]
-    problem = exp.RegexpLike(
-        this=exp.func("coalesce", _q("issues"), _lit("")), expression=_lit(_error_pattern())
+    issues = _q("issues")
+    problem = exp.and_(
+        exp.Not(this=exp.Is(this=issues, expression=exp.Null())),
+        exp.RegexpLike(this=issues.copy(), expression=_lit(_error_pattern())),
     )
     any_score = exp.or_(*[exp.Not(this=exp.Is(this=v, expression=exp.Null())) for v in values])
     count = exp.func("count", exp.Star())
-    pair_count: exp.Expr = count.copy()
-    if pairs:
-        key = exp.func("hash", _q("subject"), _q("visit"))
-        pair_count = exp.Count(this=exp.Distinct(expressions=[key]))
     query = exp.select(
         count,
         exp.Filter(this=count.copy(), expression=exp.Where(this=exp.paren(any_score))),
-        exp.Filter(this=count.copy(), expression=exp.Where(this=problem)),
-        pair_count,
+        exp.Filter(this=count.copy(), expression=exp.Where(this=exp.paren(problem))),
     ).from_(exp.Table(this=exp.func("read_parquet", _lit(path))))
     row = con.execute(query.sql("duckdb")).fetchone()
-    run.records, run.scored, run.with_problems, distinct = (int(x) for x in row)
-    return distinct
+    run.records, run.scored, run.with_problems = (int(x) for x in row)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,7 +58,9 @@ INTEGER_PATTERN = r"^[+-]?[0-9]+$"  # the engine reads these with int(), others 
 FAST_PATH_LIMIT = 200  # items with more allowed values skip the exact-text fast path
 # "allowed": a number column known to hold only allowed values of its item or NULL (from
 # the statistics of a Parquet file), so the values need no checking
-KINDS = ("text", "number", "boolean", "allowed")
+# "plain": a text column (subject, visit) whose values are known to be neither blank nor
+# surrounded by whitespace, so they are taken as they are
+KINDS = ("text", "number", "boolean", "allowed", "plain")
 NUMBER_KINDS = ("number", "allowed")
 
 
@@ -206,12 +208,33 @@ def _str(text: str) -> exp.Literal:
     return exp.Literal.string(text)
 
 
+def _const(e: exp.Expr) -> bool | None:
+    """True or False when e is that boolean literal, else None."""
+    return bool(e.this) if isinstance(e, exp.Boolean) else None
+
+
 def _and(*parts: exp.Expr) -> exp.Expr:
-    return functools.reduce(lambda a, b: exp.and_(a, b), parts)
+    """a AND b AND ..., with TRUE parts left out and FALSE deciding (as SQL's three-valued
+    logic allows: FALSE AND NULL is FALSE), so known facts cost nothing per row."""
+    if any(_const(p) is False for p in parts):
+        return exp.false()
+    kept = [p for p in parts if _const(p) is not True]
+    return functools.reduce(lambda a, b: exp.and_(a, b), kept) if kept else exp.true()
 
 
 def _or(*parts: exp.Expr) -> exp.Expr:
-    return functools.reduce(lambda a, b: exp.or_(a, b), parts)
+    """a OR b OR ..., with FALSE parts left out and TRUE deciding (TRUE OR NULL is TRUE)."""
+    if any(_const(p) is True for p in parts):
+        return exp.true()
+    kept = [p for p in parts if _const(p) is not False]
+    return functools.reduce(lambda a, b: exp.or_(a, b), kept) if kept else exp.false()
+
+
+def _not(e: exp.Expr) -> exp.Expr:
+    known = _const(e)
+    if known is not None:
+        return exp.Boolean(this=not known)
+    return exp.Not(this=e)
 
 
 def _add(parts: Sequence[exp.Expr]) -> exp.Expr:
@@ -220,7 +243,7 @@ def _add(parts: Sequence[exp.Expr]) -> exp.Expr:
 
 
 def _paren(e: exp.Expr) -> exp.Expr:
-    return exp.Paren(this=e)
+    return e if isinstance(e, exp.Boolean) else exp.Paren(this=e)
 
 
 def _is_null(e: exp.Expr) -> exp.Expr:
@@ -236,8 +259,24 @@ def _in(e: exp.Expr, values: Iterable[exp.Expr]) -> exp.Expr:
 
 
 def _case(whens: Iterable[tuple[exp.Expr, exp.Expr]], default: exp.Expr | None = None) -> exp.Expr:
+    """CASE WHEN ... END; branches known to be FALSE are left out and one known to be TRUE
+    ends the CASE (when nothing is left, the default, which must then be given)."""
+    branches = list(whens)
+    kept: list[tuple[exp.Expr, exp.Expr]] = []
+    for cond, value in branches:
+        known = _const(cond)
+        if known is False:
+            continue
+        if known is True:
+            default = value
+            break
+        kept.append((cond, value))
+    if not kept and default is not None:
+        return default
+    if not kept:  # (a NULL of the branches' type: keep one branch that never holds)
+        kept = branches[:1]
     case = exp.Case()
-    for cond, value in whens:
+    for cond, value in kept:
         case = case.when(cond, value)
     if default is not None:
         case = case.else_(default)
@@ -246,6 +285,9 @@ def _case(whens: Iterable[tuple[exp.Expr, exp.Expr]], default: exp.Expr | None =
 
 def _flag(cond: exp.Expr) -> exp.Expr:
     """1 when cond holds, else 0 (cond is never NULL: a cast is cheaper than a CASE)."""
+    known = _const(cond)
+    if known is not None:
+        return exp.cast(exp.Literal.number(int(known)), INT)
     return exp.cast(cond, INT)
 
 
@@ -489,6 +531,7 @@ def compile_scale(
     duplicates: bool = False,
     order_by: str | None = None,
     details: bool = False,
+    enums: bool = False,
 ) -> CompiledScale:
     """Compile ``scale`` to one query over ``table`` for ``dialect``.
 
@@ -498,8 +541,13 @@ def compile_scale(
     scored once with a duplicate-record warning; different answers: no scores and a
     conflicting-records error), keeping the first by ``order_by`` (a column), and orders the
     output by first appearance. ``details`` adds the columns ``not_applicable`` and
-    ``issue_items`` (the item of each issue, or empty) after the issues.
+    ``issue_items`` (the item of each issue, or empty) after the issues. ``enums`` (DuckDB
+    only) types the columns whose values are known in advance (scale, scale_version, the
+    bands, the flags of a scale with a single flag) as ENUMs: the same text, but DuckDB
+    writes them to Parquet without hashing each value.
     """
+    if enums and dialect != "duckdb":
+        raise SqlError("enums are a DuckDB type; leave them out for other dialects")
     if dialect not in DIALECTS:
         raise SqlError(
             f"dialect {dialect!r} is not supported; choose one of {', '.join(DIALECTS)} "
@@ -516,6 +564,7 @@ def compile_scale(
         duplicates=duplicates,
         order_by=order_by,
         details=details,
+        enums=enums,
     ).compile()
 
 
@@ -539,7 +588,8 @@ def compile_row_checks(
 ) -> exp.Query:
     """Counts of the rows the CSV reader reports (per ``group_by``, e.g. the file):
     ``no_ids`` rows with a value in some column but no subject or visit (skipped),
-    ``bad_date`` and ``bad_day`` rows whose date or day is unusable (kept, left empty)."""
+    ``bad_date`` and ``bad_day`` rows whose date or day is unusable (kept, left empty), and
+    ``rows``, all of those rows (files without any are left out)."""
     compiler = _Compiler(
         scale,
         dialect,
@@ -642,8 +692,10 @@ class _Compiler:
         duplicates: bool,
         order_by: str | None,
         details: bool,
+        enums: bool = False,
     ) -> None:
         self.scale = scale
+        self.enums = enums
         self.dialect = dialect
         self.text = _Text(DIALECTS[dialect])
         self.table = exp.to_table(table, dialect=dialect) if isinstance(table, str) else table
@@ -657,6 +709,10 @@ class _Compiler:
         self.item_index = {item_id: i for i, item_id in enumerate(scale.items)}
         self.slot_refs: dict[str, _ValueRef] = {}
         self.score_refs: dict[str, _ValueRef] = {}
+        # items whose values need no checking (so never invalid), and internal boolean
+        # columns known to be constant: both fold away instead of being tested per row
+        self.never_invalid: set[int] = set()
+        self.known: dict[str, exp.Expr] = {}
         check_column_map(scale, columns)
         if duplicates and not order_by:
             raise SqlError("merging duplicates needs a column that orders the rows (order_by)")
@@ -680,6 +736,8 @@ class _Compiler:
         whole numbers without a decimal point."""
         kind = _kind(self.layout, column)
         raw = _user_col(column)
+        if kind == "plain":
+            return exp.cast(raw, VARCHAR)
         if kind in NUMBER_KINDS:
             x = exp.cast(raw, DOUBLE)
             whole = exp.EQ(this=x, expression=exp.Floor(this=x))
@@ -693,6 +751,15 @@ class _Compiler:
         if _kind(self.layout, column) == "text":
             return self.text.has_text(exp.cast(_user_col(column), VARCHAR))
         return _not_null(_user_col(column))
+
+    def lacks(self, column: str) -> exp.Expr:
+        """The column holds no value (NOT rated, with the cheap tests first)."""
+        raw = _user_col(column)
+        if _kind(self.layout, column) != "text":
+            return _is_null(raw)
+        text = exp.cast(raw.copy(), VARCHAR)
+        blank = _not(_regex_like(text.copy(), "[^" + self.text.ws[1:]))
+        return _paren(_or(_is_null(raw), _and(_not(_visible(text)), blank)))
 
     def source_layers(self) -> list[_Layer]:
         layout, cmap = self.layout, self.columns
@@ -751,12 +818,12 @@ class _Compiler:
         anything = _or(*(self.rated(c) for c in all_columns)) if all_columns else exp.false()
         count = exp.Count(this=exp.Star())
 
-        def counted(cond: exp.Expr, name: str) -> exp.Expr:
-            return exp.alias_(exp.Sum(this=_flag(cond)), name)
-
-        # (the cheap test first: the other runs only on rows without ids)
-        no_ids = _and(exp.Not(this=has_ids), exp.func("coalesce", anything, exp.false()))
-        checks = [counted(no_ids, "no_ids")]
+        # (written so that the expensive tests run only on the rows the cheap ones leave)
+        no_ids = _and(
+            _paren(_or(self.lacks(cmap.subject), self.lacks(cmap.visit))),
+            exp.func("coalesce", anything, exp.false()),
+        )
+        conds = [("no_ids", no_ids)]
         date = layout.date or cmap.date
         day = layout.day or cmap.day
         for name, column, value in (
@@ -764,14 +831,21 @@ class _Compiler:
             ("bad_day", day, self.day_expr(day)),
         ):
             if column is None:
-                checks.append(exp.alias_(exp.Literal.number(0), name))
+                conds.append((name, exp.false()))
                 continue
             given = exp.func("coalesce", self.rated(column), exp.false())
-            checks.append(counted(_and(has_ids.copy(), given, _is_null(value)), name))
+            conds.append((name, _and(given, _is_null(value), has_ids.copy())))
+        # only the rows to report are grouped and counted (most rows have nothing to report)
+        checks = [
+            exp.alias_(exp.Literal.number(0), name)
+            if _const(cond) is False
+            else exp.alias_(exp.Sum(this=_flag(cond)), name)
+            for name, cond in conds
+        ]
         select = exp.select(
             *([_user_col(group_by)] if group_by else []), *checks, exp.alias_(count, "rows")
         )
-        select = select.from_(self.table.copy())
+        select = select.from_(self.table.copy()).where(_or(*(c.copy() for _, c in conds)))
         if group_by:
             select = select.group_by(_user_col(group_by)).order_by(_user_col(group_by))
         return _parenthesize(select)
@@ -881,10 +955,12 @@ class _Compiler:
             if src is None:  # no column: always missing
                 l4.append(exp.alias_(null_d, v_name))
                 l4.append(exp.alias_(null_s, e_name))
+                self.never_invalid.add(i)
                 continue
             if kind == "allowed":
                 l4.append(exp.alias_(raw, v_name))
                 l4.append(exp.alias_(null_s, e_name))
+                self.never_invalid.add(i)
                 continue
             if kind == "number":
                 x = raw
@@ -1038,11 +1114,11 @@ class _Compiler:
         for j, (slot_id, members) in enumerate(self.scale.slots.items()):
             if len(members) == 1:
                 i = self.item_index[members[0]]
-                v, e = _col(f"_ks_v{i}"), _col(f"_ks_e{i}")
-                self.slot_refs[slot_id] = _ValueRef(v, _not_null(e), _flag(_not_null(v)))
+                v = _col(f"_ks_v{i}")
+                self.slot_refs[slot_id] = _ValueRef(v, self.invalid(i), _flag(_not_null(v)))
                 continue
             idx = [self.item_index[m] for m in members]
-            any_bad = _paren(_or(*(_not_null(_col(f"_ks_e{i}")) for i in idx)))
+            any_bad = _paren(_or(*(self.invalid(i) for i in idx)))
             several = exp.GT(
                 this=_paren(_add([_flag(_not_null(_col(f"_ks_v{i}"))) for i in idx])),
                 expression=one,
@@ -1051,12 +1127,10 @@ class _Compiler:
             first = exp.Coalesce(
                 this=_col(f"_ks_v{idx[0]}"), expressions=[_col(f"_ks_v{i}") for i in idx[1:]]
             )
-            value = _case([(exp.Not(this=_paren(bad)), first)], exp.cast(exp.Null(), DOUBLE))
+            value = _case([(_not(_paren(bad)), first)], exp.cast(exp.Null(), DOUBLE))
             layer.append(exp.alias_(value, f"_ks_av{j}"))
             layer.append(exp.alias_(bad.copy(), f"_ks_ab{j}"))
-            layer.append(
-                exp.alias_(_and(exp.Not(this=any_bad.copy()), several.copy()), f"_ks_aw{j}")
-            )
+            layer.append(exp.alias_(_and(_not(any_bad.copy()), several.copy()), f"_ks_aw{j}"))
             v = _col(f"_ks_av{j}")
             self.slot_refs[slot_id] = _ValueRef(v, _col(f"_ks_ab{j}"), _flag(_not_null(v)))
             first_rated = _case(
@@ -1064,6 +1138,23 @@ class _Compiler:
             )
             issues.append(_IssueEntry(_col(f"_ks_aw{j}"), _str("alternatives-both"), first_rated))
         return issues
+
+    def invalid(self, i: int) -> exp.Expr:
+        """Item i holds an invalid value (FALSE when its values need no checking)."""
+        return exp.false() if i in self.never_invalid else _not_null(_col(f"_ks_e{i}"))
+
+    def column(self, layer: list[exp.Expr], value: exp.Expr, name: str) -> exp.Expr:
+        """Add column ``name`` to the layer, or, when its value is a known boolean, note
+        it; returns what later steps use (the column or the constant)."""
+        if _const(value) is not None:
+            self.known[name] = value
+            return value.copy()
+        layer.append(exp.alias_(value, name))
+        return _col(name)
+
+    def col(self, name: str) -> exp.Expr:
+        known = self.known.get(name)
+        return known.copy() if known is not None else _col(name)
 
     # scores --------------------------------------------------------------------------
 
@@ -1138,8 +1229,8 @@ class _Compiler:
             test = self.condition(rule.applies_when, g.value)
             gate_ok = _and(_not_null(g.value), test)
             a.append(exp.alias_(gate_ok, p + "gok"))
-            a.append(exp.alias_(_and(_not_null(g.value), exp.Not(this=_paren(test))), p + "gna"))
-            a.append(exp.alias_(g.bad, p + "gbad"))
+            a.append(exp.alias_(_and(_not_null(g.value), _not(_paren(test))), p + "gna"))
+            self.column(a, g.bad, p + "gbad")
             ok_gate: exp.Expr = _col(p + "gok")
         else:
             ok_gate = exp.true()
@@ -1147,7 +1238,7 @@ class _Compiler:
         # layer a: counts, invalid, first invalid term, parts
         answered = [_not_null(r.value) for r in refs]
         a.append(exp.alias_(_add([_flag(x) for x in answered]), p + "k"))
-        a.append(exp.alias_(_or(*(r.bad for r in refs)), p + "bad"))
+        self.column(a, _or(*(r.bad.copy() for r in refs)), p + "bad")
         one_n = exp.Literal.number(n)
 
         def first_if_bad(j: int, bad: exp.Expr) -> exp.Expr:
@@ -1172,9 +1263,33 @@ class _Compiler:
             if slot_terms
             else exp.Literal.number(0)
         )
-        a.append(exp.alias_(missing_items, p + "mi"))
+        # when every term is an item, the missing items are the terms not answered and the
+        # items behind the answered terms are those terms: no need to count them again
+        all_items = len(slot_terms) == n
+        some_missing = (
+            exp.LT(this=_col(p + "k"), expression=exp.Literal.number(n))
+            if all_items
+            else exp.GT(this=_col(p + "mi"), expression=exp.Literal.number(0))
+        )
+        if not all_items:
+            a.append(exp.alias_(missing_items, p + "mi"))
         for j, term in enumerate(rule.terms):
             a.append(exp.alias_(self.term_value(term, refs[j].value), f"{p}p{j}"))
+        if rule.method in ("sum", "mean"):  # the sum of the parts, computed once
+            zero_part = exp.Literal.number(0)
+            a.append(
+                exp.alias_(
+                    _add(
+                        [
+                            exp.Coalesce(
+                                this=self.term_value(term, refs[j].value), expressions=[zero_part]
+                            )
+                            for j, term in enumerate(rule.terms)
+                        ]
+                    ),
+                    p + "sum",
+                )
+            )
 
         def leaves(j: int) -> exp.Expr:
             # the items behind term j when it is answered, else 0
@@ -1182,7 +1297,9 @@ class _Compiler:
                 return _flag(answered[j].copy())
             return exp.Mul(this=_flag(answered[j].copy()), expression=refs[j].leaves)
 
-        a.append(exp.alias_(_add([leaves(j) for j in range(n)]), p + "lv"))
+        if not all_items:
+            a.append(exp.alias_(_add([leaves(j) for j in range(n)]), p + "lv"))
+        lv = _col(p + ("k" if all_items else "lv"))
         parts = [_col(f"{p}p{j}") for j in range(n)]
         k = _col(p + "k")
 
@@ -1191,7 +1308,7 @@ class _Compiler:
         leaves_before_bad = _case(
             [
                 (
-                    _col(p + "bad"),
+                    self.col(p + "bad"),
                     _add(
                         [
                             exp.Mul(
@@ -1203,20 +1320,20 @@ class _Compiler:
                     ),
                 )
             ],
-            _col(p + "lv"),
+            lv.copy(),
         )
         b.append(exp.alias_(leaves_before_bad, p + "ia"))
         ok = _and(
             ok_gate,
-            exp.Not(this=_col(p + "bad")),
+            _not(self.col(p + "bad")),
             exp.GTE(this=k, expression=exp.Literal.number(rule.required)),
         )
-        b.append(exp.alias_(ok, p + "ok"))
+        self.column(b, ok, p + "ok")
         zero = exp.Literal.number(0)
         k_safe = exp.Nullif(this=k, expression=zero)
         raw: exp.Expr
         if rule.method in ("sum", "mean"):
-            total = _add([exp.Coalesce(this=x, expressions=[zero]) for x in parts])
+            total = _col(p + "sum")
             if rule.method == "mean":
                 raw = exp.Div(this=_paren(total), expression=k_safe, typed=False, safe=False)
             elif rule.prorate == "prorate_mean":
@@ -1226,7 +1343,9 @@ class _Compiler:
                     typed=False,
                     safe=False,
                 )
-                raw = _case([(exp.LT(this=k, expression=exp.Literal.number(n)), scaled)], total)
+                raw = _case(
+                    [(exp.LT(this=k, expression=exp.Literal.number(n)), scaled)], total.copy()
+                )
             elif rule.prorate == "prorate_max":
                 all_max: Num = sum(t.hi for t in rule.terms)
                 answered_max = _add(
@@ -1238,7 +1357,9 @@ class _Compiler:
                     typed=False,
                     safe=False,
                 )
-                raw = _case([(exp.LT(this=k, expression=exp.Literal.number(n)), scaled)], total)
+                raw = _case(
+                    [(exp.LT(this=k, expression=exp.Literal.number(n)), scaled)], total.copy()
+                )
             else:
                 raw = total
         else:
@@ -1275,26 +1396,26 @@ class _Compiler:
             value = rounded if rule.method == "mean" else _case([(partial, rounded)], x)
         else:
             value = x
-        c.append(exp.alias_(_case([(_col(p + "ok"), value)], null_d), p + "val"))
+        c.append(exp.alias_(_case([(self.col(p + "ok"), value)], null_d), p + "val"))
         if rule.applies_when is not None:
-            bad = _or(_col(p + "gbad"), _and(_col(p + "gok"), _col(p + "bad")))
+            bad = _or(self.col(p + "gbad"), _and(_col(p + "gok"), self.col(p + "bad")))
             answered_out = _case([(_col(p + "gok"), _col(p + "ia"))], zero)
         else:
-            bad = _col(p + "bad")
+            bad = self.col(p + "bad")
             answered_out = _col(p + "ia")
-        c.append(exp.alias_(bad, p + "isbad"))
+        self.column(c, bad, p + "isbad")
         c.append(exp.alias_(exp.cast(answered_out, INT), p + "n"))
-        prorated = _and(_col(p + "ok"), partial) if prorating else exp.false()
+        prorated = _and(self.col(p + "ok"), partial) if prorating else exp.false()
         c.append(exp.alias_(prorated, p + "pr"))
         insufficient = _and(
             ok_gate,
-            exp.Not(this=_col(p + "bad")),
+            _not(self.col(p + "bad")),
             exp.LT(this=k, expression=exp.Literal.number(rule.required)),
-            exp.GT(this=_col(p + "mi"), expression=zero),
+            some_missing,
         )
-        c.append(exp.alias_(insufficient, p + "ins"))
+        self.column(c, insufficient, p + "ins")
         value_col = _col(p + "val")
-        self.score_refs[rule.id] = _ValueRef(value_col, _col(p + "isbad"), _col(p + "lv"))
+        self.score_refs[rule.id] = _ValueRef(value_col, self.col(p + "isbad"), lv.copy())
 
     def rounded(self, x: exp.Expr, rule: ScoreRule) -> exp.Expr:
         """scale.round_value in SQL: the same operations in the same order."""
@@ -1359,14 +1480,25 @@ class _Compiler:
 
     # bands, flags, classifications, issues --------------------------------------------
 
+    def text_type(self, values: Sequence[str]) -> exp.DataType:
+        """VARCHAR, or with ``enums`` an ENUM of the values (each listed once)."""
+        if not self.enums or not values:
+            return VARCHAR
+        listed = [_str(v) for v in dict.fromkeys(values)]
+        return exp.DataType(this=exp.DataType.Type.ENUM, expressions=listed, nested=False)
+
+    def known_text(self, value: str, typ: exp.DataType) -> exp.Expr:
+        return _str(value) if typ is VARCHAR else exp.cast(_str(value), typ.copy())
+
     def band(self, rule: ScoreRule, value: exp.Expr) -> exp.Expr:
+        typ = self.text_type([b.label for b in rule.bands])
         if not rule.bands:
-            return exp.cast(exp.Null(), VARCHAR)
+            return exp.cast(exp.Null(), typ)
         whens = [
-            (exp.GTE(this=value, expression=_num(band.min)), _str(band.label))
+            (exp.GTE(this=value, expression=_num(band.min)), self.known_text(band.label, typ))
             for band in reversed(rule.bands)
         ]
-        return _case(whens, exp.cast(exp.Null(), VARCHAR))
+        return _case(whens, exp.cast(exp.Null(), typ.copy()))
 
     def compile(self) -> CompiledScale:
         scale = self.scale
@@ -1389,8 +1521,8 @@ class _Compiler:
         out.append(exp.alias_(_col("_ks_visit"), "visit"))
         out.append(exp.alias_(_col("_ks_date"), "date"))
         out.append(exp.alias_(_col("_ks_day"), "day"))
-        out.append(exp.alias_(_str(scale.id), "scale"))
-        out.append(exp.alias_(_str(scale.version), "scale_version"))
+        for name, text in (("scale", scale.id), ("scale_version", scale.version)):
+            out.append(exp.alias_(self.known_text(text, self.text_type([text])), name))
         names = ["subject", "visit", "date", "day", "scale", "scale_version"]
         for rule in scale.scores:
             s = self.score_idx[rule.id]
@@ -1401,9 +1533,12 @@ class _Compiler:
                     unless_conflict(value, exp.cast(exp.Null(), DOUBLE)), rule.id, quoted=True
                 )
             )
+            band_null = exp.cast(exp.Null(), self.text_type([b.label for b in rule.bands]))
             out.append(
                 exp.alias_(
-                    unless_conflict(self.band(rule, value), null_s), f"{rule.id}_band", quoted=True
+                    unless_conflict(self.band(rule, value), band_null),
+                    f"{rule.id}_band",
+                    quoted=True,
                 )
             )
             out.append(
@@ -1443,11 +1578,11 @@ class _Compiler:
         for flag in scale.flags:
             ref = self.ref(flag.condition.kind, flag.condition.ref)
             test = self.condition(flag.condition, ref.value)
-            fired.append(_case([(_and(_not_null(ref.value), test), _str(flag.id))]))
+            fired.append(_and(_not_null(ref.value), test))
             item = flag.condition.ref if flag.condition.kind == "slot" else ""
-            unknown = _and(_is_null(ref.value), exp.Not(this=_paren(ref.bad)))
+            unknown = _and(_is_null(ref.value), _not(_paren(ref.bad.copy())))
             undetermined.append(_IssueEntry(unknown, _str("flag-undetermined"), _str(item)))
-        out.append(exp.alias_(unless_conflict(_concat_ws(";", fired), null_s), "flags"))
+        out.append(exp.alias_(self.flags_column(fired, unless_conflict), "flags"))
         names.append("flags")
 
         # issues, in the order the engine reports them
@@ -1458,22 +1593,26 @@ class _Compiler:
         for item_id in scale.items:
             i = self.item_index[item_id]
             e = _col(f"_ks_e{i}")
-            entries.append(_IssueEntry(_not_null(e), e, _str(self.shown_item(item_id))))
+            entries.append(_IssueEntry(self.invalid(i), e, _str(self.shown_item(item_id))))
         entries.extend(alt_issues)
         for rule in scale.scores:
             p = f"_ks_s{self.score_idx[rule.id]}_"
-            entries.append(_IssueEntry(_col(p + "ins"), _str("insufficient-items"), _str("")))
+            entries.append(_IssueEntry(self.col(p + "ins"), _str("insufficient-items"), _str("")))
         entries.extend(undetermined)
         if self.duplicates:
             several = exp.GT(this=_col("_ks_dn"), expression=exp.Literal.number(1))
             entries.append(_IssueEntry(several, _str("duplicate-record"), _str("")))
+        entries = [x for x in entries if _const(x.when) is not False]  # (cannot happen)
         # most rows have no issue: test that first, then build the text
         any_issue = _or(*(x.when.copy() for x in entries)) if entries else exp.false()
         null_text = exp.cast(exp.Null(), VARCHAR)
-        codes = _case(
-            [(any_issue, _concat_ws(";", [_case([(x.when, x.code)]) for x in entries]))],
-            null_text,
-        )
+        if len(entries) == 1:  # one possible issue: its code (no joining)
+            codes = _case([(entries[0].when.copy(), entries[0].code.copy())], null_text.copy())
+        else:
+            codes = _case(
+                [(any_issue, _concat_ws(";", [_case([(x.when, x.code)]) for x in entries]))],
+                null_text,
+            )
         items = _case(
             [
                 (
@@ -1515,6 +1654,19 @@ class _Compiler:
         keys = _parenthesize(self.assemble(self.source_layers(), key_cols))
         self.duplicates = duplicates
         return CompiledScale(scale.id, self.dialect, query, names, csv_names, keys)
+
+    def flags_column(
+        self, fired: list[exp.Expr], unless_conflict: Callable[[exp.Expr, exp.Expr], exp.Expr]
+    ) -> exp.Expr:
+        """The ids of the flags raised (``fired``: the condition of each), joined by ";"
+        (NULL when none)."""
+        ids = [flag.id for flag in self.scale.flags]
+        if self.enums and len(ids) == 1:  # one flag: its id or NULL, as an ENUM
+            typ = self.text_type(ids)
+            joined = _case([(fired[0], self.known_text(ids[0], typ))], exp.cast(exp.Null(), typ))
+            return unless_conflict(joined, exp.cast(exp.Null(), typ.copy()))
+        parts = [_case([(cond, _str(i))]) for cond, i in zip(fired, ids, strict=True)]
+        return unless_conflict(_concat_ws(";", parts), exp.cast(exp.Null(), VARCHAR))
 
     def shown_item(self, item_id: str) -> str:
         """The item as the input names it (the column suffix: 16A for hamd17_16A)."""

@@ -99,6 +99,8 @@ def test_parquet_and_jsonl_outputs(runner: Any, tmp_path: Path) -> None:
     assert table.schema.field("total").type == pa.float64()
     assert table.schema.field("total_items_answered").type == pa.int32()
     assert table.schema.field("total_prorated").type == pa.bool_()
+    for name in ("scale", "scale_version", "total_band", "flags", "issues"):  # (some ENUMs)
+        assert table.schema.field(name).type == pa.string(), name
     assert table.num_rows == run.records == 7  # 10 rows: 2 merged, 1 ragged, 1 without ids
 
     result = runner.invoke(cli, ["score", str(source), "--scale", "phq9", "--format", "jsonl"])
@@ -288,3 +290,34 @@ def test_score_engine_duckdb_from_the_command_line(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "needs --scale" in missing.stderr
     no_parquet = runner.invoke(cli, ["score", str(data), "-o", str(tmp_path / "x.parquet")])
     assert no_parquet.exit_code == 2 and "--engine duckdb" in no_parquet.stderr
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        [("A", "v1"), ("A", "v2"), ("B", "v1"), ("C", "v1")],  # sorted, unique
+        [("B", "v1"), ("A", "v2"), ("C", "v1"), ("A", "v1")],  # unsorted, unique
+        [("A", "v1"), ("A", "v1"), ("B", "v1"), ("C", "v1")],  # sorted, a repeat
+        [("B", "v1"), ("A", "v1"), ("C", "v1"), ("A", "v1")],  # unsorted, a repeat
+        [("A", "v1"), (" A ", "v1"), ("B", "v1"), ("C", "v1")],  # a repeat once stripped
+        [("A", "v1"), ("B", "\tv2"), ("", "v1"), ("Ä", "v1")],  # values to strip, blank
+    ],
+)
+def test_parquet_keys_are_checked_as_in_csv(tmp_path: Path, keys: list[tuple[str, str]]) -> None:
+    """Parquet subjects and visits are scored as they are while the checks make sure they
+    need no stripping and whether some repeat: the results are those of the same rows in
+    CSV (scored with every check, as the Python engine scores them)."""
+    rows = [
+        {"subject": s, "visit": v, **{f"phq9_{i}": str((n + i) % 4) for i in range(1, 10)}}
+        for n, (s, v) in enumerate(keys)
+    ]
+    rows[-1] = {**rows[0], "subject": rows[-1]["subject"], "visit": rows[-1]["visit"]}
+    parquet, csv = tmp_path / "in.parquet", tmp_path / "in.csv"
+    pq.write_table(pa.Table.from_pylist(rows), parquet)
+    header = list(rows[0])
+    lines = [",".join(header)] + [",".join(f'"{r[c]}"' for c in header) for r in rows]
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    from_parquet = score_with_duckdb(parquet, "phq9", tmp_path / "p.csv")
+    from_csv = score_with_duckdb(csv, "phq9", tmp_path / "c.csv")
+    assert (tmp_path / "p.csv").read_text() == (tmp_path / "c.csv").read_text()
+    assert from_parquet.summary() == from_csv.summary()

@@ -318,6 +318,34 @@ def test_numeric_columns_give_the_python_engines_results() -> None:
     assert not bad, "\n".join(bad[:20])
 
 
+@pytest.mark.parametrize("scale", scales_under_test(), ids=lambda s: s.id)
+def test_known_columns_and_enums_give_the_python_engines_results(scale: Scale) -> None:
+    """What DuckDB scores Parquet files with: item columns known to hold allowed values or
+    NULL (nothing to check, so the checks fold away), plain subjects and visits, and the
+    text columns whose values are known in advance typed as ENUMs."""
+    rnd = random.Random(11)
+    rows = []
+    for k in range(300):
+        row: dict[str, Any] = {"subject": f"S{k:04d}", "visit": f"v{k % 3}"}
+        for item_id, rule in scale.items.items():
+            missing = rnd.random() < (0.02 if k % 2 else 0.3)
+            value = None if missing else float(rnd.choice(rule.allowed_values()))
+            row[f"{scale.id}_{item_id}"] = value
+        rows.append(row)
+    con = duckdb.connect()
+    columns = [c for c in rows[0] if c not in ("subject", "visit")]
+    duckdb_table(con, "answers", rows, dict.fromkeys(columns, "DOUBLE"))
+    kinds = {**dict.fromkeys(columns, "allowed"), "subject": "plain", "visit": "plain"}
+    compiled = compile_scale(
+        scale, "duckdb", layout=TableLayout(kinds=kinds), skip_unrated=False, enums=True
+    )
+    assert "not-a-number" not in compiled.sql()  # no value is checked
+    bad = mismatches(scale, rows, run_duckdb(con, compiled.sql()))
+    assert not bad, "\n".join(bad[:20])
+    with pytest.raises(SqlError, match="DuckDB"):
+        compile_scale(scale, "spark", enums=True)
+
+
 def test_duplicates_are_merged_as_the_python_engine_merges_them() -> None:
     scale = load_builtin("phq9")
     base = {f"phq9_{i}": "1" for i in range(1, 11)}
