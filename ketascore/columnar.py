@@ -1107,8 +1107,11 @@ def _take(cells: Cells, idx: np.ndarray) -> Cells:
 
 
 def _hash_cells(a: np.ndarray, cells: Cells) -> np.ndarray:
-    """A 64-bit key per cell: its first 8 bytes, then a hash of the rest (equal keys are
-    only candidates: the merge compares the texts)."""
+    """A 64-bit key per cell, a function of its text alone (the same text gives the same key
+    in every chunk, whatever else the chunk holds): a text of up to 8 bytes is its bytes,
+    big-endian, so that texts sorted by bytes have sorted keys; a longer text is a hash of
+    all its bytes and its length. Equal keys are only candidates: the merge compares the
+    texts."""
     start = cells.start
     length = cells.end - start
     n = length.shape[0]
@@ -1118,16 +1121,25 @@ def _hash_cells(a: np.ndarray, cells: Cells) -> np.ndarray:
     last = a.shape[0] - 1
     longest = int(length.max())
     same = bool((length == longest).all())
+    prime = np.uint64(1099511628211)  # FNV-1's: multiply, then mix the byte in
     for k in range(longest):
         byte = a[np.minimum(start + k, last)] if not same else a[start + k]
         if not same:
             byte = np.where(length > k, byte, 0)
-        if k < 8:  # big-endian: keys of texts sorted by bytes are sorted too
+        if k < 8:
             key |= byte.astype(np.uint64) << np.uint64(8 * (7 - k))
         else:
-            key = (key ^ byte.astype(np.uint64)) * np.uint64(1099511628211)
+            mixed = (key * prime) ^ byte.astype(np.uint64)
+            key = mixed if same else np.where(length > k, mixed, key)
     if longest > 8:
-        key ^= length.astype(np.uint64)
+        # the length, and a finaliser (MurmurHash3's) that spreads every byte over all bits
+        h = key ^ length.astype(np.uint64)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xFF51AFD7ED558CCD)
+        h ^= h >> np.uint64(33)
+        h *= np.uint64(0xC4CEB9FE1A85EC53)
+        h ^= h >> np.uint64(33)
+        key = h if same else np.where(length > 8, h, key)
     return key
 
 
