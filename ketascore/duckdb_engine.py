@@ -20,7 +20,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from fnmatch import fnmatch
@@ -426,12 +426,10 @@ def score_with_duckdb(
             checks = pool.submit(
                 _input_checks,
                 cursor,
-                scale,
-                mapped,
+                lambda shape: _row_issues(
+                    cursor, scale, mapped, shape, names, issues, max_row_issues
+                ),
                 checked,
-                names,
-                issues,
-                max_row_issues,
                 keys,
                 merge_duplicates,
                 ["subject" if c == mapped.subject else "visit" for c in plain],
@@ -659,12 +657,8 @@ _CELLS = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
 
 def _input_checks(
     con: Any,
-    scale: Scale,
-    mapped: ColumnMap,
+    row_issues: Callable[[TableLayout], None],
     layout: TableLayout,
-    names: list[str],
-    issues: list[Issue],
-    limit: int,
     keys: exp.Query,
     merge: bool,
     plain: list[str],
@@ -673,12 +667,13 @@ def _input_checks(
     """Over the subject and visit of the rows (``keys``): whether some value of the
     ``plain`` columns is not plain (blank, or starting or ending with anything but visible
     ASCII) and, unless so, whether some pair repeats (when ``merge``). Then the rows the
-    reader reports (``_row_issues``), with the ``assumed`` layout (plain subject and visit)
-    when it holds. Returns (some pair repeats, some value is not plain)."""
+    reader reports (``row_issues``: ``_row_issues`` on the same cursor), with the
+    ``assumed`` layout (plain subject and visit) when it holds. Returns (some pair
+    repeats, some value is not plain)."""
     # (two passes: the first in parallel; the second, in file order, in one thread)
     unplain = _key_checks(con, keys, False, plain)[1] if plain else 0
     failures = _key_checks(con, keys, True, [])[0] if merge and not unplain else 0
-    _row_issues(con, scale, mapped, layout if unplain else assumed, names, issues, limit)
+    row_issues(layout if unplain else assumed)
     if unplain:
         return False, True
     return bool(merge and failures > 1 and _repeats(con, keys, checked_order=True)), False

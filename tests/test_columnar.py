@@ -381,9 +381,6 @@ def test_natural_order_shortcut_agrees_with_natural_key(ids: list[str]) -> None:
 
 def test_duplicates_in_a_file_grouped_by_subject(tmp_path: Path) -> None:
     """Rows sorted by subject take the short way to duplicates: same results."""
-    from ketascore import columnar
-    from ketascore.api import read_answers, score
-    from ketascore.library import ScaleSet
 
     lines = ["subject,visit," + ",".join(f"phq9_{i}" for i in range(1, 10))]
     for s in range(1, 60):
@@ -397,14 +394,7 @@ def test_duplicates_in_a_file_grouped_by_subject(tmp_path: Path) -> None:
             if s % 11 == 0 and v == "week1" and lines[-1].startswith(f"S{s:04d},week2"):
                 answers[0] = "3" if answers[0] != "3" else "2"
             lines.append(f"S{s:04d},{v}," + ",".join(answers))
-    path = tmp_path / "grouped.csv"
-    path.write_text("\n".join(lines) + "\n")
-    known = ScaleSet([])
-    table = columnar.read_wide_csv_file(str(path), known.get, known.ids(), chunk_bytes=900)
-    assert table is not None
-    expected = score(read_answers([path]).records)
-    got = list(table.results())
-    assert [as_dict(r) for r in got] == [as_dict(r) for r in expected]
+    got = chunked_results_equal_the_record_engine(tmp_path / "grouped.csv", lines, 900)
     codes = {i.code for r in got for i in r.issues}
     assert {"duplicate-record", "conflicting-records"} <= codes
 
@@ -454,21 +444,30 @@ def test_cell_keys_depend_on_the_text_alone() -> None:
 def test_duplicates_across_chunks_of_different_subject_lengths(tmp_path: Path) -> None:
     """The same short subject in a chunk of long subjects and in a chunk of short ones:
     still one group (a conflict here), as the record engine finds it."""
-    from ketascore import columnar
-    from ketascore.api import read_answers, score
-    from ketascore.library import ScaleSet
 
     items = ",".join(f"phq9_{i}" for i in range(1, 10))
     lines = [f"subject,visit,{items}", "S1,baseline," + ",".join("1" * 9)]
     lines += [f"S{i:012d},baseline," + ",".join("2" * 9) for i in range(40)]
     lines += [f"T{i},baseline," + ",".join("0" * 9) for i in range(40)]
     lines.append("S1,baseline," + ",".join("3" * 9))
-    path = tmp_path / "mixed.csv"
+    got = chunked_results_equal_the_record_engine(tmp_path / "mixed.csv", lines, 600)
+    assert "conflicting-records" in {i.code for r in got for i in r.issues}
+
+
+def chunked_results_equal_the_record_engine(
+    path: Path, lines: list[str], chunk_bytes: int
+) -> list[Any]:
+    """Write ``lines`` to ``path``, read it in columns in chunks of ``chunk_bytes``, check
+    that the results are the record engine's, and return them."""
+    from ketascore import columnar
+    from ketascore.api import read_answers, score
+    from ketascore.library import ScaleSet
+
     path.write_text("\n".join(lines) + "\n")
     known = ScaleSet([])
-    table = columnar.read_wide_csv_file(str(path), known.get, known.ids(), chunk_bytes=600)
+    table = columnar.read_wide_csv_file(str(path), known.get, known.ids(), chunk_bytes=chunk_bytes)
     assert table is not None
     expected = score(read_answers([path]).records)
     got = list(table.results())
     assert [as_dict(r) for r in got] == [as_dict(r) for r in expected]
-    assert "conflicting-records" in {i.code for r in got for i in r.issues}
+    return got
