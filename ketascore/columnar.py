@@ -1886,11 +1886,11 @@ def _merge_adjacent(fields: list[_Field]) -> list[_Field]:
     return out
 
 
-def _assemble(fields: list[_Field], n: int, block: int = 1 << 16) -> Iterator[bytes]:
+def _assemble(fields: list[_Field], n: int, block: int = 1 << 16) -> Iterator[memoryview]:
     """CSV lines, in blocks of rows: the length of every line is known from its cells, so
     each column is copied to its place in the output, rows of the same length at once."""
     for buffer, _ in _assemble_blocks(fields, n, block):
-        yield buffer.tobytes()
+        yield buffer.data
 
 
 def _assemble_blocks(
@@ -1922,8 +1922,9 @@ def csv_text(table: ScoredTable, *, escape_formulas: bool = True) -> bytes:
     return b"".join(iter_csv(table, escape_formulas=escape_formulas))
 
 
-def iter_csv(table: ScoredTable, *, escape_formulas: bool = True) -> Iterator[bytes]:
-    """``csv_text`` in pieces, as they are made."""
+def iter_csv(table: ScoredTable, *, escape_formulas: bool = True) -> Iterator[bytes | memoryview]:
+    """``csv_text`` in pieces, as they are made (bytes-like: written as they are, they are
+    not copied)."""
     from ketascore import output
 
     scale, rows = table.scale, table.rows
@@ -2025,15 +2026,15 @@ def iter_csv(table: ScoredTable, *, escape_formulas: bool = True) -> Iterator[by
 
     for buffer, line in _assemble_blocks([f.take(idx) for f in fields], int(idx.shape[0])):
         count = line.shape[0] - 1
-        pieces: list[bytes] = []
+        pieces: list[bytes | memoryview] = []
         at = 0
         while k < len(specials) and before[k] <= done + count:
             cut = int(line[before[k] - done])
-            pieces.append(buffer[at:cut].tobytes())
+            pieces.append(buffer[at:cut].data)
             pieces.append(python_line(specials[k]))
             at = cut
             k += 1
-        pieces.append(buffer[at:].tobytes())
+        pieces.append(buffer[at:].data)
         done += count
         yield b"".join(pieces)
     if k < len(specials):

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from ketascore.cli import cli
-from ketascore.output import atomic_writer, escape_formula
+from ketascore.output import atomic_writer, escape_formula, write_chunks
 
 from conftest import ROOT
 
@@ -148,6 +148,19 @@ def test_atomic_writer_keeps_the_old_file_on_error(tmp_path: Path) -> None:
         raise RuntimeError("crash")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
+
+
+def test_write_chunks_writes_every_byte_of_bytes_like_chunks(tmp_path: Path) -> None:
+    """Chunks (bytes and memoryviews) are written in order, whatever the writeback step."""
+    import numpy as np
+
+    chunks = [b"a,b\n", memoryview(b"1,2\n" * 1000), np.frombuffer(b"3,4\n" * 7, np.uint8).data]
+    expected = b"".join(bytes(c) for c in chunks)
+    for every in (1, 5, 4096, 8 << 20):
+        target = tmp_path / f"out-{every}.csv"
+        with atomic_writer(target, binary=True) as fh:
+            write_chunks(fh, iter(chunks), every=every)
+        assert target.read_bytes() == expected
 
 
 def test_atomic_writer_follows_the_umask(tmp_path: Path) -> None:

@@ -53,3 +53,55 @@ def test_help_imports_no_column_library() -> None:
     modules = _modules_after("--help")
     assert not modules & set(HEAVY)
     assert "pydantic" not in modules  # --help does not even load the scale language
+
+
+def _run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from ketascore.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+        input=stdin,
+    )
+
+
+def test_the_command_ends_with_its_exit_code_and_all_output_written(tmp_path: Path) -> None:
+    """main() leaves without the interpreter's teardown: what was written is all there and
+    the exit status is the command's."""
+    ok = _run("score", "tests/data/study/madrs.yaml", "--format", "json")
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["results"]  # the whole document reached the pipe
+    assert ok.stderr.strip().endswith("0 with problems")
+    usage = _run("score", "--no-such-option")
+    assert usage.returncode == 2
+    assert "No such option" in usage.stderr
+    unknown = _run("score", "tests/data/study/madrs.yaml", "--scale", "no-such-scale")
+    assert unknown.returncode == 2
+    out = tmp_path / "out.csv"
+    written = _run("score", "tests/data/study/madrs.yaml", "-q", "-o", str(out))
+    assert written.returncode == 0 and written.stderr == ""
+    assert out.read_text(encoding="utf-8").startswith("subject,visit,")
+
+
+def test_a_reader_that_goes_away_is_not_an_error() -> None:
+    """`ketascore score ... | head -1`: no traceback, no 'Exception ignored' at exit."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from ketascore.cli import main; main()", "score", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    rows = "".join(f"S{i},baseline,{i % 4},1,2,0,1,2,3,0,1\n" for i in range(20000))
+    header = "subject,visit," + ",".join(f"phq9_{k}" for k in range(1, 10)) + "\n"
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    proc.stdin.write((header + rows).encode())
+    proc.stdin.close()
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    proc.wait(timeout=120)
+    assert proc.returncode == 0
+    assert "Traceback" not in err and "Exception ignored" not in err

@@ -59,7 +59,34 @@ def main() -> None:
         cli(prog_name="ketascore")
     except KeyboardInterrupt:  # pragma: no cover - interrupted before click took over
         click.echo("Interrupted.", err=True)
-        sys.exit(Exit.INTERRUPTED)
+        _leave(Exit.INTERRUPTED)
+    except SystemExit as done:
+        _leave(done.code)
+    _leave(0)  # pragma: no cover - click always ends with SystemExit
+
+
+def _leave(code: Any) -> None:
+    """End the process once the command is done, without tearing the interpreter down.
+
+    Everything the command writes is complete by now: output files are closed and renamed
+    into place, and the standard streams are flushed here. What a normal exit adds is the
+    interpreter's finalization, which frees every module and object one by one (pydantic's
+    models, numpy): 50-80 ms, a fifth of a small command. Handlers registered with atexit
+    (by ketascore's libraries: worker pools, temporary files) still run."""
+    import atexit
+    import contextlib
+
+    if code is None:
+        code = 0
+    elif not isinstance(code, int):  # sys.exit("message"), as Python itself reports it
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        # the reader may have gone away (`| head`), or the stream be closed
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 # Commands register themselves on `cli` when their module is imported.

@@ -50,8 +50,9 @@ def _check_output(output: Path | None, inputs: list[str]) -> None:
         check_output(output, inputs)
 
 
-def _write_bytes(chunks: Iterator[bytes], output: Path | None, inputs: list[str]) -> None:
-    from ketascore.output import atomic_writer
+def _write_bytes(chunks: Iterator[Any], output: Path | None, inputs: list[str]) -> None:
+    """Write bytes-like chunks to ``output`` (atomically) or to standard output."""
+    from ketascore.output import atomic_writer, write_chunks
 
     _check_output(output, inputs)
     if output is None:
@@ -61,8 +62,7 @@ def _write_bytes(chunks: Iterator[bytes], output: Path | None, inputs: list[str]
         stream.flush()
         return
     with atomic_writer(output, binary=True) as fh:
-        for chunk in chunks:
-            fh.write(chunk)
+        write_chunks(fh, chunks)
 
 
 def _json_document(
@@ -402,7 +402,7 @@ def _finish_columnar(
     provenance_file: Path | None,
 ) -> None:
     from ketascore import output as out
-    from ketascore.columnar import csv_header, csv_text
+    from ketascore.columnar import csv_header, iter_csv
 
     counts = {"records": 0, "scored": 0, "with_problems": 0}
 
@@ -436,18 +436,19 @@ def _finish_columnar(
 
     if fmt == "csv":
 
-        def text_of(table: Any) -> tuple[bytes, tuple[int, int, int]]:
-            """A chunk's lines and counts, made in the thread that scored it."""
-            return csv_text(table, escape_formulas=escape), count(table)
+        def text_of(table: Any) -> tuple[list[Any], tuple[int, int, int]]:
+            """A chunk's lines (bytes-like pieces) and counts, made in the thread that
+            scored it."""
+            return list(iter_csv(table, escape_formulas=escape)), count(table)
 
-        def chunks() -> Iterator[bytes]:
+        def chunks() -> Iterator[Any]:
             header = None
             for table, (text, numbers) in read.scored(text_of, 2):
                 add(numbers)
                 if header is None and numbers[0]:
                     header = csv_header(table, escape_formulas=escape)
                     yield header.encode("utf-8")
-                yield text
+                yield from text
             if header is None:
                 yield out.score_csv([], [], escape_formulas=escape).encode("utf-8")
 
