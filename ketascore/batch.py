@@ -26,7 +26,7 @@ from ketascore.engine import (
 )
 from ketascore.issues import Issue
 from ketascore.library import ScaleSet
-from ketascore.readers import DEFAULT_MAX_FILE_SIZE, iter_input_files
+from ketascore.readers import DEFAULT_MAX_FILE_SIZE, walk_files
 from ketascore.records import AnswerRecord, Source
 from ketascore.scale import Scale
 
@@ -306,19 +306,6 @@ def default_jobs() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - not on Linux
         return max(1, os.cpu_count() or 1)
-
-
-def walk_files(
-    paths: Iterable[str | Path], include: Iterable[str] = (), exclude: Iterable[str] = ()
-) -> Iterator[str | Issue]:
-    """The input files in reading order, with the folder issues at their places, as the
-    walk finds them."""
-    issues: list[Issue] = []
-    for path in iter_input_files(paths, include, exclude, issues):
-        yield from issues
-        issues.clear()
-        yield str(path)
-    yield from issues
 
 
 def collect_files(

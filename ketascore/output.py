@@ -13,12 +13,14 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ketascore import __version__
-from ketascore.change import ChangeReport
 from ketascore.engine import ScoreResult
 from ketascore.issues import Issue
+
+if TYPE_CHECKING:
+    from ketascore.change import ChangeReport
 
 
 def dumps(value: Any) -> str:

@@ -110,6 +110,19 @@ def iter_input_files(
                 yield file
 
 
+def walk_files(
+    paths: Iterable[str | Path], include: Iterable[str] = (), exclude: Iterable[str] = ()
+) -> Iterator[str | Issue]:
+    """The input files in reading order, with the folder issues at their places, as the
+    walk finds them."""
+    issues: list[Issue] = []
+    for path in iter_input_files(paths, include, exclude, issues):
+        yield from issues
+        issues.clear()
+        yield str(path)
+    yield from issues
+
+
 # --------------------------------------------------------------------------------------
 # Reading bytes
 

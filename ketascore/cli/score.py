@@ -281,7 +281,7 @@ def score_cmd(
     options, custom = _format_options(chosen)
     from itertools import chain, islice
 
-    from ketascore.batch import walk_files
+    from ketascore.readers import walk_files
 
     walk = walk_files(paths, include, exclude)
     first = list(islice(walk, 2))
