@@ -59,6 +59,15 @@ NUMBER_TYPES = (
     "DECIMAL",
 )
 _INTERNAL = ("_ks_file", "_ks_order")
+# How the scores are written to Parquet. Dictionary encoding is kept for columns of at most
+# DICTIONARY_LIMIT distinct values in a row group (scores, bands, counts, flags, codes):
+# columns with more (subjects, mostly) are written plain as soon as that shows, instead of
+# after a dictionary of a fifth of the row group was built and thrown away. The statistics
+# of every column come back from the COPY (for the summary).
+DICTIONARY_LIMIT = 256
+SCORES_PARQUET = (
+    f"FORMAT parquet, COMPRESSION zstd, DICTIONARY_SIZE_LIMIT {DICTIONARY_LIMIT}, RETURN_STATS true"
+)
 
 
 class DuckDBEngineError(ValueError):
@@ -440,7 +449,7 @@ def score_with_duckdb(
             # Python engine does.
             try:
                 compiled = compiled or compiled_for(False)
-                con.execute(_copy(compiled.query, scores, "FORMAT parquet, COMPRESSION zstd"))
+                written = con.execute(_copy(compiled.query, scores, SCORES_PARQUET)).fetchall()
             except BaseException:
                 cursor.interrupt()
                 pool.shutdown(wait=True)
@@ -456,12 +465,12 @@ def score_with_duckdb(
                 compiled = compiled_for(False)
                 repeated = merge_duplicates and _repeats(con, compiled.keys)
                 if not repeated:
-                    con.execute(_copy(compiled.query, scores, "FORMAT parquet, COMPRESSION zstd"))
+                    written = con.execute(_copy(compiled.query, scores, SCORES_PARQUET)).fetchall()
             if repeated:
                 _order_rows(con, files)
                 compiled = compiled_for(True)
-                con.execute(_copy(compiled.query, scores, "FORMAT parquet, COMPRESSION zstd"))
-            _summarise(con, scale, scores, run)
+                written = con.execute(_copy(compiled.query, scores, SCORES_PARQUET)).fetchall()
+            _summarise(con, scale, scores, run, written)
             run.sql = compiled.sql(pretty=False)
             if fmt == "parquet":
                 os.replace(scores, output)
@@ -670,9 +679,8 @@ def _input_checks(
     reader reports (``row_issues``: ``_row_issues`` on the same cursor), with the
     ``assumed`` layout (plain subject and visit) when it holds. Returns (some pair
     repeats, some value is not plain)."""
-    # (two passes: the first in parallel; the second, in file order, in one thread)
-    unplain = _key_checks(con, keys, False, plain)[1] if plain else 0
-    failures = _key_checks(con, keys, True, [])[0] if merge and not unplain else 0
+    # one pass over the two columns: in file order (one thread) when looking for repeats
+    failures, unplain = _key_checks(con, keys, merge, plain) if merge or plain else (0, 0)
     row_issues(layout if unplain else assumed)
     if unplain:
         return False, True
@@ -698,12 +706,15 @@ def _plain(column: exp.Expr) -> exp.Expr:
     """The text's first and last characters are visible ASCII (so it is not blank and
     needs no stripping)."""
 
-    def visible(e: exp.Expr) -> exp.Expr:
-        code = exp.func("ascii", e)
-        return exp.Between(this=code, low=exp.Literal.number(33), high=exp.Literal.number(126))
-
-    last = exp.Substring(this=column.copy(), start=exp.Literal.number(-1))
-    return exp.and_(visible(column.copy()), visible(last))
+    # the first: two comparisons of the text (byte by byte: "!" <= text < chr(127)), which
+    # read no more than its first bytes; the last: its code
+    first = exp.and_(
+        exp.GTE(this=column.copy(), expression=_lit("!")),
+        exp.LT(this=column.copy(), expression=exp.func("chr", exp.Literal.number(127))),
+    )
+    last = exp.func("ascii", exp.Substring(this=column.copy(), start=exp.Literal.number(-1)))
+    visible = exp.Between(this=last, low=exp.Literal.number(33), high=exp.Literal.number(126))
+    return exp.and_(first, visible)
 
 
 def _key_checks(con: Any, keys: exp.Query, order: bool, plain: list[str]) -> tuple[int, int]:
@@ -723,26 +734,38 @@ def _key_checks(con: Any, keys: exp.Query, order: bool, plain: list[str]) -> tup
     # the first row has no previous one; a NULL anywhere fails (and the hash decides)
     failed = exp.Not(this=exp.func("coalesce", exp.paren(later), exp.false()))
     count = exp.func("count", exp.Star())
-    unplain = exp.or_(
-        *(
-            exp.and_(
-                exp.Not(this=exp.Is(this=exp.column(c), expression=exp.Null())),
-                exp.Not(this=exp.func("coalesce", exp.paren(_plain(exp.column(c))), exp.false())),
-            )
-            for c in plain
-        ),
-        exp.false(),
-    )
-    columns: list[exp.Expr] = [subject.copy(), visit.copy()]
+
+    def unplain(column: str) -> exp.Expr:  # there and not plain
+        value = exp.column(column)
+        return exp.and_(
+            exp.Not(this=exp.Is(this=value, expression=exp.Null())),
+            exp.Not(this=exp.func("coalesce", exp.paren(_plain(value.copy())), exp.false())),
+        )
+
+    # Each column is tested as its values come from the file (where DuckDB tests a
+    # dictionary-encoded column, visits mostly, once per distinct value), except the
+    # subject in file order: tested only where it changes (else it was, the row before).
+    later_test = ["subject"] if order and "subject" in plain else []
+    tests = [
+        exp.alias_(unplain(c), f"_ks_u{n}") for n, c in enumerate(plain) if c not in later_test
+    ]
+    flags: list[exp.Expr] = [exp.column(t.alias) for t in tests]
+    columns: list[exp.Expr] = [subject.copy(), visit.copy(), *(f.copy() for f in flags)]
     if order:  # (a streaming window: one pass, in one thread)
         columns.append(exp.alias_(exp.Window(this=exp.func("lag", subject.copy())), "_ks_ps"))
         columns.append(exp.alias_(exp.Window(this=exp.func("lag", visit.copy())), "_ks_pv"))
-    pairs = exp.select(*columns).from_(keys.subquery("_ks_keys")).subquery("_ks_pairs")
+    if later_test:
+        changed = exp.NullSafeNEQ(this=subject.copy(), expression=before_s.copy())
+        flags.append(
+            exp.Case(ifs=[exp.If(this=changed, true=unplain("subject"))], default=exp.false())
+        )
+    streamed = exp.select(subject.copy(), visit.copy(), *tests).from_(keys.subquery("_ks_keys"))
+    pairs = exp.select(*columns).from_(streamed.subquery("_ks_tested")).subquery("_ks_pairs")
     query = exp.select(
         exp.Filter(this=count, expression=exp.Where(this=failed))
         if order
         else exp.Literal.number(0),
-        exp.Filter(this=count.copy(), expression=exp.Where(this=unplain)),
+        exp.Filter(this=count.copy(), expression=exp.Where(this=exp.or_(*flags, exp.false()))),
     ).from_(pairs)
     failures, unplain_count = con.execute(query.sql("duckdb")).fetchone()
     return int(failures), int(unplain_count)
@@ -989,21 +1012,52 @@ def _issue_json(scale: Scale) -> exp.Expr:
     )
 
 
-def _summarise(con: Any, scale: Scale, path: str, run: DuckDBRun) -> None:
-    """Records, scored and with-problems figures of the scores (a Parquet file: only the
-    scores and the issues are read)."""
-    values = [_q(r.id) for r in scale.scores]
+def _null_counts(written: list[tuple[Any, ...]]) -> tuple[int, dict[str, int]]:
+    """Rows and NULLs per column of the Parquet file a COPY ... RETURN_STATS wrote."""
+    ((_, rows, _, _, stats, *_),) = written
+    nulls: dict[str, int] = {}
+    for key, figures in stats.items():
+        name = key[1:-1].replace('""', '"') if key.startswith('"') else key
+        if "null_count" in figures:
+            nulls[name] = int(figures["null_count"])
+    return int(rows), nulls
+
+
+def _summarise(
+    con: Any, scale: Scale, path: str, run: DuckDBRun, written: list[tuple[Any, ...]]
+) -> None:
+    """Records, scored and with-problems figures of the scores (a Parquet file). The
+    statistics of the COPY that wrote it tell the records, and often the rest: rows are
+    read (only the scores and the issues) when they do not."""
+    records, nulls = _null_counts(written)
+    values = [r.id for r in scale.scores]
+    scored: int | None = None
+    if any(nulls.get(v) == 0 for v in values):
+        scored = records
+    elif len(values) == 1 and values[0] in nulls:
+        scored = records - nulls[values[0]]
+    elif not values:
+        scored = 0
     issues = _q("issues")
     problem = exp.and_(
         exp.Not(this=exp.Is(this=issues, expression=exp.Null())),
         exp.RegexpLike(this=issues.copy(), expression=_lit(_error_pattern())),
     )
-    any_score = exp.or_(*[exp.Not(this=exp.Is(this=v, expression=exp.Null())) for v in values])
     count = exp.func("count", exp.Star())
-    query = exp.select(
-        count,
-        exp.Filter(this=count.copy(), expression=exp.Where(this=exp.paren(any_score))),
-        exp.Filter(this=count.copy(), expression=exp.Where(this=exp.paren(problem))),
-    ).from_(exp.Table(this=exp.func("read_parquet", _lit(path))))
-    row = con.execute(query.sql("duckdb")).fetchone()
-    run.records, run.scored, run.with_problems = (int(x) for x in row)
+    figures: list[exp.Expr] = []
+    if scored is None:
+        any_score = exp.or_(
+            *[exp.Not(this=exp.Is(this=_q(v), expression=exp.Null())) for v in values]
+        )
+        figures.append(
+            exp.Filter(this=count.copy(), expression=exp.Where(this=exp.paren(any_score)))
+        )
+    if nulls.get("issues") != records:
+        figures.append(exp.Filter(this=count.copy(), expression=exp.Where(this=exp.paren(problem))))
+    found: list[int] = []
+    if figures:
+        query = exp.select(*figures).from_(exp.Table(this=exp.func("read_parquet", _lit(path))))
+        found = [int(x) for x in con.execute(query.sql("duckdb")).fetchone()]
+    run.records = records
+    run.scored = found.pop(0) if scored is None else scored
+    run.with_problems = found.pop(0) if nulls.get("issues") != records else 0

@@ -177,6 +177,9 @@ def check_column_map(scale: Scale, columns: ColumnMap) -> None:
 
 
 DOUBLE = exp.DataType.build("double")
+# with enums, the issues column is an ENUM when at most this many issues can join (2**n - 1
+# texts); beyond, it is text
+MAX_ENUM_ISSUES = 6
 VARCHAR = exp.DataType.build("varchar")
 INT = exp.DataType.build("int")
 
@@ -771,9 +774,12 @@ class _Compiler:
         day = layout.day or cmap.day
         cols.append(exp.alias_(self.date_expr(date), "_ks_date"))
         cols.append(exp.alias_(self.day_expr(day), "_ks_day"))
-        src_digits, ascii_digits = _unicode_digits()
-        cols.append(exp.alias_(_str(src_digits), "_ks_digits"))
-        cols.append(exp.alias_(_str(ascii_digits), "_ks_ascii"))
+        sources = [self.item_source(item_id) for item_id in self.scale.items]
+        if self.duplicates or any(s is not None and s[1] == "text" for s in sources):
+            # (only text is read as a number; the tables take a while to build)
+            src_digits, ascii_digits = _unicode_digits()
+            cols.append(exp.alias_(_str(src_digits), "_ks_digits"))
+            cols.append(exp.alias_(_str(ascii_digits), "_ks_ascii"))
         rated: list[exp.Expr] = []
         for item_id in self.scale.items:
             i = self.item_index[item_id]
@@ -1490,6 +1496,19 @@ class _Compiler:
     def known_text(self, value: str, typ: exp.DataType) -> exp.Expr:
         return _str(value) if typ is VARCHAR else exp.cast(_str(value), typ.copy())
 
+    def issue_texts(self, entries: Sequence[_IssueEntry]) -> list[str]:
+        """Every text the issues column can hold (the codes of each ordered selection of
+        ``entries``, joined by ";", and conflicting-records when rows are merged), or none
+        when a code is only known per row or the selections are too many to list."""
+        codes = [x.code.name for x in entries if isinstance(x.code, exp.Literal)]
+        if not entries or len(codes) < len(entries) or len(entries) > MAX_ENUM_ISSUES:
+            return []
+        texts = [
+            ";".join(c for bit, c in enumerate(codes) if chosen >> bit & 1)
+            for chosen in range(1, 1 << len(codes))
+        ]
+        return [*texts, "conflicting-records"] if self.duplicates else texts
+
     def band(self, rule: ScoreRule, value: exp.Expr) -> exp.Expr:
         typ = self.text_type([b.label for b in rule.bands])
         if not rule.bands:
@@ -1519,7 +1538,11 @@ class _Compiler:
 
         out.append(exp.alias_(_col("_ks_subject"), "subject"))
         out.append(exp.alias_(_col("_ks_visit"), "visit"))
-        out.append(exp.alias_(_col("_ks_date"), "date"))
+        if self.enums and (self.layout.date or self.columns.date) is None:
+            # no date column: NULL in every row, as an ENUM (the writer hashes no text)
+            out.append(exp.alias_(exp.cast(exp.Null(), self.text_type([""])), "date"))
+        else:
+            out.append(exp.alias_(_col("_ks_date"), "date"))
         out.append(exp.alias_(_col("_ks_day"), "day"))
         for name, text in (("scale", scale.id), ("scale_version", scale.version)):
             out.append(exp.alias_(self.known_text(text, self.text_type([text])), name))
@@ -1605,14 +1628,19 @@ class _Compiler:
         entries = [x for x in entries if _const(x.when) is not False]  # (cannot happen)
         # most rows have no issue: test that first, then build the text
         any_issue = _or(*(x.when.copy() for x in entries)) if entries else exp.false()
-        null_text = exp.cast(exp.Null(), VARCHAR)
+        # with enums, the issues too when every text they can join is known in advance
+        issue_type = self.text_type(self.issue_texts(entries))
+        null_text = exp.cast(exp.Null(), issue_type)
         if len(entries) == 1:  # one possible issue: its code (no joining)
-            codes = _case([(entries[0].when.copy(), entries[0].code.copy())], null_text.copy())
+            code = entries[0].code.copy()
+            if issue_type is not VARCHAR:
+                code = self.known_text(code.name, issue_type)
+            codes = _case([(entries[0].when.copy(), code)], null_text.copy())
         else:
-            codes = _case(
-                [(any_issue, _concat_ws(";", [_case([(x.when, x.code)]) for x in entries]))],
-                null_text,
-            )
+            joined = _concat_ws(";", [_case([(x.when, x.code)]) for x in entries])
+            if issue_type is not VARCHAR:
+                joined = exp.cast(joined, issue_type.copy())
+            codes = _case([(any_issue, joined)], null_text)
         items = _case(
             [
                 (
@@ -1622,7 +1650,8 @@ class _Compiler:
             ],
             null_text.copy(),
         )
-        out.append(exp.alias_(unless_conflict(codes, _str("conflicting-records")), "issues"))
+        conflicting = self.known_text("conflicting-records", issue_type)
+        out.append(exp.alias_(unless_conflict(codes, conflicting), "issues"))
         names.append("issues")
         csv_names = list(names)
         for j, column in enumerate(self.layout.carry):

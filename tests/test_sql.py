@@ -346,6 +346,21 @@ def test_known_columns_and_enums_give_the_python_engines_results(scale: Scale) -
         compile_scale(scale, "spark", enums=True)
 
 
+def test_issue_codes_known_in_advance_are_an_enum() -> None:
+    """With enums, the issues column is an ENUM of every text its codes can join (in the
+    engine's order), and the absent date a NULL ENUM; a code known only per row (an invalid
+    value) keeps the column text."""
+    scale = load_builtin("phq9")
+    columns = [f"phq9_{i}" for i in scale.items]
+    allowed = TableLayout(kinds=dict.fromkeys(columns, "allowed"))
+    sql = compile_scale(scale, "duckdb", layout=allowed, enums=True).sql(pretty=False)
+    texts = ["insufficient-items", "flag-undetermined", "insufficient-items;flag-undetermined"]
+    assert "ENUM(" + ", ".join(f"'{t}'" for t in texts) + ")" in sql
+    assert "CAST(NULL AS ENUM('')) AS date" in sql
+    checked = compile_scale(scale, "duckdb", enums=True).sql(pretty=False)
+    assert "ENUM('insufficient-items'" not in checked
+
+
 def test_duplicates_are_merged_as_the_python_engine_merges_them() -> None:
     scale = load_builtin("phq9")
     base = {f"phq9_{i}": "1" for i in range(1, 11)}
