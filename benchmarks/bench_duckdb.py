@@ -3,13 +3,17 @@
     python benchmarks/bench_duckdb.py                    # 10,000,000 rows, 3 runs per case
     python benchmarks/bench_duckdb.py --rows 1000000 --runs 5 --cases duckdb-parquet,floor
 
-Cases (each run in a fresh process, wall time measured around the whole command):
+Cases (each run in a fresh process, wall time measured around the whole command; the
+cases take turns, run by run):
 
-  duckdb-parquet   score_with_duckdb: Parquet in, Parquet out (the scale's SQL)
-  duckdb-parquet-unique  the same, told the rows are unique (no search for duplicates)
+  duckdb-parquet   `ketascore score --engine duckdb FILE.parquet --scale phq9 -o OUT.parquet`
+                   (the command the issue names): Parquet in, Parquet out
+  duckdb-parquet-api  the same through the Python API, `score_with_duckdb`, in a script
+                   (the interpreter's teardown of pydantic, sqlglot and DuckDB counts here)
+  duckdb-parquet-unique  the API, told the rows are unique (no search for duplicates)
   duckdb-parquet-shuffled  duckdb-parquet on the same rows in random order (the search for
                    duplicates cannot use the file's order and hashes every subject and visit)
-  duckdb-csv       score_with_duckdb: CSV in, CSV out
+  duckdb-csv       `ketascore score --engine duckdb` on the CSV: CSV in, CSV out
   columnar-csv     `ketascore score FILE.csv --scale phq9 --format csv` (the columnar engine
                    ketascore uses for large CSV files), on the same rows as CSV
   floor            DuckDB alone: read the Parquet file, sum the nine items of every row and
@@ -83,7 +87,7 @@ def shuffled(parquet: Path) -> Path:
 
 
 CASES = {
-    "duckdb-parquet": (
+    "duckdb-parquet-api": (
         "from ketascore.duckdb_engine import score_with_duckdb\n"
         "run = score_with_duckdb({parquet!r}, 'phq9', {out!r} + '.parquet')\n"
         "print(run.records, run.scored)\n"
@@ -92,16 +96,6 @@ CASES = {
         "from ketascore.duckdb_engine import score_with_duckdb\n"
         "run = score_with_duckdb({parquet!r}, 'phq9', {out!r} + '.parquet', "
         "merge_duplicates=False)\n"
-        "print(run.records, run.scored)\n"
-    ),
-    "duckdb-parquet-shuffled": (
-        "from ketascore.duckdb_engine import score_with_duckdb\n"
-        "run = score_with_duckdb({shuffled!r}, 'phq9', {out!r} + '.parquet')\n"
-        "print(run.records, run.scored)\n"
-    ),
-    "duckdb-csv": (
-        "from ketascore.duckdb_engine import score_with_duckdb\n"
-        "run = score_with_duckdb({csv!r}, 'phq9', {out!r} + '.csv')\n"
         "print(run.records, run.scored)\n"
     ),
     "floor": (
@@ -117,9 +111,23 @@ CASES = {
 }
 
 
+# the command `ketascore score --engine duckdb` (the input, the output's extension)
+ENGINE_CASES = {
+    "duckdb-parquet": ("parquet", ".parquet"),
+    "duckdb-parquet-shuffled": ("shuffled", ".parquet"),
+    "duckdb-csv": ("csv", ".csv"),
+}
+
+
 def command(case: str, parquet: Path, csv: Path, out: Path) -> list[str]:
+    if case in ENGINE_CASES:
+        source, suffix = ENGINE_CASES[case]
+        data = {"parquet": parquet, "csv": csv}.get(source) or shuffled(parquet)
+        exe = Path(sys.executable).with_name("ketascore")
+        engine = ["--engine", "duckdb", "--scale", "phq9", "-q"]
+        return [str(exe), "score", str(data), *engine, "-o", f"{out}{suffix}"]
     if case == "columnar-csv":
-        # HOOK: the columnar engine is run as `ketascore score` runs it on a large CSV file.
+        # the columnar engine, run as `ketascore score` runs it on a large CSV file.
         exe = Path(sys.executable).with_name("ketascore")
         return [
             str(exe),
@@ -134,10 +142,7 @@ def command(case: str, parquet: Path, csv: Path, out: Path) -> list[str]:
             f"{out}.csv",
         ]
     total = " + ".join(f"coalesce({c}, 0)" for c in ITEMS)
-    mixed = str(shuffled(parquet)) if case == "duckdb-parquet-shuffled" else ""
-    code = CASES[case].format(
-        parquet=str(parquet), csv=str(csv), out=str(out), total=total, shuffled=mixed
-    )
+    code = CASES[case].format(parquet=str(parquet), csv=str(csv), out=str(out), total=total)
     return [sys.executable, "-c", code]
 
 
@@ -177,7 +182,8 @@ def main() -> None:
     parser.add_argument(
         "--cases",
         default=(
-            "floor-read,floor,duckdb-parquet,duckdb-parquet-unique,duckdb-parquet-shuffled,"
+            "floor-read,floor,duckdb-parquet,duckdb-parquet-api,duckdb-parquet-unique,"
+            "duckdb-parquet-shuffled,"
             "duckdb-csv,columnar-csv"
         ),
     )
@@ -203,15 +209,18 @@ def main() -> None:
     cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     out = DATA / "out"
     medians: dict[str, float] = {}
+    # the cases take turns (run 1 of each case, then run 2 ...), so that a change in the
+    # machine's load during the benchmark falls on every case alike
+    times: dict[str, list[float]] = {case: [] for case in cases}
+    for _ in range(args.runs):
+        for case in cases:
+            memory = args.columnar_memory_gib if case == "columnar-csv" else None
+            times[case].append(measure(command(case, parquet, csv, out), args.timeout, memory))
     for case in cases:
-        memory = args.columnar_memory_gib if case == "columnar-csv" else None
-        times = [
-            measure(command(case, parquet, csv, out), args.timeout, memory)
-            for _ in range(args.runs)
-        ]
-        medians[case] = statistics.median(times)
+        medians[case] = statistics.median(times[case])
         print(
-            f"{case:24s} median {medians[case]:7.2f}s  runs " + " ".join(f"{t:.2f}" for t in times),
+            f"{case:24s} median {medians[case]:7.2f}s  runs "
+            + " ".join(f"{t:.2f}" for t in times[case]),
             flush=True,
         )
     floor = medians.get("floor")

@@ -3,6 +3,7 @@ results as `ketascore score`."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -280,7 +281,10 @@ def test_score_engine_duckdb_from_the_command_line(tmp_path: Path) -> None:
     assert result.exit_code == 1  # one record misses an item
     python = runner.invoke(cli, ["score", str(data), "--scale", "madrs", "--format", "csv"])
     assert out.read_text() == python.stdout
-    assert (tmp_path / "scores.csv.provenance.json").exists()
+    provenance = json.loads((tmp_path / "scores.csv.provenance.json").read_text())
+    # the input's sha256 (computed while DuckDB scores it) is the file's
+    digest = hashlib.sha256(data.read_bytes()).hexdigest()
+    assert digest in json.dumps(provenance)
     parquet = tmp_path / "scores.parquet"
     result = runner.invoke(
         cli, ["score", str(data), "--engine", "duckdb", "--scale", "madrs", "-o", str(parquet)]

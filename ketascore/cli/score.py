@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -341,6 +342,7 @@ def _score_duckdb(
         ) from None
     scale = load_scale_option(scale_name)
     check_output(output, list(paths))
+    hashing = _HashInputs(paths, include, exclude)  # for the provenance, while DuckDB scores
     try:
         columns = read_column_map(given["map"]) if given.get("map") else None
         run = score_with_duckdb(
@@ -355,30 +357,60 @@ def _score_duckdb(
         )
     except (DuckDBEngineError, SqlError) as exc:
         raise UsageError(str(exc)) from None
-    from ketascore.render import print_issues
+    if run.issues:
+        from ketascore.render import print_issues
 
-    print_issues(console(stderr=True), run.issues)
-    hashes = _file_hashes(run)
+        print_issues(console(stderr=True), run.issues)
+    hashes = hashing.result(run)
     write_provenance(_provenance([], scale, hashes), "csv", output, provenance_file, list(paths))
     if not quiet:
         click.echo(_summary_line(run.summary()), err=True)
     sys.exit(Exit.OK if run.ok else Exit.PROBLEMS)
 
 
-def _file_hashes(run: Any) -> dict[str, str]:
+class _HashInputs:
+    """The sha256 of each input file of ``score --engine duckdb``, computed in a thread while
+    DuckDB scores them (hashlib lets go of the GIL)."""
+
+    def __init__(self, paths: tuple[str, ...], include: tuple[str, ...], exclude: tuple[str, ...]):
+        import threading
+
+        self._paths, self._include, self._exclude = paths, include, exclude
+        self._hashes: dict[str, str] = {}
+        self._thread = threading.Thread(target=self._run, name="ketascore-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        from ketascore.duckdb_engine import find_input_files
+
+        with contextlib.suppress(Exception):  # the engine reports what it cannot read
+            for name in find_input_files(list(self._paths), self._include, self._exclude):
+                digest = _file_digest(str(name))
+                if digest is not None:
+                    self._hashes[str(name)] = digest
+
+    def result(self, run: Any) -> dict[str, str]:
+        """The hashes of the files the run read (those hashed again if the walk differed)."""
+        self._thread.join()
+        out: dict[str, str] = {}
+        for name in getattr(run, "files", []):
+            digest = self._hashes.get(str(name)) or _file_digest(str(name))
+            if digest is not None:
+                out[str(name)] = digest
+        return out
+
+
+def _file_digest(name: str) -> str | None:
     import hashlib
 
-    out: dict[str, str] = {}
-    for name in getattr(run, "files", []):
-        h = hashlib.sha256()
-        try:
-            with open(name, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-        except OSError:
-            continue
-        out[str(name)] = h.hexdigest()
-    return out
+    h = hashlib.sha256()
+    try:
+        with open(name, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    except OSError:
+        return None
+    return h.hexdigest()
 
 
 def _provenance(results: Any, chosen: Any, hashes: dict[str, str]) -> dict[str, Any]:
