@@ -233,9 +233,10 @@ def main() -> None:
             verdict = "met" if ratio <= 2 else "NOT met"
             print(f"target duckdb-parquet <= 2x floor: {verdict} ({ratio:.2f}x)")
     if "columnar-csv" in medians and "duckdb-csv" in medians:
+        speed = medians["columnar-csv"] / medians["duckdb-csv"]
         print(
-            f"duckdb-csv vs columnar-csv: "
-            f"{medians['columnar-csv'] / medians['duckdb-csv']:.2f}x faster"
+            "duckdb-csv against columnar-csv: "
+            + (f"{speed:.2f}x as fast" if speed >= 1 else f"{1 / speed:.2f}x as slow")
         )
     if args.json:
         print(json.dumps({"rows": args.rows, "medians": medians}))
