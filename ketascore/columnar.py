@@ -1362,13 +1362,9 @@ def read_wide_csv(
     )
     if plan is None:
         return None
-    spans = list(_chunks(data, plan.data_start, chunk_bytes))
-    if not spans:
+    if plan.data_start >= len(data):
         return None
-    lines = [2]
-    for begin, end in spans[:-1]:
-        lines.append(lines[-1] + data.count(b"\n", begin, end))
-    pieces = ((data[b:e], line) for (b, e), line in zip(spans, lines, strict=True))
+    pieces = _memory_chunks(data, plan.data_start, chunk_bytes)
 
     def digest() -> str:
         import hashlib
@@ -1447,6 +1443,16 @@ def _file_chunks(
             line += piece.count(b"\n")
 
 
+def _memory_chunks(data: bytes, start: int, size: int) -> Iterator[tuple[bytes, int]]:
+    """Pieces of ``data`` from ``start`` (as ``_chunks`` cuts them) with the line number of
+    their first line, each cut and counted only when asked for (while the pieces before it
+    are scored)."""
+    line = 2
+    for begin, end in _chunks(data, start, size):
+        yield data[begin:end], line
+        line += data.count(b"\n", begin, end)
+
+
 def _file_digest(path: str) -> str:
     import hashlib
 
@@ -1497,14 +1503,8 @@ def read_wide_csv_file(
     if plan is None:  # not a file for the columns: decided without reading it all
         return None
     if data is not None:  # already in memory (its sha256 computed as it was read)
-        spans = list(_chunks(data, plan.data_start, chunk_bytes))
-        starts = [2]
-        for begin, end in spans[:-1]:
-            starts.append(starts[-1] + data.count(b"\n", begin, end))
-        pieces: Iterator[tuple[bytes, int]] = (
-            (data[b:e], line) for (b, e), line in zip(spans, starts, strict=True)
-        )
         extra = tuple(extra_missing)
+        pieces = _memory_chunks(data, plan.data_start, chunk_bytes)
         return _read_in_memory(plan, pieces, path, resolve, extra, THREADS, prefetched.digest)
     if size <= in_memory:  # read once, chunk by chunk, and kept
         hasher = hashlib.sha256(head[: plan.data_start])
