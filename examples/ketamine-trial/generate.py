@@ -107,7 +107,7 @@ def main() -> None:
             asf_total = rng.randint(7, 12) if p["anxious"] else rng.randint(2, 6)
             asf = spread(asf_total, [HAMD17_MAX[i] for i in ASF_ITEMS], rng)
             others = [i for i in range(1, 18) if i not in ASF_ITEMS]
-            rest_total = int(round(14 + 3 * p["severity"] + rng.gauss(0, 1.5)))
+            rest_total = round(14 + 3 * p["severity"] + rng.gauss(0, 1.5))
             rest = spread(rest_total, [HAMD17_MAX[i] for i in others], rng)
             value = dict(zip(ASF_ITEMS, asf, strict=True)) | dict(zip(others, rest, strict=True))
             by_history = rng.random() < 0.7
@@ -134,7 +134,7 @@ def main() -> None:
                 if p["anxious"]:
                     fraction = min(1.1, fraction + 0.04)
             base_madrs = 31 + 5 * p["severity"] + (2 if p["anxious"] else 0)
-            madrs_total = int(round(base_madrs * fraction + rng.gauss(0, 1.5)))
+            madrs_total = round(base_madrs * fraction + rng.gauss(0, 1.5))
             madrs = spread(madrs_total, [6] * 10, rng)
             date = (p["start"] + dt.timedelta(days=day)).isoformat()
             record = {
@@ -150,7 +150,7 @@ def main() -> None:
                 late.append(record)
             else:
                 records.append(record)
-            hamd6_total = int(round((12 + 2.5 * p["severity"]) * fraction + rng.gauss(0, 1)))
+            hamd6_total = round((12 + 2.5 * p["severity"]) * fraction + rng.gauss(0, 1))
             hamd6 = spread(hamd6_total, [4, 4, 4, 4, 4, 2], rng)
             hamd6_rows.append([p["subject"], visit, day, date, p["arm"], *hamd6])
         (HERE / "madrs" / f"{day:02d}-{visit}.yaml").write_text(to_yaml(records), encoding="utf-8")
