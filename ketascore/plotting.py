@@ -203,6 +203,9 @@ def values_by_subject(
             value = r.scores.get(report.score)
             if r.scale == report.scale and r.subject in out and value is not None:
                 out[r.subject][r.visit] = value
+        for row in report.rows:  # values carried forward count as the summary counts them
+            if row.imputed and row.value is not None and row.subject in out:
+                out[row.subject].setdefault(row.visit, row.value)
         return out
     for subject, (visit, _, value) in report.baselines.items():
         if value is not None and subject in out:
@@ -809,8 +812,9 @@ def distribution_figure(
     axes = _panel_grid(fig, len(panels))
     top = max(
         (sum(c.values()) for p in panels for c in p.counts.values()),
-        default=1,
+        default=0,
     )
+    top = top or 1  # (no value in any band: empty panels, but an axis all the same)
     stack = list(reversed(data.bands))  # highest score at the bottom
     for i, (ax, panel) in enumerate(zip(axes, panels, strict=True)):
         xs = list(range(len(data.visits)))
@@ -883,18 +887,35 @@ def make_figure(
     title: str | None = None,
 ) -> Figure:
     """Build one picture. ``results`` (the scored records) place visits by study day and
-    give the values of subjects without a baseline; without them the report alone is used."""
+    give the values of subjects without a baseline; without them the report alone is used.
+    A report of ``compute_change`` carries the records it analysed (at their analysis visits
+    when windows were used), and those are used instead."""
     require_matplotlib()
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}")
+    if report.analysed:  # the records as analysed: at their analysis visits (windows)
+        results = report.analysed
     with figure_style(kind):
         if kind == "trajectory":
-            return trajectory_figure(report, scale, results, error=error, title=title)
-        if kind == "spaghetti":
-            return spaghetti_figure(report, scale, results, title=title)
-        if kind == "waterfall":
-            return waterfall_figure(report, scale, visit=visit, color_by=color_by, title=title)
-        return distribution_figure(report, scale, results, title=title)
+            fig = trajectory_figure(report, scale, results, error=error, title=title)
+        elif kind == "spaghetti":
+            fig = spaghetti_figure(report, scale, results, title=title)
+        elif kind == "waterfall":
+            fig = waterfall_figure(report, scale, visit=visit, color_by=color_by, title=title)
+        else:
+            fig = distribution_figure(report, scale, results, title=title)
+        carried = sorted({r.imputed for r in report.rows if r.imputed})
+        if carried:  # say so on the picture: some values were not observed at their visit
+            fig.text(
+                0.988,
+                0.006,
+                f"Includes values carried forward ({', '.join(carried)})",
+                fontsize=7.5,
+                color="0.3",
+                ha="right",
+                va="bottom",
+            )
+        return fig
 
 
 def figure_bytes(fig: Figure, fmt: str, dpi: int = 150) -> bytes:

@@ -467,3 +467,93 @@ def test_waterfall_cuts_very_tall_bars_and_labels_them() -> None:
     text = " ".join(t.text or "" for t in root.iter(f"{SVG_NS}text"))
     assert "bars above +100% are cut and labelled" in text
     assert "+1100% ↑" in text and "-60%" in text
+
+
+WINDOWS = """\
+windows:
+  - {name: baseline, from: -7, to: 0, target: 0}
+  - {name: day1, from: 1, to: 2, target: 1}
+  - {name: week1, from: 5, to: 9, target: 7}
+  - {name: week2, from: 12, to: 16, target: 14}
+"""
+
+
+def windowed_study(folder: Path) -> tuple[Path, Path]:
+    """Two subjects rated on days that only analysis windows line up; S1 misses week1."""
+    (folder / "w.yaml").write_text(WINDOWS)
+    items = ",".join(f"madrs_{i}" for i in range(1, 11))
+    rows = [
+        ("S1", "v0", 0, 3),
+        ("S1", "v1", 1, 1),
+        ("S1", "v9", 15, 2),
+        ("S2", "screen", -2, 3),
+        ("S2", "d2", 2, 2),
+        ("S2", "d6", 6, 2),
+        ("S2", "d13", 13, 1),
+    ]
+    lines = [f"subject,visit,day,{items}"]
+    lines += [f"{s},{v},{d}," + ",".join([str(x)] * 10) for s, v, d, x in rows]
+    (folder / "d.csv").write_text("\n".join(lines) + "\n")
+    return folder / "d.csv", folder / "w.yaml"
+
+
+def test_plot_with_analysis_windows_and_locf(runner: CliRunner, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    data, windows = windowed_study(tmp_path)
+    out = tmp_path / "t.svg"
+    args = ["plot", str(data), "--scale", "madrs", "--kind", "trajectory", "-o", str(out)]
+    result = run(runner, *args, "--windows", str(windows), "--impute", "locf")
+    assert result.exit_code == 0, result.output
+    text = svg_text(out)
+    for visit in ("baseline", "day1", "week1", "week2"):
+        assert visit in text, visit
+    assert "v9" not in text and "d13" not in text  # the analysis visits, not the raw ones
+    assert "Includes values carried forward (LOCF)" in text
+    plain = tmp_path / "plain.svg"
+    result = run(runner, "plot", str(data), "--scale", "madrs", "--kind", "trajectory")
+    assert result.exit_code == 2  # -o is required: nothing drawn
+    result = run(
+        runner, *args[:-1], str(plain), "--windows", str(windows)
+    )  # windows without LOCF: no note
+    assert result.exit_code == 0, result.output
+    assert "carried forward" not in svg_text(plain)
+    bad = run(runner, *args, "--windows", str(data))
+    assert bad.exit_code == 2 and "windows file" in bad.stderr
+
+
+def test_waterfall_at_an_analysis_visit(runner: CliRunner, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    data, windows = windowed_study(tmp_path)
+    out = tmp_path / "w.svg"
+    result = run(
+        runner,
+        "plot",
+        str(data),
+        "--scale",
+        "madrs",
+        "--kind",
+        "waterfall",
+        "--visit",
+        "week2",
+        "--windows",
+        str(windows),
+        "-o",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    assert "week2" in svg_text(out)
+
+
+def test_distribution_counts_analysis_visits_and_carried_values(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Each subject is counted at each analysis visit, S1's week1 by its carried value, as
+    the summary counts it (before, the raw visits matched no analysis visit: empty bars)."""
+    pytest.importorskip("matplotlib")
+    data, windows = windowed_study(tmp_path)
+    out = tmp_path / "d.svg"
+    args = ["plot", str(data), "--scale", "madrs", "--kind", "distribution", "-o", str(out)]
+    result = run(runner, *args, "--windows", str(windows), "--impute", "locf")
+    assert result.exit_code == 0, result.output
+    counts = [t for t in svg_text(out).split() if t.startswith("n=")]
+    assert counts == ["n=2"] * 4

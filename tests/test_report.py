@@ -303,3 +303,28 @@ def test_report_refuses_to_overwrite_an_input(runner: CliRunner) -> None:
     assert result.exit_code == 2
     assert "refusing to write" in result.stderr
     assert not Path(STUDY, "r.html").exists()
+
+
+def test_report_with_analysis_windows_and_locf(runner: CliRunner, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from test_plot import windowed_study
+
+    data, windows = windowed_study(tmp_path)
+    out = tmp_path / "r.html"
+    result = run(
+        runner,
+        "report",
+        str(data),
+        "--scale",
+        "madrs",
+        "--windows",
+        str(windows),
+        "--impute",
+        "locf",
+        "-o",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    words = " ".join(parse(out.read_text(encoding="utf-8")).text)
+    assert "week1" in words and "v9" not in words
+    assert "Includes values carried forward (LOCF)" in words

@@ -22,6 +22,7 @@ from ketascore.cli.common import (
     provenance_options,
     read_options,
     resolve_format,
+    window_options,
     write_provenance,
 )
 
@@ -138,17 +139,7 @@ def change_report(
     type=float,
     help="Remission = score at most this value (default: the scale's threshold).",
 )
-@click.option(
-    "--windows",
-    "windows_file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Assign records to analysis visits by study day (a YAML windows file).",
-)
-@click.option(
-    "--impute",
-    type=click.Choice(["locf"]),
-    help="Carry the last observed post-baseline value forward to later visits.",
-)
+@window_options
 @click.option("--summary", "summary_only", is_flag=True, help="With csv: write the summary table.")
 @output_options(("table", "json", "jsonl", "csv", "adam"))
 @provenance_options

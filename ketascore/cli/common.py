@@ -257,3 +257,19 @@ def write_provenance(
         targets.append(output.with_name(output.name + ".provenance.json"))
     for target in targets:
         emit(text, target, inputs)
+
+
+def window_options(func: F) -> F:
+    """--windows and --impute: how records become analysis visits (change, plot, report)."""
+    func = click.option(
+        "--impute",
+        type=click.Choice(["locf"]),
+        help="Carry the last observed post-baseline value forward to later visits.",
+    )(func)
+    func = click.option(
+        "--windows",
+        "windows_file",
+        type=click.Path(exists=True, dir_okay=False, path_type=Path),
+        help="Assign records to analysis visits by study day (a YAML windows file).",
+    )(func)
+    return func

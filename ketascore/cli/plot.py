@@ -18,6 +18,7 @@ from ketascore.cli.common import (
     input_options,
     load_scale_option,
     read_options,
+    window_options,
 )
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ def picture_options(func: F) -> F:
     help="Picture file: .png, .svg or .pdf (written completely or not at all).",
 )
 @change_options
+@window_options
 @picture_options
 @click.option(
     "--dpi", type=click.IntRange(50, 1200), default=150, show_default=True, help="PNG resolution."
@@ -126,6 +128,8 @@ def plot_cmd(
     by: str | None,
     response_percent: float | None,
     remission_at_most: float | None,
+    windows_file: Path | None,
+    impute: str | None,
     visit: str | None,
     error: str,
     color_by: str | None,
@@ -147,7 +151,7 @@ def plot_cmd(
     Needs matplotlib: pip install 'ketascore[plot]'.
     """
     from ketascore.api import read_answers
-    from ketascore.cli.change import change_report, grouping_scale
+    from ketascore.cli.change import change_report, grouping_scale, load_windows_option
     from ketascore.plotting import PlotError, make_figure, save_figure
     from ketascore.render import print_issues
 
@@ -159,6 +163,7 @@ def plot_cmd(
     check_output(output, list(paths))
     scale = load_scale_option(scale_name)
     check_score(scale, score_name)
+    windows = load_windows_option(windows_file)  # (a problem in it stops before reading)
     data = read_answers(
         list(paths),
         input_format=input_format,
@@ -178,6 +183,8 @@ def plot_cmd(
         other=other,
         response_percent=response_percent,
         remission_at_most=remission_at_most,
+        windows=windows,
+        impute=impute,
     )
     print_issues(console(stderr=True), report.issues)
     if not report.subjects:

@@ -17,6 +17,7 @@ from ketascore.cli.common import (
     input_options,
     load_scale_option,
     read_options,
+    window_options,
 )
 from ketascore.cli.plot import (
     change_options,
@@ -52,6 +53,7 @@ if TYPE_CHECKING:
 )
 @click.option("--no-plots", is_flag=True, help="Leave the pictures out (no matplotlib needed).")
 @change_options
+@window_options
 @picture_options
 @input_options
 def report_cmd(
@@ -65,6 +67,8 @@ def report_cmd(
     by: str | None,
     response_percent: float | None,
     remission_at_most: float | None,
+    windows_file: Path | None,
+    impute: str | None,
     visit: str | None,
     error: str,
     color_by: str | None,
@@ -83,7 +87,7 @@ def report_cmd(
     'ketascore[plot]'); --no-plots makes a report of tables only.
     """
     from ketascore.api import read_answers
-    from ketascore.cli.change import change_report, grouping_scale
+    from ketascore.cli.change import change_report, grouping_scale, load_windows_option
     from ketascore.render import print_issues
     from ketascore.report import (
         Section,
@@ -109,6 +113,7 @@ def report_cmd(
         check_score(scale, score_name)
         if scale.id not in {s.id for s in scales}:
             scales.append(scale)
+    windows = load_windows_option(windows_file)  # (a problem in it stops before reading)
     data = read_answers(
         list(paths),
         input_format=input_format,
@@ -133,6 +138,8 @@ def report_cmd(
             other=other,
             response_percent=response_percent,
             remission_at_most=remission_at_most,
+            windows=windows,
+            impute=impute,
         )
         section = Section(scale, report, results)
         followups = followup_visits(report)
