@@ -469,17 +469,10 @@ def test_waterfall_cuts_very_tall_bars_and_labels_them() -> None:
     assert "+1100% ↑" in text and "-60%" in text
 
 
-WINDOWS = """\
-windows:
-  - {name: baseline, from: -7, to: 0, target: 0}
-  - {name: day1, from: 1, to: 2, target: 1}
-  - {name: week1, from: 5, to: 9, target: 7}
-  - {name: week2, from: 12, to: 16, target: 14}
-"""
-
-
 def windowed_study(folder: Path) -> tuple[Path, Path]:
     """Two subjects rated on days that only analysis windows line up; S1 misses week1."""
+    from test_windows import WINDOWS
+
     (folder / "w.yaml").write_text(WINDOWS)
     items = ",".join(f"madrs_{i}" for i in range(1, 11))
     rows = [
