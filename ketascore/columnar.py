@@ -1453,16 +1453,6 @@ def _memory_chunks(data: bytes, start: int, size: int) -> Iterator[tuple[bytes, 
         line += data.count(b"\n", begin, end)
 
 
-def _file_digest(path: str) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def read_wide_csv_file(
     path: str,
     resolve: Callable[[str], Scale | None],

@@ -9,6 +9,7 @@ provenance, byte for byte.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 from ketascore import __version__
@@ -33,3 +34,14 @@ def build_provenance(
         ],
         "inputs": [{"file": name, "sha256": hashes[name]} for name in sorted(hashes)],
     }
+
+
+def file_digest(path: str | Path) -> str:
+    """The sha256 of a file's bytes, read in blocks (raises OSError when it cannot be read)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

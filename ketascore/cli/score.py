@@ -368,6 +368,15 @@ def _score_duckdb(
     sys.exit(Exit.OK if run.ok else Exit.PROBLEMS)
 
 
+def _file_digest(name: str) -> str | None:
+    from ketascore.provenance import file_digest
+
+    try:
+        return file_digest(name)
+    except OSError:  # the engine reports what it cannot read
+        return None
+
+
 class _HashInputs:
     """The sha256 of each input file of ``score --engine duckdb``, computed in a thread while
     DuckDB scores them (hashlib lets go of the GIL)."""
@@ -398,19 +407,6 @@ class _HashInputs:
             if digest is not None:
                 out[str(name)] = digest
         return out
-
-
-def _file_digest(name: str) -> str | None:
-    import hashlib
-
-    h = hashlib.sha256()
-    try:
-        with open(name, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    except OSError:
-        return None
-    return h.hexdigest()
 
 
 def _provenance(results: Any, chosen: Any, hashes: dict[str, str]) -> dict[str, Any]:
