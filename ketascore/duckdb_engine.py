@@ -388,6 +388,8 @@ def score_with_duckdb(
             ids = (mapped.subject, mapped.visit)
             plain = [c for c in ids if layout.kinds.get(c, "text") == "text"]
             layout = replace(layout, kinds={**layout.kinds, **dict.fromkeys(plain, "plain")})
+            if mapped.visit in plain:
+                layout = replace(layout, visits=_few_values(con, parquet, mapped.visit))
 
             # the checks read the columns as they are (numbers as the doubles the query
             # makes of them), in every row: when those are plain and no pair repeats,
@@ -620,6 +622,39 @@ def _trust_statistics(
             actual = next(c for c in mapped.items.values() if c.casefold() == name)
             kinds[actual] = "allowed"
     return replace(layout, kinds=kinds)
+
+
+def _few_values(con: Any, files: list[str], column: str) -> list[str]:
+    """The distinct values of a text ``column`` of the Parquet ``files`` (NULL aside) when
+    they are few (at most DICTIONARY_LIMIT), else none. They are looked for only where the
+    files store the column in under a byte a value (dictionary codes, not texts), which
+    makes the search cheap."""
+    meta = exp.func("parquet_metadata", exp.Array(expressions=[_lit(f) for f in files]))
+    chunks = (
+        exp.select(
+            exp.func("sum", exp.column("total_uncompressed_size")),
+            exp.func("sum", exp.column("num_values")),
+        )
+        .from_(exp.Table(this=meta))
+        .where(
+            exp.EQ(
+                this=exp.func("lower", exp.column("path_in_schema")),
+                expression=_lit(column.casefold()),
+            )
+        )
+    )
+    size, count = con.execute(chunks.sql("duckdb")).fetchone()
+    if not count or size >= count:
+        return []
+    values = (
+        exp.select(_q(column))
+        .distinct()
+        .from_("_ks_input")
+        .where(exp.Not(this=exp.Is(this=_q(column), expression=exp.Null())))
+        .limit(DICTIONARY_LIMIT + 1)
+    )
+    found = [str(row[0]) for row in con.execute(values.sql("duckdb")).fetchall()]
+    return found if len(found) <= DICTIONARY_LIMIT else []
 
 
 def _kind_of(duckdb_type: str) -> str:

@@ -505,7 +505,9 @@ class TableLayout:
     for any type since the value is read as text). ``carry`` columns are copied to the
     output after the scores (as the CSV reader copies extra columns). ``unknown_items`` are
     ``<scale>_<x>`` columns that name no item of the scale (each row gets an unknown-item
-    issue). ``absent`` items have no column at all (always missing)."""
+    issue). ``absent`` items have no column at all (always missing). ``visits``: every value
+    of a plain visit column, when known (with enums, the visit is written as an ENUM of
+    them)."""
 
     kinds: Mapping[str, str] = field(default_factory=dict)
     carry: Sequence[str] = ()
@@ -514,6 +516,7 @@ class TableLayout:
     absent: frozenset[str] = frozenset()
     date: str | None = None
     day: str | None = None
+    visits: Sequence[str] = ()
 
 
 def _kind(layout: TableLayout, column: str) -> str:
@@ -1537,7 +1540,11 @@ class _Compiler:
             return _case([(conflict, empty)], e)
 
         out.append(exp.alias_(_col("_ks_subject"), "subject"))
-        out.append(exp.alias_(_col("_ks_visit"), "visit"))
+        visit: exp.Expr = _col("_ks_visit")
+        if self.enums and self.layout.visits and _kind(self.layout, self.columns.visit) == "plain":
+            # (the writer keeps the ENUM's own dictionary instead of hashing every text)
+            visit = exp.cast(visit, self.text_type(self.layout.visits))
+        out.append(exp.alias_(visit, "visit"))
         if self.enums and (self.layout.date or self.columns.date) is None:
             # no date column: NULL in every row, as an ENUM (the writer hashes no text)
             out.append(exp.alias_(exp.cast(exp.Null(), self.text_type([""])), "date"))

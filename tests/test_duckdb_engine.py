@@ -267,6 +267,34 @@ def test_parquet_statistics_spare_the_checks_only_when_they_prove_them(tmp_path:
                 assert same(value, result[key]), (name, key, row)
 
 
+def test_visits_kept_as_dictionary_codes_are_written_as_an_enum(tmp_path: Path) -> None:
+    """Where a Parquet file keeps the visits as dictionary codes (under a byte a value), their
+    few values are listed first and the visit is written as an ENUM of them; stored as
+    texts, or too many, it stays text. The scores are the same either way."""
+    rows = [
+        {"subject": f"S{k:03d}", "visit": f"v{k % 3}", **{f"phq9_{i}": k % 4 for i in range(1, 10)}}
+        for k in range(600)
+    ]
+    many = [{**r, "visit": f"w{k}"} for k, r in enumerate(rows)]  # 600 values
+    cases = {"codes": (rows, True), "texts": (rows, False), "many": (many, True)}
+    for name, (data, dictionary) in cases.items():
+        source = tmp_path / f"{name}.parquet"
+        pq.write_table(pa.Table.from_pylist(data), source, use_dictionary=dictionary)
+        out = tmp_path / f"{name}-scores.parquet"
+        run = score_with_duckdb(source, "phq9", out)
+        assert ("ENUM('v0', 'v1', 'v2')" in run.sql) == (name == "codes"), name
+        assert pq.read_table(out).schema.field("visit").type == pa.string()
+        csv = tmp_path / f"{name}.csv"
+        header = list(data[0])
+        lines = [",".join(header)] + [",".join(str(r[c]) for c in header) for r in data]
+        csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        score_with_duckdb(csv, "phq9", tmp_path / f"{name}-csv.parquet")
+        assert (
+            pq.read_table(out).to_pylist()
+            == pq.read_table(tmp_path / f"{name}-csv.parquet").to_pylist()
+        )
+
+
 def test_score_engine_duckdb_from_the_command_line(tmp_path: Path) -> None:
     from click.testing import CliRunner
 

@@ -336,10 +336,10 @@ def test_known_columns_and_enums_give_the_python_engines_results(scale: Scale) -
     columns = [c for c in rows[0] if c not in ("subject", "visit")]
     duckdb_table(con, "answers", rows, dict.fromkeys(columns, "DOUBLE"))
     kinds = {**dict.fromkeys(columns, "allowed"), "subject": "plain", "visit": "plain"}
-    compiled = compile_scale(
-        scale, "duckdb", layout=TableLayout(kinds=kinds), skip_unrated=False, enums=True
-    )
+    layout = TableLayout(kinds=kinds, visits=("v0", "v1", "v2"))
+    compiled = compile_scale(scale, "duckdb", layout=layout, skip_unrated=False, enums=True)
     assert "not-a-number" not in compiled.sql()  # no value is checked
+    assert "ENUM('v0', 'v1', 'v2')" in compiled.sql(pretty=False)  # the visits known
     bad = mismatches(scale, rows, run_duckdb(con, compiled.sql()))
     assert not bad, "\n".join(bad[:20])
     with pytest.raises(SqlError, match="DuckDB"):
