@@ -23,12 +23,22 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
 from sqlglot import exp
 
+from ketascore.duckdb_inputs import (
+    CSV_SUFFIXES,
+    NUMBER_TYPES,
+    PARQUET_SUFFIXES,
+    KeyChecks,
+    KeyPlan,
+    key_checks,
+    kind_of,
+    repeats,
+)
+from ketascore.duckdb_inputs import find_input_files as find_input_files
 from ketascore.issues import ISSUE_TYPES, Issue, make_issue
 from ketascore.scale import Scale
 from ketascore.sql import (
@@ -40,24 +50,7 @@ from ketascore.sql import (
     plan_columns,
 )
 
-CSV_SUFFIXES = (".csv", ".tsv", ".txt")
-PARQUET_SUFFIXES = (".parquet", ".pq")
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
-NUMBER_TYPES = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "UHUGEINT",
-    "FLOAT",
-    "DOUBLE",
-    "DECIMAL",
-)
 _INTERNAL = ("_ks_file", "_ks_order")
 # How the scores are written to Parquet. Dictionary encoding is kept for columns of at most
 # DICTIONARY_LIMIT distinct values in a row group (scores, bands, counts, flags, codes):
@@ -105,43 +98,6 @@ class DuckDBRun:
 
 # --------------------------------------------------------------------------------------
 # Input files
-
-
-def find_input_files(
-    inputs: Iterable[str | Path], include: Iterable[str] = (), exclude: Iterable[str] = ()
-) -> list[Path]:
-    """CSV and Parquet files named directly or found in folders (recursively, in the order
-    the Python readers use: each folder's files sorted, then its subfolders; hidden skipped)."""
-    include, exclude = list(include), list(exclude)
-    found: list[Path] = []
-
-    def wanted(path: Path, root: Path) -> bool:
-        rel = path.relative_to(root).as_posix()
-        if include and not any(fnmatch(rel, p) or fnmatch(path.name, p) for p in include):
-            return False
-        return not any(fnmatch(rel, p) or fnmatch(path.name, p) for p in exclude)
-
-    for given in inputs:
-        path = Path(given)
-        if not path.is_dir():
-            found.append(path)
-            continue
-        seen: set[str] = set()
-        for folder, dirs, files in os.walk(path, followlinks=True):
-            real = os.path.realpath(folder)
-            if real in seen:
-                dirs[:] = []
-                continue
-            seen.add(real)
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                file = Path(folder) / name
-                suffix = file.suffix.lower()
-                if name.startswith(".") or suffix not in (*CSV_SUFFIXES, *PARQUET_SUFFIXES):
-                    continue
-                if wanted(file, path):
-                    found.append(file)
-    return found
 
 
 @dataclass
@@ -310,6 +266,7 @@ def score_with_duckdb(
     merge_duplicates: bool = True,
     escape_formulas: bool = True,
     max_row_issues: int = 100,
+    prepared: KeyChecks | None = None,
 ) -> DuckDBRun:
     """Score CSV/Parquet files (or folders of them) with DuckDB and write ``output``.
 
@@ -319,16 +276,11 @@ def score_with_duckdb(
     Rows of the same subject and visit are merged as the Python engine merges them, unless
     ``merge_duplicates`` is False. In CSV, text a spreadsheet would run as a formula gets a
     leading quote, as in ``ketascore score``, unless ``escape_formulas`` is False. The
-    output is written completely or not at all.
+    output is written completely or not at all. ``prepared``: the checks of the keys
+    ``KeyChecks.start`` started on the same inputs (a command starts them first thing).
     Raises DuckDBEngineError when nothing can be scored; problems of single files or rows
     are returned as issues."""
-    import duckdb
-
-    from ketascore.library import builtin_ids, resolve_scale
-
     started = time.perf_counter()
-    if isinstance(scale, str):
-        scale = resolve_scale(scale)
     if isinstance(inputs, str | Path):
         inputs = [inputs]
     output = Path(output)
@@ -360,9 +312,28 @@ def score_with_duckdb(
         config["memory_limit"] = memory_limit
     if temp_directory:
         config["temp_directory"] = str(temp_directory)
-    con = duckdb.connect(":memory:", config=config)
-    # DuckDB's own progress bar would write to the terminal of a command told to be quiet
-    con.execute("SET enable_progress_bar = false")
+    # The database is opened, and the keys of Parquet files checked, in the background
+    # while the scale is loaded and compiled.
+    if prepared is not None and prepared.config != config:
+        prepared.stop()
+        prepared = None
+    early = prepared or KeyChecks.for_files(files, config, cmap.subject, cmap.visit)
+    try:
+        import duckdb
+
+        from ketascore.library import builtin_ids, resolve_scale
+
+        if isinstance(scale, str):
+            scale = resolve_scale(scale)
+        con = early.connection() if early is not None else None
+        if con is None:
+            con = duckdb.connect(":memory:", config=config)
+            # DuckDB's own progress bar would write to the terminal of a quiet command
+            con.execute("SET enable_progress_bar = false")
+    except BaseException:
+        if early is not None:
+            early.stop()
+        raise
     try:
         run = DuckDBRun([str(f) for f in files], output, fmt)
         view = _input_view(con, files, cmap, issues)
@@ -371,7 +342,7 @@ def score_with_duckdb(
                 "no input file could be read:\n" + "\n".join(i.message for i in issues)
             )
         names, types = view
-        kinds = {name: _kind_of(typ) for name, typ in zip(names, types, strict=True)}
+        kinds = {name: kind_of(typ) for name, typ in zip(names, types, strict=True)}
         layout, mapped = plan_columns(scale, names, kinds, cmap, builtin_ids())
         parquet = [str(f) for f in files if f.suffix.lower() in PARQUET_SUFFIXES]
         if parquet and len(parquet) == len(run.files):
@@ -383,24 +354,23 @@ def score_with_duckdb(
         # Subjects and visits in Parquet files are seldom blank or surrounded by spaces:
         # they are scored as they are while the checks make sure of it (else: again)
         plain: list[str] = []
-        keys: exp.Query | None = None
+        keys: str | None = None
+        counted: Callable[[], tuple[int, int] | None] | None = None
         if parquet and len(parquet) == len(run.files):
-            ids = (mapped.subject, mapped.visit)
-            plain = [c for c in ids if layout.kinds.get(c, "text") == "text"]
-            layout = replace(layout, kinds={**layout.kinds, **dict.fromkeys(plain, "plain")})
-            if mapped.visit in plain:
-                layout = replace(layout, visits=_few_values(con, parquet, mapped.visit))
-
             # the checks read the columns as they are (numbers as the doubles the query
             # makes of them), in every row: when those are plain and no pair repeats,
             # neither holds for the rows scored
-            def key(column: str, name: str) -> exp.Expr:
-                if layout.kinds.get(column) in ("number", "allowed"):
-                    return exp.alias_(exp.cast(_q(column), "double"), name)
-                return exp.alias_(_q(column), name)
-
-            keys = exp.select(key(mapped.subject, "subject"), key(mapped.visit, "visit"))
-            keys = keys.from_(table)
+            plan = KeyPlan.of(parquet, mapped.subject, mapped.visit, kinds, merge_duplicates)
+            if early is not None and early.expect(plan):
+                checking = early
+                counted = lambda: checking.counts(plan)  # noqa: E731
+            keys = plan.keys(table)
+            plain = [mapped.subject if c == "subject" else mapped.visit for c in plan.plain]
+            layout = replace(layout, kinds={**layout.kinds, **dict.fromkeys(plain, "plain")})
+            if mapped.visit in plain:
+                layout = replace(layout, visits=_few_values(con, parquet, mapped.visit))
+        elif early is not None:
+            early.stop()
 
         def compiled_for(duplicates: bool) -> CompiledScale:
             return compile_scale(
@@ -418,7 +388,7 @@ def score_with_duckdb(
         compiled: CompiledScale | None = None
         if keys is None:
             compiled = compiled_for(False)
-            keys = compiled.keys
+            keys = compiled.keys.sql("duckdb")
         folder = output.parent if str(output.parent) else Path(".")
         temps = [
             tempfile.mkstemp(prefix=f".{output.name}.", suffix=".part", dir=folder)
@@ -445,6 +415,7 @@ def score_with_duckdb(
                 merge_duplicates,
                 ["subject" if c == mapped.subject else "visit" for c in plain],
                 layout,
+                counted,
             )
             # Score once into Parquet, as if every subject and visit appeared once; when the
             # checks find one that repeats (rare), score again, merging the rows as the
@@ -454,6 +425,8 @@ def score_with_duckdb(
                 written = con.execute(_copy(compiled.query, scores, SCORES_PARQUET)).fetchall()
             except BaseException:
                 cursor.interrupt()
+                if early is not None:
+                    early.stop()
                 pool.shutdown(wait=True)
                 cursor.close()
                 raise
@@ -465,7 +438,7 @@ def score_with_duckdb(
             if unplain:  # (rare) some subject or visit needs stripping: score them again
                 layout = checked
                 compiled = compiled_for(False)
-                repeated = merge_duplicates and _repeats(con, compiled.keys)
+                repeated = merge_duplicates and repeats(con, compiled.keys.sql("duckdb"))
                 if not repeated:
                     written = con.execute(_copy(compiled.query, scores, SCORES_PARQUET)).fetchall()
             if repeated:
@@ -489,6 +462,8 @@ def score_with_duckdb(
     except duckdb.Error as exc:
         raise DuckDBEngineError(f"DuckDB could not score the input: {exc}") from None
     finally:
+        if early is not None:
+            early.stop()
         con.close()
 
 
@@ -657,11 +632,6 @@ def _few_values(con: Any, files: list[str], column: str) -> list[str]:
     return found if len(found) <= DICTIONARY_LIMIT else []
 
 
-def _kind_of(duckdb_type: str) -> str:
-    base = duckdb_type.split("(")[0].upper()
-    return "number" if base in NUMBER_TYPES else "boolean" if base == "BOOLEAN" else "text"
-
-
 def _order_rows(con: Any, files: list[Path]) -> None:
     """Rows in the order the Python reader meets them (file by file, row by row), for
     merging duplicates: materialised once, since CSV rows have no row number."""
@@ -703,107 +673,28 @@ def _input_checks(
     con: Any,
     row_issues: Callable[[TableLayout], None],
     layout: TableLayout,
-    keys: exp.Query,
+    keys: str,
     merge: bool,
     plain: list[str],
     assumed: TableLayout,
+    counted: Callable[[], tuple[int, int] | None] | None = None,
 ) -> tuple[bool, bool]:
-    """Over the subject and visit of the rows (``keys``): whether some value of the
-    ``plain`` columns is not plain (blank, or starting or ending with anything but visible
-    ASCII) and, unless so, whether some pair repeats (when ``merge``). Then the rows the
-    reader reports (``row_issues``: ``_row_issues`` on the same cursor), with the
-    ``assumed`` layout (plain subject and visit) when it holds. Returns (some pair
+    """Over the subject and visit of the rows (the query ``keys``): whether some value of
+    the ``plain`` columns is not plain (blank, or starting or ending with anything but
+    visible ASCII) and, unless so, whether some pair repeats (when ``merge``). The counts
+    of ``key_checks`` come from ``counted`` when it has them (the checks started early).
+    Then the rows the reader reports (``row_issues``: ``_row_issues`` on the same cursor),
+    with the ``assumed`` layout (plain subject and visit) when it holds. Returns (some pair
     repeats, some value is not plain)."""
     # one pass over the two columns: in file order (one thread) when looking for repeats
-    failures, unplain = _key_checks(con, keys, merge, plain) if merge or plain else (0, 0)
+    found = counted() if counted is not None else None
+    if found is None:
+        found = key_checks(con, keys, merge, plain) if merge or plain else (0, 0)
+    failures, unplain = found
     row_issues(layout if unplain else assumed)
     if unplain:
         return False, True
-    return bool(merge and failures > 1 and _repeats(con, keys, checked_order=True)), False
-
-
-def _repeats(con: Any, keys: exp.Query, checked_order: bool = False) -> bool:
-    """Whether some subject and visit pair of ``keys`` repeats: not when each row's pair
-    comes after the one before (one cheap pass: files sorted by subject and visit), else
-    compared by a 64-bit hash of the pair (a collision, very rare, only costs merging rows
-    that need none)."""
-    if not checked_order and _key_checks(con, keys, True, [])[0] <= 1:
-        return False
-    key = exp.func("hash", exp.column("subject"), exp.column("visit"))
-    count = exp.select(
-        exp.func("count", exp.Star()), exp.Count(this=exp.Distinct(expressions=[key]))
-    ).from_(keys.subquery("_ks_keys"))
-    rows, distinct = con.execute(count.sql("duckdb")).fetchone()
-    return bool(distinct < rows)
-
-
-def _plain(column: exp.Expr) -> exp.Expr:
-    """The text's first and last characters are visible ASCII (so it is not blank and
-    needs no stripping)."""
-
-    # the first: two comparisons of the text (byte by byte: "!" <= text < chr(127)), which
-    # read no more than its first bytes; the last: its code
-    first = exp.and_(
-        exp.GTE(this=column.copy(), expression=_lit("!")),
-        exp.LT(this=column.copy(), expression=exp.func("chr", exp.Literal.number(127))),
-    )
-    last = exp.func("ascii", exp.Substring(this=column.copy(), start=exp.Literal.number(-1)))
-    visible = exp.Between(this=last, low=exp.Literal.number(33), high=exp.Literal.number(126))
-    return exp.and_(first, visible)
-
-
-def _key_checks(con: Any, keys: exp.Query, order: bool, plain: list[str]) -> tuple[int, int]:
-    """Over the rows of ``keys`` (subject, visit): with ``order``, how many rows fail to
-    come after the row before them, in the order the rows stream by (at least the first
-    row: when no other does, no pair repeats); how many values of the ``plain`` columns
-    are not plain."""
-    subject, visit = exp.column("subject"), exp.column("visit")
-    before_s, before_v = exp.column("_ks_ps"), exp.column("_ks_pv")
-    later = exp.or_(
-        exp.GT(this=subject, expression=before_s),
-        exp.and_(
-            exp.EQ(this=subject.copy(), expression=before_s.copy()),
-            exp.GT(this=visit, expression=before_v),
-        ),
-    )
-    # the first row has no previous one; a NULL anywhere fails (and the hash decides)
-    failed = exp.Not(this=exp.func("coalesce", exp.paren(later), exp.false()))
-    count = exp.func("count", exp.Star())
-
-    def unplain(column: str) -> exp.Expr:  # there and not plain
-        value = exp.column(column)
-        return exp.and_(
-            exp.Not(this=exp.Is(this=value, expression=exp.Null())),
-            exp.Not(this=exp.func("coalesce", exp.paren(_plain(value.copy())), exp.false())),
-        )
-
-    # Each column is tested as its values come from the file (where DuckDB tests a
-    # dictionary-encoded column, visits mostly, once per distinct value), except the
-    # subject in file order: tested only where it changes (else it was, the row before).
-    later_test = ["subject"] if order and "subject" in plain else []
-    tests = [
-        exp.alias_(unplain(c), f"_ks_u{n}") for n, c in enumerate(plain) if c not in later_test
-    ]
-    flags: list[exp.Expr] = [exp.column(t.alias) for t in tests]
-    columns: list[exp.Expr] = [subject.copy(), visit.copy(), *(f.copy() for f in flags)]
-    if order:  # (a streaming window: one pass, in one thread)
-        columns.append(exp.alias_(exp.Window(this=exp.func("lag", subject.copy())), "_ks_ps"))
-        columns.append(exp.alias_(exp.Window(this=exp.func("lag", visit.copy())), "_ks_pv"))
-    if later_test:
-        changed = exp.NullSafeNEQ(this=subject.copy(), expression=before_s.copy())
-        flags.append(
-            exp.Case(ifs=[exp.If(this=changed, true=unplain("subject"))], default=exp.false())
-        )
-    streamed = exp.select(subject.copy(), visit.copy(), *tests).from_(keys.subquery("_ks_keys"))
-    pairs = exp.select(*columns).from_(streamed.subquery("_ks_tested")).subquery("_ks_pairs")
-    query = exp.select(
-        exp.Filter(this=count, expression=exp.Where(this=failed))
-        if order
-        else exp.Literal.number(0),
-        exp.Filter(this=count.copy(), expression=exp.Where(this=exp.or_(*flags, exp.false()))),
-    ).from_(pairs)
-    failures, unplain_count = con.execute(query.sql("duckdb")).fetchone()
-    return int(failures), int(unplain_count)
+    return bool(merge and failures > 1 and repeats(con, keys, checked_order=True)), False
 
 
 def _row_issues(

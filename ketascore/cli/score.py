@@ -333,30 +333,40 @@ def _score_duckdb(
     given = click.get_current_context().meta.get(_READ_OPTIONS, {})
     if any(v for k, v in given.items() if k != "map"):
         raise UsageError("--engine duckdb reads CSV and Parquet tables: only --map applies")
+    from ketascore.duckdb_inputs import KeyChecks
+
+    # first thing: open DuckDB and check the keys of Parquet inputs, in the background
+    # (the subject and visit columns of a column map are known only once it is read)
+    early = None if given.get("map") else KeyChecks.start(paths, include, exclude)
     try:
-        from ketascore.duckdb_engine import DuckDBEngineError, score_with_duckdb
-        from ketascore.sql import SqlError, read_column_map
-    except ImportError:
-        raise UsageError(
-            "--engine duckdb needs DuckDB and sqlglot: pip install 'ketascore[duckdb]'"
-        ) from None
-    scale = load_scale_option(scale_name)
-    check_output(output, list(paths))
-    hashing = _HashInputs(paths, include, exclude)  # for the provenance, while DuckDB scores
-    try:
-        columns = read_column_map(given["map"]) if given.get("map") else None
-        run = score_with_duckdb(
-            list(paths),
-            scale,
-            output,
-            fmt,
-            columns=columns,
-            include=include,
-            exclude=exclude,
-            escape_formulas=not no_escape_formulas,
-        )
-    except (DuckDBEngineError, SqlError) as exc:
-        raise UsageError(str(exc)) from None
+        try:
+            from ketascore.duckdb_engine import DuckDBEngineError, score_with_duckdb
+            from ketascore.sql import SqlError, read_column_map
+        except ImportError:
+            raise UsageError(
+                "--engine duckdb needs DuckDB and sqlglot: pip install 'ketascore[duckdb]'"
+            ) from None
+        scale = load_scale_option(scale_name)
+        check_output(output, list(paths))
+        hashing = _HashInputs(paths, include, exclude)  # for the provenance, while scoring
+        try:
+            columns = read_column_map(given["map"]) if given.get("map") else None
+            run = score_with_duckdb(
+                list(paths),
+                scale,
+                output,
+                fmt,
+                columns=columns,
+                include=include,
+                exclude=exclude,
+                escape_formulas=not no_escape_formulas,
+                prepared=early,
+            )
+        except (DuckDBEngineError, SqlError) as exc:
+            raise UsageError(str(exc)) from None
+    finally:
+        if early is not None:
+            early.stop()
     if run.issues:
         from ketascore.render import print_issues
 
@@ -390,7 +400,7 @@ class _HashInputs:
         self._thread.start()
 
     def _run(self) -> None:
-        from ketascore.duckdb_engine import find_input_files
+        from ketascore.duckdb_inputs import find_input_files
 
         with contextlib.suppress(Exception):  # the engine reports what it cannot read
             for name in find_input_files(list(self._paths), self._include, self._exclude):
