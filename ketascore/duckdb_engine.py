@@ -317,7 +317,9 @@ def score_with_duckdb(
     if prepared is not None and prepared.config != config:
         prepared.stop()
         prepared = None
-    early = prepared or KeyChecks.for_files(files, config, cmap.subject, cmap.visit)
+    early = prepared or KeyChecks.for_files(
+        files, config, cmap.subject, cmap.visit, merge_duplicates
+    )
     try:
         import duckdb
 

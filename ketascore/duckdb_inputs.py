@@ -203,11 +203,16 @@ class KeyChecks:
     else the checks are stopped."""
 
     def __init__(
-        self, files: Sequence[str], config: Mapping[str, Any], columns: tuple[str, str]
+        self,
+        files: Sequence[str],
+        config: Mapping[str, Any],
+        columns: tuple[str, str],
+        order: bool = True,
     ) -> None:
         self.files = tuple(files)
         self.config = dict(config)
         self._columns = columns
+        self._order = order
         self._planned = threading.Event()
         self._con: Any = None
         self._cursor: Any = None
@@ -230,23 +235,31 @@ class KeyChecks:
         config: Mapping[str, Any] | None = None,
         subject: str = "subject",
         visit: str = "visit",
+        order: bool = True,
     ) -> KeyChecks | None:
         """Start on these inputs (as ``find_input_files`` finds them) when every file is
-        Parquet (else None). ``config`` is DuckDB's (insertion order is kept)."""
+        Parquet (else None). ``config`` is DuckDB's (insertion order is kept); ``order``:
+        look for repeats (the engine does unless told not to merge them)."""
         try:
             files = find_input_files(inputs, include, exclude)
         except OSError:
             return None
-        return cls.for_files(files, config or {}, subject, visit)
+        return cls.for_files(files, config or {}, subject, visit, order)
 
     @classmethod
     def for_files(
-        cls, files: Sequence[str | Path], config: Mapping[str, Any], subject: str, visit: str
+        cls,
+        files: Sequence[str | Path],
+        config: Mapping[str, Any],
+        subject: str,
+        visit: str,
+        order: bool = True,
     ) -> KeyChecks | None:
         names = [str(f) for f in files]
         if not names or any(Path(f).suffix.lower() not in PARQUET_SUFFIXES for f in names):
             return None
-        return cls(names, {"preserve_insertion_order": True, **config}, (subject, visit))
+        settings = {"preserve_insertion_order": True, **config}
+        return cls(names, settings, (subject, visit), order)
 
     def _open(self) -> None:
         try:
@@ -280,7 +293,7 @@ class KeyChecks:
             kinds = {str(d[0]): kind_of(str(d[1])) for d in described}
             if subject not in kinds or visit not in kinds:
                 return
-            plan = self._plan = KeyPlan.of(self.files, subject, visit, kinds, True)
+            plan = self._plan = KeyPlan.of(self.files, subject, visit, kinds, self._order)
         finally:
             self._planned.set()
         self._counts = key_checks(cursor, plan.keys(source), plan.order, plan.plain)

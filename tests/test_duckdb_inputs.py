@@ -4,6 +4,7 @@ engine uses only when they read what it would have read."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -143,9 +144,12 @@ def test_early_checks_that_guessed_wrong_are_stopped(tmp_path: Path) -> None:
     plan = KeyPlan.of([str(source)], "pid", "visit", {"pid": "text", "visit": "text"}, True)
     guessed = KeyChecks.start([source])  # "subject": there is none
     assert guessed is not None and not guessed.expect(plan) and guessed.counts(plan) is None
+    unordered = KeyChecks.start([source], subject="pid", order=False)
+    assert unordered is not None and unordered.expect(replace(plan, order=False))
+    assert unordered.counts(replace(plan, order=False)) == (0, 0)
     pid = ColumnMap(subject="pid")
     for merge, records in ((True, 1), (False, 2)):
-        early = KeyChecks.start([source], subject="pid")
+        early = KeyChecks.start([source], subject="pid")  # (looks for repeats)
         assert early is not None and early.expect(plan)
         out = tmp_path / f"{merge}.csv"
         run = engine.score_with_duckdb(
