@@ -447,7 +447,7 @@ def score_with_duckdb(
                 _order_rows(con, files)
                 compiled = compiled_for(True)
                 written = con.execute(_copy(compiled.query, scores, SCORES_PARQUET)).fetchall()
-            _summarise(con, scale, scores, run, written)
+            _summarise(con, scale, scores, run, written, compiled.issue_texts)
             run.sql = compiled.sql(pretty=False)
             if fmt == "parquet":
                 os.replace(scores, output)
@@ -952,11 +952,17 @@ def _null_counts(written: list[tuple[Any, ...]]) -> tuple[int, dict[str, int]]:
 
 
 def _summarise(
-    con: Any, scale: Scale, path: str, run: DuckDBRun, written: list[tuple[Any, ...]]
+    con: Any,
+    scale: Scale,
+    path: str,
+    run: DuckDBRun,
+    written: list[tuple[Any, ...]],
+    listed: Sequence[str] = (),
 ) -> None:
     """Records, scored and with-problems figures of the scores (a Parquet file). The
     statistics of the COPY that wrote it tell the records, and often the rest: rows are
-    read (only the scores and the issues) when they do not."""
+    read (only the scores and the issues) when they do not. Issues ``listed`` in advance
+    (an ENUM of a few texts) are counted per text."""
     records, nulls = _null_counts(written)
     values = [r.id for r in scale.scores]
     scored: int | None = None
@@ -972,6 +978,19 @@ def _summarise(
         exp.RegexpLike(this=issues.copy(), expression=_lit(_error_pattern())),
     )
     count = exp.func("count", exp.Star())
+    source = exp.Table(this=exp.func("read_parquet", _lit(path)))
+    problems: int | None = 0 if nulls.get("issues") == records else None
+    if problems is None and listed:
+        # a few texts known in advance (an ENUM): the rows of each, counted from the codes
+        per_text = (
+            exp.select(issues.copy(), count.copy())
+            .from_(source.copy())
+            .where(exp.Not(this=exp.Is(this=issues.copy(), expression=exp.Null())))
+            .group_by(issues.copy())
+        )
+        error = re.compile(_error_pattern())
+        counted = con.execute(per_text.sql("duckdb")).fetchall()
+        problems = sum(int(n) for text, n in counted if error.search(str(text)))
     figures: list[exp.Expr] = []
     if scored is None:
         any_score = exp.or_(
@@ -980,12 +999,12 @@ def _summarise(
         figures.append(
             exp.Filter(this=count.copy(), expression=exp.Where(this=exp.paren(any_score)))
         )
-    if nulls.get("issues") != records:
+    if problems is None:
         figures.append(exp.Filter(this=count.copy(), expression=exp.Where(this=exp.paren(problem))))
     found: list[int] = []
     if figures:
-        query = exp.select(*figures).from_(exp.Table(this=exp.func("read_parquet", _lit(path))))
+        query = exp.select(*figures).from_(source)
         found = [int(x) for x in con.execute(query.sql("duckdb")).fetchone()]
     run.records = records
     run.scored = found.pop(0) if scored is None else scored
-    run.with_problems = found.pop(0) if nulls.get("issues") != records else 0
+    run.with_problems = found.pop(0) if problems is None else problems

@@ -484,7 +484,9 @@ class _IssueEntry:
 
 @dataclass
 class CompiledScale:
-    """A scale compiled to one query; ``columns`` are its output columns in order."""
+    """A scale compiled to one query; ``columns`` are its output columns in order.
+    ``issue_texts``: every text the issues column can hold, when they are known in advance
+    (with enums; the column is then an ENUM of them)."""
 
     scale_id: str
     dialect: str
@@ -492,6 +494,7 @@ class CompiledScale:
     columns: list[str]
     csv_columns: list[str]
     keys: exp.Query
+    issue_texts: tuple[str, ...] = ()
 
     def sql(self, pretty: bool = True) -> str:
         return self.query.sql(dialect=self.dialect, pretty=pretty)
@@ -719,6 +722,7 @@ class _Compiler:
         # columns known to be constant: both fold away instead of being tested per row
         self.never_invalid: set[int] = set()
         self.known: dict[str, exp.Expr] = {}
+        self.listed_issues: tuple[str, ...] = ()
         check_column_map(scale, columns)
         if duplicates and not order_by:
             raise SqlError("merging duplicates needs a column that orders the rows (order_by)")
@@ -1636,7 +1640,9 @@ class _Compiler:
         # most rows have no issue: test that first, then build the text
         any_issue = _or(*(x.when.copy() for x in entries)) if entries else exp.false()
         # with enums, the issues too when every text they can join is known in advance
-        issue_type = self.text_type(self.issue_texts(entries))
+        texts = self.issue_texts(entries)
+        issue_type = self.text_type(texts)
+        self.listed_issues = tuple(texts) if issue_type is not VARCHAR else ()
         null_text = exp.cast(exp.Null(), issue_type)
         if len(entries) == 1:  # one possible issue: its code (no joining)
             code = entries[0].code.copy()
@@ -1689,7 +1695,8 @@ class _Compiler:
         duplicates, self.duplicates = self.duplicates, False
         keys = _parenthesize(self.assemble(self.source_layers(), key_cols))
         self.duplicates = duplicates
-        return CompiledScale(scale.id, self.dialect, query, names, csv_names, keys)
+        listed = self.listed_issues
+        return CompiledScale(scale.id, self.dialect, query, names, csv_names, keys, listed)
 
     def flags_column(
         self, fired: list[exp.Expr], unless_conflict: Callable[[exp.Expr, exp.Expr], exp.Expr]

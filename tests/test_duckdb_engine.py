@@ -295,6 +295,32 @@ def test_visits_kept_as_dictionary_codes_are_written_as_an_enum(tmp_path: Path) 
         )
 
 
+def test_summary_counts_issues_known_in_advance_per_text(tmp_path: Path) -> None:
+    """Items known to hold allowed values give an issues column of a few texts known in
+    advance; the rows with problems are counted per text, and the figures are those of
+    the same rows in CSV (every issue a text, counted row by row)."""
+    rows = []
+    for k in range(200):
+        row: dict[str, Any] = {"subject": f"S{k:03d}", "visit": "v1"}
+        for i in range(1, 10):  # some rows miss too many items, some the flag's item
+            row[f"phq9_{i}"] = None if (k % 7 == 0 and i <= 4) or (k % 5 == 0 and i == 9) else 1
+        rows.append(row)
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), source)
+    csv = tmp_path / "in.csv"
+    header = list(rows[0])
+    lines = [",".join(header)] + [
+        ",".join("" if r[c] is None else str(r[c]) for c in header) for r in rows
+    ]
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    listed = score_with_duckdb(source, "phq9", tmp_path / "p.parquet")
+    assert "ENUM('insufficient-items'" in listed.sql
+    texts = score_with_duckdb(csv, "phq9", tmp_path / "c.parquet")
+    assert "ENUM('insufficient-items'" not in texts.sql
+    assert listed.summary() == texts.summary()
+    assert listed.with_problems == len([k for k in range(200) if k % 7 == 0]) > 0
+
+
 def test_score_engine_duckdb_from_the_command_line(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
