@@ -347,8 +347,11 @@ def score_with_duckdb(
         kinds = {name: kind_of(typ) for name, typ in zip(names, types, strict=True)}
         layout, mapped = plan_columns(scale, names, kinds, cmap, builtin_ids())
         parquet = [str(f) for f in files if f.suffix.lower() in PARQUET_SUFFIXES]
+        chunks: dict[str, _Chunks] = {}
         if parquet and len(parquet) == len(run.files):
-            layout = _trust_statistics(con, parquet, scale, layout, mapped, types, names)
+            candidates = _range_candidates(scale, mapped, types, names)
+            chunks = _column_chunks(con, parquet, [*candidates, mapped.visit])
+            layout = _trust_statistics(layout, mapped, candidates, chunks)
         if fmt == "jsonl":  # the file of each row, for the source of its issues
             layout = replace(layout, carry=[*layout.carry, "_ks_file"])
         table = "_ks_input"
@@ -370,7 +373,7 @@ def score_with_duckdb(
             plain = [mapped.subject if c == "subject" else mapped.visit for c in plan.plain]
             layout = replace(layout, kinds={**layout.kinds, **dict.fromkeys(plain, "plain")})
             if mapped.visit in plain:
-                layout = replace(layout, visits=_few_values(con, parquet, mapped.visit))
+                layout = replace(layout, visits=_few_values(con, mapped.visit, chunks))
         elif early is not None:
             early.stop()
 
@@ -548,18 +551,11 @@ INTEGER_TYPES = NUMBER_TYPES[:10]
 DOUBLE_TYPE = exp.DataType.build("double")
 
 
-def _trust_statistics(
-    con: Any,
-    files: list[str],
-    scale: Scale,
-    layout: TableLayout,
-    mapped: ColumnMap,
-    types: list[str],
-    names: list[str],
-) -> TableLayout:
-    """Integer item columns whose Parquet statistics (every row group's minimum and maximum)
-    lie within the item's range hold only allowed values or NULL: mark them so the query
-    does not check each value (the checks could find nothing)."""
+def _range_candidates(
+    scale: Scale, mapped: ColumnMap, types: list[str], names: list[str]
+) -> dict[str, tuple[float, float]]:
+    """The integer item columns (casefolded) whose statistics could show that they hold
+    only allowed values or NULL: the range of each."""
     type_of = {n.casefold(): t.split("(")[0].upper() for n, t in zip(names, types, strict=True)}
     codes = [c for c in mapped.missing_codes if not isinstance(c, str)]
     candidates: dict[str, tuple[float, float]] = {}
@@ -570,8 +566,19 @@ def _trust_statistics(
         if any(rule.lo <= c <= rule.hi for c in codes):
             continue
         candidates[column.casefold()] = (rule.lo, rule.hi)
-    if not candidates:
-        return layout
+    return candidates
+
+
+# (every row group has statistics, the least minimum, the greatest maximum, bytes, values)
+_Chunks = tuple[bool, float | None, float | None, int, int]
+
+
+def _column_chunks(con: Any, files: list[str], columns: Iterable[str]) -> dict[str, _Chunks]:
+    """What the Parquet metadata of ``files`` tells of each of ``columns`` (by casefolded
+    name), read once for all of them."""
+    wanted = sorted({c.casefold() for c in columns})
+    if not wanted:
+        return {}
     meta = exp.func("parquet_metadata", exp.Array(expressions=[_lit(f) for f in files]))
     path = exp.func("lower", exp.column("path_in_schema"))
     known = exp.or_(
@@ -584,43 +591,45 @@ def _trust_statistics(
             exp.func("bool_and", known),
             exp.func("min", exp.TryCast(this=exp.column("stats_min_value"), to=DOUBLE_TYPE)),
             exp.func("max", exp.TryCast(this=exp.column("stats_max_value"), to=DOUBLE_TYPE)),
+            exp.func("sum", exp.column("total_uncompressed_size")),
+            exp.func("sum", exp.column("num_values")),
         )
         .from_(exp.Table(this=meta))
-        .where(exp.In(this=path.copy(), expressions=[_lit(c) for c in candidates]))
+        .where(exp.In(this=path.copy(), expressions=[_lit(c) for c in wanted]))
         .group_by(path.copy())
     )
+    found: dict[str, _Chunks] = {}
+    for name, complete, low, high, size, count in con.execute(query.sql("duckdb")).fetchall():
+        found[str(name)] = (bool(complete), low, high, int(size or 0), int(count or 0))
+    return found
+
+
+def _trust_statistics(
+    layout: TableLayout,
+    mapped: ColumnMap,
+    candidates: dict[str, tuple[float, float]],
+    chunks: dict[str, _Chunks],
+) -> TableLayout:
+    """Integer item columns whose Parquet statistics (every row group's minimum and maximum)
+    lie within the item's range hold only allowed values or NULL: mark them so the query
+    does not check each value (the checks could find nothing)."""
     kinds = dict(layout.kinds)
-    for name, complete, low, high in con.execute(query.sql("duckdb")).fetchall():
-        bounds = candidates.get(str(name).casefold())
-        if bounds is None or not complete:
+    for name, (lo, hi) in candidates.items():
+        if name not in chunks:
             continue
-        lo, hi = bounds
-        if (low is None or low >= lo) and (high is None or high <= hi):
+        complete, low, high, _, _ = chunks[name]
+        if complete and (low is None or low >= lo) and (high is None or high <= hi):
             actual = next(c for c in mapped.items.values() if c.casefold() == name)
             kinds[actual] = "allowed"
     return replace(layout, kinds=kinds)
 
 
-def _few_values(con: Any, files: list[str], column: str) -> list[str]:
-    """The distinct values of a text ``column`` of the Parquet ``files`` (NULL aside) when
-    they are few (at most DICTIONARY_LIMIT), else none. They are looked for only where the
-    files store the column in under a byte a value (dictionary codes, not texts), which
-    makes the search cheap."""
-    meta = exp.func("parquet_metadata", exp.Array(expressions=[_lit(f) for f in files]))
-    chunks = (
-        exp.select(
-            exp.func("sum", exp.column("total_uncompressed_size")),
-            exp.func("sum", exp.column("num_values")),
-        )
-        .from_(exp.Table(this=meta))
-        .where(
-            exp.EQ(
-                this=exp.func("lower", exp.column("path_in_schema")),
-                expression=_lit(column.casefold()),
-            )
-        )
-    )
-    size, count = con.execute(chunks.sql("duckdb")).fetchone()
+def _few_values(con: Any, column: str, chunks: dict[str, _Chunks]) -> list[str]:
+    """The distinct values of a text ``column`` of the Parquet input (NULL aside) when they
+    are few (at most DICTIONARY_LIMIT), else none. They are looked for only where the files
+    store the column in under a byte a value (dictionary codes, not texts: ``chunks``),
+    which makes the search cheap."""
+    _, _, _, size, count = chunks.get(column.casefold(), (False, None, None, 0, 0))
     if not count or size >= count:
         return []
     values = (
