@@ -40,6 +40,22 @@ NUMBER_TYPES = (
 )
 
 
+def duckdb_config(
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    temp_directory: str | Path | None = None,
+) -> dict[str, Any]:
+    """DuckDB's settings for one run of the engine (rows kept in their order)."""
+    config: dict[str, Any] = {"preserve_insertion_order": True}
+    if threads:
+        config["threads"] = threads
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    if temp_directory:
+        config["temp_directory"] = str(temp_directory)
+    return config
+
+
 def find_input_files(
     inputs: Iterable[str | Path], include: Iterable[str] = (), exclude: Iterable[str] = ()
 ) -> list[Path]:

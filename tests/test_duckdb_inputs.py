@@ -17,8 +17,9 @@ pa = pytest.importorskip("pyarrow")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-import ketascore.duckdb_engine as engine  # noqa: E402
+import ketascore.duckdb_scoring as scoring  # noqa: E402
 from ketascore.cli import cli  # noqa: E402
+from ketascore.duckdb_engine import score_with_duckdb  # noqa: E402
 from ketascore.duckdb_inputs import (  # noqa: E402
     KeyChecks,
     KeyPlan,
@@ -122,15 +123,15 @@ def test_early_checks_are_used_when_they_read_what_the_engine_reads(
     folder = tmp_path / 'it\'s "here"'
     folder.mkdir()
     source = write(folder / "a'b.parquet", [("A", "v1"), ("A", "v1"), ("B", "v2")])
-    alone = engine.score_with_duckdb(source, "phq9", tmp_path / "alone.csv")
+    alone = score_with_duckdb(source, "phq9", tmp_path / "alone.csv")
     early = KeyChecks.start([folder])
     assert early is not None and early.files == (str(source),)
 
     def unused(*args: Any) -> tuple[int, int]:
         raise AssertionError("the engine checked the keys again")
 
-    monkeypatch.setattr(engine, "key_checks", unused)
-    run = engine.score_with_duckdb([folder], "phq9", tmp_path / "early.csv", prepared=early)
+    monkeypatch.setattr(scoring, "key_checks", unused)
+    run = score_with_duckdb([folder], "phq9", tmp_path / "early.csv", prepared=early)
     assert (tmp_path / "early.csv").read_text() == (tmp_path / "alone.csv").read_text()
     assert run.summary() == alone.summary() and run.records == 2  # the repeat merged
 
@@ -152,7 +153,7 @@ def test_early_checks_that_guessed_wrong_are_stopped(tmp_path: Path) -> None:
         early = KeyChecks.start([source], subject="pid")  # (looks for repeats)
         assert early is not None and early.expect(plan)
         out = tmp_path / f"{merge}.csv"
-        run = engine.score_with_duckdb(
+        run = score_with_duckdb(
             source, "phq9", out, columns=pid, merge_duplicates=merge, prepared=early
         )
         assert run.records == records
@@ -172,7 +173,7 @@ def test_command_on_parquet_starts_the_checks_first(tmp_path: Path, runner: Any)
     args = ["score", str(source), "--engine", "duckdb", "--scale", "phq9", "-o", str(out)]
     result = runner.invoke(cli, args)
     assert result.exit_code in (0, 1), result.output
-    engine.score_with_duckdb(source, "phq9", tmp_path / "api.csv")
+    score_with_duckdb(source, "phq9", tmp_path / "api.csv")
     assert out.read_text() == (tmp_path / "api.csv").read_text()
     assert "\nC," in out.read_text()  # stripped, as the Python engine strips it
     assert parquet_source([str(source)]).startswith("read_parquet([")
