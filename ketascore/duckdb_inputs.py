@@ -312,7 +312,8 @@ class KeyChecks:
             plan = self._plan = KeyPlan.of(self.files, subject, visit, kinds, self._order)
         finally:
             self._planned.set()
-        self._counts = key_checks(cursor, plan.keys(source), plan.order, plan.plain)
+        if not self._stopped:
+            self._counts = key_checks(cursor, plan.keys(source), plan.order, plan.plain)
 
     def connection(self) -> Any:
         """The open connection (None when it could not be opened)."""
@@ -342,10 +343,13 @@ class KeyChecks:
         """Stop the check (when it is still running) and wait for the thread."""
         with self._lock:
             self._stopped = True
+        # (interrupted again until the thread ends: a query that had not begun when it
+        # was first interrupted would run to its end)
+        while self._thread.is_alive():
             if self._cursor is not None:
                 with contextlib.suppress(Exception):
                     self._cursor.interrupt()
-        self._thread.join()
+            self._thread.join(0.05)
         if self._cursor is not None:
             with contextlib.suppress(Exception):
                 self._cursor.close()
