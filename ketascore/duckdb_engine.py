@@ -36,6 +36,21 @@ class DuckDBEngineError(ValueError):
     """Input or options the DuckDB engine cannot use at all (nothing was written)."""
 
 
+@dataclass(frozen=True)
+class DuckDBOptions:
+    """How ``score_with_duckdb`` reads, runs and writes (its keyword arguments)."""
+
+    columns: ColumnMap | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    threads: int | None = None
+    memory_limit: str | None = None
+    temp_directory: str | Path | None = None
+    merge_duplicates: bool = True
+    escape_formulas: bool = True
+    max_row_issues: int = 100
+
+
 @dataclass
 class DuckDBRun:
     """What a run read and wrote."""
@@ -94,13 +109,24 @@ def score_with_duckdb(
     ``KeyChecks.start`` started on the same inputs (else they are started here).
     Raises DuckDBEngineError when nothing can be scored; problems of single files or rows
     are returned as issues."""
+    options = DuckDBOptions(
+        columns,
+        tuple(include),
+        tuple(exclude),
+        threads,
+        memory_limit,
+        temp_directory,
+        merge_duplicates,
+        escape_formulas,
+        max_row_issues,
+    )
+    if isinstance(inputs, str | Path):
+        inputs = [inputs]
     if prepared is None:
-        given = [inputs] if isinstance(inputs, str | Path) else list(inputs)
-        inputs = given
         prepared = KeyChecks.start(
-            given,
-            include,
-            exclude,
+            inputs,
+            options.include,
+            options.exclude,
             config=duckdb_config(threads, memory_limit, temp_directory),
             subject=columns.subject if columns is not None else "subject",
             visit=columns.visit if columns is not None else "visit",
@@ -109,22 +135,7 @@ def score_with_duckdb(
     try:
         from ketascore.duckdb_scoring import score
 
-        return score(
-            inputs,
-            scale,
-            output,
-            fmt,
-            columns=columns,
-            include=include,
-            exclude=exclude,
-            threads=threads,
-            memory_limit=memory_limit,
-            temp_directory=temp_directory,
-            merge_duplicates=merge_duplicates,
-            escape_formulas=escape_formulas,
-            max_row_issues=max_row_issues,
-            prepared=prepared,
-        )
+        return score(inputs, scale, output, fmt, options, prepared)
     finally:
         if prepared is not None:
             prepared.stop()

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlglot import exp
 
-from ketascore.duckdb_engine import OUTPUT_FORMATS, DuckDBEngineError, DuckDBRun
+from ketascore.duckdb_engine import OUTPUT_FORMATS, DuckDBEngineError, DuckDBOptions, DuckDBRun
 from ketascore.duckdb_inputs import (
     CSV_SUFFIXES,
     NUMBER_TYPES,
@@ -87,7 +87,7 @@ def _check_encoding(path: str) -> int | None:
 
 def _inspect_csv(path: str, issues: list[Issue]) -> _CsvFile | None:
     """Delimiter, header and encoding of a CSV file, as the Python reader finds them."""
-    from ketascore.readers import _delimiter
+    from ketascore.readers import _delimiter, repeated_columns
 
     try:
         with open(path, "rb") as fh:
@@ -120,17 +120,9 @@ def _inspect_csv(path: str, issues: list[Issue]) -> _CsvFile | None:
     delimiter = _delimiter(first)
     header = tuple(c.strip() for c in next(csv.reader([first], delimiter=delimiter), []))
     folded = [h.casefold() for h in header]
-    dupes = sorted({h for h, f in zip(header, folded, strict=True) if folded.count(f) > 1})
-    if dupes:
-        issues.append(
-            make_issue(
-                "csv-columns",
-                f"column name(s) {', '.join(repr(d) for d in dupes)} appear more than once, so "
-                "their values are ambiguous; the file was not scored",
-                file=path,
-                line=1,
-            )
-        )
+    repeated = repeated_columns(header, path)
+    if repeated is not None:
+        issues.append(repeated)
         return None
     if {"item", "value", "scale"} <= set(folded):
         issues.append(
@@ -214,21 +206,14 @@ def score(
     inputs: str | Path | Sequence[str | Path],
     scale: Scale | str,
     output: str | Path,
-    fmt: str | None = None,
-    *,
-    columns: ColumnMap | None = None,
-    include: Iterable[str] = (),
-    exclude: Iterable[str] = (),
-    threads: int | None = None,
-    memory_limit: str | None = None,
-    temp_directory: str | Path | None = None,
-    merge_duplicates: bool = True,
-    escape_formulas: bool = True,
-    max_row_issues: int = 100,
+    fmt: str | None,
+    options: DuckDBOptions,
     prepared: KeyChecks | None = None,
 ) -> DuckDBRun:
     """``ketascore.duckdb_engine.score_with_duckdb`` (its arguments and result)."""
     started = time.perf_counter()
+    columns, include, exclude = options.columns, options.include, options.exclude
+    merge_duplicates, max_row_issues = options.merge_duplicates, options.max_row_issues
     if isinstance(inputs, str | Path):
         inputs = [inputs]
     output = Path(output)
@@ -253,7 +238,7 @@ def score(
     if not files:
         raise DuckDBEngineError("no CSV or Parquet files found in " + ", ".join(map(str, inputs)))
 
-    config = duckdb_config(threads, memory_limit, temp_directory)
+    config = duckdb_config(options.threads, options.memory_limit, options.temp_directory)
     # The database is opened, and the keys of Parquet files checked, in the background
     # while the scale is loaded and compiled.
     if prepared is not None and prepared.config != config:
@@ -397,7 +382,8 @@ def score(
             if fmt == "parquet":
                 os.replace(scores, output)
             else:
-                con.execute(_write(compiled, scale, layout, scores, final, fmt, escape_formulas))
+                escape = options.escape_formulas
+                con.execute(_write(compiled, scale, layout, scores, final, fmt, escape))
                 os.replace(final, output)
         finally:
             for path in (scores, final):

@@ -569,6 +569,22 @@ def _csv_table(text: str, file: str, issues: list[Issue]) -> _Rows | None:
     return _Rows(header, rows)
 
 
+def repeated_columns(header: Iterable[str], file: str) -> Issue | None:
+    """The issue of a header that names a column more than once (in any case), if it does."""
+    header = list(header)
+    folded = [h.casefold() for h in header]
+    dupes = sorted({h for h, f in zip(header, folded, strict=True) if folded.count(f) > 1})
+    if not dupes:
+        return None
+    return make_issue(
+        "csv-columns",
+        f"column name(s) {', '.join(repr(d) for d in dupes)} appear more than once, so "
+        "their values are ambiguous; the file was not scored",
+        file=file,
+        line=1,
+    )
+
+
 def check_table(
     table: _Rows,
     file: str,
@@ -578,17 +594,9 @@ def check_table(
     """Unique column names, the required columns, rows as long as the header."""
     header, rows = table.header, table.rows
     folded = [h.casefold() for h in header]
-    dupes = sorted({h for h, f in zip(header, folded, strict=True) if folded.count(f) > 1})
-    if dupes:
-        issues.append(
-            make_issue(
-                "csv-columns",
-                f"column name(s) {', '.join(repr(d) for d in dupes)} appear more than once, so "
-                "their values are ambiguous; the file was not scored",
-                file=file,
-                line=1,
-            )
-        )
+    repeated = repeated_columns(header, file)
+    if repeated is not None:
+        issues.append(repeated)
         return None
     for name in required:
         if name not in folded:
