@@ -13,13 +13,13 @@ standard library, and writes its few fixed queries itself, quoting every name an
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
+
+from ketascore.folders import walk_folder
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -63,33 +63,17 @@ def find_input_files(
     the Python readers use: each folder's files sorted, then its subfolders; hidden skipped)."""
     include, exclude = list(include), list(exclude)
     found: list[Path] = []
+    suffixes = (*CSV_SUFFIXES, *PARQUET_SUFFIXES)
 
-    def wanted(path: Path, root: Path) -> bool:
-        rel = path.relative_to(root).as_posix()
-        if include and not any(fnmatch(rel, p) or fnmatch(path.name, p) for p in include):
-            return False
-        return not any(fnmatch(rel, p) or fnmatch(path.name, p) for p in exclude)
+    def table(name: str) -> bool:
+        return Path(name).suffix.lower() in suffixes
 
     for given in inputs:
         path = Path(given)
         if not path.is_dir():
             found.append(path)
             continue
-        seen: set[str] = set()
-        for folder, dirs, files in os.walk(path, followlinks=True):
-            real = os.path.realpath(folder)
-            if real in seen:
-                dirs[:] = []
-                continue
-            seen.add(real)
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                file = Path(folder) / name
-                suffix = file.suffix.lower()
-                if name.startswith(".") or suffix not in (*CSV_SUFFIXES, *PARQUET_SUFFIXES):
-                    continue
-                if wanted(file, path):
-                    found.append(file)
+        found.extend(walk_folder(path, table, include, exclude))
     return found
 
 

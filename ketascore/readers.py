@@ -16,12 +16,12 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from ketascore import yamlsafe
 from ketascore.engine import Rejection
+from ketascore.folders import walk_folder
 from ketascore.issues import Issue, make_issue
 from ketascore.records import AnswerRecord, Source
 
@@ -75,39 +75,21 @@ def iter_input_files(
     include, exclude = list(include), list(exclude)
     sink = issues if issues is not None else []
 
-    def wanted(path: Path, root: Path) -> bool:
-        rel = path.relative_to(root).as_posix()
-        if include and not any(fnmatch(rel, p) or fnmatch(path.name, p) for p in include):
-            return False
-        return not any(fnmatch(rel, p) or fnmatch(path.name, p) for p in exclude)
+    def loop(folder: str) -> None:
+        sink.append(
+            make_issue(
+                "folder-loop",
+                "folder is a symbolic link back into a folder already read (a loop)",
+                file=folder,
+            )
+        )
 
     for given in paths:
         path = Path(given)
         if str(given) == "-" or not path.is_dir():
             yield path
             continue
-        seen: set[str] = set()
-        for folder, dirs, files in os.walk(path, followlinks=True, onerror=None):
-            real = os.path.realpath(folder)
-            if real in seen:
-                sink.append(
-                    make_issue(
-                        "folder-loop",
-                        "folder is a symbolic link back into a folder already read (a loop)",
-                        file=folder,
-                    )
-                )
-                dirs[:] = []
-                continue
-            seen.add(real)
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                if name.startswith("."):
-                    continue
-                file = Path(folder) / name
-                if not is_input_file(name) or ((include or exclude) and not wanted(file, path)):
-                    continue
-                yield file
+        yield from walk_folder(path, is_input_file, include, exclude, loop)
 
 
 def walk_files(
