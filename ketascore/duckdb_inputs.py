@@ -125,7 +125,9 @@ def key_checks(con: Any, keys: str, order: bool, plain: Sequence[str]) -> tuple[
     if later:
         changed = "subject IS DISTINCT FROM _ks_ps"
         flags.append(f"CASE WHEN {changed} THEN {unplain('subject')} ELSE false END")
-    # the first row has no previous one; a NULL anywhere fails (and the hash decides)
+    # The first row has no row before it. A comparison with NULL is unknown and fails, unless
+    # the subject alone comes after the one before: then too the pairs of the rows that hold
+    # both (the rows scored) keep growing, and none can repeat.
     failed = "NOT coalesce(subject > _ks_ps OR (subject = _ks_ps AND visit > _ks_pv), false)"
     streamed = f"SELECT {', '.join(['subject', 'visit', *tests])} FROM ({keys}) AS _ks_keys"
     pairs = f"SELECT {', '.join(columns)} FROM ({streamed}) AS _ks_tested"
