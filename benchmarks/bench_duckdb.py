@@ -88,12 +88,12 @@ def shuffled(parquet: Path) -> Path:
 
 CASES = {
     "duckdb-parquet-api": (
-        "from ketascore.duckdb_engine import score_with_duckdb\n"
+        "from ketascore.engines.duckdb_engine import score_with_duckdb\n"
         "run = score_with_duckdb({parquet!r}, 'phq9', {out!r} + '.parquet')\n"
         "print(run.records, run.scored)\n"
     ),
     "duckdb-parquet-unique": (
-        "from ketascore.duckdb_engine import score_with_duckdb\n"
+        "from ketascore.engines.duckdb_engine import score_with_duckdb\n"
         "run = score_with_duckdb({parquet!r}, 'phq9', {out!r} + '.parquet', "
         "merge_duplicates=False)\n"
         "print(run.records, run.scored)\n"

@@ -34,15 +34,15 @@ __all__ = [
 ]
 
 _EXPORTS = {
-    "AnswerRecord": "ketascore.records",
-    "ChangeReport": "ketascore.change",
-    "compute_change": "ketascore.change",
-    "Issue": "ketascore.issues",
+    "AnswerRecord": "ketascore.core.records",
+    "ChangeReport": "ketascore.analysis.change",
+    "compute_change": "ketascore.analysis.change",
+    "Issue": "ketascore.core.issues",
     "ReadResult": "ketascore.readers",
-    "Scale": "ketascore.scale",
-    "ScaleError": "ketascore.scale",
-    "ScoreResult": "ketascore.engine",
-    "score_record": "ketascore.engine",
+    "Scale": "ketascore.core.scale",
+    "ScaleError": "ketascore.core.scale",
+    "ScoreResult": "ketascore.core.records",
+    "score_record": "ketascore.engines.record",
     "builtin_scales": "ketascore.api",
     "load_scale": "ketascore.api",
     "read_answers": "ketascore.api",
@@ -50,13 +50,13 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
+    from ketascore.analysis.change import ChangeReport, compute_change
     from ketascore.api import builtin_scales, load_scale, read_answers, score
-    from ketascore.change import ChangeReport, compute_change
-    from ketascore.engine import ScoreResult, score_record
-    from ketascore.issues import Issue
+    from ketascore.core.issues import Issue
+    from ketascore.core.records import AnswerRecord, ScoreResult
+    from ketascore.core.scale import Scale, ScaleError
+    from ketascore.engines.record import score_record
     from ketascore.readers import ReadResult
-    from ketascore.records import AnswerRecord
-    from ketascore.scale import Scale, ScaleError
 
 
 def __getattr__(name: str) -> Any:

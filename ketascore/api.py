@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ketascore.engine import ScoreResult, score_records
-from ketascore.library import ScaleSet, builtin_ids, resolve_scale
+from ketascore.core.library import ScaleSet, builtin_ids, resolve_scale
+from ketascore.core.records import AnswerRecord, ScoreResult
+from ketascore.core.scale import Scale
+from ketascore.engines.record import score_records
 from ketascore.readers import DEFAULT_MAX_FILE_SIZE, ReadOptions, ReadResult, read_paths
-from ketascore.records import AnswerRecord
-from ketascore.scale import Scale
 
 
 def builtin_scales() -> list[str]:
@@ -41,7 +41,7 @@ def read_answers(
 
     ``options`` carries what the clinical-format readers need (a column mapping, a sheet, a
     REDCap dictionary, FHIR Questionnaires, an SDTM category); build it with
-    ``ketascore.formats.load_read_options``.
+    ``ketascore.readers.formats.load_read_options``.
     """
     if isinstance(paths, str | Path):
         paths = [paths]

@@ -16,9 +16,9 @@ import re
 import sys
 from pathlib import Path
 
-from ketascore.engine import run_examples
-from ketascore.library import builtin_files, builtin_ids, load_builtin
-from ketascore.scale import Num, Scale, check_scale_text, format_number
+from ketascore.core.library import builtin_files, builtin_ids, load_builtin
+from ketascore.core.scale import Num, Scale, check_scale_text, format_number
+from ketascore.engines.record import run_examples
 
 # --------------------------------------------------------------------------------------
 # Checking a user's scale
@@ -277,7 +277,7 @@ def update_docs(path: Path = DOCS_PATH) -> bool:
     new = f"{head}\n{builtin_table_markdown()}{tail}"
     if new == text:
         return False
-    from ketascore.output import atomic_writer
+    from ketascore.writers.tabular import atomic_writer
 
     with atomic_writer(path) as fh:
         fh.write(new)

@@ -16,9 +16,9 @@ import pytest
 from click.testing import CliRunner
 
 from ketascore.api import read_answers, score
-from ketascore.batch import Settings, collect_files, score_files
 from ketascore.cli import cli
-from ketascore.output import score_json
+from ketascore.engines.batch import Settings, collect_files, score_files
+from ketascore.writers.tabular import score_json
 
 from conftest import ROOT
 
@@ -281,7 +281,8 @@ def _same(fast: object, slow: object) -> bool:
 @settings(max_examples=500, deadline=None)
 @given(text=st.one_of(yaml_docs(), json_docs()))
 def test_quick_reading_equals_the_yaml_loader(text: str) -> None:
-    from ketascore import quickload, yamlsafe
+    from ketascore.core import yamlsafe
+    from ketascore.readers import quickload
 
     fast = quickload.load_json(text) if text.startswith("{") else quickload.load_yaml(text)
     if fast is None:
@@ -292,9 +293,8 @@ def test_quick_reading_equals_the_yaml_loader(text: str) -> None:
 
 
 def test_quick_reading_of_a_folder_equals_read_file(tmp_path: Path) -> None:
-    from ketascore import quickload
-    from ketascore.batch import read_quick
-    from ketascore.readers import read_file
+    from ketascore.engines.batch import read_quick
+    from ketascore.readers import quickload, read_file
 
     folder = make_folder(tmp_path / "data", 40)
     files = [p for p in collect_files([folder]) if isinstance(p, str)]

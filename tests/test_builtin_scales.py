@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ketascore.engine import run_examples, score_record
-from ketascore.library import builtin_files, builtin_ids, load_builtin
-from ketascore.records import AnswerRecord
+from ketascore.core.library import builtin_files, builtin_ids, load_builtin
+from ketascore.core.records import AnswerRecord
+from ketascore.engines.record import run_examples, score_record
 
 CORE = ["madrs", "hamd17", "hamd6", "qids-sr16", "phq9"]
 

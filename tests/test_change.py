@@ -6,10 +6,9 @@ from typing import Any
 
 import pytest
 
-from ketascore.change import choose_baseline, compute_change, natural_key
-from ketascore.engine import ScoreResult
-from ketascore.library import load_builtin
-from ketascore.records import Source
+from ketascore.analysis.change import choose_baseline, compute_change, natural_key
+from ketascore.core.library import load_builtin
+from ketascore.core.records import ScoreResult, Source
 
 
 def res(subject: str, visit: str, total: float | None, **kw: Any) -> ScoreResult:

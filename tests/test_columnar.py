@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 
 pytest.importorskip("numpy")  # the columnar engine's one dependency
 
-from ketascore.columnar import RawColumn, Rows, score_table
-from ketascore.engine import ScoreResult, score_record
-from ketascore.library import builtin_ids, load_builtin
-from ketascore.records import AnswerRecord, Source
-from ketascore.scale import Scale
+from ketascore.core.library import builtin_ids, load_builtin
+from ketascore.core.records import AnswerRecord, ScoreResult, Source
+from ketascore.core.scale import Scale
+from ketascore.engines.columnar import RawColumn, Rows, score_table
+from ketascore.engines.record import score_record
 
 from conftest import budget
 
@@ -226,8 +226,8 @@ def test_cli_columnar_output_is_byte_identical(
     crlf: bool,
 ) -> None:
     import ketascore.cli.score as score_cli
-    from ketascore import columnar
     from ketascore.cli import cli
+    from ketascore.engines import columnar
 
     text = nasty_csv(seed, delimiter, crlf)
     if delimiter == ",":
@@ -261,9 +261,9 @@ def test_cli_columnar_output_is_byte_identical(
 def test_columnar_reading_issues_equal_the_readers(
     tmp_path: Path, chunk_bytes: int, in_memory: int
 ) -> None:
-    from ketascore import columnar
     from ketascore.api import read_answers, score
-    from ketascore.library import ScaleSet
+    from ketascore.core.library import ScaleSet
+    from ketascore.engines import columnar
 
     text = nasty_csv(5)
     path = tmp_path / "v.csv"
@@ -295,8 +295,8 @@ def test_columnar_reading_issues_equal_the_readers(
     ],
 )
 def test_columnar_declines_what_the_record_path_decides(text: str) -> None:
-    from ketascore import columnar
-    from ketascore.library import ScaleSet
+    from ketascore.core.library import ScaleSet
+    from ketascore.engines import columnar
 
     known = ScaleSet([])
     data = text.encode("utf-8")
@@ -335,8 +335,8 @@ def test_cli_change_columnar_is_byte_identical(
     tmp_path: Path, runner: CliRunner, monkeypatch: pytest.MonkeyPatch, args: list[str]
 ) -> None:
     import ketascore.cli.score as score_cli
-    from ketascore import columnar
     from ketascore.cli import cli
+    from ketascore.engines import columnar
 
     path = tmp_path / "trial.csv"
     path.write_text(trial_csv(len(args)))
@@ -371,8 +371,8 @@ def test_cli_change_columnar_is_byte_identical(
     )
 )
 def test_natural_order_shortcut_agrees_with_natural_key(ids: list[str]) -> None:
-    from ketascore.change import natural_key
-    from ketascore.columnar import _natural_is_sorted
+    from ketascore.analysis.change import natural_key
+    from ketascore.engines.columnar import _natural_is_sorted
 
     by_bytes = sorted(ids, key=lambda t: t.encode())
     if _natural_is_sorted(by_bytes):
@@ -423,7 +423,7 @@ def test_cell_keys_depend_on_the_text_alone() -> None:
     found across chunks by these keys), and long texts that differ get different keys."""
     import numpy as np
 
-    from ketascore import columnar
+    from ketascore.engines import columnar
 
     def keys(texts: list[str]) -> list[int]:
         data = "".join(texts).encode()
@@ -459,9 +459,9 @@ def chunked_results_equal_the_record_engine(
 ) -> list[Any]:
     """Write ``lines`` to ``path``, read it in columns in chunks of ``chunk_bytes``, check
     that the results are the record engine's, and return them."""
-    from ketascore import columnar
     from ketascore.api import read_answers, score
-    from ketascore.library import ScaleSet
+    from ketascore.core.library import ScaleSet
+    from ketascore.engines import columnar
 
     path.write_text("\n".join(lines) + "\n")
     known = ScaleSet([])

@@ -28,7 +28,7 @@ def _expected(tmp_path: Path) -> tuple[list, list]:
 
 
 def test_pandas_frame_scores_like_the_csv_file(tmp_path: Path) -> None:
-    from ketascore.dataframe import score_frame
+    from ketascore.engines.dataframe import score_frame
 
     expected, _ = _expected(tmp_path)
     scored = score_frame(pd.DataFrame(ROWS), "phq9")
@@ -45,7 +45,7 @@ def test_pandas_frame_scores_like_the_csv_file(tmp_path: Path) -> None:
 
 def test_polars_frame(tmp_path: Path) -> None:
     pl = pytest.importorskip("polars")
-    from ketascore.dataframe import score_frame
+    from ketascore.engines.dataframe import score_frame
 
     expected, _ = _expected(tmp_path)
     scored = score_frame(pl.DataFrame(ROWS, strict=False), "phq9")

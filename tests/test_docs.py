@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ketascore.issues import ISSUE_TYPES
+from ketascore.core.issues import ISSUE_TYPES
 
 from conftest import ROOT
 

@@ -17,13 +17,13 @@ pa = pytest.importorskip("pyarrow")
 from test_sql import expected, random_rows, same, sink_scale  # noqa: E402
 
 from ketascore.cli import cli  # noqa: E402
-from ketascore.duckdb_engine import (  # noqa: E402
+from ketascore.core.library import load_builtin  # noqa: E402
+from ketascore.engines.duckdb_engine import (  # noqa: E402
     DuckDBEngineError,
     find_input_files,
     score_with_duckdb,
 )
-from ketascore.library import load_builtin  # noqa: E402
-from ketascore.sql import ColumnMap, csv_columns  # noqa: E402
+from ketascore.engines.sql import ColumnMap, csv_columns  # noqa: E402
 
 from conftest import EXAMPLE  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""The checks of the subjects and visits of Parquet input (``ketascore.duckdb_inputs``): the
+"""The checks of the subjects and visits of Parquet input (``ketascore.engines.duckdb_inputs``): the
 counts against a reference in Python, and the checks started early, which the DuckDB
 engine uses only when they read what it would have read."""
 
@@ -17,10 +17,10 @@ pa = pytest.importorskip("pyarrow")
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-import ketascore.duckdb_scoring as scoring  # noqa: E402
+import ketascore.engines.duckdb_scoring as scoring  # noqa: E402
 from ketascore.cli import cli  # noqa: E402
-from ketascore.duckdb_engine import score_with_duckdb  # noqa: E402
-from ketascore.duckdb_inputs import (  # noqa: E402
+from ketascore.engines.duckdb_engine import score_with_duckdb  # noqa: E402
+from ketascore.engines.duckdb_inputs import (  # noqa: E402
     KeyChecks,
     KeyPlan,
     identifier,
@@ -139,7 +139,7 @@ def test_early_checks_are_used_when_they_read_what_the_engine_reads(
 def test_early_checks_that_guessed_wrong_are_stopped(tmp_path: Path) -> None:
     """Other columns (a column map), no search for repeats, or other files: the engine
     stops the early checks and runs its own."""
-    from ketascore.sql import ColumnMap
+    from ketascore.engines.sql import ColumnMap
 
     source = write(tmp_path / "a.parquet", [("A", "v1"), ("A", "v1")], subject="pid")
     plan = KeyPlan.of([str(source)], "pid", "visit", {"pid": "text", "visit": "text"}, True)

@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from ketascore.engine import MISSING, Rejection, parse_value, score_record, score_records
-from ketascore.library import load_builtin
-from ketascore.records import AnswerRecord, Source
+from ketascore.core.library import load_builtin
+from ketascore.core.records import AnswerRecord, Source
+from ketascore.core.values import MISSING, Rejection, parse_value
+from ketascore.engines.record import score_record, score_records
 
 
 def record(items: dict[str, Any], **kw: Any) -> AnswerRecord:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ketascore.formats import xpt
+from ketascore.core.records import AnswerRecord
 from ketascore.readers import (
     FORMAT_READERS,
     FormatContext,
@@ -22,7 +22,7 @@ from ketascore.readers import (
     read_text,
     register_format,
 )
-from ketascore.records import AnswerRecord
+from ketascore.readers.formats import xpt
 
 from conftest import DATA
 
@@ -79,7 +79,7 @@ def test_existing_formats_are_unchanged() -> None:
 
 
 def test_mapping_claims_csv_but_not_yaml(tmp_path: Path) -> None:
-    from ketascore.formats import load_read_options
+    from ketascore.readers.formats import load_read_options
 
     opts = load_read_options(map=FORMATS / "mapped-phq9.yaml")
     (tmp_path / "a.yaml").write_text("subject: S\nvisit: v\nscale: phq9\nitems: {1: 2}\n")

@@ -8,9 +8,14 @@ from pathlib import Path
 import pytest
 
 from ketascore.api import score
-from ketascore.formats import FormatOptionError, MappingError, load_mapping, load_read_options
-from ketascore.formats.mapping import load_mapping_text
 from ketascore.readers import read_paths
+from ketascore.readers.formats import (
+    FormatOptionError,
+    MappingError,
+    load_mapping,
+    load_read_options,
+)
+from ketascore.readers.mapping import load_mapping_text
 
 from conftest import DATA, ROOT
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from ketascore.api import score
-from ketascore.formats import load_read_options
-from ketascore.formats.redcap import (
+from ketascore.readers import _csv_table, detect_format, read_paths
+from ketascore.readers.formats import load_read_options
+from ketascore.readers.redcap import (
     load_redcap_dictionary,
     parse_choices,
     redcap_visits,
 )
-from ketascore.readers import _csv_table, detect_format, read_paths
 
 from conftest import DATA
 

@@ -6,8 +6,8 @@ import io
 from pathlib import Path
 
 from ketascore.api import score
-from ketascore.formats import load_read_options, xpt
 from ketascore.readers import ReadOptions, read_paths, read_text
+from ketascore.readers.formats import load_read_options, xpt
 
 from conftest import DATA
 

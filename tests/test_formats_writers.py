@@ -12,14 +12,14 @@ from typing import Any
 
 import pytest
 
+from ketascore.analysis.change import compute_change
 from ketascore.api import read_answers, score
-from ketascore.change import compute_change
-from ketascore.engine import ScoreResult
-from ketascore.formats import xpt
-from ketascore.formats.adam import COLUMNS, adam_csv, adam_rows, param_code, write_adam
-from ketascore.formats.fhir_out import fhir_json, observations_bundle, write_fhir
-from ketascore.library import load_builtin
+from ketascore.core.library import load_builtin
+from ketascore.core.records import ScoreResult
 from ketascore.readers import read_paths
+from ketascore.readers.formats import xpt
+from ketascore.writers.adam import COLUMNS, adam_csv, adam_rows, param_code, write_adam
+from ketascore.writers.fhir import fhir_json, observations_bundle, write_fhir
 
 from conftest import DATA
 

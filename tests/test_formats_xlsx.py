@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from ketascore.api import score
-from ketascore.formats import load_read_options
 from ketascore.readers import ReadOptions, read_paths
+from ketascore.readers.formats import load_read_options
 
 from conftest import DATA
 

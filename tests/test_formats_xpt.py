@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ketascore.formats import xpt
 from ketascore.readers import read_paths
+from ketascore.readers.formats import xpt
 
 from conftest import budget
 

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ketascore.cli import cli
+from ketascore.core.scale import check_scale_text
 from ketascore.readers import read_text
-from ketascore.scale import check_scale_text
 
 from conftest import ROOT, budget
 

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from ketascore.cli import cli
-from ketascore.output import atomic_writer, escape_formula, write_chunks
+from ketascore.writers.tabular import atomic_writer, escape_formula, write_chunks
 
 from conftest import ROOT
 
@@ -106,7 +106,7 @@ def test_outputs_are_deterministic(runner: CliRunner) -> None:
 
 WRITER = """
 import sys, time
-from ketascore.output import atomic_writer
+from ketascore.writers.tabular import atomic_writer
 with atomic_writer(sys.argv[1]) as fh:
     for i in range(100000):
         fh.write("row %d\\n" % i)

@@ -16,10 +16,10 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
+from ketascore.analysis.change import compute_change
 from ketascore.api import load_scale, read_answers, score
-from ketascore.change import compute_change
 from ketascore.cli import cli
-from ketascore.plotting import (
+from ketascore.present.plotting import (
     distribution_data,
     error_half_width,
     groups_of,
@@ -29,7 +29,7 @@ from ketascore.plotting import (
     visit_axis,
     waterfall_data,
 )
-from ketascore.render import change_tables, sparkline
+from ketascore.present.render import change_tables, sparkline
 
 from conftest import ROOT
 
@@ -448,8 +448,8 @@ def test_trend_column_only_when_asked(example: Any) -> None:
 
 def test_waterfall_cuts_very_tall_bars_and_labels_them() -> None:
     pytest.importorskip("matplotlib")
-    from ketascore.engine import ScoreResult
-    from ketascore.plotting import figure_bytes, make_figure
+    from ketascore.core.records import ScoreResult
+    from ketascore.present.plotting import figure_bytes, make_figure
 
     madrs = load_scale("madrs")
 

@@ -7,10 +7,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ketascore.engine import score_record
-from ketascore.library import builtin_ids, load_builtin
-from ketascore.records import AnswerRecord
-from ketascore.scale import Scale, check_scale_text
+from ketascore.core.library import builtin_ids, load_builtin
+from ketascore.core.records import AnswerRecord
+from ketascore.core.scale import Scale, check_scale_text
+from ketascore.engines.record import score_record
 
 from conftest import budget
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ketascore.engine import Rejection
+from ketascore.core.values import Rejection
 from ketascore.readers import detect_format, iter_input_files, read_paths, read_text
 
 IDS = ["madrs", "phq9", "hamd17", "qids-sr16"]

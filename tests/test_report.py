@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from ketascore.cli import cli
-from ketascore.library import load_builtin
+from ketascore.core.library import load_builtin
 
 from conftest import ROOT
 

@@ -14,9 +14,9 @@ from click.testing import CliRunner
 
 from ketascore import authoring
 from ketascore.authoring import builtin_table_markdown, generated_docs_table
-from ketascore.engine import ScoreResult, score_record
-from ketascore.library import builtin_ids, load_builtin
-from ketascore.records import AnswerRecord
+from ketascore.core.library import builtin_ids, load_builtin
+from ketascore.core.records import AnswerRecord, ScoreResult
+from ketascore.engines.record import score_record
 
 from conftest import ROOT
 
@@ -317,7 +317,7 @@ def test_docs_show_the_real_output_of_scales_check(monkeypatch: pytest.MonkeyPat
 
 
 def test_docs_document_every_key_of_the_language() -> None:
-    from ketascore import model
+    from ketascore.core import model
 
     text = DOCS.read_text(encoding="utf-8")
     for cls in (

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from ketascore.model import Rounding
-from ketascore.scale import (
+from ketascore.core.model import Rounding
+from ketascore.core.scale import (
     ScaleError,
     check_scale_text,
     load_scale_text,

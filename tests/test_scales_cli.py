@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from ketascore.cli import cli
-from ketascore.library import builtin_ids, load_builtin
+from ketascore.core.library import builtin_ids, load_builtin
 
 from conftest import ROOT, check_golden
 
@@ -271,7 +271,7 @@ def test_show_describes_terms_and_missing_rules(runner: CliRunner) -> None:
 
 
 def test_show_formula_of_max_with_weights_and_of_scores() -> None:
-    from ketascore.card import formula
+    from ketascore.present.card import formula
 
     assert formula(load_builtin("cssrs"), "ideation_severity") == (
         "max of item 1, item 2 x2, item 3 x3, item 4 x4, item 5 x5"

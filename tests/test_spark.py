@@ -28,10 +28,10 @@ from test_sql import (
     scales_under_test,
 )
 
-from ketascore.library import load_builtin
-from ketascore.scale import Scale
-from ketascore.spark import score_spark, spark_sql
-from ketascore.sql import ColumnMap, compile_scale
+from ketascore.core.library import load_builtin
+from ketascore.core.scale import Scale
+from ketascore.engines.spark import score_spark, spark_sql
+from ketascore.engines.sql import ColumnMap, compile_scale
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
 

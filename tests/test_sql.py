@@ -17,11 +17,12 @@ pytest.importorskip("sqlglot")
 
 import sqlglot  # noqa: E402
 
-from ketascore.engine import _NUMBER, score_record, score_records  # noqa: E402
-from ketascore.library import builtin_ids, load_builtin  # noqa: E402
-from ketascore.records import AnswerRecord, Source  # noqa: E402
-from ketascore.scale import Scale, load_scale_text  # noqa: E402
-from ketascore.sql import (  # noqa: E402
+from ketascore.core.library import builtin_ids, load_builtin  # noqa: E402
+from ketascore.core.records import AnswerRecord, Source  # noqa: E402
+from ketascore.core.scale import Scale, load_scale_text  # noqa: E402
+from ketascore.core.values import _NUMBER  # noqa: E402
+from ketascore.engines.record import score_record, score_records  # noqa: E402
+from ketascore.engines.sql import (  # noqa: E402
     DIALECTS,
     NUMBER_PATTERN,
     ColumnMap,

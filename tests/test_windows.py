@@ -9,13 +9,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from ketascore.change import compute_change
+from ketascore.analysis.change import compute_change
+from ketascore.analysis.windows import load_windows_text
 from ketascore.cli import cli
-from ketascore.engine import ScoreResult
-from ketascore.library import load_builtin
-from ketascore.records import Source
-from ketascore.scale import ScaleError
-from ketascore.windows import load_windows_text
+from ketascore.core.library import load_builtin
+from ketascore.core.records import ScoreResult, Source
+from ketascore.core.scale import ScaleError
 
 WINDOWS = """\
 windows:

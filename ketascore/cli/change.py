@@ -27,19 +27,19 @@ from ketascore.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from ketascore.change import ChangeReport
-    from ketascore.engine import ScoreResult
+    from ketascore.analysis.change import ChangeReport
+    from ketascore.analysis.windows import WindowPlan
+    from ketascore.core.records import ScoreResult
+    from ketascore.core.scale import Scale
     from ketascore.readers import ReadResult
-    from ketascore.scale import Scale
-    from ketascore.windows import WindowPlan
 
 
 def load_windows_option(path: Path | None) -> WindowPlan | None:
     """The analysis windows of ``--windows FILE`` (a usage error if the file has problems)."""
     if path is None:
         return None
-    from ketascore.scale import ScaleError
-    from ketascore.windows import load_windows
+    from ketascore.analysis.windows import load_windows
+    from ketascore.core.scale import ScaleError
 
     try:
         return load_windows(path)
@@ -51,7 +51,7 @@ def load_windows_option(path: Path | None) -> WindowPlan | None:
 
 def grouping_scale(by: str | None, scale: Scale) -> Scale | None:
     """The scale named by ``--by SCALE.NAME`` (checked), or None for a carried field."""
-    from ketascore.library import ScaleSet
+    from ketascore.core.library import ScaleSet
 
     by_scale = by.partition(".")[0] if by and "." in by else None
     other = ScaleSet([scale]).get(by_scale) if by_scale else None
@@ -82,9 +82,9 @@ def change_report(
 ) -> tuple[list[ScoreResult], ChangeReport]:
     """Score the records read (and those of the grouping scale) and compute the change from
     baseline; the report's issues start with those of reading and scoring."""
+    from ketascore.analysis.change import compute_change
     from ketascore.api import score
-    from ketascore.change import compute_change
-    from ketascore.scale import clean_number
+    from ketascore.core.scale import clean_number
 
     results = score(data.records, scale=scale)
     if other is not None and other.id != scale.id:
@@ -165,8 +165,8 @@ def change_cmd(
     max_file_size: int,
 ) -> None:
     """Change from baseline per subject and a per-visit summary, for one score of one scale."""
-    from ketascore import output as out
     from ketascore.api import read_answers
+    from ketascore.writers import tabular as out
 
     fmt = resolve_format(fmt, output)
     scale = load_scale_option(scale_name)
@@ -215,10 +215,10 @@ def change_cmd(
         windows=windows,
         impute=impute,
     )
-    from ketascore.provenance import build_provenance
+    from ketascore.core.provenance import build_provenance
 
     if fmt == "table":
-        from ketascore.render import change_tables, print_issues
+        from ketascore.present.render import change_tables, print_issues
 
         console().print(change_tables(report, scale, trend=is_tty(sys.stdout)))
         print_issues(console(stderr=True), report.issues)
@@ -233,7 +233,7 @@ def change_cmd(
         csv_text = out.change_csv(report, summary_only, escape_formulas=not no_escape_formulas)
         emit(csv_text, output, list(paths))
     elif fmt == "adam":
-        from ketascore.formats.adam import adam_csv, adam_rows, write_adam
+        from ketascore.writers.adam import adam_csv, adam_rows, write_adam
 
         known = [scale, *([other] if other is not None else [])]
         if output is not None and output.suffix.lower() == ".xpt":

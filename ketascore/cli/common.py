@@ -145,7 +145,7 @@ def read_options(scales: list[Any]) -> Any:
         from ketascore.readers import ReadOptions
 
         return ReadOptions(scales=tuple(scales))
-    from ketascore.formats import FormatOptionError, load_read_options
+    from ketascore.readers.formats import FormatOptionError, load_read_options
 
     try:
         return load_read_options(
@@ -188,7 +188,7 @@ def check_output(output: Path, inputs: list[str]) -> None:
 
 def emit(text_or_lines: Any, output: Path | None, inputs: list[str]) -> None:
     """Write text (or an iterable of lines) to stdout or atomically to ``output``."""
-    from ketascore.output import atomic_writer
+    from ketascore.writers.tabular import atomic_writer
 
     if output is None:
         if isinstance(text_or_lines, str):
@@ -209,8 +209,8 @@ def emit(text_or_lines: Any, output: Path | None, inputs: list[str]) -> None:
 def load_scale_option(name: str | None) -> Any:
     if name is None:
         return None
-    from ketascore.library import UnknownScaleError, resolve_scale
-    from ketascore.scale import ScaleError
+    from ketascore.core.library import UnknownScaleError, resolve_scale
+    from ketascore.core.scale import ScaleError
 
     try:
         return resolve_scale(name)

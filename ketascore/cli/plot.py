@@ -22,17 +22,22 @@ from ketascore.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from ketascore.scale import Scale
+    from ketascore.core.scale import Scale
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-KINDS = ("trajectory", "spaghetti", "waterfall", "distribution")  # as ketascore.plotting.KINDS
+KINDS = (
+    "trajectory",
+    "spaghetti",
+    "waterfall",
+    "distribution",
+)  # as ketascore.present.plotting.KINDS
 PICTURE_FORMATS = (".png", ".svg", ".pdf")
 
 
 def require_plotting(hint: str = "") -> None:
     """Stop with a usage error (exit 2) naming the install command when matplotlib is absent."""
-    from ketascore.plotting import PlottingUnavailable, require_matplotlib
+    from ketascore.present.plotting import PlottingUnavailable, require_matplotlib
 
     try:
         require_matplotlib()
@@ -152,8 +157,8 @@ def plot_cmd(
     """
     from ketascore.api import read_answers
     from ketascore.cli.change import change_report, grouping_scale, load_windows_option
-    from ketascore.plotting import PlotError, make_figure, save_figure
-    from ketascore.render import print_issues
+    from ketascore.present.plotting import PlotError, make_figure, save_figure
+    from ketascore.present.render import print_issues
 
     if output.suffix.lower() not in PICTURE_FORMATS:
         raise UsageError(f"-o {output}: the picture file must end in .png, .svg or .pdf")

@@ -27,7 +27,7 @@ from ketascore.cli.plot import (
 )
 
 if TYPE_CHECKING:
-    from ketascore.scale import Scale
+    from ketascore.core.scale import Scale
 
 
 @cli.command("report")
@@ -88,8 +88,8 @@ def report_cmd(
     """
     from ketascore.api import read_answers
     from ketascore.cli.change import change_report, grouping_scale, load_windows_option
-    from ketascore.render import print_issues
-    from ketascore.report import (
+    from ketascore.present.render import print_issues
+    from ketascore.present.report import (
         Section,
         add_figures,
         build_report,

@@ -29,8 +29,8 @@ def scales() -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), help="Output format.")
 def scales_list(fmt: str | None) -> None:
     """List the built-in scales."""
-    from ketascore.library import builtin_ids, load_builtin
-    from ketascore.output import dumps
+    from ketascore.core.library import builtin_ids, load_builtin
+    from ketascore.writers.tabular import dumps
 
     loaded = [load_builtin(i) for i in builtin_ids()]
     fmt = fmt or ("table" if is_tty(sys.stdout) else "json")
@@ -52,7 +52,7 @@ def scales_list(fmt: str | None) -> None:
             )
         )
         return
-    from ketascore.render import scales_table
+    from ketascore.present.render import scales_table
 
     console().print(scales_table(loaded))
 
@@ -68,10 +68,10 @@ def scales_show(scale: str, fmt: str | None) -> None:
     """
     loaded = load_scale_option(scale)
     fmt = fmt or ("table" if is_tty(sys.stdout) else "json")
-    from ketascore.card import scale_card, scale_card_data
+    from ketascore.present.card import scale_card, scale_card_data
 
     if fmt == "json":
-        from ketascore.output import dumps
+        from ketascore.writers.tabular import dumps
 
         click.echo(dumps(scale_card_data(loaded)))
         return
@@ -133,7 +133,7 @@ def scales_new(scale_id: str, n_items: int, value_range: str, output: Path | Non
     language).
     """
     from ketascore.authoring import StarterError, parse_range, starter_yaml
-    from ketascore.output import atomic_writer
+    from ketascore.writers.tabular import atomic_writer
 
     target = output if output is not None else Path(f"{scale_id}.yaml")
     try:

@@ -53,7 +53,7 @@ def _check_output(output: Path | None, inputs: list[str]) -> None:
 
 def _write_bytes(chunks: Iterator[Any], output: Path | None, inputs: list[str]) -> None:
     """Write bytes-like chunks to ``output`` (atomically) or to standard output."""
-    from ketascore.output import atomic_writer, write_chunks
+    from ketascore.writers.tabular import atomic_writer, write_chunks
 
     _check_output(output, inputs)
     if output is None:
@@ -193,8 +193,8 @@ def _columnar(
         import numpy  # noqa: F401
     except ImportError:  # pragma: no cover - numpy is an optional extra
         return None
-    from ketascore.columnar import read_wide_csv_file
-    from ketascore.library import ScaleSet
+    from ketascore.core.library import ScaleSet
+    from ketascore.engines.columnar import read_wide_csv_file
 
     known = ScaleSet([chosen] if chosen is not None else [])
     extra: dict[str, Any] = {}
@@ -333,15 +333,15 @@ def _score_duckdb(
     given = click.get_current_context().meta.get(_READ_OPTIONS, {})
     if any(v for k, v in given.items() if k != "map"):
         raise UsageError("--engine duckdb reads CSV and Parquet tables: only --map applies")
-    from ketascore.duckdb_inputs import KeyChecks
+    from ketascore.engines.duckdb_inputs import KeyChecks
 
     # first thing: open DuckDB and check the keys of Parquet inputs, in the background
     # (the subject and visit columns of a column map are known only once it is read)
     early = None if given.get("map") else KeyChecks.start(paths, include, exclude)
     try:
         try:
-            from ketascore.duckdb_engine import DuckDBEngineError, score_with_duckdb
-            from ketascore.sql import SqlError, read_column_map
+            from ketascore.engines.duckdb_engine import DuckDBEngineError, score_with_duckdb
+            from ketascore.engines.sql import SqlError, read_column_map
         except ImportError:
             raise UsageError(
                 "--engine duckdb needs DuckDB and sqlglot: pip install 'ketascore[duckdb]'"
@@ -368,7 +368,7 @@ def _score_duckdb(
         if early is not None:
             early.stop()
     if run.issues:
-        from ketascore.render import print_issues
+        from ketascore.present.render import print_issues
 
         print_issues(console(stderr=True), run.issues)
     hashes = hashing.result(run)
@@ -379,7 +379,7 @@ def _score_duckdb(
 
 
 def _file_digest(name: str) -> str | None:
-    from ketascore.provenance import file_digest
+    from ketascore.core.provenance import file_digest
 
     try:
         return file_digest(name)
@@ -400,7 +400,7 @@ class _HashInputs:
         self._thread.start()
 
     def _run(self) -> None:
-        from ketascore.duckdb_inputs import find_input_files
+        from ketascore.engines.duckdb_inputs import find_input_files
 
         with contextlib.suppress(Exception):  # the engine reports what it cannot read
             for name in find_input_files(list(self._paths), self._include, self._exclude):
@@ -421,8 +421,8 @@ class _HashInputs:
 
 def _provenance(results: Any, chosen: Any, hashes: dict[str, str]) -> dict[str, Any]:
     """Which scales (id, version, sha256) and which inputs (sha256) made these results."""
-    from ketascore.library import ScaleSet
-    from ketascore.provenance import build_provenance
+    from ketascore.core.library import ScaleSet
+    from ketascore.core.provenance import build_provenance
 
     known = ScaleSet([chosen] if chosen is not None else [])
     ids = {chosen.id} if chosen is not None else {r.scale for r in results if r.scale}
@@ -439,8 +439,8 @@ def _finish_columnar(
     quiet: bool,
     provenance_file: Path | None,
 ) -> None:
-    from ketascore import output as out
-    from ketascore.columnar import csv_header, iter_csv
+    from ketascore.engines.columnar import csv_header, iter_csv
+    from ketascore.writers import tabular as out
 
     counts = {"records": 0, "scored": 0, "with_problems": 0}
 
@@ -517,9 +517,9 @@ def _score_batch(
     options: Any = None,
     provenance_file: Path | None = None,
 ) -> None:
-    from ketascore import output as out
-    from ketascore.batch import Settings, default_jobs, score_files
-    from ketascore.library import ScaleSet
+    from ketascore.core.library import ScaleSet
+    from ketascore.engines.batch import Settings, default_jobs, score_files
+    from ketascore.writers import tabular as out
 
     known = ScaleSet([chosen] if chosen is not None else [])
     settings = Settings(
@@ -542,7 +542,7 @@ def _score_batch(
     results, issues = batch.results, batch.issues
     files = len(batch.files)
     if fmt == "table":
-        from ketascore.render import print_issues, score_tables
+        from ketascore.present.render import print_issues, score_tables
 
         out_console = console()
         for table in score_tables(results):
@@ -556,7 +556,7 @@ def _score_batch(
     elif fmt == "csv":
         emit(out.score_csv(results, issues, escape_formulas=escape), output, inputs)
     elif fmt == "fhir":
-        from ketascore.formats.fhir_out import fhir_json
+        from ketascore.writers.fhir import fhir_json
 
         emit(fhir_json(results, [s for s in [chosen] if s is not None]), output, inputs)
     if fmt != "table":
@@ -644,9 +644,9 @@ def change_columnar(
     if read is None:
         return False
     from ketascore.cli.common import write_provenance
-    from ketascore.columnar import change_csv_columnar
-    from ketascore.provenance import build_provenance
-    from ketascore.scale import clean_number
+    from ketascore.core.provenance import build_provenance
+    from ketascore.core.scale import clean_number
+    from ketascore.engines.columnar import change_csv_columnar
 
     made = change_csv_columnar(
         read,

@@ -86,7 +86,7 @@ def sql_cmd(
     Example:
       ketascore sql phq9 --dialect spark --table ratings > phq9.sql
     """
-    from ketascore.sql import (
+    from ketascore.engines.sql import (
         DIALECTS,
         ColumnMap,
         SqlError,

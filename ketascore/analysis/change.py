@@ -1,0 +1,531 @@
+"""Change from baseline: per-subject change, percent change, response and remission, and a
+per-visit summary, optionally by group."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ketascore.analysis.windows import WindowPlan, apply_windows
+from ketascore.core.issues import Issue, make_issue
+from ketascore.core.records import ScoreResult
+from ketascore.core.scale import Num, Scale, ScoreRule, clean_number
+
+BASELINE_NAME = "baseline"
+
+RULE_TEXT = {
+    "option": "the visit named with --baseline",
+    "flagged": "the record the source flags as baseline (SDTM --BLFL)",
+    "named": "the visit named 'baseline'",
+    "earliest-day": "the earliest visit by study day",
+    "earliest-date": "the earliest visit by date",
+    "first-seen": "the first visit in the input",
+}
+
+
+@dataclass
+class ChangeRow:
+    subject: str
+    scale: str
+    score: str
+    group: str | None
+    visit: str
+    day: Num | None
+    date: str | None
+    baseline_visit: str
+    baseline_rule: str
+    baseline: Num | None
+    value: Num | None
+    change: Num | None
+    percent_change: float | None
+    response: bool | None
+    remission: bool | None
+    source_visit: str | None = None  # the visit analysed, when windowed or carried forward
+    imputed: str | None = None  # "LOCF" for a value carried forward
+    note: str | None = None  # why this record was analysed (windows, imputation)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class SummaryRow:
+    scale: str
+    score: str
+    visit: str
+    group: str | None
+    is_baseline: bool
+    n: int
+    mean: float | None
+    sd: float | None
+    n_change: int
+    mean_change: float | None
+    sd_change: float | None
+    responders: int
+    n_response: int
+    response_rate: float | None  # percent of subjects with a response determination
+    remitters: int
+    n_remission: int
+    remission_rate: float | None  # percent of subjects with a value
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Criteria:
+    """Response and remission thresholds: the scale's own unless overridden."""
+
+    reduction_percent: Num | None
+    remission_at_most: Num | None = None
+    remission_below: Num | None = None
+
+    @classmethod
+    def for_score(
+        cls,
+        rule: ScoreRule,
+        response_percent: Num | None = None,
+        remission_at_most: Num | None = None,
+    ) -> Criteria:
+        pct = response_percent
+        if pct is None and rule.response is not None:
+            pct = rule.response.reduction_percent
+        if remission_at_most is not None:
+            return cls(pct, remission_at_most, None)
+        if rule.remission is not None:
+            return cls(pct, rule.remission.at_most, rule.remission.below)
+        return cls(pct)
+
+    def responded(self, baseline: Num, change: Num) -> bool | None:
+        if self.reduction_percent is None or baseline <= 0:
+            return None
+        # exact for whole numbers: a drop of exactly 50% counts as a response
+        return change * 100 <= -self.reduction_percent * baseline
+
+    def remitted(self, value: Num) -> bool | None:
+        if self.remission_at_most is not None:
+            return value <= self.remission_at_most
+        if self.remission_below is not None:
+            return value < self.remission_below
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"response_reduction_percent": self.reduction_percent}
+        if self.remission_at_most is not None:
+            out["remission"] = f"<= {self.remission_at_most}"
+        elif self.remission_below is not None:
+            out["remission"] = f"< {self.remission_below}"
+        else:
+            out["remission"] = None
+        return out
+
+
+@dataclass
+class ChangeReport:
+    scale: str
+    scale_version: str
+    score: str
+    by: str | None
+    criteria: Criteria
+    visits: list[str]
+    rows: list[ChangeRow] = field(default_factory=list)
+    summary: list[SummaryRow] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+    baselines: dict[str, tuple[str, str, Num | None]] = field(default_factory=dict)
+    groups: dict[str, str | None] = field(default_factory=dict)
+    subjects: list[str] = field(default_factory=list)
+    # the scored records analysed (after analysis windows), for writers such as ADaM
+    analysed: list[ScoreResult] = field(default_factory=list)
+
+    def baseline_rules(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for _, rule, _ in self.baselines.values():
+            counts[rule] = counts.get(rule, 0) + 1
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "scale": self.scale,
+            "scale_version": self.scale_version,
+            "score": self.score,
+            "by": self.by,
+            "criteria": self.criteria.describe(),
+            "visits": self.visits,
+            "baseline_rules": self.baseline_rules(),
+            "rows": [r.to_dict() for r in self.rows],
+            "summary": [s.to_dict() for s in self.summary],
+            "issues": [i.as_dict() for i in self.issues],
+        }
+
+
+def natural_key(text: str) -> tuple[Any, ...]:
+    """Sort key that orders S2 before S10."""
+    return tuple(
+        (0, int(part), "") if part.isdigit() else (1, 0, part.casefold())
+        for part in re.split(r"(\d+)", text)
+        if part
+    )
+
+
+def _mean_sd(values: Sequence[Num]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    n = len(values)
+    mean = math.fsum(values) / n
+    if n < 2:
+        return clean_number(mean), None
+    var = math.fsum((v - mean) ** 2 for v in values) / (n - 1)
+    return clean_number(mean), clean_number(math.sqrt(var))
+
+
+def _visit_sort_key(
+    visit: str, days: dict[str, list[Num]], dates: dict[str, list[str]], first: dict[str, int]
+) -> tuple[Any, ...]:
+    if days.get(visit):
+        ds = sorted(days[visit])
+        return (0, ds[len(ds) // 2], first[visit])
+    if dates.get(visit):
+        return (1, min(dates[visit]), first[visit])
+    return (2, 0, first[visit])
+
+
+def baseline_target(
+    results: Iterable[ScoreResult], baseline_visit: str | None
+) -> tuple[str | None, str]:
+    """The baseline visit for a whole data set and the rule that names it.
+
+    An explicit ``--baseline`` wins; otherwise, when any subject has a visit named
+    "baseline", that visit is every subject's baseline (a subject without it has none,
+    rather than a later visit standing in); otherwise each subject's earliest visit is used.
+    """
+    results = list(results)
+    if baseline_visit is not None:
+        return baseline_visit, "option"
+    if any(_flagged(r) for r in results):
+        return None, "flagged"
+    if any(r.visit.casefold() == BASELINE_NAME for r in results):
+        return BASELINE_NAME, "named"
+    return None, "earliest"
+
+
+def _flagged(result: ScoreResult) -> bool:
+    """The source marks this record as the baseline (SDTM QSBLFL/RSBLFL = Y)."""
+    return str(result.extra.get("baseline_flag") or "").strip().upper() == "Y"
+
+
+def choose_baseline(
+    results: Sequence[ScoreResult], baseline_visit: str | None, rule: str = "option"
+) -> tuple[ScoreResult | None, str]:
+    """The baseline record among one subject's results, and the rule that chose it."""
+    if rule == "flagged":
+        return next((r for r in results if _flagged(r)), None), rule
+    if baseline_visit is not None:
+        for r in results:
+            if r.visit.casefold() == baseline_visit.casefold():
+                return r, rule
+        return None, rule
+    for r in results:
+        if r.visit.casefold() == BASELINE_NAME:
+            return r, "named"
+    if all(r.day is not None for r in results):
+        return min(results, key=lambda r: r.day or 0), "earliest-day"
+    if all(r.date for r in results):
+        return min(results, key=lambda r: r.date or ""), "earliest-date"
+    return results[0], "first-seen"
+
+
+def _group_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def group_of_subjects(
+    results: Sequence[ScoreResult], by: str, scales: dict[str, Scale], baseline_visit: str | None
+) -> dict[str, str | None]:
+    """Each subject's group: a carried field (``arm``) or a baseline classification
+    (``hamd17.anxious_depression``)."""
+    groups: dict[str, str | None] = {}
+    scale_id, dot, name = by.partition(".")
+    if dot and scale_id in scales:
+        by_subject: dict[str, list[ScoreResult]] = {}
+        for r in results:
+            if r.scale == scale_id:
+                by_subject.setdefault(r.subject, []).append(r)
+        target, rule = baseline_target(
+            (r for rs in by_subject.values() for r in rs), baseline_visit
+        )
+        for subject, rs in by_subject.items():
+            base, _ = choose_baseline(rs, target, rule)
+            value = None
+            if base is not None:
+                value = base.classifications.get(name, base.scores.get(name))
+            groups[subject] = _group_value(value)
+        return groups
+    for r in results:
+        if r.subject not in groups or groups[r.subject] is None:
+            value = r.extra.get(by)
+            if r.subject not in groups or value is not None:
+                groups[r.subject] = _group_value(value)
+    return groups
+
+
+def compute_change(
+    results: Iterable[ScoreResult],
+    scale: Scale,
+    score: str = "total",
+    *,
+    baseline_visit: str | None = None,
+    by: str | None = None,
+    scales: dict[str, Scale] | None = None,
+    response_percent: Num | None = None,
+    remission_at_most: Num | None = None,
+    windows: WindowPlan | None = None,
+    impute: str | None = None,
+) -> ChangeReport:
+    """Change from baseline of one score of one scale.
+
+    ``results`` may hold several scales (needed when grouping by another scale's baseline
+    classification); only those of ``scale`` are analysed. With ``windows``, records are
+    first assigned to analysis visits by study day. With ``impute="locf"``, a missing
+    post-baseline value is replaced by the last observed post-baseline value (the row says
+    so in ``imputed`` and ``source_visit``).
+    """
+    if impute not in (None, "locf"):
+        raise ValueError(f"unknown imputation {impute!r}; the only one is 'locf'")
+    all_results = list(results)
+    rule = scale.score(score)
+    criteria = Criteria.for_score(rule, response_percent, remission_at_most)
+    window_issues: list[Issue] = []
+    if windows is not None:
+        all_results, window_issues = apply_windows(all_results, windows, scale.id, score)
+    mine = [r for r in all_results if r.scale == scale.id]
+    by_subject: dict[str, list[ScoreResult]] = {}
+    first_seen: dict[str, int] = {}
+    days: dict[str, list[Num]] = {}
+    dates: dict[str, list[str]] = {}
+    for i, r in enumerate(mine):
+        by_subject.setdefault(r.subject, []).append(r)
+        first_seen.setdefault(r.visit, i)
+        if r.day is not None:
+            days.setdefault(r.visit, []).append(r.day)
+        if r.date:
+            dates.setdefault(r.visit, []).append(r.date)
+    by_subject = {k: by_subject[k] for k in sorted(by_subject, key=natural_key)}
+    known = {scale.id: scale, **(scales or {})}
+    groups = group_of_subjects(all_results, by, known, baseline_visit) if by else {}
+    report = ChangeReport(
+        scale=scale.id,
+        scale_version=scale.version,
+        score=score,
+        by=by,
+        criteria=criteria,
+        visits=[],
+        groups=groups,
+        subjects=list(by_subject),
+        issues=window_issues,
+        analysed=mine,
+    )
+    if windows is not None:  # analysis visits are the windows, in the order of the file
+        visit_order = [w.name for w in windows.windows]
+    else:
+        visit_order = sorted(first_seen, key=lambda v: _visit_sort_key(v, days, dates, first_seen))
+    baseline_visits: dict[str, int] = {}
+    target, target_rule = baseline_target(mine, baseline_visit)
+    for subject, rs in by_subject.items():
+        base, how = choose_baseline(rs, target, target_rule)
+        group = groups.get(subject) if by else None
+        src = rs[0]
+        if base is None or base.scores.get(score) is None:
+            if base is not None:
+                detail = f"the baseline ({base.visit}) has no {score} score"
+            elif target_rule == "flagged":
+                detail = "no record is flagged as the baseline (baseline flag Y)"
+            else:
+                detail = f"no record at the baseline visit {target!r}"
+            where = base or src
+            report.issues.append(
+                make_issue(
+                    "no-baseline",
+                    detail + "; change not computed",
+                    file=where.source.file,
+                    line=where.source.line,
+                    subject=subject,
+                    visit=where.visit if base is not None else None,
+                    scale=scale.id,
+                )
+            )
+            if base is not None:
+                report.baselines[subject] = (base.visit, how, None)
+            continue
+        baseline_visits[base.visit] = baseline_visits.get(base.visit, 0) + 1
+        baseline = base.scores[score]
+        assert baseline is not None
+        report.baselines[subject] = (base.visit, how, baseline)
+        if baseline == 0:
+            report.issues.append(
+                make_issue(
+                    "baseline-zero",
+                    f"baseline {score} is 0 at visit {base.visit}",
+                    file=base.source.file,
+                    line=base.source.line,
+                    subject=subject,
+                    visit=base.visit,
+                    scale=scale.id,
+                )
+            )
+
+        def row(
+            r: ScoreResult,
+            value: Num | None,
+            *,
+            subject: str = subject,
+            group: str | None = group,
+            base: ScoreResult = base,
+            how: str = how,
+            baseline: Num = baseline,
+            **extra: Any,
+        ) -> ChangeRow:
+            change = pct = response = remission = None
+            if value is not None:
+                change = clean_number(value - baseline)
+                if baseline != 0:
+                    pct = clean_number(100 * change / baseline)
+                response = criteria.responded(baseline, change)
+                remission = criteria.remitted(value)
+            return ChangeRow(
+                subject=subject,
+                scale=scale.id,
+                score=score,
+                group=group,
+                visit=r.visit,
+                day=r.day,
+                date=r.date,
+                baseline_visit=base.visit,
+                baseline_rule=how,
+                baseline=baseline,
+                value=value,
+                change=change,
+                percent_change=pct,
+                response=response,
+                remission=remission,
+                source_visit=r.source_visit,
+                note=r.note,
+                **extra,
+            )
+
+        followups = [row(r, r.scores.get(score)) for r in rs if r is not base]
+        if impute == "locf":
+            followups = _carry_forward(followups, visit_order, base.visit, row)
+        report.rows.extend(followups)
+    seen = set(first_seen) | {r.visit for r in report.rows}
+    visits = [v for v in visit_order if v in seen]
+    main_baseline = max(baseline_visits, key=lambda v: baseline_visits[v], default=None)
+    if main_baseline in visits:
+        visits.remove(main_baseline)
+        visits.insert(0, main_baseline)
+    report.visits = visits
+    subject_pos = {subject: i for i, subject in enumerate(by_subject)}
+    visit_pos = {visit: i for i, visit in enumerate(visits)}
+    report.rows.sort(key=lambda row: (subject_pos[row.subject], visit_pos[row.visit]))
+    report.summary = _summarise(report, mine)
+    return report
+
+
+def _carry_forward(
+    rows: list[ChangeRow], visit_order: list[str], baseline_visit: str, make: Any
+) -> list[ChangeRow]:
+    """Last observation carried forward over one subject's post-baseline visits: a visit
+    with no value (or no record) after an observed post-baseline value takes that value."""
+    by_visit = {r.visit: r for r in rows}
+    start = visit_order.index(baseline_visit) + 1 if baseline_visit in visit_order else 0
+    out: list[ChangeRow] = []
+    last: ChangeRow | None = None
+    for visit in visit_order[start:]:
+        current = by_visit.pop(visit, None)
+        if current is not None and current.value is not None:
+            last = current
+            out.append(current)
+            continue
+        if last is None:
+            if current is not None:
+                out.append(current)
+            continue
+        source = last.source_visit or last.visit
+        stand_in = ScoreResult(
+            subject=last.subject, visit=visit, scale=last.scale, scale_version=None
+        )
+        out.append(
+            make(
+                stand_in,
+                last.value,
+                imputed="LOCF",
+            )
+        )
+        out[-1].source_visit = source
+        out[-1].note = f"carried forward from {source}" + (
+            f" (day {last.day})" if last.day is not None else ""
+        )
+    out.extend(by_visit.values())  # visits before the baseline, kept as they were
+    return out
+
+
+def _summarise(report: ChangeReport, results: list[ScoreResult]) -> list[SummaryRow]:
+    group_names: list[str | None] = [None]
+    if report.by:
+        group_names = sorted(
+            set(report.groups.get(s) for s in report.subjects),
+            key=lambda g: (g is None, g or ""),
+        )
+    rows_by: dict[tuple[str, str | None], list[ChangeRow]] = {}
+    for row in report.rows:
+        rows_by.setdefault((row.visit, row.group), []).append(row)
+    results_by: dict[tuple[str, str | None], list[ScoreResult]] = {}
+    for r in results:
+        group = report.groups.get(r.subject) if report.by else None
+        results_by.setdefault((r.visit, group), []).append(r)
+    out: list[SummaryRow] = []
+    for group in group_names:
+        for visit in report.visits:
+            in_group = results_by.get((visit, group), [])
+            followups = rows_by.get((visit, group), [])
+            is_baseline = bool(in_group) and not followups
+            values = [v for r in in_group if (v := r.scores.get(report.score)) is not None]
+            changes = [row.change for row in followups if row.change is not None]
+            responses = [row.response for row in followups if row.response is not None]
+            remissions = [row.remission for row in followups if row.remission is not None]
+            mean, sd = _mean_sd(values)
+            mean_c, sd_c = _mean_sd(changes)
+            responders = sum(responses)
+            remitters = sum(remissions)
+            out.append(
+                SummaryRow(
+                    scale=report.scale,
+                    score=report.score,
+                    visit=visit,
+                    group=group,
+                    is_baseline=is_baseline,
+                    n=len(values),
+                    mean=mean,
+                    sd=sd,
+                    n_change=len(changes),
+                    mean_change=mean_c,
+                    sd_change=sd_c,
+                    responders=responders,
+                    n_response=len(responses),
+                    response_rate=_rate(responders, len(responses)),
+                    remitters=remitters,
+                    n_remission=len(remissions),
+                    remission_rate=_rate(remitters, len(remissions)),
+                )
+            )
+    return out
+
+
+def _rate(count: int, total: int) -> float | None:
+    return clean_number(100 * count / total) if total else None

@@ -1,0 +1,78 @@
+"""The built-in scales, and resolving a ``--scale`` argument (a built-in id or a file path)."""
+
+from __future__ import annotations
+
+import difflib
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from ketascore.core.scale import Scale, ScaleError, load_scale_file, load_scale_text
+
+
+class UnknownScaleError(LookupError):
+    def __init__(self, name: str, known: list[str]):
+        self.name = name
+        close = difflib.get_close_matches(name, known, n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        super().__init__(
+            f"unknown scale {name!r}{hint}; built-in scales: {', '.join(known)}; "
+            "or pass the path of a scale YAML file"
+        )
+
+
+def scales_dir() -> Path:
+    """The folder of built-in scale files: inside the installed package, else the checkout."""
+    packaged = resources.files("ketascore").joinpath("scales")
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return Path(__file__).resolve().parents[2] / "scales"
+
+
+@cache
+def builtin_files() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(scales_dir().glob("*.yaml"))}
+
+
+def builtin_ids() -> list[str]:
+    return list(builtin_files())
+
+
+@cache
+def load_builtin(scale_id: str) -> Scale:
+    files = builtin_files()
+    if scale_id not in files:
+        raise UnknownScaleError(scale_id, list(files))
+    path = files[scale_id]
+    scale = load_scale_text(path.read_text(encoding="utf-8"), f"scales/{path.name}")
+    if scale.id != scale_id:  # pragma: no cover - guarded by the test suite
+        raise ScaleError(str(path), [f"{path}: id {scale.id!r} differs from the file name"])
+    return scale
+
+
+def looks_like_path(name: str) -> bool:
+    return name.endswith((".yaml", ".yml")) or "/" in name or "\\" in name
+
+
+def resolve_scale(name: str) -> Scale:
+    """A built-in scale by id, or a user's scale by the path of its YAML file."""
+    if looks_like_path(name) or (Path(name).is_file() and name not in builtin_files()):
+        return load_scale_file(name)
+    return load_builtin(name)
+
+
+class ScaleSet:
+    """The scales a run may use: the built-ins plus any loaded from files, by id."""
+
+    def __init__(self, extra: list[Scale] | None = None):
+        self._extra = {s.id: s for s in extra or []}
+
+    def ids(self) -> list[str]:
+        return sorted(set(builtin_ids()) | set(self._extra))
+
+    def get(self, scale_id: str) -> Scale | None:
+        if scale_id in self._extra:
+            return self._extra[scale_id]
+        if scale_id in builtin_files():
+            return load_builtin(scale_id)
+        return None

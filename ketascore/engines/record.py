@@ -1,0 +1,507 @@
+"""The scoring engine: pure functions from a scale and answer records to results.
+
+Correct scores or no score: a missing item is never counted as 0, a missing code ("not
+assessed") is never a score, and a value the item does not allow is rejected with an issue
+and leaves every score that uses it empty. Prorating happens only where the scale's
+missing-data rule says so, and each score reports how many items it used and whether it was
+prorated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ketascore.core.issues import ISSUE_TYPES, Issue, make_issue
+from ketascore.core.records import AnswerRecord, ScoreResult
+from ketascore.core.scale import (
+    ConditionRule,
+    Num,
+    Scale,
+    ScoreRule,
+    clean_number,
+    format_number,
+    normalize_label,
+    round_value,
+)
+from ketascore.core.values import (
+    _NUMBER,
+    INVALID,
+    MISSING,
+    MISSING_MARKERS,
+    Rejection,
+    parse_value,
+)
+
+# --------------------------------------------------------------------------------------
+# Scoring
+
+
+def _apply_score(rule: ScoreRule, parts: list[Num], answered_terms: list[int]) -> tuple[Num, bool]:
+    n = len(rule.terms)
+    k = len(parts)
+    prorated = False
+    if rule.method == "sum":
+        total: Num = sum(parts)
+        if k < n:
+            prorated = True
+            if rule.prorate == "prorate_mean":
+                total = total * n / k
+            elif rule.prorate == "prorate_max":
+                all_max = sum(t.hi for t in rule.terms)
+                answered_max = sum(rule.terms[j].hi for j in answered_terms)
+                total = total * all_max / answered_max
+    elif rule.method == "mean":
+        total = sum(parts) / k
+        prorated = k < n
+    elif rule.method == "max":
+        total = max(parts)
+    else:
+        total = min(parts)
+    if rule.rounding.method != "none" and (prorated or rule.method == "mean"):
+        total = round_value(total, rule.rounding)
+    return clean_number(total), prorated
+
+
+@dataclass(slots=True)
+class _State:
+    value: Any  # number, MISSING or INVALID
+    leaves: int = 0
+
+
+def score_record(
+    scale: Scale, record: AnswerRecord, *, extra_missing: Iterable[Any] = ()
+) -> ScoreResult:
+    """Score one record against one scale. Never raises on bad values: issues say why."""
+    missing_codes = frozenset([*extra_missing, *record.missing_codes])
+    file, subject, visit = record.source.file, record.subject, record.visit
+    result = ScoreResult(
+        subject=subject,
+        visit=visit,
+        scale=scale.id,
+        scale_version=scale.version,
+        date=record.date,
+        day=record.day,
+        source=record.source,
+        extra=dict(record.extra),
+    )
+    issues = result.issues
+
+    def issue(
+        code: str, detail: str, item: str | None = None, line: int | None = None, **kw: Any
+    ) -> None:
+        if line is None:
+            line = record.line_of(item) if item is not None else record.source.line
+        issues.append(
+            make_issue(
+                code,
+                detail,
+                file=file,
+                line=line,
+                subject=subject,
+                visit=visit,
+                scale=scale.id,
+                item=item,
+                **kw,
+            )
+        )
+
+    # item values ----------------------------------------------------------------
+    lookup = scale.item_lookup
+    raw_by_item: dict[str, tuple[str, Any]] = {}
+    for key, raw in record.items.items():
+        item_id = lookup.get(str(key).casefold())
+        if item_id is None:
+            issue(
+                "unknown-item",
+                f"{scale.id} has no item {key!r} (items: {', '.join(scale.items)})",
+                item=str(key),
+            )
+            continue
+        if item_id in raw_by_item:
+            issue("bad-record", f"item {item_id} is given twice", item=str(key))
+            continue
+        raw_by_item[item_id] = (str(key), raw)
+
+    values: dict[str, Any] = {}
+    for item_id, item_rule in scale.items.items():
+        key, raw = raw_by_item.get(item_id, (item_id, None))
+        parsed = parse_value(item_rule, raw, missing_codes)
+        if isinstance(parsed, Rejection):
+            issue(
+                parsed.code,
+                parsed.detail,
+                item=key,
+                hint=_hint(parsed.code) + "; scores that use this item are left empty",
+            )
+            values[item_id] = INVALID
+        else:
+            values[item_id] = parsed
+        usable = values[item_id] is not MISSING and values[item_id] is not INVALID
+        result.items[item_id] = values[item_id] if usable else None
+
+    # slots: items, and alternatives of which exactly one may be rated -------------
+    slots: dict[str, _State] = {}
+    for slot_id, members in scale.slots.items():
+        if len(members) == 1:
+            v = values[members[0]]
+            slots[slot_id] = _State(v, 0 if v in (MISSING, INVALID) else 1)
+            continue
+        states = [values[m] for m in members]
+        if INVALID in states:
+            slots[slot_id] = _State(INVALID)
+            continue
+        rated = [(m, v) for m, v in zip(members, states, strict=True) if v is not MISSING]
+        if len(rated) > 1:
+            issue(
+                "alternatives-both",
+                f"items {' and '.join(m for m, _ in rated)} are alternatives of item {slot_id}; "
+                "only one may be rated",
+                item=rated[0][0],
+                hint="keep the one that was rated and leave the other blank; scores that use "
+                f"item {slot_id} are left empty",
+            )
+            slots[slot_id] = _State(INVALID)
+        elif rated:
+            slots[slot_id] = _State(rated[0][1], 1)
+        else:
+            slots[slot_id] = _State(MISSING)
+
+    # scores ---------------------------------------------------------------------
+    computed: dict[str, _State] = {}
+
+    def condition_value(cond: ConditionRule) -> Any:
+        state = slots[cond.ref] if cond.kind == "slot" else computed[cond.ref]
+        return state.value
+
+    for rule in scale.scores:
+        if rule.applies_when is not None:
+            gate = condition_value(rule.applies_when)
+            if gate is MISSING or gate is INVALID or not rule.applies_when.test(gate):
+                # not applicable (or not known to apply): no score, and no issue of its own
+                computed[rule.id] = _State(INVALID if gate is INVALID else MISSING)
+                result.scores[rule.id] = None
+                result.bands[rule.id] = None
+                result.items_answered[rule.id] = 0
+                result.prorated[rule.id] = False
+                if gate is not MISSING and gate is not INVALID:
+                    result.not_applicable.append(rule.id)
+                continue
+        parts: list[Num] = []
+        answered_terms: list[int] = []
+        leaves = 0
+        invalid = False
+        missing_items = 0
+        for j, term in enumerate(rule.terms):
+            state = slots[term.ref] if term.kind == "slot" else computed[term.ref]
+            if state.value is INVALID:
+                invalid = True
+                break
+            if state.value is MISSING:
+                missing_items += term.kind == "slot"
+                continue
+            parts.append(term.apply(state.value))
+            answered_terms.append(j)
+            leaves += state.leaves
+        result.items_answered[rule.id] = leaves
+        result.prorated[rule.id] = False
+        result.bands[rule.id] = None
+        if invalid:
+            computed[rule.id] = _State(INVALID)
+            result.scores[rule.id] = None
+            continue
+        if len(parts) < rule.required:
+            computed[rule.id] = _State(MISSING)
+            result.scores[rule.id] = None
+            # A score that lacks only sub-scores is explained by the sub-score's own issue.
+            if missing_items:
+                n = len(rule.terms)
+                need = "all" if rule.required >= n else f"at least {rule.required}"
+                users = scale.dependents.get(rule.id, ())
+                issue(
+                    "insufficient-items",
+                    f"score {rule.id}: {len(parts)} of {n} answered, the rule needs {need}"
+                    + (
+                        f" (so {', '.join(users)} {'is' if len(users) == 1 else 'are'} empty too)"
+                        if users
+                        else ""
+                    ),
+                )
+            continue
+        value, prorated = _apply_score(rule, parts, answered_terms)
+        computed[rule.id] = _State(value, leaves)
+        result.scores[rule.id] = value
+        result.prorated[rule.id] = prorated
+        result.bands[rule.id] = rule.band(value) if rule.bands else None
+
+    # flags and classifications --------------------------------------------------
+    for flag in scale.flags:
+        v = condition_value(flag.condition)
+        if v is MISSING or v is INVALID:
+            if v is MISSING:
+                issue(
+                    "flag-undetermined",
+                    f"flag {flag.id} ({flag.condition.describe()}) cannot be determined",
+                    item=flag.condition.ref if flag.condition.kind == "slot" else None,
+                )
+            continue
+        if flag.condition.test(v):
+            result.flags.append(flag.id)
+    for cls in scale.classifications:
+        v = condition_value(cls.condition)
+        result.classifications[cls.id] = (
+            None if v is MISSING or v is INVALID else cls.condition.test(v)
+        )
+    for score_id, stored in record.reported.items():
+        _compare_reported(scale, result, score_id, stored, record, issue)
+    return result
+
+
+def _compare_reported(
+    scale: Scale,
+    result: ScoreResult,
+    score_id: str,
+    stored: Any,
+    record: AnswerRecord,
+    issue: Any,
+) -> None:
+    """Compare a score the source stored (a sponsor-derived total) with our own."""
+    ours = result.scores.get(score_id)
+    try:
+        theirs = None if stored is None or stored == "" else float(stored)
+    except (TypeError, ValueError):
+        theirs = None
+    if theirs is None or ours is None:
+        if theirs is not None and score_id in result.scores:
+            detail = (
+                f"the input stores {score_id} = {format_number(clean_number(theirs))} but "
+                f"ketascore computes no {score_id} (see the other issues of this record)"
+            )
+            issue("reported-score-mismatch", detail, line=record.reported_lines.get(score_id))
+        return
+    if abs(ours - theirs) > 1e-9:
+        issue(
+            "reported-score-mismatch",
+            f"the input stores {score_id} = {format_number(clean_number(theirs))} but the "
+            f"items give {format_number(ours)}",
+            line=record.reported_lines.get(score_id),
+        )
+
+
+def _hint(code: str) -> str:
+    return ISSUE_TYPES[code].hint
+
+
+# --------------------------------------------------------------------------------------
+# Worked examples
+
+
+def run_examples(scale: Scale) -> list[str]:
+    """Score each worked example of a scale; one message per expectation it misses."""
+    failures: list[str] = []
+    for i, example in enumerate(scale.definition.examples):
+        record = AnswerRecord(
+            subject=f"example-{i + 1}",
+            visit="example",
+            scale=scale.id,
+            items={str(k): v for k, v in example.answers.items()},
+        )
+        result = score_record(scale, record)
+        where = f"examples[{i}] ({example.description})"
+        expect = example.expect
+
+        def check(what: str, expected: Any, actual: Any, where: str = where) -> None:
+            if expected != actual:
+                failures.append(f"{where}: {what}: expected {expected!r}, got {actual!r}")
+
+        for name, value in expect.scores.items():
+            if name not in result.scores:
+                failures.append(f"{where}: unknown score {name!r}")
+                continue
+            got = result.scores[name]
+            same = (got is None and value is None) or (
+                got is not None and value is not None and abs(got - value) < 1e-9
+            )
+            if not same:
+                check(f"score {name}", value, got)
+        for name, band in expect.bands.items():
+            check(f"band of {name}", band, result.bands.get(name, "<no such score>"))
+        for name, count in expect.items_answered.items():
+            check(f"items answered for {name}", count, result.items_answered.get(name))
+        for name, flag in expect.prorated.items():
+            check(f"prorated {name}", flag, result.prorated.get(name))
+        if expect.flags is not None:
+            check("flags", sorted(expect.flags), sorted(result.flags))
+        for name, cls in expect.classifications.items():
+            check(f"classification {name}", cls, result.classifications.get(name, "<none>"))
+        codes = sorted(i.code for i in result.issues)
+        if expect.issues is not None:
+            check("issue codes", sorted(expect.issues), codes)
+        elif codes:
+            failures.append(f"{where}: unexpected issues: {', '.join(codes)}")
+    return failures
+
+
+# --------------------------------------------------------------------------------------
+# Many records
+
+
+def _comparable(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, Rejection):
+        return ("rejected", value.detail)
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value).strip()
+    if text.casefold() in MISSING_MARKERS:
+        return None
+    if _NUMBER.match(text):
+        return float(text)
+    return normalize_label(text)
+
+
+def _answers_key(record: AnswerRecord) -> tuple[tuple[str, Any], ...]:
+    return tuple(
+        sorted(
+            (str(k).casefold(), v)
+            for k, raw in record.items.items()
+            if (v := _comparable(raw)) is not None
+        )
+    )
+
+
+def _empty_result(record: AnswerRecord, scale: Scale | None, issue: Issue) -> ScoreResult:
+    result = ScoreResult(
+        subject=record.subject,
+        visit=record.visit,
+        scale=scale.id if scale else record.scale,
+        scale_version=scale.version if scale else None,
+        date=record.date,
+        day=record.day,
+        source=record.source,
+        extra=dict(record.extra),
+        issues=[issue],
+    )
+    if scale is not None:
+        for rule in scale.scores:
+            result.scores[rule.id] = None
+            result.bands[rule.id] = None
+            result.items_answered[rule.id] = 0
+            result.prorated[rule.id] = False
+        for cls in scale.classifications:
+            result.classifications[cls.id] = None
+    return result
+
+
+def _location(record: AnswerRecord) -> str:
+    src = record.source
+    if src.file is None:
+        return f"record {src.index + 1}" if src.index is not None else "input"
+    return f"{src.file}:{src.line}" if src.line is not None else src.file
+
+
+def score_records(
+    records: Iterable[AnswerRecord],
+    resolve: Any,
+    *,
+    extra_missing: Iterable[Any] = (),
+) -> list[ScoreResult]:
+    """Score records in order. ``resolve(scale_id)`` gives a Scale or None if unknown.
+
+    Records for the same subject, visit and scale are compared: identical ones are merged
+    (a warning), differing ones give one result with no scores and an error.
+    """
+    extra = tuple(extra_missing)
+    groups: dict[tuple[str, str, str], list[AnswerRecord]] = {}
+    order: list[tuple[str, str, str] | AnswerRecord] = []
+    out: list[ScoreResult] = []
+    for record in records:
+        if record.scale is None:
+            order.append(record)
+            continue
+        key = (record.subject, record.visit, record.scale.casefold())
+        if key not in groups:
+            groups[key] = []
+            order.append(key)
+        groups[key].append(record)
+    for entry in order:
+        if isinstance(entry, AnswerRecord):
+            out.append(
+                _empty_result(
+                    entry,
+                    None,
+                    make_issue(
+                        "no-scale",
+                        "the record does not say which scale it answers",
+                        file=entry.source.file,
+                        line=entry.source.line,
+                        subject=entry.subject,
+                        visit=entry.visit,
+                    ),
+                )
+            )
+            continue
+        group = groups[entry]
+        first = group[0]
+        assert first.scale is not None
+        scale = resolve(first.scale)
+        if scale is None:
+            out.append(
+                _empty_result(
+                    first,
+                    None,
+                    record_issue("unknown-scale", f"unknown scale {first.scale!r}", first),
+                )
+            )
+            continue
+        # one record cannot disagree with itself: its answers need no comparing
+        if len(group) > 1 and len({_answers_key(r) for r in group}) > 1:
+            out.append(conflict_result(first, scale, [_location(r) for r in group]))
+            continue
+        result = score_record(scale, first, extra_missing=extra)
+        if len(group) > 1:
+            result.issues.append(duplicate_issue(first, scale, [_location(r) for r in group]))
+        out.append(result)
+    return out
+
+
+def conflict_result(first: AnswerRecord, scale: Scale, places: Sequence[str]) -> ScoreResult:
+    """The unscored result of records of one subject, visit and scale whose answers differ
+    (``places``: where each was read)."""
+    return _empty_result(
+        first,
+        scale,
+        record_issue(
+            "conflicting-records",
+            f"{len(places)} records with different answers ({', '.join(places)}); not scored",
+            first,
+            scale=scale.id,
+        ),
+    )
+
+
+def duplicate_issue(first: AnswerRecord, scale: Scale, places: Sequence[str]) -> Issue:
+    """The note on a result scored once from records with the same answers."""
+    return record_issue(
+        "duplicate-record",
+        f"the same answers appear {len(places)} times ({', '.join(places)}); scored once",
+        first,
+        scale=scale.id,
+    )
+
+
+def record_issue(code: str, message: str, record: AnswerRecord, **where: Any) -> Issue:
+    """An issue located at a record: its file, line, subject and visit (and ``where``)."""
+    return make_issue(
+        code,
+        message,
+        file=record.source.file,
+        line=record.source.line,
+        subject=record.subject,
+        visit=record.visit,
+        **where,
+    )

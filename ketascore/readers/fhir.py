@@ -1,0 +1,574 @@
+"""FHIR R4 QuestionnaireResponse resources: one resource, a Bundle of them, or NDJSON.
+
+- The scale is the one whose LOINC item codes (``codes.loinc`` of its items) the response's
+  items match best: an item matches by its ``linkId`` (``44250-9``, or the last part of a
+  path-like linkId such as ``/44249-1/44250-9``) or by the ``code`` its Questionnaire item
+  declares (``--questionnaire``). A mapping file maps linkIds to items instead
+  (``items: {1: q1}``) and names the scale. Nested groups (and items nested in answers) are
+  walked; items that match nothing (dates, names) are ignored.
+- A ``valueCoding`` answer is scored through the scale's answer codes (the LOINC LA codes of
+  its answer set); a code the scale does not know is scored through the Questionnaire's
+  ``ordinalValue`` (or ``itemWeight``) extension when ``--questionnaire`` gives it, and is
+  otherwise rejected (``unknown-answer-code``). ``valueInteger``, ``valueDecimal`` and
+  ``valueString`` (a number or an answer label) are accepted too.
+- The subject is ``subject.reference`` (``Patient/123`` gives ``123``), else a Patient
+  ``source`` (who answered a self-report), else ``subject.identifier.value``.
+- The date is ``authored``; the visit is the authored date (``YYYY-MM-DD``, as written,
+  without time-zone conversion), unless a mapping file gives a constant
+  (``visit: {value: baseline}``) or names the linkId of an item that holds the visit.
+- A total the form stored is compared with the computed score (``reported-score-mismatch``):
+  an item whose linkId or code is a score's LOINC code (``44261-6``), or, with the
+  Questionnaire, a numeric item with an SDC ``calculatedExpression`` (the form's own total,
+  such as ``phq9-total-score``), taken as the scale's ``total`` score.
+- A resource of another type is reported (``unsupported-resource``) and skipped; in a Bundle
+  that holds QuestionnaireResponses, other resources (a Patient, an Encounter) are ignored and
+  Questionnaire resources are used as with ``--questionnaire``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ketascore.core import yamlsafe
+from ketascore.core.issues import Issue, make_issue
+from ketascore.core.records import AnswerRecord, Source
+from ketascore.core.scale import Num, Scale, clean_number
+from ketascore.core.values import Rejection
+from ketascore.readers import POSITION_LIMIT, FormatContext, ReadResult, _check_date
+
+from .mapping import Constant
+from .tables import ScaleCodes, all_codes, check_mapping_scale, codes_of
+
+ORDINAL_URLS = frozenset(
+    {
+        "http://hl7.org/fhir/StructureDefinition/ordinalValue",
+        "http://hl7.org/fhir/StructureDefinition/itemWeight",
+        "http://hl7.org/fhir/StructureDefinition/iso21090-CO-value",
+    }
+)
+CALCULATED_URL = (
+    "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-calculatedExpression"
+)
+NUMERIC_TYPES = frozenset({"integer", "decimal", "quantity"})
+Path_ = tuple[str | int, ...]
+
+
+class QuestionnaireError(ValueError):
+    pass
+
+
+# --------------------------------------------------------------------------------------
+# Questionnaires (--questionnaire)
+
+
+@dataclass
+class QuestionnaireItem:
+    link_id: str
+    type: str | None
+    codes: list[str] = field(default_factory=list)
+    calculated: bool = False
+    ordinals: dict[str, Num] = field(default_factory=dict)  # answer code -> ordinal value
+
+
+@dataclass
+class QuestionnaireDef:
+    id: str | None
+    url: str | None
+    name: str | None
+    items: dict[str, QuestionnaireItem] = field(default_factory=dict)
+
+
+def _ordinal(extensions: Any) -> Num | None:
+    for ext in extensions or []:
+        if isinstance(ext, dict) and ext.get("url") in ORDINAL_URLS:
+            value = ext.get("valueDecimal", ext.get("valueInteger"))
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return clean_number(value)
+    return None
+
+
+def questionnaire_def(resource: dict[str, Any]) -> QuestionnaireDef:
+    out = QuestionnaireDef(
+        id=_str(resource.get("id")), url=_str(resource.get("url")), name=_str(resource.get("name"))
+    )
+
+    def walk(items: Any) -> None:
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict):
+                continue
+            link = _str(item.get("linkId"))
+            if link is not None:
+                q = QuestionnaireItem(link, _str(item.get("type")))
+                for coding in item.get("code") or []:
+                    if isinstance(coding, dict) and _str(coding.get("code")):
+                        q.codes.append(str(coding["code"]))
+                q.calculated = any(
+                    isinstance(e, dict) and e.get("url") == CALCULATED_URL
+                    for e in item.get("extension") or []
+                )
+                for option in item.get("answerOption") or []:
+                    if not isinstance(option, dict):
+                        continue
+                    coding = option.get("valueCoding")
+                    if not isinstance(coding, dict) or not _str(coding.get("code")):
+                        continue
+                    value = _ordinal(option.get("extension"))
+                    if value is None:
+                        value = _ordinal(coding.get("extension"))
+                    if value is not None:
+                        q.ordinals[str(coding["code"])] = value
+                out.items[link] = q
+            walk(item.get("item"))
+
+    walk(resource.get("item"))
+    return out
+
+
+@dataclass
+class Questionnaires:
+    """Questionnaire resources, found by the canonical URL, id or name a response cites."""
+
+    defs: list[QuestionnaireDef] = field(default_factory=list)
+
+    def find(self, reference: Any) -> QuestionnaireDef | None:
+        ref = _str(reference)
+        if ref is None:
+            return self.defs[0] if len(self.defs) == 1 else None
+        base = ref.split("|", 1)[0]
+        tail = base.rstrip("/").rsplit("/", 1)[-1]
+        for d in self.defs:
+            if base in (d.url, d.id, d.name) or tail in (d.id, d.name):
+                return d
+        return self.defs[0] if len(self.defs) == 1 else None
+
+    def extended(self, more: Iterable[QuestionnaireDef]) -> Questionnaires:
+        return Questionnaires([*more, *self.defs])
+
+
+def load_questionnaires(paths: Iterable[str | Path]) -> Questionnaires:
+    """Questionnaire resources from files (a resource, a Bundle or NDJSON)."""
+    defs: list[QuestionnaireDef] = []
+    for path in paths:
+        try:
+            text = Path(path).read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise QuestionnaireError(f"{path}: cannot read the Questionnaire: {exc}") from None
+        try:
+            resources = [r for r, _ in _resources(_parse_all(text))]
+        except ValueError as exc:
+            raise QuestionnaireError(f"{path}: not valid JSON: {exc}") from None
+        found = [
+            questionnaire_def(r) for r in resources if r.get("resourceType") == "Questionnaire"
+        ]
+        if not found:
+            raise QuestionnaireError(f"{path}: holds no Questionnaire resource")
+        defs.extend(found)
+    return Questionnaires(defs)
+
+
+# --------------------------------------------------------------------------------------
+# Parsing
+
+
+def _str(value: Any) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def _parse_all(text: str) -> list[tuple[Any, int | None]]:
+    """Documents of a JSON file, or of NDJSON (one per line, with its line number)."""
+    try:
+        return [(json.loads(text), None)]
+    except json.JSONDecodeError as exc:
+        if exc.msg != "Extra data":
+            raise
+    docs: list[tuple[Any, int | None]] = []
+    offset = 0
+    for lineno, line in enumerate(text.splitlines(keepends=True), start=1):
+        if line.strip():
+            try:
+                docs.append((json.loads(line), lineno))
+            except json.JSONDecodeError as exc:
+                raise json.JSONDecodeError(exc.msg, text, offset + exc.pos) from None
+        offset += len(line)
+    return docs
+
+
+def _resources(docs: list[tuple[Any, int | None]]) -> Iterator[tuple[dict[str, Any], Path_]]:
+    """Each resource with its path in the document (for line numbers)."""
+    for index, (doc, _) in enumerate(docs):
+        base: Path_ = (index,) if len(docs) > 1 else ()
+        entries = doc if isinstance(doc, list) else [doc]
+        for i, res in enumerate(entries):
+            path = (*base, i) if isinstance(doc, list) else base
+            if not isinstance(res, dict):
+                continue
+            if res.get("resourceType") == "Bundle":
+                for j, entry in enumerate(res.get("entry") or []):
+                    if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
+                        yield entry["resource"], (*path, "entry", j, "resource")
+            else:
+                yield res, path
+
+
+def looks_like_fhir(name: str, text: str, requested: str | None, context: FormatContext) -> bool:
+    if requested not in (None, "json", "jsonl"):
+        return False
+    head = text.lstrip()[:1]
+    return head in ("{", "[") and '"resourceType"' in text[: 1 << 20]
+
+
+# --------------------------------------------------------------------------------------
+# Reading
+
+
+@dataclass
+class _Answer:
+    item: dict[str, Any]
+    path: Path_
+    keys: list[str]  # linkId, its last path part, the Questionnaire item's codes
+
+
+def _walk(items: Any, path: Path_, qdef: QuestionnaireDef | None) -> Iterator[_Answer]:
+    for i, item in enumerate(items if isinstance(items, list) else []):
+        if not isinstance(item, dict):
+            continue
+        here = (*path, i)
+        link = _str(item.get("linkId"))
+        if link is not None:
+            keys = [link]
+            tail = link.rstrip("/").rsplit("/", 1)[-1]
+            if tail != link:
+                keys.append(tail)
+            if qdef is not None and link in qdef.items:
+                keys.extend(qdef.items[link].codes)
+            yield _Answer(item, here, keys)
+        yield from _walk(item.get("item"), (*here, "item"), qdef)
+        for j, answer in enumerate(item.get("answer") or []):
+            if isinstance(answer, dict):
+                yield from _walk(answer.get("item"), (*here, "answer", j, "item"), qdef)
+
+
+def _simple_value(answer: dict[str, Any]) -> Any:
+    for key in ("valueInteger", "valueDecimal", "valueString"):
+        if key in answer:
+            return answer[key]
+    quantity = answer.get("valueQuantity")
+    if isinstance(quantity, dict):
+        return quantity.get("value")
+    coding = answer.get("valueCoding")
+    if isinstance(coding, dict):
+        return _str(coding.get("code")) or _str(coding.get("display"))
+    return None
+
+
+def _answer_value(
+    answer_item: dict[str, Any], scale: Scale, item_id: str, qitem: QuestionnaireItem | None
+) -> Any:
+    answers = [a for a in answer_item.get("answer") or [] if isinstance(a, dict)]
+    if not answers:
+        return None
+    if len(answers) > 1:
+        return Rejection("not-allowed-value", f"{len(answers)} answers given; one is expected")
+    answer = answers[0]
+    coding = answer.get("valueCoding")
+    if isinstance(coding, dict):
+        code = _str(coding.get("code"))
+        rule = scale.items[item_id]
+        if code is None:
+            return _str(coding.get("display"))  # a label, checked by the engine
+        if code in rule.codes:
+            return rule.codes[code]
+        if qitem is not None and code in qitem.ordinals:
+            return qitem.ordinals[code]
+        system = _str(coding.get("system"))
+        known = ", ".join(rule.codes) or "none declared"
+        return Rejection(
+            "unknown-answer-code",
+            f"answer code {code}"
+            + (f" ({system})" if system else "")
+            + f" is not an answer code of this item (codes: {known})",
+        )
+    for key in ("valueInteger", "valueDecimal", "valueString", "valueBoolean"):
+        if key in answer:
+            return answer[key]
+    quantity = answer.get("valueQuantity")
+    if isinstance(quantity, dict):
+        return quantity.get("value")
+    kinds = [k for k in answer if k.startswith("value")]
+    return Rejection("not-a-number", f"a {kinds[0] if kinds else 'blank'} answer is not a score")
+
+
+def _subject(resource: dict[str, Any]) -> str | None:
+    subject = resource.get("subject")
+    if isinstance(subject, dict):
+        ref = _str(subject.get("reference"))
+        if ref is not None:
+            return ref.removeprefix("Patient/")
+    source = resource.get("source")
+    if isinstance(source, dict):
+        ref = _str(source.get("reference"))
+        if ref is not None and ref.startswith("Patient/"):
+            return ref.removeprefix("Patient/")
+    if isinstance(subject, dict) and isinstance(subject.get("identifier"), dict):
+        value = subject["identifier"].get("value")
+        return _str(value) if isinstance(value, str) else None
+    return None
+
+
+class _Reader:
+    def __init__(self, file: str, context: FormatContext, located: yamlsafe.Located | None):
+        self.file = file
+        self.context = context
+        self.located = located
+        self.out = ReadResult(files=[file])
+        self.mapping = context.options.mapping
+        self.codes = all_codes(context)
+        self.mapped_scale: Scale | None = None
+        if self.mapping is not None:
+            self.mapped_scale = check_mapping_scale(self.mapping, context, file, self.out.issues)
+
+    @property
+    def issues(self) -> list[Issue]:
+        return self.out.issues
+
+    def line(self, path: Path_, fallback: int | None = None) -> int | None:
+        if self.located is None:
+            return fallback
+        pos = self.located.positions.get(path)
+        return pos.line if pos is not None else fallback
+
+    def choose_scale(
+        self, answers: list[_Answer]
+    ) -> tuple[ScaleCodes | None, dict[str, str], dict[str, str]]:
+        """The scale, and key -> item id and key -> score id of its matching keys."""
+        if self.mapping is not None:
+            if self.mapped_scale is None:
+                return None, {}, {}
+            scale = self.mapped_scale
+            item_keys = {
+                key: scale.item_lookup[item.casefold()]
+                for item, key in self.mapping.spec.items.items()
+                if item.casefold() in scale.item_lookup
+            }
+            score_keys = {
+                key: score
+                for score, key in self.mapping.spec.scores.items()
+                if score in scale.score_ids
+            }
+            return codes_of(scale), item_keys, score_keys
+        keys = {k for a in answers for k in a.keys}
+        best: ScaleCodes | None = None
+        best_n = 0
+        for codes in self.codes:
+            n = len(keys & set(codes.item_by_loinc))
+            if n > best_n:
+                best, best_n = codes, n
+        if best is None:
+            return None, {}, {}
+        return best, dict(best.item_by_loinc), dict(best.score_by_loinc)
+
+    def response(
+        self, resource: dict[str, Any], path: Path_, line: int | None, qs: Questionnaires
+    ) -> None:
+        line = self.line(path, line)
+        status = _str(resource.get("status"))
+        qdef = qs.find(resource.get("questionnaire"))
+        answers = list(_walk(resource.get("item"), (*path, "item"), qdef))
+        codes, item_keys, score_keys = self.choose_scale(answers)
+        subject = _subject(resource)
+        authored = _str(resource.get("authored"))
+        spec = self.mapping.spec if self.mapping is not None else None
+        by_link = {a.keys[0]: a for a in answers}
+        if spec is not None and isinstance(spec.subject, str) and spec.subject in by_link:
+            subject = _str(str(_simple_value_of(by_link[spec.subject]) or "")) or subject
+        visit: str | None = authored[:10] if authored else None
+        if spec is not None and isinstance(spec.visit, Constant):
+            visit = spec.visit.value
+        elif spec is not None and isinstance(spec.visit, str) and spec.visit in by_link:
+            visit = _str(str(_simple_value_of(by_link[spec.visit]) or "")) or visit
+        label = (
+            f"QuestionnaireResponse {resource.get('id')}"
+            if resource.get("id")
+            else ("the QuestionnaireResponse")
+        )
+        if status == "entered-in-error":
+            self.issues.append(
+                make_issue(
+                    "bad-record",
+                    f"{label} is marked entered-in-error; skipped",
+                    file=self.file,
+                    line=line,
+                    subject=subject,
+                    hint="nothing to do if the response was withdrawn",
+                )
+            )
+            return
+        if codes is None:
+            links = ", ".join(a.keys[0] for a in answers[:8])
+            self.issues.append(
+                make_issue(
+                    "no-scale-items",
+                    f"{label} answers no item of a known scale (linkIds: {links or 'none'})",
+                    file=self.file,
+                    line=line,
+                    subject=subject,
+                    hint="give the Questionnaire with --questionnaire (item codes), or map "
+                    "the linkIds to items with --map",
+                )
+            )
+            return
+        scale = codes.scale
+        if subject is None or visit is None:
+            missing = "subject" if subject is None else "authored date (the visit)"
+            self.issues.append(
+                make_issue(
+                    "missing-field",
+                    f"{label} has no {missing}; skipped",
+                    file=self.file,
+                    line=line,
+                    subject=subject,
+                    scale=scale.id,
+                    hint="add subject.reference and authored to the resource, or give the "
+                    "visit with a mapping file (visit: {value: ...})",
+                )
+            )
+            return
+        date = None
+        if authored:
+            try:
+                date = _check_date(authored)
+            except ValueError as exc:
+                self.issues.append(
+                    make_issue(
+                        "bad-field",
+                        str(exc),
+                        file=self.file,
+                        line=self.line((*path, "authored"), line),
+                        subject=subject,
+                        visit=visit,
+                        hint="write authored as an ISO date-time; scored without a date",
+                    )
+                )
+        items: dict[str, Any] = {}
+        item_lines: dict[str, int] = {}
+        reported: dict[str, Any] = {}
+        reported_lines: dict[str, int] = {}
+        for answer in answers:
+            item_id = next((item_keys[k] for k in answer.keys if k in item_keys), None)
+            score_id = next((score_keys[k] for k in answer.keys if k in score_keys), None)
+            link = answer.keys[0]
+            qitem = qdef.items.get(link) if qdef is not None else None
+            if item_id is None and score_id is None and _is_calculated_total(qitem):
+                score_id = codes.total_score
+            where = self.line(answer.path, line)
+            if item_id is not None:
+                value = _answer_value(answer.item, scale, item_id, qitem)
+                if value is None:
+                    continue
+                if item_id in items:  # asked twice (a PHQ-2 inside a PHQ-9 form): must agree
+                    if isinstance(value, Rejection) or items[item_id] != value:
+                        items[item_id] = Rejection(
+                            "conflicting-records",
+                            f"item {item_id} is answered twice in the response with different "
+                            f"answers ({items[item_id]!r} at line {item_lines.get(item_id)}, "
+                            f"{value!r} at line {where})",
+                        )
+                    continue
+                items[item_id] = value
+                if where is not None:
+                    item_lines[item_id] = where
+            elif score_id is not None:
+                stored = _simple_value_of(answer)
+                if stored is not None and score_id not in reported:
+                    reported[score_id] = stored
+                    if where is not None:
+                        reported_lines[score_id] = where
+        extra: dict[str, Any] = {"fhir_id": _str(resource.get("id"))}
+        if _str(resource.get("questionnaire")):
+            extra["questionnaire"] = _str(resource.get("questionnaire"))
+        if self.mapping is not None:
+            for name, key in self.mapping.carried.items():
+                if key in by_link:
+                    extra[name] = _simple_value_of(by_link[key])
+        self.out.records.append(
+            AnswerRecord(
+                subject=subject,
+                visit=visit,
+                scale=scale.id,
+                items=items,
+                date=date,
+                extra=extra,
+                source=Source(file=self.file, line=line),
+                item_lines=item_lines,
+                missing_codes=self.mapping.missing_codes if self.mapping is not None else (),
+                reported=reported,
+                reported_lines=reported_lines,
+            )
+        )
+
+
+def _is_calculated_total(qitem: QuestionnaireItem | None) -> bool:
+    """A numeric Questionnaire item the form computes itself (its own total)."""
+    return qitem is not None and qitem.calculated and (qitem.type or "") in NUMERIC_TYPES
+
+
+def _simple_value_of(answer: _Answer) -> Any:
+    answers = [a for a in answer.item.get("answer") or [] if isinstance(a, dict)]
+    return _simple_value(answers[0]) if len(answers) == 1 else None
+
+
+def read_fhir(text: str, file: str, context: FormatContext) -> ReadResult:
+    located: yamlsafe.Located | None = None
+    try:
+        docs = _parse_all(text)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        out = ReadResult(files=[file])
+        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
+        line = exc.lineno if isinstance(exc, json.JSONDecodeError) else None
+        out.issues.append(
+            make_issue("parse-error", f"not valid JSON: {detail}", file=file, line=line)
+        )
+        return out
+    if len(docs) == 1 and len(text) <= POSITION_LIMIT:
+        try:  # JSON is YAML: this reading also gives the line of every item
+            located = yamlsafe.load(text)
+        except yamlsafe.YamlError:
+            located = None
+    reader = _Reader(file, context, located)
+    if reader.mapping is not None and reader.mapped_scale is None:
+        return reader.out
+    resources = list(_resources(docs))
+    given: Questionnaires = context.options.questionnaire or Questionnaires()
+    local = [questionnaire_def(r) for r, _ in resources if r.get("resourceType") == "Questionnaire"]
+    qs = given.extended(local) if local else given
+    responses = [(r, p) for r, p in resources if r.get("resourceType") == "QuestionnaireResponse"]
+    if not resources:
+        reader.issues.append(
+            make_issue("file-empty", "the file holds no FHIR resources", file=file)
+        )
+    for res, path in resources:
+        kind = res.get("resourceType")
+        if kind in ("QuestionnaireResponse", "Questionnaire") or responses:
+            continue
+        reader.issues.append(
+            make_issue(
+                "unsupported-resource",
+                f"the resource is a {kind or 'resource without resourceType'}, not a "
+                "QuestionnaireResponse; skipped",
+                file=file,
+                line=reader.line(path),
+            )
+        )
+    ndjson_lines = [ln for _, ln in docs]
+    for res, path in responses:
+        line = None
+        if path and isinstance(path[0], int) and len(docs) > 1:
+            line = ndjson_lines[path[0]]
+        reader.response(res, path, line, qs)
+    return reader.out

@@ -1,0 +1,51 @@
+"""Parquet tables (read with pyarrow), laid out like CSV: wide, long, SDTM or through a
+mapping file. Rows are numbered from 1 (the first data row)."""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+from ketascore.core.issues import make_issue
+from ketascore.readers import FormatContext, ReadResult, Table
+
+MAGIC = b"PAR1"
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if hasattr(value, "isoformat"):  # dates and timestamps: ISO text, as in CSV
+        return value.isoformat()
+    return value
+
+
+def read_parquet(data: bytes, file: str, context: FormatContext) -> ReadResult:
+    from .layouts import records_from_table
+
+    out = ReadResult(files=[file])
+    try:
+        import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
+    except ImportError:
+        out.issues.append(
+            make_issue(
+                "file-format",
+                "reading Parquet needs pyarrow",
+                file=file,
+                hint="pip install 'ketascore[duckdb]' (or pyarrow), or use --engine duckdb",
+            )
+        )
+        return out
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        out.issues.append(
+            make_issue("parse-error", f"not a readable Parquet file: {exc}", file=file)
+        )
+        return out
+    header = [str(name) for name in table.column_names]
+    columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+    rows = [(n, [_cell(col[n - 1]) for col in columns]) for n in range(1, table.num_rows + 1)]
+    records_from_table(Table(header, rows), file, context, out, unit="row")
+    return out

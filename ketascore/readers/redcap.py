@@ -1,0 +1,355 @@
+"""REDCap "export records" CSV files (raw codes, or labels with the data dictionary).
+
+- The subject is the record id: the first column of the export (the first field of the data
+  dictionary), or the mapping file's ``subject``.
+- The visit is the event (``redcap_event_name``, e.g. ``week_1_arm_1``). A classic project
+  has no events; its visit is ``event_1_arm_1``, the name REDCap itself gives its single
+  event. A repeat instance (``redcap_repeat_instance``, of a repeating instrument or event) is
+  part of the visit: ``week_1_arm_1#2`` is the second instance at event week_1_arm_1.
+- Item columns are found by their names, ``<scale>_<item>`` (``phq9_1``), or by a mapping
+  file. A column ``<scale>_<score>`` (``phq9_total``, a REDCap calculated field) is a score
+  the export stores: it is compared with the computed score, never used as an answer.
+- ``<form>_complete`` columns, checkbox columns (``field___code``) and every other field are
+  not copied to the output (they may identify people); ``redcap_data_access_group`` is kept.
+- With the data dictionary (``--redcap-dictionary``: the standard data dictionary CSV),
+  exports with labels are understood: column headers that are field labels are matched back
+  to field names, and answers that are choice labels (``"1, Not at all | 2, Several days"``)
+  back to their raw codes, which are then scored. An answer that is neither a code nor a label
+  of the field's choices is rejected (``unknown-answer-code``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ketascore.core.issues import make_issue
+from ketascore.core.records import AnswerRecord, Source
+from ketascore.core.scale import normalize_label
+from ketascore.core.values import Rejection
+from ketascore.readers import (
+    FormatContext,
+    ReadResult,
+    Table,
+    _csv_table,
+    _is_blank,
+    _split_column,
+    _text_field,
+    check_table,
+    item_value,
+)
+
+from .tables import find_column, known_scales, read_mapped_table
+
+CLASSIC_EVENT = "event_1_arm_1"
+EVENT, INSTRUMENT, INSTANCE = (
+    "redcap_event_name",
+    "redcap_repeat_instrument",
+    "redcap_repeat_instance",
+)
+DAG = "redcap_data_access_group"
+VISIT_COLUMN = "redcap visit"
+CHOICE_TYPES = frozenset({"radio", "dropdown", "checkbox"})
+LABEL_HEADERS = {
+    "event name": EVENT,
+    "repeat instrument": INSTRUMENT,
+    "repeat instance": INSTANCE,
+    "data access group": DAG,
+}
+
+
+class RedcapDictionaryError(ValueError):
+    pass
+
+
+@dataclass
+class RedcapField:
+    name: str
+    form: str
+    type: str
+    label: str
+    choices: dict[str, str] = field(default_factory=dict)  # raw code -> label
+
+    def code_of(self, answer: str) -> str | None:
+        """The raw code of an answer given as a code or as a choice label."""
+        text = answer.strip()
+        if text in self.choices:
+            return text
+        wanted = normalize_label(text)
+        found = [code for code, label in self.choices.items() if normalize_label(label) == wanted]
+        return found[0] if len(found) == 1 else None
+
+
+@dataclass
+class RedcapDictionary:
+    source: str
+    fields: dict[str, RedcapField]
+
+    @property
+    def record_id(self) -> str | None:
+        return next(iter(self.fields), None)
+
+    def field_by_label(self) -> dict[str, str]:
+        labels: dict[str, list[str]] = {}
+        for f in self.fields.values():
+            labels.setdefault(normalize_label(f.label), []).append(f.name)
+        return {label: names[0] for label, names in labels.items() if len(names) == 1}
+
+
+def parse_choices(text: str) -> dict[str, str]:
+    """``"1, Not at all | 2, Several days"`` -> {"1": "Not at all", "2": "Several days"}."""
+    out: dict[str, str] = {}
+    for part in text.split("|"):
+        code, sep, label = part.partition(",")
+        if sep and code.strip():
+            out[code.strip()] = label.strip()
+    return out
+
+
+def load_redcap_dictionary_text(text: str, source: str = "<dictionary>") -> RedcapDictionary:
+    rows = list(csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline="")))
+    if not rows:
+        raise RedcapDictionaryError(f"{source}: the data dictionary is empty")
+    header = [h.strip().casefold() for h in rows[0]]
+
+    def find(*starts: str) -> int | None:
+        for i, h in enumerate(header):
+            if any(h.startswith(s) for s in starts):
+                return i
+        return None
+
+    name_i = find("variable / field name", "field name", "variable")
+    form_i = find("form name", "form")
+    type_i = find("field type")
+    label_i = find("field label")
+    choices_i = find("choices, calculations", "choices")
+    if name_i is None or type_i is None:
+        raise RedcapDictionaryError(
+            f"{source}: not a REDCap data dictionary (no 'Variable / Field Name' and "
+            "'Field Type' columns)"
+        )
+    fields: dict[str, RedcapField] = {}
+    for row in rows[1:]:
+        if len(row) <= max(name_i, type_i) or not row[name_i].strip():
+            continue
+
+        def cell(i: int | None, row: list[str] = row) -> str:
+            return row[i].strip() if i is not None and i < len(row) else ""
+
+        kind = cell(type_i).casefold()
+        choices: dict[str, str] = {}
+        if kind in CHOICE_TYPES:
+            choices = parse_choices(cell(choices_i))
+        elif kind == "yesno":
+            choices = {"1": "Yes", "0": "No"}
+        elif kind == "truefalse":
+            choices = {"1": "True", "0": "False"}
+        name = cell(name_i)
+        fields[name] = RedcapField(name, cell(form_i), kind, cell(label_i), choices)
+    if not fields:
+        raise RedcapDictionaryError(f"{source}: the data dictionary lists no fields")
+    return RedcapDictionary(source, fields)
+
+
+def load_redcap_dictionary(path: str | Path) -> RedcapDictionary:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RedcapDictionaryError(f"{path}: cannot read the data dictionary: {exc}") from None
+    return load_redcap_dictionary_text(text, str(path))
+
+
+def looks_like_redcap(header: list[str]) -> bool:
+    folded = {h.strip().casefold() for h in header}
+    if EVENT in folded or INSTRUMENT in folded:
+        return True
+    return "record_id" in folded and any(h.endswith("_complete") for h in folded)
+
+
+# --------------------------------------------------------------------------------------
+# Reading
+
+
+def _rename_label_headers(header: list[str], dictionary: RedcapDictionary) -> list[str]:
+    """A label export's headers (field labels) back to field names, where they match."""
+    if dictionary.record_id in header:
+        return header
+    by_label = dictionary.field_by_label()
+    out = []
+    for h in header:
+        key = normalize_label(h)
+        out.append(LABEL_HEADERS.get(key) or by_label.get(key) or h)
+    return out
+
+
+def redcap_visits(table: Table) -> list[str | None]:
+    """The visit of each row: the event (or event_1_arm_1), with ``#instance`` if repeated."""
+    event = find_column(table.header, EVENT)
+    instance = find_column(table.header, INSTANCE)
+    visits: list[str | None] = []
+    for _, cells in table.rows:
+        visit = _text_field(cells[event]) if event is not None else CLASSIC_EVENT
+        number = _text_field(cells[instance]) if instance is not None else None
+        if visit is not None and number is not None:
+            visit = f"{visit}#{number}"
+        visits.append(visit)
+    return visits
+
+
+def _decode_answers(
+    table: Table, columns: dict[int, str], dictionary: RedcapDictionary | None
+) -> None:
+    """Choice labels back to raw codes, in place; unknown answers become Rejections."""
+    if dictionary is None:
+        return
+    for _, cells in table.rows:
+        for i, name in columns.items():
+            fld = dictionary.fields.get(name)
+            value = cells[i]
+            if fld is None or not fld.choices or _is_blank(value) or not isinstance(value, str):
+                continue
+            code = fld.code_of(value)
+            if code is None:
+                shown = ", ".join(f"{c} = {lbl}" for c, lbl in list(fld.choices.items())[:8])
+                cells[i] = Rejection(
+                    "unknown-answer-code",
+                    f"answer {value.strip()!r} is neither a code nor a label of the choices of "
+                    f"REDCap field {name} ({shown})",
+                )
+            else:
+                cells[i] = code
+
+
+def read_redcap(text: str, file: str, context: FormatContext) -> ReadResult:
+    out = ReadResult(files=[file])
+    table = _csv_table(text, file, out.issues)
+    if table is None:
+        return out
+    dictionary: RedcapDictionary | None = context.options.redcap_dictionary
+    if dictionary is not None:
+        table = Table(_rename_label_headers(table.header, dictionary), table.rows)
+    checked = check_table(table, file, out.issues, required=())
+    if checked is None:
+        return out
+    table = checked
+    if not table.header:
+        return out
+    mapping = context.options.mapping
+    subject_name = (
+        (dictionary.record_id if dictionary is not None else None)
+        if dictionary is not None and dictionary.record_id in table.header
+        else table.header[0]
+    )
+    visits = redcap_visits(table)
+    # the visit as a column of its own, so mapped and wide reading see it like any other
+    table = Table(
+        [*table.header, VISIT_COLUMN],
+        [(line, [*cells, visit]) for (line, cells), visit in zip(table.rows, visits, strict=True)],
+    )
+    if mapping is not None:
+        item_columns = {
+            i: h
+            for i, h in enumerate(table.header)
+            if any(h.casefold() == c.casefold() for c in mapping.spec.items.values())
+        }
+        _decode_answers(table, item_columns, dictionary)
+        read_mapped_table(
+            table,
+            file,
+            mapping,
+            context,
+            out,
+            subject_default=subject_name,
+            visit_default=VISIT_COLUMN,
+        )
+        return out
+    _read_named(table, file, subject_name, context, dictionary, out)
+    return out
+
+
+def _read_named(
+    table: Table,
+    file: str,
+    subject_name: str,
+    context: FormatContext,
+    dictionary: RedcapDictionary | None,
+    out: ReadResult,
+) -> None:
+    """Items found by the ``<scale>_<item>`` naming of their fields."""
+    scales = {s.id: s for s in known_scales(context)}
+    ids = {s.casefold() for s in context.scale_ids} | set(scales)
+    items: dict[int, tuple[str, str]] = {}
+    scores: dict[int, tuple[str, str]] = {}
+    for i, name in enumerate(table.header):
+        if "___" in name or name.casefold().endswith("_complete"):
+            continue  # checkbox choices, form status
+        split = _split_column(name, ids)
+        if split is None:
+            continue
+        scale_id, rest = split
+        scale = scales.get(scale_id)
+        if scale is not None and rest not in scale.item_lookup and rest in scale.score_ids:
+            scores[i] = split
+        else:
+            items[i] = split
+    subject_col = table.header.index(subject_name)
+    visit_col = len(table.header) - 1
+    dag_col = find_column(table.header, DAG)
+    if not items:
+        visits = sorted({str(cells[visit_col]) for _, cells in table.rows})
+        shown = ", ".join(visits[:6]) + (", ..." if len(visits) > 6 else "")
+        out.issues.append(
+            make_issue(
+                "no-scale-items",
+                f"{len(table.rows)} row(s) at {len(visits)} visit(s) ({shown}) but no item of a "
+                "known scale; nothing to score",
+                file=file,
+                hint="name the item fields <scale>_<item> (phq9_1), or describe them with --map",
+            )
+        )
+        return
+    _decode_answers(table, {i: table.header[i] for i in items}, dictionary)
+    scale_ids = list(dict.fromkeys(s for s, _ in items.values()))
+    for line, cells in table.rows:
+        subject = _text_field(cells[subject_col])
+        visit = _text_field(cells[visit_col])
+        for scale_id in scale_ids:
+            answers = {it: item_value(cells[i]) for i, (s, it) in items.items() if s == scale_id}
+            if all(_is_blank(v) for v in answers.values()):
+                continue  # not this instrument's row, or not rated
+            if subject is None or visit is None:
+                out.issues.append(
+                    make_issue(
+                        "missing-field",
+                        f"row has no {'record id' if subject is None else 'event'}; row skipped",
+                        file=file,
+                        line=line,
+                        subject=subject,
+                        visit=visit,
+                    )
+                )
+                continue
+            stored = {
+                sc: cells[i]
+                for i, (s, sc) in scores.items()
+                if s == scale_id and not _is_blank(cells[i])
+            }
+            extra: dict[str, Any] = {}
+            if dag_col is not None:
+                extra[DAG] = _text_field(cells[dag_col])
+            out.records.append(
+                AnswerRecord(
+                    subject=subject,
+                    visit=visit,
+                    scale=scale_id,
+                    items=answers,
+                    extra=extra,
+                    source=Source(file=file, line=line),
+                    reported=stored,
+                    reported_lines={sc: line for sc in stored},
+                )
+            )

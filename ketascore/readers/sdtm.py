@@ -1,0 +1,275 @@
+"""CDISC SDTM questionnaire (QS) and clinical classification (RS) domains, as CSV or SAS
+transport (.xpt).
+
+One row per item per visit. Rows are sorted to a scale by their category (``QSCAT`` /
+``RSCAT``, matched to a scale's ``codes.cdisc_category``; ``--category`` keeps one category
+only), and to items by their test code (``QSTESTCD`` / ``RSTESTCD``, matched to each item's
+``codes.cdisc``), or both by a mapping file. Without a category column the test code alone
+finds the scale.
+
+- The answer is the standardised numeric result (``--STRESN``), else the standardised text
+  result (``--STRESC``), else the original result (``--ORRES``, an answer label or number).
+  ``--STAT = NOT DONE`` is a missing answer, whatever the result columns hold.
+- ``USUBJID`` is the subject, ``VISIT`` the visit (``VISITNUM`` when VISIT is blank),
+  ``VISITNUM`` is kept as ``visit_number``, ``--DTC`` is the date and ``--DY`` the study day.
+- ``--BLFL = Y`` (or ``--LOBXFL = Y``, its successor in SDTMIG 3.3+) on any row of a visit sets
+  ``baseline_flag: "Y"`` on the record, so change from baseline can use the sponsor's own
+  baseline.
+- A row whose test code is a score's ``codes.cdisc`` (``GAD0208``, the GAD-7 total) is not an
+  answer: its value is stored in ``AnswerRecord.reported`` and compared with the score
+  ketascore computes (issue ``reported-score-mismatch``). Other sponsor-derived rows
+  (``--DRVFL = Y``) are not used as answers.
+- Rows of a category no known scale declares are ignored with one warning per category.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from ketascore.core.issues import make_issue
+from ketascore.core.scale import clean_number
+from ketascore.readers import FormatContext, ReadResult, Table, _is_blank, _text_field
+
+from .mapping import Constant
+from .tables import (
+    LongGroups,
+    ScaleCodes,
+    _plain,
+    all_codes,
+    check_mapping_scale,
+    codes_of,
+    dated,
+    find_column,
+    shown_columns,
+)
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return clean_number(float(value))
+        except ValueError:
+            return value.strip() or None
+    return value
+
+
+def _pick(candidates: list[ScaleCodes], test: str) -> ScaleCodes | None:
+    """The scale of a category that knows the test code (else the category's first)."""
+    for codes in candidates:
+        if test in codes.item_by_cdisc or test in codes.score_by_cdisc:
+            return codes
+    return candidates[0] if candidates else None
+
+
+def read_sdtm_table(
+    table: Table, file: str, context: FormatContext, out: ReadResult, *, unit: str = "line"
+) -> None:
+    from .layouts import sdtm_prefix
+
+    header = table.header
+    prefix = sdtm_prefix(header) or "QS"
+    options = context.options
+    mapping = options.mapping
+
+    def col(name: str) -> int | None:
+        return find_column(header, name)
+
+    subject_name = mapping.spec.subject if mapping is not None and mapping.spec.subject else None
+    subject_col = col(subject_name or "USUBJID")
+    test_col = col(f"{prefix}TESTCD")
+    visit_col = col("VISIT")
+    visitnum_col = col("VISITNUM")
+    constant_visit = None
+    if mapping is not None and isinstance(mapping.spec.visit, Constant):
+        constant_visit = mapping.spec.visit.value
+    elif mapping is not None and mapping.spec.visit is not None:
+        visit_col = col(mapping.spec.visit)
+        visitnum_col = None
+    results = [col(f"{prefix}STRESN"), col(f"{prefix}STRESC"), col(f"{prefix}ORRES")]
+    lacking = []
+    if subject_col is None:
+        lacking.append(subject_name or "USUBJID")
+    if test_col is None:
+        lacking.append(f"{prefix}TESTCD")
+    if constant_visit is None and visit_col is None and visitnum_col is None:
+        lacking.append("VISIT or VISITNUM")
+    if all(c is None for c in results):
+        lacking.append(f"{prefix}STRESN or {prefix}ORRES")
+    if lacking:
+        out.issues.append(
+            make_issue(
+                "missing-column",
+                f"this SDTM {prefix} file lacks the column(s) {', '.join(lacking)} "
+                f"(columns: {shown_columns(header)}); the file was not read",
+                file=file,
+                line=1,
+                hint="export the whole domain (USUBJID, VISIT, --TESTCD, --STRESN, --ORRES), "
+                "or describe the columns with --map",
+            )
+        )
+        return
+    assert subject_col is not None and test_col is not None
+    cat_col = col(f"{prefix}CAT")
+    stat_col = col(f"{prefix}STAT")
+    drv_col = col(f"{prefix}DRVFL")
+    blfl_cols = [c for c in (col(f"{prefix}BLFL"), col(f"{prefix}LOBXFL")) if c is not None]
+    dtc_col = col(f"{prefix}DTC")
+    dy_col = col(f"{prefix}DY")
+    study_col = col("STUDYID")
+    epoch_col = col("EPOCH")
+    carry: dict[str, int] = {}
+
+    by_category: dict[str, list[ScaleCodes]] = {}
+    by_test: dict[str, ScaleCodes] = {}
+    category = options.category
+    if mapping is not None:
+        scale = check_mapping_scale(mapping, context, file, out.issues)
+        if scale is None:
+            return
+        codes = codes_of(scale)
+        for item, code in mapping.spec.items.items():
+            item_id = scale.item_lookup.get(item.casefold())
+            if item_id is not None:
+                codes.item_by_cdisc[code.upper()] = item_id
+        for score, code in mapping.spec.scores.items():
+            if score in scale.score_ids:
+                codes.score_by_cdisc[code.upper()] = score
+        category = category or mapping.spec.category or codes.category
+        if category:
+            by_category[category.casefold()] = [codes]
+        for code in (*codes.item_by_cdisc, *codes.score_by_cdisc):
+            by_test[code] = codes
+        for name, column in mapping.carried.items():
+            index = col(column)
+            if index is None:
+                out.issues.append(
+                    make_issue(
+                        "missing-column",
+                        f"the mapping {mapping.where('carry')} names column {column!r} for "
+                        f"the carried field {name!r}, but the file has no such column",
+                        file=file,
+                        line=1,
+                    )
+                )
+            else:
+                carry[name] = index
+    else:
+        for codes in all_codes(context):
+            if codes.category:  # one category may hold several scales (CGI-S and CGI-I)
+                by_category.setdefault(codes.category.casefold(), []).append(codes)
+            for code in (*codes.item_by_cdisc, *codes.score_by_cdisc):
+                by_test.setdefault(code, codes)
+    wanted = category.casefold() if category else None
+
+    groups = LongGroups(file, unit)
+    unknown_categories: Counter[str] = Counter()
+    unknown_tests: Counter[tuple[str, str]] = Counter()
+    first_line: dict[Any, int] = {}
+    for line, cells in table.rows:
+        cat = _text_field(cells[cat_col]) if cat_col is not None else None
+        if wanted is not None and cat is not None and cat.casefold() != wanted:
+            continue
+        test = (_text_field(cells[test_col]) or "").upper()
+        if not test:
+            continue
+        codes_for = _pick(by_category.get(cat.casefold(), []), test) if cat else None
+        if codes_for is None:
+            if cat is not None and mapping is None:
+                unknown_categories[cat] += 1
+                first_line.setdefault(cat, line)
+                continue
+            codes_for = by_test.get(test)
+            if codes_for is None:
+                if mapping is None and cat is None:
+                    unknown_categories["(no category)"] += 1
+                    first_line.setdefault("(no category)", line)
+                continue
+        scale_id = codes_for.scale.id
+        item = codes_for.item_by_cdisc.get(test)
+        score = codes_for.score_by_cdisc.get(test)
+        derived = drv_col is not None and (_text_field(cells[drv_col]) or "").upper() == "Y"
+        if item is None and score is None:
+            if not derived:
+                unknown_tests[(scale_id, test)] += 1
+                first_line.setdefault((scale_id, test), line)
+            continue
+        subject = _text_field(cells[subject_col])
+        visit = constant_visit
+        if visit is None and visit_col is not None:
+            visit = _text_field(cells[visit_col])
+        if visit is None and visitnum_col is not None:
+            visit = _text_field(cells[visitnum_col])
+        if subject is None or visit is None:
+            out.issues.append(
+                make_issue(
+                    "missing-field",
+                    f"row has no {'USUBJID' if subject is None else 'VISIT'}; row skipped",
+                    file=file,
+                    line=line,
+                    subject=subject,
+                    visit=visit,
+                )
+            )
+            continue
+        date, day = dated(cells, dtc_col, dy_col, out.issues, file, line, subject, visit)
+        extra: dict[str, Any] = {}
+        if study_col is not None:
+            extra["study_id"] = _text_field(cells[study_col])
+        if visitnum_col is not None:
+            extra["visit_number"] = _number(cells[visitnum_col])
+        if epoch_col is not None:
+            extra["epoch"] = _text_field(cells[epoch_col])
+        if any((_text_field(cells[c]) or "").upper() == "Y" for c in blfl_cols):
+            extra["baseline_flag"] = "Y"
+        for name, index in carry.items():
+            extra[name] = _plain(cells[index])
+        group = groups.group(subject, visit, scale_id, line=line, date=date, day=day, extra=extra)
+        if stat_col is not None and (_text_field(cells[stat_col]) or "").upper() == "NOT DONE":
+            value: Any = None
+        else:
+            value = next(
+                (cells[c] for c in results if c is not None and not _is_blank(cells[c])), None
+            )
+        if score is not None:
+            if value is not None:
+                groups.add_reported(group, score, value, line)
+        elif not derived:
+            assert item is not None
+            groups.add_item(group, item, value, line)
+    codes_missing = mapping.missing_codes if mapping is not None else ()
+    out.records.extend(groups.records(codes_missing))
+    for cat, n in unknown_categories.items():
+        out.issues.append(
+            make_issue(
+                "unknown-category",
+                f"{n} row(s) of category {cat!r} match no known scale; ignored",
+                file=file,
+                line=first_line[cat],
+            )
+        )
+    for (scale_id, test), n in unknown_tests.items():
+        out.issues.append(
+            make_issue(
+                "unknown-item",
+                f"test code {test} ({n} row(s)) is not an item or score code of {scale_id}; "
+                "ignored",
+                file=file,
+                line=first_line[(scale_id, test)],
+                scale=scale_id,
+                hint="check the test code against the scale's codes, or map it with --map",
+            )
+        )
+
+
+def read_sdtm_text(text: str, file: str, context: FormatContext) -> ReadResult:
+    """An SDTM domain as CSV text (``--input-format sdtm`` or detected by its header)."""
+    from ketascore.readers import _csv_table, check_table
+
+    out = ReadResult(files=[file])
+    table = _csv_table(text, file, out.issues)
+    if table is not None:
+        checked = check_table(table, file, out.issues, required=())
+        if checked is not None:
+            read_sdtm_table(checked, file, context, out)
+    return out

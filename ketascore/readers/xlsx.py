@@ -1,0 +1,222 @@
+"""Excel workbooks (.xlsx, .xlsm): the first sheet, or the one named with ``--sheet``.
+
+The sheet is read as a table (the first non-empty row is the header) and then like a CSV
+file: wide (``<scale>_<item>`` columns), long (subject, visit, scale, item, value), SDTM
+(a QSTESTCD/RSTESTCD column) or through a mapping file. Row numbers in issues are the
+sheet's own row numbers.
+
+openpyxl (read-only mode) is used rather than python-calamine although calamine is about 6x
+faster (50,000 rows x 13 columns: 0.43 s against 2.8 s): calamine returns a cell holding a
+formula error (#DIV/0!, #N/A ...) as an empty string, which would make an unusable answer
+look like a missing one and let it be prorated. openpyxl keeps the error, and also shows a
+formula whose value was never calculated (a file written by a script), which is rejected
+the same way. Dates become ISO text (``2024-03-01``, or with the time if it is not midnight).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import io
+from typing import Any
+
+from ketascore.core.issues import make_issue
+from ketascore.readers import CellError, FormatContext, ReadResult, Table
+
+SHEET_ROW = "row"
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        if value.time() == dt.time(0, 0):
+            return value.date().isoformat()
+        return value.isoformat()
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return str(value)
+    return value
+
+
+# Excel's error values; a cell holding one is an error, not an answer
+ERRORS = frozenset(
+    {
+        "#NULL!",
+        "#DIV/0!",
+        "#VALUE!",
+        "#REF!",
+        "#NAME?",
+        "#NUM!",
+        "#N/A",
+        "#GETTING_DATA",
+        "#SPILL!",
+        "#CALC!",
+        "#FIELD!",
+        "#BLOCKED!",
+        "#UNKNOWN!",
+        "#CONNECT!",
+        "#BUSY!",
+    }
+)
+
+
+def _letter(column: int) -> str:
+    out = ""
+    while column:
+        column, rest = divmod(column - 1, 26)
+        out = chr(65 + rest) + out
+    return out
+
+
+def _rows(book: Any, sheet: str, first: int = 1, last: int | None = None) -> Any:
+    ws = book[sheet]
+    ws.reset_dimensions()  # some programs write a wrong sheet size; read every row
+    return enumerate(ws.iter_rows(min_row=first, max_row=last, values_only=True), start=first)
+
+
+def load_sheet(data: bytes, file: str, sheet: str | None, out: ReadResult) -> Table | None:
+    """The sheet as a table of plain values (text, numbers, ISO dates, None, CellError).
+
+    The sheet is read twice only when it holds formulas: once for the cells as written
+    (formulas as text), then for the rows with formulas, to take each formula's saved value.
+    """
+    try:
+        openpyxl = importlib.import_module("openpyxl")
+    except ImportError:  # pragma: no cover - depends on the installation
+        out.issues.append(
+            make_issue(
+                "file-format",
+                "reading .xlsx files needs the openpyxl package",
+                file=file,
+                hint="install it (pip install openpyxl), or save the sheet as CSV",
+            )
+        )
+        return None
+
+    def open_book(data_only: bool) -> Any:
+        return openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=data_only)
+
+    try:
+        book = open_book(False)
+    except Exception as exc:  # a damaged or foreign file: openpyxl raises many kinds
+        out.issues.append(
+            make_issue(
+                "parse-error",
+                f"not a readable .xlsx workbook ({type(exc).__name__}: {exc})",
+                file=file,
+                hint="open the file in a spreadsheet program and save it as .xlsx (or CSV)",
+            )
+        )
+        return None
+    rows: list[tuple[int, list[Any]]] = []
+    formulas: dict[tuple[int, int], str] = {}
+    try:
+        names = list(book.sheetnames)
+        if sheet is not None and sheet not in names:
+            out.issues.append(
+                make_issue(
+                    "file-format",
+                    f"the workbook has no sheet {sheet!r} (sheets: {', '.join(names)})",
+                    file=file,
+                    hint="name one of its sheets with --sheet",
+                )
+            )
+            return None
+        name = sheet if sheet is not None else names[0]
+        for r, values in _rows(book, name):
+            cells: list[Any] = []
+            for c, value in enumerate(values, start=1):
+                if isinstance(value, str):
+                    if value in ERRORS:
+                        value = _error(name, r, c, value)
+                    elif value.startswith("="):
+                        formulas[(r, c)] = value
+                cells.append(_plain(value))
+            rows.append((r, cells))
+        if formulas:
+            _formula_values(open_book(True), name, rows, formulas)
+    except Exception as exc:
+        out.issues.append(
+            make_issue(
+                "parse-error",
+                f"the workbook cannot be read ({type(exc).__name__}: {exc})",
+                file=file,
+                hint="open the file in a spreadsheet program and save it again",
+            )
+        )
+        return None
+    finally:
+        book.close()
+    return _table(rows)
+
+
+def _error(sheet: str, row: int, column: int, value: str) -> CellError:
+    where = f"{_letter(column)}{row}"
+    return CellError(value, f"sheet {sheet!r} cell {where} holds the formula error {value}")
+
+
+def _formula_values(
+    book: Any,
+    sheet: str,
+    rows: list[tuple[int, list[Any]]],
+    formulas: dict[tuple[int, int], str],
+) -> None:
+    """Put the value each formula had when the file was last saved in place of the formula."""
+    wanted = sorted({r for r, _ in formulas})
+    by_row = dict(rows)
+    try:
+        for r, values in _rows(book, sheet, wanted[0], wanted[-1]):
+            for c in (c for (fr, c) in formulas if fr == r):
+                value = values[c - 1] if c - 1 < len(values) else None
+                if isinstance(value, str) and value in ERRORS:
+                    value = _error(sheet, r, c, value)
+                elif value is None:
+                    formula = formulas[(r, c)]
+                    value = CellError(
+                        formula,
+                        f"sheet {sheet!r} cell {_letter(c)}{r} holds a formula ({formula}) whose "
+                        "value was never calculated (the file was written by a program that "
+                        "does not calculate formulas); open and save it in a spreadsheet program",
+                    )
+                by_row[r][c - 1] = _plain(value)
+    finally:
+        book.close()
+
+
+def _table(rows: list[tuple[int, list[Any]]]) -> Table:
+    def blank(v: Any) -> bool:
+        return v is None or (isinstance(v, str) and not v.strip())
+
+    filled = [(r, cells) for r, cells in rows if not all(blank(v) for v in cells)]
+    if not filled:
+        return Table([], [])
+    _, head = filled[0]
+    while head and blank(head[-1]):
+        head = head[:-1]
+    header = [str(v).strip() if not blank(v) else f"(column {i + 1})" for i, v in enumerate(head)]
+    width = len(header)
+    body: list[tuple[int, list[Any]]] = []
+    for r, cells in filled[1:]:
+        cells = list(cells)
+        while len(cells) > width and blank(cells[-1]):
+            cells.pop()
+        if len(cells) < width:
+            cells += [None] * (width - len(cells))
+        body.append((r, cells))
+    return Table(header, body)
+
+
+def read_xlsx(data: bytes, file: str, context: FormatContext) -> ReadResult:
+    from .layouts import records_from_table
+
+    out = ReadResult(files=[file])
+    mapping = context.options.mapping
+    sheet = context.options.sheet or (mapping.spec.sheet if mapping is not None else None)
+    table = load_sheet(data, file, sheet, out)
+    if table is None:
+        return out
+    if not table.header:
+        out.issues.append(make_issue("file-empty", "the sheet is empty", file=file))
+        return out
+    records_from_table(table, file, context, out, unit=SHEET_ROW)
+    return out

@@ -1,0 +1,224 @@
+"""Machine-readable outputs (JSON, JSON Lines, CSV) and atomic file writing.
+
+Outputs are deterministic: the same input gives byte-identical output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from ketascore import __version__
+from ketascore.core.issues import Issue
+from ketascore.core.records import ScoreResult
+
+if TYPE_CHECKING:
+    from ketascore.analysis.change import ChangeReport
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | Path, *, binary: bool = False) -> Iterator[IO[Any]]:
+    """Write to a temporary file beside ``path`` and rename it into place on success, so a
+    crash or Ctrl-C never leaves a partial output file."""
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
+    try:
+        # mkstemp creates the file for its owner only; outputs follow the user's umask
+        os.chmod(tmp, 0o666 & ~_umask())
+        mode = "wb" if binary else "w"
+        kwargs: dict[str, Any] = {} if binary else {"encoding": "utf-8", "newline": ""}
+        with os.fdopen(fd, mode, **kwargs) as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_chunks(fh: IO[bytes], chunks: Iterable[Any], every: int = 8 << 20) -> None:
+    """Write bytes-like chunks to a file of ``atomic_writer``, and have the system start
+    writing each ``every`` bytes to disk as they come, so the sync at the end has little
+    left to wait for (where the system lets a program ask: ``posix_fadvise``)."""
+    advise = getattr(os, "posix_fadvise", None)
+    done = flushed = 0
+    for chunk in chunks:
+        fh.write(chunk)
+        done += len(chunk) if isinstance(chunk, bytes) else memoryview(chunk).nbytes
+        if advise is not None and done - flushed >= every:
+            fh.flush()
+            # for pages not yet written, DONTNEED starts their writing back without waiting
+            with contextlib.suppress(OSError):
+                advise(fh.fileno(), flushed, done - flushed, os.POSIX_FADV_DONTNEED)
+            flushed = done
+
+
+# --------------------------------------------------------------------------------------
+# score
+
+
+def score_summary(results: list[ScoreResult], issues: list[Issue], files: int) -> dict[str, int]:
+    scored = sum(1 for r in results if any(v is not None for v in r.scores.values()))
+    problems = sum(1 for r in results if not r.ok)
+    return {
+        "files": files,
+        "records": len(results),
+        "scored": scored,
+        "with_problems": problems,
+        "file_issues": len(issues),
+    }
+
+
+def score_json(
+    results: list[ScoreResult], issues: list[Issue], files: int, extra: dict[str, Any] | None = None
+) -> str:
+    doc: dict[str, Any] = {
+        "ketascore_version": __version__,
+        "results": [r.to_dict() for r in results],
+        "issues": [i.as_dict() for i in issues],
+        "summary": score_summary(results, issues, files),
+    }
+    if extra:
+        doc.update(extra)
+    return json.dumps(doc, ensure_ascii=False, allow_nan=False, indent=2) + "\n"
+
+
+def score_jsonl(
+    results: Iterable[ScoreResult],
+    issues: Iterable[Issue],
+    provenance: dict[str, Any] | None = None,
+) -> Iterator[str]:
+    if provenance is not None:
+        yield dumps({"type": "provenance", **provenance}) + "\n"
+    for result in results:
+        yield dumps({"type": "score", **result.to_dict()}) + "\n"
+    for issue in issues:
+        yield dumps({"type": "issue", **issue.as_dict()}) + "\n"
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_formula(text: str) -> str:
+    """Prefix text a spreadsheet would run as a formula (=, +, -, @, tab, CR) with a quote.
+
+    Numbers are never escaped: only text cells can carry a formula."""
+    return "'" + text if text.startswith(FORMULA_START) else text
+
+
+def _cell(value: Any, escape: bool = True) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return ";".join(_cell(v, escape) for v in value)
+    text = dumps(value) if isinstance(value, dict) else str(value)
+    return escape_formula(text) if escape else text
+
+
+def score_csv_columns(results: list[ScoreResult]) -> tuple[list[str], list[str], list[str]]:
+    """(score columns in first-seen order, classification names, extra field names)."""
+    scores: dict[str, None] = {}
+    classes: dict[str, None] = {}
+    extras: dict[str, None] = {}
+    for r in results:
+        for name in r.scores:
+            scores.setdefault(name, None)
+        for name in r.classifications:
+            classes.setdefault(name, None)
+        for name in r.extra:
+            extras.setdefault(name, None)
+    return list(scores), list(classes), list(extras)
+
+
+def score_csv(
+    results: list[ScoreResult], issues: list[Issue], *, escape_formulas: bool = True
+) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    scores, classes, extras = score_csv_columns(results)
+    base = ["subject", "visit", "date", "day", "scale", "scale_version"]
+    header = list(base)
+    for name in scores:
+        header += [name, f"{name}_band", f"{name}_items_answered", f"{name}_prorated"]
+    header += [*classes, "flags", "issues"]
+    # a carried field whose name a score column already has is left out of rows and header
+    carried = [e for e in extras if e not in header]
+    header += carried
+    writer.writerow([_cell(h, escape_formulas) for h in header])
+    for r in results:
+        row: list[Any] = [r.subject, r.visit, r.date, r.day, r.scale, r.scale_version]
+        for name in scores:
+            present = name in r.scores
+            row += [
+                r.scores.get(name),
+                r.bands.get(name),
+                r.items_answered.get(name) if present else None,
+                r.prorated.get(name) if present else None,
+            ]
+        row += [r.classifications.get(c) for c in classes]
+        row += [r.flags, [i.code for i in r.issues]]
+        row += [r.extra.get(e) for e in carried]
+        writer.writerow([_cell(v, escape_formulas) for v in row])
+    return buf.getvalue()
+
+
+# --------------------------------------------------------------------------------------
+# change
+
+
+def change_json(report: ChangeReport, provenance: dict[str, Any] | None = None) -> str:
+    doc: dict[str, Any] = {"ketascore_version": __version__, **report.to_dict()}
+    if provenance is not None:
+        doc["provenance"] = provenance
+    return json.dumps(doc, ensure_ascii=False, allow_nan=False, indent=2) + "\n"
+
+
+def change_jsonl(report: ChangeReport, provenance: dict[str, Any] | None = None) -> Iterator[str]:
+    if provenance is not None:
+        yield dumps({"type": "provenance", **provenance}) + "\n"
+    for row in report.rows:
+        yield dumps({"type": "row", **row.to_dict()}) + "\n"
+    for srow in report.summary:
+        yield dumps({"type": "summary", **srow.to_dict()}) + "\n"
+    for issue in report.issues:
+        yield dumps({"type": "issue", **issue.as_dict()}) + "\n"
+
+
+def _table_csv(rows: list[dict[str, Any]], escape_formulas: bool = True) -> str:
+    buf = io.StringIO()
+    if rows:
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(list(rows[0]))
+        for row in rows:
+            writer.writerow([_cell(v, escape_formulas) for v in row.values()])
+    return buf.getvalue()
+
+
+def change_csv(report: ChangeReport, summary: bool = False, *, escape_formulas: bool = True) -> str:
+    if summary:
+        return _table_csv([s.to_dict() for s in report.summary], escape_formulas)
+    return _table_csv([r.to_dict() for r in report.rows], escape_formulas)
