@@ -17,7 +17,8 @@ import sys
 from pathlib import Path
 
 from ketascore.core.library import builtin_files, builtin_ids, load_builtin
-from ketascore.core.scale import Num, Scale, check_scale_text, format_number
+from ketascore.core.scale import Scale, check_scale_text
+from ketascore.core.values import Num, format_number
 from ketascore.engines.record import run_examples
 
 # --------------------------------------------------------------------------------------

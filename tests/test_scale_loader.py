@@ -7,14 +7,9 @@ import time
 
 import pytest
 
+from ketascore.core.methods import METHODS, round_value
 from ketascore.core.model import Rounding
-from ketascore.core.scale import (
-    ScaleError,
-    check_scale_text,
-    load_scale_text,
-    round_value,
-    score_range,
-)
+from ketascore.core.scale import ScaleError, check_scale_text, load_scale_text
 
 BASE = """\
 id: demo
@@ -234,5 +229,5 @@ def test_rounding(method: str, value: float, expected: float) -> None:
 def test_score_range_accounts_for_missing_items(
     method: str, required: int, expected: tuple[float, float]
 ) -> None:
-    lo, hi = score_range(method, [0, 1, 0], [3, 3, 8], required)
+    lo, hi = METHODS[method].value_range([0, 1, 0], [3, 3, 8], required)
     assert (lo, hi) == pytest.approx(expected)

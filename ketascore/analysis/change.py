@@ -12,7 +12,8 @@ from typing import Any
 from ketascore.analysis.windows import WindowPlan, apply_windows
 from ketascore.core.issues import Issue, make_issue
 from ketascore.core.records import ScoreResult
-from ketascore.core.scale import Num, Scale, ScoreRule, clean_number
+from ketascore.core.scale import Scale, ScoreRule
+from ketascore.core.values import Num, clean_number
 
 BASELINE_NAME = "baseline"
 
@@ -342,17 +343,19 @@ def compute_change(
         group = groups.get(subject) if by else None
         src = rs[0]
         if base is None or base.scores.get(score) is None:
+            params: dict[str, Any]
             if base is not None:
-                detail = f"the baseline ({base.visit}) has no {score} score"
+                variant, params = "no-score", {"baseline": base.visit, "score": score}
             elif target_rule == "flagged":
-                detail = "no record is flagged as the baseline (baseline flag Y)"
+                variant, params = "no-flag", {}
             else:
-                detail = f"no record at the baseline visit {target!r}"
+                variant, params = "no-visit", {"baseline": target}
             where = base or src
             report.issues.append(
                 make_issue(
                     "no-baseline",
-                    detail + "; change not computed",
+                    variant,
+                    **params,
                     file=where.source.file,
                     line=where.source.line,
                     subject=subject,
@@ -371,12 +374,12 @@ def compute_change(
             report.issues.append(
                 make_issue(
                     "baseline-zero",
-                    f"baseline {score} is 0 at visit {base.visit}",
                     file=base.source.file,
                     line=base.source.line,
                     subject=subject,
                     visit=base.visit,
                     scale=scale.id,
+                    score=score,
                 )
             )
 

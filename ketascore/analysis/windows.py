@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ketascore.core import yamlsafe
 from ketascore.core.issues import Issue, make_issue
 from ketascore.core.records import ScoreResult
-from ketascore.core.scale import Num, Problem, ScaleError, _pydantic_problems, format_problem
+from ketascore.core.scale import Problem, ScaleError, _pydantic_problems, format_problem
+from ketascore.core.values import Num
 
 
 class Window(BaseModel):
@@ -111,8 +112,6 @@ def apply_windows(
             issues.append(
                 make_issue(
                     "no-study-day",
-                    f"visit {r.visit} has no study day, so it cannot be placed in an "
-                    "analysis window; not analysed",
                     file=r.source.file,
                     line=r.source.line,
                     subject=r.subject,

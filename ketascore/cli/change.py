@@ -84,7 +84,7 @@ def change_report(
     baseline; the report's issues start with those of reading and scoring."""
     from ketascore.analysis.change import compute_change
     from ketascore.api import score
-    from ketascore.core.scale import clean_number
+    from ketascore.core.values import clean_number
 
     results = score(data.records, scale=scale)
     if other is not None and other.id != scale.id:

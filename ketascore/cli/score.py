@@ -645,7 +645,7 @@ def change_columnar(
         return False
     from ketascore.cli.common import write_provenance
     from ketascore.core.provenance import build_provenance
-    from ketascore.core.scale import clean_number
+    from ketascore.core.values import clean_number
     from ketascore.engines.columnar import change_csv_columnar
 
     made = change_csv_columnar(

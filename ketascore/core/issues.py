@@ -1,19 +1,32 @@
 """Problems found in input, as data.
 
-Every reader, the scoring engine and change-from-baseline report problems as ``Issue``
-records instead of raising. Each issue has a stable ``code`` (catalogued below and in
-docs/errors.md), a severity, and a message that names the file, line, subject, visit and
-item it concerns and says what to do.
+Every reader, engine and analysis reports a problem as an ``Issue``: a stable ``code``, the
+name of one of the code's message templates (``variant``), the template's parameters, and
+where it happened (file, line, subject, visit, scale, item). One function, ``render``,
+writes the text of every issue for every output (terminal, JSON, CSV, report), so every
+engine says the same thing the same way. The catalogue below is the only place that holds
+the wording; docs/errors.md lists each code.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
-
 Severity = Literal["error", "warning"]
+
+LEFT_EMPTY = "scores that use this item are left empty"
+
+
+@dataclass(frozen=True)
+class Template:
+    """A message with named parameters (``{name}``, ``{name!r}``, ``{size:,}``) and the hint
+    that follows it (None: the code's own hint; ``{hint}`` in it stands for that hint)."""
+
+    text: str
+    hint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -22,231 +35,534 @@ class IssueType:
     severity: Severity
     title: str
     hint: str
+    templates: Mapping[str, Template]  # variant -> template; "" is the default
 
+
+def _type(
+    code: str,
+    severity: Severity,
+    title: str,
+    hint: str,
+    templates: Mapping[str, str | Template] | str,
+) -> IssueType:
+    if isinstance(templates, str):
+        templates = {"": templates}
+    return IssueType(
+        code,
+        severity,
+        title,
+        hint,
+        {k: v if isinstance(v, Template) else Template(v) for k, v in templates.items()},
+    )
+
+
+EXCLUDE_HINT = "remove it from the folder or exclude it with --exclude"
+DATE_HINT = "write the date as YYYY-MM-DD; the {unit} is scored without a date"
+DAY_HINT = "write the study day as a number; the {unit} is scored without it"
+VALUE_HINT = "{hint}; " + LEFT_EMPTY
 
 _TYPES = [
-    # files
-    IssueType(
+    # files ---------------------------------------------------------------------------
+    _type(
         "file-unreadable",
         "error",
         "File cannot be read",
         "check that the file exists and that you may read it",
+        "cannot read the file: {reason}",
     ),
-    IssueType(
+    _type(
         "folder-loop",
         "warning",
         "A folder links back into a folder already read",
         "nothing to do: each folder was read once",
+        "folder is a symbolic link back into a folder already read (a loop)",
     ),
-    IssueType(
+    _type(
         "file-too-large",
         "error",
         "File is larger than the size limit",
         "split the file, or raise the limit with --max-file-size",
+        "file is {size:,} bytes, above the limit of {limit:,}",
     ),
-    IssueType("file-empty", "error", "File holds no records", "check the export"),
-    IssueType(
+    _type(
+        "file-empty",
+        "error",
+        "File holds no records",
+        "check the export",
+        {
+            "": "the file is empty",
+            "no-records": "the file holds no records",
+            "empty-list": "the file holds an empty list",
+            "header-only": "the file has a header but no rows",
+            "no-resources": "the file holds no FHIR resources",
+            "sheet": "the sheet is empty",
+        },
+    ),
+    _type(
         "file-format",
         "error",
         "File format cannot be read",
         "check the file, or name its format with --input-format",
+        {
+            "binary": Template("this is a binary file, not {formats}", EXCLUDE_HINT),
+            "binary-format": "{format} is a binary format and cannot be read from text",
+            "long-layout": Template(
+                "this is the long layout (subject, visit, scale, item, value); the duckdb "
+                "engine reads the wide layout only",
+                "score this file with the default engine",
+            ),
+            "table-format": Template(
+                "the duckdb engine reads CSV (.csv, .tsv, .txt) and Parquet files",
+                "score this file with the default engine",
+            ),
+            "parquet": "cannot read the Parquet file: {error}",
+            "needs-pyarrow": Template(
+                "reading Parquet needs pyarrow",
+                "pip install 'ketascore[duckdb]' (or pyarrow), or use --engine duckdb",
+            ),
+            "needs-openpyxl": Template(
+                "reading .xlsx files needs the openpyxl package",
+                "install it (pip install openpyxl), or save the sheet as CSV",
+            ),
+            "no-sheet": Template(
+                "the workbook has no sheet {sheet!r} (sheets: {sheets})",
+                "name one of its sheets with --sheet",
+            ),
+        },
     ),
-    IssueType(
+    _type(
         "parse-error",
         "error",
         "File is not valid YAML, JSON or CSV",
         "fix the syntax at the position shown",
+        {
+            "": "not valid {format}: {error}",
+            "at-column": "not valid {format}: {error} (column {column})",
+            "unsafe": Template(
+                "refused: {error}",
+                "remove the tag: answer files hold data only, and ketascore never builds objects",
+            ),
+            "unsafe-at-column": Template(
+                "refused: {error} (column {column})",
+                "remove the tag: answer files hold data only, and ketascore never builds objects",
+            ),
+            "limit": Template(
+                "refused: {error}",
+                "the file was refused to keep memory use bounded; write the data out plainly",
+            ),
+            "limit-at-column": Template(
+                "refused: {error} (column {column})",
+                "the file was refused to keep memory use bounded; write the data out plainly",
+            ),
+            "too-deep": "JSON is nested too deeply",
+            "csv": Template(
+                "not valid CSV: {error}", "fix the quoting at that line; rows before it were read"
+            ),
+            "csv-row": "not valid CSV ({kind}): {error}; row skipped",
+            "more-rows": Template(
+                "{count} more malformed row(s) were skipped",
+                "fix the rows listed above and look for more of the same",
+            ),
+            "parquet": "not a readable Parquet file: {error}",
+            "xlsx": Template(
+                "not a readable .xlsx workbook ({error})",
+                "open the file in a spreadsheet program and save it as .xlsx (or CSV)",
+            ),
+            "workbook": Template(
+                "the workbook cannot be read ({error})",
+                "open the file in a spreadsheet program and save it again",
+            ),
+            "xpt": "{error}",
+        },
     ),
-    IssueType(
-        "encoding", "warning", "File is not UTF-8", "save the file as UTF-8; it was read as Latin-1"
+    _type(
+        "encoding",
+        "warning",
+        "File is not UTF-8",
+        "save the file as UTF-8; it was read as Latin-1",
+        {"": "byte 0x{byte:02x} is not UTF-8", "file": "the file is not UTF-8"},
     ),
-    IssueType(
+    _type(
         "csv-columns",
         "error",
         "CSV header is unusable",
         "give each column a unique name and include subject and visit columns",
+        {
+            "repeated": "column name(s) {names} appear more than once, so their values are "
+            "ambiguous; the file was not scored",
+            "missing": Template(
+                "no {column!r} column (columns: {columns})",
+                "name the columns subject and visit, or describe them with --map",
+            ),
+            "missing-long": "no {column!r} column",
+            "no-items": Template(
+                "no item columns: name them <scale>_<item>, e.g. madrs_1 (columns: {columns})",
+                "rename the columns, describe them with --map, or use the long layout "
+                "(subject, visit, scale, item, value)",
+            ),
+        },
     ),
-    IssueType(
+    _type(
         "csv-ragged-row",
         "error",
         "CSV row has the wrong number of cells",
         "check the row for a missing or extra separator",
+        {
+            "": "row has {cells} cells but the header has {columns}; row skipped",
+            "duckdb": "{error}; row skipped",
+        },
     ),
-    # records
-    IssueType(
-        "bad-record", "error", "Record is not usable", "each record needs subject, visit and items"
+    # records -------------------------------------------------------------------------
+    _type(
+        "bad-record",
+        "error",
+        "Record is not usable",
+        "each record needs subject, visit and items",
+        {
+            "not-mapping": "record {number} is a {kind}, not a mapping of fields",
+            "no-items": "record has no items mapping (items: {{item id: value}})",
+            "document": "the file holds a {kind}; expected a record or a list of records",
+            "item-twice": "item {item} is given twice",
+            "entered-in-error": Template(
+                "{resource} is marked entered-in-error; skipped",
+                "nothing to do if the response was withdrawn",
+            ),
+        },
     ),
-    IssueType(
+    _type(
         "missing-field",
         "error",
         "Record lacks a required field",
         "add the field (subject and visit are required)",
+        {
+            "record": "record {number} has no usable {fields}",
+            "row": "row has no {field}; row skipped",
+            "rows": "{count} row(s) have no subject or visit; rows skipped",
+            "resource": Template(
+                "{resource} has no {field}; skipped",
+                "add subject.reference and authored to the resource, or give the visit with "
+                "a mapping file (visit: {{value: ...}})",
+            ),
+        },
     ),
-    IssueType(
-        "bad-field", "error", "Record field has an unusable value", "correct the field's value"
+    _type(
+        "bad-field",
+        "error",
+        "Record field has an unusable value",
+        "correct the field's value",
+        {
+            "date": Template("date {value!r} is not an ISO date (YYYY-MM-DD)", DATE_HINT),
+            "day": Template("day {value!r} is not a number", DAY_HINT),
+            "day-range": Template("day {value!r} is not a usable study day", DAY_HINT),
+            "authored": Template(
+                "date {value!r} is not an ISO date (YYYY-MM-DD)",
+                "write authored as an ISO date-time; scored without a date",
+            ),
+            "rows": "{count} row(s) have an unusable {field}",
+        },
     ),
-    IssueType(
+    _type(
         "no-scale",
         "error",
         "Record names no scale",
         "add a scale field to the record or pass --scale",
+        "the record does not say which scale it answers",
     ),
-    IssueType(
+    _type(
         "unknown-scale",
         "error",
         "Scale is not known",
         "see `ketascore scales list`, or pass --scale with the path of your scale file",
+        {
+            "": "unknown scale {scale_id!r}",
+            "mapping": Template(
+                "the mapping {where} names unknown scale {scale_id!r}; the file was not read",
+                "use a built-in scale id, or pass the scale file with --scale",
+            ),
+        },
     ),
-    IssueType(
+    _type(
         "unknown-item",
         "error",
         "Item is not part of the scale",
         "check the item id against `ketascore scales show`",
+        {
+            "": "{scale_id} has no item {key!r} (items: {items})",
+            "mapping-item": Template(
+                "the mapping {where} names item {key!r}, which {scale_id} does not have "
+                "(items: {items}); ignored",
+                "correct the item id in the mapping file",
+            ),
+            "mapping-score": Template(
+                "the mapping {where} names score {key!r}, which {scale_id} does not have "
+                "(scores: {scores}); ignored",
+                "correct the score id in the mapping file",
+            ),
+            "test-code": Template(
+                "test code {test} ({count} row(s)) is not an item or score code of "
+                "{scale_id}; ignored",
+                "check the test code against the scale's codes, or map it with --map",
+            ),
+        },
     ),
-    # values
-    IssueType(
+    # values (an item's answer; each leaves the scores that use the item empty) -------
+    _type(
         "not-a-number",
         "error",
         "Value is neither a number nor a known answer label",
         "enter the item's numeric score or one of its answer labels",
+        {
+            "": Template("{value!r} is not a number", VALUE_HINT),
+            "boolean": Template("{value} is not a score (quote it if it is a label)", VALUE_HINT),
+            "type": Template("a {kind} is not a score", VALUE_HINT),
+            "fhir-type": Template("a {kind} answer is not a score", VALUE_HINT),
+            "grammar": Template(
+                "{value!r} is not a number as ketascore reads numbers (ASCII digits with an "
+                "optional sign and decimal point)",
+                VALUE_HINT,
+            ),
+        },
     ),
-    IssueType(
+    _type(
         "unknown-label",
         "error",
         "Answer label is not known for this item",
         "use one of the item's answer labels or its numeric score",
+        {
+            "": Template(
+                "answer {value!r} is not a label of this item (labels: {labels})", VALUE_HINT
+            )
+        },
     ),
-    IssueType(
+    _type(
         "out-of-range",
         "error",
         "Value is outside the item's range",
         "correct the value, or leave it blank if the item was not rated",
+        {"": Template("value {value} is out of range {allowed}", VALUE_HINT)},
     ),
-    IssueType(
+    _type(
         "not-allowed-value",
         "error",
         "Value is not one of the item's allowed values",
         "correct the value (e.g. a fraction where only whole numbers are allowed)",
+        {
+            "": Template("value {value} is not an allowed value ({allowed})", VALUE_HINT),
+            "answers": Template("{count} answers given; one is expected", VALUE_HINT),
+        },
     ),
-    IssueType(
+    _type(
         "alternatives-both",
         "error",
         "More than one alternative item was rated",
         "rate exactly one of the alternative items and leave the others blank",
+        {
+            "": Template(
+                "items {items} are alternatives of item {slot}; only one may be rated",
+                "keep the one that was rated and leave the other blank; scores that use item "
+                "{slot} are left empty",
+            )
+        },
     ),
-    # records against each other
-    IssueType(
+    # records against each other -------------------------------------------------------
+    _type(
         "duplicate-record",
         "warning",
         "The same record appears more than once",
         "nothing to do: identical records were merged",
+        "the same answers appear {count} times ({places}); scored once",
     ),
-    IssueType(
+    _type(
         "conflicting-records",
         "error",
         "Two records for the same subject, visit and scale disagree",
         "keep one record per subject, visit and scale",
+        {
+            "": "{count} records with different answers ({places}); not scored",
+            "item": Template(
+                "item given twice with different values ({first!r} at {unit} {first_at}, "
+                "{second!r} at {unit} {second_at})",
+                VALUE_HINT,
+            ),
+            "response-item": Template(
+                "item {item_id} is answered twice in the response with different answers "
+                "({first!r} at line {first_at}, {second!r} at line {second_at})",
+                VALUE_HINT,
+            ),
+        },
     ),
-    # scores
-    IssueType(
+    # scores ---------------------------------------------------------------------------
+    _type(
         "insufficient-items",
         "error",
         "Too few items answered to compute the score",
         "complete the missing items; the scale's missing-data rule allows no score",
+        {
+            "": "score {score}: {answered} of {total} answered, the rule needs {need}",
+            "dependents": "score {score}: {answered} of {total} answered, the rule needs "
+            "{need} (so {dependents} {verb} empty too)",
+        },
     ),
-    IssueType(
+    _type(
         "flag-undetermined",
         "warning",
         "A flag could not be determined",
         "the item or score the flag depends on is missing",
+        "flag {flag} ({condition}) cannot be determined",
     ),
-    IssueType(
+    _type(
         "reported-score-mismatch",
         "error",
         "A score stored in the input differs from the score computed from its items",
         "check the items and the stored score; ketascore's score follows the scale's rules",
+        {
+            "": "the input stores {score} = {stored} but the items give {ours}",
+            "none": "the input stores {score} = {stored} but ketascore computes no {score} "
+            "(see the other issues of this record)",
+        },
     ),
-    # change from baseline
-    IssueType(
+    # change from baseline -------------------------------------------------------------
+    _type(
         "no-baseline",
         "error",
         "Subject has no baseline value",
         "add the baseline record, or choose the baseline visit with --baseline",
+        {
+            "no-score": "the baseline ({baseline}) has no {score} score; change not computed",
+            "no-flag": "no record is flagged as the baseline (baseline flag Y); change not "
+            "computed",
+            "no-visit": "no record at the baseline visit {baseline!r}; change not computed",
+        },
     ),
-    IssueType(
+    _type(
         "no-study-day",
         "error",
         "A record has no study day, so no analysis window can hold it",
         "add the study day (day) to the record, or analyse without --windows",
+        "visit {visit} has no study day, so it cannot be placed in an analysis window; "
+        "not analysed",
     ),
-    IssueType(
+    _type(
         "baseline-zero",
         "warning",
         "Baseline is 0: percent change is undefined",
         "nothing to do: change is reported, percent change and response are left empty",
+        "baseline {score} is 0 at visit {visit}",
     ),
-    # clinical formats (ketascore.readers.formats)
-    IssueType(
+    # clinical formats (ketascore.readers) ---------------------------------------------
+    _type(
         "missing-column",
         "error",
         "A column the format or the mapping file needs is not in the file",
         "check the file's header against the mapping file, or correct the mapping file",
+        {
+            "mapping": "the mapping {where} names column {column!r} for {what}, but the file "
+            "has no such column (columns: {columns})",
+            "no-subject": Template(
+                "the mapping {mapping} names no subject column; the file was not read",
+                "add subject: <column> to the mapping file",
+            ),
+            "no-visit": Template(
+                "the mapping {mapping} names no visit column or constant; the file was not read",
+                "add visit: <column> or visit: {{value: <visit name>}} to the mapping file",
+            ),
+            "sdtm": Template(
+                "this SDTM {domain} file lacks the column(s) {columns} (columns: {header}); "
+                "the file was not read",
+                "export the whole domain (USUBJID, VISIT, --TESTCD, --STRESN, --ORRES), or "
+                "describe the columns with --map",
+            ),
+            "carry": "the mapping {where} names column {column!r} for the carried field "
+            "{name!r}, but the file has no such column",
+            "item": Template(
+                "the mapping names column {column!r} for this item, but the file has no such "
+                "column",
+                VALUE_HINT,
+            ),
+        },
     ),
-    IssueType(
+    _type(
         "cell-error",
         "error",
         "A spreadsheet cell holds an error or a formula that was never calculated",
         "fix the formula in the spreadsheet, or clear the cell if the item was not rated",
+        {
+            "": Template("sheet {sheet!r} cell {cell} holds the formula error {value}", VALUE_HINT),
+            "formula": Template(
+                "sheet {sheet!r} cell {cell} holds a formula ({formula}) whose value was never "
+                "calculated (the file was written by a program that does not calculate "
+                "formulas); open and save it in a spreadsheet program",
+                VALUE_HINT,
+            ),
+        },
     ),
-    IssueType(
+    _type(
         "unknown-answer-code",
         "error",
         "Answer code is not one of the item's answer codes",
         "check the code against the scale's answer codes (ketascore scales show), or give "
         "the Questionnaire with --questionnaire",
+        {
+            "": Template(
+                "answer code {answer_code}{system} is not an answer code of this item "
+                "(codes: {codes})",
+                VALUE_HINT,
+            ),
+            "redcap": Template(
+                "answer {value!r} is neither a code nor a label of the choices of REDCap "
+                "field {field} ({choices})",
+                VALUE_HINT,
+            ),
+        },
     ),
-    IssueType(
+    _type(
         "unsupported-resource",
         "error",
         "FHIR resource is not a QuestionnaireResponse",
         "give QuestionnaireResponse resources: one, a Bundle of them, or NDJSON",
+        "the resource is a {kind}, not a QuestionnaireResponse; skipped",
     ),
-    IssueType(
+    _type(
         "unknown-category",
         "warning",
         "Rows of a category that no known scale declares",
         "nothing to do if they are not needed; otherwise add a scale whose codes declare "
         "that category (codes.cdisc_category)",
+        "{count} row(s) of category {category!r} match no known scale; ignored",
     ),
-    IssueType(
+    _type(
         "no-scale-items",
         "warning",
         "File holds no items of a known scale",
         "name the item columns <scale>_<item>, or describe them with --map",
+        {
+            "redcap": Template(
+                "{rows} row(s) at {visits} visit(s) ({shown}) but no item of a known scale; "
+                "nothing to score",
+                "name the item fields <scale>_<item> (phq9_1), or describe them with --map",
+            ),
+            "fhir": Template(
+                "{resource} answers no item of a known scale (linkIds: {links})",
+                "give the Questionnaire with --questionnaire (item codes), or map the linkIds "
+                "to items with --map",
+            ),
+        },
     ),
 ]
 
 ISSUE_TYPES: dict[str, IssueType] = {t.code: t for t in _TYPES}
 
 
-class Issue(BaseModel):
-    """One problem, located as precisely as the input allows."""
+class _Formatter(string.Formatter):
+    """str.format, with lists joined by ", "."""
 
-    model_config = ConfigDict(frozen=True)
+    def format_field(self, value: Any, format_spec: str) -> Any:
+        if isinstance(value, list | tuple):
+            value = ", ".join(str(v) for v in value)
+        return super().format_field(value, format_spec)
 
-    code: str
-    severity: Severity
-    message: str
-    file: str | None = None
-    line: int | None = None
-    subject: str | None = None
-    visit: str | None = None
-    scale: str | None = None
-    item: str | None = None
-    hint: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return self.model_dump()
+_FORMATTER = _Formatter()
 
 
 def where(
@@ -277,9 +593,101 @@ def where(
     return ": ".join(parts)
 
 
+ISSUE_COLUMNS = (
+    "code",
+    "severity",
+    "message",
+    "file",
+    "line",
+    "subject",
+    "visit",
+    "scale",
+    "item",
+    "hint",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """One problem, located as precisely as the input allows. ``message`` and ``hint`` are
+    written from the catalogue's template for ``code`` and ``variant`` with ``params``."""
+
+    code: str
+    variant: str = ""
+    params: Mapping[str, Any] = field(default_factory=dict)
+    file: str | None = None
+    line: int | None = None
+    subject: str | None = None
+    visit: str | None = None
+    scale: str | None = None
+    item: str | None = None
+
+    @property
+    def severity(self) -> Severity:
+        return ISSUE_TYPES[self.code].severity
+
+    def _fields(self) -> dict[str, Any]:
+        """What a template may name: the location, then the parameters."""
+        return {
+            "file": self.file,
+            "line": self.line,
+            "subject": self.subject,
+            "visit": self.visit,
+            "scale": self.scale,
+            "item": self.item,
+            **self.params,
+        }
+
+    @property
+    def detail(self) -> str:
+        """The template's text with its parameters, without location or hint."""
+        template = ISSUE_TYPES[self.code].templates[self.variant]
+        return _FORMATTER.format(template.text, **self._fields())
+
+    @property
+    def hint(self) -> str:
+        kind = ISSUE_TYPES[self.code]
+        template = kind.templates[self.variant]
+        if template.hint is None:
+            return kind.hint
+        return _FORMATTER.format(template.hint, **{**self._fields(), "hint": kind.hint})
+
+    @property
+    def message(self) -> str:
+        """``<where>: <detail>; <what to do>``."""
+        prefix = where(self.file, self.line, self.subject, self.visit, self.scale, self.item)
+        detail = self.detail
+        return f"{prefix}: {detail}; {self.hint}" if prefix else f"{detail}; {self.hint}"
+
+    def __hash__(self) -> int:  # params may hold lists: the written issue identifies it
+        return hash((self.code, self.variant, self.message))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The issue as the JSON contract writes it."""
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "file": self.file,
+            "line": self.line,
+            "subject": self.subject,
+            "visit": self.visit,
+            "scale": self.scale,
+            "item": self.item,
+            "hint": self.hint,
+        }
+
+    def at(self, **location: Any) -> Issue:
+        """The same issue at another location (file, line, subject, ...)."""
+        from dataclasses import replace
+
+        return replace(self, **location)
+
+
 def make_issue(
     code: str,
-    detail: str,
+    variant: str = "",
+    /,
     *,
     file: str | None = None,
     line: int | None = None,
@@ -287,25 +695,13 @@ def make_issue(
     visit: str | None = None,
     scale: str | None = None,
     item: str | None = None,
-    hint: str | None = None,
+    **params: Any,
 ) -> Issue:
-    """Build an issue whose message reads ``<where>: <detail>; <what to do>``."""
-    kind = ISSUE_TYPES[code]
-    hint = hint or kind.hint
-    prefix = where(file, line, subject, visit, scale, item)
-    message = f"{prefix}: {detail}" if prefix else detail
-    return Issue(
-        code=code,
-        severity=kind.severity,
-        message=f"{message}; {hint}",
-        file=file,
-        line=line,
-        subject=subject,
-        visit=visit,
-        scale=scale,
-        item=item,
-        hint=hint,
-    )
+    """An issue of ``code`` written with the template ``variant`` and ``params``."""
+    templates = ISSUE_TYPES[code].templates
+    if variant not in templates:
+        raise KeyError(f"issue {code} has no message {variant!r}")
+    return Issue(code, variant, params, file, line, subject, visit, scale, item)
 
 
 def has_errors(issues: list[Issue]) -> bool:

@@ -9,7 +9,6 @@ the others) and compiles the rules the engine runs. Problems are reported as
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ketascore.core import yamlsafe
+from ketascore.core.methods import METHODS
 from ketascore.core.model import (
     Band,
     Classification,
@@ -32,26 +32,9 @@ from ketascore.core.model import (
     Score,
     Term,
 )
+from ketascore.core.values import Num, clean_number, format_number, label_key
 
-Num = int | float
 LocPath = tuple[str | int, ...]
-
-
-def normalize_label(label: str) -> str:
-    """Answer labels match case-insensitively and ignore repeated or outer whitespace."""
-    return " ".join(str(label).split()).casefold()
-
-
-def clean_number(value: Num) -> Num:
-    """Whole floats become ints, so 16.0 prints and serialises as 16."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def format_number(value: Num) -> str:
-    value = clean_number(value)
-    return repr(value) if isinstance(value, float) else str(value)
 
 
 # --------------------------------------------------------------------------------------
@@ -100,9 +83,10 @@ class ItemRule:
     labels: dict[str, Num]  # normalised label -> value
     codes: dict[str, Num]
     missing_values: frozenset[Num]
-    missing_labels: frozenset[str]
+    missing_labels: frozenset[str]  # label keys of missing codes
     scored: bool
     answer_labels: tuple[str, ...] = ()  # as written in the scale file
+    missing_code_texts: frozenset[str] = frozenset()  # codes of missing codes
 
     @property
     def whole(self) -> bool:
@@ -367,7 +351,7 @@ class _Compiler:
                     f"answer {answer.label!r} has value {format_number(value)}, "
                     f"which item {item.id} does not allow",
                 )
-            key = normalize_label(answer.label)
+            key = label_key(answer.label)
             if key in labels:
                 self.problem((*answers_path, j, "label"), f"answer label {answer.label!r} repeats")
             labels[key] = value
@@ -375,6 +359,7 @@ class _Compiler:
                 codes[answer.code] = value
         missing_values: set[Num] = set()
         missing_labels: set[str] = set()
+        missing_codes: set[str] = set()
         for j, code in enumerate(item.missing_codes):
             mpath = (*path, "missing_codes", j)
             if code.value is None and code.label is None and code.code is None:
@@ -389,12 +374,12 @@ class _Compiler:
                     )
                 missing_values.add(value)
             if code.label is not None:
-                key = normalize_label(code.label)
+                key = label_key(code.label)
                 if key in labels:
                     self.problem((*mpath, "label"), f"label {code.label!r} is also an answer label")
                 missing_labels.add(key)
             if code.code is not None:
-                missing_labels.add(normalize_label(code.code))
+                missing_codes.add(code.code)
         return ItemRule(
             id=item.id,
             label=item.label,
@@ -405,6 +390,7 @@ class _Compiler:
             codes=codes,
             missing_values=frozenset(missing_values),
             missing_labels=frozenset(missing_labels),
+            missing_code_texts=frozenset(missing_codes),
             scored=item.scored,
             answer_labels=tuple(a.label for a in answers or []),
         )
@@ -614,33 +600,12 @@ class _Compiler:
             self.problem(mpath, f"requires {required} answered items but the score has only {n}")
             return None
         required = max(required, 1)
-        if score.method == "sum" and required < n and missing.method == "none":
-            self.problem(
-                (*mpath, "method"),
-                "a sum that allows missing items must prorate them (prorate_mean or "
-                "prorate_max); summing only the answered items would count missing ones as 0",
-            )
-        if missing.method != "none" and score.method != "sum":
-            self.problem((*mpath, "method"), f"{missing.method} applies to sums only")
-        if missing.method == "prorate_mean" and len({(t.lo, t.hi) for t in terms}) > 1:
-            self.problem(
-                (*mpath, "method"),
-                "prorate_mean needs items of equal range; use prorate_max for unequal ranges",
-            )
-        if missing.method == "prorate_max" and any(t.lo != 0 or t.hi <= 0 for t in terms):
-            self.problem(
-                (*mpath, "method"),
-                "prorate_max needs items whose range starts at 0 (and a maximum above 0)",
-            )
-        lo, hi = score_range(score.method, [t.lo for t in terms], [t.hi for t in terms], required)
+        method = METHODS[score.method]
+        for message in method.problems(missing, required, n, [(t.lo, t.hi) for t in terms]):
+            self.problem((*mpath, "method"), message)
+        lo, hi = method.value_range([t.lo for t in terms], [t.hi for t in terms], required)
         whole_terms = all(self.term_is_whole(t) for t in terms)
-        whole = whole_terms and score.method != "mean"
-        if missing.method != "none" and required < n:
-            whole = whole and missing.rounding.method != "none"
-        if missing.rounding.method != "none" and missing.rounding.decimals > 0:
-            whole = False
-        if score.method == "mean" and missing.rounding.method != "none":
-            whole = whole_terms and missing.rounding.decimals == 0
+        whole = method.whole(whole_terms, missing, missing.method != "none" and required < n)
         if score.range is not None and (score.range[0] != lo or score.range[1] != hi):
             self.problem(
                 (*path, "range"),
@@ -835,27 +800,6 @@ class _Compiler:
         return flags, classes
 
 
-def score_range(method: str, los: list[Num], his: list[Num], required: int) -> tuple[Num, Num]:
-    """The exact range of a score whose components range over [los[i], his[i]] and of which
-    at least ``required`` are answered (a sum needs all unless it is prorated, and prorating
-    keeps a sum within the range of the complete sum)."""
-    n = len(los)
-    low, high = sorted(los), sorted(his, reverse=True)
-    sizes = range(max(required, 1), n + 1)
-    if method == "sum":
-        lo: Num = sum(los)
-        hi: Num = sum(his)
-    elif method == "mean":
-        # the lowest mean of k answered items is the mean of the k lowest minima
-        lo = min(sum(low[:k]) / k for k in sizes)
-        hi = max(sum(high[:k]) / k for k in sizes)
-    elif method == "max":
-        lo, hi = low[max(required, 1) - 1], max(his)
-    else:
-        lo, hi = min(los), high[max(required, 1) - 1]
-    return clean_number(lo), clean_number(hi)
-
-
 def compile_definition(
     definition: ScaleDefinition, source: str = "<scale>", sha256: str = ""
 ) -> tuple[Scale | None, list[Problem]]:
@@ -977,20 +921,3 @@ def load_scale_file(path: str | Path) -> Scale:
     except (OSError, UnicodeDecodeError) as exc:
         raise ScaleError(str(path), [f"{path}: cannot read scale file: {exc}"]) from None
     return load_scale_text(text, str(path))
-
-
-def round_value(value: float, rounding: Rounding) -> Num:
-    """Apply a rounding rule. half_up rounds halves away from zero (20.5 -> 21)."""
-    if rounding.method == "none":
-        return value
-    scale = 10**rounding.decimals
-    x = value * scale
-    if rounding.method == "half_up":
-        r = math.copysign(math.floor(abs(x) + 0.5), x)
-    elif rounding.method == "half_even":
-        r = round(x)
-    elif rounding.method == "floor":
-        r = math.floor(x)
-    else:
-        r = math.ceil(x)
-    return clean_number(r / scale if scale != 1 else r)

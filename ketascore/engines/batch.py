@@ -49,11 +49,10 @@ class FileScore:
     def __getstate__(self) -> tuple[Any, ...]:
         # plain data between processes: pydantic objects are slow to unpickle
         entries = [(e.key, e.scale, e.items, e.known, _pack(e.result)) for e in self.entries]
-        return (self.name, [dict(i.__dict__) for i in self.issues], self.files, self.extra, entries)
+        return (self.name, self.issues, self.files, self.extra, entries)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
-        self.name, issues, self.files, self.extra, entries = state
-        self.issues = [Issue.model_construct(**i) for i in issues]
+        self.name, self.issues, self.files, self.extra, entries = state
         self.entries = [Entry(k, s, it, kn, _unpack(r)) for k, s, it, kn, r in entries]
 
 
@@ -64,9 +63,7 @@ def _pack(result: ScoreResult) -> tuple[Any, ...]:
     values = []
     for name in _RESULT_FIELDS:
         value = getattr(result, name)
-        if name == "issues":
-            value = [dict(i.__dict__) for i in value]
-        elif name == "source":
+        if name == "source":
             value = dict(value.__dict__)
         values.append(value)
     return tuple(values)
@@ -74,7 +71,6 @@ def _pack(result: ScoreResult) -> tuple[Any, ...]:
 
 def _unpack(values: tuple[Any, ...]) -> ScoreResult:
     kwargs = dict(zip(_RESULT_FIELDS, values, strict=True))
-    kwargs["issues"] = [Issue.model_construct(**i) for i in kwargs["issues"]]
     kwargs["source"] = Source.model_construct(**kwargs["source"])
     return ScoreResult(**kwargs)
 

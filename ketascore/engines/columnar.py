@@ -35,15 +35,9 @@ import numpy as np
 
 from ketascore.core.issues import Issue, make_issue
 from ketascore.core.records import AnswerRecord, ScoreResult, Source
-from ketascore.core.scale import (
-    ConditionRule,
-    Num,
-    Scale,
-    ScoreRule,
-    clean_number,
-)
-from ketascore.core.values import MISSING, Rejection, parse_value
-from ketascore.engines.record import score_record
+from ketascore.core.scale import ConditionRule, Scale, ScoreRule
+from ketascore.core.values import MISSING, Num, Rejection, clean_number, parse_value
+from ketascore.engines.record import insufficient_items, score_record
 
 EXACT_LIMIT = float(2**40)  # whole numbers below this stay exact in float64 arithmetic
 
@@ -255,7 +249,7 @@ class ScoredTable:
             return list(self.overrides[i].issues)
         scale, rows = self.scale, self.rows
         out: list[Issue] = []
-        common = {
+        common: dict[str, Any] = {
             "file": rows.source(i).file,
             "subject": rows.subject(i),
             "visit": rows.visit(i),
@@ -264,12 +258,14 @@ class ScoredTable:
         for rule in scale.scores:
             cols = self.scores[rule.id]
             if cols.insufficient[i]:
+                variant, params = insufficient_items(scale, rule, int(cols.parts[i]))
                 out.append(
                     make_issue(
                         "insufficient-items",
-                        insufficient_detail(scale, rule, int(cols.parts[i])),
+                        variant,
                         line=rows.line_of(i, None),
                         **common,
+                        **params,
                     )
                 )
         for flag in scale.flags:
@@ -278,9 +274,10 @@ class ScoredTable:
                 out.append(
                     make_issue(
                         "flag-undetermined",
-                        f"flag {flag.id} ({flag.condition.describe()}) cannot be determined",
                         line=rows.line_of(i, item) if item is not None else rows.line_of(i, None),
                         item=item,
+                        flag=flag.id,
+                        condition=flag.condition.describe(),
                         **common,
                     )
                 )
@@ -335,15 +332,6 @@ class ScoredTable:
         for i, result in self.overrides.items():
             any_score[i] = any(v is not None for v in result.scores.values())
         return any_score
-
-
-def insufficient_detail(scale: Scale, rule: ScoreRule, parts: int) -> str:
-    n = len(rule.terms)
-    need = "all" if rule.required >= n else f"at least {rule.required}"
-    users = scale.dependents.get(rule.id, ())
-    return f"score {rule.id}: {parts} of {n} answered, the rule needs {need}" + (
-        f" (so {', '.join(users)} {'is' if len(users) == 1 else 'are'} empty too)" if users else ""
-    )
 
 
 # --------------------------------------------------------------------------------------
@@ -982,10 +970,11 @@ def read_chunk(plan: CsvPlan, body: bytes, first_line: int) -> ChunkRead | None:
         ragged.append(
             make_issue(
                 "csv-ragged-row",
-                f"row has {len(cells)} cells but the header has {ncols}; row skipped",
+                cells=len(cells),
+                columns=ncols,
                 file=name,
                 line=number,
-                subject=readers._text_field(cells[subject_at] if len(cells) > subject_at else None),
+                subject=readers.text_field(cells[subject_at] if len(cells) > subject_at else None),
             )
         )
 
@@ -1012,7 +1001,8 @@ def read_chunk(plan: CsvPlan, body: bytes, first_line: int) -> ChunkRead | None:
         row_issues.setdefault(r, []).append(
             make_issue(
                 "missing-field",
-                f"row has no {'subject' if s is None else 'visit'}; row skipped",
+                "row",
+                field="subject" if s is None else "visit",
                 file=name,
                 line=int(g_numbers[r]),
                 subject=s,
@@ -1020,18 +1010,7 @@ def read_chunk(plan: CsvPlan, body: bytes, first_line: int) -> ChunkRead | None:
             )
         )
     checked: dict[str, list[Any]] = {}
-    for field_name, check, hint in (
-        (
-            "date",
-            readers._check_date,
-            "write the date as YYYY-MM-DD; the row is scored without a date",
-        ),
-        (
-            "day",
-            readers._check_day,
-            "write the study day as a number; the row is scored without it",
-        ),
-    ):
+    for field_name, check in (("date", readers.check_date), ("day", readers.check_day)):
         if field_name not in folded:
             continue
         field_cells = column(folded.index(field_name))
@@ -1043,21 +1022,15 @@ def read_chunk(plan: CsvPlan, body: bytes, first_line: int) -> ChunkRead | None:
             if raw not in cache:
                 try:
                     cache[raw] = (check(raw.decode("utf-8")), None)
-                except ValueError as exc:
-                    cache[raw] = (None, str(exc))
+                except readers.FieldError as exc:
+                    cache[raw] = (None, exc)
             value, problem = cache[raw]
             values.append(value)
             if problem is not None and keep[r]:
                 s, v = ids_of(r)
                 row_issues.setdefault(r, []).append(
-                    make_issue(
-                        "bad-field",
-                        problem,
-                        file=name,
-                        line=int(g_numbers[r]),
-                        subject=s,
-                        visit=v,
-                        hint=hint,
+                    readers.field_issue(
+                        problem, "row", file=name, line=int(g_numbers[r]), subject=s, visit=v
                     )
                 )
         checked[field_name] = values
@@ -2220,15 +2193,16 @@ def change_csv_columnar(
         b = int(base_row[s])
         where_row = b if b >= 0 else int(first_row[s])
         if not valid[s]:
-            detail = (
-                f"the baseline ({visits_text[visit_code[b]]}) has no {score} score"
+            variant, params = (
+                ("no-score", {"baseline": visits_text[visit_code[b]], "score": score})
                 if b >= 0
-                else f"no record at the baseline visit {target!r}"
+                else ("no-visit", {"baseline": target})
             )
             issues.append(
                 make_issue(
                     "no-baseline",
-                    detail + "; change not computed",
+                    variant,
+                    **params,
                     file=read.file,
                     line=int(lines[where_row]),
                     subject=subjects[s],
@@ -2240,7 +2214,7 @@ def change_csv_columnar(
             issues.append(
                 make_issue(
                     "baseline-zero",
-                    f"baseline {score} is 0 at visit {visits_text[visit_code[b]]}",
+                    score=score,
                     file=read.file,
                     line=int(lines[b]),
                     subject=subjects[s],

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ketascore.core.issues import Issue, make_issue
+from ketascore.core.issues import ISSUE_COLUMNS, Issue, make_issue
 from ketascore.core.records import AnswerRecord, Source
 from ketascore.core.scale import Scale
 
@@ -39,7 +39,7 @@ class ScoredFrame:
 
     def issues_frame(self) -> Any:
         rows = [i.as_dict() for i in self.issues]
-        columns = list(Issue.model_fields)
+        columns = list(ISSUE_COLUMNS)
         data = {c: [r[c] for r in rows] for c in columns}
         return _frame(self.library, data)
 
@@ -84,7 +84,7 @@ def score_frame(
     from ketascore.core.library import resolve_scale
     from ketascore.engines.columnar import RawColumn, Rows, score_table
     from ketascore.engines.record import score_records
-    from ketascore.readers import _text_field
+    from ketascore.readers import text_field
 
     chosen = scale if isinstance(scale, Scale) else resolve_scale(scale)
     library = "polars" if type(frame).__module__.startswith("polars") else "pandas"
@@ -105,8 +105,8 @@ def score_frame(
             item_columns[col] = col
         else:
             extras.append(col)
-    subjects = [_text_field(v) for v in values(subject)]
-    visits = [_text_field(v) for v in values(visit)]
+    subjects = [text_field(v) for v in values(subject)]
+    visits = [text_field(v) for v in values(visit)]
     issues: list[Issue] = []
     keep = []
     for i, (s, v) in enumerate(zip(subjects, visits, strict=True)):
@@ -114,7 +114,8 @@ def score_frame(
             issues.append(
                 make_issue(
                     "missing-field",
-                    f"row has no {'subject' if s is None else 'visit'}; row skipped",
+                    "row",
+                    field="subject" if s is None else "visit",
                     file=name,
                     line=i + 1,
                     subject=s,

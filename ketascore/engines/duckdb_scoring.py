@@ -98,28 +98,19 @@ def _inspect_csv(path: str, issues: list[Issue]) -> _CsvFile | None:
         with open(path, "rb") as fh:
             head = fh.read(1 << 16)
     except OSError as exc:
-        issues.append(
-            make_issue("file-unreadable", f"cannot read the file: {exc.strerror or exc}", file=path)
-        )
+        issues.append(make_issue("file-unreadable", file=path, reason=exc.strerror or str(exc)))
         return None
     if b"\x00" in head[:8192]:
-        issues.append(
-            make_issue(
-                "file-format",
-                "this is a binary file, not CSV",
-                file=path,
-                hint="remove it from the folder or exclude it with --exclude",
-            )
-        )
+        issues.append(make_issue("file-format", "binary", file=path, formats="CSV"))
         return None
     encoding = "utf-8"
     bad_line = _check_encoding(path)
     if bad_line is not None:
-        issues.append(make_issue("encoding", "the file is not UTF-8", file=path, line=bad_line))
+        issues.append(make_issue("encoding", "file", file=path, line=bad_line))
         encoding = "latin-1"
     text = head.decode(encoding, errors="replace").removeprefix("\ufeff")
     if not text.strip():
-        issues.append(make_issue("file-empty", "the file is empty", file=path))
+        issues.append(make_issue("file-empty", file=path))
         return None
     first = text.split("\n", 1)[0].rstrip("\r")
     delimiter = _delimiter(first)
@@ -130,15 +121,7 @@ def _inspect_csv(path: str, issues: list[Issue]) -> _CsvFile | None:
         issues.append(repeated)
         return None
     if {"item", "value", "scale"} <= set(folded):
-        issues.append(
-            make_issue(
-                "file-format",
-                "this is the long layout (subject, visit, scale, item, value); the duckdb "
-                "engine reads the wide layout only",
-                file=path,
-                hint="score this file with the default engine",
-            )
-        )
+        issues.append(make_issue("file-format", "long-layout", file=path))
         return None
     return _CsvFile(path, delimiter, header, encoding)
 
@@ -152,10 +135,11 @@ def _has_columns(
             issues.append(
                 make_issue(
                     "csv-columns",
-                    f"no {name!r} column (columns: {', '.join(list(columns)[:12])})",
+                    "missing",
                     file=path,
                     line=1,
-                    hint="name the columns subject and visit, or describe them with --map",
+                    column=name,
+                    columns=list(columns)[:12],
                 )
             )
             return False
@@ -422,22 +406,13 @@ def _input_view(
                     _table_function("read_parquet", [path]).limit(0).sql("duckdb")
                 ).description
             except duckdb.Error as exc:
-                issues.append(
-                    make_issue("file-format", f"cannot read the Parquet file: {exc}", file=path)
-                )
+                issues.append(make_issue("file-format", "parquet", file=path, error=str(exc)))
                 continue
             if _has_columns([d[0] for d in described], needed, path, issues):
                 parquet.append(path)
             continue
         if file.suffix.lower() not in CSV_SUFFIXES:
-            issues.append(
-                make_issue(
-                    "file-format",
-                    "the duckdb engine reads CSV (.csv, .tsv, .txt) and Parquet files",
-                    file=path,
-                    hint="score this file with the default engine",
-                )
-            )
+            issues.append(make_issue("file-format", "table-format", file=path))
             continue
         found = _inspect_csv(path, issues)
         if found is None or not _has_columns(found.header, needed, path, issues):
@@ -678,47 +653,34 @@ def _row_issues(
     for (path, line), (error_type, message) in sorted(rejected.items())[:limit]:
         cells = _CELLS.search(message)
         if cells:
-            detail = (
-                f"row has {cells.group(2)} cells but the header has {cells.group(1)}; row skipped"
-            )
-            issues.append(make_issue("csv-ragged-row", detail, file=path, line=line))
-        else:
-            detail = f"not valid CSV ({error_type.lower()}): {message}; row skipped"
-            issues.append(make_issue("parse-error", detail, file=path, line=line))
-    if len(rejected) > limit:
-        issues.append(
-            make_issue(
-                "parse-error",
-                f"{len(rejected) - limit} more malformed row(s) were skipped",
-                hint="fix the rows listed above and look for more of the same",
-            )
-        )
-    for path, no_ids, bad_date, bad_day, _ in counts:
-        if no_ids:
             issues.append(
                 make_issue(
-                    "missing-field",
-                    f"{no_ids} row(s) have no subject or visit; rows skipped",
+                    "csv-ragged-row",
                     file=path,
+                    line=line,
+                    cells=int(cells.group(2)),
+                    columns=int(cells.group(1)),
                 )
             )
-        for count, what, hint in (
-            (bad_date, "date", "write dates as YYYY-MM-DD; the rows are scored without a date"),
-            (
-                bad_day,
-                "study day",
-                "write the study day as a number; the rows are scored without it",
-            ),
-        ):
-            if count:
-                issues.append(
-                    make_issue(
-                        "bad-field",
-                        f"{count} row(s) have an unusable {what}",
-                        file=path,
-                        hint=hint,
-                    )
+        else:
+            issues.append(
+                make_issue(
+                    "parse-error",
+                    "csv-row",
+                    file=path,
+                    line=line,
+                    kind=error_type.lower(),
+                    error=message,
                 )
+            )
+    if len(rejected) > limit:
+        issues.append(make_issue("parse-error", "more-rows", count=len(rejected) - limit))
+    for path, no_ids, bad_date, bad_day, _ in counts:
+        if no_ids:
+            issues.append(make_issue("missing-field", "rows", file=path, count=no_ids))
+        for count, what in ((bad_date, "date"), (bad_day, "study day")):
+            if count:
+                issues.append(make_issue("bad-field", "rows", file=path, count=count, field=what))
 
 
 def _copy(select: exp.Query, path: str, options: str) -> str:

@@ -13,55 +13,23 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ketascore.core.issues import ISSUE_TYPES, Issue, make_issue
+from ketascore.core.issues import Issue, make_issue
+from ketascore.core.methods import score_value
 from ketascore.core.records import AnswerRecord, ScoreResult
-from ketascore.core.scale import (
-    ConditionRule,
-    Num,
-    Scale,
-    ScoreRule,
-    clean_number,
-    format_number,
-    normalize_label,
-    round_value,
-)
+from ketascore.core.scale import ConditionRule, Scale, ScoreRule
 from ketascore.core.values import (
-    _NUMBER,
     INVALID,
     MISSING,
-    MISSING_MARKERS,
+    Num,
     Rejection,
+    clean_number,
+    comparable,
+    format_number,
     parse_value,
 )
 
 # --------------------------------------------------------------------------------------
 # Scoring
-
-
-def _apply_score(rule: ScoreRule, parts: list[Num], answered_terms: list[int]) -> tuple[Num, bool]:
-    n = len(rule.terms)
-    k = len(parts)
-    prorated = False
-    if rule.method == "sum":
-        total: Num = sum(parts)
-        if k < n:
-            prorated = True
-            if rule.prorate == "prorate_mean":
-                total = total * n / k
-            elif rule.prorate == "prorate_max":
-                all_max = sum(t.hi for t in rule.terms)
-                answered_max = sum(rule.terms[j].hi for j in answered_terms)
-                total = total * all_max / answered_max
-    elif rule.method == "mean":
-        total = sum(parts) / k
-        prorated = k < n
-    elif rule.method == "max":
-        total = max(parts)
-    else:
-        total = min(parts)
-    if rule.rounding.method != "none" and (prorated or rule.method == "mean"):
-        total = round_value(total, rule.rounding)
-    return clean_number(total), prorated
 
 
 @dataclass(slots=True)
@@ -89,21 +57,26 @@ def score_record(
     issues = result.issues
 
     def issue(
-        code: str, detail: str, item: str | None = None, line: int | None = None, **kw: Any
+        code: str,
+        variant: str = "",
+        /,
+        item: str | None = None,
+        line: int | None = None,
+        **params: Any,
     ) -> None:
         if line is None:
             line = record.line_of(item) if item is not None else record.source.line
         issues.append(
             make_issue(
                 code,
-                detail,
+                variant,
                 file=file,
                 line=line,
                 subject=subject,
                 visit=visit,
                 scale=scale.id,
                 item=item,
-                **kw,
+                **params,
             )
         )
 
@@ -114,13 +87,11 @@ def score_record(
         item_id = lookup.get(str(key).casefold())
         if item_id is None:
             issue(
-                "unknown-item",
-                f"{scale.id} has no item {key!r} (items: {', '.join(scale.items)})",
-                item=str(key),
+                "unknown-item", item=str(key), scale_id=scale.id, key=key, items=list(scale.items)
             )
             continue
         if item_id in raw_by_item:
-            issue("bad-record", f"item {item_id} is given twice", item=str(key))
+            issue("bad-record", "item-twice", item=str(key))
             continue
         raw_by_item[item_id] = (str(key), raw)
 
@@ -129,12 +100,7 @@ def score_record(
         key, raw = raw_by_item.get(item_id, (item_id, None))
         parsed = parse_value(item_rule, raw, missing_codes)
         if isinstance(parsed, Rejection):
-            issue(
-                parsed.code,
-                parsed.detail,
-                item=key,
-                hint=_hint(parsed.code) + "; scores that use this item are left empty",
-            )
+            issue(parsed.code, parsed.variant, item=key, **parsed.params)
             values[item_id] = INVALID
         else:
             values[item_id] = parsed
@@ -156,11 +122,9 @@ def score_record(
         if len(rated) > 1:
             issue(
                 "alternatives-both",
-                f"items {' and '.join(m for m, _ in rated)} are alternatives of item {slot_id}; "
-                "only one may be rated",
                 item=rated[0][0],
-                hint="keep the one that was rated and leave the other blank; scores that use "
-                f"item {slot_id} are left empty",
+                items=" and ".join(m for m, _ in rated),
+                slot=slot_id,
             )
             slots[slot_id] = _State(INVALID)
         elif rated:
@@ -216,20 +180,10 @@ def score_record(
             result.scores[rule.id] = None
             # A score that lacks only sub-scores is explained by the sub-score's own issue.
             if missing_items:
-                n = len(rule.terms)
-                need = "all" if rule.required >= n else f"at least {rule.required}"
-                users = scale.dependents.get(rule.id, ())
-                issue(
-                    "insufficient-items",
-                    f"score {rule.id}: {len(parts)} of {n} answered, the rule needs {need}"
-                    + (
-                        f" (so {', '.join(users)} {'is' if len(users) == 1 else 'are'} empty too)"
-                        if users
-                        else ""
-                    ),
-                )
+                variant, params = insufficient_items(scale, rule, len(parts))
+                issue("insufficient-items", variant, **params)
             continue
-        value, prorated = _apply_score(rule, parts, answered_terms)
+        value, prorated = score_value(rule, parts, answered_terms)
         computed[rule.id] = _State(value, leaves)
         result.scores[rule.id] = value
         result.prorated[rule.id] = prorated
@@ -242,8 +196,9 @@ def score_record(
             if v is MISSING:
                 issue(
                     "flag-undetermined",
-                    f"flag {flag.id} ({flag.condition.describe()}) cannot be determined",
                     item=flag.condition.ref if flag.condition.kind == "slot" else None,
+                    flag=flag.id,
+                    condition=flag.condition.describe(),
                 )
             continue
         if flag.condition.test(v):
@@ -274,23 +229,42 @@ def _compare_reported(
         theirs = None
     if theirs is None or ours is None:
         if theirs is not None and score_id in result.scores:
-            detail = (
-                f"the input stores {score_id} = {format_number(clean_number(theirs))} but "
-                f"ketascore computes no {score_id} (see the other issues of this record)"
+            issue(
+                "reported-score-mismatch",
+                "none",
+                line=record.reported_lines.get(score_id),
+                score=score_id,
+                stored=format_number(clean_number(theirs)),
             )
-            issue("reported-score-mismatch", detail, line=record.reported_lines.get(score_id))
         return
     if abs(ours - theirs) > 1e-9:
         issue(
             "reported-score-mismatch",
-            f"the input stores {score_id} = {format_number(clean_number(theirs))} but the "
-            f"items give {format_number(ours)}",
             line=record.reported_lines.get(score_id),
+            score=score_id,
+            stored=format_number(clean_number(theirs)),
+            ours=format_number(ours),
         )
 
 
-def _hint(code: str) -> str:
-    return ISSUE_TYPES[code].hint
+def insufficient_items(scale: Scale, rule: ScoreRule, answered: int) -> tuple[str, dict[str, Any]]:
+    """The message variant and parameters of the insufficient-items issue of ``rule`` when
+    ``answered`` of its terms are answered."""
+    n = len(rule.terms)
+    params: dict[str, Any] = {
+        "score": rule.id,
+        "answered": answered,
+        "total": n,
+        "need": "all" if rule.required >= n else f"at least {rule.required}",
+    }
+    users = scale.dependents.get(rule.id, ())
+    if not users:
+        return "", params
+    return "dependents", {
+        **params,
+        "dependents": list(users),
+        "verb": "is" if len(users) == 1 else "are",
+    }
 
 
 # --------------------------------------------------------------------------------------
@@ -347,29 +321,12 @@ def run_examples(scale: Scale) -> list[str]:
 # Many records
 
 
-def _comparable(value: Any) -> Any:
-    if value is None:
-        return None
-    if isinstance(value, Rejection):
-        return ("rejected", value.detail)
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int | float):
-        return float(value)
-    text = str(value).strip()
-    if text.casefold() in MISSING_MARKERS:
-        return None
-    if _NUMBER.match(text):
-        return float(text)
-    return normalize_label(text)
-
-
 def _answers_key(record: AnswerRecord) -> tuple[tuple[str, Any], ...]:
     return tuple(
         sorted(
             (str(k).casefold(), v)
             for k, raw in record.items.items()
-            if (v := _comparable(raw)) is not None
+            if (v := comparable(raw)) is not None
         )
     )
 
@@ -436,7 +393,6 @@ def score_records(
                     None,
                     make_issue(
                         "no-scale",
-                        "the record does not say which scale it answers",
                         file=entry.source.file,
                         line=entry.source.line,
                         subject=entry.subject,
@@ -454,7 +410,7 @@ def score_records(
                 _empty_result(
                     first,
                     None,
-                    record_issue("unknown-scale", f"unknown scale {first.scale!r}", first),
+                    record_issue("unknown-scale", first, scale_id=first.scale),
                 )
             )
             continue
@@ -476,10 +432,7 @@ def conflict_result(first: AnswerRecord, scale: Scale, places: Sequence[str]) ->
         first,
         scale,
         record_issue(
-            "conflicting-records",
-            f"{len(places)} records with different answers ({', '.join(places)}); not scored",
-            first,
-            scale=scale.id,
+            "conflicting-records", first, scale=scale.id, count=len(places), places=list(places)
         ),
     )
 
@@ -487,21 +440,19 @@ def conflict_result(first: AnswerRecord, scale: Scale, places: Sequence[str]) ->
 def duplicate_issue(first: AnswerRecord, scale: Scale, places: Sequence[str]) -> Issue:
     """The note on a result scored once from records with the same answers."""
     return record_issue(
-        "duplicate-record",
-        f"the same answers appear {len(places)} times ({', '.join(places)}); scored once",
-        first,
-        scale=scale.id,
+        "duplicate-record", first, scale=scale.id, count=len(places), places=list(places)
     )
 
 
-def record_issue(code: str, message: str, record: AnswerRecord, **where: Any) -> Issue:
-    """An issue located at a record: its file, line, subject and visit (and ``where``)."""
+def record_issue(code: str, record: AnswerRecord, variant: str = "", **params: Any) -> Issue:
+    """An issue located at a record: its file, line, subject and visit (``params`` may add
+    the scale and item, and give the message's parameters)."""
     return make_issue(
         code,
-        message,
+        variant,
         file=record.source.file,
         line=record.source.line,
         subject=record.subject,
         visit=record.visit,
-        **where,
+        **params,
     )

@@ -31,17 +31,15 @@ from typing import Any
 
 from sqlglot import exp
 
-from ketascore.core.scale import (
-    ConditionRule,
-    ItemRule,
+from ketascore.core.scale import ConditionRule, ItemRule, Scale, ScoreRule, TermRule
+from ketascore.core.values import (
+    _NOT_NUMBERS,
+    _NUMBER,
+    MISSING_MARKERS,
     Num,
-    Scale,
-    ScoreRule,
-    TermRule,
     format_number,
-    normalize_label,
+    label_key,
 )
-from ketascore.core.values import _NOT_NUMBERS, _NUMBER, MISSING_MARKERS
 
 # Dialects whose output has been checked against the Python engine (duckdb and spark by the
 # test suite); databricks is Spark SQL; postgres uses its own regular-expression escapes.
@@ -880,7 +878,7 @@ class _Compiler:
         return _case([(_and(_regex_like(text, iso), date_ok), text)], exp.cast(exp.Null(), VARCHAR))
 
     def day_expr(self, column: str | None) -> exp.Expr:
-        """The study day as a number (the CSV reader's _check_day), else empty."""
+        """The study day as a number (the CSV reader's check_day), else empty."""
         if column is None:
             return exp.cast(exp.Null(), DOUBLE)
         kind = _kind(self.layout, column)
@@ -1108,7 +1106,7 @@ class _Compiler:
         for key, value in rule.labels.items():
             out[key] = value
         for label in rule.answer_labels:
-            key = normalize_label(label)
+            key = label_key(label)
             if key in rule.labels:
                 out.setdefault(" ".join(label.split()).lower(), rule.labels[key])
         return sorted(out.items())

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from ketascore.core.model import Answer, Codes, Item
-from ketascore.core.scale import Num, Scale, ScoreRule, TermRule, format_number
+from ketascore.core.scale import Scale, ScoreRule, TermRule
+from ketascore.core.values import Num, format_number
 
 BAND_RULE = (
     "A score belongs to the last band whose minimum it reaches (bands are thresholds), so a "

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from ketascore.analysis.change import ChangeReport, ChangeRow, SummaryRow, natural_key
 from ketascore.core.records import ScoreResult
-from ketascore.core.scale import Num, Scale, ScoreRule, format_number
+from ketascore.core.scale import Scale, ScoreRule
+from ketascore.core.values import Num, format_number
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -12,7 +12,8 @@ from rich.text import Text
 from ketascore.analysis.change import RULE_TEXT, ChangeReport
 from ketascore.core.issues import Issue
 from ketascore.core.records import ScoreResult
-from ketascore.core.scale import Num, Scale, format_number
+from ketascore.core.scale import Scale
+from ketascore.core.values import Num, format_number
 
 _CONTROL = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
 

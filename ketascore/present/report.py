@@ -21,7 +21,8 @@ from ketascore import __version__
 from ketascore.analysis.change import RULE_TEXT, ChangeReport, SummaryRow
 from ketascore.core.issues import Issue
 from ketascore.core.records import ScoreResult
-from ketascore.core.scale import Num, Scale, format_number
+from ketascore.core.scale import Scale
+from ketascore.core.values import Num, format_number
 from ketascore.present.plotting import (
     KINDS,
     criteria_text,

@@ -76,13 +76,7 @@ def iter_input_files(
     sink = issues if issues is not None else []
 
     def loop(folder: str) -> None:
-        sink.append(
-            make_issue(
-                "folder-loop",
-                "folder is a symbolic link back into a folder already read (a loop)",
-                file=folder,
-            )
-        )
+        sink.append(make_issue("folder-loop", file=folder))
 
     for given in paths:
         path = Path(given)
@@ -116,27 +110,13 @@ def decode(data: bytes, name: str, issues: list[Issue]) -> str | None:
         except UnicodeDecodeError:
             pass
     if b"\x00" in data[:8192]:
-        issues.append(
-            make_issue(
-                "file-format",
-                "this is a binary file, not YAML, JSON or CSV",
-                file=name,
-                hint="remove it from the folder or exclude it with --exclude",
-            )
-        )
+        issues.append(make_issue("file-format", "binary", file=name, formats="YAML, JSON or CSV"))
         return None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        issues.append(
-            make_issue(
-                "encoding",
-                f"byte 0x{data[exc.start]:02x} is not UTF-8",
-                file=name,
-                line=line,
-            )
-        )
+        issues.append(make_issue("encoding", file=name, line=line, byte=data[exc.start]))
         return data.decode("latin-1")
 
 
@@ -183,7 +163,7 @@ def _delimiter(header_line: str) -> str:
 # Records from plain data (YAML, JSON)
 
 
-def _text_field(value: Any) -> str | None:
+def text_field(value: Any) -> str | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, float) and value.is_integer():
@@ -194,7 +174,22 @@ def _text_field(value: Any) -> str | None:
     return None
 
 
-def _check_date(value: Any) -> str | None:
+class FieldError(ValueError):
+    """A date or study day that cannot be used: the bad-field message's variant and
+    parameters."""
+
+    def __init__(self, variant: str, value: Any):
+        super().__init__(variant)
+        self.variant = variant
+        self.value = value
+
+
+def field_issue(exc: FieldError, unit: str, **where: Any) -> Issue:
+    """The bad-field issue of ``exc``; ``unit`` (record, row) is what is scored without it."""
+    return make_issue("bad-field", exc.variant, value=exc.value, unit=unit, **where)
+
+
+def check_date(value: Any) -> str | None:
     if value is None:
         return None
     text = str(value).strip()
@@ -206,21 +201,21 @@ def _check_date(value: Any) -> str | None:
         else:
             dt.datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"date {text!r} is not an ISO date (YYYY-MM-DD)") from None
+        raise FieldError("date", text) from None
     return text
 
 
-def _check_day(value: Any) -> int | float | None:
+def check_day(value: Any) -> int | float | None:
     if value is None or (isinstance(value, str) and not value.strip()):
         return None
     if isinstance(value, bool):
-        raise ValueError(f"day {value!r} is not a number")
+        raise FieldError("day", value)
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"day {value!r} is not a number") from None
+        raise FieldError("day", value) from None
     if number != number or abs(number) > 1e6:
-        raise ValueError(f"day {value!r} is not a usable study day")
+        raise FieldError("day-range", value)
     return int(number) if number.is_integer() else number
 
 
@@ -240,20 +235,24 @@ def record_from_mapping(
         issues.append(
             make_issue(
                 "bad-record",
-                f"record {index + 1} is a {_kind(data)}, not a mapping of fields",
+                "not-mapping",
                 file=file,
                 line=line,
+                number=index + 1,
+                kind=_kind(data),
             )
         )
         return None
-    subject = _text_field(data.get("subject"))
-    visit = _text_field(data.get("visit"))
+    subject = text_field(data.get("subject"))
+    visit = text_field(data.get("visit"))
     missing = [name for name, value in (("subject", subject), ("visit", visit)) if value is None]
     if missing:
         issues.append(
             make_issue(
                 "missing-field",
-                f"record {index + 1} has no usable {' or '.join(missing)}",
+                "record",
+                number=index + 1,
+                fields=" or ".join(missing),
                 file=file,
                 line=line,
                 subject=subject,
@@ -267,7 +266,7 @@ def record_from_mapping(
         issues.append(
             make_issue(
                 "bad-record",
-                "record has no items mapping (items: {item id: value})",
+                "no-items",
                 file=file,
                 line=field_lines.get("items", line),
                 subject=subject,
@@ -280,31 +279,29 @@ def record_from_mapping(
         scale = str(scale)
     date = day = None
     try:
-        date = _check_date(data.get("date"))
-    except ValueError as exc:
+        date = check_date(data.get("date"))
+    except FieldError as exc:
         issues.append(
-            make_issue(
-                "bad-field",
-                str(exc),
+            field_issue(
+                exc,
+                "record",
                 file=file,
                 line=field_lines.get("date", line),
                 subject=subject,
                 visit=visit,
-                hint="write the date as YYYY-MM-DD; the record is scored without a date",
             )
         )
     try:
-        day = _check_day(data.get("day"))
-    except ValueError as exc:
+        day = check_day(data.get("day"))
+    except FieldError as exc:
         issues.append(
-            make_issue(
-                "bad-field",
-                str(exc),
+            field_issue(
+                exc,
+                "record",
                 file=file,
                 line=field_lines.get("day", line),
                 subject=subject,
                 visit=visit,
-                hint="write the study day as a number; the record is scored without it",
             )
         )
     extra = {k: v for k, v in data.items() if k not in RECORD_FIELDS}
@@ -338,24 +335,17 @@ def records_from_document(
 ) -> list[AnswerRecord]:
     """A document holds one record (a mapping) or a list of records."""
     if data is None:
-        issues.append(make_issue("file-empty", "the file holds no records", file=file))
+        issues.append(make_issue("file-empty", "no-records", file=file))
         return []
     if isinstance(data, dict):
         entries, single = [data], True
     elif isinstance(data, list):
         entries, single = data, False
     else:
-        issues.append(
-            make_issue(
-                "bad-record",
-                f"the file holds a {_kind(data)}; expected a record or a list of records",
-                file=file,
-                line=1,
-            )
-        )
+        issues.append(make_issue("bad-record", "document", file=file, line=1, kind=_kind(data)))
         return []
     if not entries:
-        issues.append(make_issue("file-empty", "the file holds an empty list", file=file))
+        issues.append(make_issue("file-empty", "empty-list", file=file))
     records = []
     for i, entry in enumerate(entries):
         path: tuple[str | int, ...] = () if single else (i,)
@@ -387,22 +377,19 @@ def records_from_document(
     return records
 
 
-YAML_HINTS = {
-    "syntax": "fix the syntax at the position shown",
-    "unsafe": "remove the tag: answer files hold data only, and ketascore never builds objects",
-    "limit": "the file was refused to keep memory use bounded; write the data out plainly",
-}
-
-
-def _yaml_issue(exc: yamlsafe.YamlError, file: str, what: str) -> Issue:
-    where = f" (column {exc.column})" if exc.column else ""
-    prefix = f"not valid {what}" if exc.kind == "syntax" else "refused"
+def yaml_issue(exc: yamlsafe.YamlError, file: str, what: str) -> Issue:
+    """The parse-error issue of a YAML (or JSON) document the loader refused."""
+    variant = "" if exc.kind == "syntax" else exc.kind
+    if exc.column:
+        variant = f"{variant}-at-column" if variant else "at-column"
     return make_issue(
         "parse-error",
-        f"{prefix}: {exc.message}{where}",
+        variant,
         file=file,
         line=exc.line,
-        hint=YAML_HINTS.get(exc.kind),
+        format=what,
+        error=exc.message,
+        column=exc.column,
     )
 
 
@@ -411,7 +398,7 @@ def read_yaml(text: str, file: str) -> ReadResult:
     try:
         located = yamlsafe.load(text, raw_keys=frozenset({"subject", "visit"}))
     except yamlsafe.YamlError as exc:
-        out.issues.append(_yaml_issue(exc, file, "YAML"))
+        out.issues.append(yaml_issue(exc, file, "YAML"))
         return out
     out.records = records_from_document(located.data, located, file, out.issues)
     return out
@@ -431,20 +418,23 @@ def read_json(text: str, file: str) -> ReadResult:
         yamlsafe.check_depth(text)
         data = json.loads(text)
     except yamlsafe.YamlError as exc:
-        out.issues.append(_yaml_issue(exc, file, "JSON"))
+        out.issues.append(yaml_issue(exc, file, "JSON"))
         return out
     except json.JSONDecodeError as exc:
         out.issues.append(
             make_issue(
                 "parse-error",
-                f"not valid JSON: {exc.msg} (column {exc.colno})",
+                "at-column",
                 file=file,
                 line=exc.lineno,
+                format="JSON",
+                error=exc.msg,
+                column=exc.colno,
             )
         )
         return out
     except RecursionError:
-        out.issues.append(make_issue("parse-error", "JSON is nested too deeply", file=file))
+        out.issues.append(make_issue("parse-error", "too-deep", file=file))
         return out
     out.records = records_from_document(data, None, file, out.issues)
     return out
@@ -461,7 +451,7 @@ def read_jsonl(text: str, file: str) -> ReadResult:
         except (json.JSONDecodeError, yamlsafe.YamlError, RecursionError) as exc:
             detail = getattr(exc, "msg", None) or getattr(exc, "message", None) or "too deep"
             out.issues.append(
-                make_issue("parse-error", f"not valid JSON: {detail}", file=file, line=lineno)
+                make_issue("parse-error", file=file, line=lineno, format="JSON", error=detail)
             )
             continue
         record = record_from_mapping(
@@ -470,7 +460,7 @@ def read_jsonl(text: str, file: str) -> ReadResult:
         if record is not None:
             out.records.append(record)
     if not out.records and not out.issues:
-        out.issues.append(make_issue("file-empty", "the file holds no records", file=file))
+        out.issues.append(make_issue("file-empty", "no-records", file=file))
     return out
 
 
@@ -494,11 +484,12 @@ class CellError(str):
     """A spreadsheet cell holding an error (#DIV/0!, #N/A, ...): its text where text is
     expected, and an unusable value (issue ``cell-error``) where an item's answer is."""
 
-    detail: str
+    variant: str
+    params: dict[str, Any]
 
-    def __new__(cls, text: str, detail: str) -> CellError:
+    def __new__(cls, text: str, variant: str, params: dict[str, Any]) -> CellError:
         obj = super().__new__(cls, text)
-        obj.detail = detail
+        obj.variant, obj.params = variant, params
         return obj
 
 
@@ -509,7 +500,7 @@ def _is_blank(value: Any) -> bool:
 def item_value(value: Any) -> Any:
     """A cell as an item's raw answer: a spreadsheet error cell is rejected."""
     if isinstance(value, CellError):
-        return Rejection("cell-error", value.detail)
+        return Rejection("cell-error", value.variant, value.params)
     return value
 
 
@@ -521,7 +512,7 @@ def _csv_rows(text: str, file: str, issues: list[Issue]) -> _Rows | None:
 def _csv_table(text: str, file: str, issues: list[Issue]) -> _Rows | None:
     """The header and non-empty rows of CSV text, not yet checked."""
     if not text.strip():
-        issues.append(make_issue("file-empty", "the file is empty", file=file))
+        issues.append(make_issue("file-empty", file=file))
         return None
     first = text.split("\n", 1)[0].rstrip("\r")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first), strict=True)
@@ -537,16 +528,10 @@ def _csv_table(text: str, file: str, issues: list[Issue]) -> _Rows | None:
             start = reader.line_num + 1
     except csv.Error as exc:
         issues.append(
-            make_issue(
-                "parse-error",
-                f"not valid CSV: {exc}",
-                file=file,
-                line=reader.line_num,
-                hint="fix the quoting at that line; rows before it were read",
-            )
+            make_issue("parse-error", "csv", file=file, line=reader.line_num, error=str(exc))
         )
     if header is None:
-        issues.append(make_issue("file-empty", "the file is empty", file=file))
+        issues.append(make_issue("file-empty", file=file))
         return None
     return _Rows(header, rows)
 
@@ -559,11 +544,7 @@ def repeated_columns(header: Iterable[str], file: str) -> Issue | None:
     if not dupes:
         return None
     return make_issue(
-        "csv-columns",
-        f"column name(s) {', '.join(repr(d) for d in dupes)} appear more than once, so "
-        "their values are ambiguous; the file was not scored",
-        file=file,
-        line=1,
+        "csv-columns", "repeated", file=file, line=1, names=", ".join(repr(d) for d in dupes)
     )
 
 
@@ -584,16 +565,12 @@ def check_table(
         if name not in folded:
             issues.append(
                 make_issue(
-                    "csv-columns",
-                    f"no {name!r} column (columns: {', '.join(header[:12])})",
-                    file=file,
-                    line=1,
-                    hint="name the columns subject and visit, or describe them with --map",
+                    "csv-columns", "missing", file=file, line=1, column=name, columns=header[:12]
                 )
             )
             return None
     if not rows:
-        issues.append(make_issue("file-empty", "the file has a header but no rows", file=file))
+        issues.append(make_issue("file-empty", "header-only", file=file))
     good: list[tuple[int, list[Any]]] = []
     at = folded.index("subject") if "subject" in folded else None
     for line, cells in rows:
@@ -602,10 +579,11 @@ def check_table(
             issues.append(
                 make_issue(
                     "csv-ragged-row",
-                    f"row has {len(cells)} cells but the header has {len(header)}; row skipped",
                     file=file,
                     line=line,
-                    subject=_text_field(subject),
+                    subject=text_field(subject),
+                    cells=len(cells),
+                    columns=len(header),
                 )
             )
             continue
@@ -625,13 +603,14 @@ def _row_common(
     header: list[str], cells: list[Any], line: int, file: str, issues: list[Issue]
 ) -> tuple[dict[str, Any], str | None, Any, dict[str, Any]] | None:
     data = {h.casefold(): c for h, c in zip(header, cells, strict=True)}
-    subject = _text_field(data.get("subject"))
-    visit = _text_field(data.get("visit"))
+    subject = text_field(data.get("subject"))
+    visit = text_field(data.get("visit"))
     if subject is None or visit is None:
         issues.append(
             make_issue(
                 "missing-field",
-                f"row has no {'subject' if subject is None else 'visit'}; row skipped",
+                "row",
+                field="subject" if subject is None else "visit",
                 file=file,
                 line=line,
                 subject=subject,
@@ -641,33 +620,13 @@ def _row_common(
         return None
     date = day = None
     try:
-        date = _check_date(data.get("date"))
-    except ValueError as exc:
-        issues.append(
-            make_issue(
-                "bad-field",
-                str(exc),
-                file=file,
-                line=line,
-                subject=subject,
-                visit=visit,
-                hint="write the date as YYYY-MM-DD; the row is scored without a date",
-            )
-        )
+        date = check_date(data.get("date"))
+    except FieldError as exc:
+        issues.append(field_issue(exc, "row", file=file, line=line, subject=subject, visit=visit))
     try:
-        day = _check_day(data.get("day"))
-    except ValueError as exc:
-        issues.append(
-            make_issue(
-                "bad-field",
-                str(exc),
-                file=file,
-                line=line,
-                subject=subject,
-                visit=visit,
-                hint="write the study day as a number; the row is scored without it",
-            )
-        )
+        day = check_day(data.get("day"))
+    except FieldError as exc:
+        issues.append(field_issue(exc, "row", file=file, line=line, subject=subject, visit=visit))
     return {"subject": subject, "visit": visit}, date, day, data
 
 
@@ -697,15 +656,7 @@ def records_wide(table: _Rows, file: str, scale_ids: set[str], out: ReadResult) 
     scales_in_file = list(dict.fromkeys(s for s, _ in item_columns.values()))
     if not scales_in_file:
         out.issues.append(
-            make_issue(
-                "csv-columns",
-                "no item columns: name them <scale>_<item>, e.g. madrs_1 "
-                f"(columns: {', '.join(header[:12])})",
-                file=file,
-                line=1,
-                hint="rename the columns, describe them with --map, or use the long layout "
-                "(subject, visit, scale, item, value)",
-            )
+            make_issue("csv-columns", "no-items", file=file, line=1, columns=header[:12])
         )
         return
     for line, cells in table.rows:
@@ -762,7 +713,9 @@ def records_long(table: _Rows, file: str, out: ReadResult) -> None:
     folded = [h.casefold() for h in header]
     for name in ("scale", "item", "value"):
         if name not in folded:
-            out.issues.append(make_issue("csv-columns", f"no {name!r} column", file=file, line=1))
+            out.issues.append(
+                make_issue("csv-columns", "missing-long", file=file, line=1, column=name)
+            )
             return
     extra_names = [h for h in header if h.casefold() not in (*LONG_FIELDS, "date", "day")]
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
@@ -771,13 +724,14 @@ def records_long(table: _Rows, file: str, out: ReadResult) -> None:
         if common is None:
             continue
         ids, date, day, data = common
-        scale = (_text_field(data.get("scale")) or "").casefold()
-        item = _text_field(data.get("item")) or ""
+        scale = (text_field(data.get("scale")) or "").casefold()
+        item = text_field(data.get("item")) or ""
         if not scale or not item:
             out.issues.append(
                 make_issue(
                     "missing-field",
-                    f"row has no {'scale' if not scale else 'item'}; row skipped",
+                    "row",
+                    field="scale" if not scale else "item",
                     file=file,
                     line=line,
                     subject=ids["subject"],
@@ -802,8 +756,14 @@ def records_long(table: _Rows, file: str, out: ReadResult) -> None:
             if isinstance(old, Rejection) or not _same_cell(old, value):
                 group["items"][item] = Rejection(
                     "conflicting-records",
-                    f"item given twice with different values ({old!r} at line "
-                    f"{group['lines'][item]}, {value!r} at line {line})",
+                    "item",
+                    {
+                        "first": old,
+                        "second": value,
+                        "unit": "line",
+                        "first_at": group["lines"][item],
+                        "second_at": line,
+                    },
                 )
             continue
         group["items"][item] = value
@@ -966,13 +926,7 @@ def read_text(
     if reader is not None:
         if reader.read_text is None:
             return ReadResult(
-                issues=[
-                    make_issue(
-                        "file-format",
-                        f"{reader.name} is a binary format and cannot be read from text",
-                        file=name,
-                    )
-                ],
+                issues=[make_issue("file-format", "binary-format", file=name, format=reader.name)],
                 files=[name],
             )
         return reader.read_text(text, name, _context(scale_ids, options))
@@ -1032,13 +986,7 @@ def read_file(
         size = os.stat(path).st_size
         if size > max_file_size:
             return ReadResult(
-                issues=[
-                    make_issue(
-                        "file-too-large",
-                        f"file is {size:,} bytes, above the limit of {max_file_size:,}",
-                        file=name,
-                    )
-                ],
+                issues=[make_issue("file-too-large", file=name, size=size, limit=max_file_size)],
                 files=[name],
             )
         with open(path, "rb") as fh:
@@ -1046,7 +994,7 @@ def read_file(
     except OSError as exc:
         reason = exc.strerror or str(exc)
         return ReadResult(
-            issues=[make_issue("file-unreadable", f"cannot read the file: {reason}", file=name)],
+            issues=[make_issue("file-unreadable", file=name, reason=reason)],
             files=[name],
         )
     return read_bytes(data, name, fmt, scale_ids, options=options)

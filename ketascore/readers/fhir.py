@@ -36,9 +36,9 @@ from typing import Any
 from ketascore.core import yamlsafe
 from ketascore.core.issues import Issue, make_issue
 from ketascore.core.records import AnswerRecord, Source
-from ketascore.core.scale import Num, Scale, clean_number
-from ketascore.core.values import Rejection
-from ketascore.readers import POSITION_LIMIT, FormatContext, ReadResult, _check_date
+from ketascore.core.scale import Scale
+from ketascore.core.values import Num, Rejection, clean_number
+from ketascore.readers import POSITION_LIMIT, FieldError, FormatContext, ReadResult, check_date
 
 from .mapping import Constant
 from .tables import ScaleCodes, all_codes, check_mapping_scale, codes_of
@@ -274,7 +274,7 @@ def _answer_value(
     if not answers:
         return None
     if len(answers) > 1:
-        return Rejection("not-allowed-value", f"{len(answers)} answers given; one is expected")
+        return Rejection("not-allowed-value", "answers", {"count": len(answers)})
     answer = answers[0]
     coding = answer.get("valueCoding")
     if isinstance(coding, dict):
@@ -290,9 +290,8 @@ def _answer_value(
         known = ", ".join(rule.codes) or "none declared"
         return Rejection(
             "unknown-answer-code",
-            f"answer code {code}"
-            + (f" ({system})" if system else "")
-            + f" is not an answer code of this item (codes: {known})",
+            "",
+            {"answer_code": code, "system": f" ({system})" if system else "", "codes": known},
         )
     for key in ("valueInteger", "valueDecimal", "valueString", "valueBoolean"):
         if key in answer:
@@ -301,7 +300,7 @@ def _answer_value(
     if isinstance(quantity, dict):
         return quantity.get("value")
     kinds = [k for k in answer if k.startswith("value")]
-    return Rejection("not-a-number", f"a {kinds[0] if kinds else 'blank'} answer is not a score")
+    return Rejection("not-a-number", "fhir-type", {"kind": kinds[0] if kinds else "blank"})
 
 
 def _subject(resource: dict[str, Any]) -> str | None:
@@ -401,11 +400,11 @@ class _Reader:
             self.issues.append(
                 make_issue(
                     "bad-record",
-                    f"{label} is marked entered-in-error; skipped",
+                    "entered-in-error",
                     file=self.file,
                     line=line,
                     subject=subject,
-                    hint="nothing to do if the response was withdrawn",
+                    resource=label,
                 )
             )
             return
@@ -414,12 +413,12 @@ class _Reader:
             self.issues.append(
                 make_issue(
                     "no-scale-items",
-                    f"{label} answers no item of a known scale (linkIds: {links or 'none'})",
+                    "fhir",
                     file=self.file,
                     line=line,
                     subject=subject,
-                    hint="give the Questionnaire with --questionnaire (item codes), or map "
-                    "the linkIds to items with --map",
+                    resource=label,
+                    links=links or "none",
                 )
             )
             return
@@ -429,30 +428,30 @@ class _Reader:
             self.issues.append(
                 make_issue(
                     "missing-field",
-                    f"{label} has no {missing}; skipped",
+                    "resource",
                     file=self.file,
                     line=line,
                     subject=subject,
                     scale=scale.id,
-                    hint="add subject.reference and authored to the resource, or give the "
-                    "visit with a mapping file (visit: {value: ...})",
+                    resource=label,
+                    field=missing,
                 )
             )
             return
         date = None
         if authored:
             try:
-                date = _check_date(authored)
-            except ValueError as exc:
+                date = check_date(authored)
+            except FieldError as exc:
                 self.issues.append(
                     make_issue(
                         "bad-field",
-                        str(exc),
+                        "authored",
                         file=self.file,
                         line=self.line((*path, "authored"), line),
                         subject=subject,
                         visit=visit,
-                        hint="write authored as an ISO date-time; scored without a date",
+                        value=exc.value,
                     )
                 )
         items: dict[str, Any] = {}
@@ -475,9 +474,14 @@ class _Reader:
                     if isinstance(value, Rejection) or items[item_id] != value:
                         items[item_id] = Rejection(
                             "conflicting-records",
-                            f"item {item_id} is answered twice in the response with different "
-                            f"answers ({items[item_id]!r} at line {item_lines.get(item_id)}, "
-                            f"{value!r} at line {where})",
+                            "response-item",
+                            {
+                                "item_id": item_id,
+                                "first": items[item_id],
+                                "first_at": item_lines.get(item_id),
+                                "second": value,
+                                "second_at": where,
+                            },
                         )
                     continue
                 items[item_id] = value
@@ -532,7 +536,7 @@ def read_fhir(text: str, file: str, context: FormatContext) -> ReadResult:
         detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
         line = exc.lineno if isinstance(exc, json.JSONDecodeError) else None
         out.issues.append(
-            make_issue("parse-error", f"not valid JSON: {detail}", file=file, line=line)
+            make_issue("parse-error", file=file, line=line, format="JSON", error=detail)
         )
         return out
     if len(docs) == 1 and len(text) <= POSITION_LIMIT:
@@ -549,9 +553,7 @@ def read_fhir(text: str, file: str, context: FormatContext) -> ReadResult:
     qs = given.extended(local) if local else given
     responses = [(r, p) for r, p in resources if r.get("resourceType") == "QuestionnaireResponse"]
     if not resources:
-        reader.issues.append(
-            make_issue("file-empty", "the file holds no FHIR resources", file=file)
-        )
+        reader.issues.append(make_issue("file-empty", "no-resources", file=file))
     for res, path in resources:
         kind = res.get("resourceType")
         if kind in ("QuestionnaireResponse", "Questionnaire") or responses:
@@ -559,10 +561,9 @@ def read_fhir(text: str, file: str, context: FormatContext) -> ReadResult:
         reader.issues.append(
             make_issue(
                 "unsupported-resource",
-                f"the resource is a {kind or 'resource without resourceType'}, not a "
-                "QuestionnaireResponse; skipped",
                 file=file,
                 line=reader.line(path),
+                kind=kind or "resource without resourceType",
             )
         )
     ndjson_lines = [ln for _, ln in docs]

@@ -220,7 +220,7 @@ def _xpt_table(data: bytes, file: str, out: ReadResult) -> Table | None:
     try:
         dataset = xpt.read_xport(data)
     except xpt.XptError as exc:
-        out.issues.append(make_issue("parse-error", str(exc), file=file))
+        out.issues.append(make_issue("parse-error", "xpt", file=file, error=str(exc)))
         return None
     header = [v.name for v in dataset.variables]
     return Table(header, [(i, row) for i, row in enumerate(dataset.rows, start=1)])

@@ -28,21 +28,12 @@ def read_parquet(data: bytes, file: str, context: FormatContext) -> ReadResult:
     try:
         import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
-        out.issues.append(
-            make_issue(
-                "file-format",
-                "reading Parquet needs pyarrow",
-                file=file,
-                hint="pip install 'ketascore[duckdb]' (or pyarrow), or use --engine duckdb",
-            )
-        )
+        out.issues.append(make_issue("file-format", "needs-pyarrow", file=file))
         return out
     try:
         table = pq.read_table(io.BytesIO(data))
     except Exception as exc:  # pyarrow raises several types for a damaged file
-        out.issues.append(
-            make_issue("parse-error", f"not a readable Parquet file: {exc}", file=file)
-        )
+        out.issues.append(make_issue("parse-error", "parquet", file=file, error=str(exc)))
         return out
     header = [str(name) for name in table.column_names]
     columns = [table.column(i).to_pylist() for i in range(table.num_columns)]

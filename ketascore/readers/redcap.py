@@ -28,8 +28,7 @@ from typing import Any
 
 from ketascore.core.issues import make_issue
 from ketascore.core.records import AnswerRecord, Source
-from ketascore.core.scale import normalize_label
-from ketascore.core.values import Rejection
+from ketascore.core.values import Rejection, label_key
 from ketascore.readers import (
     FormatContext,
     ReadResult,
@@ -37,9 +36,9 @@ from ketascore.readers import (
     _csv_table,
     _is_blank,
     _split_column,
-    _text_field,
     check_table,
     item_value,
+    text_field,
 )
 
 from .tables import find_column, known_scales, read_mapped_table
@@ -78,8 +77,8 @@ class RedcapField:
         text = answer.strip()
         if text in self.choices:
             return text
-        wanted = normalize_label(text)
-        found = [code for code, label in self.choices.items() if normalize_label(label) == wanted]
+        wanted = label_key(text)
+        found = [code for code, label in self.choices.items() if label_key(label) == wanted]
         return found[0] if len(found) == 1 else None
 
 
@@ -95,7 +94,7 @@ class RedcapDictionary:
     def field_by_label(self) -> dict[str, str]:
         labels: dict[str, list[str]] = {}
         for f in self.fields.values():
-            labels.setdefault(normalize_label(f.label), []).append(f.name)
+            labels.setdefault(label_key(f.label), []).append(f.name)
         return {label: names[0] for label, names in labels.items() if len(names) == 1}
 
 
@@ -181,7 +180,7 @@ def _rename_label_headers(header: list[str], dictionary: RedcapDictionary) -> li
     by_label = dictionary.field_by_label()
     out = []
     for h in header:
-        key = normalize_label(h)
+        key = label_key(h)
         out.append(LABEL_HEADERS.get(key) or by_label.get(key) or h)
     return out
 
@@ -192,8 +191,8 @@ def redcap_visits(table: Table) -> list[str | None]:
     instance = find_column(table.header, INSTANCE)
     visits: list[str | None] = []
     for _, cells in table.rows:
-        visit = _text_field(cells[event]) if event is not None else CLASSIC_EVENT
-        number = _text_field(cells[instance]) if instance is not None else None
+        visit = text_field(cells[event]) if event is not None else CLASSIC_EVENT
+        number = text_field(cells[instance]) if instance is not None else None
         if visit is not None and number is not None:
             visit = f"{visit}#{number}"
         visits.append(visit)
@@ -217,8 +216,8 @@ def _decode_answers(
                 shown = ", ".join(f"{c} = {lbl}" for c, lbl in list(fld.choices.items())[:8])
                 cells[i] = Rejection(
                     "unknown-answer-code",
-                    f"answer {value.strip()!r} is neither a code nor a label of the choices of "
-                    f"REDCap field {name} ({shown})",
+                    "redcap",
+                    {"value": value.strip(), "field": name, "choices": shown},
                 )
             else:
                 cells[i] = code
@@ -305,18 +304,19 @@ def _read_named(
         out.issues.append(
             make_issue(
                 "no-scale-items",
-                f"{len(table.rows)} row(s) at {len(visits)} visit(s) ({shown}) but no item of a "
-                "known scale; nothing to score",
+                "redcap",
                 file=file,
-                hint="name the item fields <scale>_<item> (phq9_1), or describe them with --map",
+                rows=len(table.rows),
+                visits=len(visits),
+                shown=shown,
             )
         )
         return
     _decode_answers(table, {i: table.header[i] for i in items}, dictionary)
     scale_ids = list(dict.fromkeys(s for s, _ in items.values()))
     for line, cells in table.rows:
-        subject = _text_field(cells[subject_col])
-        visit = _text_field(cells[visit_col])
+        subject = text_field(cells[subject_col])
+        visit = text_field(cells[visit_col])
         for scale_id in scale_ids:
             answers = {it: item_value(cells[i]) for i, (s, it) in items.items() if s == scale_id}
             if all(_is_blank(v) for v in answers.values()):
@@ -325,7 +325,8 @@ def _read_named(
                 out.issues.append(
                     make_issue(
                         "missing-field",
-                        f"row has no {'record id' if subject is None else 'event'}; row skipped",
+                        "row",
+                        field="record id" if subject is None else "event",
                         file=file,
                         line=line,
                         subject=subject,
@@ -340,7 +341,7 @@ def _read_named(
             }
             extra: dict[str, Any] = {}
             if dag_col is not None:
-                extra[DAG] = _text_field(cells[dag_col])
+                extra[DAG] = text_field(cells[dag_col])
             out.records.append(
                 AnswerRecord(
                     subject=subject,

@@ -28,8 +28,8 @@ from collections import Counter
 from typing import Any
 
 from ketascore.core.issues import make_issue
-from ketascore.core.scale import clean_number
-from ketascore.readers import FormatContext, ReadResult, Table, _is_blank, _text_field
+from ketascore.core.values import clean_number
+from ketascore.readers import FormatContext, ReadResult, Table, _is_blank, text_field
 
 from .mapping import Constant
 from .tables import (
@@ -100,12 +100,12 @@ def read_sdtm_table(
         out.issues.append(
             make_issue(
                 "missing-column",
-                f"this SDTM {prefix} file lacks the column(s) {', '.join(lacking)} "
-                f"(columns: {shown_columns(header)}); the file was not read",
+                "sdtm",
                 file=file,
                 line=1,
-                hint="export the whole domain (USUBJID, VISIT, --TESTCD, --STRESN, --ORRES), "
-                "or describe the columns with --map",
+                domain=prefix,
+                columns=list(lacking),
+                header=shown_columns(header),
             )
         )
         return
@@ -146,10 +146,12 @@ def read_sdtm_table(
                 out.issues.append(
                     make_issue(
                         "missing-column",
-                        f"the mapping {mapping.where('carry')} names column {column!r} for "
-                        f"the carried field {name!r}, but the file has no such column",
+                        "carry",
                         file=file,
                         line=1,
+                        where=mapping.where("carry"),
+                        column=column,
+                        name=name,
                     )
                 )
             else:
@@ -167,10 +169,10 @@ def read_sdtm_table(
     unknown_tests: Counter[tuple[str, str]] = Counter()
     first_line: dict[Any, int] = {}
     for line, cells in table.rows:
-        cat = _text_field(cells[cat_col]) if cat_col is not None else None
+        cat = text_field(cells[cat_col]) if cat_col is not None else None
         if wanted is not None and cat is not None and cat.casefold() != wanted:
             continue
-        test = (_text_field(cells[test_col]) or "").upper()
+        test = (text_field(cells[test_col]) or "").upper()
         if not test:
             continue
         codes_for = _pick(by_category.get(cat.casefold(), []), test) if cat else None
@@ -188,23 +190,24 @@ def read_sdtm_table(
         scale_id = codes_for.scale.id
         item = codes_for.item_by_cdisc.get(test)
         score = codes_for.score_by_cdisc.get(test)
-        derived = drv_col is not None and (_text_field(cells[drv_col]) or "").upper() == "Y"
+        derived = drv_col is not None and (text_field(cells[drv_col]) or "").upper() == "Y"
         if item is None and score is None:
             if not derived:
                 unknown_tests[(scale_id, test)] += 1
                 first_line.setdefault((scale_id, test), line)
             continue
-        subject = _text_field(cells[subject_col])
+        subject = text_field(cells[subject_col])
         visit = constant_visit
         if visit is None and visit_col is not None:
-            visit = _text_field(cells[visit_col])
+            visit = text_field(cells[visit_col])
         if visit is None and visitnum_col is not None:
-            visit = _text_field(cells[visitnum_col])
+            visit = text_field(cells[visitnum_col])
         if subject is None or visit is None:
             out.issues.append(
                 make_issue(
                     "missing-field",
-                    f"row has no {'USUBJID' if subject is None else 'VISIT'}; row skipped",
+                    "row",
+                    field="USUBJID" if subject is None else "VISIT",
                     file=file,
                     line=line,
                     subject=subject,
@@ -215,17 +218,17 @@ def read_sdtm_table(
         date, day = dated(cells, dtc_col, dy_col, out.issues, file, line, subject, visit)
         extra: dict[str, Any] = {}
         if study_col is not None:
-            extra["study_id"] = _text_field(cells[study_col])
+            extra["study_id"] = text_field(cells[study_col])
         if visitnum_col is not None:
             extra["visit_number"] = _number(cells[visitnum_col])
         if epoch_col is not None:
-            extra["epoch"] = _text_field(cells[epoch_col])
-        if any((_text_field(cells[c]) or "").upper() == "Y" for c in blfl_cols):
+            extra["epoch"] = text_field(cells[epoch_col])
+        if any((text_field(cells[c]) or "").upper() == "Y" for c in blfl_cols):
             extra["baseline_flag"] = "Y"
         for name, index in carry.items():
             extra[name] = _plain(cells[index])
         group = groups.group(subject, visit, scale_id, line=line, date=date, day=day, extra=extra)
-        if stat_col is not None and (_text_field(cells[stat_col]) or "").upper() == "NOT DONE":
+        if stat_col is not None and (text_field(cells[stat_col]) or "").upper() == "NOT DONE":
             value: Any = None
         else:
             value = next(
@@ -241,23 +244,19 @@ def read_sdtm_table(
     out.records.extend(groups.records(codes_missing))
     for cat, n in unknown_categories.items():
         out.issues.append(
-            make_issue(
-                "unknown-category",
-                f"{n} row(s) of category {cat!r} match no known scale; ignored",
-                file=file,
-                line=first_line[cat],
-            )
+            make_issue("unknown-category", file=file, line=first_line[cat], count=n, category=cat)
         )
     for (scale_id, test), n in unknown_tests.items():
         out.issues.append(
             make_issue(
                 "unknown-item",
-                f"test code {test} ({n} row(s)) is not an item or score code of {scale_id}; "
-                "ignored",
+                "test-code",
                 file=file,
                 line=first_line[(scale_id, test)],
                 scale=scale_id,
-                hint="check the test code against the scale's codes, or map it with --map",
+                test=test,
+                count=n,
+                scale_id=scale_id,
             )
         )
 

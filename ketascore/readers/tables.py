@@ -12,15 +12,17 @@ from ketascore.core.records import AnswerRecord, Source
 from ketascore.core.scale import Scale
 from ketascore.core.values import Rejection
 from ketascore.readers import (
+    FieldError,
     FormatContext,
     ReadResult,
     Table,
-    _check_date,
-    _check_day,
     _is_blank,
     _same_cell,
-    _text_field,
+    check_date,
+    check_day,
+    field_issue,
     item_value,
+    text_field,
 )
 
 from .mapping import ColumnMapping, Constant, LoadedMapping
@@ -117,16 +119,9 @@ def shown_columns(header: list[str], limit: int = 12) -> str:
 
 def date_field(value: Any, issues: list[Issue], **where: Any) -> str | None:
     try:
-        return _check_date(_text_field(value) if not isinstance(value, str) else value)
-    except ValueError as exc:
-        issues.append(
-            make_issue(
-                "bad-field",
-                str(exc),
-                **where,
-                hint="write the date as YYYY-MM-DD; the record is scored without a date",
-            )
-        )
+        return check_date(text_field(value) if not isinstance(value, str) else value)
+    except FieldError as exc:
+        issues.append(field_issue(exc, "record", **where))
         return None
 
 
@@ -149,16 +144,9 @@ def dated(
 
 def day_field(value: Any, issues: list[Issue], **where: Any) -> int | float | None:
     try:
-        return _check_day(value)
-    except ValueError as exc:
-        issues.append(
-            make_issue(
-                "bad-field",
-                str(exc),
-                **where,
-                hint="write the study day as a number; the record is scored without it",
-            )
-        )
+        return check_day(value)
+    except FieldError as exc:
+        issues.append(field_issue(exc, "record", **where))
         return None
 
 
@@ -222,8 +210,14 @@ class LongGroups:
             if isinstance(old, Rejection) or not _same_cell(old, value):
                 group.items[item] = Rejection(
                     "conflicting-records",
-                    f"item given twice with different values ({old!r} at {self.unit} "
-                    f"{group.lines[item]}, {value!r} at {self.unit} {line})",
+                    "item",
+                    {
+                        "first": old,
+                        "second": value,
+                        "unit": self.unit,
+                        "first_at": group.lines[item],
+                        "second_at": line,
+                    },
                 )
             return
         group.items[item] = value
@@ -284,10 +278,10 @@ def check_mapping_scale(
         issues.append(
             make_issue(
                 "unknown-scale",
-                f"the mapping {mapping.where('scale')} names unknown scale {spec.scale!r}; "
-                "the file was not read",
+                "mapping",
                 file=file,
-                hint="use a built-in scale id, or pass the scale file with --scale",
+                where=mapping.where("scale"),
+                scale_id=spec.scale,
             )
         )
         return None
@@ -296,12 +290,14 @@ def check_mapping_scale(
             issues.append(
                 make_issue(
                     "unknown-item",
-                    f"the mapping {mapping.where('items', item)} names item {item!r}, which "
-                    f"{scale.id} does not have (items: {', '.join(scale.items)}); ignored",
+                    "mapping-item",
                     file=file,
                     scale=scale.id,
                     item=item,
-                    hint="correct the item id in the mapping file",
+                    where=mapping.where("items", item),
+                    key=item,
+                    scale_id=scale.id,
+                    items=list(scale.items),
                 )
             )
     for score in spec.scores:
@@ -309,12 +305,13 @@ def check_mapping_scale(
             issues.append(
                 make_issue(
                     "unknown-item",
-                    f"the mapping {mapping.where('scores', score)} names score {score!r}, "
-                    f"which {scale.id} does not have (scores: {', '.join(scale.score_ids)}); "
-                    "ignored",
+                    "mapping-score",
                     file=file,
                     scale=scale.id,
-                    hint="correct the score id in the mapping file",
+                    where=mapping.where("scores", score),
+                    key=score,
+                    scale_id=scale.id,
+                    scores=scale.score_ids,
                 )
             )
     return scale
@@ -339,10 +336,13 @@ def resolve_columns(
         issues.append(
             make_issue(
                 "missing-column",
-                f"the mapping {mapping.where(*path)} names column {column!r} for {what}, but "
-                f"the file has no such column (columns: {shown_columns(header)})",
+                "mapping",
                 file=file,
                 line=1,
+                where=mapping.where(*path),
+                column=column,
+                what=what,
+                columns=shown_columns(header),
             )
         )
 
@@ -356,14 +356,7 @@ def resolve_columns(
 
     subject = spec.subject or subject_default
     if subject is None:
-        issues.append(
-            make_issue(
-                "missing-column",
-                f"the mapping {mapping.source} names no subject column; the file was not read",
-                file=file,
-                hint="add subject: <column> to the mapping file",
-            )
-        )
+        issues.append(make_issue("missing-column", "no-subject", file=file, mapping=mapping.source))
         out.usable = False
     else:
         out.subject = find(("subject",), subject, "the subject")
@@ -377,15 +370,7 @@ def resolve_columns(
         if out.visit is None:
             out.usable = False
     else:
-        issues.append(
-            make_issue(
-                "missing-column",
-                f"the mapping {mapping.source} names no visit column or constant; the file "
-                "was not read",
-                file=file,
-                hint="add visit: <column> or visit: {value: <visit name>} to the mapping file",
-            )
-        )
+        issues.append(make_issue("missing-column", "no-visit", file=file, mapping=mapping.source))
         out.usable = False
     out.date = find(("date",), spec.date, "the date")
     out.day = find(("day",), spec.day, "the study day")
@@ -421,7 +406,7 @@ def resolve_columns(
 def _visit_of(spec: ColumnMapping, cols: Resolved, cells: list[Any]) -> str | None:
     if isinstance(spec.visit, Constant):
         return spec.visit.value
-    return _text_field(cells[cols.visit]) if cols.visit is not None else None
+    return text_field(cells[cols.visit]) if cols.visit is not None else None
 
 
 def read_mapped_table(
@@ -456,7 +441,7 @@ def read_mapped_table(
         _read_long(table, file, mapping, scale, cols, out, unit)
         return
     for line, cells in table.rows:
-        subject = _text_field(cells[cols.subject]) if cols.subject is not None else None
+        subject = text_field(cells[cols.subject]) if cols.subject is not None else None
         visit = _visit_of(spec, cols, cells)
         items: dict[str, Any] = {item: item_value(cells[i]) for item, i in cols.items.items()}
         if all(_is_blank(v) for v in items.values()):
@@ -465,7 +450,8 @@ def read_mapped_table(
             out.issues.append(
                 make_issue(
                     "missing-field",
-                    f"row has no {'subject' if subject is None else 'visit'}; row skipped",
+                    "row",
+                    field="subject" if subject is None else "visit",
                     file=file,
                     line=line,
                     subject=subject,
@@ -474,11 +460,7 @@ def read_mapped_table(
             )
             continue
         for item, column in cols.missing_items.items():
-            items[item] = Rejection(
-                "missing-column",
-                f"the mapping names column {column!r} for this item, but the file has no "
-                "such column",
-            )
+            items[item] = Rejection("missing-column", "item", {"column": column})
         date, day = dated(cells, cols.date, cols.day, out.issues, file, line, subject, visit)
         extra = {name: _plain(cells[i]) for name, i in cols.carry.items()}
         if cols.visit_number is not None:
@@ -527,17 +509,18 @@ def _read_long(
     score_of = {code.casefold(): s for s, code in spec.scores.items() if s in scale.score_ids}
     groups = LongGroups(file, unit)
     for line, cells in table.rows:
-        code = (_text_field(cells[cols.item_column]) or "").casefold()
+        code = (text_field(cells[cols.item_column]) or "").casefold()
         item, score = item_of.get(code), score_of.get(code)
         if item is None and score is None:
             continue  # a row of another questionnaire or test
-        subject = _text_field(cells[cols.subject]) if cols.subject is not None else None
+        subject = text_field(cells[cols.subject]) if cols.subject is not None else None
         visit = _visit_of(spec, cols, cells)
         if subject is None or visit is None:
             out.issues.append(
                 make_issue(
                     "missing-field",
-                    f"row has no {'subject' if subject is None else 'visit'}; row skipped",
+                    "row",
+                    field="subject" if subject is None else "visit",
                     file=file,
                     line=line,
                     subject=subject,

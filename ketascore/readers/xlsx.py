@@ -83,14 +83,7 @@ def load_sheet(data: bytes, file: str, sheet: str | None, out: ReadResult) -> Ta
     try:
         openpyxl = importlib.import_module("openpyxl")
     except ImportError:  # pragma: no cover - depends on the installation
-        out.issues.append(
-            make_issue(
-                "file-format",
-                "reading .xlsx files needs the openpyxl package",
-                file=file,
-                hint="install it (pip install openpyxl), or save the sheet as CSV",
-            )
-        )
+        out.issues.append(make_issue("file-format", "needs-openpyxl", file=file))
         return None
 
     def open_book(data_only: bool) -> Any:
@@ -100,12 +93,7 @@ def load_sheet(data: bytes, file: str, sheet: str | None, out: ReadResult) -> Ta
         book = open_book(False)
     except Exception as exc:  # a damaged or foreign file: openpyxl raises many kinds
         out.issues.append(
-            make_issue(
-                "parse-error",
-                f"not a readable .xlsx workbook ({type(exc).__name__}: {exc})",
-                file=file,
-                hint="open the file in a spreadsheet program and save it as .xlsx (or CSV)",
-            )
+            make_issue("parse-error", "xlsx", file=file, error=f"{type(exc).__name__}: {exc}")
         )
         return None
     rows: list[tuple[int, list[Any]]] = []
@@ -114,12 +102,7 @@ def load_sheet(data: bytes, file: str, sheet: str | None, out: ReadResult) -> Ta
         names = list(book.sheetnames)
         if sheet is not None and sheet not in names:
             out.issues.append(
-                make_issue(
-                    "file-format",
-                    f"the workbook has no sheet {sheet!r} (sheets: {', '.join(names)})",
-                    file=file,
-                    hint="name one of its sheets with --sheet",
-                )
+                make_issue("file-format", "no-sheet", file=file, sheet=sheet, sheets=list(names))
             )
             return None
         name = sheet if sheet is not None else names[0]
@@ -137,12 +120,7 @@ def load_sheet(data: bytes, file: str, sheet: str | None, out: ReadResult) -> Ta
             _formula_values(open_book(True), name, rows, formulas)
     except Exception as exc:
         out.issues.append(
-            make_issue(
-                "parse-error",
-                f"the workbook cannot be read ({type(exc).__name__}: {exc})",
-                file=file,
-                hint="open the file in a spreadsheet program and save it again",
-            )
+            make_issue("parse-error", "workbook", file=file, error=f"{type(exc).__name__}: {exc}")
         )
         return None
     finally:
@@ -151,8 +129,7 @@ def load_sheet(data: bytes, file: str, sheet: str | None, out: ReadResult) -> Ta
 
 
 def _error(sheet: str, row: int, column: int, value: str) -> CellError:
-    where = f"{_letter(column)}{row}"
-    return CellError(value, f"sheet {sheet!r} cell {where} holds the formula error {value}")
+    return CellError(value, "", {"sheet": sheet, "cell": f"{_letter(column)}{row}", "value": value})
 
 
 def _formula_values(
@@ -174,9 +151,8 @@ def _formula_values(
                     formula = formulas[(r, c)]
                     value = CellError(
                         formula,
-                        f"sheet {sheet!r} cell {_letter(c)}{r} holds a formula ({formula}) whose "
-                        "value was never calculated (the file was written by a program that "
-                        "does not calculate formulas); open and save it in a spreadsheet program",
+                        "formula",
+                        {"sheet": sheet, "cell": f"{_letter(c)}{r}", "formula": formula},
                     )
                 by_row[r][c - 1] = _plain(value)
     finally:
@@ -216,7 +192,7 @@ def read_xlsx(data: bytes, file: str, context: FormatContext) -> ReadResult:
     if table is None:
         return out
     if not table.header:
-        out.issues.append(make_issue("file-empty", "the sheet is empty", file=file))
+        out.issues.append(make_issue("file-empty", "sheet", file=file))
         return out
     records_from_table(table, file, context, out, unit=SHEET_ROW)
     return out

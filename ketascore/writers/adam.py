@@ -38,7 +38,8 @@ from typing import Any
 
 from ketascore.analysis.change import ChangeReport, ChangeRow, natural_key
 from ketascore.core.records import ScoreResult
-from ketascore.core.scale import Scale, ScoreRule, clean_number, format_number
+from ketascore.core.scale import Scale, ScoreRule
+from ketascore.core.values import clean_number, format_number
 from ketascore.readers import xpt
 from ketascore.writers.tabular import atomic_writer
 
