@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ketascore.api import score
-from ketascore.readers import _csv_table, detect_format, read_paths
+from ketascore.readers import csv_table, detect_format, read_paths
 from ketascore.readers.formats import load_read_options
 from ketascore.readers.redcap import (
     load_redcap_dictionary,
@@ -104,7 +104,7 @@ def test_real_exports_are_read_without_error(
     assert data.records == []  # they hold no rating scale
     (issue,) = data.issues
     assert (issue.code, issue.severity) == ("no-scale-items", "warning")
-    table = _csv_table(text, str(path), [])
+    table = csv_table(text, str(path), [])
     assert table is not None
     assert visits <= set(redcap_visits(table))
 

@@ -21,7 +21,7 @@ from ketascore.core.issues import Issue
 from ketascore.core.library import ScaleSet
 from ketascore.core.records import AnswerRecord, ScoreResult, Source
 from ketascore.core.scale import Scale
-from ketascore.engines.record import _answers_key, _location, conflict_result, duplicate_issue
+from ketascore.engines.record import answers_key, conflict_result, duplicate_issue, record_location
 from ketascore.readers import DEFAULT_MAX_FILE_SIZE, walk_files
 
 Progress = Callable[[int, int], None]  # (files done, records done)
@@ -154,6 +154,7 @@ def read_quick(path: str, settings: Settings) -> Any:
 
     from ketascore import readers
     from ketascore.readers import quickload
+    from ketascore.readers.documents import records_from_document
 
     def slow() -> Any:
         kwargs: dict[str, Any] = {}
@@ -178,16 +179,12 @@ def read_quick(path: str, settings: Settings) -> Any:
         return slow()
     try:
         text = data.decode("ascii")
-        if not readers._plain_yaml(path, None):
-            readers._load_formats()
-            if readers._binary_reader(None, path, data) is not None:
-                return slow()
-            context = readers._context(settings.scale_ids, settings.read_options)
-            if readers._text_reader(None, path, text, context) is not None:
-                return slow()
-        if readers.detect_format(path, text) != kind:
+        claimed = readers.claimed_by_format(
+            path, data, text, settings.scale_ids, settings.read_options
+        )
+        if claimed or readers.detect_format(path, text) != kind:
             return slow()
-    except AttributeError:  # pragma: no cover - the readers changed: take the long way
+    except UnicodeDecodeError:  # pragma: no cover - checked as ASCII above
         return slow()
     located = quickload.load_json(text) if kind == "json" else quickload.load_yaml(text)
     if located is None:
@@ -195,7 +192,7 @@ def read_quick(path: str, settings: Settings) -> Any:
     out = readers.ReadResult(files=[path])
     if hasattr(out, "hashes"):
         out.hashes[path] = hashlib.sha256(data).hexdigest()
-    out.records = readers.records_from_document(located.data, located, path, out.issues)
+    out.records = records_from_document(located.data, located, path, out.issues)
     return out
 
 
@@ -262,7 +259,7 @@ def merge(files: Iterable[FileScore], chosen: Scale | None = None) -> BatchResul
         assert scale is not None
         sources = [e.result for e in group]
         places = [_where(r) for r in sources]
-        if len({_answers_key(_Items(e.items)) for e in group}) > 1:  # type: ignore[arg-type]
+        if len({answers_key(_Items(e.items)) for e in group}) > 1:  # type: ignore[arg-type]
             results.append(conflict_result(_record_of(first.result), scale, places))
             continue
         result = first.result
@@ -289,7 +286,7 @@ def _record_of(result: ScoreResult) -> AnswerRecord:
 
 
 def _where(result: ScoreResult) -> str:
-    return _location(_record_of(result))
+    return record_location(_record_of(result))
 
 
 def default_jobs() -> int:

@@ -865,7 +865,7 @@ def plan_wide_csv(
     if readers.detect_format(".csv", prefix) == "csv-long":
         return None
     header_text = first_line.decode("utf-8")
-    delimiter = readers._delimiter(header_text)
+    delimiter = readers.sniff_delimiter(header_text)
     header = [c.strip() for c in header_text.split(delimiter)]
     folded = [h.casefold() for h in header]
     if len(set(folded)) != len(folded) or "subject" not in folded or "visit" not in folded:
@@ -875,7 +875,7 @@ def plan_wide_csv(
     for i, col in enumerate(header):
         if col.casefold() in ("subject", "visit", "date", "day"):
             continue
-        split = readers._split_column(col, ids)
+        split = readers.split_column(col, ids)
         if split is not None:
             item_columns[i] = split
         else:

@@ -92,7 +92,7 @@ def _check_encoding(path: str) -> int | None:
 
 def _inspect_csv(path: str, issues: list[Issue]) -> _CsvFile | None:
     """Delimiter, header and encoding of a CSV file, as the Python reader finds them."""
-    from ketascore.readers import _delimiter, repeated_columns
+    from ketascore.readers import repeated_columns, sniff_delimiter
 
     try:
         with open(path, "rb") as fh:
@@ -113,7 +113,7 @@ def _inspect_csv(path: str, issues: list[Issue]) -> _CsvFile | None:
         issues.append(make_issue("file-empty", file=path))
         return None
     first = text.split("\n", 1)[0].rstrip("\r")
-    delimiter = _delimiter(first)
+    delimiter = sniff_delimiter(first)
     header = tuple(c.strip() for c in next(csv.reader([first], delimiter=delimiter), []))
     folded = [h.casefold() for h in header]
     repeated = repeated_columns(header, path)

@@ -321,7 +321,7 @@ def run_examples(scale: Scale) -> list[str]:
 # Many records
 
 
-def _answers_key(record: AnswerRecord) -> tuple[tuple[str, Any], ...]:
+def answers_key(record: AnswerRecord) -> tuple[tuple[str, Any], ...]:
     return tuple(
         sorted(
             (str(k).casefold(), v)
@@ -354,7 +354,7 @@ def _empty_result(record: AnswerRecord, scale: Scale | None, issue: Issue) -> Sc
     return result
 
 
-def _location(record: AnswerRecord) -> str:
+def record_location(record: AnswerRecord) -> str:
     src = record.source
     if src.file is None:
         return f"record {src.index + 1}" if src.index is not None else "input"
@@ -415,12 +415,12 @@ def score_records(
             )
             continue
         # one record cannot disagree with itself: its answers need no comparing
-        if len(group) > 1 and len({_answers_key(r) for r in group}) > 1:
-            out.append(conflict_result(first, scale, [_location(r) for r in group]))
+        if len(group) > 1 and len({answers_key(r) for r in group}) > 1:
+            out.append(conflict_result(first, scale, [record_location(r) for r in group]))
             continue
         result = score_record(scale, first, extra_missing=extra)
         if len(group) > 1:
-            result.issues.append(duplicate_issue(first, scale, [_location(r) for r in group]))
+            result.issues.append(duplicate_issue(first, scale, [record_location(r) for r in group]))
         out.append(result)
     return out
 

@@ -7,54 +7,91 @@ everything they could not, naming the file and line.
 from __future__ import annotations
 
 import codecs
-import csv
-import datetime as dt
 import hashlib
-import io
-import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-from ketascore.core import yamlsafe
 from ketascore.core.issues import Issue, make_issue
-from ketascore.core.records import AnswerRecord, Source
-from ketascore.core.values import Rejection
+from ketascore.readers.base import (
+    DEFAULT_MAX_FILE_SIZE,
+    EXTENSIONS,
+    FORMATS,
+    POSITION_LIMIT,
+    FormatContext,
+    FormatReader,
+    ReadOptions,
+    ReadResult,
+)
+from ketascore.readers.delimited import (
+    Table,
+    check_table,
+    csv_table,
+    read_csv_long,
+    read_csv_wide,
+    records_long,
+    records_wide,
+    repeated_columns,
+    sniff_delimiter,
+    split_column,
+    split_header,
+)
+from ketascore.readers.documents import read_json, read_jsonl, read_yaml
+from ketascore.readers.fields import (
+    CellError,
+    FieldError,
+    check_date,
+    check_day,
+    field_issue,
+    is_blank,
+    item_value,
+    same_cell,
+    text_field,
+)
 from ketascore.readers.folders import walk_folder
 
-FORMATS = ("yaml", "json", "jsonl", "csv", "csv-long")
-EXTENSIONS = {
-    ".yaml": "yaml",
-    ".yml": "yaml",
-    ".json": "json",
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".txt": "csv",
-}
-DEFAULT_MAX_FILE_SIZE = 1 << 30  # 1 GiB
-POSITION_LIMIT = 8 << 20  # JSON files up to 8 MiB are read with line numbers
+__all__ = [
+    "DEFAULT_MAX_FILE_SIZE",
+    "POSITION_LIMIT",
+    "CellError",
+    "FieldError",
+    "FormatContext",
+    "FormatReader",
+    "ReadOptions",
+    "ReadResult",
+    "Table",
+    "check_date",
+    "check_day",
+    "check_table",
+    "claimed_by_format",
+    "csv_table",
+    "decode",
+    "detect_format",
+    "field_issue",
+    "input_formats",
+    "is_blank",
+    "is_input_file",
+    "item_value",
+    "iter_input_files",
+    "read_bytes",
+    "read_file",
+    "read_paths",
+    "read_text",
+    "records_long",
+    "records_wide",
+    "register_format",
+    "repeated_columns",
+    "same_cell",
+    "sniff_delimiter",
+    "split_column",
+    "split_header",
+    "text_field",
+    "walk_files",
+]
 
-RECORD_FIELDS = ("subject", "visit", "scale", "items", "date", "day")
-LONG_FIELDS = ("subject", "visit", "scale", "item", "value")
-
-
-@dataclass
-class ReadResult:
-    records: list[AnswerRecord] = field(default_factory=list)
-    issues: list[Issue] = field(default_factory=list)
-    files: list[str] = field(default_factory=list)
-    hashes: dict[str, str] = field(default_factory=dict)  # file -> sha256 of its bytes
-
-    def extend(self, other: ReadResult) -> None:
-        self.records.extend(other.records)
-        self.issues.extend(other.issues)
-        self.files.extend(other.files)
-        self.hashes.update(other.hashes)
+FORMAT_READERS: dict[str, FormatReader] = {}
 
 
 # --------------------------------------------------------------------------------------
@@ -138,706 +175,10 @@ def detect_format(name: str, text: str) -> str:
             or ":" in first_line.split(",", 1)[0]
         ):
             return "yaml"
-    header = [h.strip().casefold() for h in _split_header(text)]
+    header = [h.strip().casefold() for h in split_header(text)]
     if {"item", "value"} <= set(header) and "scale" in header:
         return "csv-long"
     return "csv"
-
-
-def _split_header(text: str) -> list[str]:
-    lines = text.lstrip("\ufeff").splitlines()
-    first = lines[0] if lines else ""
-    try:
-        return next(csv.reader([first], delimiter=_delimiter(first)), [])
-    except csv.Error:  # an unbalanced quote: not a usable header, the CSV reader says why
-        return []
-
-
-def _delimiter(header_line: str) -> str:
-    counts = {sep: header_line.count(sep) for sep in (",", ";", "\t")}
-    best = max(counts, key=lambda k: counts[k])
-    return best if counts[best] else ","
-
-
-# --------------------------------------------------------------------------------------
-# Records from plain data (YAML, JSON)
-
-
-def text_field(value: Any) -> str | None:
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int | float | str):
-        text = str(value).strip()
-        return text or None
-    return None
-
-
-class FieldError(ValueError):
-    """A date or study day that cannot be used: the bad-field message's variant and
-    parameters."""
-
-    def __init__(self, variant: str, value: Any):
-        super().__init__(variant)
-        self.variant = variant
-        self.value = value
-
-
-def field_issue(exc: FieldError, unit: str, **where: Any) -> Issue:
-    """The bad-field issue of ``exc``; ``unit`` (record, row) is what is scored without it."""
-    return make_issue("bad-field", exc.variant, value=exc.value, unit=unit, **where)
-
-
-def check_date(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip()
-    if not text:
-        return None
-    try:
-        if len(text) <= 10:
-            dt.date.fromisoformat(text)
-        else:
-            dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise FieldError("date", text) from None
-    return text
-
-
-def check_day(value: Any) -> int | float | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, bool):
-        raise FieldError("day", value)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise FieldError("day", value) from None
-    if number != number or abs(number) > 1e6:
-        raise FieldError("day-range", value)
-    return int(number) if number.is_integer() else number
-
-
-def record_from_mapping(
-    data: Any,
-    *,
-    file: str,
-    index: int,
-    line: int | None,
-    item_lines: dict[str, int] | None = None,
-    field_lines: dict[str, int] | None = None,
-    issues: list[Issue],
-) -> AnswerRecord | None:
-    """Build a record from one mapping; issues for what is wrong, None if unusable."""
-    field_lines = field_lines or {}
-    if not isinstance(data, dict):
-        issues.append(
-            make_issue(
-                "bad-record",
-                "not-mapping",
-                file=file,
-                line=line,
-                number=index + 1,
-                kind=_kind(data),
-            )
-        )
-        return None
-    subject = text_field(data.get("subject"))
-    visit = text_field(data.get("visit"))
-    missing = [name for name, value in (("subject", subject), ("visit", visit)) if value is None]
-    if missing:
-        issues.append(
-            make_issue(
-                "missing-field",
-                "record",
-                number=index + 1,
-                fields=" or ".join(missing),
-                file=file,
-                line=line,
-                subject=subject,
-                visit=visit,
-            )
-        )
-        return None
-    assert subject is not None and visit is not None
-    items = data.get("items")
-    if not isinstance(items, dict):
-        issues.append(
-            make_issue(
-                "bad-record",
-                "no-items",
-                file=file,
-                line=field_lines.get("items", line),
-                subject=subject,
-                visit=visit,
-            )
-        )
-        return None
-    scale = data.get("scale")
-    if scale is not None and not isinstance(scale, str):
-        scale = str(scale)
-    date = day = None
-    try:
-        date = check_date(data.get("date"))
-    except FieldError as exc:
-        issues.append(
-            field_issue(
-                exc,
-                "record",
-                file=file,
-                line=field_lines.get("date", line),
-                subject=subject,
-                visit=visit,
-            )
-        )
-    try:
-        day = check_day(data.get("day"))
-    except FieldError as exc:
-        issues.append(
-            field_issue(
-                exc,
-                "record",
-                file=file,
-                line=field_lines.get("day", line),
-                subject=subject,
-                visit=visit,
-            )
-        )
-    extra = {k: v for k, v in data.items() if k not in RECORD_FIELDS}
-    return AnswerRecord(
-        subject=subject,
-        visit=visit,
-        scale=scale.strip() if isinstance(scale, str) and scale.strip() else None,
-        items={str(k): v for k, v in items.items()},
-        date=date,
-        day=day,
-        extra=extra,
-        source=Source(file=file, line=line, index=index),
-        item_lines=item_lines or {},
-    )
-
-
-def _kind(value: Any) -> str:
-    return {
-        list: "list",
-        dict: "mapping",
-        str: "text",
-        int: "number",
-        float: "number",
-        bool: "boolean",
-        type(None): "empty value",
-    }.get(type(value), type(value).__name__)
-
-
-def records_from_document(
-    data: Any, located: yamlsafe.Located | None, file: str, issues: list[Issue]
-) -> list[AnswerRecord]:
-    """A document holds one record (a mapping) or a list of records."""
-    if data is None:
-        issues.append(make_issue("file-empty", "no-records", file=file))
-        return []
-    if isinstance(data, dict):
-        entries, single = [data], True
-    elif isinstance(data, list):
-        entries, single = data, False
-    else:
-        issues.append(make_issue("bad-record", "document", file=file, line=1, kind=_kind(data)))
-        return []
-    if not entries:
-        issues.append(make_issue("file-empty", "empty-list", file=file))
-    records = []
-    for i, entry in enumerate(entries):
-        path: tuple[str | int, ...] = () if single else (i,)
-        line = item_lines = field_lines = None
-        if located is not None:
-            pos = located.position(path)
-            line = pos.line if pos else None
-            if isinstance(entry, dict):
-                field_lines = {
-                    k: p.line for k in entry if (p := located.positions.get((*path, k))) is not None
-                }
-                if isinstance(entry.get("items"), dict):
-                    item_lines = {
-                        str(k): p.line
-                        for k in entry["items"]
-                        if (p := located.positions.get((*path, "items", k))) is not None
-                    }
-        record = record_from_mapping(
-            entry,
-            file=file,
-            index=i,
-            line=line,
-            item_lines=item_lines,
-            field_lines=field_lines,
-            issues=issues,
-        )
-        if record is not None:
-            records.append(record)
-    return records
-
-
-def yaml_issue(exc: yamlsafe.YamlError, file: str, what: str) -> Issue:
-    """The parse-error issue of a YAML (or JSON) document the loader refused."""
-    variant = "" if exc.kind == "syntax" else exc.kind
-    if exc.column:
-        variant = f"{variant}-at-column" if variant else "at-column"
-    return make_issue(
-        "parse-error",
-        variant,
-        file=file,
-        line=exc.line,
-        format=what,
-        error=exc.message,
-        column=exc.column,
-    )
-
-
-def read_yaml(text: str, file: str) -> ReadResult:
-    out = ReadResult(files=[file])
-    try:
-        located = yamlsafe.load(text, raw_keys=frozenset({"subject", "visit"}))
-    except yamlsafe.YamlError as exc:
-        out.issues.append(yaml_issue(exc, file, "YAML"))
-        return out
-    out.records = records_from_document(located.data, located, file, out.issues)
-    return out
-
-
-def read_json(text: str, file: str) -> ReadResult:
-    out = ReadResult(files=[file])
-    if len(text) <= POSITION_LIMIT:
-        try:  # JSON is YAML: this reading also gives the line of every record and item
-            located = yamlsafe.load(text, raw_keys=frozenset({"subject", "visit"}))
-        except yamlsafe.YamlError:
-            located = None
-        if located is not None:
-            out.records = records_from_document(located.data, located, file, out.issues)
-            return out
-    try:
-        yamlsafe.check_depth(text)
-        data = json.loads(text)
-    except yamlsafe.YamlError as exc:
-        out.issues.append(yaml_issue(exc, file, "JSON"))
-        return out
-    except json.JSONDecodeError as exc:
-        out.issues.append(
-            make_issue(
-                "parse-error",
-                "at-column",
-                file=file,
-                line=exc.lineno,
-                format="JSON",
-                error=exc.msg,
-                column=exc.colno,
-            )
-        )
-        return out
-    except RecursionError:
-        out.issues.append(make_issue("parse-error", "too-deep", file=file))
-        return out
-    out.records = records_from_document(data, None, file, out.issues)
-    return out
-
-
-def read_jsonl(text: str, file: str) -> ReadResult:
-    out = ReadResult(files=[file])
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            yamlsafe.check_depth(line)
-            data = json.loads(line)
-        except (json.JSONDecodeError, yamlsafe.YamlError, RecursionError) as exc:
-            detail = getattr(exc, "msg", None) or getattr(exc, "message", None) or "too deep"
-            out.issues.append(
-                make_issue("parse-error", file=file, line=lineno, format="JSON", error=detail)
-            )
-            continue
-        record = record_from_mapping(
-            data, file=file, index=lineno - 1, line=lineno, issues=out.issues
-        )
-        if record is not None:
-            out.records.append(record)
-    if not out.records and not out.issues:
-        out.issues.append(make_issue("file-empty", "no-records", file=file))
-    return out
-
-
-# --------------------------------------------------------------------------------------
-# CSV
-
-
-@dataclass
-class _Rows:
-    """A table from any tabular source: CSV (text cells), a spreadsheet or a SAS transport
-    file (text, numbers, None, or a CellError for a spreadsheet error cell)."""
-
-    header: list[str]
-    rows: list[tuple[int, list[Any]]]  # (line of the row's start, or sheet row; cells)
-
-
-Table = _Rows
-
-
-class CellError(str):
-    """A spreadsheet cell holding an error (#DIV/0!, #N/A, ...): its text where text is
-    expected, and an unusable value (issue ``cell-error``) where an item's answer is."""
-
-    variant: str
-    params: dict[str, Any]
-
-    def __new__(cls, text: str, variant: str, params: dict[str, Any]) -> CellError:
-        obj = super().__new__(cls, text)
-        obj.variant, obj.params = variant, params
-        return obj
-
-
-def _is_blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def item_value(value: Any) -> Any:
-    """A cell as an item's raw answer: a spreadsheet error cell is rejected."""
-    if isinstance(value, CellError):
-        return Rejection("cell-error", value.variant, value.params)
-    return value
-
-
-def _csv_rows(text: str, file: str, issues: list[Issue]) -> _Rows | None:
-    table = _csv_table(text, file, issues)
-    return None if table is None else check_table(table, file, issues)
-
-
-def _csv_table(text: str, file: str, issues: list[Issue]) -> _Rows | None:
-    """The header and non-empty rows of CSV text, not yet checked."""
-    if not text.strip():
-        issues.append(make_issue("file-empty", file=file))
-        return None
-    first = text.split("\n", 1)[0].rstrip("\r")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(first), strict=True)
-    rows: list[tuple[int, list[str]]] = []
-    header: list[str] | None = None
-    start = 1
-    try:
-        for cells in reader:
-            if header is None:
-                header = [c.strip() for c in cells]
-            elif any(c.strip() for c in cells):
-                rows.append((start, cells))
-            start = reader.line_num + 1
-    except csv.Error as exc:
-        issues.append(
-            make_issue("parse-error", "csv", file=file, line=reader.line_num, error=str(exc))
-        )
-    if header is None:
-        issues.append(make_issue("file-empty", file=file))
-        return None
-    return _Rows(header, rows)
-
-
-def repeated_columns(header: Iterable[str], file: str) -> Issue | None:
-    """The issue of a header that names a column more than once (in any case), if it does."""
-    header = list(header)
-    folded = [h.casefold() for h in header]
-    dupes = sorted({h for h, f in zip(header, folded, strict=True) if folded.count(f) > 1})
-    if not dupes:
-        return None
-    return make_issue(
-        "csv-columns", "repeated", file=file, line=1, names=", ".join(repr(d) for d in dupes)
-    )
-
-
-def check_table(
-    table: _Rows,
-    file: str,
-    issues: list[Issue],
-    required: tuple[str, ...] = ("subject", "visit"),
-) -> _Rows | None:
-    """Unique column names, the required columns, rows as long as the header."""
-    header, rows = table.header, table.rows
-    folded = [h.casefold() for h in header]
-    repeated = repeated_columns(header, file)
-    if repeated is not None:
-        issues.append(repeated)
-        return None
-    for name in required:
-        if name not in folded:
-            issues.append(
-                make_issue(
-                    "csv-columns", "missing", file=file, line=1, column=name, columns=header[:12]
-                )
-            )
-            return None
-    if not rows:
-        issues.append(make_issue("file-empty", "header-only", file=file))
-    good: list[tuple[int, list[Any]]] = []
-    at = folded.index("subject") if "subject" in folded else None
-    for line, cells in rows:
-        if len(cells) != len(header):
-            subject = cells[at] if at is not None and len(cells) > at else None
-            issues.append(
-                make_issue(
-                    "csv-ragged-row",
-                    file=file,
-                    line=line,
-                    subject=text_field(subject),
-                    cells=len(cells),
-                    columns=len(header),
-                )
-            )
-            continue
-        good.append((line, cells))
-    return _Rows(header, good)
-
-
-def _split_column(column: str, scale_ids: set[str]) -> tuple[str, str] | None:
-    """``madrs_3`` -> (madrs, 3) when madrs is a known scale id."""
-    prefix, sep, item = column.partition("_")
-    if sep and item and prefix.casefold() in scale_ids:
-        return prefix.casefold(), item
-    return None
-
-
-def _row_common(
-    header: list[str], cells: list[Any], line: int, file: str, issues: list[Issue]
-) -> tuple[dict[str, Any], str | None, Any, dict[str, Any]] | None:
-    data = {h.casefold(): c for h, c in zip(header, cells, strict=True)}
-    subject = text_field(data.get("subject"))
-    visit = text_field(data.get("visit"))
-    if subject is None or visit is None:
-        issues.append(
-            make_issue(
-                "missing-field",
-                "row",
-                field="subject" if subject is None else "visit",
-                file=file,
-                line=line,
-                subject=subject,
-                visit=visit,
-            )
-        )
-        return None
-    date = day = None
-    try:
-        date = check_date(data.get("date"))
-    except FieldError as exc:
-        issues.append(field_issue(exc, "row", file=file, line=line, subject=subject, visit=visit))
-    try:
-        day = check_day(data.get("day"))
-    except FieldError as exc:
-        issues.append(field_issue(exc, "row", file=file, line=line, subject=subject, visit=visit))
-    return {"subject": subject, "visit": visit}, date, day, data
-
-
-def read_csv_wide(text: str, file: str, scale_ids: set[str]) -> ReadResult:
-    out = ReadResult(files=[file])
-    table = _csv_rows(text, file, out.issues)
-    if table is None:
-        return out
-    records_wide(table, file, scale_ids, out)
-    return out
-
-
-def records_wide(table: _Rows, file: str, scale_ids: set[str], out: ReadResult) -> None:
-    """Records of a checked wide table: one per row and scale (``<scale>_<item>`` columns)."""
-    header = table.header
-    item_columns: dict[int, tuple[str, str]] = {}
-    extra_columns: list[int] = []
-    for i, name in enumerate(header):
-        folded = name.casefold()
-        if folded in ("subject", "visit", "date", "day"):
-            continue
-        split = _split_column(name, scale_ids)
-        if split is not None:
-            item_columns[i] = split
-        else:
-            extra_columns.append(i)
-    scales_in_file = list(dict.fromkeys(s for s, _ in item_columns.values()))
-    if not scales_in_file:
-        out.issues.append(
-            make_issue("csv-columns", "no-items", file=file, line=1, columns=header[:12])
-        )
-        return
-    for line, cells in table.rows:
-        common = _row_common(header, cells, line, file, out.issues)
-        if common is None:
-            continue
-        ids, date, day, _ = common
-        extra = {header[i]: _cell(cells[i]) for i in extra_columns}
-        for scale_id in scales_in_file:
-            items = {
-                item: item_value(cells[i]) for i, (s, item) in item_columns.items() if s == scale_id
-            }
-            if all(_is_blank(v) for v in items.values()):
-                continue  # this scale was not rated at this visit
-            out.records.append(
-                AnswerRecord(
-                    subject=ids["subject"],
-                    visit=ids["visit"],
-                    scale=scale_id,
-                    items=items,
-                    date=date,
-                    day=day,
-                    extra=extra,
-                    source=Source(file=file, line=line),
-                )
-            )
-
-
-def _cell(value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    text = value.strip()
-    return text if text else None
-
-
-def _same_cell(old: Any, new: Any) -> bool:
-    if isinstance(old, str) and isinstance(new, str):
-        return old.strip() == new.strip()
-    return bool(old == new)
-
-
-def read_csv_long(text: str, file: str) -> ReadResult:
-    out = ReadResult(files=[file])
-    table = _csv_rows(text, file, out.issues)
-    if table is None:
-        return out
-    records_long(table, file, out)
-    return out
-
-
-def records_long(table: _Rows, file: str, out: ReadResult) -> None:
-    """Records of a checked long table (subject, visit, scale, item, value)."""
-    header = table.header
-    folded = [h.casefold() for h in header]
-    for name in ("scale", "item", "value"):
-        if name not in folded:
-            out.issues.append(
-                make_issue("csv-columns", "missing-long", file=file, line=1, column=name)
-            )
-            return
-    extra_names = [h for h in header if h.casefold() not in (*LONG_FIELDS, "date", "day")]
-    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for line, cells in table.rows:
-        common = _row_common(header, cells, line, file, out.issues)
-        if common is None:
-            continue
-        ids, date, day, data = common
-        scale = (text_field(data.get("scale")) or "").casefold()
-        item = text_field(data.get("item")) or ""
-        if not scale or not item:
-            out.issues.append(
-                make_issue(
-                    "missing-field",
-                    "row",
-                    field="scale" if not scale else "item",
-                    file=file,
-                    line=line,
-                    subject=ids["subject"],
-                    visit=ids["visit"],
-                )
-            )
-            continue
-        key = (ids["subject"], ids["visit"], scale)
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = {
-                "line": line,
-                "date": date,
-                "day": day,
-                "items": {},
-                "lines": {},
-                "extra": {h: _cell(data[h.casefold()]) for h in extra_names},
-            }
-        value = item_value(data.get("value", ""))
-        if item in group["items"]:
-            old = group["items"][item]
-            if isinstance(old, Rejection) or not _same_cell(old, value):
-                group["items"][item] = Rejection(
-                    "conflicting-records",
-                    "item",
-                    {
-                        "first": old,
-                        "second": value,
-                        "unit": "line",
-                        "first_at": group["lines"][item],
-                        "second_at": line,
-                    },
-                )
-            continue
-        group["items"][item] = value
-        group["lines"][item] = line
-    for (subject, visit, scale), group in groups.items():
-        out.records.append(
-            AnswerRecord(
-                subject=subject,
-                visit=visit,
-                scale=scale,
-                items=group["items"],
-                date=group["date"],
-                day=group["day"],
-                extra=group["extra"],
-                source=Source(file=file, line=group["line"]),
-                item_lines=group["lines"],
-            )
-        )
-
-
-# --------------------------------------------------------------------------------------
-# More formats, registered by name (ketascore.readers.formats adds xlsx, xpt, sdtm, redcap, fhir)
-
-
-@dataclass(frozen=True)
-class ReadOptions:
-    """Options of the readers of clinical formats, passed through ``read_paths``.
-
-    ``mapping`` a column mapping for tabular input (ketascore.readers.mapping.ColumnMapping);
-    ``sheet`` the spreadsheet sheet to read (default: the first); ``redcap_dictionary`` a
-    REDCap data dictionary (ketascore.readers.redcap.RedcapDictionary); ``questionnaire``
-    FHIR Questionnaires (ketascore.readers.fhir.Questionnaires); ``category`` the SDTM
-    QSCAT/RSCAT to read; ``scales`` scales besides the built-in ones, whose codes readers may
-    use. ``ketascore.readers.formats.load_read_options`` builds one from file names.
-    """
-
-    mapping: Any = None
-    sheet: str | None = None
-    redcap_dictionary: Any = None
-    questionnaire: Any = None
-    category: str | None = None
-    scales: tuple[Any, ...] = ()
-
-
-@dataclass(frozen=True)
-class FormatContext:
-    """What a registered reader gets besides the input: the options and the known scale ids
-    (casefolded)."""
-
-    options: ReadOptions
-    scale_ids: frozenset[str]
-
-
-@dataclass(frozen=True)
-class FormatReader:
-    """A reader registered by name.
-
-    Binary formats read bytes (``read_bytes``), text formats decoded text (``read_text``).
-    Without --input-format a format is chosen by ``extensions`` or ``magic`` (binary) or by
-    ``detect(name, text, requested, context)`` (text; ``requested`` is the built-in format
-    named by the caller, or None). Detectors run in registration order, before the built-in
-    detection, and return False when unsure.
-    """
-
-    name: str
-    read_text: Callable[[str, str, FormatContext], ReadResult] | None = None
-    read_bytes: Callable[[bytes, str, FormatContext], ReadResult] | None = None
-    extensions: tuple[str, ...] = ()
-    magic: tuple[bytes, ...] = ()
-    detect: Callable[[str, str, str | None, FormatContext], bool] | None = None
-    description: str = ""
-
-
-FORMAT_READERS: dict[str, FormatReader] = {}
 
 
 def register_format(reader: FormatReader) -> None:
@@ -903,6 +244,23 @@ def _text_reader(
         if reader.read_text is not None and detect is not None and detect(name, text, fmt, context):
             return reader
     return None
+
+
+def claimed_by_format(
+    name: str,
+    data: bytes,
+    text: str,
+    scale_ids: Iterable[str] = (),
+    options: ReadOptions | None = None,
+) -> bool:
+    """Whether a registered format (a clinical one: SDTM, REDCap, FHIR, ...) would read this
+    file, which the built-in readers would otherwise read as YAML, JSON or CSV."""
+    if _plain_yaml(name, None):
+        return False
+    _load_formats()
+    if _binary_reader(None, name, data) is not None:
+        return True
+    return _text_reader(None, name, text, _context(scale_ids, options)) is not None
 
 
 # --------------------------------------------------------------------------------------

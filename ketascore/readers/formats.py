@@ -28,11 +28,11 @@ from ketascore.readers import (
     ReadOptions,
     ReadResult,
     Table,
-    _split_header,
     check_table,
     decode,
     detect_format,
     register_format,
+    split_header,
 )
 
 from . import xpt
@@ -275,7 +275,7 @@ def _looks_like_sdtm(name: str, text: str, requested: str | None, ctx: FormatCon
         return False
     from .layouts import sdtm_prefix
 
-    return _csv_like(name, text, requested) and sdtm_prefix(_split_header(text)) is not None
+    return _csv_like(name, text, requested) and sdtm_prefix(split_header(text)) is not None
 
 
 def _looks_like_redcap(name: str, text: str, requested: str | None, ctx: FormatContext) -> bool:
@@ -285,7 +285,7 @@ def _looks_like_redcap(name: str, text: str, requested: str | None, ctx: FormatC
         return False
     from .redcap import looks_like_redcap
 
-    return _csv_like(name, text, requested) and looks_like_redcap(_split_header(text))
+    return _csv_like(name, text, requested) and looks_like_redcap(split_header(text))
 
 
 def _looks_like_fhir(name: str, text: str, requested: str | None, ctx: FormatContext) -> bool:

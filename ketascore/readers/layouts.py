@@ -57,10 +57,10 @@ def records_from_table(
 
 def read_table_text(text: str, file: str, context: FormatContext) -> ReadResult:
     """CSV text of any layout (SDTM, through a mapping file, long or wide)."""
-    from ketascore.readers import _csv_table
+    from ketascore.readers import csv_table
 
     out = ReadResult(files=[file])
-    table = _csv_table(text, file, out.issues)
+    table = csv_table(text, file, out.issues)
     if table is not None:
         records_from_table(table, file, context, out)
     return out

@@ -33,11 +33,11 @@ from ketascore.readers import (
     FormatContext,
     ReadResult,
     Table,
-    _csv_table,
-    _is_blank,
-    _split_column,
     check_table,
+    csv_table,
+    is_blank,
     item_value,
+    split_column,
     text_field,
 )
 
@@ -209,7 +209,7 @@ def _decode_answers(
         for i, name in columns.items():
             fld = dictionary.fields.get(name)
             value = cells[i]
-            if fld is None or not fld.choices or _is_blank(value) or not isinstance(value, str):
+            if fld is None or not fld.choices or is_blank(value) or not isinstance(value, str):
                 continue
             code = fld.code_of(value)
             if code is None:
@@ -225,7 +225,7 @@ def _decode_answers(
 
 def read_redcap(text: str, file: str, context: FormatContext) -> ReadResult:
     out = ReadResult(files=[file])
-    table = _csv_table(text, file, out.issues)
+    table = csv_table(text, file, out.issues)
     if table is None:
         return out
     dictionary: RedcapDictionary | None = context.options.redcap_dictionary
@@ -286,7 +286,7 @@ def _read_named(
     for i, name in enumerate(table.header):
         if "___" in name or name.casefold().endswith("_complete"):
             continue  # checkbox choices, form status
-        split = _split_column(name, ids)
+        split = split_column(name, ids)
         if split is None:
             continue
         scale_id, rest = split
@@ -319,7 +319,7 @@ def _read_named(
         visit = text_field(cells[visit_col])
         for scale_id in scale_ids:
             answers = {it: item_value(cells[i]) for i, (s, it) in items.items() if s == scale_id}
-            if all(_is_blank(v) for v in answers.values()):
+            if all(is_blank(v) for v in answers.values()):
                 continue  # not this instrument's row, or not rated
             if subject is None or visit is None:
                 out.issues.append(
@@ -337,7 +337,7 @@ def _read_named(
             stored = {
                 sc: cells[i]
                 for i, (s, sc) in scores.items()
-                if s == scale_id and not _is_blank(cells[i])
+                if s == scale_id and not is_blank(cells[i])
             }
             extra: dict[str, Any] = {}
             if dag_col is not None:

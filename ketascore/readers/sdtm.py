@@ -29,7 +29,7 @@ from typing import Any
 
 from ketascore.core.issues import make_issue
 from ketascore.core.values import clean_number
-from ketascore.readers import FormatContext, ReadResult, Table, _is_blank, text_field
+from ketascore.readers import FormatContext, ReadResult, Table, is_blank, text_field
 
 from .mapping import Constant
 from .tables import (
@@ -232,7 +232,7 @@ def read_sdtm_table(
             value: Any = None
         else:
             value = next(
-                (cells[c] for c in results if c is not None and not _is_blank(cells[c])), None
+                (cells[c] for c in results if c is not None and not is_blank(cells[c])), None
             )
         if score is not None:
             if value is not None:
@@ -263,10 +263,10 @@ def read_sdtm_table(
 
 def read_sdtm_text(text: str, file: str, context: FormatContext) -> ReadResult:
     """An SDTM domain as CSV text (``--input-format sdtm`` or detected by its header)."""
-    from ketascore.readers import _csv_table, check_table
+    from ketascore.readers import check_table, csv_table
 
     out = ReadResult(files=[file])
-    table = _csv_table(text, file, out.issues)
+    table = csv_table(text, file, out.issues)
     if table is not None:
         checked = check_table(table, file, out.issues, required=())
         if checked is not None:

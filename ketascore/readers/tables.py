@@ -16,12 +16,12 @@ from ketascore.readers import (
     FormatContext,
     ReadResult,
     Table,
-    _is_blank,
-    _same_cell,
     check_date,
     check_day,
     field_issue,
+    is_blank,
     item_value,
+    same_cell,
     text_field,
 )
 
@@ -207,7 +207,7 @@ class LongGroups:
         value = item_value(value)
         if item in group.items:
             old = group.items[item]
-            if isinstance(old, Rejection) or not _same_cell(old, value):
+            if isinstance(old, Rejection) or not same_cell(old, value):
                 group.items[item] = Rejection(
                     "conflicting-records",
                     "item",
@@ -444,7 +444,7 @@ def read_mapped_table(
         subject = text_field(cells[cols.subject]) if cols.subject is not None else None
         visit = _visit_of(spec, cols, cells)
         items: dict[str, Any] = {item: item_value(cells[i]) for item, i in cols.items.items()}
-        if all(_is_blank(v) for v in items.values()):
+        if all(is_blank(v) for v in items.values()):
             continue  # this scale was not rated in this row
         if subject is None or visit is None:
             out.issues.append(
@@ -465,7 +465,7 @@ def read_mapped_table(
         extra = {name: _plain(cells[i]) for name, i in cols.carry.items()}
         if cols.visit_number is not None:
             extra["visit_number"] = _plain(cells[cols.visit_number])
-        reported = {score: cells[i] for score, i in cols.scores.items() if not _is_blank(cells[i])}
+        reported = {score: cells[i] for score, i in cols.scores.items() if not is_blank(cells[i])}
         out.records.append(
             AnswerRecord(
                 subject=subject,
@@ -536,6 +536,6 @@ def _read_long(
         value = cells[cols.value_column]
         if item is not None:
             groups.add_item(group, item, value, line)
-        elif score is not None and not _is_blank(value):
+        elif score is not None and not is_blank(value):
             groups.add_reported(group, score, value, line)
     out.records.extend(groups.records(mapping.missing_codes))

@@ -1,0 +1,90 @@
+"""What every reader shares: the result of reading, the options of the clinical formats,
+and how a format registers itself."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ketascore.core.issues import Issue
+from ketascore.core.records import AnswerRecord
+
+FORMATS = ("yaml", "json", "jsonl", "csv", "csv-long")
+EXTENSIONS = {
+    ".yaml": "yaml",
+    ".yml": "yaml",
+    ".json": "json",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+}
+DEFAULT_MAX_FILE_SIZE = 1 << 30  # 1 GiB
+POSITION_LIMIT = 8 << 20  # JSON files up to 8 MiB are read with line numbers
+
+RECORD_FIELDS = ("subject", "visit", "scale", "items", "date", "day")
+
+
+@dataclass
+class ReadResult:
+    records: list[AnswerRecord] = field(default_factory=list)
+    issues: list[Issue] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    hashes: dict[str, str] = field(default_factory=dict)  # file -> sha256 of its bytes
+
+    def extend(self, other: ReadResult) -> None:
+        self.records.extend(other.records)
+        self.issues.extend(other.issues)
+        self.files.extend(other.files)
+        self.hashes.update(other.hashes)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """Options of the readers of clinical formats, passed through ``read_paths``.
+
+    ``mapping`` a column mapping for tabular input (ketascore.readers.mapping.ColumnMapping);
+    ``sheet`` the spreadsheet sheet to read (default: the first); ``redcap_dictionary`` a
+    REDCap data dictionary (ketascore.readers.redcap.RedcapDictionary); ``questionnaire``
+    FHIR Questionnaires (ketascore.readers.fhir.Questionnaires); ``category`` the SDTM
+    QSCAT/RSCAT to read; ``scales`` scales besides the built-in ones, whose codes readers may
+    use. ``ketascore.readers.formats.load_read_options`` builds one from file names.
+    """
+
+    mapping: Any = None
+    sheet: str | None = None
+    redcap_dictionary: Any = None
+    questionnaire: Any = None
+    category: str | None = None
+    scales: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True)
+class FormatContext:
+    """What a registered reader gets besides the input: the options and the known scale ids
+    (casefolded)."""
+
+    options: ReadOptions
+    scale_ids: frozenset[str]
+
+
+@dataclass(frozen=True)
+class FormatReader:
+    """A reader registered by name.
+
+    Binary formats read bytes (``read_bytes``), text formats decoded text (``read_text``).
+    Without --input-format a format is chosen by ``extensions`` or ``magic`` (binary) or by
+    ``detect(name, text, requested, context)`` (text; ``requested`` is the built-in format
+    named by the caller, or None). Detectors run in registration order, before the built-in
+    detection, and return False when unsure.
+    """
+
+    name: str
+    read_text: Callable[[str, str, FormatContext], ReadResult] | None = None
+    read_bytes: Callable[[bytes, str, FormatContext], ReadResult] | None = None
+    extensions: tuple[str, ...] = ()
+    magic: tuple[bytes, ...] = ()
+    detect: Callable[[str, str, str | None, FormatContext], bool] | None = None
+    description: str = ""

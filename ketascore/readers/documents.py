@@ -1,0 +1,257 @@
+"""YAML, JSON and JSON Lines answer files: one record (a mapping) or a list of records."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ketascore.core import yamlsafe
+from ketascore.core.issues import Issue, make_issue
+from ketascore.core.records import AnswerRecord, Source
+from ketascore.readers.base import POSITION_LIMIT, RECORD_FIELDS, ReadResult
+from ketascore.readers.fields import FieldError, check_date, check_day, field_issue, text_field
+
+
+def record_from_mapping(
+    data: Any,
+    *,
+    file: str,
+    index: int,
+    line: int | None,
+    item_lines: dict[str, int] | None = None,
+    field_lines: dict[str, int] | None = None,
+    issues: list[Issue],
+) -> AnswerRecord | None:
+    """Build a record from one mapping; issues for what is wrong, None if unusable."""
+    field_lines = field_lines or {}
+    if not isinstance(data, dict):
+        issues.append(
+            make_issue(
+                "bad-record",
+                "not-mapping",
+                file=file,
+                line=line,
+                number=index + 1,
+                kind=_kind(data),
+            )
+        )
+        return None
+    subject = text_field(data.get("subject"))
+    visit = text_field(data.get("visit"))
+    missing = [name for name, value in (("subject", subject), ("visit", visit)) if value is None]
+    if missing:
+        issues.append(
+            make_issue(
+                "missing-field",
+                "record",
+                number=index + 1,
+                fields=" or ".join(missing),
+                file=file,
+                line=line,
+                subject=subject,
+                visit=visit,
+            )
+        )
+        return None
+    assert subject is not None and visit is not None
+    items = data.get("items")
+    if not isinstance(items, dict):
+        issues.append(
+            make_issue(
+                "bad-record",
+                "no-items",
+                file=file,
+                line=field_lines.get("items", line),
+                subject=subject,
+                visit=visit,
+            )
+        )
+        return None
+    scale = data.get("scale")
+    if scale is not None and not isinstance(scale, str):
+        scale = str(scale)
+    date = day = None
+    try:
+        date = check_date(data.get("date"))
+    except FieldError as exc:
+        issues.append(
+            field_issue(
+                exc,
+                "record",
+                file=file,
+                line=field_lines.get("date", line),
+                subject=subject,
+                visit=visit,
+            )
+        )
+    try:
+        day = check_day(data.get("day"))
+    except FieldError as exc:
+        issues.append(
+            field_issue(
+                exc,
+                "record",
+                file=file,
+                line=field_lines.get("day", line),
+                subject=subject,
+                visit=visit,
+            )
+        )
+    extra = {k: v for k, v in data.items() if k not in RECORD_FIELDS}
+    return AnswerRecord(
+        subject=subject,
+        visit=visit,
+        scale=scale.strip() if isinstance(scale, str) and scale.strip() else None,
+        items={str(k): v for k, v in items.items()},
+        date=date,
+        day=day,
+        extra=extra,
+        source=Source(file=file, line=line, index=index),
+        item_lines=item_lines or {},
+    )
+
+
+def _kind(value: Any) -> str:
+    return {
+        list: "list",
+        dict: "mapping",
+        str: "text",
+        int: "number",
+        float: "number",
+        bool: "boolean",
+        type(None): "empty value",
+    }.get(type(value), type(value).__name__)
+
+
+def records_from_document(
+    data: Any, located: yamlsafe.Located | None, file: str, issues: list[Issue]
+) -> list[AnswerRecord]:
+    """A document holds one record (a mapping) or a list of records."""
+    if data is None:
+        issues.append(make_issue("file-empty", "no-records", file=file))
+        return []
+    if isinstance(data, dict):
+        entries, single = [data], True
+    elif isinstance(data, list):
+        entries, single = data, False
+    else:
+        issues.append(make_issue("bad-record", "document", file=file, line=1, kind=_kind(data)))
+        return []
+    if not entries:
+        issues.append(make_issue("file-empty", "empty-list", file=file))
+    records = []
+    for i, entry in enumerate(entries):
+        path: tuple[str | int, ...] = () if single else (i,)
+        line = item_lines = field_lines = None
+        if located is not None:
+            pos = located.position(path)
+            line = pos.line if pos else None
+            if isinstance(entry, dict):
+                field_lines = {
+                    k: p.line for k in entry if (p := located.positions.get((*path, k))) is not None
+                }
+                if isinstance(entry.get("items"), dict):
+                    item_lines = {
+                        str(k): p.line
+                        for k in entry["items"]
+                        if (p := located.positions.get((*path, "items", k))) is not None
+                    }
+        record = record_from_mapping(
+            entry,
+            file=file,
+            index=i,
+            line=line,
+            item_lines=item_lines,
+            field_lines=field_lines,
+            issues=issues,
+        )
+        if record is not None:
+            records.append(record)
+    return records
+
+
+def yaml_issue(exc: yamlsafe.YamlError, file: str, what: str) -> Issue:
+    """The parse-error issue of a YAML (or JSON) document the loader refused."""
+    variant = "" if exc.kind == "syntax" else exc.kind
+    if exc.column:
+        variant = f"{variant}-at-column" if variant else "at-column"
+    return make_issue(
+        "parse-error",
+        variant,
+        file=file,
+        line=exc.line,
+        format=what,
+        error=exc.message,
+        column=exc.column,
+    )
+
+
+def read_yaml(text: str, file: str) -> ReadResult:
+    out = ReadResult(files=[file])
+    try:
+        located = yamlsafe.load(text, raw_keys=frozenset({"subject", "visit"}))
+    except yamlsafe.YamlError as exc:
+        out.issues.append(yaml_issue(exc, file, "YAML"))
+        return out
+    out.records = records_from_document(located.data, located, file, out.issues)
+    return out
+
+
+def read_json(text: str, file: str) -> ReadResult:
+    out = ReadResult(files=[file])
+    if len(text) <= POSITION_LIMIT:
+        try:  # JSON is YAML: this reading also gives the line of every record and item
+            located = yamlsafe.load(text, raw_keys=frozenset({"subject", "visit"}))
+        except yamlsafe.YamlError:
+            located = None
+        if located is not None:
+            out.records = records_from_document(located.data, located, file, out.issues)
+            return out
+    try:
+        yamlsafe.check_depth(text)
+        data = json.loads(text)
+    except yamlsafe.YamlError as exc:
+        out.issues.append(yaml_issue(exc, file, "JSON"))
+        return out
+    except json.JSONDecodeError as exc:
+        out.issues.append(
+            make_issue(
+                "parse-error",
+                "at-column",
+                file=file,
+                line=exc.lineno,
+                format="JSON",
+                error=exc.msg,
+                column=exc.colno,
+            )
+        )
+        return out
+    except RecursionError:
+        out.issues.append(make_issue("parse-error", "too-deep", file=file))
+        return out
+    out.records = records_from_document(data, None, file, out.issues)
+    return out
+
+
+def read_jsonl(text: str, file: str) -> ReadResult:
+    out = ReadResult(files=[file])
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            yamlsafe.check_depth(line)
+            data = json.loads(line)
+        except (json.JSONDecodeError, yamlsafe.YamlError, RecursionError) as exc:
+            detail = getattr(exc, "msg", None) or getattr(exc, "message", None) or "too deep"
+            out.issues.append(
+                make_issue("parse-error", file=file, line=lineno, format="JSON", error=detail)
+            )
+            continue
+        record = record_from_mapping(
+            data, file=file, index=lineno - 1, line=lineno, issues=out.issues
+        )
+        if record is not None:
+            out.records.append(record)
+    if not out.records and not out.issues:
+        out.issues.append(make_issue("file-empty", "no-records", file=file))
+    return out

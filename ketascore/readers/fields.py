@@ -1,0 +1,103 @@
+"""The fields of a record as readers take them from a file: subject and visit (text), date,
+study day, carried fields, and an item's raw answer (checked later by the value grammar)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from ketascore.core.issues import Issue, make_issue
+from ketascore.core.values import Rejection
+
+
+def text_field(value: Any) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int | float | str):
+        text = str(value).strip()
+        return text or None
+    return None
+
+
+class FieldError(ValueError):
+    """A date or study day that cannot be used: the bad-field message's variant and
+    parameters."""
+
+    def __init__(self, variant: str, value: Any):
+        super().__init__(variant)
+        self.variant = variant
+        self.value = value
+
+
+def field_issue(exc: FieldError, unit: str, **where: Any) -> Issue:
+    """The bad-field issue of ``exc``; ``unit`` (record, row) is what is scored without it."""
+    return make_issue("bad-field", exc.variant, value=exc.value, unit=unit, **where)
+
+
+def check_date(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    if not text:
+        return None
+    try:
+        if len(text) <= 10:
+            dt.date.fromisoformat(text)
+        else:
+            dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise FieldError("date", text) from None
+    return text
+
+
+def check_day(value: Any) -> int | float | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, bool):
+        raise FieldError("day", value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise FieldError("day", value) from None
+    if number != number or abs(number) > 1e6:
+        raise FieldError("day-range", value)
+    return int(number) if number.is_integer() else number
+
+
+class CellError(str):
+    """A spreadsheet cell holding an error (#DIV/0!, #N/A, ...): its text where text is
+    expected, and an unusable value (issue ``cell-error``) where an item's answer is."""
+
+    variant: str
+    params: dict[str, Any]
+
+    def __new__(cls, text: str, variant: str, params: dict[str, Any]) -> CellError:
+        obj = super().__new__(cls, text)
+        obj.variant, obj.params = variant, params
+        return obj
+
+
+def is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def item_value(value: Any) -> Any:
+    """A cell as an item's raw answer: a spreadsheet error cell is rejected."""
+    if isinstance(value, CellError):
+        return Rejection("cell-error", value.variant, value.params)
+    return value
+
+
+def carried(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    return text if text else None
+
+
+def same_cell(old: Any, new: Any) -> bool:
+    if isinstance(old, str) and isinstance(new, str):
+        return old.strip() == new.strip()
+    return bool(old == new)
