@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ketascore.core.issues import Issue
 from ketascore.core.library import ScaleSet, builtin_ids, resolve_scale
 from ketascore.core.records import AnswerRecord, ScoreResult
 from ketascore.core.scale import Scale
@@ -91,3 +94,201 @@ def score(
     chosen, _ = select_records(records, scale)
     known = ScaleSet([*scales, *([scale] if scale else [])])
     return score_records(chosen, known.get, extra_missing=extra_missing)
+
+
+# --------------------------------------------------------------------------------------
+# Scoring paths: the library entry point of ``ketascore score``
+
+TABLE_MIN_BYTES = int(os.environ.get("KETASCORE_TABLE_MIN_BYTES", 1 << 20))
+ENGINES = ("auto", "record", "table")
+
+
+@dataclass
+class ScoreRun:
+    """What scoring some paths gives, by either engine.
+
+    ``results()`` gives the results in input order (all at once from the record engine;
+    batch by batch from the table engine); ``issues`` the problems of whole files and of
+    rows that make no record; ``write(fmt, path)`` writes CSV or Parquet straight from the
+    table engine, when it scored the input. Close the run when done (``with`` does)."""
+
+    scale: Scale | None
+    files: list[str]
+    issues: list[Issue]
+    hashes: dict[str, str]
+    engine: str  # record | table
+    table: Any = None  # the TableRun of the table engine
+    _results: list[ScoreResult] | None = None
+
+    def results(self) -> Iterator[ScoreResult]:
+        if self.table is not None:
+            return self.table.results()  # type: ignore[no-any-return]
+        return iter(self._results or [])
+
+    def problem_results(self, limit: int) -> list[ScoreResult]:
+        """The first ``limit`` results with an issue."""
+        if self.table is not None:
+            return self.table.problem_results(limit)  # type: ignore[no-any-return]
+        return [r for r in self._results or [] if r.issues][:limit]
+
+    def summary(self) -> dict[str, int]:
+        if self.table is not None:
+            return dict(self.table.summary())
+        from ketascore.writers.tabular import score_summary
+
+        return score_summary(self._results or [], self.issues, len(self.files))
+
+    @property
+    def ok(self) -> bool:
+        summary = self.summary()
+        return summary["with_problems"] == 0 and not any(i.severity == "error" for i in self.issues)
+
+    def provenance(self, command: str = "ketascore score") -> dict[str, Any]:
+        """Which scales (id, version, sha256) and which inputs (sha256) made these results."""
+        from ketascore.core.provenance import build_provenance
+
+        if self.scale is not None:
+            scales = [self.scale]
+        else:
+            known = ScaleSet([])
+            ids = sorted({r.scale for r in self._results or [] if r.scale})
+            scales = [s for s in (known.get(i) for i in ids) if s is not None]
+        return build_provenance(scales, self.hashes, command)
+
+    def write(self, fmt: str, path: str | Path, *, escape_formulas: bool = True) -> None:
+        """Write CSV or Parquet from the table engine (``table`` is set)."""
+        if self.table is None:
+            raise ValueError("only the table engine writes straight to a file")
+        self.table.write(fmt, path, escape_formulas=escape_formulas)
+
+    def close(self) -> None:
+        if self.table is not None:
+            self.table.close()
+
+    def __enter__(self) -> ScoreRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def table_sources(
+    files: list[str], scale: Scale | None, *, required: bool = False
+) -> list[Any] | None:
+    """The files as sources of the table engine, or None when one of them is not a table
+    it reads as the readers do (a CSV file with quotes, another layout, ...). Small files
+    are left to the record engine unless ``required``."""
+    from ketascore.engines import table
+
+    if scale is None or not files or not table.available():
+        return None
+    sources = []
+    for name in files:
+        suffix = os.path.splitext(name)[1].lower()
+        try:
+            size = os.stat(name).st_size
+        except OSError:
+            return None
+        if suffix in (".parquet", ".pq"):
+            try:
+                sources.append(table.parquet_source(name))
+            except table.TableEngineError:
+                return None
+            continue
+        if not required and size < TABLE_MIN_BYTES:
+            return None
+        if suffix not in (".csv", ".tsv", ".txt"):
+            return None
+        found = table.csv_source(name, [*builtin_ids(), scale.id], scale)
+        if found is None:
+            return None
+        sources.append(found)
+    return sources
+
+
+def score_paths(
+    paths: str | Path | Iterable[str | Path],
+    *,
+    scale: Scale | None = None,
+    engine: str = "auto",
+    input_format: str | None = None,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+    jobs: int | None = None,
+    options: ReadOptions | None = None,
+    custom_options: bool = False,
+    merge_duplicates: bool = True,
+    duckdb_config: dict[str, Any] | None = None,
+    progress: Any = None,
+    walked: Any = None,
+) -> ScoreRun:
+    """Score files and folders (``-`` is standard input), as ``ketascore score`` does.
+
+    ``engine``: ``record`` reads every file with the readers and scores each record in
+    Python; ``table`` scores CSV and Parquet tables with the compiled SQL in DuckDB (files
+    it cannot read as the readers do are read by the record readers); ``auto`` takes the
+    table engine for one large CSV file or Parquet files of one scale when DuckDB is
+    installed. Both give the same results. ``custom_options``: ``options`` carry a
+    clinical format's settings (a mapping file, a sheet, ...), which only the readers
+    follow. ``jobs``: worker processes for folders (record engine)."""
+    from ketascore.engines.batch import Settings, default_jobs, score_files
+    from ketascore.readers import walk_files
+
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    paths = [str(p) for p in paths]
+    walk = list(walk_files(paths, include, exclude))
+    files = [w for w in walk if isinstance(w, str)]
+    walk_issues = [w for w in walk if not isinstance(w, str)]
+    tabular = (
+        engine != "record"
+        and not custom_options
+        and input_format in (None, "csv")
+        and "-" not in files
+        and not walk_issues
+        and (engine == "table" or len(files) == 1)
+    )
+    sources = table_sources(files, scale, required=engine == "table") if tabular else None
+    if sources is not None and scale is not None:
+        from ketascore.core.provenance import file_digest
+        from ketascore.engines import table
+
+        try:
+            run = table.score_tables(
+                sources,
+                scale,
+                merge_duplicates=merge_duplicates,
+                known_scales=builtin_ids(),
+                config=duckdb_config,
+            )
+        except table.TableEngineError:
+            run = None
+        if run is not None:
+            hashes = {s.name: s.sha256 or file_digest(s.name) for s in sources}
+            return ScoreRun(scale, files, run.issues, hashes, "table", run)
+    known = ScaleSet([scale] if scale is not None else [])
+    settings = Settings(
+        fmt=input_format,
+        scale_ids=tuple(known.ids()),
+        max_file_size=max_file_size,
+        chosen=scale,
+        read_options=options,
+    )
+    batch = score_files(
+        walk,
+        settings,
+        jobs=1 if "-" in files or custom_options else (jobs or default_jobs()),
+        progress=progress,
+        walked=walked,
+    )
+    return ScoreRun(
+        scale,
+        batch.files,
+        batch.issues,
+        batch.extra.get("hashes", {}),
+        "record",
+        _results=batch.results,
+    )

@@ -16,6 +16,7 @@ from ketascore import authoring
 from ketascore.authoring import builtin_table_markdown, generated_docs_table
 from ketascore.core.library import builtin_ids, load_builtin
 from ketascore.core.records import AnswerRecord, ScoreResult
+from ketascore.core.values import label_key
 from ketascore.engines.record import score_record
 
 from conftest import ROOT
@@ -215,7 +216,7 @@ def test_gad7_codes_and_totals_match_the_sdtm_example(shared_data: Path) -> None
                 # by answer label: QSORRES holds the text, QSSTRESN the code
                 item_id = by_code[row["QSTESTCD"]]
                 found["items"][item_id] = row["QSORRES"]
-                label = row["QSORRES"].casefold()
+                label = label_key(row["QSORRES"])
                 assert scale.items[item_id].labels[label] == float(row["QSSTRESN"])
     assert len(visits) == 4
     for (subject, visit), data in visits.items():

@@ -15,6 +15,7 @@ from ketascore.cli.common import (
     check_output,
     console,
     emit,
+    given_read_options,
     input_options,
     is_tty,
     load_scale_option,
@@ -29,6 +30,7 @@ from ketascore.cli.common import (
 if TYPE_CHECKING:
     from ketascore.analysis.change import ChangeReport
     from ketascore.analysis.windows import WindowPlan
+    from ketascore.core.issues import Issue
     from ketascore.core.records import ScoreResult
     from ketascore.core.scale import Scale
     from ketascore.readers import ReadResult
@@ -67,8 +69,59 @@ def grouping_scale(by: str | None, scale: Scale) -> Scale | None:
     return other
 
 
+def scored_for_change(
+    paths: list[str],
+    scale: Scale,
+    other: Scale | None,
+    *,
+    input_format: str | None,
+    include: tuple[str, ...] = (),
+    exclude: tuple[str, ...] = (),
+    max_file_size: int,
+) -> tuple[list[ScoreResult], list[Issue], dict[str, str]]:
+    """The results of ``scale`` (and of ``other``, the scale of --by) in the paths, the
+    problems of the files, and the inputs' sha256."""
+    from ketascore.api import read_answers, score_paths
+
+    options = read_options([scale])
+    custom = any(bool(v) for v in given_read_options().values())
+    if other is None or other.id == scale.id:
+        with score_paths(
+            paths,
+            scale=scale,
+            input_format=input_format,
+            include=include,
+            exclude=exclude,
+            max_file_size=max_file_size,
+            options=options,
+            custom_options=custom,
+        ) as run:
+            return list(run.results()), list(run.issues), dict(run.hashes)
+    data = read_answers(
+        paths,
+        input_format=input_format,
+        scales=[scale],
+        include=include,
+        exclude=exclude,
+        max_file_size=max_file_size,
+        options=options,
+    )
+    return results_of(data, scale, other), data.issues, data.hashes
+
+
+def results_of(data: ReadResult, scale: Scale, other: Scale | None) -> list[ScoreResult]:
+    """The results of ``scale`` (and ``other``) among records already read."""
+    from ketascore.api import score
+
+    results = score(data.records, scale=scale)
+    if other is not None and other.id != scale.id:
+        results += score(data.records, scale=other)
+    return results
+
+
 def change_report(
-    data: ReadResult,
+    results: list[ScoreResult],
+    issues: list[Issue],
     scale: Scale,
     score_name: str,
     *,
@@ -79,16 +132,12 @@ def change_report(
     remission_at_most: float | None,
     windows: WindowPlan | None = None,
     impute: str | None = None,
-) -> tuple[list[ScoreResult], ChangeReport]:
-    """Score the records read (and those of the grouping scale) and compute the change from
-    baseline; the report's issues start with those of reading and scoring."""
+) -> ChangeReport:
+    """The change from baseline of the results; the report's issues start with those of
+    reading (``issues``) and scoring."""
     from ketascore.analysis.change import compute_change
-    from ketascore.api import score
     from ketascore.core.values import clean_number
 
-    results = score(data.records, scale=scale)
-    if other is not None and other.id != scale.id:
-        results += score(data.records, scale=other)
     report = compute_change(
         results,
         scale,
@@ -104,8 +153,8 @@ def change_report(
         impute=impute,
     )
     record_issues = [i for r in results if r.scale == scale.id for i in r.issues]
-    report.issues[:0] = data.issues + record_issues
-    return results, report
+    report.issues[:0] = issues + record_issues
+    return report
 
 
 # --------------------------------------------------------------------------------------
@@ -165,7 +214,6 @@ def change_cmd(
     max_file_size: int,
 ) -> None:
     """Change from baseline per subject and a per-visit summary, for one score of one scale."""
-    from ketascore.api import read_answers
     from ketascore.writers import tabular as out
 
     fmt = resolve_format(fmt, output)
@@ -174,37 +222,20 @@ def change_cmd(
         raise UsageError(
             f"scale {scale.id} has no score {score_name!r}; scores: {', '.join(scale.score_ids)}"
         )
-    if fmt == "csv" and not (by or windows_file or impute or include or exclude):
-        from ketascore.cli.score import change_columnar
-
-        if change_columnar(
-            paths,
-            scale,
-            score_name,
-            baseline,
-            response_percent,
-            remission_at_most,
-            summary_only,
-            output,
-            provenance_file,
-            no_escape_formulas,
-            input_format,
-            max_file_size,
-        ):
-            return
-    data = read_answers(
+    other = grouping_scale(by, scale)
+    windows = load_windows_option(windows_file)
+    results, issues, hashes = scored_for_change(
         list(paths),
+        scale,
+        other,
         input_format=input_format,
-        scales=[scale],
         include=include,
         exclude=exclude,
         max_file_size=max_file_size,
-        options=read_options([scale]),
     )
-    other = grouping_scale(by, scale)
-    windows = load_windows_option(windows_file)
-    _results, report = change_report(
-        data,
+    report = change_report(
+        results,
+        issues,
         scale,
         score_name,
         baseline=baseline,
@@ -223,7 +254,7 @@ def change_cmd(
         console().print(change_tables(report, scale, trend=is_tty(sys.stdout)))
         print_issues(console(stderr=True), report.issues)
     provenance = build_provenance(
-        [scale, *([other] if other is not None else [])], data.hashes, "ketascore change"
+        [scale, *([other] if other is not None else [])], hashes, "ketascore change"
     )
     if fmt == "json":
         emit(out.change_json(report, provenance), output, list(paths))

@@ -138,9 +138,14 @@ def format_options(func: F) -> F:
     return func
 
 
+def given_read_options() -> dict[str, Any]:
+    """The clinical-format options given on the command line, by name."""
+    return dict(click.get_current_context().meta.get(_READ_OPTIONS, {}))
+
+
 def read_options(scales: list[Any]) -> Any:
     """The ReadOptions of the format options given on the command line."""
-    given = click.get_current_context().meta.get(_READ_OPTIONS, {})
+    given = given_read_options()
     if not any(given.values()):  # nothing to load: keep the format readers out of start-up
         from ketascore.readers import ReadOptions
 

@@ -156,7 +156,12 @@ def plot_cmd(
     Needs matplotlib: pip install 'ketascore[plot]'.
     """
     from ketascore.api import read_answers
-    from ketascore.cli.change import change_report, grouping_scale, load_windows_option
+    from ketascore.cli.change import (
+        change_report,
+        grouping_scale,
+        load_windows_option,
+        results_of,
+    )
     from ketascore.present.plotting import PlotError, make_figure, save_figure
     from ketascore.present.render import print_issues
 
@@ -179,8 +184,10 @@ def plot_cmd(
         options=read_options([scale]),
     )
     other = grouping_scale(by, scale)
-    results, report = change_report(
-        data,
+    results = results_of(data, scale, other)
+    report = change_report(
+        results,
+        data.issues,
         scale,
         score_name,
         baseline=baseline,

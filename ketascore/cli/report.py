@@ -87,7 +87,12 @@ def report_cmd(
     'ketascore[plot]'); --no-plots makes a report of tables only.
     """
     from ketascore.api import read_answers
-    from ketascore.cli.change import change_report, grouping_scale, load_windows_option
+    from ketascore.cli.change import (
+        change_report,
+        grouping_scale,
+        load_windows_option,
+        results_of,
+    )
     from ketascore.present.render import print_issues
     from ketascore.present.report import (
         Section,
@@ -129,8 +134,10 @@ def report_cmd(
         other = grouping_scale(by, scale)
         if other is not None:
             others.append(other)
-        results, report = change_report(
-            data,
+        results = results_of(data, scale, other)
+        report = change_report(
+            results,
+            data.issues,
             scale,
             score_name,
             baseline=baseline,

@@ -103,7 +103,7 @@ def sql_cmd(
         kinds = {}
         if numeric_items:
             kinds = {columns.item_column(loaded, i): "number" for i in loaded.items}
-        layout = TableLayout(kinds=kinds, carry=list(carry))
+        layout = TableLayout(kinds=kinds, carry=list(carry), order=order_by)
         compiled = compile_scale(
             loaded,
             dialect,
@@ -112,12 +112,11 @@ def sql_cmd(
             layout=layout,
             skip_unrated=not keep_unrated,
             duplicates=order_by is not None,
-            order_by=order_by,
             details=details,
         )
         text = compiled.sql(pretty=not compact)
     except SqlError as exc:
         raise UsageError(str(exc)) from None
-    except ValueError as exc:  # a table name sqlglot cannot parse
-        raise UsageError(f"cannot use --table {table!r}: {exc}") from None
+    except ValueError as exc:  # a table name or a query sqlglot cannot write
+        raise UsageError(f"cannot write the query: {exc}") from None
     emit(text.rstrip("\n") + ";\n", output, [])

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import decimal
 import math
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -47,11 +46,9 @@ WHITESPACE = " \t\n\r\x0b\x0c"
 DIGITS = "0123456789"
 UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 LOWER = "abcdefghijklmnopqrstuvwxyz"
-MISSING_MARKERS = frozenset({"", "na", "n/a", "."})
+MISSING_MARKERS = ("", "na", "n/a", ".")
 NOT_NUMBERS = ("nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity")
 
-_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
-_NOT_NUMBERS = frozenset({"nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "-infinity"})
 _LOWER = str.maketrans(UPPER, LOWER)
 _KEY = str.maketrans(UPPER, LOWER, WHITESPACE)
 _NO_DIGITS = str.maketrans("", "", DIGITS)
@@ -92,8 +89,8 @@ class Rejection:
 
 
 def strip(text: str) -> str:
-    """Text without whitespace at either end."""
-    return text.strip()
+    """Text without ASCII whitespace at either end."""
+    return text.strip(WHITESPACE)
 
 
 def ascii_lower(text: str) -> str:
@@ -101,25 +98,26 @@ def ascii_lower(text: str) -> str:
 
 
 def label_key(label: str) -> str:
-    """How answer labels compare: case and repeated or outer whitespace do not count."""
-    return " ".join(str(label).split()).casefold()
+    """How answer labels compare: ASCII case and ASCII whitespace do not count."""
+    return label.translate(_KEY)
 
 
 def is_missing_marker(text: str) -> bool:
     """``text`` (stripped) is blank, NA, N/A or ``.``."""
-    return text.casefold() in MISSING_MARKERS
+    return ascii_lower(text) in MISSING_MARKERS
 
 
 def is_number(text: str) -> bool:
-    """``text`` (stripped) is a number as Python reads it."""
-    return _NUMBER.match(text) is not None
+    """``text`` (stripped) is a NUMBER: a sign, ASCII digits, at most one decimal point."""
+    body = text[1:] if text[:1] in ("+", "-") else text
+    return body not in ("", ".") and body.translate(_NO_DIGITS) in ("", ".")
 
 
 def number_of(text: str) -> Num:
     """The value of a NUMBER (``is_number``): exact for whole numbers."""
-    if text.lstrip("+-").isdigit():
-        return int(text)
-    return clean_number(float(text))
+    if "." in text:
+        return clean_number(float(text))
+    return int(text)
 
 
 def has_digit(text: str) -> bool:
@@ -183,12 +181,10 @@ def parse_value(rule: ItemRule, raw: Any, extra_missing: frozenset[Any] = frozen
         return rule.codes[text]
     if text in rule.missing_code_texts:
         return MISSING
-    if key in _NOT_NUMBERS:
-        return Rejection("not-a-number", "", {"value": raw})
-    if rule.labels:
+    if rule.labels and not has_digit(text) and ascii_lower(text) not in NOT_NUMBERS:
         labels = ", ".join(repr(lbl) for lbl in rule.answer_labels[:8])
         return Rejection("unknown-label", "", {"value": raw, "labels": labels})
-    return Rejection("not-a-number", "", {"value": raw})
+    return Rejection("not-a-number", "grammar" if has_digit(text) else "", {"value": raw})
 
 
 def _check_number(rule: ItemRule, number: Num, raw: Any) -> Any:
@@ -279,96 +275,152 @@ def sql_has_digit(stripped: str) -> str:
     return f"(translate({stripped}, {sql_text(DIGITS)}, '') <> {stripped})"
 
 
-def _sql_in(expr: str, values: Iterable[str]) -> str:
+def sql_in(expr: str, values: Iterable[str]) -> str:
+    """``expr`` is one of ``values`` (SQL literals). A long IN list is written as ORs:
+    DuckDB turns an IN list of more than four constants into a join, which does not keep
+    the rows in input order."""
     values = list(values)
     if not values:
         return "FALSE"
-    return f"{expr} IN ({', '.join(values)})"
+    if len(values) <= 4:
+        return f"{expr} IN ({', '.join(values)})"
+    return "(" + " OR ".join(f"{expr} = {v}" for v in values) + ")"
 
 
 @dataclass(frozen=True)
 class SqlItem:
-    """An item's answer read in SQL: ``value`` (DOUBLE; NULL when missing or rejected) and
-    ``rejection`` (the issue code, or NULL when the answer is usable or missing)."""
+    """An item's answer read in SQL, in layers (each names the columns of the ones before):
 
+    1. ``fast``: the value of an allowed whole value written plainly ("0" ... "3"), from the
+       raw answer (a CASE on the text, the quickest way DuckDB has); else NULL;
+    2. ``text``: the stripped text where ``fast`` gave nothing (NULL for a NULL answer);
+    3. ``number``: the answer as a number where ``text`` is a NUMBER (typed: the column's),
+       ``key``: ``text`` as answer labels compare, ``lower``: ``text`` in lower case;
+    4. ``kind``: what the text is: m (missing), n (a number), l (a label), c (a code),
+       u (an unknown label), z (not a number);
+    5. ``value``: the value (DOUBLE), NULL when missing or unusable;
+    6. ``rejection``: the issue code of an answer that gave no value and is not missing.
+
+    Each is an expression over the columns ``SqlColumns`` names. Layers a column's kind
+    does not need are None."""
+
+    fast: str | None
+    text: str | None
+    number: str
+    key: str | None
+    lower: str | None
+    kind: str | None
     value: str
     rejection: str
 
 
+@dataclass(frozen=True)
+class SqlColumns:
+    """The names of an item's columns in the layers of ``SqlItem``."""
+
+    raw: str
+    fast: str
+    text: str
+    number: str
+    key: str
+    lower: str
+    kind: str
+    value: str
+
+
+PLAIN_LIMIT = 64  # items with more allowed whole values are not mapped value by value
+
+
 def sql_item(
-    rule: ItemRule, column: str, kind: str = "text", extra_missing: Iterable[Num | str] = ()
+    rule: ItemRule, c: SqlColumns, kind: str = "text", extra_missing: Iterable[Num | str] = ()
 ) -> SqlItem:
-    """The grammar of ``parse_value`` for ``column``: ``kind`` is text (any column read as
-    text), number (a numeric column) or boolean."""
+    """The grammar of ``parse_value`` for an item's column (``c.raw``): ``kind`` is text
+    (any column read as text), number (a numeric column; NaN is a missing answer, as the
+    readers of tables take it) or boolean."""
     extra = list(extra_missing)
     extra_numbers = [clean_number(v) for v in extra if isinstance(v, int | float)]
     extra_texts = [v for v in extra if isinstance(v, str)]
+    checked = _sql_number_check(rule, c.number, extra_numbers)
     if kind == "boolean":
-        rejected = f"CASE WHEN {column} IS NULL THEN NULL ELSE 'not-a-number' END"
-        return SqlItem("CAST(NULL AS DOUBLE)", rejected)
+        rejected = f"CASE WHEN {c.raw} IS NULL THEN NULL ELSE 'not-a-number' END"
+        null = "CAST(NULL AS DOUBLE)"
+        return SqlItem(None, None, null, None, None, None, null, rejected)
     if kind == "number":
-        return _sql_number_item(rule, f"CAST({column} AS DOUBLE)", extra_numbers)
-    s = sql_strip(column)
-    # the answers of most rows: an allowed value written plainly ("0" ... "3")
-    plain = [str(v) for v in rule.allowed_values() if isinstance(clean_number(v), int)]
-    plain_in = _sql_in(column, (sql_text(p) for p in plain if p not in map(str, extra)))
-    number = _sql_number_item(rule, f"CAST({s} AS DOUBLE)", extra_numbers)
-    key = sql_label_key(s)
-    labels = sorted(rule.labels.items())
-    label_value = (
-        "CASE "
-        + " ".join(f"WHEN {key} = {sql_text(k)} THEN {sql_number(v)}" for k, v in labels)
-        + " END"
-        if labels
-        else "NULL"
+        number = f"CAST({c.raw} AS DOUBLE)"
+        number = f"(CASE WHEN isnan({number}) THEN NULL ELSE {number} END)"
+        return SqlItem(None, None, number, None, None, None, checked.value, checked.rejection)
+    # 1. the plain answers
+    texts = {str(v): sql_number(v) for v in _plain_values(rule)}
+    for code in (str(x) for x in extra):
+        texts.pop(code, None)
+    whens = " ".join(f"WHEN {sql_text(k)} THEN {v}" for k, v in texts.items())
+    fast = f"CASE {c.raw} {whens} END" if texts else None
+    # 2. and 3. the others, stripped, as a number and as a label
+    unread = f"{c.fast} IS NOT NULL OR " if fast is not None else ""
+    text = f"CASE WHEN {unread}{c.raw} IS NULL THEN NULL ELSE {sql_strip(c.raw)} END"
+    number = f"CASE WHEN {sql_is_number(c.text)} THEN CAST({c.text} AS DOUBLE) END"
+    has_labels = bool(rule.labels or rule.missing_labels)
+    key = sql_label_key(c.text) if has_labels else None
+    lower = sql_ascii_lower(c.text)
+    # 4. what the text is
+    lowered = c.lower
+    missing = [
+        sql_in(c.text, (sql_text(t) for t in [*extra_texts, *sorted(rule.missing_code_texts)])),
+        sql_in(lowered, (sql_text(m) for m in MISSING_MARKERS)),
+        sql_in(c.key, (sql_text(k) for k in sorted(rule.missing_labels))),
+    ]
+    not_number = sql_in(lowered, (sql_text(n) for n in NOT_NUMBERS))
+    unknown_label = f"NOT {sql_has_digit(c.text)} AND NOT {not_number}" if rule.labels else "FALSE"
+    what = (
+        f"CASE WHEN {c.text} IS NULL THEN NULL "
+        f"WHEN {missing[0]} OR {missing[1]} THEN 'm' "
+        f"WHEN {c.number} IS NOT NULL THEN 'n' "
+        f"WHEN {sql_in(c.key, (sql_text(k) for k in rule.labels))} THEN 'l' "
+        f"WHEN {missing[2]} THEN 'm' "
+        f"WHEN {sql_in(c.text, (sql_text(k) for k in rule.codes))} THEN 'c' "
+        f"WHEN {unknown_label} THEN 'u' ELSE 'z' END"
     )
-    code_value = (
-        "CASE "
-        + " ".join(f"WHEN {s} = {sql_text(k)} THEN {sql_number(v)}" for k, v in rule.codes.items())
-        + " END"
-        if rule.codes
-        else "NULL"
+    # 5. the value
+    labels = " ".join(
+        f"WHEN {sql_text(k)} THEN {sql_number(v)}" for k, v in sorted(rule.labels.items())
     )
-    is_label = _sql_in(key, (sql_text(k) for k, _ in labels))
-    is_missing_label = _sql_in(key, (sql_text(k) for k in sorted(rule.missing_labels)))
-    is_code = _sql_in(s, (sql_text(k) for k in rule.codes))
-    is_missing_code = _sql_in(s, (sql_text(k) for k in sorted(rule.missing_code_texts)))
-    is_extra_text = _sql_in(s, (sql_text(t) for t in extra_texts))
-    markers = _sql_in(sql_ascii_lower(s), (sql_text(m) for m in MISSING_MARKERS))
+    codes = " ".join(f"WHEN {sql_text(k)} THEN {sql_number(v)}" for k, v in rule.codes.items())
     value = (
-        f"CASE WHEN {column} IS NULL THEN NULL "
-        f"WHEN {plain_in} THEN CAST({column} AS DOUBLE) "
-        f"WHEN {is_extra_text} OR {markers} THEN NULL "
-        f"WHEN {sql_is_number(s)} THEN {number.value} "
-        f"WHEN {is_label} THEN {label_value} "
-        f"WHEN {is_code} THEN {code_value} "
-        "ELSE NULL END"
+        "CASE "
+        + (f"WHEN {c.fast} IS NOT NULL THEN {c.fast} " if fast is not None else "")
+        + f"WHEN {c.kind} = 'n' THEN {checked.value} "
+        + (f"WHEN {c.kind} = 'l' THEN (CASE {c.key} {labels} END) " if labels else "")
+        + (f"WHEN {c.kind} = 'c' THEN (CASE {c.text} {codes} END) " if codes else "")
+        + "END"
     )
-    not_numbers = ", ".join(sql_text(n) for n in NOT_NUMBERS)
-    unknown_label = (
-        f"NOT {sql_has_digit(s)} AND {sql_ascii_lower(s)} NOT IN ({not_numbers})"
-        if rule.labels
-        else "FALSE"
-    )
+    # 6. why an answer gives nothing
     rejection = (
-        f"CASE WHEN {column} IS NULL OR {plain_in} THEN NULL "
-        f"WHEN {is_extra_text} OR {markers} THEN NULL "
-        f"WHEN {sql_is_number(s)} THEN {number.rejection} "
-        f"WHEN {is_label} OR {is_missing_label} OR {is_code} OR {is_missing_code} THEN NULL "
-        f"WHEN {unknown_label} THEN 'unknown-label' "
-        "ELSE 'not-a-number' END"
+        f"CASE {c.kind} WHEN 'n' THEN {checked.rejection} WHEN 'u' THEN 'unknown-label' "
+        "WHEN 'z' THEN 'not-a-number' END"
     )
-    return SqlItem(value, rejection)
+    return SqlItem(fast, text, number, key, lower, what, value, rejection)
 
 
-def _sql_number_item(rule: ItemRule, number: str, extra_missing: list[Num]) -> SqlItem:
-    """A number (already DOUBLE) checked as ``_check_number`` checks it."""
-    missing = _sql_in(number, (sql_number(v) for v in [*rule.missing_values, *extra_missing]))
+def _plain_values(rule: ItemRule) -> list[int]:
+    """The item's allowed whole values (missing codes are never allowed values)."""
+    values = [v for v in rule.allowed_values() if isinstance(clean_number(v), int)]
+    return [int(v) for v in values] if len(values) <= PLAIN_LIMIT else []
+
+
+@dataclass(frozen=True)
+class _Checked:
+    value: str
+    rejection: str
+
+
+def _sql_number_check(rule: ItemRule, number: str, extra_missing: list[Num]) -> _Checked:
+    """A number (a DOUBLE column) checked as ``_check_number`` checks it."""
+    missing = sql_in(number, (sql_number(v) for v in [*rule.missing_values, *extra_missing]))
     if rule.allowed is None:
         lo, hi = sql_number(rule.lo), sql_number(rule.hi)
         allowed = f"({number} BETWEEN {lo} AND {hi} AND {number} = floor({number}))"
     else:
-        allowed = _sql_in(number, (sql_number(v) for v in sorted(rule.allowed)))
+        allowed = sql_in(number, (sql_number(v) for v in sorted(rule.allowed)))
     outside = f"({number} < {sql_number(rule.lo)} OR {number} > {sql_number(rule.hi)})"
     finite = f"({number} - {number} = 0)"  # NaN and infinity minus themselves are NaN
     value = f"CASE WHEN {finite} AND NOT {missing} AND {allowed} THEN {number} END"
@@ -377,7 +429,7 @@ def _sql_number_item(rule: ItemRule, number: str, extra_missing: list[Num]) -> S
         f"WHEN {missing} OR {allowed} THEN NULL WHEN {outside} THEN 'out-of-range' "
         "ELSE 'not-allowed-value' END"
     )
-    return SqlItem(value, rejection)
+    return _Checked(value, rejection)
 
 
 def sql_comparable(column: str, kind: str = "text") -> str:
@@ -388,7 +440,7 @@ def sql_comparable(column: str, kind: str = "text") -> str:
     if kind == "boolean":
         return f"CASE WHEN {column} IS NULL THEN NULL ELSE 'b' || CAST({column} AS VARCHAR) END"
     s = sql_strip(column)
-    markers = _sql_in(sql_ascii_lower(s), (sql_text(m) for m in MISSING_MARKERS))
+    markers = sql_in(sql_ascii_lower(s), (sql_text(m) for m in MISSING_MARKERS))
     number = _no_signed_zero(f"CAST({s} AS DOUBLE)")
     return (
         f"CASE WHEN {column} IS NULL OR {markers} THEN NULL "
@@ -400,3 +452,122 @@ def sql_comparable(column: str, kind: str = "text") -> str:
 def _no_signed_zero(number: str) -> str:
     """-0 compares equal to 0, so it must print as 0 too."""
     return f"(CASE WHEN {number} = 0 THEN 0.0 ELSE {number} END)"
+
+
+# --------------------------------------------------------------------------------------
+# Dates and study days of a record (the same grammar in Python and SQL)
+
+MAX_DAY = 1e6
+_TIME_SHAPES = tuple(
+    base + zone
+    for base in ("99:99", "99:99:99", *(f"99:99:99.{'9' * n}" for n in range(1, 7)))
+    for zone in ("", "Z", "+99:99", "-99:99")
+)
+_NINES = str.maketrans(DIGITS, "9" * 10)
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if (year % 4 == 0 and year % 100 != 0) or year % 400 == 0 else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+def is_date(text: str) -> bool:
+    """``text`` (stripped) is an ISO date, ``YYYY-MM-DD``, a real calendar day, optionally
+    followed by ``T`` or a space and a time ``HH:MM[:SS[.ffffff]]`` with an optional ``Z``
+    or ``+HH:MM`` offset."""
+    if len(text) < 10 or text[4] != "-" or text[7] != "-":
+        return False
+    digits = text[0:4] + text[5:7] + text[8:10]
+    if digits.translate(_NO_DIGITS) != "":
+        return False
+    year, month, day = int(text[0:4]), int(text[5:7]), int(text[8:10])
+    if year < 1 or not 1 <= month <= 12 or not 1 <= day <= _days_in_month(year, month):
+        return False
+    if len(text) == 10:
+        return True
+    time = text[11:]
+    if text[10] not in "T " or time.translate(_NINES) not in _TIME_SHAPES:
+        return False
+    if int(time[0:2]) > 23 or int(time[3:5]) > 59 or (time[5:6] == ":" and int(time[6:8]) > 59):
+        return False
+    zone = time[-6:] if time[-6:-5] in ("+", "-") else ""
+    return not zone or (int(zone[1:3]) <= 23 and int(zone[4:6]) <= 59)
+
+
+def day_number(value: Any) -> Num | None:
+    """A study day: None when blank; raises ValueError("day") when it is not a number and
+    ValueError("day-range") when it is not finite or beyond a million days."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValueError("day")
+    if isinstance(value, decimal.Decimal):
+        value = float(value)
+    if isinstance(value, str):
+        text = strip(value)
+        if not text:
+            return None
+        if not is_number(text):
+            raise ValueError("day")
+        value = number_of(text)
+    if not isinstance(value, int | float):
+        raise ValueError("day")
+    try:
+        if not math.isfinite(value) or abs(value) > MAX_DAY:
+            raise ValueError("day-range")
+    except OverflowError:
+        raise ValueError("day-range") from None
+    return clean_number(value)
+
+
+def sql_date(column: str, kind: str = "text") -> str:
+    """The date of ``column`` as text when ``is_date`` holds, else NULL."""
+    if kind != "text":
+        return "CAST(NULL AS VARCHAR)"  # a typed date column is read as text by the engines
+    s = sql_strip(f"CAST({column} AS VARCHAR)")
+    y, m, d = (f"CAST(substr({s}, {a}, {n}) AS INTEGER)" for a, n in ((1, 4), (6, 2), (9, 2)))
+    digits = f"substr({s}, 1, 4) || substr({s}, 6, 2) || substr({s}, 9, 2)"
+    leap = f"(({y} % 4 = 0 AND {y} % 100 <> 0) OR {y} % 400 = 0)"
+    days = (
+        f"(CASE WHEN {m} = 2 THEN (CASE WHEN {leap} THEN 29 ELSE 28 END) "
+        f"WHEN {m} IN (4, 6, 9, 11) THEN 30 ELSE 31 END)"
+    )
+    time = f"substr({s}, 12)"
+    shape = f"translate({time}, {sql_text(DIGITS)}, '9999999999')"
+    shapes = sql_in(shape, (sql_text(t) for t in _TIME_SHAPES))
+    zone = f"right({time}, 6)"
+    hour, minute = (f"CAST(substr({time}, {a}, 2) AS INTEGER)" for a in (1, 4))
+    second = f"CAST(substr({time}, 7, 2) AS INTEGER)"
+    zone_h, zone_m = (f"CAST(substr({zone}, {a}, 2) AS INTEGER)" for a in (2, 5))
+    # nested CASEs: a cast runs only on text whose shape makes it a number
+    time_ok = (
+        f"(CASE WHEN substr({s}, 11, 1) IN ('T', ' ') AND {shapes} THEN "
+        f"({hour} <= 23 AND {minute} <= 59 "
+        f"AND (CASE WHEN substr({time}, 6, 1) = ':' THEN {second} <= 59 ELSE TRUE END) "
+        f"AND (CASE WHEN substr({zone}, 1, 1) IN ('+', '-') "
+        f"THEN {zone_h} <= 23 AND {zone_m} <= 59 ELSE TRUE END)) ELSE FALSE END)"
+    )
+    # each test runs only when the ones before it hold (CASE), so no cast sees a non-number
+    return (
+        f"(CASE WHEN {s} = '' OR length({s}) < 10 OR substr({s}, 5, 1) <> '-' "
+        f"OR substr({s}, 8, 1) <> '-' OR translate({digits}, {sql_text(DIGITS)}, '') <> '' "
+        "THEN NULL "
+        f"WHEN {y} < 1 OR {m} NOT BETWEEN 1 AND 12 OR {d} NOT BETWEEN 1 AND {days} THEN NULL "
+        f"WHEN length({s}) = 10 THEN {s} WHEN {time_ok} THEN {s} END)"
+    )
+
+
+def sql_day(column: str, kind: str = "text") -> str:
+    """The study day of ``column`` (DOUBLE) when ``day_number`` gives one, else NULL."""
+    if kind == "boolean":
+        return "CAST(NULL AS DOUBLE)"
+    if kind == "number":
+        number = f"CAST({column} AS DOUBLE)"
+    else:
+        s = sql_strip(f"CAST({column} AS VARCHAR)")
+        number = f"(CASE WHEN {sql_is_number(s)} THEN CAST({s} AS DOUBLE) END)"
+    return (
+        f"(CASE WHEN {number} - {number} = 0 AND abs({number}) <= {sql_number(MAX_DAY)} "
+        f"THEN {number} END)"
+    )

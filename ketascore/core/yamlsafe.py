@@ -119,10 +119,16 @@ def _pos(node: yaml.Node) -> tuple[int, int]:
 
 
 _NUMBER_TAGS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
+# a JSON number (RFC 8259), which YAML reads as text when it has an exponent and no point
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 
 
 def _convert(
-    loader: _Loader, root: yaml.Node, record_positions: bool, raw_keys: frozenset[str]
+    loader: _Loader,
+    root: yaml.Node,
+    record_positions: bool,
+    raw_keys: frozenset[str],
+    json_numbers: bool = False,
 ) -> Located:
     positions: dict[Path_, Position] = {}
     budget = [MAX_NODES]
@@ -142,6 +148,11 @@ def _convert(
         if record_positions:
             positions[path] = _mark(node)
         if isinstance(node, yaml.ScalarNode):
+            if json_numbers and not node.style:  # a plain scalar (the C parser says "")
+                number = _JSON_NUMBER.fullmatch(node.value)
+                if number is not None:
+                    text = node.value
+                    return float(text) if number.group(1) or number.group(2) else int(text)
             return _scalar(loader, node)
         if node.tag not in _ALLOWED_TAGS:
             raise YamlError(f"tag {node.tag!r} is not allowed", *_pos(node), kind="unsafe")
@@ -197,11 +208,18 @@ def check_depth(text: str) -> None:
         raise YamlError(f"document is nested more than {MAX_DEPTH} levels deep", kind="limit")
 
 
-def load(text: str, *, positions: bool = True, raw_keys: frozenset[str] = frozenset()) -> Located:
+def load(
+    text: str,
+    *,
+    positions: bool = True,
+    raw_keys: frozenset[str] = frozenset(),
+    json_numbers: bool = False,
+) -> Located:
     """Parse one YAML (or JSON) document into plain data and node positions.
 
     Raises YamlError with the 1-based line and column of the problem. Values of ``raw_keys``
-    that look like numbers are kept as the text written.
+    that look like numbers are kept as the text written. ``json_numbers``: the document is
+    JSON, whose unquoted numbers are numbers (YAML reads ``1e5`` as text).
     """
     check_depth(text)
     loader = _Loader(text)
@@ -209,7 +227,7 @@ def load(text: str, *, positions: bool = True, raw_keys: frozenset[str] = frozen
         root = loader.get_single_node()
         if root is None:
             return Located(None, {})
-        return _convert(loader, root, positions, raw_keys)
+        return _convert(loader, root, positions, raw_keys, json_numbers)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or str(exc)

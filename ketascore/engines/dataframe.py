@@ -1,4 +1,4 @@
-"""Score a pandas or polars DataFrame in memory, in columns, and get one back.
+"""Score a pandas or polars DataFrame and get one back.
 
 Example (a notebook)::
 
@@ -14,7 +14,8 @@ Example (a notebook)::
 Item columns are named ``<scale>_<item>`` (``phq9_3``) or by the item id alone (``3``);
 other columns are carried to the output. A null (None, NaN, pd.NA) is a missing answer.
 The scores, bands, items answered, prorated flags, flags, classifications and issues are
-exactly those of ``ketascore score`` on the same rows.
+exactly those of ``ketascore score`` on the same rows: the frame is scored by the table
+engine (DuckDB, when installed and the columns have plain types) or record by record.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ketascore.core.issues import ISSUE_COLUMNS, Issue, make_issue
-from ketascore.core.records import AnswerRecord, Source
+from ketascore.core.records import AnswerRecord, ScoreResult, Source
 from ketascore.core.scale import Scale
 
 
@@ -42,6 +43,20 @@ class ScoredFrame:
         columns = list(ISSUE_COLUMNS)
         data = {c: [r[c] for r in rows] for c in columns}
         return _frame(self.library, data)
+
+
+@dataclass(frozen=True)
+class _Rows:
+    """A frame's columns as lists, and what each column is."""
+
+    scale: Scale
+    values: dict[str, list[Any]]
+    subject: str
+    visit: str
+    items: dict[str, str]  # column -> item
+    extras: list[str]
+    extra_missing: tuple[Any, ...]
+    name: str
 
 
 def _frame(library: str, data: dict[str, list[Any]]) -> Any:
@@ -82,83 +97,27 @@ def score_frame(
     ``<dataframe>:N`` (N counts from 1).
     """
     from ketascore.core.library import resolve_scale
-    from ketascore.engines.columnar import RawColumn, Rows, score_table
-    from ketascore.engines.record import score_records
-    from ketascore.readers import text_field
 
     chosen = scale if isinstance(scale, Scale) else resolve_scale(scale)
     library = "polars" if type(frame).__module__.startswith("polars") else "pandas"
     columns = [str(c) for c in frame.columns]
-
-    def values(col: str) -> list[Any]:
-        return [None if _is_null(v) else v for v in frame[col].to_list()]
-
     prefix = chosen.id.casefold() + "_"
-    item_columns: dict[str, str] = {}
+    items: dict[str, str] = {}  # column -> item
     extras: list[str] = []
     for col in columns:
         if col in (subject, visit):
             continue
         if col.casefold().startswith(prefix) and len(col) > len(prefix):
-            item_columns[col] = col[len(prefix) :]
+            items[col] = col[len(prefix) :]
         elif col.casefold() in chosen.item_lookup:
-            item_columns[col] = col
+            items[col] = col
         else:
             extras.append(col)
-    subjects = [text_field(v) for v in values(subject)]
-    visits = [text_field(v) for v in values(visit)]
-    issues: list[Issue] = []
-    keep = []
-    for i, (s, v) in enumerate(zip(subjects, visits, strict=True)):
-        if s is None or v is None:
-            issues.append(
-                make_issue(
-                    "missing-field",
-                    "row",
-                    field="subject" if s is None else "visit",
-                    file=name,
-                    line=i + 1,
-                    subject=s,
-                    visit=v,
-                )
-            )
-        else:
-            keep.append(i)
-    raw = {item: values(col) for col, item in item_columns.items()}
-    extra_values = {col: values(col) for col in extras}
-    rows = Rows(
-        [subjects[i] for i in keep],  # type: ignore[misc]
-        [visits[i] for i in keep],  # type: ignore[misc]
-        extras=[{c: extra_values[c][i] for c in extras} for i in keep],
-        sources=[Source(file=name, line=i + 1) for i in keep],
-    )
-    cols = {item: RawColumn.from_values(raw[item][i] for i in keep) for item in raw}
-
-    def record_at(j: int) -> AnswerRecord:
-        i = keep[j]
-        return AnswerRecord(
-            subject=rows.subject(j),
-            visit=rows.visit(j),
-            scale=chosen.id,
-            items={item: raw[item][i] for item in raw},
-            extra=rows.extra(j),
-            source=rows.source(j),
-        )
-
-    table = score_table(chosen, rows, cols, record_at=record_at, extra_missing=extra_missing)
-    groups: dict[tuple[str, str], list[int]] = {}
-    for j in range(rows.n):
-        groups.setdefault((rows.subject(j), rows.visit(j)), []).append(j)
-    dropped = set()
-    for members in groups.values():
-        if len(members) > 1:
-            merged = score_records(
-                [record_at(j) for j in members],
-                {chosen.id: chosen}.get,
-                extra_missing=extra_missing,
-            )
-            table.overrides[members[0]] = merged[0]
-            dropped.update(members[1:])
+    values = {c: [None if _is_null(v) else v for v in frame[c].to_list()] for c in columns}
+    rows = _Rows(chosen, values, subject, visit, items, extras, tuple(extra_missing), name)
+    results, issues = _by_table(rows)
+    if results is None:
+        results, issues = _by_record(rows)
     out: dict[str, list[Any]] = {"subject": [], "visit": []}
     for rule in chosen.scores:
         for suffix in ("", "_band", "_items_answered", "_prorated"):
@@ -167,12 +126,10 @@ def score_frame(
         out[cls.id] = []
     out["flags"] = []
     out["issues"] = []
-    for c in extras:
-        out.setdefault(c, [])
-    for j in range(rows.n):
-        if j in dropped:
-            continue
-        r = table.result_at(j)
+    carried = [c for c in extras if c not in out]
+    for c in carried:
+        out[c] = []
+    for r in results:
         out["subject"].append(r.subject)
         out["visit"].append(r.visit)
         for rule in chosen.scores:
@@ -184,8 +141,97 @@ def score_frame(
             out[cls.id].append(r.classifications.get(cls.id))
         out["flags"].append(";".join(r.flags))
         out["issues"].append(";".join(i.code for i in r.issues))
-        for c in extras:
-            if c in out and len(out[c]) < len(out["subject"]):
-                out[c].append(r.extra.get(c))
+        for c in carried:
+            out[c].append(r.extra.get(c))
         issues.extend(r.issues)
     return ScoredFrame(_frame(library, out), issues, library)
+
+
+def _plain_column(values: list[Any]) -> str | None:
+    """The Arrow type a column's values take as they are (numbers, texts), or None."""
+    kinds = {type(v) for v in values if v is not None}
+    if kinds <= {int}:
+        return "int64"
+    if kinds <= {int, float}:
+        return "float64"
+    if kinds <= {str}:
+        return "string"
+    return None
+
+
+def _by_table(frame: _Rows) -> tuple[list[ScoreResult] | None, list[Issue]]:
+    """The frame scored by the table engine, when DuckDB and pyarrow are installed and
+    every column holds plain numbers or texts; else (None, [])."""
+    from ketascore.engines import table
+
+    if not table.available():
+        return None, []
+    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+
+    arrays, names = [], []
+    renamed = {
+        frame.subject: "subject",
+        frame.visit: "visit",
+        **{c: f"{frame.scale.id}_{item}" for c, item in frame.items.items()},
+    }
+    for column, data in frame.values.items():
+        kind = _plain_column(data)
+        if kind is None:
+            return None, []
+        arrays.append(pa.array(data, type=pa.string() if kind == "string" else getattr(pa, kind)()))
+        names.append(renamed.get(column, column))
+    if len(set(n.casefold() for n in names)) != len(names):
+        return None, []
+    source = table.arrow_source(pa.Table.from_arrays(arrays, names=names), frame.name)
+    from ketascore.engines.sql import ColumnMap
+
+    columns = ColumnMap(missing_codes=frame.extra_missing)
+    with table.score_tables([source], frame.scale, columns=columns) as run:
+        return list(run.results()), list(run.issues)
+
+
+def _by_record(frame: _Rows) -> tuple[list[ScoreResult], list[Issue]]:
+    """The frame scored record by record."""
+    from ketascore.engines.record import score_records
+    from ketascore.readers import is_blank, text_field
+    from ketascore.readers.fields import carried
+
+    scale, values, items, name = frame.scale, frame.values, frame.items, frame.name
+    issues: list[Issue] = []
+    records = []
+    for i, (s, v) in enumerate(
+        zip(
+            map(text_field, values[frame.subject]),
+            map(text_field, values[frame.visit]),
+            strict=True,
+        )
+    ):
+        if s is None or v is None:
+            if all(is_blank(values[c][i]) for c in values):
+                continue  # a row with nothing in it is no row, as in a file
+            issues.append(
+                make_issue(
+                    "missing-field",
+                    "row",
+                    field="subject" if s is None else "visit",
+                    file=name,
+                    line=i + 1,
+                    subject=s,
+                    visit=v,
+                )
+            )
+            continue
+        answers = {item: values[col][i] for col, item in items.items()}
+        if all(a is None for a in answers.values()):
+            continue  # a row with no answer is no record, as in a file
+        records.append(
+            AnswerRecord(
+                subject=s,
+                visit=v,
+                scale=scale.id,
+                items=answers,
+                extra={c: carried(values[c][i]) for c in frame.extras},
+                source=Source(file=name, line=i + 1),
+            )
+        )
+    return score_records(records, {scale.id: scale}.get, extra_missing=frame.extra_missing), issues

@@ -160,8 +160,8 @@ def score_record(
         for j, term in enumerate(rule.terms):
             state = slots[term.ref] if term.kind == "slot" else computed[term.ref]
             if state.value is INVALID:
-                invalid = True
-                break
+                invalid = True  # no score; the answered terms are still counted
+                continue
             if state.value is MISSING:
                 missing_items += term.kind == "slot"
                 continue

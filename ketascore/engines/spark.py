@@ -72,6 +72,11 @@ def score_spark(
         by_fold = {n.casefold(): n for n in names}
         chosen = [by_fold.get(c.casefold(), c) for c in carry]
         layout = replace(layout, carry=chosen)
+    if merge_duplicates_by is not None:
+        by_fold = {n.casefold(): n for n in names}
+        layout = replace(
+            layout, order=by_fold.get(merge_duplicates_by.casefold(), merge_duplicates_by)
+        )
     view = f"_ks_{scale.id.replace('-', '_')}_{uuid.uuid4().hex[:12]}"
     compiled = compile_scale(
         scale,
@@ -81,7 +86,6 @@ def score_spark(
         layout=layout,
         skip_unrated=not keep_unrated,
         duplicates=merge_duplicates_by is not None,
-        order_by=merge_duplicates_by,
         details=details,
     )
     df.createOrReplaceTempView(view)

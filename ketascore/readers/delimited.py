@@ -12,7 +12,7 @@ from typing import Any
 
 from ketascore.core.issues import Issue, make_issue
 from ketascore.core.records import AnswerRecord, Source
-from ketascore.core.values import Rejection
+from ketascore.core.values import Rejection, strip
 from ketascore.readers.base import ReadResult
 from ketascore.readers.fields import (
     FieldError,
@@ -77,7 +77,7 @@ def csv_table(text: str, file: str, issues: list[Issue]) -> Table | None:
         for cells in reader:
             if header is None:
                 header = [c.strip() for c in cells]
-            elif any(c.strip() for c in cells):
+            elif any(strip(c) for c in cells):
                 rows.append((start, cells))
             start = reader.line_num + 1
     except csv.Error as exc:

@@ -201,7 +201,9 @@ def read_json(text: str, file: str) -> ReadResult:
     out = ReadResult(files=[file])
     if len(text) <= POSITION_LIMIT:
         try:  # JSON is YAML: this reading also gives the line of every record and item
-            located = yamlsafe.load(text, raw_keys=frozenset({"subject", "visit"}))
+            located = yamlsafe.load(
+                text, raw_keys=frozenset({"subject", "visit"}), json_numbers=True
+            )
         except yamlsafe.YamlError:
             located = None
         if located is not None:

@@ -541,7 +541,7 @@ def read_fhir(text: str, file: str, context: FormatContext) -> ReadResult:
         return out
     if len(docs) == 1 and len(text) <= POSITION_LIMIT:
         try:  # JSON is YAML: this reading also gives the line of every item
-            located = yamlsafe.load(text)
+            located = yamlsafe.load(text, json_numbers=True)
         except yamlsafe.YamlError:
             located = None
     reader = _Reader(file, context, located)

@@ -3,20 +3,21 @@ study day, carried fields, and an item's raw answer (checked later by the value 
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from ketascore.core.issues import Issue, make_issue
-from ketascore.core.values import Rejection
+from ketascore.core.values import Rejection, day_number, is_date, strip
 
 
 def text_field(value: Any) -> str | None:
+    """A subject or visit: text stripped of ASCII whitespace (a whole number as written as
+    an integer), None when blank or not text or a number."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, int | float | str):
-        text = str(value).strip()
+        text = strip(str(value))
         return text or None
     return None
 
@@ -37,33 +38,23 @@ def field_issue(exc: FieldError, unit: str, **where: Any) -> Issue:
 
 
 def check_date(value: Any) -> str | None:
+    """A record's date: an ISO date (``ketascore.core.values.is_date``), else FieldError."""
     if value is None:
         return None
-    text = str(value).strip()
+    text = strip(str(value))
     if not text:
         return None
-    try:
-        if len(text) <= 10:
-            dt.date.fromisoformat(text)
-        else:
-            dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise FieldError("date", text) from None
+    if not is_date(text):
+        raise FieldError("date", text)
     return text
 
 
 def check_day(value: Any) -> int | float | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    if isinstance(value, bool):
-        raise FieldError("day", value)
+    """A record's study day (``ketascore.core.values.day_number``), else FieldError."""
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise FieldError("day", value) from None
-    if number != number or abs(number) > 1e6:
-        raise FieldError("day-range", value)
-    return int(number) if number.is_integer() else number
+        return day_number(value)
+    except ValueError as exc:
+        raise FieldError(str(exc), value) from None
 
 
 class CellError(str):
@@ -80,7 +71,7 @@ class CellError(str):
 
 
 def is_blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
+    return value is None or (isinstance(value, str) and not strip(value))
 
 
 def item_value(value: Any) -> Any:
@@ -91,13 +82,14 @@ def item_value(value: Any) -> Any:
 
 
 def carried(value: Any) -> Any:
+    """A carried field's value: text stripped (None when blank), other values as they are."""
     if not isinstance(value, str):
         return value
-    text = value.strip()
+    text = strip(value)
     return text if text else None
 
 
 def same_cell(old: Any, new: Any) -> bool:
     if isinstance(old, str) and isinstance(new, str):
-        return old.strip() == new.strip()
+        return strip(old) == strip(new)
     return bool(old == new)

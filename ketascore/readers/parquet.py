@@ -8,12 +8,14 @@ import math
 from typing import Any
 
 from ketascore.core.issues import make_issue
-from ketascore.readers import FormatContext, ReadResult, Table
+from ketascore.readers import FormatContext, ReadResult, Table, is_blank
 
 MAGIC = b"PAR1"
 
 
-def _cell(value: Any) -> Any:
+def table_cell(value: Any) -> Any:
+    """A Parquet (or DataFrame) cell as the readers take it: NaN is missing, dates are ISO
+    text."""
     if isinstance(value, float) and math.isnan(value):
         return None
     if hasattr(value, "isoformat"):  # dates and timestamps: ISO text, as in CSV
@@ -37,6 +39,10 @@ def read_parquet(data: bytes, file: str, context: FormatContext) -> ReadResult:
         return out
     header = [str(name) for name in table.column_names]
     columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
-    rows = [(n, [_cell(col[n - 1]) for col in columns]) for n in range(1, table.num_rows + 1)]
+    rows = []
+    for n in range(1, table.num_rows + 1):
+        cells = [table_cell(col[n - 1]) for col in columns]
+        if not all(is_blank(c) for c in cells):  # a row with nothing in it is no row
+            rows.append((n, cells))
     records_from_table(Table(header, rows), file, context, out, unit="row")
     return out

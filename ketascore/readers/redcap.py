@@ -52,11 +52,15 @@ EVENT, INSTRUMENT, INSTANCE = (
 DAG = "redcap_data_access_group"
 VISIT_COLUMN = "redcap visit"
 CHOICE_TYPES = frozenset({"radio", "dropdown", "checkbox"})
+# the headers of a label export that are no field's label, compared as labels are
 LABEL_HEADERS = {
-    "event name": EVENT,
-    "repeat instrument": INSTRUMENT,
-    "repeat instance": INSTANCE,
-    "data access group": DAG,
+    label_key(label): name
+    for label, name in (
+        ("Event Name", EVENT),
+        ("Repeat Instrument", INSTRUMENT),
+        ("Repeat Instance", INSTANCE),
+        ("Data Access Group", DAG),
+    )
 }
 
 

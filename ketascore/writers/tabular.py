@@ -11,7 +11,7 @@ import io
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -101,6 +101,34 @@ def score_json(
     if extra:
         doc.update(extra)
     return json.dumps(doc, ensure_ascii=False, allow_nan=False, indent=2) + "\n"
+
+
+def score_json_stream(
+    results: Iterable[ScoreResult],
+    issues: list[Issue],
+    summary: Callable[[], dict[str, int]],
+    provenance: dict[str, Any],
+) -> Iterator[str]:
+    """``score_json`` written as it goes, result by result: the same bytes. ``summary`` is
+    asked for once every result was written."""
+
+    def dumps(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=2)
+
+    yield "{\n" + f'  "ketascore_version": {dumps(__version__)},\n  "results": '
+    first = True
+    for result in results:
+        text = dumps(result.to_dict()).replace("\n", "\n    ")
+        yield ("[\n    " if first else ",\n    ") + text
+        first = False
+    yield "[]" if first else "\n  ]"
+    issues_text = dumps([i.as_dict() for i in issues]).replace("\n", "\n  ")
+    summary_text = dumps(summary()).replace("\n", "\n  ")
+    provenance_text = dumps(provenance).replace("\n", "\n  ")
+    yield (
+        f',\n  "issues": {issues_text},\n  "summary": {summary_text},\n'
+        f'  "provenance": {provenance_text}\n}}\n'
+    )
 
 
 def score_jsonl(

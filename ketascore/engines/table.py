@@ -1,0 +1,782 @@
+"""The table engine: tables (CSV and Parquet files, DataFrames) scored by the compiled SQL
+of the scale, inside DuckDB (embedded, multi-threaded, larger than memory).
+
+A run reads its sources as one table and scores every row with the query of
+``ketascore.engines.sql`` into a temporary table. When a subject and visit repeat, it
+scores again, merging the rows as the record engine merges records. The output is written
+straight from DuckDB (CSV, Parquet) or handed over result by result.
+
+The messages are the record path's own: the rows that carry an issue, and the rows the
+readers report (ragged, without subject or visit, with an unusable date or day), are found
+by the query, then read again by the reader of their source and scored by the record
+engine, which write every message (so each names the file, line, subject, visit and item
+exactly as ``ketascore score`` does on the record path).
+
+A CSV file is taken only when DuckDB reads it exactly as the CSV reader does: UTF-8, no
+quote characters or NUL bytes, one kind of line ending, a header the reader accepts for one
+scale. ``csv_source`` returns None for anything else: the record readers read it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ketascore.core.issues import ISSUE_TYPES, Issue, make_issue
+from ketascore.core.records import AnswerRecord, ScoreResult, Source
+from ketascore.core.scale import Scale
+from ketascore.core.values import clean_number, sql_in, sql_text, strip
+from ketascore.engines.sql import ColumnMap, TableLayout, compile_scale, plan_columns, quote
+
+NUMBER_TYPES = (
+    *("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT"),
+    *("UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL"),
+)
+CHUNK = 1 << 24
+
+
+class TableEngineError(ValueError):
+    """Sources the engine cannot score (nothing was written); the record path can."""
+
+
+def available() -> bool:
+    """Whether DuckDB is installed."""
+    try:
+        import duckdb  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def kind_of(duckdb_type: str) -> str:
+    """How the compiler reads a column of this DuckDB type: number, boolean or text."""
+    base = duckdb_type.split("(")[0].upper()
+    if base in NUMBER_TYPES:
+        return "number"
+    if base == "BOOLEAN":
+        return "boolean"
+    return "text"
+
+
+# --------------------------------------------------------------------------------------
+# Sources
+
+
+@dataclass
+class TableSource:
+    """One table the engine reads: a file or a DataFrame (an Arrow table)."""
+
+    name: str  # the file as given, or a label (<dataframe>)
+    kind: str  # csv | parquet | arrow
+    header: list[str]
+    kinds: dict[str, str] = field(default_factory=dict)
+    delimiter: str = ","
+    newline: str = "\n"
+    frame: Any = None
+    sha256: str | None = None
+
+    def relation(self, index: int, ordered: bool = False, offset: int = 0) -> str:
+        """A SELECT of this source's columns, with its number (and, ``ordered``, each row's
+        place in the run: ``offset`` plus its place in the source)."""
+        path = sql_text(self.name)
+        if self.kind == "csv":
+            columns = ", ".join(f"{sql_text(c)}: 'VARCHAR'" for c in self.header)
+            newline = "'\\r\\n'" if self.newline == "\r\n" else "'\\n'"
+            read = (
+                f"read_csv({path}, header = true, delim = {sql_text(self.delimiter)}, "
+                f"quote = '', escape = '', new_line = {newline}, columns = {{{columns}}}, "
+                "auto_detect = false, null_padding = false, store_rejects = true, "
+                f"rejects_table = '_ks_rejects_{index}', rejects_scan = '_ks_scans_{index}')"
+            )
+        elif self.kind == "parquet":
+            read = f"read_parquet({path})"
+        else:
+            read = f"_ks_frame_{index}"
+        names = ", ".join(quote(c) for c in self.header)
+        order = f", {offset} + row_number() OVER () - 1 AS _ks_order" if ordered else ""
+        return f"SELECT {names}, {index} AS _ks_file{order} FROM {read}"
+
+
+def _scan(path: str) -> tuple[str, bool, bool, int, int, int]:
+    """One pass over a file: its sha256, whether it is UTF-8, whether it holds a NUL or a
+    quote character, and its counts of CR, LF and CRLF."""
+    digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    utf8, odd = True, False
+    cr = lf = crlf = 0
+    last = b""
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+            if utf8:
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError:
+                    utf8 = False
+            odd = odd or b"\x00" in chunk or b'"' in chunk
+            cr += chunk.count(b"\r")
+            lf += chunk.count(b"\n")
+            crlf += chunk.count(b"\r\n") + (last == b"\r" and chunk[:1] == b"\n")
+            last = chunk[-1:]
+    if utf8:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            utf8 = False
+    return digest.hexdigest(), utf8, odd, cr, lf, crlf
+
+
+def csv_source(
+    path: str, scale_ids: Iterable[str], chosen: Scale | None = None
+) -> TableSource | None:
+    """The CSV file at ``path`` as a source, when DuckDB reads it as the CSV reader does: a
+    wide table of one scale (``chosen``, if given) that no clinical format claims, UTF-8,
+    without quote characters or NUL bytes, with one kind of line ending. Else None: the
+    record readers read it (and report what is wrong with it)."""
+    from ketascore import readers
+    from ketascore.readers.delimited import WideLayout, sniff_delimiter
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return None
+    if head.startswith(codecs.BOM_UTF8) or b"\n" not in head:
+        return None
+    text = head[: head.rindex(b"\n")].decode("utf-8", errors="replace")
+    ids = {s.casefold() for s in scale_ids}
+    if readers.claimed_by_format(path, head, text, ids):
+        return None
+    if readers.detect_format(path, text) != "csv" or readers.detect_format(".csv", text) != "csv":
+        return None
+    first = text.split("\n", 1)[0]
+    newline = "\r\n" if first.endswith("\r") else "\n"
+    first = first.rstrip("\r")
+    delimiter = sniff_delimiter(first)
+    header = [c.strip() for c in first.split(delimiter)]
+    folded = [h.casefold() for h in header]
+    if (
+        readers.repeated_columns(header, path) is not None
+        or "subject" not in folded
+        or "visit" not in folded
+    ):
+        return None
+    scales = WideLayout.of(header, ids).scales
+    if chosen is not None:
+        scales = [s for s in scales if s == chosen.id]
+    if len(scales) != 1:
+        return None
+    digest, utf8, odd, cr, lf, crlf = _scan(path)
+    if not utf8 or odd:
+        return None
+    if (newline == "\n" and cr) or (newline == "\r\n" and not cr == lf == crlf):
+        return None
+    return TableSource(path, "csv", header, {}, delimiter, newline, sha256=digest)
+
+
+def parquet_source(path: str) -> TableSource:
+    """A Parquet file as a source (its columns typed as the file types them)."""
+    import duckdb
+
+    with duckdb.connect(":memory:") as con:
+        try:
+            query = f"DESCRIBE SELECT * FROM read_parquet({sql_text(path)})"
+            described = con.execute(query).fetchall()
+        except duckdb.Error as exc:
+            raise TableEngineError(f"{path}: cannot read the Parquet file: {exc}") from None
+    header = [str(row[0]) for row in described]
+    kinds = {str(row[0]): kind_of(str(row[1])) for row in described}
+    return TableSource(path, "parquet", header, kinds)
+
+
+def arrow_source(table: Any, name: str = "<dataframe>") -> TableSource:
+    """An Arrow table (a DataFrame's) as a source."""
+    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+
+    kinds = {}
+    for f in table.schema:
+        t = f.type
+        if pa.types.is_boolean(t):
+            kinds[f.name] = "boolean"
+        elif pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+            kinds[f.name] = "number"
+        else:
+            kinds[f.name] = "text"
+    return TableSource(name, "arrow", [f.name for f in table.schema], kinds, frame=table)
+
+
+# --------------------------------------------------------------------------------------
+# A run
+
+
+def duckdb_config(
+    threads: int | None = None,
+    memory_limit: str | None = None,
+    temp_directory: str | Path | None = None,
+) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    if threads is not None:
+        config["threads"] = threads
+    if memory_limit is not None:
+        config["memory_limit"] = memory_limit
+    if temp_directory is not None:
+        config["temp_directory"] = str(temp_directory)
+    return config
+
+
+def score_tables(
+    sources: Sequence[TableSource],
+    scale: Scale,
+    *,
+    columns: ColumnMap | None = None,
+    merge_duplicates: bool = True,
+    known_scales: Iterable[str] = (),
+    config: dict[str, Any] | None = None,
+) -> TableRun:
+    """Score ``sources`` (in order, as one table) with ``scale``. Rows of the same subject
+    and visit are merged as the record engine merges records, unless
+    ``merge_duplicates`` is False. Raises TableEngineError for sources the engine cannot
+    read as the readers do (the record path then reads them)."""
+    import duckdb
+
+    if not sources:
+        raise TableEngineError("no table to score")
+    con = duckdb.connect(":memory:", config=config or {})
+    try:
+        con.execute("SET enable_progress_bar = false")
+        for i, source in enumerate(sources):
+            if source.kind == "arrow":
+                con.register(f"_ks_frame_{i}", source.frame)
+        run = _Run(con, list(sources), scale, columns, known_scales)
+        run.score(merge_duplicates)
+        return run.result
+    except duckdb.Error as exc:
+        con.close()
+        raise TableEngineError(f"DuckDB could not read the input: {exc}") from None
+    except BaseException:
+        con.close()
+        raise
+
+
+class _Run:
+    def __init__(
+        self,
+        con: Any,
+        sources: list[TableSource],
+        scale: Scale,
+        columns: ColumnMap | None,
+        known_scales: Iterable[str],
+    ):
+        self.con, self.sources, self.scale = con, sources, scale
+        self.known = list(known_scales)
+        self.columns = columns
+        header: dict[str, str] = {}
+        kinds: dict[str, str] = {}
+        for source in sources:
+            for name in source.header:
+                header.setdefault(name.casefold(), name)
+                kind = source.kinds.get(name, "text")
+                kinds[name] = kind if kinds.get(name, kind) == kind else "text"
+        self.layout, self.mapped = plan_columns(
+            scale, list(header.values()), kinds, columns, self.known
+        )
+        self.layout = replace(self.layout, internal=["_ks_file"])
+
+    def relation(self, ordered: bool = False, offsets: Sequence[int] = ()) -> str:
+        parts = [
+            s.relation(i, ordered, offsets[i] if ordered else 0) for i, s in enumerate(self.sources)
+        ]
+        return "(" + " UNION ALL BY NAME ".join(f"({p})" for p in parts) + ")"
+
+    def score(self, merge_duplicates: bool) -> None:
+        con, scale = self.con, self.scale
+        compiled = compile_scale(
+            scale,
+            "duckdb",
+            relation=self.relation(),
+            columns=self.mapped,
+            layout=self.layout,
+            row_checks=True,
+        )
+        con.execute(f"CREATE TABLE _ks_rows AS {compiled.text}")
+        counts = dict(
+            con.execute("SELECT _ks_file, count(*) FROM _ks_rows GROUP BY ALL").fetchall()
+        )
+        offsets, at = [], 0
+        for i in range(len(self.sources)):
+            offsets.append(at)
+            at += int(counts.get(i, 0))
+        repeated = (
+            merge_duplicates
+            and con.execute(
+                "SELECT 1 FROM _ks_rows WHERE _ks_kept GROUP BY subject, visit "
+                "HAVING count(*) > 1 LIMIT 1"
+            ).fetchone()
+        )
+        table = "_ks_rows"
+        if repeated:
+            merged = compile_scale(
+                scale,
+                "duckdb",
+                relation=self.relation(True, offsets),
+                columns=self.mapped,
+                layout=replace(self.layout, order="_ks_order"),
+                row_checks=True,
+                duplicates=True,
+            )
+            con.execute(f"CREATE TABLE _ks_merged AS {merged.text}")
+            table, compiled = "_ks_merged", merged
+        self.result = TableRun(
+            scale,
+            self.sources,
+            con,
+            compiled.columns,
+            table,
+            bool(repeated),
+            offsets,
+            self.layout.carry,
+            {s.casefold() for s in [*self.known, scale.id]},
+            (self.mapped, self.layout) if self.columns is not None else None,
+            sql=compiled.text,
+        )
+        self.result.issues = self.reader_issues()
+        self.result.count()
+
+    def reader_issues(self) -> list[Issue]:
+        """What the readers report of the sources, in their order: a file with a header and
+        no rows, ragged rows, rows without subject or visit, unusable dates and days."""
+        out: list[Issue] = []
+        rows = self.con.execute(
+            "SELECT _ks_file, rowid FROM _ks_rows WHERE _ks_no_ids OR _ks_bad_date OR _ks_bad_day "
+            "ORDER BY rowid"
+        ).fetchall()
+        flagged: dict[int, list[int]] = {}
+        for file, rowid in rows:
+            flagged.setdefault(int(file), []).append(int(rowid) - self.result.offsets[int(file)])
+        for i, source in enumerate(self.sources):
+            ragged, filled = self.rejected(i, source)
+            if source.kind == "csv" and not filled and not self.has_rows(i):
+                out.append(make_issue("file-empty", "header-only", file=source.name))
+            out += ragged
+            if flagged.get(i):
+                issues: list[Issue] = []
+                rows = _rows_at(self.result, i, flagged[i])
+                for pos in sorted(rows):
+                    line, cells = rows[pos]
+                    self.result.records_of(i, pos, line, cells, issues)
+                out += issues
+        return out
+
+    def has_rows(self, file: int) -> bool:
+        query = (
+            f"SELECT 1 FROM _ks_rows WHERE _ks_file = {file} AND ((subject IS NOT NULL "
+            "AND visit IS NOT NULL) OR _ks_no_ids) LIMIT 1"
+        )
+        return self.con.execute(query).fetchone() is not None
+
+    def rejected(self, file: int, source: TableSource) -> tuple[list[Issue], bool]:
+        """The ragged rows DuckDB set aside, as the CSV reader reports them (a row of blank
+        cells is no row); and whether any was not blank."""
+        from ketascore.readers.fields import text_field
+
+        if source.kind != "csv":
+            return [], False
+        try:
+            found = self.con.execute(
+                f"SELECT DISTINCT line, error_type, csv_line FROM _ks_rejects_{file} ORDER BY line"
+            ).fetchall()
+        except Exception:  # no rejects table: nothing was set aside
+            return [], False
+        out = []
+        at = [h.casefold() for h in source.header].index("subject")
+        for line, error, text in found:
+            if error not in ("MISSING COLUMNS", "TOO MANY COLUMNS"):
+                raise TableEngineError(f"{source.name}:{line}: {error}")
+            cells = next(csv.reader([str(text).strip("\r\n")], delimiter=source.delimiter), [])
+            if not any(strip(c) for c in cells):
+                continue
+            subject = text_field(cells[at]) if len(cells) > at else None
+            out.append(
+                make_issue(
+                    "csv-ragged-row",
+                    file=source.name,
+                    line=int(line),
+                    subject=subject,
+                    cells=len(cells),
+                    columns=len(source.header),
+                )
+            )
+        return out, bool(out)
+
+
+ERROR_CODES = sorted(c for c, t in ISSUE_TYPES.items() if t.severity == "error")
+
+
+@dataclass
+class TableRun:
+    """The scores of a run's sources, held by DuckDB until written or read. Close it."""
+
+    scale: Scale
+    sources: list[TableSource]
+    con: Any
+    columns: list[str]  # the output columns (those of ketascore score --format csv)
+    table: str
+    merged: bool
+    offsets: list[int]  # the first row of each source among the run's rows
+    carried: Sequence[str] = ()
+    scale_ids: set[str] = field(default_factory=set)  # the scales the readers know
+    mapping: tuple[ColumnMap, TableLayout] | None = None  # a column map's columns
+    issues: list[Issue] = field(default_factory=list)  # the readers', in order
+    records: int = 0
+    scored: int = 0
+    with_problems: int = 0
+    sql: str = ""
+
+    @property
+    def files(self) -> list[str]:
+        return [s.name for s in self.sources if s.kind != "arrow"]
+
+    def summary(self) -> dict[str, int]:
+        return {
+            "files": len(self.files),
+            "records": self.records,
+            "scored": self.scored,
+            "with_problems": self.with_problems,
+            "file_issues": len(self.issues),
+        }
+
+    @property
+    def ok(self) -> bool:
+        return self.with_problems == 0 and not any(i.severity == "error" for i in self.issues)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> TableRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def count(self) -> None:
+        scores = " OR ".join(f"{quote(r.id)} IS NOT NULL" for r in self.scale.scores)
+        errors = ", ".join(sql_text(c) for c in ERROR_CODES)
+        problem = f"list_has_any(string_split(issues, ';'), [{errors}])"
+        self.records, self.scored, self.with_problems = (
+            int(x or 0)
+            for x in self.con.execute(
+                f"SELECT count(*), count(*) FILTER ({scores}), "
+                f"count(*) FILTER (issues IS NOT NULL AND {problem}) "
+                f"FROM {self.table} WHERE _ks_kept"
+            ).fetchone()
+        )
+
+    def _order(self) -> str:
+        return "_ks_order" if self.merged else "rowid"
+
+    # -- writing ---------------------------------------------------------------------
+
+    def write(self, fmt: str, path: str | Path, *, escape_formulas: bool = True) -> None:
+        """Write the results as CSV (the bytes of ``ketascore score --format csv``) or
+        Parquet (the same columns, typed), to a temporary file renamed into place."""
+        target = Path(path)
+        folder = target.parent if str(target.parent) else Path(".")
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
+        os.close(fd)
+        try:
+            os.unlink(tmp)  # DuckDB creates it
+            self.copy(fmt, tmp, escape_formulas=escape_formulas)
+            os.chmod(tmp, 0o666 & ~_umask())
+            os.replace(tmp, target)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+    def copy(self, fmt: str, path: str, *, escape_formulas: bool = True) -> None:
+        """COPY the results to ``path`` (csv or parquet)."""
+        if fmt == "csv":
+            select = ", ".join(self._csv_cells(escape_formulas))
+            options = "HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"', NULL ''"
+        else:
+            select = ", ".join(quote(c) for c in self.columns)
+            options = "FORMAT parquet, COMPRESSION zstd"
+        query = f"SELECT {select} FROM {self.table} WHERE _ks_kept ORDER BY {self._order()}"
+        self.con.execute(f"COPY ({query}) TO {sql_text(path)} ({options})")
+
+    def csv_text(self, *, escape_formulas: bool = True) -> str:
+        """The CSV output as text (for standard output)."""
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "scores.csv")
+            self.copy("csv", path, escape_formulas=escape_formulas)
+            return Path(path).read_text(encoding="utf-8")
+
+    def _csv_cells(self, escape: bool) -> list[str]:
+        """Each output column as the CSV writer (``writers.tabular``) writes its cell."""
+        scale = self.scale
+        numbers = {"day", *(r.id for r in scale.scores)}
+        booleans = {*(f"{r.id}_prorated" for r in scale.scores)}
+        booleans |= {c.id for c in scale.classifications}
+        counts = {f"{r.id}_items_answered" for r in scale.scores}
+        kinds: dict[str, str] = {}
+        for s in self.sources:
+            for name, kind in s.kinds.items():
+                kinds.setdefault(name, kind)
+        out = []
+        for name in self.columns:
+            col = quote(name)
+            kind = kinds.get(name, "text") if name in self.carried else "text"
+            if name in numbers or kind == "number":
+                cell = (
+                    f"CASE WHEN {col} = floor({col}) THEN CAST(CAST({col} AS HUGEINT) AS VARCHAR) "
+                    f"ELSE CAST({col} AS VARCHAR) END"
+                )
+            elif name in booleans or kind == "boolean":
+                cell = f"CASE WHEN {col} THEN 'true' WHEN NOT {col} THEN 'false' END"
+            elif name in counts:
+                cell = f"CAST({col} AS VARCHAR)"
+            elif escape:
+                text = f"CAST({col} AS VARCHAR)"
+                chars = ("=", "+", "-", "@", "\t", "\r")
+                starts = sql_in(f"left({text}, 1)", map(sql_text, chars))
+                cell = f"CASE WHEN {starts} THEN '''' || {text} ELSE {text} END"
+            else:
+                cell = f"CAST({col} AS VARCHAR)"
+            out.append(f"{cell} AS {col}")
+        return out
+
+    # -- results, one by one ----------------------------------------------------------
+
+    def results(
+        self, *, problems_only: bool = False, limit: int | None = None
+    ) -> Iterator[ScoreResult]:
+        """The results in input order, as ``ketascore score`` gives them: the rows with an
+        issue read again and scored by the record engine (with every message), the others
+        taken from the table. ``problems_only``: the rows with an issue (the first
+        ``limit``)."""
+        names = [quote(c) for c in self.columns]
+        na = [f"_ks_na_{n}" for n in range(len(self.scale.scores))]
+        where = "_ks_kept" + (" AND issues IS NOT NULL" if problems_only else "")
+        extra = ", _ks_order, _ks_copies" if self.merged else ""
+        query = (
+            f"SELECT rowid, _ks_file, {', '.join(names + na)}{extra} FROM {self.table} "
+            f"WHERE {where} ORDER BY {self._order()}"
+            + (f" LIMIT {int(limit)}" if limit is not None else "")
+        )
+        reader = self.con.cursor().sql(query).to_arrow_reader(1 << 14)  # (others query on)
+        rows = _SourceRows(self)
+        for batch in reader:
+            for r in batch.to_pylist():
+                file = int(r["_ks_file"])
+                order = r["_ks_order"] if self.merged else r["rowid"]
+                pos = int(order) - self.offsets[file]
+                line, cells = rows.at(file, pos)
+                if r["issues"] is not None or (self.merged and r["_ks_copies"] > 1):
+                    yield self._explained(file, pos, line, cells)
+                else:
+                    yield self._result(r, file, line)
+
+    def problem_results(self, limit: int) -> list[ScoreResult]:
+        """The first ``limit`` results with an issue."""
+        return list(self.results(problems_only=True, limit=limit))
+
+    def _result(self, r: dict[str, Any], file: int, line: int | None) -> ScoreResult:
+        scale = self.scale
+        result = ScoreResult(
+            subject=r["subject"],
+            visit=r["visit"],
+            scale=scale.id,
+            scale_version=scale.version,
+            date=r["date"],
+            day=clean_number(r["day"]) if r["day"] is not None else None,
+            source=Source(file=self.sources[file].name, line=line),
+            extra={c: r[c] for c in self.carried if c in r},
+        )
+        for n, rule in enumerate(scale.scores):
+            value = r[rule.id]
+            result.scores[rule.id] = clean_number(value) if value is not None else None
+            result.bands[rule.id] = r[f"{rule.id}_band"]
+            result.items_answered[rule.id] = int(r[f"{rule.id}_items_answered"])
+            result.prorated[rule.id] = bool(r[f"{rule.id}_prorated"])
+            if r[f"_ks_na_{n}"]:
+                result.not_applicable.append(rule.id)
+        for cls in scale.classifications:
+            result.classifications[cls.id] = r[cls.id]
+        result.flags = r["flags"].split(";") if r["flags"] else []
+        return result
+
+    def _explained(self, file: int, pos: int, line: int | None, cells: list[Any]) -> ScoreResult:
+        """The record engine's result for the row at ``pos`` (with the other rows of its
+        subject and visit, when they were merged)."""
+        from ketascore.engines.record import score_records
+
+        places = [(file, pos)]
+        if self.merged:
+            places += self._copies(file, pos)
+        records: list[AnswerRecord] = []
+        for f, p in places:
+            if f == file and p == pos and self.sources[f].kind == "csv":
+                records += self.records_of(f, p, line, cells, [])
+                continue
+            ((o_line, o_cells),) = _rows_at(self, f, [p]).values()
+            records += self.records_of(f, p, o_line, o_cells, [])
+        (result,) = score_records(records, {self.scale.id: self.scale}.get)
+        return result
+
+    def records_of(
+        self, file: int, pos: int, line: int | None, cells: list[Any], issues: list[Issue]
+    ) -> list[AnswerRecord]:
+        """The records the reader of a source makes of its row at ``pos`` (and its issues)."""
+        from ketascore.readers.delimited import WideLayout, wide_row_records
+
+        source = self.sources[file]
+        if self.mapping is not None:
+            return self._mapped_records(source, cells, line or pos + 1, issues)
+        layout = WideLayout.of(source.header, self.scale_ids)
+        records = wide_row_records(layout, cells, line or pos + 1, source.name, issues)
+        return [r for r in records if r.scale == self.scale.id]
+
+    def _mapped_records(
+        self, source: TableSource, cells: list[Any], line: int, issues: list[Issue]
+    ) -> list[AnswerRecord]:
+        """The record of a row of a table read through a column map, made as the query
+        reads it, and the readers' issues of the row."""
+        from ketascore.readers import FieldError, check_date, check_day, field_issue
+        from ketascore.readers.fields import carried, is_blank, item_value, text_field
+
+        assert self.mapping is not None
+        cmap, layout = self.mapping
+        by = dict(zip(source.header, cells, strict=True))
+        subject, visit = text_field(by.get(cmap.subject)), text_field(by.get(cmap.visit))
+        where: dict[str, Any] = {
+            "file": source.name,
+            "line": line,
+            "subject": subject,
+            "visit": visit,
+        }
+        if subject is None or visit is None:
+            field = "subject" if subject is None else "visit"
+            issues.append(make_issue("missing-field", "row", field=field, **where))
+            return []
+        date = day = None
+        try:
+            date = check_date(by.get(layout.date)) if layout.date else None
+        except FieldError as exc:
+            issues.append(field_issue(exc, "row", **where))
+        try:
+            day = check_day(by.get(layout.day)) if layout.day else None
+        except FieldError as exc:
+            issues.append(field_issue(exc, "row", **where))
+        prefix = len(self.scale.id) + 1
+        items = {item: item_value(by.get(col)) for item, col in cmap.items.items()}
+        items |= {col[prefix:]: item_value(by.get(col)) for col in layout.unknown_items}
+        if all(is_blank(v) for v in items.values()):
+            return []
+        return [
+            AnswerRecord(
+                subject=subject,
+                visit=visit,
+                scale=self.scale.id,
+                items=items,
+                date=date,
+                day=day,
+                extra={c: carried(by.get(c)) for c in layout.carry},
+                source=Source(file=source.name, line=line),
+                missing_codes=tuple(cmap.missing_codes),
+            )
+        ]
+
+    def _copies(self, file: int, pos: int) -> list[tuple[int, int]]:
+        """The other rows merged into the record of the row at ``pos`` (in order)."""
+        rowid = self.offsets[file] + pos
+        found = self.con.execute(
+            "SELECT c._ks_file, c.rowid FROM _ks_rows c JOIN _ks_rows f "
+            "ON c.subject = f.subject AND c.visit = f.visit "
+            f"WHERE f.rowid = {rowid} AND c._ks_kept AND c.rowid <> {rowid} ORDER BY c.rowid"
+        ).fetchall()
+        return [(int(f), int(r) - self.offsets[int(f)]) for f, r in found]
+
+
+class _SourceRows:
+    """The rows of each source as its reader reads them, in order (each read once), with
+    the line (or row number) where each starts."""
+
+    def __init__(self, run: TableRun):
+        self.run = run
+        self.readers: dict[int, Any] = {}
+        self.seen: dict[int, int] = {}
+
+    def at(self, file: int, pos: int) -> tuple[int | None, list[Any]]:
+        source = self.run.sources[file]
+        if source.kind != "csv":
+            return pos + 1, []  # rows of a table: read when explained
+        reader = self.readers.get(file)
+        if reader is None or self.seen.get(file, -1) >= pos:
+            reader = self.readers[file] = _csv_rows(source)
+            self.seen[file] = -1
+        for at, line, cells in reader:
+            self.seen[file] = at
+            if at == pos:
+                return line, cells
+        return None, []
+
+
+def _csv_rows(source: TableSource) -> Iterator[tuple[int, int, list[str]]]:
+    """(position, line, cells) of every row DuckDB reads of a CSV source: the rows after
+    the header that are not empty lines and have the header's width."""
+    with open(source.name, encoding="utf-8", newline="") as fh:
+        reader = csv.reader(fh, delimiter=source.delimiter, strict=True)
+        start, position, width = 1, -1, len(source.header)
+        next(reader, None)
+        start = reader.line_num + 1
+        for cells in reader:
+            line, start = start, reader.line_num + 1
+            if not cells or len(cells) != width:
+                continue
+            position += 1
+            yield position, line, cells
+
+
+def _rows_at(run: TableRun, file: int, positions: list[int]) -> dict[int, tuple[int, list[Any]]]:
+    """(line, cells) of the rows at ``positions`` of a source, as its reader reads them."""
+    source = run.sources[file]
+    if source.kind == "csv":
+        wanted = set(positions)
+        out = {}
+        for at, line, cells in _csv_rows(source):
+            if at in wanted:
+                out[at] = (line, cells)
+                if len(out) == len(wanted):
+                    break
+        return out
+    from ketascore.readers.parquet import table_cell
+
+    listed = ", ".join(str(int(p)) for p in positions)
+    names = ", ".join(quote(c) for c in source.header)
+    if source.kind == "parquet":
+        query = (
+            f"SELECT file_row_number, {names} FROM read_parquet({sql_text(source.name)}, "
+            f"file_row_number = true) WHERE file_row_number IN ({listed})"
+        )
+    else:
+        query = (
+            f"SELECT _ks_pos, {names} FROM (SELECT row_number() OVER () - 1 AS _ks_pos, * "
+            f"FROM _ks_frame_{file}) WHERE _ks_pos IN ({listed})"
+        )
+    return {
+        int(row[0]): (int(row[0]) + 1, [table_cell(v) for v in row[1:]])
+        for row in run.con.execute(query).fetchall()
+    }
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

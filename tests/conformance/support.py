@@ -1,0 +1,334 @@
+"""The conformance suite's shared pieces: the scale that uses every construct of the
+language, random answer tables, the engines run the same way, and the one definition of
+"the same result" every comparison uses."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from pathlib import Path
+from typing import Any
+
+from ketascore.api import score_paths
+from ketascore.core.library import builtin_ids, load_builtin
+from ketascore.core.records import AnswerRecord, ScoreResult, Source
+from ketascore.core.scale import Scale, load_scale_text
+from ketascore.engines.record import score_records
+
+# A scale that uses every construct: ranges and value lists (with fractions and negatives),
+# labels, answer codes and missing codes, an alternative, sum/mean/max/min, recode, reverse
+# and weights, min_answered/max_missing, both prorating methods, every rounding method with
+# decimals, bands, scores of scores, applies_when on an item and on a score, flags and
+# classifications on items, alternatives and scores.
+SINK = """
+id: sink
+name: Every construct of the scale language
+version: "1"
+rater: self
+licence: {status: public-domain}
+citations:
+  - {key: test, text: A test scale for the SQL compiler}
+answer_sets:
+  agree:
+    - {value: 0, label: Strongly disagree, code: LA-0}
+    - {value: 1, label: Disagree, code: LA-1}
+    - {value: 2, label: Agree, code: LA-2}
+    - {value: 3, label: Strongly agree, code: LA-3}
+    - {value: 4, label: Straße, code: LA-4}
+items:
+  - id: a1
+    label: A1
+    range: [0, 4]
+    answers: agree
+    missing_codes: [{value: 9, label: refused, code: LA-REF}, {value: -1}]
+  - {id: a2, label: A2, range: [0, 4], answers: agree}
+  - {id: a3, label: A3, range: [0, 4], answers: agree}
+  - {id: a4, label: A4, range: [0, 4], answers: agree, missing_codes: [{label: not asked}]}
+  - {id: v1, label: V1, values: [0, 0.5, 1, 2.5]}
+  - {id: v2, label: V2, values: [-1, 0, 1.25]}
+  - {id: r1, label: R1, range: [1, 5]}
+  - {id: r2, label: R2, range: [1, 5]}
+  - {id: w1, label: W1, range: [0, 3]}
+  - {id: w2, label: W2, range: [0, 5]}
+  - {id: w3, label: W3, range: [0, 2]}
+  - {id: x, label: X by history, range: [0, 2], missing_codes: [{value: 3}]}
+  - {id: y, label: Y by measurement, range: [0, 2]}
+  - {id: g, label: Gate, range: [0, 1]}
+  - {id: note, label: Not scored, range: [0, 9], scored: false}
+alternatives:
+  - {id: xy, label: X or Y, items: [x, y]}
+scores:
+  - id: pm_up
+    label: Prorated mean, half up to one decimal
+    of: [a1, a2, a3, a4]
+    missing: {max_missing: 2, method: prorate_mean, rounding: {method: half_up, decimals: 1}}
+    bands:
+      - {label: low, min: 0, max: 8}
+      - {label: high, min: 8, max: 16}
+  - id: pm_even
+    label: Prorated mean, half even
+    of: [a1, a2, a3, a4]
+    missing: {min_answered: 1, method: prorate_mean, rounding: {method: half_even}}
+  - id: pm_raw
+    label: Prorated mean, not rounded
+    of: [a1, a2, a3, a4]
+    missing: {min_answered: 3, method: prorate_mean}
+  - id: px_floor
+    label: Prorated max, floor
+    of: [w1, w2, w3]
+    missing: {min_answered: 1, method: prorate_max, rounding: {method: floor, decimals: 2}}
+  - id: px_ceil
+    label: Prorated max, ceil
+    of: [w1, w2, w3]
+    missing: {min_answered: 2, method: prorate_max, rounding: {method: ceil}}
+  - id: px_raw
+    label: Prorated max, not rounded
+    of: [w1, w2, w3]
+    missing: {max_missing: 1, method: prorate_max}
+  - id: mean_v
+    label: Mean of values items
+    method: mean
+    of: [v1, v2, a1]
+    missing: {min_answered: 1, rounding: {method: half_even, decimals: 2}}
+  - id: mean_raw
+    label: Mean, not rounded
+    method: mean
+    of: [v1, v2, {item: r1, weight: 0.1}]
+    missing: {min_answered: 2}
+  - id: mean_up
+    label: Mean, half up
+    method: mean
+    of: [{item: v2, weight: -3}, {item: v1, reverse: true}]
+    missing: {min_answered: 1, rounding: {method: half_up}}
+  - id: low
+    label: Minimum of transformed items
+    method: min
+    of:
+      - {item: r1, reverse: true}
+      - {item: r2, recode: {"1": 0, "2": 0, "3": 1, "4": 2, "5": 2}}
+      - {item: w1, weight: 0.5}
+    missing: {min_answered: 2}
+  - id: high
+    label: Maximum with an alternative
+    method: max
+    of: [xy, g, {item: v2, weight: 2}]
+    missing: {min_answered: 1}
+  - id: nested
+    label: Sum of scores
+    of: [{score: low, weight: 2}, {score: high, reverse: true}, pm_up]
+  - id: gated
+    label: Only when the gate is open
+    of: [r1, r2]
+    applies_when: {item: g, equals: 1}
+    bands:
+      - {label: small, min: 2, max: 5}
+      - {label: large, min: 6, max: 10}
+  - id: gated2
+    label: Only when nested is above 3
+    of: [gated, {item: w3, recode: {"0": 2, "1": 1, "2": 0}}]
+    applies_when: {score: nested, above: 3}
+flags:
+  - {id: f_item, label: item a1 high, when: {item: a1, at_least: 3}}
+  - {id: f_alt, label: alternative rated 2, when: {item: xy, equals: 2}}
+  - {id: f_score, label: low score low, when: {score: low, below: 1}}
+classifications:
+  - {id: c_item, label: g open, when: {item: g, equals: 1}}
+  - {id: c_score, label: pm_up at most 6, when: {score: pm_up, at_most: 6}}
+"""
+
+
+EXTRA_CODES: tuple[Any, ...] = (7, "NR", 2.5e9)
+
+
+def sink_scale() -> Scale:
+    return load_scale_text(SINK, "sink.yaml")
+
+
+def scales_under_test() -> list[Scale]:
+    return [*(load_builtin(i) for i in builtin_ids()), sink_scale()]
+
+
+# --------------------------------------------------------------------------------------
+# Random answers
+
+
+def odd_values(scale: Scale, item_id: str) -> list[Any]:
+    """Answers of every kind the readers meet: blanks and NA in any spelling, numbers
+    written every way (some not numbers to the grammar), out of range, fractions, labels
+    in any case and spacing, answer codes, missing codes, text that is nothing."""
+    rule = scale.items[item_id]
+    values = rule.allowed_values()
+    lo, hi = values[0], values[-1]
+    out: list[Any] = [None, "", " ", "NA", " n/a ", ".", "N/A", "na"]
+    out += [f" {lo} ", f"{hi}.0", f"+{hi}", "\xa0" + str(lo), f"{lo}.", "0" + str(hi), f"{hi}e0"]
+    out += [str(hi + 1), str(lo - 1), "1.5", "0.25", "abc", "nan", "inf", "-Infinity", "1e400"]
+    out += ["1" + "0" * 30, "٣", "３", "7", "9", "NR", "nr", "1e3", "2.5e9", "true", "-0", "-0.0"]
+    for label in rule.answer_labels:
+        out += [label, label.upper(), "  " + label.lower().replace(" ", "  \t ") + "\n"]
+    for code in rule.codes:
+        out += [code, code.lower(), f" {code} "]
+    for value in rule.missing_values:
+        out += [str(value), f"{float(value)}"]
+    for label in rule.missing_labels:
+        out += [label, label.upper()]
+    return out
+
+
+def random_rows(scale: Scale, n: int, seed: int, *, repeats: bool = False) -> list[dict[str, Any]]:
+    """Rows of text answers: a third complete, a third with some missing items, a third with
+    anything. ``repeats``: some subjects and visits come again, with the same answers or
+    others (written differently but the same, or different)."""
+    rnd = random.Random(seed)
+    odd = {i: odd_values(scale, i) for i in scale.items}
+    rows = []
+    for k in range(n):
+        row: dict[str, Any] = {"subject": f"S{k:04d}", "visit": "v1"}
+        mode = rnd.random()
+        for item_id, rule in scale.items.items():
+            good = str(rnd.choice(rule.allowed_values()))
+            if mode < 0.3:
+                value: Any = good
+            elif mode < 0.65:
+                value = good if rnd.random() < 0.75 else rnd.choice([None, "", "NA"])
+            else:
+                value = rnd.choice(odd[item_id]) if rnd.random() < 0.6 else good
+            row[f"{scale.id}_{item_id}"] = value
+        rows.append(row)
+        if repeats and rnd.random() < 0.15:
+            again = dict(row)
+            if rnd.random() < 0.5:  # written differently, the same answer
+                for key, value in again.items():
+                    if key.startswith(scale.id + "_") and isinstance(value, str) and value:
+                        again[key] = f" {value} "
+            else:
+                key = rnd.choice([k for k in row if k.startswith(scale.id + "_")])
+                again[key] = rnd.choice(odd[key[len(scale.id) + 1 :]])
+            rows.append(again)
+    return rows
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]], delimiter: str = ",") -> Path:
+    """The rows as a CSV file without quote characters (texts with a delimiter, a quote or a
+    line break are left out of the random values the engines get as CSV)."""
+    columns = list(rows[0])
+    lines = [delimiter.join(columns)]
+    for row in rows:
+        cells = ["" if row[c] is None else str(row[c]) for c in columns]
+        cells = [c if not any(x in c for x in (delimiter, '"', "\n", "\r")) else "x" for c in cells]
+        lines.append(delimiter.join(cells))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------------------
+# The engines, run the same way
+
+
+def merged_results(
+    scale: Scale, rows: list[dict[str, Any]], file: str | None = None, first_line: int = 0
+) -> list[ScoreResult]:
+    """The record engine's results of wide rows (``<scale>_<item>`` columns) taken as one
+    file's records, repeats merged, line numbers from ``first_line``."""
+    prefix = f"{scale.id}_"
+    records = [
+        AnswerRecord(
+            subject=r["subject"],
+            visit=r["visit"],
+            scale=scale.id,
+            items={k[len(prefix) :]: v for k, v in r.items() if k.startswith(prefix)},
+            source=Source(file=file, line=first_line + i),
+        )
+        for i, r in enumerate(rows)
+    ]
+    return score_records(records, {scale.id: scale}.get)
+
+
+def record_results(path: Path, scale: Scale) -> tuple[list[ScoreResult], list[Any]]:
+    with score_paths([path], scale=scale, engine="record", jobs=1) as run:
+        return list(run.results()), list(run.issues)
+
+
+def table_results(path: Path, scale: Scale) -> tuple[list[ScoreResult], list[Any]]:
+    with score_paths([path], scale=scale, engine="table") as run:
+        assert run.engine == "table", f"the table engine did not take {path}"
+        return list(run.results()), list(run.issues)
+
+
+# --------------------------------------------------------------------------------------
+# What "the same" means
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal and of the same type (an int is not a float: 16 and 16.0 print differently);
+    floats bit for bit."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, float):
+        return a == b or (a != a and b != b)
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple):
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def result_differences(a: ScoreResult, b: ScoreResult) -> list[str]:
+    """Where two results differ: every field of the JSON contract, issues by their whole
+    written form."""
+    da, db = a.to_dict(), b.to_dict()
+    return [
+        f"{da['subject']} {da['visit']} {key}: {da.get(key)!r} != {db.get(key)!r}"
+        for key in sorted(set(da) | set(db))
+        if not same_value(da.get(key), db.get(key))
+    ]
+
+
+def compare(expected: list[ScoreResult], got: list[ScoreResult]) -> list[str]:
+    """Every difference between two engines' results (in order)."""
+    out = []
+    if len(expected) != len(got):
+        out.append(f"{len(expected)} results != {len(got)}")
+    for a, b in zip(expected, got, strict=False):
+        out += result_differences(a, b)
+    return out
+
+
+def result_columns(scale: Scale, result: ScoreResult) -> dict[str, Any]:
+    """A result as the compiled query's columns."""
+    out: dict[str, Any] = {"subject": result.subject, "visit": result.visit}
+    for rule in scale.scores:
+        out[rule.id] = result.scores.get(rule.id)
+        out[f"{rule.id}_band"] = result.bands.get(rule.id)
+        out[f"{rule.id}_items_answered"] = result.items_answered.get(rule.id)
+        out[f"{rule.id}_prorated"] = result.prorated.get(rule.id)
+    for cls in scale.classifications:
+        out[cls.id] = result.classifications.get(cls.id)
+    out["flags"] = ";".join(result.flags) or None
+    out["issues"] = ";".join(i.code for i in result.issues) or None
+    return out
+
+
+def same_column(py: Any, sql: Any) -> bool:
+    """A result's value and the query's: numbers as the doubles they are (bit for bit)."""
+    if isinstance(py, bool) or py is None or isinstance(py, str):
+        return bool(py == sql) and type(py) is type(sql)
+    return sql is not None and float(py) == float(sql) and not isinstance(sql, bool)
+
+
+def query_differences(
+    scale: Scale, expected: list[ScoreResult], rows: list[dict[str, Any]]
+) -> list[str]:
+    """Where the query's rows differ from the record engine's results."""
+    out = []
+    if len(expected) != len(rows):
+        out.append(f"{len(expected)} results != {len(rows)} rows")
+    for result, row in zip(expected, rows, strict=False):
+        for key, value in result_columns(scale, result).items():
+            if not same_column(value, row[key]):
+                out.append(f"{scale.id} {result.subject} {key}: {value!r} != {row[key]!r}")
+    return out
+
+
+def csv_rows(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))

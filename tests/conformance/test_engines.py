@@ -1,0 +1,291 @@
+"""One conformance suite for every engine: the record engine (the reference), the table
+engine (DuckDB) and the compiled query run as text, on every built-in scale and on a
+scale that uses every construct of the language, on random answers, on the malformed
+corpus and on random tables (hypothesis). Every comparison uses ``support.compare`` or
+``support.query_differences``: one definition of "the same", types included."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import string
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+duckdb = pytest.importorskip("duckdb")
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+
+from support import (  # noqa: E402
+    EXTRA_CODES,
+    compare,
+    query_differences,
+    random_rows,
+    record_results,
+    scales_under_test,
+    sink_scale,
+    table_results,
+    write_csv,
+)
+
+from ketascore.cli import cli  # noqa: E402
+from ketascore.core.library import load_builtin  # noqa: E402
+from ketascore.core.records import AnswerRecord  # noqa: E402
+from ketascore.core.scale import Scale  # noqa: E402
+from ketascore.engines.record import score_record  # noqa: E402
+from ketascore.engines.sql import ColumnMap, TableLayout, compile_scale, quote  # noqa: E402
+
+from conftest import DATA, budget  # noqa: E402
+
+
+def query_rows(con: Any, sql: str) -> list[dict[str, Any]]:
+    cursor = con.execute(sql)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+
+
+def duckdb_table(con: Any, rows: list[dict[str, Any]], types: dict[str, str] | None = None) -> None:
+    columns = list(rows[0])
+    types = types or {}
+    spec = ", ".join(f"{quote(c)} {types.get(c, 'VARCHAR')}" for c in columns)
+    con.execute(f"CREATE OR REPLACE TABLE answers ({spec})")
+    con.executemany(
+        f"INSERT INTO answers VALUES ({', '.join('?' for _ in columns)})",
+        [[r[c] for c in columns] for r in rows],
+    )
+
+
+def record_of(scale: Scale, row: dict[str, Any], codes: tuple[Any, ...] = ()) -> Any:
+    prefix = f"{scale.id}_"
+    items = {k[len(prefix) :]: v for k, v in row.items() if k.startswith(prefix)}
+    record = AnswerRecord(subject=row["subject"], visit=row["visit"], scale=scale.id, items=items)
+    return score_record(scale, record, extra_missing=codes)
+
+
+@pytest.mark.parametrize("scale", scales_under_test(), ids=lambda s: s.id)
+def test_every_engine_gives_the_record_engines_results(tmp_path: Path, scale: Scale) -> None:
+    """A CSV file of random answers (repeated subjects and visits among them): the table
+    engine's results are the record engine's, every field and message; the query, run as
+    text on a table of texts (extra missing codes too), gives the same columns."""
+    rows = random_rows(scale, 150, seed=8, repeats=True)
+    path = write_csv(tmp_path / f"{scale.id}.csv", rows)
+    expected, expected_issues = record_results(path, scale)
+    got, issues = table_results(path, scale)
+    assert not (bad := compare(expected, got)), "\n".join(bad[:20])
+    assert [i.message for i in issues] == [i.message for i in expected_issues]
+
+    unique = random_rows(scale, 150, seed=9)
+    con = duckdb.connect()
+    duckdb_table(con, unique)
+    compiled = compile_scale(
+        scale, "duckdb", columns=ColumnMap(missing_codes=EXTRA_CODES), skip_unrated=False
+    )
+    python = [record_of(scale, r, EXTRA_CODES) for r in unique]
+    bad = query_differences(scale, python, query_rows(con, compiled.sql()))
+    assert not bad, "\n".join(bad[:20])
+
+
+def test_typed_columns_mean_the_same_in_every_engine(tmp_path: Path) -> None:
+    """A Parquet file with DOUBLE, DECIMAL and BIGINT item columns (NaN, -0, infinity,
+    fractions, out of range, missing codes): the table engine reads it as the record
+    readers do."""
+    scale = sink_scale()
+    rnd = random.Random(3)
+    specials = [None, 3.0, 0.5, -1.0, 2.5, 99.0, 1.5, 7.0, 1e300, math.nan, math.inf, -0.0]
+    rows = []
+    for k in range(200):
+        row: dict[str, Any] = {"subject": f"S{k}", "visit": "v"}
+        for item_id, rule in scale.items.items():
+            pick = rnd.random()
+            value = rnd.choice(rule.allowed_values()) if pick < 0.7 else rnd.choice(specials)
+            row[f"sink_{item_id}"] = None if value is None else float(value)
+        rows.append(row)
+    table = pa.Table.from_pylist(rows)
+    decimal = pa.decimal128(12, 3)
+    whole = [c for c in table.column_names if c in ("sink_r1", "sink_r2", "sink_g")]
+    for name in whole:  # integers (NaN and fractions become nulls)
+        values = [
+            int(v) if v is not None and v == v and float(v).is_integer() and abs(v) < 1e9 else None
+            for v in table[name].to_pylist()
+        ]
+        table = table.set_column(table.column_names.index(name), name, pa.array(values, pa.int64()))
+    for name in ("sink_a1", "sink_w2"):  # decimals
+        values = [
+            None if v is None or v != v or abs(v) > 1e8 else round(v, 3)
+            for v in table[name].to_pylist()
+        ]
+        table = table.set_column(
+            table.column_names.index(name), name, pa.array(values).cast(decimal)
+        )
+    path = tmp_path / "typed.parquet"
+    pq.write_table(table, path)
+    expected, _ = record_results(path, scale)
+    got, _ = table_results(path, scale)
+    assert not (bad := compare(expected, got)), "\n".join(bad[:20])
+
+
+ADVERSARIAL = (
+    "subject,visit,date,day,arm,PHQ9_1,phq9_2,phq9_3,phq9_4,phq9_5,phq9_6,phq9_7,phq9_8,"
+    "phq9_9,phq9_99,madrs_1\n"
+    " s1 ,v1,2024-01-02,1,a b,1,2,3,0,1,2,3,0,1,,5\n"
+    "s1,v1,2024-01-02,1,x,1,2,3,0,1,2,3,0,1,,\n"
+    "s2,v1,bad,1.5,y,Not at all,2,,0,1,2,3,0,NA,3,\n"
+    "s2,v1,,, ,1,2,2,0,1,2,3,0,NA,,\n"
+    ",v9,,,,1,1,1,1,1,1,1,1,1,,\n"
+    "\n"
+    ",,,,,,,,,,,,,,,\n"
+    "   \n"
+    "s3,v1,,,,,,,,,,,,,,4\n"
+    "s4,v1,,,,,,,,,,,,,7,\n"
+    "s5,v1,,,z,1,1,1\n"
+    "s6,v2,,7,q,3,3,3,3,3,3,3,3,3,,,extra\n"
+    "s7,v1,2024-02-30,,,1.0,2.,+3,٣,\xa01,1 ,3,0,9,,\n"
+    "s8,v1,2024-05-03T10:30,x,,Several days,LA6569-3, more  than half the DAYS ,1,1,1,1,1,1,,\n"
+    "-s9,=v1,,1e3,@cmd,1,1,1,1,1,1,1,1,1,,\n"
+)
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_awkward_csv_gives_the_same_results_and_reading_issues(
+    tmp_path: Path, newline: str
+) -> None:
+    """Ragged rows, blank rows, rows without ids, unusable dates and days, an unknown
+    item column, another scale's column, labels, codes, exotic numbers, repeats."""
+    path = tmp_path / "awkward.csv"
+    path.write_bytes(ADVERSARIAL.replace("\n", newline).encode("utf-8"))
+    scale = load_builtin("phq9")
+    expected, expected_issues = record_results(path, scale)
+    got, issues = table_results(path, scale)
+    assert not (bad := compare(expected, got)), "\n".join(bad[:20])
+    assert [i.as_dict() for i in issues] == [i.as_dict() for i in expected_issues]
+    assert {i.code for i in issues} >= {"csv-ragged-row", "missing-field", "bad-field"}
+
+
+def _corpus_cases() -> list[tuple[Path, str]]:
+    """The malformed corpus's CSV files the table engine could read, with their scale."""
+    cases = []
+    for path in sorted((DATA / "malformed").glob("*.csv")):
+        header = path.read_bytes().split(b"\n", 1)[0].decode("utf-8", errors="replace")
+        for scale_id in ("phq9", "madrs", "hamd17", "gad7"):
+            if f"{scale_id}_" in header.casefold():
+                cases.append((path, scale_id))
+                break
+    return cases
+
+
+@pytest.mark.parametrize(("path", "scale_id"), _corpus_cases(), ids=lambda v: getattr(v, "name", v))
+def test_malformed_corpus_gives_the_same_output_from_either_engine(
+    runner: Any, path: Path, scale_id: str
+) -> None:
+    """The command's whole JSON output and exit code are the same whichever engine reads
+    the file (the table engine leaves to the readers what it does not read as they do)."""
+    outputs = []
+    for engine in ("record", "duckdb"):
+        result = runner.invoke(
+            cli, ["score", str(path), "--scale", scale_id, "--engine", engine, "--format", "json"]
+        )
+        assert result.exit_code in (0, 1), result.output
+        outputs.append((result.exit_code, json.loads(result.stdout)))
+    assert outputs[0] == outputs[1]
+
+
+def test_output_is_the_same_whatever_the_number_of_threads(tmp_path: Path) -> None:
+    """A table large enough to be read by several threads: the same bytes from 1 and 2
+    threads, in input order (and the record engine's)."""
+    from ketascore.engines import table
+
+    scale = load_builtin("phq9")
+    rnd = random.Random(5)
+    n = 300_000
+    subjects = [f"S{k // 4:06d}" for k in range(n)]
+    visits = [("baseline", "week1", "week2", "week4")[k % 4] for k in range(n)]
+    columns: dict[str, Any] = {"subject": subjects, "visit": visits}
+    for i in range(1, 10):
+        columns[f"phq9_{i}"] = [
+            None if rnd.random() < 0.05 else rnd.randint(0, 3) for _ in range(n)
+        ]
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table(columns), path, row_group_size=20_000)
+    outputs = []
+    for threads in (1, 2):
+        run = table.score_tables(
+            [table.parquet_source(str(path))], scale, config=table.duckdb_config(threads)
+        )
+        with run:
+            target = tmp_path / f"scores-{threads}.csv"
+            run.write("csv", target)
+            outputs.append(target.read_bytes())
+    assert outputs[0] == outputs[1]
+    lines = outputs[0].decode().splitlines()
+    assert len(lines) == n + 1
+    assert [line.split(",", 2)[:2] for line in lines[1:6]] == [
+        [subjects[k], visits[k]] for k in range(5)
+    ]
+    assert lines[-1].startswith(f"{subjects[-1]},{visits[-1]},")
+
+
+# --------------------------------------------------------------------------------------
+# Random tables (hypothesis)
+
+_IDS = st.sampled_from(["S1", "S2", " S3", "S4 ", "s1", "007", "7", "", " ", "S\t5"])
+_VISITS = st.sampled_from(["baseline", "Baseline", "v1", " v1", "week 1", "", "7"])
+_ANSWERS = st.one_of(
+    st.sampled_from(["0", "1", "2", "3", "", " ", "NA", "n/a", ".", "4", "-1", "1.0", "+2"]),
+    st.sampled_from(["Several days", "nearly  every day", "LA6569-3", "x", "1e0", "٣", "-0"]),
+    st.text(alphabet=string.digits + " .+-eE", max_size=4),
+)
+
+
+@settings(max_examples=budget(25))
+@given(
+    st.lists(
+        st.tuples(_IDS, _VISITS, st.lists(_ANSWERS, min_size=9, max_size=9)),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_random_tables_give_the_same_results(tmp_path_factory: Any, table_rows: Any) -> None:
+    scale = load_builtin("phq9")
+    rows = [
+        {"subject": s, "visit": v, **{f"phq9_{i + 1}": a for i, a in enumerate(answers)}}
+        for s, v, answers in table_rows
+    ]
+    path = write_csv(tmp_path_factory.mktemp("t") / "t.csv", rows)
+    expected, expected_issues = record_results(path, scale)
+    got, issues = table_results(path, scale)
+    assert not (bad := compare(expected, got)), "\n".join(bad[:20])
+    assert [i.as_dict() for i in issues] == [i.as_dict() for i in expected_issues]
+
+
+def test_a_column_layout_the_compiler_is_told(tmp_path: Path) -> None:
+    """Numeric item columns and a column map (NHANES names, refused/don't know codes)."""
+    scale = load_builtin("phq9")
+    cmap = ColumnMap(
+        subject="SEQN",
+        visit="CYCLE",
+        items={str(i): f"DPQ0{i}0" for i in range(1, 10)},
+        missing_codes=(7, 9),
+    )
+    rows = []
+    rnd = random.Random(4)
+    for k in range(60):
+        row: dict[str, Any] = {"SEQN": float(k), "CYCLE": "2017"}
+        row |= {f"DPQ0{i}0": float(rnd.choice([0, 1, 2, 3, 7, 9])) for i in range(1, 10)}
+        rows.append(row)
+    con = duckdb.connect()
+    duckdb_table(con, rows, {"SEQN": "DOUBLE", **{f"DPQ0{i}0": "DOUBLE" for i in range(1, 10)}})
+    layout = TableLayout(kinds={"SEQN": "number", **{f"DPQ0{i}0": "number" for i in range(1, 10)}})
+    sql = compile_scale(scale, "duckdb", columns=cmap, layout=layout).sql()
+    python = []
+    for row in rows:
+        items = {str(i): row[f"DPQ0{i}0"] for i in range(1, 10)}
+        subject = str(int(row["SEQN"]))
+        record = AnswerRecord(subject=subject, visit="2017", scale="phq9", items=items)
+        python.append(score_record(scale, record, extra_missing=(7, 9)))
+    bad = query_differences(scale, python, query_rows(con, sql))
+    assert not bad, "\n".join(bad[:20])

@@ -1,0 +1,153 @@
+"""The table engine from the command line and the API: CSV and Parquet in, every output
+format out, the same bytes as the record engine (the conformance suite compares results)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+duckdb = pytest.importorskip("duckdb")
+pq = pytest.importorskip("pyarrow.parquet")
+pa = pytest.importorskip("pyarrow")
+
+from ketascore.api import score_paths  # noqa: E402
+from ketascore.cli import cli  # noqa: E402
+from ketascore.core.library import load_builtin  # noqa: E402
+from ketascore.engines import table  # noqa: E402
+from ketascore.engines.sql import ColumnMap, csv_columns  # noqa: E402
+
+from conftest import DATA  # noqa: E402
+
+STUDY = DATA / "study" / "madrs-day3.csv"
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "jsonl", "table"])
+def test_every_output_is_the_record_engines(runner: Any, fmt: str) -> None:
+    outputs = []
+    for engine in ("record", "duckdb"):
+        result = runner.invoke(
+            cli, ["score", str(STUDY), "--scale", "madrs", "--engine", engine, "--format", fmt]
+        )
+        assert result.exit_code == 1, result.output  # one record misses an item
+        outputs.append((result.stdout, result.stderr))
+    assert outputs[0] == outputs[1]
+
+
+def test_files_provenance_and_parquet(runner: Any, tmp_path: Path) -> None:
+    out = tmp_path / "scores.csv"
+    result = runner.invoke(
+        cli, ["score", str(STUDY), "--engine", "duckdb", "--scale", "madrs", "-o", str(out)]
+    )
+    assert result.exit_code == 1
+    record = runner.invoke(cli, ["score", str(STUDY), "--scale", "madrs", "--format", "csv"])
+    assert out.read_text() == record.stdout
+    provenance = json.loads((tmp_path / "scores.csv.provenance.json").read_text())
+    assert hashlib.sha256(STUDY.read_bytes()).hexdigest() in json.dumps(provenance)
+    parquet = tmp_path / "scores.parquet"
+    result = runner.invoke(
+        cli, ["score", str(STUDY), "--engine", "duckdb", "--scale", "madrs", "-o", str(parquet)]
+    )
+    got = pq.read_table(parquet)
+    assert got.column_names == [*csv_columns(load_builtin("madrs")), "arm"]
+    assert got.schema.field("total").type == pa.float64()
+    assert got.schema.field("total_prorated").type == pa.bool_()
+    missing = runner.invoke(cli, ["score", str(STUDY), "--engine", "duckdb", "-o", str(out)])
+    assert missing.exit_code == 2 and "--scale" in missing.stderr
+    no_parquet = runner.invoke(cli, ["score", str(STUDY), "-o", str(tmp_path / "x.parquet")])
+    assert no_parquet.exit_code == 2 and "--engine duckdb" in no_parquet.stderr
+
+
+def test_auto_takes_the_table_engine_for_a_large_table(tmp_path: Path) -> None:
+    rows = ["subject,visit," + ",".join(f"phq9_{i}" for i in range(1, 10))]
+    rows += [f"S{k},v1," + ",".join(str((k + i) % 4) for i in range(1, 10)) for k in range(40000)]
+    path = tmp_path / "big.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    scale = load_builtin("phq9")
+    with score_paths([path], scale=scale) as run:
+        assert run.engine == "table"
+        assert run.summary()["records"] == 40000
+    with score_paths([path], scale=scale, engine="record") as run:
+        assert run.engine == "record"
+    small = tmp_path / "small.csv"
+    small.write_text("\n".join(rows[:10]) + "\n", encoding="utf-8")
+    with score_paths([small], scale=scale) as run:
+        assert run.engine == "record"  # a small file is quicker read record by record
+
+
+def test_what_duckdb_does_not_read_as_the_readers_is_left_to_them(tmp_path: Path) -> None:
+    scale = load_builtin("phq9")
+    cases = {
+        "latin1.csv": "subject,visit,site,phq9_1\nA,v1,Zürich,1\n".encode("latin-1"),
+        "quoted.csv": b'subject,visit,site,phq9_1\nA,v1,"a, b",1\n',
+        "mixed.csv": b"subject,visit,phq9_1\r\nA,v1,1\nB,v1,2\r\n",
+        "bom.csv": b"\xef\xbb\xbfsubject,visit,phq9_1\nA,v1,1\n",
+        "long.csv": b"subject,visit,scale,item,value\nA,v1,phq9,1,1\n",
+        "two-scales.csv": b"subject,visit,phq9_1,gad7_1\nA,v1,1,1\n",
+    }
+    for name, data in cases.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        assert table.csv_source(str(path), ["phq9", "gad7"]) is None, name
+    assert table.csv_source(str(tmp_path / "two-scales.csv"), ["phq9", "gad7"], scale) is not None
+
+
+def test_a_column_map_names_columns_and_missing_codes(tmp_path: Path) -> None:
+    source = tmp_path / "nhanes.parquet"
+    row = {"SEQN": 1.0, "CYCLE": "2017", **{f"DPQ0{i}0": 1.0 for i in range(1, 10)}}
+    row["DPQ090"] = 7.0  # refused: a missing answer, never a score
+    pq.write_table(pa.Table.from_pylist([row]), source)
+    cmap = ColumnMap(
+        subject="SEQN",
+        visit="cycle",
+        items={str(i): f"DPQ0{i}0" for i in range(1, 10)},
+        missing_codes=(7, 9),
+    )
+    with table.score_tables(
+        [table.parquet_source(str(source))], load_builtin("phq9"), columns=cmap
+    ) as run:
+        (result,) = run.results()
+    assert result.subject == "1" and result.scores["total"] == 9 and result.prorated["total"]
+    assert [i.code for i in result.issues] == ["flag-undetermined"]
+    assert result.source.line == 1
+
+
+def test_output_is_written_completely_or_not_at_all(tmp_path: Path) -> None:
+    source = tmp_path / "a.csv"
+    source.write_text("subject,visit,phq9_1\nA,v1,1\n", encoding="utf-8")
+    with table.score_tables(
+        [table.csv_source(str(source), ["phq9"])],
+        load_builtin("phq9"),  # type: ignore[list-item]
+    ) as run:
+        with pytest.raises(OSError):
+            run.write("csv", tmp_path / "missing-folder" / "o.csv")
+        run.write("csv", tmp_path / "o.csv")
+    assert (tmp_path / "o.csv").read_text().startswith("subject,visit")
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_folder_of_tables_is_read_as_one(runner: Any, tmp_path: Path) -> None:
+    """Several CSV files of one scale, in the folder's order; a subject and visit repeated
+    across files is merged as the record engine merges it."""
+    folder = tmp_path / "site"
+    folder.mkdir()
+    header = "subject,visit,site," + ",".join(f"phq9_{i}" for i in range(1, 10))
+    (folder / "a.csv").write_text(
+        header + "\nS1,v1,a,1,1,1,1,1,1,1,1,1\nS2,v1,a,2,2,2,2,2,2,2,2,2\n", encoding="utf-8"
+    )
+    (folder / "b.csv").write_text(
+        header + "\nS1,v1,b,1,1,1,1,1,1,1,1,1\nS3,v1,b,3,3,3,,3,3,3,3,3\n", encoding="utf-8"
+    )
+    outputs = []
+    for engine in ("record", "duckdb"):
+        result = runner.invoke(
+            cli, ["score", str(folder), "--scale", "phq9", "--engine", engine, "--format", "json"]
+        )
+        outputs.append((result.exit_code, json.loads(result.stdout)))
+    assert outputs[0] == outputs[1]
+    results = outputs[0][1]["results"]
+    assert [r["subject"] for r in results] == ["S1", "S2", "S3"]
+    assert [i["code"] for i in results[0]["issues"]] == ["duplicate-record"]
