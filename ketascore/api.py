@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ketascore.core.issues import Issue
-from ketascore.core.library import ScaleSet, builtin_ids, resolve_scale
+from ketascore.core.library import ScaleSet, builtin_ids, load_builtin, resolve_scale
 from ketascore.core.records import AnswerRecord, ScoreResult
 from ketascore.core.scale import Scale
 from ketascore.engines.record import score_records
@@ -174,14 +174,17 @@ class ScoreRun:
 
 def table_sources(
     files: list[str], scale: Scale | None, *, required: bool = False
-) -> list[Any] | None:
-    """The files as sources of the table engine, or None when one of them is not a table
-    it reads as the readers do (a CSV file with quotes, another layout, ...). Small files
-    are left to the record engine unless ``required``."""
+) -> tuple[list[Any], Scale] | None:
+    """The files as sources of the table engine and the scale they hold (``scale``, or
+    the one built-in scale whose items their columns name), or None when one of them is
+    not a table it reads as the readers do (a CSV file with quotes, another layout, ...).
+    Small files are left to the record engine unless ``required``."""
     from ketascore.engines import table
+    from ketascore.readers.delimited import WideLayout
 
-    if scale is None or not files or not table.available():
+    if not files or not table.available():
         return None
+    known = {*builtin_ids(), *([scale.id] if scale is not None else [])}
     sources = []
     for name in files:
         suffix = os.path.splitext(name)[1].lower()
@@ -199,11 +202,16 @@ def table_sources(
             return None
         if suffix not in (".csv", ".tsv", ".txt"):
             return None
-        found = table.csv_source(name, [*builtin_ids(), scale.id], scale)
+        found = table.csv_source(name, known, scale)
         if found is None:
             return None
         sources.append(found)
-    return sources
+    if scale is None:
+        held = {s for source in sources for s in WideLayout.of(source.header, known).scales}
+        if len(held) != 1:
+            return None
+        scale = load_builtin(held.pop())
+    return sources, scale
 
 
 def score_paths(
@@ -251,15 +259,16 @@ def score_paths(
         and not walk_issues
         and (engine == "table" or len(files) == 1)
     )
-    sources = table_sources(files, scale, required=engine == "table") if tabular else None
-    if sources is not None and scale is not None:
+    found = table_sources(files, scale, required=engine == "table") if tabular else None
+    if found is not None:
+        sources, chosen = found
         from ketascore.core.provenance import file_digest
         from ketascore.engines import table
 
         try:
             run = table.score_tables(
                 sources,
-                scale,
+                chosen,
                 merge_duplicates=merge_duplicates,
                 known_scales=builtin_ids(),
                 config=duckdb_config,
@@ -268,7 +277,7 @@ def score_paths(
             run = None
         if run is not None:
             hashes = {s.name: s.sha256 or file_digest(s.name) for s in sources}
-            return ScoreRun(scale, files, run.issues, hashes, "table", run)
+            return ScoreRun(chosen, files, run.issues, hashes, "table", run)
     known = ScaleSet([scale] if scale is not None else [])
     settings = Settings(
         fmt=input_format,

@@ -358,10 +358,13 @@ def sql_item(
     # 2. and 3. the others, stripped, as a number and as a label
     unread = f"{c.fast} IS NOT NULL OR " if fast is not None else ""
     text = f"CASE WHEN {unread}{c.raw} IS NULL THEN NULL ELSE {sql_strip(c.raw)} END"
-    number = f"CASE WHEN {sql_is_number(c.text)} THEN CAST({c.text} AS DOUBLE) END"
+    # (each starts with "no text, nothing": most rows have none, and then the rest of the
+    # CASE is not evaluated at all)
+    none = f"WHEN {c.text} IS NULL THEN NULL"
+    number = f"CASE {none} WHEN {sql_is_number(c.text)} THEN CAST({c.text} AS DOUBLE) END"
     has_labels = bool(rule.labels or rule.missing_labels)
-    key = sql_label_key(c.text) if has_labels else None
-    lower = sql_ascii_lower(c.text)
+    key = f"CASE {none} ELSE {sql_label_key(c.text)} END" if has_labels else None
+    lower = f"CASE {none} ELSE {sql_ascii_lower(c.text)} END"
     # 4. what the text is
     lowered = c.lower
     missing = [

@@ -480,9 +480,12 @@ class _Compiler:
                 *layout.others,
             ]
             row_blank = " AND ".join(self.blank(quote(c), self.kind(c)) for c in every)
-            ids = [_ids(quote(c), self.kind(c)) for c in (self.cmap.subject, self.cmap.visit)]
+            ids = [
+                "FALSE" if self.kind(c) == "boolean" else self.present(quote(c), self.kind(c))
+                for c in (self.cmap.subject, self.cmap.visit)
+            ]
             l0 += [
-                f"(CASE WHEN {ids[0]} IS NOT NULL AND {ids[1]} IS NOT NULL THEN FALSE "
+                f"(CASE WHEN {ids[0]} AND {ids[1]} THEN FALSE "
                 f"ELSE NOT ({row_blank}) END) AS _ks_no_ids",
                 f"{self.blank_raw(layout.date)} AS _ks_no_date",
                 f"{self.blank_raw(layout.day)} AS _ks_no_day",
@@ -496,7 +499,7 @@ class _Compiler:
         # layers (Spark) substitutes a shallow expression
         layers: dict[str, list[str]] = {k: [] for k in ("fast", "text", "number", "kind", "value")}
         rejections: list[str] = []
-        answered: list[str] = []
+        answered: list[tuple[str, str]] = []  # the answer columns and their kinds
         names = ("_ks_f", "_ks_t", "_ks_n", "_ks_k", "_ks_lo", "_ks_c", "_ks_v")
         for n, (item_id, column) in enumerate(items.items()):
             kind = self.kind(column)
@@ -518,12 +521,14 @@ class _Compiler:
                 f"(CASE WHEN {cols.value} IS NOT NULL OR {cols.raw} IS NULL THEN NULL "
                 f"ELSE {reading.rejection} END) AS _ks_r{n}"
             )
-            answered.append(f"NOT {self.blank(raw[item_id], kind)}")
-        answered += [
-            f"NOT {self.blank(u, self.kind(c))}"
-            for u, c in zip(unknown, layout.unknown_items, strict=True)
-        ]
-        layers["fast"].append(f"({has_ids} AND ({' OR '.join(answered) or 'FALSE'})) AS _ks_kept")
+            answered.append((raw[item_id], kind))
+        answered += [(u, self.kind(c)) for u, c in zip(unknown, layout.unknown_items, strict=True)]
+        # (most rows are settled by their first answer's first character)
+        quick = " ".join(f"WHEN {self.present(c, k, quick=True)} THEN TRUE" for c, k in answered)
+        slow = " OR ".join(self.present(c, k) for c, k in answered) or "FALSE"
+        layers["fast"].append(
+            f"(CASE WHEN NOT {has_ids} THEN FALSE {quick} ELSE {slow} END) AS _ks_kept"
+        )
         q.add(layers.pop("fast"))
         if skip_unrated:
             q.add([], "_ks_kept")
@@ -549,11 +554,7 @@ class _Compiler:
                     values[slot_id] = _Value("CAST(NULL AS DOUBLE)", "FALSE", "0")
                     continue
                 n = item_ref[members[0]]
-                values[slot_id] = _Value(
-                    f"_ks_v{n}",
-                    f"(_ks_r{n} IS NOT NULL)",
-                    f"(CASE WHEN _ks_v{n} IS NULL THEN 0 ELSE 1 END)",
-                )
+                values[slot_id] = _Value(f"_ks_v{n}", f"(_ks_r{n} IS NOT NULL)", "1")
                 continue
             k = len(alternatives)
             rejected = _any([f"_ks_r{item_ref[m]} IS NOT NULL" for m in present])
@@ -575,9 +576,7 @@ class _Compiler:
             )
             first_rated = f"(CASE {firsts} END)" if present else "NULL"
             alt_items.append(f"(CASE WHEN {both} THEN {first_rated} END)")
-            values[slot_id] = _Value(
-                f"_ks_s{k}", f"_ks_sb{k}", f"(CASE WHEN _ks_s{k} IS NULL THEN 0 ELSE 1 END)"
-            )
+            values[slot_id] = _Value(f"_ks_s{k}", f"_ks_sb{k}", "1")
         if l3:
             q.add(l3)
         # scores, by depth: each depth takes two layers (the terms counted, then the value)
@@ -656,11 +655,12 @@ class _Compiler:
             if issues
             else "CAST(NULL AS VARCHAR)"
         )
-        flags_text = (
-            f"(CASE WHEN {_any(raised)} THEN concat_ws(';', {', '.join(flags)}) END)"
-            if flags
-            else "CAST(NULL AS VARCHAR)"
-        )
+        if len(flags) == 1:
+            flags_text = flags[0]
+        elif flags:
+            flags_text = f"(CASE WHEN {_any(raised)} THEN concat_ws(';', {', '.join(flags)}) END)"
+        else:
+            flags_text = "CAST(NULL AS VARCHAR)"
         final = [
             "_ks_subject AS subject",
             "_ks_visit AS visit",
@@ -716,6 +716,19 @@ class _Compiler:
             return "TRUE"
         return self.blank(quote(column), self.kind(column))
 
+    def present(self, column: str, kind: str, quick: bool = False) -> str:
+        """The column is not blank (``quick``: its first character is visible, which
+        settles most texts; NULL or FALSE otherwise)."""
+        if kind != "text":
+            return f"({column} IS NOT NULL)"
+        text = f"CAST({column} AS VARCHAR)"
+        if quick:
+            return f"(ascii({text}) > 32)"
+        return (
+            f"(CASE WHEN ascii({text}) > 32 THEN TRUE WHEN {column} IS NULL THEN FALSE "
+            f"ELSE trim({text}, {WS_SQL}) <> '' END)"
+        )
+
     def blank(self, column: str, kind: str) -> str:
         if kind != "text":
             return f"({column} IS NULL)"
@@ -767,8 +780,13 @@ class _Compiler:
         refs = [values[t.ref] if t.kind == "slot" else scores[t.ref] for t in rule.terms]
         parts = [self.term(t, v) for t, v in zip(rule.terms, refs, strict=True)]
         slots = [v for t, v in zip(rule.terms, refs, strict=True) if t.kind == "slot"]
+        # a value counts 1 when there (an item or alternative) or its own items answered
+        # (a score); most scores count items only, and then items answered is the count
+        counted = [f"CAST({v.value} IS NOT NULL AS INTEGER)" for v in refs]
+        own = all(v.leaves == "1" for v in refs)
         leaves = " + ".join(
-            f"(CASE WHEN {v.value} IS NULL THEN 0 ELSE {v.leaves} END)" for v in refs
+            c if v.leaves == "1" else f"(CASE WHEN {v.value} IS NULL THEN 0 ELSE {v.leaves} END)"
+            for c, v in zip(counted, refs, strict=True)
         )
         blocked, gate_bad, not_applicable = "FALSE", "FALSE", "FALSE"
         if rule.applies_when is not None:
@@ -778,10 +796,9 @@ class _Compiler:
             gate_bad = gate.bad
             not_applicable = f"({gate.value} IS NOT NULL AND NOT {_test(cond, gate.value)})"
         first = [
-            f"{_count([f'{v.value} IS NOT NULL' for v in refs])} AS _ks_k_{sid}",
+            f"({' + '.join(counted) or '0'}) AS _ks_k_{sid}",
             f"{_any([v.bad for v in refs])} AS _ks_bad_{sid}",
-            f"{_count([f'({v.value} IS NULL AND NOT {v.bad})' for v in slots])} AS _ks_m_{sid}",
-            f"({leaves}) AS _ks_l_{sid}",
+            *([] if own else [f"({leaves}) AS _ks_l_{sid}"]),
             f"{blocked} AS _ks_blk_{sid}",
             f"{gate_bad} AS _ks_gb_{sid}",
             f"{not_applicable} AS _ks_na_{sid}",
@@ -790,13 +807,19 @@ class _Compiler:
             rule, SqlParts(parts, f"_ks_k_{sid}", [t.hi for t in rule.terms])
         )
         none = f"(_ks_blk_{sid} OR _ks_bad_{sid} OR _ks_k_{sid} < {rule.required})"
+        # too few items, and some missing (not unusable): worked out only for those rows
+        missing = _count([f"({v.value} IS NULL AND NOT {v.bad})" for v in slots])
+        short = (
+            f"(CASE WHEN _ks_blk_{sid} OR _ks_bad_{sid} OR _ks_k_{sid} >= {rule.required} "
+            f"THEN FALSE ELSE {missing} > 0 END)"
+        )
         second = [
             f"(CASE WHEN {none} THEN NULL ELSE {value} END) AS _ks_x_{sid}",
-            f"(CASE WHEN _ks_blk_{sid} THEN 0 ELSE _ks_l_{sid} END) AS _ks_n_{sid}",
+            f"(CASE WHEN _ks_blk_{sid} THEN 0 ELSE _ks_{'k' if own else 'l'}_{sid} END) "
+            f"AS _ks_n_{sid}",
             f"(CASE WHEN {none} THEN FALSE ELSE {prorated} END) AS _ks_p_{sid}",
             f"(CASE WHEN _ks_blk_{sid} THEN _ks_gb_{sid} ELSE _ks_bad_{sid} END) AS _ks_b_{sid}",
-            f"(NOT _ks_blk_{sid} AND NOT _ks_bad_{sid} AND _ks_k_{sid} < {rule.required} "
-            f"AND _ks_m_{sid} > 0) AS _ks_i_{sid}",
+            f"{short} AS _ks_i_{sid}",
         ]
         return first, second, _Value(f"_ks_x_{sid}", f"_ks_b_{sid}", f"_ks_n_{sid}")
 

@@ -252,6 +252,7 @@ def score_tables(
     con = duckdb.connect(":memory:", config=config or {})
     try:
         con.execute("SET enable_progress_bar = false")
+        con.execute("SET preserve_insertion_order = true")  # the output keeps input order
         for i, source in enumerate(sources):
             if source.kind == "arrow":
                 con.register(f"_ks_frame_{i}", source.frame)
@@ -479,9 +480,6 @@ class TableRun:
             ).fetchone()
         )
 
-    def _order(self) -> str:
-        return "_ks_order" if self.merged else "rowid"
-
     # -- writing ---------------------------------------------------------------------
 
     def write(self, fmt: str, path: str | Path, *, escape_formulas: bool = True) -> None:
@@ -508,7 +506,8 @@ class TableRun:
         else:
             select = ", ".join(quote(c) for c in self.columns)
             options = "FORMAT parquet, COMPRESSION zstd"
-        query = f"SELECT {select} FROM {self.table} WHERE _ks_kept ORDER BY {self._order()}"
+        # (the table holds the rows in input order, and a scan keeps it: no ORDER BY)
+        query = f"SELECT {select} FROM {self.table} WHERE _ks_kept"
         self.con.execute(f"COPY ({query}) TO {sql_text(path)} ({options})")
 
     def csv_text(self, *, escape_formulas: bool = True) -> str:
@@ -519,12 +518,24 @@ class TableRun:
             return Path(path).read_text(encoding="utf-8")
 
     def _csv_cells(self, escape: bool) -> list[str]:
-        """Each output column as the CSV writer (``writers.tabular``) writes its cell."""
+        """Each output column as the CSV writer (``writers.tabular``) writes its cell.
+        Counts and booleans are written by DuckDB as they are; a whole number has no
+        decimal point; a text that could start a spreadsheet formula is escaped where one
+        can occur (the ids, the date, carried texts, labels that start so)."""
+        from ketascore.writers.tabular import FORMULA_START, escape_formula
+
         scale = self.scale
         numbers = {"day", *(r.id for r in scale.scores)}
-        booleans = {*(f"{r.id}_prorated" for r in scale.scores)}
-        booleans |= {c.id for c in scale.classifications}
-        counts = {f"{r.id}_items_answered" for r in scale.scores}
+        plain = {"issues", *(c.id for c in scale.classifications)}  # codes and booleans
+        plain |= {f"{r.id}{s}" for r in scale.scores for s in ("_items_answered", "_prorated")}
+        constants: dict[str, list[str]] = {"scale": [scale.id], "scale_version": [scale.version]}
+        constants |= {f"{r.id}_band": [b.label for b in r.bands] for r in scale.scores}
+        constants["flags"] = [f.id for f in scale.flags]
+        plain |= {
+            name
+            for name, texts in constants.items()
+            if not any(t.startswith(FORMULA_START) for t in texts)
+        }
         kinds: dict[str, str] = {}
         for s in self.sources:
             for name, kind in s.kinds.items():
@@ -534,22 +545,23 @@ class TableRun:
             col = quote(name)
             kind = kinds.get(name, "text") if name in self.carried else "text"
             if name in numbers or kind == "number":
-                cell = (
-                    f"CASE WHEN {col} = floor({col}) THEN CAST(CAST({col} AS HUGEINT) AS VARCHAR) "
-                    f"ELSE CAST({col} AS VARCHAR) END"
+                whole = (
+                    f"CASE WHEN abs({col}) < 1e15 THEN CAST(CAST({col} AS BIGINT) AS VARCHAR) "
+                    f"ELSE CAST(CAST({col} AS HUGEINT) AS VARCHAR) END"
                 )
-            elif name in booleans or kind == "boolean":
-                cell = f"CASE WHEN {col} THEN 'true' WHEN NOT {col} THEN 'false' END"
-            elif name in counts:
+                cell = (
+                    f"CASE WHEN {col} = floor({col}) THEN {whole} ELSE CAST({col} AS VARCHAR) END"
+                )
+            elif name in plain or kind == "boolean":
+                cell = col
+            elif not escape:
                 cell = f"CAST({col} AS VARCHAR)"
-            elif escape:
-                text = f"CAST({col} AS VARCHAR)"
-                chars = ("=", "+", "-", "@", "\t", "\r")
-                starts = sql_in(f"left({text}, 1)", map(sql_text, chars))
-                cell = f"CASE WHEN {starts} THEN '''' || {text} ELSE {text} END"
             else:
-                cell = f"CAST({col} AS VARCHAR)"
-            out.append(f"{cell} AS {col}")
+                text = f"CAST({col} AS VARCHAR)"
+                starts = sql_in(f"ascii({text})", (str(ord(c)) for c in FORMULA_START))
+                cell = f"CASE WHEN {starts} THEN '''' || {text} ELSE {text} END"
+            header = escape_formula(name) if escape else name
+            out.append(f"{cell} AS {quote(header)}")
         return out
 
     # -- results, one by one ----------------------------------------------------------
@@ -567,8 +579,7 @@ class TableRun:
         extra = ", _ks_order, _ks_copies" if self.merged else ""
         query = (
             f"SELECT rowid, _ks_file, {', '.join(names + na)}{extra} FROM {self.table} "
-            f"WHERE {where} ORDER BY {self._order()}"
-            + (f" LIMIT {int(limit)}" if limit is not None else "")
+            f"WHERE {where}" + (f" LIMIT {int(limit)}" if limit is not None else "")
         )
         reader = self.con.cursor().sql(query).to_arrow_reader(1 << 14)  # (others query on)
         rows = _SourceRows(self)
