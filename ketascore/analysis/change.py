@@ -140,6 +140,8 @@ class ChangeReport:
     subjects: list[str] = field(default_factory=list)
     # the scored records analysed (after analysis windows), for writers such as ADaM
     analysed: list[ScoreResult] = field(default_factory=list)
+    # analysis visit -> AVISITN, as the windows file sets it (empty without one)
+    visit_numbers: dict[str, Num] = field(default_factory=dict)
 
     def baseline_rules(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -332,8 +334,9 @@ def compute_change(
         issues=window_issues,
         analysed=mine,
     )
-    if windows is not None:  # analysis visits are the windows, in the order of the file
-        visit_order = [w.name for w in windows.windows]
+    if windows is not None:  # analysis visits are the windows, in the plan's order
+        visit_order = windows.analysis_order()
+        report.visit_numbers = windows.visit_numbers()
     else:
         visit_order = sorted(first_seen, key=lambda v: _visit_sort_key(v, days, dates, first_seen))
     baseline_visits: dict[str, int] = {}
