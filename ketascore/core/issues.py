@@ -449,6 +449,15 @@ _TYPES = [
         "nothing to do: change is reported, percent change and response are left empty",
         "baseline {score} is 0 at visit {visit}",
     ),
+    _type(
+        "rci-undetermined",
+        "warning",
+        "No reliable change index: no standard deviation to compute it with",
+        "declare reliability.sd in the scale file, or analyse more subjects; change is "
+        "reported without the reliable change index",
+        "{score} declares its reliability, but the scale declares no standard deviation and "
+        "{n} baseline value(s) are analysed (2 or more are needed)",
+    ),
     # clinical formats (ketascore.readers) ---------------------------------------------
     _type(
         "missing-column",
