@@ -76,7 +76,6 @@ def scale_alerts(
             if issue.code != "flag-undetermined":
                 continue
             flag = str(issue.params.get("flag", ""))
-            why = issue.params.get("condition")
             out.append(
                 Alert(
                     r.subject,
@@ -85,7 +84,7 @@ def scale_alerts(
                     "flag-undetermined",
                     "warning",
                     flag,
-                    f"{labels.get(flag, flag)}: cannot be determined ({why})",
+                    f"cannot be determined, an item it needs is missing: {labels.get(flag, flag)}",
                     r.scale,
                     r.visit,
                     None,
