@@ -320,9 +320,8 @@ def read_sessions(path: str | Path) -> tuple[list[Session], list[Issue]]:
         except yamlsafe.YamlError as exc:
             return [], [
                 make_issue(
-                    "file-format",
-                    "parse",
-                    format="YAML",
+                    "session-invalid",
+                    "file",
                     error=exc.message,
                     file=name,
                     line=exc.line,
@@ -337,9 +336,8 @@ def read_sessions(path: str | Path) -> tuple[list[Session], list[Issue]]:
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             return [], [
                 make_issue(
-                    "file-format",
-                    "parse",
-                    format="sessions",
+                    "session-invalid",
+                    "file",
                     error="expected a list of sessions",
                     file=name,
                 )

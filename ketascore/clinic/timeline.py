@@ -172,6 +172,7 @@ def build_timeline(
                 rci,
             )
         )
+    series.sort(key=lambda s: (-len(s.points), s.scale))  # the most measured first
     dates = [p.date for s in series for p in s.points]
     dates += [d for s in my_sessions if (d := _date(s.session.date)) is not None]
     alerts = scale_alerts(mine, scale_of) + session_alerts(my_sessions)
