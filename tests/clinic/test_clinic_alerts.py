@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from ketascore.api import read_answers, score
@@ -30,6 +31,11 @@ scores:
 flags:
   - {id: hopeless, label: Hopelessness rated 4, when: {item: 2, at_least: 4}, source: me}
 """
+
+
+@pytest.fixture
+def clinic() -> Path:
+    return Path(__file__).resolve().parents[2] / "examples" / "ketamine-clinic"
 
 
 def test_any_declared_flag_is_an_alert(tmp_path: Path) -> None:

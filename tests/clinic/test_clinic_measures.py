@@ -25,6 +25,11 @@ from ketascore.core.records import ScoreResult, Source
 from ketascore.core.scale import ScaleError
 
 
+@pytest.fixture
+def clinic() -> Path:
+    return Path(__file__).resolve().parents[2] / "examples" / "ketamine-clinic"
+
+
 def test_the_three_measures_ship() -> None:
     assert builtin_measures() == ["cms159", "hedis-drr-e", "nhs-talking-therapies"]
 

@@ -47,6 +47,11 @@ CLEAN = {
 }
 
 
+@pytest.fixture
+def clinic() -> Path:
+    return Path(__file__).resolve().parents[2] / "examples" / "ketamine-clinic"
+
+
 def flags(**changes: Any) -> list[str]:
     session, issues = session_from_row({**CLEAN, **changes}, "s.csv", 2)
     assert session is not None and issues == []

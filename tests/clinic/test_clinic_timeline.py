@@ -18,6 +18,11 @@ from ketascore.core.library import ScaleSet, load_builtin
 from ketascore.present.timeline import render_timeline
 
 
+@pytest.fixture
+def clinic() -> Path:
+    return Path(__file__).resolve().parents[2] / "examples" / "ketamine-clinic"
+
+
 @pytest.fixture(scope="module")
 def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     clinic = Path(__file__).resolve().parents[2] / "examples" / "ketamine-clinic"
