@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ketascore.core.issues import Issue
+from ketascore.core.issues import Issue, has_errors
 from ketascore.core.library import ScaleSet, builtin_ids, load_builtin, resolve_scale
 from ketascore.core.records import AnswerRecord, ScoreResult
 from ketascore.core.scale import Scale
@@ -177,7 +177,7 @@ class ScoreRun:
     @property
     def ok(self) -> bool:
         summary = self.summary()
-        return summary["with_problems"] == 0 and not any(i.severity == "error" for i in self.issues)
+        return summary["with_problems"] == 0 and not has_errors(self.issues)
 
     def provenance(self, command: str = "ketascore score") -> dict[str, Any]:
         """Which scales (id, version, sha256) and which inputs (sha256) made these results."""
