@@ -224,7 +224,10 @@ def table_sources(
     from ketascore.engines import table
     from ketascore.readers.delimited import WideLayout
 
-    if not files or not table.available():
+    tables = (".parquet", ".pq", ".csv", ".tsv", ".txt")
+    if not files or not all(os.path.splitext(f)[1].lower() in tables for f in files):
+        return None
+    if not table.available():
         return None
     known = {*builtin_ids(), *([scale.id] if scale is not None else [])}
     sources = []
