@@ -275,6 +275,7 @@ def score_paths(
     duckdb_config: dict[str, Any] | None = None,
     progress: Any = None,
     walked: Any = None,
+    rows: Any = None,
 ) -> ScoreRun:
     """Score files and folders (``-`` is standard input), as ``ketascore score`` does.
 
@@ -284,7 +285,8 @@ def score_paths(
     table engine for one large CSV file or Parquet files of one scale when DuckDB is
     installed. Both give the same results. ``custom_options``: ``options`` carry a
     clinical format's settings (a mapping file, a sheet, ...), which only the readers
-    follow. ``jobs``: worker processes for folders (record engine)."""
+    follow. ``jobs``: worker processes for folders (record engine). ``progress``,
+    ``walked`` and ``rows`` are the callbacks of a progress bar (``engines.batch.score_files``)."""
     from ketascore.engines.batch import Settings, default_jobs
     from ketascore.readers import walk_files
 
@@ -329,19 +331,21 @@ def score_paths(
                 lazy=True,
             )
         except table.TableEngineError:
-            return _record_run(walk, settings, jobs, progress, walked)
+            return _record_run(walk, settings, jobs, progress, walked, rows)
         hashes = {s.name: s.sha256 or file_digest(s.name) for s in sources}
         # (should DuckDB fail to read the input as the readers do, the records are scored)
         fallback = lambda: _record_run(walk, settings, jobs, None, None)  # noqa: E731
         return ScoreRun(chosen, files, hashes, "table", run, _fallback=fallback)
-    return _record_run(walk, settings, jobs, progress, walked)
+    return _record_run(walk, settings, jobs, progress, walked, rows)
 
 
-def _record_run(walk: list[Any], settings: Any, jobs: int, progress: Any, walked: Any) -> ScoreRun:
+def _record_run(
+    walk: list[Any], settings: Any, jobs: int, progress: Any, walked: Any, rows: Any = None
+) -> ScoreRun:
     """The record engine's run of the files and folders walked."""
     from ketascore.engines.batch import score_files
 
-    batch = score_files(walk, settings, jobs=jobs, progress=progress, walked=walked)
+    batch = score_files(walk, settings, jobs=jobs, progress=progress, walked=walked, rows=rows)
     return ScoreRun(
         settings.chosen,
         batch.files,

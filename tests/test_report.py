@@ -164,7 +164,7 @@ def test_report_summary_and_tables(example_report: Any) -> None:
     assert rows["day1", "ketamine 0.5 mg/kg"][3:] == [
         "20",
         "16.5 (4.1)",
-        "-14.8 (5.2)",
+        "-14.9 (5.2)",  # -297/20 = -14.85: half away from zero (present.numbers)
         "-17.3 to -12.4",
         "9/20 (45%)",
         "1/20 (5%)",

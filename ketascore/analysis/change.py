@@ -17,6 +17,13 @@ from ketascore.core.values import Num, clean_number
 
 BASELINE_NAME = "baseline"
 
+# --impute: how a post-baseline visit without a value gets one (the row's ``imputed``, ADaM
+# DTYPE). The baseline itself is never imputed.
+IMPUTATIONS = {
+    "LOCF": "last observation carried forward: the subject's last observed post-baseline value",
+    "BOCF": "baseline observation carried forward: the subject has no post-baseline value",
+}
+
 RULE_TEXT = {
     "option": "the visit named with --baseline",
     "flagged": "the record the source flags as baseline (SDTM --BLFL)",
@@ -45,7 +52,7 @@ class ChangeRow:
     response: bool | None
     remission: bool | None
     source_visit: str | None = None  # the visit analysed, when windowed or carried forward
-    imputed: str | None = None  # "LOCF" for a value carried forward
+    imputed: str | None = None  # "LOCF" or "BOCF" for a value carried forward (IMPUTATIONS)
     note: str | None = None  # why this record was analysed (windows, imputation)
     # Jacobson & Truax reliable change, when the score declares its reliability
     rci: float | None = None
@@ -78,6 +85,7 @@ class SummaryRow:
     remitters: int
     n_remission: int
     remission_rate: float | None  # percent of subjects with a value
+    n_imputed: int = 0  # of the n values, those carried forward (LOCF or BOCF)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -300,7 +308,7 @@ def compute_change(
     response_percent: Num | None = None,
     remission_at_most: Num | None = None,
     windows: WindowPlan | None = None,
-    impute: str | None = None,
+    impute: str | Iterable[str] | None = None,
     rci_reliability: float | None = None,
     rci_sd: float | None = None,
 ) -> ChangeReport:
@@ -308,20 +316,26 @@ def compute_change(
 
     ``results`` may hold several scales (needed when grouping by another scale's baseline
     classification); only those of ``scale`` are analysed. With ``windows``, records are
-    first assigned to analysis visits by study day. With ``impute="locf"``, a missing
-    post-baseline value is replaced by the last observed post-baseline value (the row says
-    so in ``imputed`` and ``source_visit``). When the score declares its reliability (or
-    ``rci_reliability`` is given), each row also gets the reliable change index and its
-    category (``reliable_change_rule``).
+    first assigned to analysis visits by study day; a record whose day falls in no window is
+    reported (``outside-windows``). ``impute`` fills post-baseline visits without a value
+    (the row says so in ``imputed`` and ``source_visit``): ``"locf"`` with the subject's last
+    observed post-baseline value, ``"bocf"`` with the baseline for a subject with no
+    post-baseline value at all; give both to use both. When the score declares its
+    reliability (or ``rci_reliability`` is given), each row also gets the reliable change
+    index and its category (``reliable_change_rule``).
+
+    Every statistic of the summary at a visit after the baseline describes one population:
+    the subjects with a baseline and a value at that visit, observed or carried forward.
     """
-    if impute not in (None, "locf"):
-        raise ValueError(f"unknown imputation {impute!r}; the only one is 'locf'")
+    imputations = _imputations(impute)
     all_results = list(results)
     rule = scale.score(score)
     criteria = Criteria.for_score(rule, response_percent, remission_at_most)
     window_issues: list[Issue] = []
     if windows is not None:
-        all_results, window_issues = apply_windows(all_results, windows, scale.id, score)
+        window_issues = outside_windows(all_results, windows, scale.id)
+        all_results, applied = apply_windows(all_results, windows, scale.id, score)
+        window_issues = applied + window_issues
     mine = [r for r in all_results if r.scale == scale.id]
     by_subject: dict[str, list[ScoreResult]] = {}
     first_seen: dict[str, int] = {}
@@ -441,8 +455,10 @@ def compute_change(
             )
 
         followups = [row(r, r.scores.get(score)) for r in rs if r is not base]
-        if impute == "locf":
+        if "locf" in imputations:
             followups = _carry_forward(followups, visit_order, base.visit, row)
+        if "bocf" in imputations:
+            followups = _carry_baseline(followups, visit_order, base, baseline, row)
         report.rows.extend(followups)
     seen = set(first_seen) | {r.visit for r in report.rows}
     visits = [v for v in visit_order if v in seen]
@@ -454,9 +470,50 @@ def compute_change(
     subject_pos = {subject: i for i, subject in enumerate(by_subject)}
     visit_pos = {visit: i for i, visit in enumerate(visits)}
     report.rows.sort(key=lambda row: (subject_pos[row.subject], visit_pos[row.visit]))
-    report.summary = _summarise(report, mine)
+    report.summary = _summarise(report)
     _add_reliable_change(report, scale, rci_reliability, rci_sd)
+    if not report.rows and (not report.subjects or not report.issues):
+        report.issues.append(_nothing_to_report(report))
     return report
+
+
+IMPUTE_CHOICES = ("locf", "bocf")
+
+
+def _imputations(impute: str | Iterable[str] | None) -> set[str]:
+    chosen = {impute} if isinstance(impute, str) else set(impute or ())
+    unknown = chosen - set(IMPUTE_CHOICES)
+    if unknown:
+        raise ValueError(
+            f"unknown imputation {sorted(unknown)[0]!r}; choose from {', '.join(IMPUTE_CHOICES)}"
+        )
+    return chosen
+
+
+def outside_windows(results: Iterable[ScoreResult], plan: WindowPlan, scale_id: str) -> list[Issue]:
+    """An issue for each record of ``scale_id`` whose study day falls in no analysis window
+    (the plan's ``window_of`` decides): it is not analysed, and says so."""
+    return [
+        make_issue(
+            "outside-windows",
+            file=r.source.file,
+            line=r.source.line,
+            subject=r.subject,
+            visit=r.visit,
+            scale=scale_id,
+            day=r.day,
+        )
+        for r in results
+        if r.scale == scale_id and r.day is not None and plan.window_of(r.day) is None
+    ]
+
+
+def _nothing_to_report(report: ChangeReport) -> Issue:
+    """Why a report with no issue has no change from baseline at all: no record of the
+    scale (an error), or no subject with a value after its baseline."""
+    if not report.subjects:
+        return make_issue("no-records", scale=report.scale, score=report.score)
+    return make_issue("no-change", scale=report.scale, score=report.score)
 
 
 def _carry_forward(
@@ -497,7 +554,38 @@ def _carry_forward(
     return out
 
 
-def _summarise(report: ChangeReport, results: list[ScoreResult]) -> list[SummaryRow]:
+def _carry_baseline(
+    rows: list[ChangeRow], visit_order: list[str], base: ScoreResult, value: Num, make: Any
+) -> list[ChangeRow]:
+    """Baseline observation carried forward, for a subject with no post-baseline value at
+    all: every visit after the baseline takes the baseline value (``imputed = "BOCF"``).
+    A subject with a post-baseline value is left as it is (LOCF, when asked, fills its
+    gaps)."""
+    start = visit_order.index(base.visit) + 1 if base.visit in visit_order else 0
+    after = set(visit_order[start:])
+    if any(r.value is not None for r in rows if r.visit in after):
+        return rows
+    by_visit = {r.visit: r for r in rows}
+    out: list[ChangeRow] = []
+    for visit in visit_order[start:]:
+        by_visit.pop(visit, None)
+        stand_in = ScoreResult(
+            subject=base.subject, visit=visit, scale=base.scale, scale_version=None
+        )
+        carried = make(stand_in, value, imputed="BOCF")
+        carried.source_visit = base.visit
+        day = f" (day {base.day})" if base.day is not None else ""
+        carried.note = f"baseline carried forward from {base.visit}{day}; no post-baseline value"
+        out.append(carried)
+    out.extend(by_visit.values())  # visits before the baseline, kept as they were
+    return out
+
+
+def _summarise(report: ChangeReport) -> list[SummaryRow]:
+    """One row per group and visit. At a subject's baseline visit, the baselines; at any
+    other visit, the subjects with a baseline and a value there (observed or carried
+    forward): n, the mean and SD of the value, of the change, and the response and
+    remission counts all describe that one population."""
     group_names: list[str | None] = [None]
     if report.by:
         group_names = sorted(
@@ -507,17 +595,19 @@ def _summarise(report: ChangeReport, results: list[ScoreResult]) -> list[Summary
     rows_by: dict[tuple[str, str | None], list[ChangeRow]] = {}
     for row in report.rows:
         rows_by.setdefault((row.visit, row.group), []).append(row)
-    results_by: dict[tuple[str, str | None], list[ScoreResult]] = {}
-    for r in results:
-        group = report.groups.get(r.subject) if report.by else None
-        results_by.setdefault((r.visit, group), []).append(r)
+    baselines_by: dict[tuple[str, str | None], list[Num | None]] = {}
+    for subject, (visit, _, value) in report.baselines.items():
+        group = report.groups.get(subject) if report.by else None
+        baselines_by.setdefault((visit, group), []).append(value)
     out: list[SummaryRow] = []
     for group in group_names:
         for visit in report.visits:
-            in_group = results_by.get((visit, group), [])
-            followups = rows_by.get((visit, group), [])
-            is_baseline = bool(in_group) and not followups
-            values = [v for r in in_group if (v := r.scores.get(report.score)) is not None]
+            followups = [r for r in rows_by.get((visit, group), []) if r.value is not None]
+            is_baseline = (visit, group) in baselines_by and (visit, group) not in rows_by
+            if is_baseline:
+                values = [v for v in baselines_by[(visit, group)] if v is not None]
+            else:
+                values = [row.value for row in followups if row.value is not None]
             changes = [row.change for row in followups if row.change is not None]
             responses = [row.response for row in followups if row.response is not None]
             remissions = [row.remission for row in followups if row.remission is not None]
@@ -544,6 +634,7 @@ def _summarise(report: ChangeReport, results: list[ScoreResult]) -> list[Summary
                     remitters=remitters,
                     n_remission=len(remissions),
                     remission_rate=_rate(remitters, len(remissions)),
+                    n_imputed=sum(1 for row in followups if row.imputed),
                 )
             )
     return out

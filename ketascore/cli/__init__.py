@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from ketascore import __version__
-from ketascore.cli.common import Exit
+from ketascore.cli.common import Exit, missing_extra
 
 
 class KetascoreGroup(click.Group):
@@ -32,6 +32,10 @@ class KetascoreGroup(click.Group):
         except Exception as exc:
             if ctx.find_root().params.get("traceback"):
                 raise
+            extra = missing_extra(exc, ctx.invoked_subcommand)
+            if extra is not None:  # an optional extra that is not installed: not a bug
+                click.echo(f"Error: {extra}", err=True)
+                ctx.exit(Exit.USAGE)
             click.echo(
                 f"Error: internal error: {type(exc).__name__}: {exc}\n"
                 "This is a bug in ketascore; rerun with --traceback and report it.",

@@ -12,6 +12,7 @@ from ketascore.cli import cli
 from ketascore.cli.common import (
     Exit,
     UsageError,
+    check_input_extras,
     check_output,
     console,
     emit,
@@ -26,6 +27,7 @@ from ketascore.cli.common import (
     window_options,
     write_provenance,
 )
+from ketascore.cli.progress import Progress, speed_hint
 
 if TYPE_CHECKING:
     from ketascore.analysis.change import ChangeReport
@@ -78,24 +80,32 @@ def scored_for_change(
     include: tuple[str, ...] = (),
     exclude: tuple[str, ...] = (),
     max_file_size: int,
+    quiet: bool = True,
 ) -> tuple[list[ScoreResult], list[Issue], dict[str, str]]:
     """The results of ``scale`` (and of ``other``, the scale of --by) in the paths, the
-    problems of the files, and the inputs' sha256."""
+    problems of the files, and the inputs' sha256. Unless ``quiet``, a progress bar shows on
+    a terminal."""
     from ketascore.api import read_answers, score_paths
 
     options = read_options([scale])
     custom = any(bool(v) for v in given_read_options().values())
     if other is None or other.id == scale.id:
-        with score_paths(
-            paths,
-            scale=scale,
-            input_format=input_format,
-            include=include,
-            exclude=exclude,
-            max_file_size=max_file_size,
-            options=options,
-            custom_options=custom,
-        ) as run:
+        bar = Progress(not quiet and is_tty(sys.stderr))
+        with bar as progress:
+            run = score_paths(
+                paths,
+                scale=scale,
+                input_format=input_format,
+                include=include,
+                exclude=exclude,
+                max_file_size=max_file_size,
+                options=options,
+                custom_options=custom,
+                progress=progress,
+                walked=bar.set_total,
+                rows=bar.rows,
+            )
+        with run:
             return list(run.results()), list(run.issues), dict(run.hashes)
     data = read_answers(
         paths,
@@ -119,6 +129,37 @@ def results_of(data: ReadResult, scale: Scale, other: Scale | None) -> list[Scor
     return results
 
 
+def check_by(by: str | None, results: list[ScoreResult], scale: Scale, other: Scale | None) -> None:
+    """A usage error when ``--by`` names what no record carries: a field that no record of
+    the scale has (a typo, not a group "(missing)" for everyone), with the fields there
+    are; or a classification of a scale with no record in the input."""
+    import difflib
+
+    if not by:
+        return
+    if other is not None:
+        if not any(r.scale == other.id for r in results):
+            raise UsageError(
+                f"--by {by}: the input holds no {other.id} record to take "
+                f"{by.partition('.')[2]} from; give the {other.id} files too, or group by a "
+                "field the records carry"
+            )
+        return
+    mine = [r for r in results if r.scale == scale.id]
+    fields = sorted({name for r in mine for name in r.extra}, key=str.casefold)
+    if not mine or by in fields:
+        return
+    close = [f for f in fields if f.casefold() == by.casefold()]
+    close += [f for f in difflib.get_close_matches(by, fields, n=3) if f not in close]
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    scales = f"{scale.id}." if scale.classifications else "SCALE."
+    raise UsageError(
+        f"--by {by}: no {scale.id} record carries a field {by!r}{hint}; fields: "
+        f"{', '.join(fields) or 'none'}; or group by a baseline classification "
+        f"(--by {scales}CLASSIFICATION)"
+    )
+
+
 def change_report(
     results: list[ScoreResult],
     issues: list[Issue],
@@ -131,12 +172,14 @@ def change_report(
     response_percent: float | None,
     remission_at_most: float | None,
     windows: WindowPlan | None = None,
-    impute: str | None = None,
+    impute: tuple[str, ...] | str | None = None,
 ) -> ChangeReport:
     """The change from baseline of the results; the report's issues start with those of
     reading (``issues``) and scoring."""
     from ketascore.analysis.change import compute_change
     from ketascore.core.values import clean_number
+
+    check_by(by, results, scale, other)
 
     report = compute_change(
         results,
@@ -190,9 +233,19 @@ def change_report(
 )
 @window_options
 @click.option("--summary", "summary_only", is_flag=True, help="With csv: write the summary table.")
+@click.option(
+    "--study-id",
+    help="With adam: the STUDYID of every row (default: the study id the records carry).",
+)
 @output_options(("table", "json", "jsonl", "csv", "adam"))
 @provenance_options
 @input_options
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="No progress bar and no problems listed on stderr (the exit code still says).",
+)
 def change_cmd(
     paths: tuple[str, ...],
     scale_name: str,
@@ -202,8 +255,9 @@ def change_cmd(
     response_percent: float | None,
     remission_at_most: float | None,
     windows_file: Path | None,
-    impute: str | None,
+    impute: tuple[str, ...],
     summary_only: bool,
+    study_id: str | None,
     fmt: str | None,
     output: Path | None,
     provenance_file: Path | None,
@@ -212,11 +266,23 @@ def change_cmd(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     max_file_size: int,
+    quiet: bool,
 ) -> None:
-    """Change from baseline per subject and a per-visit summary, for one score of one scale."""
+    """Change from baseline per subject and a per-visit summary, for one score of one scale.
+
+    \b
+    The problems of the input are listed on stderr, errors first, in every output format
+    (-q leaves them out); the exit code is 1 when there is an error.
+    """
     from ketascore.writers import tabular as out
 
     fmt = resolve_format(fmt, output)
+    if study_id is not None and fmt != "adam":
+        raise UsageError("--study-id applies to the ADaM output: add --format adam")
+    for target in (output, provenance_file):
+        if target is not None:
+            check_output(target, list(paths))
+    check_input_extras(list(paths), input_format)
     scale = load_scale_option(scale_name)
     if score_name not in scale.score_ids:
         raise UsageError(
@@ -224,6 +290,9 @@ def change_cmd(
         )
     other = grouping_scale(by, scale)
     windows = load_windows_option(windows_file)
+    hint = None if quiet else speed_hint(list(paths))
+    if hint:
+        click.echo(hint, err=True)
     results, issues, hashes = scored_for_change(
         list(paths),
         scale,
@@ -232,6 +301,7 @@ def change_cmd(
         include=include,
         exclude=exclude,
         max_file_size=max_file_size,
+        quiet=quiet,
     )
     report = change_report(
         results,
@@ -249,10 +319,9 @@ def change_cmd(
     from ketascore.core.provenance import build_provenance
 
     if fmt == "table":
-        from ketascore.present.render import change_tables, print_issues
+        from ketascore.present.render import change_tables
 
         console().print(change_tables(report, scale, trend=is_tty(sys.stdout)))
-        print_issues(console(stderr=True), report.issues)
     provenance = build_provenance(
         [scale, *([other] if other is not None else [])], hashes, "ketascore change"
     )
@@ -264,14 +333,22 @@ def change_cmd(
         csv_text = out.change_csv(report, summary_only, escape_formulas=not no_escape_formulas)
         emit(csv_text, output, list(paths))
     elif fmt == "adam":
+        from ketascore.core.issues import make_issue
         from ketascore.writers.adam import adam_csv, adam_rows, write_adam
 
         known = [scale, *([other] if other is not None else [])]
+        rows = adam_rows([report], report.analysed, known, study_id=study_id)
+        if any(not row["STUDYID"] for row in rows):
+            report.issues.append(make_issue("no-study-id", scale=scale.id))
         if output is not None and output.suffix.lower() == ".xpt":
             check_output(output, list(paths))
-            write_adam(output, [report], report.analysed, known)
+            write_adam(output, [report], report.analysed, known, study_id=study_id)
         else:
-            emit(adam_csv(adam_rows([report], report.analysed, known)), output, list(paths))
+            emit(adam_csv(rows), output, list(paths))
     write_provenance(provenance, fmt, output, provenance_file, list(paths))
+    if not quiet:
+        from ketascore.present.render import print_issues
+
+        print_issues(console(stderr=True), report.issues)
     problems = any(i.severity == "error" for i in report.issues)
     sys.exit(Exit.PROBLEMS if problems else Exit.OK)

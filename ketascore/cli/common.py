@@ -179,7 +179,12 @@ def resolve_format(fmt: str | None, output: Path | None) -> str:
 
 
 def check_output(output: Path, inputs: list[str]) -> None:
-    """Refuse an output path that is an input or lies inside an input folder."""
+    """Refuse an output path whose folder does not exist, that is an input, or that lies
+    inside an input folder."""
+    folder = output.parent if str(output.parent) else Path(".")
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise UsageError(f"cannot write {output}: the folder {folder} {what}; create it first")
     target = output.resolve()
     for name in inputs:
         if name != "-" and Path(name).exists():
@@ -268,8 +273,11 @@ def window_options(func: F) -> F:
     """--windows and --impute: how records become analysis visits (change, plot, report)."""
     func = click.option(
         "--impute",
-        type=click.Choice(["locf"]),
-        help="Carry the last observed post-baseline value forward to later visits.",
+        type=click.Choice(["locf", "bocf"]),
+        multiple=True,
+        help="Fill post-baseline visits without a value: locf carries the subject's last "
+        "observed post-baseline value forward; bocf carries the baseline forward for a "
+        "subject with no post-baseline value. Give both to use both.",
     )(func)
     func = click.option(
         "--windows",
@@ -278,3 +286,63 @@ def window_options(func: F) -> F:
         help="Assign records to analysis visits by study day (a YAML windows file).",
     )(func)
     return func
+
+
+# The extra of pyproject.toml that installs each optional package a command may import.
+EXTRAS = {
+    "matplotlib": "plot",
+    "openpyxl": "xlsx",
+    "sqlglot": "sql",
+    "duckdb": "duckdb",
+    "pyarrow": "duckdb",
+    "pyspark": "spark",
+    "pandas": "dataframe",
+    "polars": "dataframe",
+}
+
+
+def install_hint(package: str) -> str:
+    """``pip install 'ketascore[plot]'``: the command that installs an optional package."""
+    return f"pip install 'ketascore[{EXTRAS[package]}]'"
+
+
+def missing_extra(exc: BaseException, command: str | None) -> str | None:
+    """The message of a command stopped by an optional package that is not installed (a
+    usage error, exit 2, not a bug), or None when ``exc`` is anything else."""
+    if not isinstance(exc, ImportError):
+        return None
+    package = (exc.name or "").partition(".")[0]
+    if package not in EXTRAS:
+        return None
+    what = f"ketascore {command}" if command else "this command"
+    return f"{what} needs {package}, which is not installed; install it with: " + install_hint(
+        package
+    )
+
+
+# Inputs that need an optional package, by extension and by --input-format.
+INPUT_PACKAGES = {".xlsx": "openpyxl", ".xlsm": "openpyxl", ".parquet": "pyarrow", ".pq": "pyarrow"}
+FORMAT_PACKAGES = {"xlsx": "openpyxl", "parquet": "pyarrow"}
+
+
+def check_input_extras(paths: list[str], input_format: str | None) -> None:
+    """A usage error (exit 2) naming the install command when an input named on the command
+    line needs an optional package that is not installed. (A file of that kind found in a
+    folder is reported as a file issue with the same command, and the rest is read.)"""
+    from importlib.util import find_spec
+
+    wanted: dict[str, str] = {}
+    if input_format in FORMAT_PACKAGES:
+        wanted[FORMAT_PACKAGES[input_format]] = f"--input-format {input_format}"
+    if given_read_options().get("sheet"):
+        wanted.setdefault("openpyxl", "--sheet")
+    for name in paths:
+        package = INPUT_PACKAGES.get(Path(name).suffix.lower())
+        if package is not None and not Path(name).is_dir():
+            wanted.setdefault(package, name)
+    for package, why in wanted.items():
+        if find_spec(package) is None:
+            raise UsageError(
+                f"reading {why} needs {package}, which is not installed; install it with: "
+                + install_hint(package)
+            )

@@ -13,6 +13,7 @@ from ketascore.cli import cli
 from ketascore.cli.common import (
     Exit,
     UsageError,
+    check_input_extras,
     check_output,
     console,
     input_options,
@@ -134,7 +135,7 @@ def plot_cmd(
     response_percent: float | None,
     remission_at_most: float | None,
     windows_file: Path | None,
-    impute: str | None,
+    impute: tuple[str, ...],
     visit: str | None,
     error: str,
     color_by: str | None,
@@ -171,6 +172,7 @@ def plot_cmd(
         raise UsageError("--visit applies to --kind waterfall")
     require_plotting()
     check_output(output, list(paths))
+    check_input_extras(list(paths), input_format)
     scale = load_scale_option(scale_name)
     check_score(scale, score_name)
     windows = load_windows_option(windows_file)  # (a problem in it stops before reading)

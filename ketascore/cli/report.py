@@ -12,9 +12,11 @@ from ketascore.cli import cli
 from ketascore.cli.common import (
     Exit,
     UsageError,
+    check_input_extras,
     check_output,
     console,
     input_options,
+    is_tty,
     load_scale_option,
     read_options,
     window_options,
@@ -43,7 +45,8 @@ if TYPE_CHECKING:
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the HTML report to FILE (written completely or not at all); default: stdout.",
+    help="Write the HTML report to FILE (written completely or not at all); without it the "
+    "report goes to standard output when that is not a terminal.",
 )
 @click.option(
     "--pdf",
@@ -68,7 +71,7 @@ def report_cmd(
     response_percent: float | None,
     remission_at_most: float | None,
     windows_file: Path | None,
-    impute: str | None,
+    impute: tuple[str, ...],
     visit: str | None,
     error: str,
     color_by: str | None,
@@ -105,6 +108,11 @@ def report_cmd(
         write_text,
     )
 
+    if output is None and is_tty(sys.stdout):
+        raise UsageError(
+            "the report is an HTML file: write it with -o report.html (or redirect it: "
+            "ketascore report ... > report.html)"
+        )
     if pdf_file is not None and no_plots:
         raise UsageError("--pdf is drawn with matplotlib; leave out --no-plots")
     if not no_plots or pdf_file is not None:
@@ -112,6 +120,7 @@ def report_cmd(
     for target in (output, pdf_file):
         if target is not None:
             check_output(target, list(paths))
+    check_input_extras(list(paths), input_format)
     scales: list[Scale] = []
     for name in scale_names:
         scale = load_scale_option(name)

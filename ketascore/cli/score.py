@@ -13,6 +13,7 @@ from ketascore.cli import cli
 from ketascore.cli.common import (
     Exit,
     UsageError,
+    check_input_extras,
     check_output,
     console,
     emit,
@@ -26,6 +27,7 @@ from ketascore.cli.common import (
     resolve_format,
     write_provenance,
 )
+from ketascore.cli.progress import Progress, speed_hint
 
 # pydantic looks for plugins among the entry points of every installed distribution the
 # first time a model is built: tens of milliseconds of a command that takes a few hundred.
@@ -68,7 +70,13 @@ def summary_line(summary: dict[str, int]) -> str:
     "CSV and Parquet tables inside DuckDB (needs --scale). The results are the same.",
 )
 @provenance_options
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line on stderr.")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="No progress bar, no problems listed and no summary line on stderr (the exit code "
+    "still says whether anything was wrong).",
+)
 def score_cmd(
     paths: tuple[str, ...],
     scale_name: str | None,
@@ -89,7 +97,8 @@ def score_cmd(
     \b
     Folders are read in a stable sorted order (hidden files skipped) by --jobs worker
     processes; the output is the same whatever the number of jobs. A large table is
-    scored inside DuckDB. On a terminal a progress bar shows on stderr.
+    scored inside DuckDB. On a terminal a progress bar shows on stderr. The problems of
+    the input are listed on stderr, errors first, in every output format.
     """
     from ketascore.api import score_paths
 
@@ -98,15 +107,20 @@ def score_cmd(
     parquet = fmt == "parquet" or (output is not None and output.suffix.lower() == ".parquet")
     fmt = "parquet" if parquet else resolve_format(fmt, output)
     inputs = list(paths)
-    if output is not None:
-        check_output(output, inputs)
+    for target in (output, provenance_file):
+        if target is not None:
+            check_output(target, inputs)
+    check_input_extras(inputs, input_format)
     given = given_read_options()
     custom = any(bool(v) for v in given.values())
     if engine == "table":
         _check_table_engine(chosen, given)
         engine = "table" if not custom else "record"
     options = read_options([chosen] if chosen is not None else [])
-    bar = _Progress(not quiet and is_tty(sys.stderr))
+    hint = speed_hint(inputs) if engine == "auto" and not quiet else None
+    if hint:
+        click.echo(hint, err=True)
+    bar = Progress(not quiet and is_tty(sys.stderr))
     with bar as progress:
         run = score_paths(
             inputs,
@@ -121,13 +135,28 @@ def score_cmd(
             custom_options=custom,
             progress=progress,
             walked=bar.set_total,
+            rows=bar.rows,
         )
     with run:
         _write(run, fmt, output, inputs, not no_escape_formulas, provenance_file)
         if not quiet:
+            from ketascore.present.render import print_issues
+
+            print_issues(console(stderr=True), _problems(run))
             click.echo(summary_line(run.summary()), err=True)
         ok = run.ok
     sys.exit(Exit.OK if ok else Exit.PROBLEMS)
+
+
+PROBLEMS_LISTED = 50  # as present.render.issue_lines lists them
+
+
+def _problems(run: Any) -> list[Any]:
+    """The issues of the files and of the records: all of them from the record engine; the
+    table engine's first ones (the summary line counts the records with problems)."""
+    table = run.table is not None
+    results = run.problem_results(PROBLEMS_LISTED + 1) if table else list(run.results())
+    return list(run.issues) + [i for r in results for i in r.issues]
 
 
 def _check_table_engine(chosen: Any, given: dict[str, Any]) -> None:
@@ -173,13 +202,11 @@ def _write(
             "Parquet output is written by the table engine: --engine duckdb --scale ID"
         )
     elif fmt == "table":
-        from ketascore.present.render import print_issues, score_tables
+        from ketascore.present.render import score_tables
 
-        results = list(run.results())
         out_console = console()
-        for table in score_tables(results):
+        for table in score_tables(list(run.results())):
             out_console.print(table)
-        print_issues(console(stderr=True), run.issues + [i for r in results for i in r.issues])
     elif fmt == "json":
         emit(
             out.score_json_stream(run.results(), run.issues, run.summary, provenance),
@@ -197,53 +224,3 @@ def _write(
         emit(fhir_json(list(run.results()), [run.scale] if run.scale else []), output, inputs)
     if fmt != "table":
         write_provenance(provenance, fmt, output, provenance_file, inputs)
-
-
-class _Progress:
-    """A rich progress bar on stderr (files and records done, rate, time left), or nothing."""
-
-    def __init__(self, show: bool):
-        self.show = show
-        self.bar: Any = None
-        self.task: Any = None
-
-    def set_total(self, total: int) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, total=total)
-
-    def __enter__(self) -> Any:
-        if not self.show:
-            return None
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        self.bar = Progress(
-            TextColumn("scoring"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("files"),
-            TextColumn("{task.fields[records]:,} records"),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True, force_terminal=True),
-            transient=True,
-        )
-        self.bar.start()
-        self.task = self.bar.add_task("score", total=None, records=0, rate="")
-
-        def update(files_done: int, records_done: int) -> None:
-            elapsed = self.bar.tasks[0].elapsed or 0.0
-            rate = f"{files_done / elapsed:,.0f} files/s" if elapsed > 0 else ""
-            self.bar.update(self.task, completed=files_done, records=records_done, rate=rate)
-
-        return update
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.stop()

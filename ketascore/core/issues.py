@@ -118,11 +118,11 @@ _TYPES = [
             "parquet": "cannot read the Parquet file: {error}",
             "needs-pyarrow": Template(
                 "reading Parquet needs pyarrow",
-                "pip install 'ketascore[duckdb]' (or pyarrow), or use --engine duckdb",
+                "install it with pip install 'ketascore[duckdb]'",
             ),
             "needs-openpyxl": Template(
                 "reading .xlsx files needs the openpyxl package",
-                "install it (pip install openpyxl), or save the sheet as CSV",
+                "install it with pip install 'ketascore[xlsx]', or save the sheet as CSV",
             ),
             "no-sheet": Template(
                 "the workbook has no sheet {sheet!r} (sheets: {sheets})",
@@ -275,6 +275,7 @@ _TYPES = [
         "see `ketascore scales list`, or pass --scale with the path of your scale file",
         {
             "": "unknown scale {scale_id!r}",
+            "did-you-mean": "unknown scale {scale_id!r} (did you mean {close}?)",
             "mapping": Template(
                 "the mapping {where} names unknown scale {scale_id!r}; the file was not read",
                 "use a built-in scale id, or pass the scale file with --scale",
@@ -457,6 +458,36 @@ _TYPES = [
         "reported without the reliable change index",
         "{score} declares its reliability, but the scale declares no standard deviation and "
         "{n} baseline value(s) are analysed (2 or more are needed)",
+    ),
+    _type(
+        "outside-windows",
+        "warning",
+        "A record's study day falls in no analysis window",
+        "widen a window in the windows file if the record belongs to the analysis",
+        "study day {day} falls in no analysis window; not analysed",
+    ),
+    _type(
+        "no-records",
+        "error",
+        "The input holds no record of the scale analysed",
+        "check --scale and --score against the input (ketascore score shows what the files "
+        "hold)",
+        "no {scale} record in the input has a {score} score; nothing to analyse",
+    ),
+    _type(
+        "no-change",
+        "warning",
+        "No subject has a value after its baseline",
+        "add the records of the later visits, or check --baseline",
+        "no subject has a {scale} {score} value after its baseline, so there is no change "
+        "from baseline to report",
+    ),
+    _type(
+        "no-study-id",
+        "warning",
+        "The ADaM table has no study identifier",
+        "give it with --study-id (or carry a study_id field on the records)",
+        "no record carries a study id, so STUDYID is empty",
     ),
     # clinic: outcome measures, dosing sessions (ketascore.clinic) -------------------------
     _type(

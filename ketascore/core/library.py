@@ -10,10 +10,18 @@ from pathlib import Path
 from ketascore.core.scale import Scale, ScaleError, load_scale_file, load_scale_text
 
 
+def close_ids(name: str, known: list[str]) -> list[str]:
+    """The known scale ids a mistyped one may mean (the "did you mean" of ``--scale`` and of
+    a record's scale field)."""
+    by_fold = {k.casefold(): k for k in known}
+    close = difflib.get_close_matches(name.casefold(), list(by_fold), n=3)
+    return [by_fold[c] for c in close]
+
+
 class UnknownScaleError(LookupError):
     def __init__(self, name: str, known: list[str]):
         self.name = name
-        close = difflib.get_close_matches(name, known, n=3)
+        close = close_ids(name, known)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         super().__init__(
             f"unknown scale {name!r}{hint}; built-in scales: {', '.join(known)}; "
@@ -71,8 +79,13 @@ class ScaleSet:
         return sorted(set(builtin_ids()) | set(self._extra))
 
     def get(self, scale_id: str) -> Scale | None:
+        """The scale of an id, whatever its case (a record's ``MADRS`` is ``madrs``)."""
         if scale_id in self._extra:
             return self._extra[scale_id]
         if scale_id in builtin_files():
             return load_builtin(scale_id)
+        folded = scale_id.casefold()
+        for known in self.ids():
+            if known.casefold() == folded and known != scale_id:
+                return self.get(known)
         return None

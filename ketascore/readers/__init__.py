@@ -169,7 +169,16 @@ def detect_format(name: str, text: str) -> str:
             if first.startswith("{") and first.endswith("}") and "\n{" in head:
                 return "jsonl"
             return "json"
-        first_line = head.split("\n", 1)[0]
+        # (a YAML file may open with comments, a directive or a document marker, which
+        # say nothing of its layout: the first line after them decides)
+        first_line = next(
+            (
+                line
+                for line in head.splitlines()
+                if line.strip() and not line.lstrip().startswith(("#", "%", "---"))
+            ),
+            "",
+        )
         if (
             not any(sep in first_line for sep in (",", ";", "\t"))
             or ":" in first_line.split(",", 1)[0]

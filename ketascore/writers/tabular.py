@@ -236,17 +236,31 @@ def change_jsonl(report: ChangeReport, provenance: dict[str, Any] | None = None)
         yield dumps({"type": "issue", **issue.as_dict()}) + "\n"
 
 
-def _table_csv(rows: list[dict[str, Any]], escape_formulas: bool = True) -> str:
+def _table_csv(
+    rows: list[dict[str, Any]], escape_formulas: bool = True, columns: list[str] | None = None
+) -> str:
+    """The rows as CSV; the header is written even when there are no rows (``columns``)."""
     buf = io.StringIO()
-    if rows:
+    header = list(rows[0]) if rows else columns
+    if header:
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(list(rows[0]))
+        writer.writerow(header)
         for row in rows:
             writer.writerow([_cell(v, escape_formulas) for v in row.values()])
     return buf.getvalue()
 
 
 def change_csv(report: ChangeReport, summary: bool = False, *, escape_formulas: bool = True) -> str:
+    """The per-subject rows (or with ``summary`` the summary rows) as CSV: a header and no
+    rows when there is nothing to report (the report's issues say why)."""
+    from dataclasses import fields
+
+    from ketascore.analysis.change import ChangeRow, SummaryRow
+
     if summary:
-        return _table_csv([s.to_dict() for s in report.summary], escape_formulas)
-    return _table_csv([r.to_dict() for r in report.rows], escape_formulas)
+        columns = [f.name for f in fields(SummaryRow)]
+        return _table_csv([s.to_dict() for s in report.summary], escape_formulas, columns)
+    columns = [f.name for f in fields(ChangeRow) if f.repr]
+    if report.reliable_change is None:
+        columns = [c for c in columns if c not in ("rci", "rci_category")]
+    return _table_csv([r.to_dict() for r in report.rows], escape_formulas, columns)
