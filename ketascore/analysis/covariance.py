@@ -102,9 +102,9 @@ class Structure:
             out[cols, rows] = th
             return out
         if self.kind == "cs":
-            return th[0] * np.ones((t, t)) + th[1] * np.eye(t)
+            return np.asarray(th[0] * np.ones((t, t)) + th[1] * np.eye(t))
         if self.kind == "ar1":
-            return th[1] * _power(th[0], lag)
+            return np.asarray(th[1] * _power(th[0], lag))
         if self.kind == "toep":
             band = np.concatenate([[th[-1]], th[:-1]])
             return band[lag]

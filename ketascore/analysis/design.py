@@ -186,12 +186,12 @@ class Design:
             rows = [i for i, o in enumerate(owner) if o == term]
             # SAS's rows: each level against the reference (last) level, not against the
             # mean of the levels; the F statistic is the same, the Satterthwaite DF are not
-            basis = np.ones((1, 1))
+            basis: Array = np.ones((1, 1))
             for var in term:
                 variable = self.variables[var]
                 k = len(variable.levels) - 1 if variable.is_class else 1
                 block = np.eye(k) + (np.ones((k, k)) if variable.is_class else 0.0)
-                basis = np.kron(basis, block)
+                basis = np.asarray(np.kron(basis, block), dtype=float)
             out[term_name(term)] = np.asarray(basis @ inverse[rows, :])
         return out, skipped
 
@@ -257,7 +257,9 @@ def build_design(
     design = Design(variables, list(terms), columns, full, kept, means)
     design._data = arrays
     if (~kept).any():
-        design.alias_map = np.linalg.lstsq(full[:, kept], full[:, ~kept], rcond=None)[0]
+        design.alias_map = np.asarray(
+            np.linalg.lstsq(full[:, kept], full[:, ~kept], rcond=None)[0], dtype=float
+        )
     return design
 
 

@@ -167,7 +167,7 @@ class Likelihood:
 
 def _dcov(
     patterns: list[Pattern],
-    cache: list[tuple[Pattern, Array, Array, int]],
+    cache: list[tuple[Pattern, NDArray[np.int_], Array, int]],
     d1: Array,
     q: int,
     p: int,

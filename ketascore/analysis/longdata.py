@@ -148,7 +148,7 @@ def _typed(text: str) -> Any:
 
 def _read_parquet(path: Path) -> LongTable:
     try:
-        import pyarrow.parquet as pq
+        import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
     except ImportError:
         raise TableError(
             f"{path}: reading Parquet needs pyarrow: pip install 'ketascore[duckdb]'"

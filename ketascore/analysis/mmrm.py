@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
-from scipy import stats
+from scipy import stats  # type: ignore[import-untyped,unused-ignore]
 
 from ketascore.analysis.covariance import STRUCTURES, Structure
 from ketascore.analysis.design import Design, DesignError, Term, Variable, build_design, term_name
@@ -298,8 +298,8 @@ def prepare(
     built = []
     for key in sorted(patterns):
         members = patterns[key]
-        pos = np.array([p for _, ps in members for p in ps]).reshape(len(members), len(key))
-        built.append(Pattern(np.array(key, dtype=int), x[pos], y[pos], [s for s, _ in members]))
+        at = np.array([p for _, ps in members for p in ps]).reshape(len(members), len(key))
+        built.append(Pattern(np.array(key, dtype=int), x[at], y[at], [s for s, _ in members]))
     read = {level_text(v) for v in table.column(spec.subject)} - {None}
     prepared = Prepared(design, built, visits, groups, len(rows), len(by_subject), len(read))
     return prepared, dropped
