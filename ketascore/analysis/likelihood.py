@@ -42,6 +42,7 @@ class Pattern:
 @dataclass
 class Evaluation:
     value: float  # -2 log-likelihood
+    quad: float = 0.0  # r'V^-1 r
     gradient: Array | None = None
     hessian: Array | None = None
     beta: Array | None = None
@@ -107,7 +108,7 @@ class Likelihood:
             value += 2.0 * float(np.sum(np.log(np.diag(a_chol)))) + (self.n_obs - p) * LOG_2PI
         else:
             value += self.n_obs * LOG_2PI
-        out = Evaluation(value, beta=beta, cov_beta=a_inv)
+        out = Evaluation(value, quad=quad, beta=beta, cov_beta=a_inv)
         if order < 1 or d1 is None:
             return out
         q = s.size
@@ -179,3 +180,4 @@ def _dcov(
         m = np.einsum("ab,qbc,cd->qad", w, vk, w)
         b_k += np.einsum("nap,kab,nbq->kpq", pat.x, m, pat.x, optimize=True)
     return b_k
+
