@@ -23,11 +23,12 @@ from ketascore.analysis.responders import (
 
 # SAS/STAT User's Guide, The GLM Procedure, Example "Analysis of Covariance" (DrugTest, from
 # Snedecor & Cochran 1967, p. 422): PostTreatment = Drug PreTreatment, LSMEANS Drug.
-DRUG_TEST = (
+DRUG_TEXT = (
     "A 11 6 A 8 0 A 5 2 A 14 8 A 19 11 A 6 4 A 10 13 A 6 1 A 11 8 A 3 0 "
     "D 6 0 D 6 2 D 7 3 D 8 1 D 18 18 D 8 4 D 19 14 D 8 9 D 5 1 D 15 9 "
     "F 16 13 F 13 10 F 11 18 F 9 5 F 21 23 F 16 12 F 12 5 F 12 16 F 7 1 F 12 20"
-).split()
+)
+DRUG_TEST = DRUG_TEXT.split()
 
 
 def drug_table() -> LongTable:

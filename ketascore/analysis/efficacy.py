@@ -375,6 +375,7 @@ def change_efficacy(
     analyses: tuple[str, ...] = ANALYSES,
     strata: str | None = None,
     doses: Mapping[str, float] | None = None,
+    visits: tuple[str, ...] | None = None,
 ) -> tuple[LongTable, EfficacyOptions]:
     """The long table and options that analyse ketascore's change from baseline (a
     ``ChangeReport``): ``outcome`` (change or value) by group (the report's ``by``, when it
@@ -387,6 +388,16 @@ def change_efficacy(
             f"--outcome {outcome}: with --scale the outcome is change, value or percent_change"
         )
     table = from_change_report(change)
+    order = [v for v in change.visits if v in set(table.columns["visit"])]
+    if visits is not None:
+        unknown = [v for v in visits if v not in order]
+        if unknown:
+            raise DesignError(
+                f"--visits: no change from baseline at {', '.join(unknown)}; visits: "
+                f"{', '.join(order)}"
+            )
+        table = table.where([v in visits for v in table.columns["visit"]])
+        order = list(visits)
     group = None
     if change.by:
         group = change.by
@@ -404,7 +415,7 @@ def change_efficacy(
         terms=terms or _default_terms(group, "visit", covariates, factors),
         factors=factors,
         references=dict(references or {}),
-        visit_order=tuple(v for v in change.visits if v in set(table.columns["visit"])),
+        visit_order=tuple(order),
         covariance=covariance,
         method=method,
         alpha=alpha,

@@ -180,4 +180,3 @@ def _dcov(
         m = np.einsum("ab,qbc,cd->qad", w, vk, w)
         b_k += np.einsum("nap,kab,nbq->kpq", pat.x, m, pat.x, optimize=True)
     return b_k
-

@@ -205,6 +205,14 @@ def prepare(
     dropped: dict[str, int] = {}
     if no_outcome := used.count(False):
         dropped[f"no {spec.outcome}"] = no_outcome
+    if spec.visit_order is not None:  # the visits analysed: rows at others are not used
+        wanted = set(spec.visit_order)
+        visit_column = table.column(spec.visit)
+        other = [i for i in range(n) if used[i] and level_text(visit_column[i]) not in wanted]
+        for i in other:
+            used[i] = False
+        if other:
+            dropped["other visits"] = len(other)
     for var in variables:
         column = table.column(var)
         lacking = 0
@@ -391,9 +399,7 @@ def newton(lik: Likelihood, start: Array, max_iterations: int, tolerance: float 
         criterion = _criterion(current)
         if criterion is not None and criterion < tolerance:
             return Fit(theta, current, True, iteration)
-    return Fit(
-        theta, current, False, max_iterations, f"not converged in {max_iterations} iterations"
-    )
+    return Fit(theta, current, False, max_iterations, "the iteration limit was reached")
 
 
 def _newton_step(g: Array, h: Array) -> Array | None:
@@ -583,7 +589,7 @@ def _fixed_effects(result: MMRMResult, design: Design, inf: Inference, alpha: fl
 def _type3(result: MMRMResult, design: Design, inf: Inference) -> None:
     hypotheses, skipped = design.type3_hypotheses()
     if skipped:
-        result.issues.append(make_issue("model-type3", terms=skipped))
+        result.issues.append(make_issue("model-not-hierarchical", terms=skipped))
     for term, coef in hypotheses.items():
         num, den, f, p = inf.f_test(coef)
         if num == 0:

@@ -186,6 +186,34 @@ def parse_model_options(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def default_model_options(**given: Any) -> dict[str, Any]:
+    """The library options of `ketascore model` with its defaults (for `report --model`)."""
+    params = {
+        "outcome": None,
+        "covariate": (),
+        "factor": (),
+        "terms": None,
+        "ref": (),
+        "reference": None,
+        "covariance": "un",
+        "method": "reml",
+        "alpha": 0.05,
+        "visit": None,
+        "strata": None,
+        "dose": (),
+        "analyses": ",".join(ANALYSES),
+    }
+    params.update(given)
+    return {**parse_model_options(params), "visits": None}
+
+
+def _visit_list(text: str | None) -> tuple[str, ...] | None:
+    if not text:
+        return None
+    visits = tuple(v.strip() for v in text.split(",") if v.strip())
+    return visits or None
+
+
 def efficacy_of_change(change: Any, kwargs: dict[str, Any]) -> EfficacyReport:
     """Run the analyses on a change-from-baseline report (a usage error when the data cannot
     be analysed as asked)."""
@@ -233,7 +261,11 @@ def efficacy_of_change(change: Any, kwargs: dict[str, Any]) -> EfficacyReport:
 @window_options
 @click.option("--subject", "subject_column", help="Table: the subject column (default USUBJID).")
 @click.option("--visit-column", help="Table: the visit column (default AVISIT).")
-@click.option("--visit-order", help="Table: the visits in order, comma-separated.")
+@click.option(
+    "--visits",
+    help="The visits to analyse, in order, comma-separated (default: every visit after "
+    "baseline; a table's in natural order).",
+)
 @click.option("--param", help="Table: keep the rows of this PARAMCD (ADaM BDS).")
 @click.option("--response", "response_column", help="Table: a column of response flags (Y/N).")
 @click.option("--remission", "remission_column", help="Table: a column of remission flags (Y/N).")
@@ -295,7 +327,7 @@ def _from_scale(
     )
     from ketascore.core.provenance import build_provenance
 
-    for option in ("subject_column", "visit_column", "visit_order", "param"):
+    for option in ("subject_column", "visit_column", "param"):
         if params[option]:
             raise UsageError(
                 f"--{option.replace('_', '-')} names a column of a table; with --scale the "
@@ -333,7 +365,7 @@ def _from_scale(
     )
     if not change.rows:
         raise UsageError(f"no {scale.id} change from baseline in the input: nothing to analyse")
-    report = efficacy_of_change(change, kwargs)
+    report = efficacy_of_change(change, {**kwargs, "visits": _visit_list(params["visits"])})
     report.issues[:0] = change.issues
     provenance = build_provenance(
         [scale, *([other] if other is not None else [])], hashes, "ketascore model"
@@ -380,11 +412,7 @@ def _from_table(
         kw = dict(kwargs)
         references = dict(kw.pop("references"))
         reference = kw.pop("reference")
-        order = (
-            tuple(v.strip() for v in params["visit_order"].split(","))
-            if params["visit_order"]
-            else None
-        )
+        order = _visit_list(params["visits"])
         options = table_efficacy(
             table,
             subject=params["subject_column"],

@@ -601,7 +601,7 @@ _TYPES = [
         "covariance parameter {parameter} is {value:.4f}, at the edge of its range",
     ),
     _type(
-        "model-type3",
+        "model-not-hierarchical",
         "warning",
         "Type 3 tests cannot be formed",
         "include every main effect of an interaction in the model (--terms) for Type 3 tests",
