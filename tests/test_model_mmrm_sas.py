@@ -314,3 +314,56 @@ def test_structured_covariances_match_sas(fev: Path, covariance: str, method: st
     assert abs(intercept.estimate - est) <= 2e-4
     assert abs(intercept.se - se) <= 1e-4
     assert intercept.df is not None and abs(intercept.df - df) <= 1
+
+
+# Kenward-Roger: SAS PROC MIXED DDFM=KR, FEV1 = ARMCD, REPEATED AVISIT, LSMEANS ARMCD
+# (openpharma/mmrm design/ddfm_covtype/kr_us.txt and kr_ar1.txt): (estimate, SE, DF) of the
+# intercept, of ARMCD TRT, and of the two LS means; AR(1) checks the second-derivative term
+# of the adjusted covariance (SAS's KR(LINEAR) gives 0.6664 and 0.9606 there instead).
+KENWARD_ROGER = {
+    "un": (
+        3667.96276376,
+        [(41.0058, 0.4547, 162), (3.8197, 0.6612, 161)],
+        {
+            "TRT": (44.8255, 0.4801, 159, 43.8773, 45.7737),
+            "PBO": (41.0058, 0.4547, 162, 40.1078, 41.9037),
+        },
+    ),
+    "ar1": (
+        None,
+        [(40.2881, 0.6651, 194), (4.2257, 0.9587, 188)],
+        {
+            "TRT": (44.5139, 0.6904, 183, 43.1518, 45.8760),
+            "PBO": (40.2881, 0.6651, 194, 38.9763, 41.5999),
+        },
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("covariance", sorted(KENWARD_ROGER))
+def test_kenward_roger_matches_sas(fev: Path, covariance: str) -> None:
+    neg2ll, fixed, lsmeans = KENWARD_ROGER[covariance]
+    spec = MMRMSpec(
+        outcome="FEV1",
+        subject="USUBJID",
+        visit="AVISIT",
+        group="ARMCD",
+        terms=("ARMCD",),
+        references={"ARMCD": "PBO"},
+        covariance=covariance,
+        ddfm="kenward-roger",
+    )
+    r = fit_mmrm(read_table(fev), spec)
+    if neg2ll is not None:
+        assert r.neg2_log_likelihood is not None and abs(r.neg2_log_likelihood - neg2ll) < 1e-6
+    for f, (est, se, df) in zip(r.fixed_effects, fixed, strict=True):
+        assert close4(f.estimate, est) and close4(f.se, se), (f, est, se)
+        assert f.df is not None and abs(f.df - df) <= 1
+    for x in r.lsmeans:
+        est, se, df, lower, upper = lsmeans[x.group or ""]
+        assert close4(x.estimate, est) and close4(x.se, se)
+        assert x.df is not None and abs(x.df - df) <= 1
+        assert x.lower is not None and close4(x.lower, lower)
+        assert x.upper is not None and close4(x.upper, upper)
+    (type3,) = r.type3
+    assert type3.den_df is not None and abs(type3.den_df - fixed[1][2]) <= 1

@@ -370,6 +370,7 @@ def change_efficacy(
     references: Mapping[str, str] | None = None,
     covariance: str = "un",
     method: str = "reml",
+    ddfm: str = "satterthwaite",
     alpha: float = 0.05,
     visit: str | None = None,
     analyses: tuple[str, ...] = ANALYSES,
@@ -418,6 +419,7 @@ def change_efficacy(
         visit_order=tuple(order),
         covariance=covariance,
         method=method,
+        ddfm=ddfm,
         alpha=alpha,
     )
     options = EfficacyOptions(
@@ -470,6 +472,7 @@ def table_efficacy(
     references: Mapping[str, str] | None = None,
     covariance: str = "un",
     method: str = "reml",
+    ddfm: str = "satterthwaite",
     alpha: float = 0.05,
     visit: str | None = None,
     analyses: tuple[str, ...] = ANALYSES,
@@ -519,6 +522,7 @@ def table_efficacy(
         visit_order=visit_order,
         covariance=covariance,
         method=method,
+        ddfm=ddfm,
         alpha=alpha,
     )
     return EfficacyOptions(

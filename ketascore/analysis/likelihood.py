@@ -48,6 +48,8 @@ class Evaluation:
     beta: Array | None = None
     cov_beta: Array | None = None  # (X'V^-1X)^-1
     dcov: Array | None = None  # B_k = X'W V_k W X, (q, p, p): d(X'V^-1X)/dk = -B_k
+    q_kl: Array | None = None  # X'W V_k W V_l W X (q, q, p, p), for Kenward-Roger
+    r_kl: Array | None = None  # X'W V_kl W X (q, q, p, p), for Kenward-Roger
 
 
 class NotPositiveDefinite(ArithmeticError):
@@ -62,7 +64,9 @@ class Likelihood:
         self.n_obs = sum(p.y.size for p in patterns)
         self.p = patterns[0].x.shape[2] if patterns else 0
 
-    def evaluate(self, theta: Array, order: int = 2, expected: bool = False) -> Evaluation:
+    def evaluate(
+        self, theta: Array, order: int = 2, expected: bool = False, kenward_roger: bool = False
+    ) -> Evaluation:
         """-2 log-likelihood at ``theta`` and, with ``order`` 1 or 2, its gradient and
         Hessian (raises NotPositiveDefinite outside the parameter space). With ``expected``
         the Hessian is its expectation, tr(P V_k P V_l) (Fisher scoring)."""
@@ -119,6 +123,8 @@ class Likelihood:
         trace_pp = np.zeros((q, q))  # sum over patterns of the W-only part of tr(PV_kPV_l)
         cross = np.zeros((q, q))  # tr(A^-1 X'W V_k W V_l W X)
         y_kl = np.zeros((q, q))  # sum r'W V_k W V_l W r
+        q_kl = np.zeros((q, q, p, p)) if kenward_roger else None
+        r_kl = np.zeros((q, q, p, p)) if kenward_roger else None
         for (pat, idx, w, n), r in zip(cache, residuals, strict=True):
             vk = d1[:, idx][:, :, idx]  # (q, k, k)
             wv = np.einsum("ab,qbc->qac", w, vk)  # W V_k
@@ -138,6 +144,8 @@ class Likelihood:
             y_kl += np.einsum("klab,ab->kl", mvw, rr)
             if self.reml:
                 cross += np.einsum("klab,ba->kl", mvw, t_mat)
+            if q_kl is not None:
+                q_kl += np.einsum("nap,klab,nbr->klpr", pat.x, mvw, pat.x, optimize=True)
             if d2 is not None:
                 vkl = d2[:, :, idx][:, :, :, idx]
                 wvkl = np.einsum("ab,klbc->klac", w, vkl)
@@ -146,7 +154,11 @@ class Likelihood:
                 hess -= np.einsum("klab,ab->kl", mkl, rr)  # - y'P V_kl P y
                 if self.reml:
                     hess -= np.einsum("klab,ba->kl", mkl, t_mat)
+                if r_kl is not None:
+                    r_kl += np.einsum("nap,klab,nbr->klpr", pat.x, mkl, pat.x, optimize=True)
         out.gradient = grad
+        out.q_kl = q_kl
+        out.r_kl = r_kl
         out.dcov = b_k if self.reml else _dcov(self.patterns, cache, d1, q, p)
         if order < 2:
             return out

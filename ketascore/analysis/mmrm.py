@@ -52,7 +52,7 @@ class MMRMSpec(BaseModel):
     visit_order: tuple[str, ...] | None = None
     covariance: Literal["un", "cs", "csh", "ar1", "arh1", "toep", "toeph"] = "un"
     method: Literal["reml", "ml"] = "reml"
-    ddfm: Literal["satterthwaite"] = "satterthwaite"
+    ddfm: Literal["satterthwaite", "kenward-roger"] = "satterthwaite"
     alpha: float = Field(0.05, gt=0, lt=1)
     max_iterations: int = 100
 
@@ -433,31 +433,71 @@ def _criterion(ev: Evaluation) -> float | None:
 
 
 class Inference:
-    """Estimates, standard errors and Satterthwaite degrees of freedom of linear functions
-    of the fixed effects."""
+    """Estimates, standard errors and degrees of freedom of linear functions of the fixed
+    effects: Satterthwaite's (Fai & Cornelius 1996 for F tests, as SAS), or Kenward and
+    Roger's (1997), which also inflates the covariance of the estimates for the uncertainty
+    of the covariance parameters (SAS DDFM=KR)."""
 
-    def __init__(self, fit: Fit, design: Design) -> None:
-        ev = fit.evaluation
+    def __init__(self, ev: Evaluation, design: Design, ddfm: str = "satterthwaite") -> None:
         assert ev.beta is not None and ev.cov_beta is not None and ev.hessian is not None
         assert ev.dcov is not None
         self.beta = ev.beta
-        self.cov = ev.cov_beta
+        self.phi = ev.cov_beta  # (X'V^-1X)^-1
         self.design = design
+        self.kenward_roger = ddfm == "kenward-roger"
         # asymptotic covariance of the covariance parameters: 2 H^-1 of -2 log L
         self.theta_cov = 2.0 * np.linalg.inv(ev.hessian)
+        self.b = ev.dcov  # B_k = -P_k of Kenward & Roger
         # d C / d theta_k = C B_k C
-        self.dcov = np.einsum("pq,kqr,rs->kps", self.cov, ev.dcov, self.cov)
+        self.dcov = np.einsum("pq,kqr,rs->kps", self.phi, ev.dcov, self.phi)
+        self.cov = self.phi
+        if self.kenward_roger:
+            assert ev.q_kl is not None and ev.r_kl is not None
+            w = self.theta_cov
+            inner = (
+                np.einsum("ij,ijpq->pq", w, ev.q_kl)
+                - np.einsum("ij,ipr,rs,jsq->pq", w, self.b, self.phi, self.b)
+                - 0.25 * np.einsum("ij,ijpq->pq", w, ev.r_kl)
+            )
+            adjusted = self.phi + 2.0 * self.phi @ inner @ self.phi
+            self.cov = (adjusted + adjusted.T) / 2
 
     def variance(self, coef: Array) -> float:
         return float(coef @ self.cov @ coef)
 
     def df_one(self, coef: Array) -> float | None:
-        var = self.variance(coef)
+        if self.kenward_roger:
+            return self._kr(coef.reshape(1, -1))[0]
+        var = float(coef @ self.phi @ coef)
         g = np.einsum("p,kpq,q->k", coef, self.dcov, coef)
         denom = float(g @ self.theta_cov @ g)
         if denom <= 0 or var <= 0:
             return None
         return 2.0 * var * var / denom
+
+    def _kr(self, coef: Array) -> tuple[float | None, float]:
+        """Kenward-Roger denominator DF and F scale (lambda) for the rows of ``coef``."""
+        rank = int(np.linalg.matrix_rank(coef))
+        middle = coef @ self.phi @ coef.T
+        theta = coef.T @ np.linalg.pinv(middle) @ coef
+        m = np.einsum("pq,qr,krs,st->kpt", theta, self.phi, self.b, self.phi)  # -Theta Phi P Phi
+        traces = np.einsum("kpp->k", m)
+        w = self.theta_cov
+        a1 = float(traces @ w @ traces)
+        a2 = float(np.einsum("ij,ipq,jqp->", w, m, m))
+        q = rank
+        b = (a1 + 6 * a2) / (2 * q)
+        g = ((q + 1) * a1 - (q + 4) * a2) / ((q + 2) * a2) if a2 > 0 else 0.0
+        denom = 3 * q + 2 * (1 - g)
+        c1, c2, c3 = g / denom, (q - g) / denom, (q + 2 - g) / denom
+        e_star = 1 / (1 - a2 / q)
+        v_star = (2 / q) * (1 + c1 * b) / ((1 - c2 * b) ** 2 * (1 - c3 * b))
+        rho = v_star / (2 * e_star**2)
+        if q * rho - 1 <= 0:
+            return None, 1.0
+        df = 4 + (q + 2) / (q * rho - 1)
+        scale = df / (e_star * (df - 2))
+        return df, scale
 
     def estimate(
         self, coef: Array, alpha: float
@@ -473,7 +513,7 @@ class Inference:
         return est, se, df, est - q * se, est + q * se, p
 
     def f_test(self, coef: Array) -> tuple[int, float | None, float, float | None]:
-        """num df, den df, F, p for the hypothesis L beta = 0 (Fai & Cornelius 1996)."""
+        """num df, den df, F, p for the hypothesis L beta = 0."""
         lcl = coef @ self.cov @ coef.T
         vals, vecs = np.linalg.eigh((lcl + lcl.T) / 2)
         keep = vals > 1e-10 * max(1.0, float(np.max(vals)))
@@ -481,9 +521,16 @@ class Inference:
         if rank == 0:
             return 0, None, math.nan, None
         est = coef @ self.beta
-        rotated = vecs[:, keep].T @ coef  # rows: independent functions
         proj = vecs[:, keep].T @ est
         f = float(np.sum(proj**2 / vals[keep])) / rank
+        if self.kenward_roger:
+            den, scale = self._kr(vecs[:, keep].T @ coef)
+            if den is None:
+                return rank, None, f, None
+            f *= scale
+            return rank, den, f, float(stats.f.sf(f, rank, den))
+        # Satterthwaite for F tests (Fai & Cornelius 1996), on the eigenvectors of L C L'
+        rotated = vecs[:, keep].T @ coef
         nus = []
         for row, val in zip(rotated, vals[keep], strict=True):
             g = np.einsum("p,kpq,q->k", row, self.dcov, row)
@@ -554,7 +601,9 @@ def fit_mmrm(table: LongTable, spec: MMRMSpec) -> MMRMResult:
     result.covariance_estimates = [float(v) for v in fit.theta]
     result.covariance_matrix = structure.matrix(fit.theta).tolist()
     _boundary(result, structure, fit.theta)
-    inference = Inference(fit, design)
+    if spec.ddfm == "kenward-roger":
+        ev = lik.evaluate(fit.theta, order=2, kenward_roger=True)
+    inference = Inference(ev, design, spec.ddfm)
     _fixed_effects(result, design, inference, spec.alpha)
     _type3(result, design, inference)
     _lsmeans(result, design, inference, spec)

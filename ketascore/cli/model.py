@@ -111,6 +111,16 @@ def model_options(func: Any) -> Any:
             },
         ),
         (
+            ("--ddfm",),
+            {
+                "type": click.Choice(["satterthwaite", "kenward-roger"]),
+                "default": "satterthwaite",
+                "show_default": True,
+                "help": "Degrees of freedom: Satterthwaite, or Kenward-Roger (which also "
+                "inflates the standard errors, as SAS DDFM=KR).",
+            },
+        ),
+        (
             ("--alpha",),
             {
                 "type": click.FloatRange(0, 1, min_open=True, max_open=True),
@@ -178,6 +188,7 @@ def parse_model_options(params: dict[str, Any]) -> dict[str, Any]:
         "reference": params["reference"],
         "covariance": params["covariance"],
         "method": params["method"],
+        "ddfm": params["ddfm"],
         "alpha": params["alpha"],
         "visit": params["visit"],
         "analyses": analyses,
@@ -197,6 +208,7 @@ def default_model_options(**given: Any) -> dict[str, Any]:
         "reference": None,
         "covariance": "un",
         "method": "reml",
+        "ddfm": "satterthwaite",
         "alpha": 0.05,
         "visit": None,
         "strata": None,

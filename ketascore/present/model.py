@@ -45,7 +45,9 @@ def model_title(report: EfficacyReport) -> str:
     terms = " ".join("*".join(t) for t in spec.model_terms()) or "(intercept)"
     return (
         f"MMRM of {spec.outcome} = {terms}; {spec.covariance.upper()} covariance, "
-        f"{spec.method.upper()}, Satterthwaite DF"
+        f"{spec.method.upper()}, "
+        + ("Kenward-Roger" if spec.ddfm == "kenward-roger" else "Satterthwaite")
+        + " DF"
     )
 
 
