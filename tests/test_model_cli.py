@@ -337,3 +337,32 @@ def test_report_has_the_efficacy_section(runner: CliRunner, tmp_path: Path) -> N
     assert "<h3>Efficacy analysis</h3>" in text
     assert "MMRM: differences in LS means" in text
     assert "ANCOVA of change at day1" in text
+
+
+def test_parquet_and_xpt_tables_give_the_same_model(runner: CliRunner, tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    pa = pytest.importorskip("pyarrow")
+    from ketascore.readers.xpt import Variable, write_xport
+
+    source = write_trial(tmp_path / "trial.csv")
+    rows = list(csv.DictReader(source.read_text(encoding="utf-8").splitlines()))
+    columns = ["subject", "visit", "arm", "baseline", "change"]
+    numeric = {"baseline", "change"}
+    pq.write_table(
+        pa.table({c: [float(r[c]) if c in numeric else r[c] for r in rows] for c in columns}),
+        tmp_path / "trial.parquet",
+    )
+    with open(tmp_path / "trial.xpt", "wb") as fh:
+        write_xport(
+            fh,
+            "ADQS",
+            [Variable(c, numeric=c in numeric, length=8 if c in numeric else 20) for c in columns],
+            [[float(r[c]) if c in numeric else r[c] for c in columns] for r in rows],
+        )
+    outputs = []
+    for name in ("trial.csv", "trial.parquet", "trial.xpt"):
+        result = run(runner, str(tmp_path / name), "--by", "arm", "--format", "json")
+        assert result.exit_code == 0, (name, result.output)
+        data = json.loads(result.stdout)
+        outputs.append((data["fit"]["neg2_log_likelihood"], data["contrasts"]))
+    assert outputs[0] == outputs[1] == outputs[2]

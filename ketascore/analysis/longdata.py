@@ -36,6 +36,10 @@ class LongTable:
         return len(next(iter(self.columns.values()))) if self.columns else 0
 
     def column(self, name: str) -> list[Any]:
+        """The column ``name``; as SAS does, a name differing only in case is the same
+        column when no column has the exact name."""
+        if name not in self.columns and (found := self.find(name)) is not None:
+            return self.columns[found]
         if name not in self.columns:
             raise TableError(
                 f"{self.source or 'the table'} has no column {name!r} "
@@ -44,7 +48,7 @@ class LongTable:
         return self.columns[name]
 
     def has(self, name: str) -> bool:
-        return name in self.columns
+        return name in self.columns or self.find(name) is not None
 
     def where(self, keep: Sequence[bool]) -> LongTable:
         return LongTable(
