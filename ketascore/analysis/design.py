@@ -86,6 +86,7 @@ class Design:
     full: Array  # (n, all columns)
     kept: NDArray[np.bool_]
     means: dict[str, float]  # continuous variables: mean over the observations used
+    data: dict[str, NDArray[np.generic]]  # each variable's values, rows used
     alias_map: Array = field(default_factory=lambda: np.zeros((0, 0)))  # aliased = kept @ map
 
     @property
@@ -151,7 +152,7 @@ class Design:
         x = self.matrix
         coded: list[Array] = [np.ones(x.shape[0])]
         owner: list[Term] = [()]
-        data = self._data
+        data = self.data
         for term in self.terms:
             blocks: list[list[Array]] = []
             for var in term:
@@ -195,7 +196,6 @@ class Design:
             out[term_name(term)] = np.asarray(basis @ inverse[rows, :])
         return out, skipped
 
-    _data: dict[str, NDArray[np.generic]] = field(default_factory=dict)
 
 
 def build_design(
@@ -254,8 +254,7 @@ def build_design(
             blocks.append(np.prod(np.vstack([col for _, col in combo]), axis=0))
     full = np.column_stack(blocks) if blocks else np.zeros((n, 0))
     kept = _independent_columns(full)
-    design = Design(variables, list(terms), columns, full, kept, means)
-    design._data = arrays
+    design = Design(variables, list(terms), columns, full, kept, means, arrays)
     if (~kept).any():
         design.alias_map = np.asarray(
             np.linalg.lstsq(full[:, kept], full[:, ~kept], rcond=None)[0], dtype=float
