@@ -221,12 +221,12 @@ def table_sources(
     the one built-in scale whose items their columns name), or None when one of them is
     not a table it reads as the readers do (a CSV file with quotes, another layout, ...).
     Small files are left to the record engine unless ``required``."""
-    from ketascore.engines import table
-    from ketascore.readers.delimited import WideLayout
-
     tables = (".parquet", ".pq", ".csv", ".tsv", ".txt")
     if not files or not all(os.path.splitext(f)[1].lower() in tables for f in files):
         return None
+    from ketascore.engines import table
+    from ketascore.readers.delimited import WideLayout
+
     if not table.available():
         return None
     known = {*builtin_ids(), *([scale.id] if scale is not None else [])}
