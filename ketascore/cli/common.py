@@ -298,6 +298,8 @@ EXTRAS = {
     "pyspark": "spark",
     "pandas": "dataframe",
     "polars": "dataframe",
+    "numpy": "stats",
+    "scipy": "stats",
 }
 
 

@@ -50,7 +50,9 @@ class Progress:
 
     def set_total(self, total: int) -> None:
         self.files = total
-        if self.bar is not None:
+        if self.bar is not None and total == 1:  # its rows are counted once it is read
+            self.bar.update(self.task, count="reading the file")
+        elif self.bar is not None:
             self.bar.update(self.task, total=total)
 
     def rows(self, done: int, total: int) -> None:
