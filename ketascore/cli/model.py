@@ -308,10 +308,8 @@ def model_cmd(**params: Any) -> None:
     issues = report.all_issues()
     if fmt == "table":
         from ketascore.present.model import efficacy_tables, rich_tables
-        from ketascore.present.render import print_issues
 
         console().print(rich_tables(efficacy_tables(report)))
-        print_issues(console(stderr=True), issues)
     elif fmt == "json":
         from ketascore.writers.efficacy import efficacy_json
 
@@ -325,6 +323,9 @@ def model_cmd(**params: Any) -> None:
             paths,
         )
     write_provenance(provenance, fmt, params["output"], params["provenance_file"], paths)
+    from ketascore.present.render import print_issues
+
+    print_issues(console(stderr=True), issues)  # in every format: problems are never invisible
     sys.exit(Exit.PROBLEMS if any(i.severity == "error" for i in issues) else Exit.OK)
 
 

@@ -148,14 +148,13 @@ def score_cmd(
     sys.exit(Exit.OK if ok else Exit.PROBLEMS)
 
 
-PROBLEMS_LISTED = 50  # as present.render.issue_lines lists them
-
-
 def _problems(run: Any) -> list[Any]:
     """The issues of the files and of the records: all of them from the record engine; the
     table engine's first ones (the summary line counts the records with problems)."""
+    from ketascore.present.render import ISSUES_LISTED
+
     table = run.table is not None
-    results = run.problem_results(PROBLEMS_LISTED + 1) if table else list(run.results())
+    results = run.problem_results(ISSUES_LISTED + 1) if table else list(run.results())
     return list(run.issues) + [i for r in results for i in r.issues]
 
 

@@ -450,14 +450,24 @@ TITLE_LINE, SUBTITLE_LINE = 0.26, 0.16  # inches per line of the title and the s
 MARGIN = 0.012  # of the figure's width, left and right of the titles
 
 
-def _titles(fig: Figure, title: str, subtitle: str) -> None:
+def carried_note(report: ChangeReport) -> str | None:
+    """``Includes values carried forward (LOCF)`` when some values were not observed."""
+    carried = sorted({r.imputed for r in report.rows if r.imputed})
+    return f"Includes values carried forward ({', '.join(carried)})" if carried else None
+
+
+def _titles(fig: Figure, title: str, subtitle: str, report: ChangeReport | None = None) -> None:
     """The title and subtitle in the band at the top, each wrapped to the figure's width
-    (the figure grows taller by the lines added, so the picture keeps its size)."""
+    (the figure grows taller by the lines added, so the picture keeps its size); below the
+    subtitle, whether the picture includes values carried forward."""
     from matplotlib.layout_engine import ConstrainedLayoutEngine
 
     room = fig.get_figwidth() * fig.dpi * (1 - 2 * MARGIN)
     title_lines = wrap_to_width(fig, plain(title), room, fontsize=12, fontweight="bold")
+    note = carried_note(report) if report is not None else None
     sub_lines = wrap_to_width(fig, plain(subtitle), room, fontsize=8.5)
+    if note:
+        sub_lines += wrap_to_width(fig, note, room, fontsize=8.5)
     header = 0.1 + TITLE_LINE * len(title_lines) + SUBTITLE_LINE * len(sub_lines) + 0.1
     engine = fig.get_layout_engine()
     rect = engine.get().get("rect") if isinstance(engine, ConstrainedLayoutEngine) else None
@@ -605,6 +615,7 @@ def trajectory_figure(
         fig,
         title or f"{score_name(scale, report)}{by}",
         f"{ERROR_TEXT[error]} at each visit; {group_n_text(groups)}",
+        report,
     )
     return fig
 
@@ -688,6 +699,7 @@ def spaghetti_figure(
         fig,
         title or f"{score_name(scale, report)}: each subject{by}",
         f"Thin lines: one subject each; thick line: the mean; {group_n_text(groups)}",
+        report,
     )
     return fig
 
@@ -832,6 +844,7 @@ def waterfall_figure(
         fig,
         title or f"{score_name(scale, report)}: percent change from baseline to {data.visit}",
         "; ".join(parts),
+        report,
     )
     return fig
 
@@ -922,6 +935,7 @@ def distribution_figure(
         title or f"{score_name(scale, report)}: severity bands at each visit{by}",
         f"Subjects in each band (stacked; highest scores at the bottom); "
         f"{group_n_text([p.group for p in panels])}",
+        report,
     )
     return fig
 
@@ -955,17 +969,6 @@ def make_figure(
             fig = waterfall_figure(report, scale, visit=visit, color_by=color_by, title=title)
         else:
             fig = distribution_figure(report, scale, results, title=title)
-        carried = sorted({r.imputed for r in report.rows if r.imputed})
-        if carried:  # say so on the picture: some values were not observed at their visit
-            fig.text(
-                0.988,
-                0.006,
-                f"Includes values carried forward ({', '.join(carried)})",
-                fontsize=7.5,
-                color="0.3",
-                ha="right",
-                va="bottom",
-            )
         return fig
 
 

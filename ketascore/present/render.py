@@ -29,6 +29,8 @@ def safe(text: Any) -> str:
 
 
 def fmt(value: Num | None, digits: int = 1) -> str:
+    """A number with ``digits`` decimals when it has a fraction (the clinic tables); the
+    change and score tables print with ``ketascore.present.numbers``."""
     if value is None:
         return "-"
     if isinstance(value, float) and not value.is_integer():
@@ -58,10 +60,10 @@ def score_tables(results: Sequence[ScoreResult]) -> list[Table]:
         table.add_column("Flags")
         table.add_column("Issues")
         for r in rows:
-            cells: list[Any] = [safe(r.subject), safe(r.visit), fmt(r.day)]
+            cells: list[Any] = [safe(r.subject), safe(r.visit), numbers.value(r.day)]
             for name in names:
                 value = r.scores.get(name)
-                text = Text(fmt(value, 2))
+                text = Text(numbers.value(value))
                 if value is not None and r.prorated.get(name):
                     text.append("*", style="yellow")
                 band = r.bands.get(name)
@@ -80,7 +82,10 @@ def score_tables(results: Sequence[ScoreResult]) -> list[Table]:
     return tables
 
 
-def issue_lines(issues: Sequence[Issue], limit: int = 50) -> list[Text]:
+ISSUES_LISTED = 50  # problems listed on stderr; the others are in the output (JSON, CSV)
+
+
+def issue_lines(issues: Sequence[Issue], limit: int = ISSUES_LISTED) -> list[Text]:
     """The issues as lines, errors before warnings (each in its input order), at most
     ``limit`` of them, then the count of each: ``2 errors, 1 warning``."""
     ordered = sorted(issues, key=lambda i: i.severity != "error")

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from firsthour_support import run_in_terminal
 
 from ketascore.analysis.change import compute_change
 from ketascore.cli import cli
@@ -26,7 +27,6 @@ from ketascore.core.records import ScoreResult
 from ketascore.present import numbers
 
 from conftest import EXAMPLE
-from firsthour_support import run_in_terminal
 
 
 @pytest.mark.parametrize(

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from firsthour_support import run_in_terminal
 
 from ketascore.cli import cli
 from ketascore.engines.batch import Settings, collect_files, score_files
-
-from firsthour_support import run_in_terminal
 
 HEADER = "subject,visit," + ",".join(f"phq9_{k}" for k in range(1, 10))
 
