@@ -67,7 +67,10 @@ def select_records(
     records: Iterable[AnswerRecord], scale: Scale | None
 ) -> tuple[list[AnswerRecord], int]:
     """With a scale chosen, records without a scale field take it and records of other
-    scales are left out. Returns the records to score and how many were left out."""
+    scales are left out (``core.library.left_out``: a mistyped id of a known scale is kept,
+    to be reported). Returns the records to score and how many were left out."""
+    from ketascore.core.library import left_out
+
     if scale is None:
         return list(records), 0
     chosen: list[AnswerRecord] = []
@@ -75,7 +78,7 @@ def select_records(
     for record in records:
         if record.scale is None:
             chosen.append(record.model_copy(update={"scale": scale.id}))
-        elif record.scale.casefold() == scale.id:
+        elif not left_out(record.scale, scale):
             chosen.append(record)
         else:
             skipped += 1

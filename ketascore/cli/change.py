@@ -195,7 +195,10 @@ def change_report(
         windows=windows,
         impute=impute,
     )
-    record_issues = [i for r in results if r.scale == scale.id for i in r.issues]
+    # the records of the scale, and those naming no known scale (a mistyped id)
+    record_issues = [
+        i for r in results if r.scale == scale.id or r.scale_version is None for i in r.issues
+    ]
     report.issues[:0] = issues + record_issues
     return report
 

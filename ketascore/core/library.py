@@ -89,3 +89,14 @@ class ScaleSet:
             if known.casefold() == folded and known != scale_id:
                 return self.get(known)
         return None
+
+
+def left_out(scale_id: str, chosen: Scale) -> bool:
+    """With ``chosen`` analysed (``--scale``), whether a record naming ``scale_id`` is left
+    out: it names another scale, known or not. A record naming an unknown id close to a
+    known one (a typo such as ``madrss``) is kept, to be reported with its "did you mean"
+    rather than dropped unseen."""
+    if scale_id.casefold() == chosen.id.casefold():
+        return False
+    known = ScaleSet([chosen])
+    return known.get(scale_id) is not None or not close_ids(scale_id, known.ids())

@@ -96,11 +96,14 @@ class Settings:
 
 
 def _select(record: AnswerRecord, chosen: Scale | None) -> AnswerRecord | None:
+    """As ``api.select_records``, one record at a time."""
+    from ketascore.core.library import left_out
+
     if chosen is None:
         return record
     if record.scale is None:
         return record.model_copy(update={"scale": chosen.id})
-    return record if record.scale.casefold() == chosen.id else None
+    return None if left_out(record.scale, chosen) else record
 
 
 def score_read(

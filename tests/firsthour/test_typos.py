@@ -79,3 +79,26 @@ def test_scale_ids_in_records_match_whatever_their_case(tmp_path: Path, runner: 
         "`ketascore scales list`, or pass --scale with the path of your scale file",
     ]
     assert result.exit_code == 1
+
+
+def test_with_scale_given_a_mistyped_scale_id_is_reported_not_dropped(
+    tmp_path: Path, runner: CliRunner
+) -> None:
+    items = {str(k): 2 for k in range(1, 11)}
+    records = [
+        {"subject": "S1", "visit": "baseline", "scale": "MADRS", "items": items},
+        {"subject": "S1", "visit": "day1", "scale": "madrss", "items": items},  # a typo
+        {"subject": "S1", "visit": "day1", "scale": "hamd6", "items": items},  # another scale
+        {"subject": "S1", "visit": "day1", "scale": "site-diary", "items": items},  # not a scale
+    ]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(records))
+    for command in (["score"], ["change"]):
+        result = runner.invoke(cli, [*command, str(path), "--scale", "madrs", "--format", "csv"])
+        assert result.exit_code == 1
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error[")]
+        assert errors == [
+            f"error[unknown-scale] {path}:1: subject S1, visit day1: unknown scale 'madrss' "
+            "(did you mean madrs-s, madrs, cadss?); see `ketascore scales list`, or pass --scale "
+            "with the path of your scale file"
+        ], command
