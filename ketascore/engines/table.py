@@ -34,7 +34,14 @@ from ketascore.core.issues import ISSUE_TYPES, Issue, make_issue
 from ketascore.core.records import AnswerRecord, ScoreResult, Source
 from ketascore.core.scale import Scale
 from ketascore.core.values import clean_number, sql_in, sql_text, strip
-from ketascore.engines.sql import ColumnMap, TableLayout, compile_scale, plan_columns, quote
+from ketascore.engines.sql import (
+    ColumnMap,
+    SqlError,
+    TableLayout,
+    compile_scale,
+    plan_columns,
+    quote,
+)
 
 NUMBER_TYPES = (
     *("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT"),
@@ -262,6 +269,9 @@ def score_tables(
     except duckdb.Error as exc:
         con.close()
         raise TableEngineError(f"DuckDB could not read the input: {exc}") from None
+    except SqlError as exc:  # a scale the query cannot score (rules across visits)
+        con.close()
+        raise TableEngineError(str(exc)) from None
     except BaseException:
         con.close()
         raise

@@ -202,6 +202,8 @@ def scale_card_data(scale: Scale) -> dict[str, Any]:
         )
     flag_sources = {f.id: f.source for f in d.flags}
     class_sources = {c.id: c.source for c in d.classifications}
+    skip_sources = {s.id: s.source for s in d.skips}
+    check_sources = {c.id: c.source for c in d.checks}
     return {
         "id": d.id,
         "name": d.name,
@@ -237,6 +239,26 @@ def scale_card_data(scale: Scale) -> dict[str, Any]:
                 "source": class_sources.get(c.id),
             }
             for c in scale.classifications
+        ],
+        "skips": [
+            {
+                "id": s.id,
+                "label": s.label,
+                "when": s.condition.describe(),
+                "items": list(s.items),
+                "counts_as": s.counts_as,
+                "source": skip_sources.get(s.id),
+            }
+            for s in scale.skips
+        ],
+        "checks": [
+            {
+                "id": c.id,
+                "label": c.label,
+                "when": c.condition.describe(),
+                "source": check_sources.get(c.id),
+            }
+            for c in scale.checks
         ],
         "examples": _examples(scale),
         "citations": [c.model_dump(exclude_none=True) for c in d.citations],
@@ -463,6 +485,20 @@ def scale_card(scale: Scale) -> Any:
         when = " at baseline" if c["at_baseline"] else " at each visit"
         extras.append(
             f"Classification {c['id']}: {c['when']}{when} ({c['label']}){_source(c['source'])}\n"
+        )
+    for s in data["skips"]:
+        counts = (
+            f"; a blank one counts as {_num(s['counts_as'])}"
+            if s["counts_as"] is not None
+            else "; a blank one stays unanswered"
+        )
+        extras.append(
+            f"Skip {s['id']}: when {s['when']}, item(s) {', '.join(s['items'])} are not asked"
+            f"{counts}, any other answer is an error ({s['label']}){_source(s['source'])}\n"
+        )
+    for c in data["checks"]:
+        extras.append(
+            f"Rating check {c['id']}: warns when {c['when']} ({c['label']}){_source(c['source'])}\n"
         )
     if extras:
         parts.append(extras)
