@@ -190,6 +190,14 @@ def test_a_skip_rule_reads_an_item_another_rule_skips() -> None:
             "- {id: r, label: R, when: {item: s, equals: 0}, items: [t], source: nowhere}",
             "unknown citation key 'nowhere'",
         ),
+        (
+            "- {id: r, label: R, when: {item: st, equals: 0}, items: [t]}",
+            "'st' is an alternative; a skip condition names items (s1, s2)",
+        ),
+        (
+            "- {id: r, label: R, when: {item: s, equals: 0}, items: [st]}",
+            "item 'st' is an alternative; name its items",
+        ),
     ],
 )
 def test_scales_check_refuses_skip_rules_that_cannot_work(skips: str, message: str) -> None:
@@ -197,6 +205,9 @@ def test_scales_check_refuses_skip_rules_that_cannot_work(skips: str, message: s
         "items:\n"
         "  - {id: s, label: Screen, range: [0, 1]}\n"
         "  - {id: t, label: Follow-up, range: [0, 2]}\n"
+        "  - {id: s1, label: S1, range: [0, 1]}\n"
+        "  - {id: s2, label: S2, range: [0, 1]}\n"
+        "alternatives: [{id: st, label: S1 or S2, items: [s1, s2]}]\n"
         "scores:\n"
         "  - {id: total, label: Total, of: [s, t], range: [0, 3]}\n"
         f"skips:\n  {skips}\n"
@@ -209,8 +220,8 @@ def test_hamd21_counts_a_blank_diurnal_severity_as_none_when_there_is_no_variati
     hamd21 = load_builtin("hamd21")
     answers = {str(i): 0 for i in range(1, 16)} | {"16a": 0, "17": 0, "19": 0, "20": 0, "21": 0}
     assert score(hamd21, {**answers, "18a": 0}).scores["total"] == 0
-    assert codes(score(hamd21, {**answers, "18a": 0, "18b": 1})) == ["skip-inconsistent"]
-    assert score(hamd21, {**answers, "18a": 1, "18b": 1}).scores["total"] == 1
+    assert codes(score(hamd21, {**answers, "18a": 0, "18": 1})) == ["skip-inconsistent"]
+    assert score(hamd21, {**answers, "18a": 1, "18": 1}).scores["total"] == 1
     assert codes(score(hamd21, {**answers, "18a": 1})) == ["insufficient-items"]
 
 

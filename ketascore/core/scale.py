@@ -964,6 +964,14 @@ class _Compiler:
                 continue
             cond = self.compile_condition(skip.when, (*path, "when"), scores=False)
             ok = cond is not None
+            for slot in cond.slots() if cond is not None else []:
+                if slot not in self.items:
+                    self.problem(
+                        (*path, "when"),
+                        f"{slot!r} is an alternative; a skip condition names items "
+                        f"({', '.join(self.slots[slot])})",
+                    )
+                    ok = False
             for j, item_id in enumerate(skip.items):
                 ipath = (*path, "items", j)
                 if item_id not in self.items:
