@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -110,33 +110,69 @@ class ScoreRun:
     ``results()`` gives the results in input order (all at once from the record engine;
     batch by batch from the table engine); ``issues`` the problems of whole files and of
     rows that make no record; ``write(fmt, path)`` writes CSV or Parquet straight from the
-    table engine, when it scored the input. Close the run when done (``with`` does)."""
+    table engine, when it scored the input. Close the run when done (``with`` does).
+
+    The table engine scores when asked (``write`` in one streamed pass). Should DuckDB
+    then fail to read the input as the readers do, the run becomes the record engine's
+    (``table`` is None; ``write`` raises TableEngineError, having written nothing)."""
 
     scale: Scale | None
     files: list[str]
-    issues: list[Issue]
     hashes: dict[str, str]
     engine: str  # record | table
     table: Any = None  # the TableRun of the table engine
     _results: list[ScoreResult] | None = None
+    _issues: list[Issue] = field(default_factory=list)
+    _fallback: Callable[[], ScoreRun] | None = None  # the record engine's run of the input
+
+    def _table(self, use: Callable[[Any], Any]) -> Any:
+        """``use(table)``; if DuckDB cannot read the input after all, the run becomes the
+        record engine's, and TableEngineError is raised."""
+        from ketascore.engines.table import TableEngineError
+
+        try:
+            return use(self.table)
+        except TableEngineError:
+            self.table.close()
+            assert self._fallback is not None
+            record = self._fallback()
+            self.table, self.engine = None, record.engine
+            self._results, self._issues, self.files = record._results, record._issues, record.files
+            raise
+
+    def _scored(self) -> bool:
+        """Whether the table engine holds the run (scored, or able to be scored)."""
+        from ketascore.engines.table import TableEngineError
+
+        if self.table is None:
+            return False
+        try:
+            self._table(lambda t: t.issues)
+        except TableEngineError:
+            return False
+        return True
+
+    @property
+    def issues(self) -> list[Issue]:
+        return list(self.table.issues) if self._scored() else self._issues
 
     def results(self) -> Iterator[ScoreResult]:
-        if self.table is not None:
+        if self._scored():
             return self.table.results()  # type: ignore[no-any-return]
         return iter(self._results or [])
 
     def problem_results(self, limit: int) -> list[ScoreResult]:
         """The first ``limit`` results with an issue."""
-        if self.table is not None:
+        if self._scored():
             return self.table.problem_results(limit)  # type: ignore[no-any-return]
         return [r for r in self._results or [] if r.issues][:limit]
 
     def summary(self) -> dict[str, int]:
-        if self.table is not None:
+        if self._scored():
             return dict(self.table.summary())
         from ketascore.writers.tabular import score_summary
 
-        return score_summary(self._results or [], self.issues, len(self.files))
+        return score_summary(self._results or [], self._issues, len(self.files))
 
     @property
     def ok(self) -> bool:
@@ -159,7 +195,13 @@ class ScoreRun:
         """Write CSV or Parquet from the table engine (``table`` is set)."""
         if self.table is None:
             raise ValueError("only the table engine writes straight to a file")
-        self.table.write(fmt, path, escape_formulas=escape_formulas)
+        self._table(lambda t: t.write(fmt, path, escape_formulas=escape_formulas))
+
+    def csv_text(self, *, escape_formulas: bool = True) -> str:
+        """The CSV output of the table engine as text (``table`` is set)."""
+        if self.table is None:
+            raise ValueError("only the table engine writes CSV text")
+        return str(self._table(lambda t: t.csv_text(escape_formulas=escape_formulas)))
 
     def close(self) -> None:
         if self.table is not None:
@@ -240,7 +282,7 @@ def score_paths(
     installed. Both give the same results. ``custom_options``: ``options`` carry a
     clinical format's settings (a mapping file, a sheet, ...), which only the readers
     follow. ``jobs``: worker processes for folders (record engine)."""
-    from ketascore.engines.batch import Settings, default_jobs, score_files
+    from ketascore.engines.batch import Settings, default_jobs
     from ketascore.readers import walk_files
 
     if engine not in ENGINES:
@@ -259,25 +301,6 @@ def score_paths(
         and not walk_issues
         and (engine == "table" or len(files) == 1)
     )
-    found = table_sources(files, scale, required=engine == "table") if tabular else None
-    if found is not None:
-        sources, chosen = found
-        from ketascore.core.provenance import file_digest
-        from ketascore.engines import table
-
-        try:
-            run = table.score_tables(
-                sources,
-                chosen,
-                merge_duplicates=merge_duplicates,
-                known_scales=builtin_ids(),
-                config=duckdb_config,
-            )
-        except table.TableEngineError:
-            run = None
-        if run is not None:
-            hashes = {s.name: s.sha256 or file_digest(s.name) for s in sources}
-            return ScoreRun(chosen, files, run.issues, hashes, "table", run)
     known = ScaleSet([scale] if scale is not None else [])
     settings = Settings(
         fmt=input_format,
@@ -286,18 +309,41 @@ def score_paths(
         chosen=scale,
         read_options=options,
     )
-    batch = score_files(
-        walk,
-        settings,
-        jobs=1 if "-" in files or custom_options else (jobs or default_jobs()),
-        progress=progress,
-        walked=walked,
-    )
+    jobs = 1 if "-" in files or custom_options else (jobs or default_jobs())
+    found = table_sources(files, scale, required=engine == "table") if tabular else None
+    if found is not None:
+        from ketascore.core.provenance import file_digest
+        from ketascore.engines import table
+
+        sources, chosen = found
+        try:
+            run = table.score_tables(
+                sources,
+                chosen,
+                merge_duplicates=merge_duplicates,
+                known_scales=builtin_ids(),
+                config=duckdb_config,
+                lazy=True,
+            )
+        except table.TableEngineError:
+            return _record_run(walk, settings, jobs, progress, walked)
+        hashes = {s.name: s.sha256 or file_digest(s.name) for s in sources}
+        # (should DuckDB fail to read the input as the readers do, the records are scored)
+        fallback = lambda: _record_run(walk, settings, jobs, None, None)  # noqa: E731
+        return ScoreRun(chosen, files, hashes, "table", run, _fallback=fallback)
+    return _record_run(walk, settings, jobs, progress, walked)
+
+
+def _record_run(walk: list[Any], settings: Any, jobs: int, progress: Any, walked: Any) -> ScoreRun:
+    """The record engine's run of the files and folders walked."""
+    from ketascore.engines.batch import score_files
+
+    batch = score_files(walk, settings, jobs=jobs, progress=progress, walked=walked)
     return ScoreRun(
-        scale,
+        settings.chosen,
         batch.files,
-        batch.issues,
         batch.extra.get("hashes", {}),
         "record",
         _results=batch.results,
+        _issues=batch.issues,
     )

@@ -151,3 +151,27 @@ def test_a_folder_of_tables_is_read_as_one(runner: Any, tmp_path: Path) -> None:
     results = outputs[0][1]["results"]
     assert [r["subject"] for r in results] == ["S1", "S2", "S3"]
     assert [i["code"] for i in results[0]["issues"]] == ["duplicate-record"]
+
+
+def test_a_table_duckdb_fails_on_while_writing_is_left_to_the_readers(
+    runner: Any, tmp_path: Path
+) -> None:
+    """DuckDB reads a line longer than its limit only when it writes the output (the run is
+    scored in one pass then): the record engine scores the file instead, and the output is
+    its, whole."""
+    rows = ["subject,visit,note," + ",".join(f"phq9_{i}" for i in range(1, 10))]
+    rows += ["S1,v1," + "x" * 2_200_000 + "," + ",".join("1" * 9)]
+    rows += ["S2,v1,short," + ",".join("2" * 9)]
+    path = tmp_path / "long-line.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "scores.csv"
+    args = ["score", str(path), "--scale", "phq9"]
+    table_run = runner.invoke(cli, [*args, "--engine", "duckdb", "-o", str(out)])
+    record_run = runner.invoke(cli, [*args, "--engine", "record", "--format", "csv"])
+    assert table_run.exit_code == record_run.exit_code == 1
+    assert out.read_text(encoding="utf-8") == record_run.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "long-line.csv",
+        "scores.csv",
+        "scores.csv.provenance.json",
+    ]

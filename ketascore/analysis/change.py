@@ -47,9 +47,16 @@ class ChangeRow:
     source_visit: str | None = None  # the visit analysed, when windowed or carried forward
     imputed: str | None = None  # "LOCF" for a value carried forward
     note: str | None = None  # why this record was analysed (windows, imputation)
+    # Jacobson & Truax reliable change, when the score declares its reliability
+    rci: float | None = None
+    rci_category: str | None = None
+    rci_reported: bool = field(default=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not out.pop("rci_reported"):  # the score has no reliability: no RCI columns
+            del out["rci"], out["rci_category"]
+        return out
 
 
 @dataclass
@@ -140,6 +147,9 @@ class ChangeReport:
     subjects: list[str] = field(default_factory=list)
     # the scored records analysed (after analysis windows), for writers such as ADaM
     analysed: list[ScoreResult] = field(default_factory=list)
+    # analysis visit -> AVISITN, as the windows file sets it (empty without one)
+    visit_numbers: dict[str, Num] = field(default_factory=dict)
+    reliable_change: ReliableChangeRule | None = None
 
     def baseline_rules(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -148,7 +158,7 @@ class ChangeReport:
         return counts
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "scale": self.scale,
             "scale_version": self.scale_version,
             "score": self.score,
@@ -160,6 +170,9 @@ class ChangeReport:
             "summary": [s.to_dict() for s in self.summary],
             "issues": [i.as_dict() for i in self.issues],
         }
+        if self.reliable_change is not None:
+            out["reliable_change"] = self.reliable_change.describe()
+        return out
 
 
 def natural_key(text: str) -> tuple[Any, ...]:
@@ -288,6 +301,8 @@ def compute_change(
     remission_at_most: Num | None = None,
     windows: WindowPlan | None = None,
     impute: str | None = None,
+    rci_reliability: float | None = None,
+    rci_sd: float | None = None,
 ) -> ChangeReport:
     """Change from baseline of one score of one scale.
 
@@ -295,7 +310,9 @@ def compute_change(
     classification); only those of ``scale`` are analysed. With ``windows``, records are
     first assigned to analysis visits by study day. With ``impute="locf"``, a missing
     post-baseline value is replaced by the last observed post-baseline value (the row says
-    so in ``imputed`` and ``source_visit``).
+    so in ``imputed`` and ``source_visit``). When the score declares its reliability (or
+    ``rci_reliability`` is given), each row also gets the reliable change index and its
+    category (``reliable_change_rule``).
     """
     if impute not in (None, "locf"):
         raise ValueError(f"unknown imputation {impute!r}; the only one is 'locf'")
@@ -332,8 +349,9 @@ def compute_change(
         issues=window_issues,
         analysed=mine,
     )
-    if windows is not None:  # analysis visits are the windows, in the order of the file
-        visit_order = [w.name for w in windows.windows]
+    if windows is not None:  # analysis visits are the windows, in the plan's order
+        visit_order = windows.analysis_order()
+        report.visit_numbers = windows.visit_numbers()
     else:
         visit_order = sorted(first_seen, key=lambda v: _visit_sort_key(v, days, dates, first_seen))
     baseline_visits: dict[str, int] = {}
@@ -437,6 +455,7 @@ def compute_change(
     visit_pos = {visit: i for i, visit in enumerate(visits)}
     report.rows.sort(key=lambda row: (subject_pos[row.subject], visit_pos[row.visit]))
     report.summary = _summarise(report, mine)
+    _add_reliable_change(report, scale, rci_reliability, rci_sd)
     return report
 
 
@@ -532,3 +551,182 @@ def _summarise(report: ChangeReport, results: list[ScoreResult]) -> list[Summary
 
 def _rate(count: int, total: int) -> float | None:
     return clean_number(100 * count / total) if total else None
+
+
+# --------------------------------------------------------------------------------------
+# Reliable and clinically significant change (Jacobson & Truax 1991)
+
+RC_CRITICAL = 1.96  # |RC| > 1.96: a change this large arises by measurement error with p < .05
+RCI_CATEGORIES = ("recovered", "improved", "unchanged", "deteriorated")
+
+
+@dataclass(frozen=True)
+class ReliableChangeRule:
+    """Jacobson & Truax (1991): RC = (x2 - x1) / S_diff, S_diff = sqrt(2 SE^2),
+    SE = s1 sqrt(1 - r_xx). A change is reliable when |RC| > 1.96. Clinically significant
+    change also crosses the cut-off between the dysfunctional and the functional population
+    (criterion c, b or a; a value on the cut-off counts as dysfunctional).
+
+    Categories: ``recovered`` (reliable improvement, from the dysfunctional to the functional
+    side of the cut-off), ``improved`` (reliable improvement otherwise), ``unchanged`` (no
+    reliable change), ``deteriorated`` (reliable worsening)."""
+
+    reliability: float
+    reliability_from: str  # "scale" (cited in the scale file) or "option"
+    sd: float
+    sd_from: str  # "scale", "option" or "baseline" (the SD of the baselines analysed)
+    cutoff: float | None = None
+    cutoff_rule: str | None = None  # "c", "b" or "a"
+    cutoff_from: str | None = None
+    better: str = "lower"
+    source: str | None = None
+
+    @property
+    def standard_error(self) -> float:
+        return self.sd * math.sqrt(1 - self.reliability)
+
+    @property
+    def s_diff(self) -> float:
+        return math.sqrt(2 * self.standard_error**2)
+
+    @property
+    def reliable_points(self) -> float:
+        """The change (in score points) that a reliable change must exceed."""
+        return RC_CRITICAL * self.s_diff
+
+    def index(self, baseline: Num, value: Num) -> float:
+        return (value - baseline) / self.s_diff
+
+    def functional(self, value: Num) -> bool | None:
+        if self.cutoff is None:
+            return None
+        return value < self.cutoff if self.better == "lower" else value > self.cutoff
+
+    def category(self, baseline: Num, value: Num) -> str:
+        rc = self.index(baseline, value)
+        improvement = -rc if self.better == "lower" else rc
+        if improvement > RC_CRITICAL:
+            recovered = self.functional(value) and self.functional(baseline) is False
+            return "recovered" if recovered else "improved"
+        if improvement < -RC_CRITICAL:
+            return "deteriorated"
+        return "unchanged"
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "method": "Jacobson & Truax (1991)",
+            "reliability": self.reliability,
+            "reliability_from": self.reliability_from,
+            "sd": _rounded(self.sd),
+            "sd_from": self.sd_from,
+            "standard_error": _rounded(self.standard_error),
+            "s_diff": _rounded(self.s_diff),
+            "reliable_change_points": _rounded(self.reliable_points),
+            "cutoff": None if self.cutoff is None else _rounded(self.cutoff),
+            "cutoff_rule": self.cutoff_rule,
+            "cutoff_from": self.cutoff_from,
+            "better": self.better,
+            "source": self.source,
+        }
+
+
+def _rounded(value: float) -> Num:
+    return clean_number(round(value, 4))
+
+
+def jt_cutoff(
+    functional: tuple[float, float] | None,
+    clinical: tuple[float, float] | None,
+    better: str = "lower",
+) -> tuple[float, str] | None:
+    """Jacobson & Truax's cut-off from (mean, sd) of the functional and the dysfunctional
+    population: c (both), b (functional only: 2 SD from its mean), a (clinical only)."""
+    sign = 1 if better == "lower" else -1
+    if functional is not None and clinical is not None:
+        (m0, s0), (m1, s1) = functional, clinical
+        return (s0 * m1 + s1 * m0) / (s0 + s1), "c"
+    if functional is not None:
+        return functional[0] + sign * 2 * functional[1], "b"
+    if clinical is not None:
+        return clinical[0] - sign * 2 * clinical[1], "a"
+    return None
+
+
+def reliable_change_rule(
+    scale: Scale,
+    score: str,
+    baselines: Sequence[Num],
+    *,
+    reliability: float | None = None,
+    sd: float | None = None,
+) -> ReliableChangeRule | None:
+    """The reliable change rule of a score: its declared reliability and norms (or the
+    options), with the baselines analysed standing in for what the scale does not declare
+    (the SD of the pre-treatment group, as Jacobson & Truax propose, and the dysfunctional
+    distribution of criterion c). None when no reliability is known or no SD can be had."""
+    declared = next((s for s in scale.definition.scores if s.id == score), None)
+    rel = declared.reliability if declared is not None else None
+    norms = declared.norms if declared is not None else None
+    if reliability is None and rel is None:
+        return None
+    r = reliability if reliability is not None else rel.coefficient if rel else None
+    assert r is not None
+    base_mean, base_sd = _mean_sd(list(baselines))
+    if sd is not None:
+        s1, sd_from = float(sd), "option"
+    elif rel is not None and rel.sd is not None:
+        s1, sd_from = float(rel.sd), "scale"
+    elif base_sd:
+        s1, sd_from = float(base_sd), "baseline"
+    else:
+        return None
+    better = rel.better if rel is not None else "lower"
+    functional = (
+        (norms.functional.mean, norms.functional.sd) if norms and norms.functional else None
+    )
+    clinical = (norms.clinical.mean, norms.clinical.sd) if norms and norms.clinical else None
+    clinical_from = "scale"
+    if clinical is None and functional is not None and base_mean is not None and base_sd:
+        clinical, clinical_from = (base_mean, base_sd), "baseline"
+    cut = jt_cutoff(functional, clinical, better)
+    cutoff_from = None
+    if cut is not None:
+        parts = []
+        if functional is not None:
+            parts.append("functional: scale norms")
+        if clinical is not None:
+            parts.append(
+                "dysfunctional: " + ("scale norms" if clinical_from == "scale" else "baselines")
+            )
+        cutoff_from = "; ".join(parts)
+    return ReliableChangeRule(
+        reliability=r,
+        reliability_from="option" if reliability is not None else "scale",
+        sd=s1,
+        sd_from=sd_from,
+        cutoff=cut[0] if cut else None,
+        cutoff_rule=cut[1] if cut else None,
+        cutoff_from=cutoff_from,
+        better=better,
+        source=rel.source if rel is not None and reliability is None else None,
+    )
+
+
+def _add_reliable_change(
+    report: ChangeReport, scale: Scale, reliability: float | None, sd: float | None
+) -> None:
+    baselines = [b for _, _, b in report.baselines.values() if b is not None]
+    rule = reliable_change_rule(scale, report.score, baselines, reliability=reliability, sd=sd)
+    if rule is None:
+        declared = next((s for s in scale.definition.scores if s.id == report.score), None)
+        if reliability is not None or (declared is not None and declared.reliability):
+            report.issues.append(
+                make_issue("rci-undetermined", scale=scale.id, score=report.score, n=len(baselines))
+            )
+        return
+    report.reliable_change = rule
+    for row in report.rows:
+        row.rci_reported = True
+        if row.value is not None and row.baseline is not None:
+            row.rci = _rounded(rule.index(row.baseline, row.value))
+            row.rci_category = rule.category(row.baseline, row.value)

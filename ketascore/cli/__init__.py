@@ -98,6 +98,7 @@ def _leave(code: Any) -> None:
 # Commands register themselves on `cli` when their module is imported.
 from ketascore.cli import (  # noqa: E402, F401
     change,
+    clinic,
     plot,
     report,
     scales,

@@ -152,13 +152,22 @@ def _write(
     from ketascore.writers import tabular as out
 
     provenance = run.provenance()
+    written = False
     if run.table is not None and fmt in ("csv", "parquet"):
-        if output is not None:
-            run.write(fmt, output, escape_formulas=escape)
-        elif fmt == "csv":
-            click.echo(run.table.csv_text(escape_formulas=escape), nl=False)
-        else:
+        from ketascore.engines.table import TableEngineError
+
+        if output is None and fmt == "parquet":
             raise UsageError("Parquet output needs a file: -o FILE.parquet")
+        try:
+            if output is not None:
+                run.write(fmt, output, escape_formulas=escape)
+            else:
+                click.echo(run.csv_text(escape_formulas=escape), nl=False)
+            written = True
+        except TableEngineError:
+            pass  # DuckDB could not read it as the readers do: the record engine scored it
+    if written:
+        pass
     elif fmt == "parquet":
         raise UsageError(
             "Parquet output is written by the table engine: --engine duckdb --scale ID"

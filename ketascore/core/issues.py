@@ -480,6 +480,37 @@ _TYPES = [
         "nothing to do: change is reported, percent change and response are left empty",
         "baseline {score} is 0 at visit {visit}",
     ),
+    _type(
+        "rci-undetermined",
+        "warning",
+        "No reliable change index: no standard deviation to compute it with",
+        "declare reliability.sd in the scale file, or analyse more subjects; change is "
+        "reported without the reliable change index",
+        "{score} declares its reliability, but the scale declares no standard deviation and "
+        "{n} baseline value(s) are analysed (2 or more are needed)",
+    ),
+    # clinic: outcome measures, dosing sessions (ketascore.clinic) -------------------------
+    _type(
+        "measure-no-date",
+        "warning",
+        "A record has no date, so an outcome measure cannot place it in time",
+        "add the date (YYYY-MM-DD) to the record",
+        "visit {visit} has no date; not used by the measure {measure}",
+    ),
+    _type(
+        "session-invalid",
+        "error",
+        "A dosing session's field cannot be read",
+        "correct the value in the sessions file; the rules that need it are not evaluated",
+        {
+            "": "{field}: {reason}",
+            "missing": "the session has no {field}; the session was not read",
+            "file": Template(
+                "cannot read the sessions file: {error}",
+                "write the sessions as CSV (one row each), or as a YAML/JSON list of mappings",
+            ),
+        },
+    ),
     # clinical formats (ketascore.readers) ---------------------------------------------
     _type(
         "missing-column",

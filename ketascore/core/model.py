@@ -165,6 +165,41 @@ class Remission(Model):
     source: str | None = None
 
 
+class Reliability(Model):
+    """The reliability coefficient a reliable change index needs (Jacobson & Truax 1991)."""
+
+    coefficient: float = Field(gt=0, lt=1, description="r_xx")
+    kind: Literal["internal-consistency", "test-retest", "inter-rater"]
+    sd: Number | None = Field(
+        default=None,
+        gt=0,
+        description="standard deviation for the standard error of measurement "
+        "(SE = sd x sqrt(1 - r)); without it, the baseline SD of the data analysed",
+    )
+    population: str | None = Field(default=None, description="where the coefficient comes from")
+    better: Literal["lower", "higher"] = "lower"
+    source: str | None = None
+    note: str | None = None
+
+
+class Norm(Model):
+    mean: Number
+    sd: Number = Field(gt=0)
+    n: StrictInt | None = Field(default=None, ge=1)
+    population: str | None = None
+    source: str | None = None
+
+
+class Norms(Model):
+    """Normative values for clinically significant change (Jacobson & Truax 1991): a
+    functional (general population) and a clinical distribution; the cut-off between them
+    is criterion c, or criterion b (functional only) or a (clinical only)."""
+
+    functional: Norm | None = None
+    clinical: Norm | None = None
+    note: str | None = None
+
+
 class Score(Model):
     id: Id
     label: str
@@ -184,6 +219,8 @@ class Score(Model):
     )
     codes: Codes | None = None
     note: str | None = None
+    reliability: Reliability | None = None
+    norms: Norms | None = None
 
 
 class Condition(Model):

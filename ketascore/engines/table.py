@@ -25,6 +25,7 @@ import csv
 import hashlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -247,11 +248,18 @@ def score_tables(
     merge_duplicates: bool = True,
     known_scales: Iterable[str] = (),
     config: dict[str, Any] | None = None,
+    lazy: bool = False,
 ) -> TableRun:
     """Score ``sources`` (in order, as one table) with ``scale``. Rows of the same subject
     and visit are merged as the record engine merges records, unless
     ``merge_duplicates`` is False. Raises TableEngineError for sources the engine cannot
-    read as the readers do (the record path then reads them)."""
+    read as the readers do (the record path then reads them).
+
+    ``lazy``: score nothing yet. A CSV or Parquet output is then written by one streamed
+    pass (the query straight into the file, counted on the way), and the run is scored into
+    a table only when it must be: for results one by one, for the rows of a subject and
+    visit that repeat, for rows the readers report. TableEngineError can then come from
+    ``write`` (nothing is written)."""
     import duckdb
 
     if not sources:
@@ -263,12 +271,10 @@ def score_tables(
         for i, source in enumerate(sources):
             if source.kind == "arrow":
                 con.register(f"_ks_frame_{i}", source.frame)
-        run = _Run(con, list(sources), scale, columns, known_scales)
-        run.score(merge_duplicates)
-        return run.result
-    except duckdb.Error as exc:
-        con.close()
-        raise TableEngineError(f"DuckDB could not read the input: {exc}") from None
+        run = TableRun(_Run(con, list(sources), scale, columns, known_scales), merge_duplicates)
+        if not lazy:
+            run.materialize()
+        return run
     except SqlError as exc:  # a scale the query cannot score (rules across visits)
         con.close()
         raise TableEngineError(str(exc)) from None
@@ -277,7 +283,21 @@ def score_tables(
         raise
 
 
+@contextlib.contextmanager
+def _engine_errors() -> Iterator[None]:
+    """DuckDB's errors as TableEngineError (the record path then reads the input)."""
+    import duckdb
+
+    try:
+        yield
+    except duckdb.Error as exc:
+        raise TableEngineError(f"DuckDB could not read the input: {exc}") from None
+
+
 class _Run:
+    """The plan of a run: its sources, their columns as the compiler reads them, and the
+    compiled queries."""
+
     def __init__(
         self,
         con: Any,
@@ -300,16 +320,7 @@ class _Run:
             scale, list(header.values()), kinds, columns, self.known
         )
         self.layout = replace(self.layout, internal=["_ks_file"])
-
-    def relation(self, ordered: bool = False, offsets: Sequence[int] = ()) -> str:
-        parts = [
-            s.relation(i, ordered, offsets[i] if ordered else 0) for i, s in enumerate(self.sources)
-        ]
-        return "(" + " UNION ALL BY NAME ".join(f"({p})" for p in parts) + ")"
-
-    def score(self, merge_duplicates: bool) -> None:
-        con, scale = self.con, self.scale
-        compiled = compile_scale(
+        self.compiled = compile_scale(
             scale,
             "duckdb",
             relation=self.relation(),
@@ -317,83 +328,262 @@ class _Run:
             layout=self.layout,
             row_checks=True,
         )
-        con.execute(f"CREATE TABLE _ks_rows AS {compiled.text}")
+
+    def relation(self, ordered: bool = False, offsets: Sequence[int] = ()) -> str:
+        parts = [
+            s.relation(i, ordered, offsets[i] if ordered else 0) for i, s in enumerate(self.sources)
+        ]
+        return "(" + " UNION ALL BY NAME ".join(f"({p})" for p in parts) + ")"
+
+    def merged(self, offsets: Sequence[int]) -> Any:
+        """The query that merges the rows of a subject and visit as the record engine does."""
+        return compile_scale(
+            self.scale,
+            "duckdb",
+            relation=self.relation(True, offsets),
+            columns=self.mapped,
+            layout=replace(self.layout, order="_ks_order"),
+            row_checks=True,
+            duplicates=True,
+        )
+
+    def scored(self) -> str:
+        """True where a row has a score."""
+        return " OR ".join(f"{quote(r.id)} IS NOT NULL" for r in self.scale.scores)
+
+    def problem(self) -> str:
+        """True where a row carries an error (not only warnings)."""
+        errors = ", ".join(sql_text(c) for c in ERROR_CODES)
+        return (
+            "CASE WHEN issues IS NULL THEN FALSE "
+            f"ELSE list_has_any(string_split(issues, ';'), [{errors}]) END"
+        )
+
+
+ERROR_CODES = sorted(c for c, t in ISSUE_TYPES.items() if t.severity == "error")
+
+
+class _Tally:
+    """What a streamed pass hands over, kept on the way to be counted after: a function of
+    the query's WHERE clause that DuckDB calls with each batch of rows (from its threads,
+    hence the lock). It is given whether each row is a record, a code of what else is true
+    of it (``FACTS``, one bit each, plus 32 times the row's source) and, for a record, a
+    hash of its subject and visit; it keeps the last two, and passes the records on."""
+
+    FACTS = ("kept", "scored", "problem", "flagged", "filled")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.batches: list[Any] = []  # (code, key) of each batch
+        self.counts: dict[int, int] = {}  # code: rows
+
+    def keep(self, kept: Any, code: Any, key: Any) -> Any:
+        import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+
+        batch = pa.Table.from_arrays([code, key], names=["code", "key"])
+        with self.lock:
+            self.batches.append(batch)
+        return kept
+
+    @classmethod
+    def code(cls, facts: dict[str, str]) -> str:
+        """The SQL of a row's code, from the SQL of each fact."""
+        bits = " + ".join(
+            f"{1 << i} * CAST({facts[f]} AS INTEGER)" for i, f in enumerate(cls.FACTS)
+        )
+        return f"({bits} + 32 * {facts['file']})"
+
+    def count(self, con: Any, merge_duplicates: bool) -> bool:
+        """Count the rows of each code (in DuckDB, ``con``); and whether a subject and visit
+        holds more than one record (by hash: a collision only costs a merge that finds
+        nothing to merge), when ``merge_duplicates``."""
+        import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+
+        # (pyarrow's table functions, unlike pyarrow.compute, do not import pandas)
+        kept = pa.concat_tables(self.batches) if self.batches else pa.table({"code": [], "key": []})
+        con.register("_ks_tally", kept)
+        try:
+            counts = con.execute("SELECT code, count(*) FROM _ks_tally GROUP BY code").fetchall()
+            if any(code is None for code, _ in counts):  # a fact the query left unknown
+                raise TableEngineError("the streamed pass could not classify every row")
+            self.counts = {int(code): int(n) for code, n in counts}
+            if not merge_duplicates:
+                return False
+            query = "SELECT count(key) > count(DISTINCT key) FROM _ks_tally"
+            return bool(con.execute(query).fetchall()[0][0])
+        finally:
+            con.unregister("_ks_tally")
+
+    def rows(self, fact: str, file: int | None = None) -> int:
+        """The rows (of one source) of which ``fact`` is true."""
+        bit = 1 << self.FACTS.index(fact)
+        return sum(
+            n
+            for code, n in self.counts.items()
+            if code & bit and (file is None or code >> 5 == file)
+        )
+
+
+@dataclass
+class TableRun:
+    """The scores of a run's sources, held by DuckDB until written or read. Close it."""
+
+    plan: _Run
+    merge_duplicates: bool = True
+    table: str = ""  # the table that holds the scores, once scored into one
+    merged: bool = False
+    offsets: list[int] = field(default_factory=list)  # each source's first row in the table
+    _issues: list[Issue] = field(default_factory=list)  # the readers', in order
+    records: int = 0
+    scored: int = 0
+    with_problems: int = 0
+    counted: bool = False
+
+    @property
+    def scale(self) -> Scale:
+        return self.plan.scale
+
+    @property
+    def sources(self) -> list[TableSource]:
+        return self.plan.sources
+
+    @property
+    def con(self) -> Any:
+        return self.plan.con
+
+    @property
+    def columns(self) -> list[str]:
+        """The output columns (those of ``ketascore score --format csv``)."""
+        return list(self.plan.compiled.columns)
+
+    @property
+    def carried(self) -> Sequence[str]:
+        return self.plan.layout.carry
+
+    @property
+    def scale_ids(self) -> set[str]:
+        """The scales the readers know."""
+        return {s.casefold() for s in [*self.plan.known, self.scale.id]}
+
+    @property
+    def mapping(self) -> tuple[ColumnMap, TableLayout] | None:
+        """A column map and its columns, when the run has one."""
+        plan = self.plan
+        return (plan.mapped, plan.layout) if plan.columns is not None else None
+
+    @property
+    def sql(self) -> str:
+        return str(self.plan.compiled.text)
+
+    @property
+    def files(self) -> list[str]:
+        return [s.name for s in self.sources if s.kind != "arrow"]
+
+    @property
+    def issues(self) -> list[Issue]:
+        """The readers' issues of the sources, in order."""
+        if not self.counted:
+            self.materialize()
+        return self._issues
+
+    def summary(self) -> dict[str, int]:
+        issues = self.issues
+        return {
+            "files": len(self.files),
+            "records": self.records,
+            "scored": self.scored,
+            "with_problems": self.with_problems,
+            "file_issues": len(issues),
+        }
+
+    @property
+    def ok(self) -> bool:
+        return self.with_problems == 0 and not any(i.severity == "error" for i in self.issues)
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> TableRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- scoring into a table ------------------------------------------------------
+
+    def materialize(self) -> None:
+        """Score the run into a table (merging repeated subjects and visits), count it and
+        find the readers' issues."""
+        if self.table:
+            return
+        with _engine_errors():
+            self._materialize()
+
+    def _materialize(self) -> None:
+        con, plan = self.con, self.plan
+        con.execute(f"CREATE TABLE _ks_rows AS {plan.compiled.text}")
+        self.table = "_ks_rows"
         counts = dict(
             con.execute("SELECT _ks_file, count(*) FROM _ks_rows GROUP BY ALL").fetchall()
         )
-        offsets, at = [], 0
+        self.offsets, at = [], 0
         for i in range(len(self.sources)):
-            offsets.append(at)
+            self.offsets.append(at)
             at += int(counts.get(i, 0))
         repeated = (
-            merge_duplicates
+            self.merge_duplicates
             and con.execute(
                 "SELECT 1 FROM _ks_rows WHERE _ks_kept GROUP BY subject, visit "
                 "HAVING count(*) > 1 LIMIT 1"
-            ).fetchone()
+            ).fetchall()
         )
-        table = "_ks_rows"
         if repeated:
-            merged = compile_scale(
-                scale,
-                "duckdb",
-                relation=self.relation(True, offsets),
-                columns=self.mapped,
-                layout=replace(self.layout, order="_ks_order"),
-                row_checks=True,
-                duplicates=True,
-            )
-            con.execute(f"CREATE TABLE _ks_merged AS {merged.text}")
-            table, compiled = "_ks_merged", merged
-        self.result = TableRun(
-            scale,
-            self.sources,
-            con,
-            compiled.columns,
-            table,
-            bool(repeated),
-            offsets,
-            self.layout.carry,
-            {s.casefold() for s in [*self.known, scale.id]},
-            (self.mapped, self.layout) if self.columns is not None else None,
-            sql=compiled.text,
+            con.execute(f"CREATE TABLE _ks_merged AS {plan.merged(self.offsets).text}")
+            self.table, self.merged = "_ks_merged", True
+        self.records, self.scored, self.with_problems = (
+            int(x or 0)
+            for x in con.execute(
+                f"SELECT count(*), count(*) FILTER ({plan.scored()}), "
+                f"count(*) FILTER ({plan.problem()}) FROM {self.table} WHERE _ks_kept"
+            ).fetchall()[0]
         )
-        self.result.issues = self.reader_issues()
-        self.result.count()
-
-    def reader_issues(self) -> list[Issue]:
-        """What the readers report of the sources, in their order: a file with a header and
-        no rows, ragged rows, rows without subject or visit, unusable dates and days."""
-        out: list[Issue] = []
-        rows = self.con.execute(
+        flagged: dict[int, list[int]] = {}
+        for file, rowid in con.execute(
             "SELECT _ks_file, rowid FROM _ks_rows WHERE _ks_no_ids OR _ks_bad_date OR _ks_bad_day "
             "ORDER BY rowid"
-        ).fetchall()
-        flagged: dict[int, list[int]] = {}
-        for file, rowid in rows:
-            flagged.setdefault(int(file), []).append(int(rowid) - self.result.offsets[int(file)])
-        for i, source in enumerate(self.sources):
-            ragged, filled = self.rejected(i, source)
-            if source.kind == "csv" and not filled and not self.has_rows(i):
-                out.append(make_issue("file-empty", "header-only", file=source.name))
-            out += ragged
-            if flagged.get(i):
-                issues: list[Issue] = []
-                rows = _rows_at(self.result, i, flagged[i])
-                for pos in sorted(rows):
-                    line, cells = rows[pos]
-                    self.result.records_of(i, pos, line, cells, issues)
-                out += issues
-        return out
+        ).fetchall():
+            flagged.setdefault(int(file), []).append(int(rowid) - self.offsets[int(file)])
+        filled = [self._has_rows(i) for i in range(len(self.sources))]
+        self._issues = self._reader_issues(filled, flagged)
+        self.counted = True
 
-    def has_rows(self, file: int) -> bool:
+    def _has_rows(self, file: int) -> bool:
         query = (
             f"SELECT 1 FROM _ks_rows WHERE _ks_file = {file} AND ((subject IS NOT NULL "
             "AND visit IS NOT NULL) OR _ks_no_ids) LIMIT 1"
         )
-        return self.con.execute(query).fetchone() is not None
+        return bool(self.con.execute(query).fetchall())
 
-    def rejected(self, file: int, source: TableSource) -> tuple[list[Issue], bool]:
+    def _reader_issues(self, filled: list[bool], flagged: dict[int, list[int]]) -> list[Issue]:
+        """What the readers report of the sources, in their order: a file with a header and
+        no rows, ragged rows, rows without subject or visit, unusable dates and days (the
+        rows at ``flagged`` positions of each source)."""
+        out: list[Issue] = []
+        for i, source in enumerate(self.sources):
+            ragged, not_blank = self._rejected(i, source)
+            if source.kind == "csv" and not not_blank and not filled[i]:
+                out.append(make_issue("file-empty", "header-only", file=source.name))
+            out += ragged
+            if flagged.get(i):
+                issues: list[Issue] = []
+                rows = _rows_at(self, i, flagged[i])
+                for pos in sorted(rows):
+                    line, cells = rows[pos]
+                    self.records_of(i, pos, line, cells, issues)
+                out += issues
+        return out
+
+    def _rejected(self, file: int, source: TableSource) -> tuple[list[Issue], bool]:
         """The ragged rows DuckDB set aside, as the CSV reader reports them (a row of blank
         cells is no row); and whether any was not blank."""
         from ketascore.readers.fields import text_field
@@ -427,69 +617,6 @@ class _Run:
             )
         return out, bool(out)
 
-
-ERROR_CODES = sorted(c for c, t in ISSUE_TYPES.items() if t.severity == "error")
-
-
-@dataclass
-class TableRun:
-    """The scores of a run's sources, held by DuckDB until written or read. Close it."""
-
-    scale: Scale
-    sources: list[TableSource]
-    con: Any
-    columns: list[str]  # the output columns (those of ketascore score --format csv)
-    table: str
-    merged: bool
-    offsets: list[int]  # the first row of each source among the run's rows
-    carried: Sequence[str] = ()
-    scale_ids: set[str] = field(default_factory=set)  # the scales the readers know
-    mapping: tuple[ColumnMap, TableLayout] | None = None  # a column map's columns
-    issues: list[Issue] = field(default_factory=list)  # the readers', in order
-    records: int = 0
-    scored: int = 0
-    with_problems: int = 0
-    sql: str = ""
-
-    @property
-    def files(self) -> list[str]:
-        return [s.name for s in self.sources if s.kind != "arrow"]
-
-    def summary(self) -> dict[str, int]:
-        return {
-            "files": len(self.files),
-            "records": self.records,
-            "scored": self.scored,
-            "with_problems": self.with_problems,
-            "file_issues": len(self.issues),
-        }
-
-    @property
-    def ok(self) -> bool:
-        return self.with_problems == 0 and not any(i.severity == "error" for i in self.issues)
-
-    def close(self) -> None:
-        self.con.close()
-
-    def __enter__(self) -> TableRun:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def count(self) -> None:
-        scores = " OR ".join(f"{quote(r.id)} IS NOT NULL" for r in self.scale.scores)
-        errors = ", ".join(sql_text(c) for c in ERROR_CODES)
-        problem = f"list_has_any(string_split(issues, ';'), [{errors}])"
-        self.records, self.scored, self.with_problems = (
-            int(x or 0)
-            for x in self.con.execute(
-                f"SELECT count(*), count(*) FILTER ({scores}), "
-                f"count(*) FILTER (issues IS NOT NULL AND {problem}) "
-                f"FROM {self.table} WHERE _ks_kept"
-            ).fetchone()
-        )
-
     # -- writing ---------------------------------------------------------------------
 
     def write(self, fmt: str, path: str | Path, *, escape_formulas: bool = True) -> None:
@@ -509,16 +636,69 @@ class TableRun:
                 os.unlink(tmp)
 
     def copy(self, fmt: str, path: str, *, escape_formulas: bool = True) -> None:
-        """COPY the results to ``path`` (csv or parquet)."""
+        """COPY the results to ``path`` (csv or parquet). Unless the run is scored into a
+        table already, the query streams into the file, counted on the way; when the count
+        finds repeated subjects and visits or rows the readers report, the run is scored
+        into a table and the file written again from it."""
         if fmt == "csv":
             select = ", ".join(self._csv_cells(escape_formulas))
             options = "HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"', NULL ''"
         else:
             select = ", ".join(quote(c) for c in self.columns)
             options = "FORMAT parquet, COMPRESSION zstd"
-        # (the table holds the rows in input order, and a scan keeps it: no ORDER BY)
-        query = f"SELECT {select} FROM {self.table} WHERE _ks_kept"
-        self.con.execute(f"COPY ({query}) TO {sql_text(path)} ({options})")
+        with _engine_errors():
+            if not self.table and self._stream(select, path, options):
+                return
+            self.materialize()
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            # (the table holds the rows in input order, and a scan keeps it: no ORDER BY)
+            query = f"SELECT {select} FROM {self.table} WHERE _ks_kept"
+            self.con.execute(f"COPY ({query}) TO {sql_text(path)} ({options})")
+
+    def _stream(self, select: str, path: str, options: str) -> bool:
+        """One pass of the query into ``path``, counted; whether that is the whole run."""
+        import duckdb
+
+        plan = self.plan
+        tally = _Tally()
+        con = self.con
+        name = f"_ks_tally_{id(tally)}"
+        con.create_function(
+            name,
+            tally.keep,
+            [duckdb.type("BOOLEAN"), duckdb.type("INTEGER"), duckdb.type("UBIGINT")],
+            duckdb.type("BOOLEAN"),
+            type="arrow",
+            null_handling="special",  # (by default, a row with a NULL argument is not passed)
+            side_effects=True,
+        )
+        try:
+            code = _Tally.code(
+                {
+                    "file": "_ks_file",
+                    "kept": "_ks_kept",
+                    "scored": f"(_ks_kept AND ({plan.scored()}))",
+                    "problem": f"(_ks_kept AND ({plan.problem()}))",
+                    "flagged": "(_ks_no_ids OR _ks_bad_date OR _ks_bad_day)",
+                    "filled": "((subject IS NOT NULL AND visit IS NOT NULL) OR _ks_no_ids)",
+                }
+            )
+            key = "CASE WHEN _ks_kept THEN hash(subject, visit) END"
+            counted = f"{name}(_ks_kept, {code}, {key})"
+            query = f"SELECT {select} FROM ({plan.compiled.text}) WHERE {counted}"
+            con.execute(f"COPY ({query}) TO {sql_text(path)} ({options})").fetchall()
+        finally:
+            con.remove_function(name)
+        if tally.count(con, self.merge_duplicates) or tally.rows("flagged"):
+            return False
+        self.records, self.scored, self.with_problems = (
+            tally.rows(fact) for fact in ("kept", "scored", "problem")
+        )
+        filled = [tally.rows("filled", i) > 0 for i in range(len(self.sources))]
+        self._issues = self._reader_issues(filled, {})
+        self.counted = True
+        return True
 
     def csv_text(self, *, escape_formulas: bool = True) -> str:
         """The CSV output as text (for standard output)."""
@@ -583,6 +763,7 @@ class TableRun:
         issue read again and scored by the record engine (with every message), the others
         taken from the table. ``problems_only``: the rows with an issue (the first
         ``limit``)."""
+        self.materialize()
         names = [quote(c) for c in self.columns]
         na = [f"_ks_na_{n}" for n in range(len(self.scale.scores))]
         where = "_ks_kept" + (" AND issues IS NOT NULL" if problems_only else "")

@@ -14,8 +14,9 @@ answered) and PRORFL (Y when the score was prorated).
   (ABLFL = Y, BASE = AVAL, CHG and PCHG empty) and each analysed follow-up visit. A subject
   without a usable baseline has a row per record with empty BASE and CHG.
 - AVALC is the band of AVAL (the scale's bands for the score).
-- AVISITN is the source's visit number (SDTM VISITNUM, carried as ``visit_number``) when every
-  record has one, else the visit's position in the report (the baseline visit is 0).
+- AVISITN is the analysis visit number the windows file sets (``avisitn``), else the source's
+  visit number (SDTM VISITNUM, carried as ``visit_number``) when every record has one, else the
+  visit's position in the report (the baseline visit is 0).
 - DTYPE is ``LOCF`` on rows whose value change from baseline carried forward
   (``ChangeRow.imputed``); such a row keeps the date, items answered and prorated flag of the
   record carried forward. Observed rows have an empty DTYPE.
@@ -173,7 +174,10 @@ def _number(value: Any) -> int | float | None:
 
 
 def _visit_numbers(report: ChangeReport, mine: list[ScoreResult]) -> dict[str, Any]:
-    """Visit -> AVISITN: the source's visit numbers if every visit has one, else positions."""
+    """Visit -> AVISITN: the windows file's numbers, else the source's visit numbers if every
+    visit has one, else positions."""
+    if report.visit_numbers:
+        return dict(report.visit_numbers)
     numbers: dict[str, int | float] = {}
     for r in mine:
         n = _number(r.extra.get("visit_number"))

@@ -312,6 +312,17 @@ def table_results(path: Path, scale: Scale) -> tuple[list[ScoreResult], list[Any
         return list(run.results()), list(run.issues)
 
 
+def streamed_csv(path: Path, scale: Scale) -> tuple[str, dict[str, int]]:
+    """The CSV the table engine writes in one streamed pass (as ``ketascore score -o
+    x.csv`` does), and the run's summary."""
+    with score_paths([path], scale=scale, engine="table") as run:
+        assert run.engine == "table", f"the table engine did not take {path}"
+        target = path.with_suffix(".out.csv")
+        run.write("csv", target)
+        assert run.engine == "table", "DuckDB failed: the record engine wrote the file"
+        return target.read_text(encoding="utf-8"), run.summary()
+
+
 # --------------------------------------------------------------------------------------
 # What "the same" means
 

@@ -30,10 +30,12 @@ from support import (  # noqa: E402
     scales_across_visits,
     scales_under_test,
     sink_scale,
+    streamed_csv,
     table_results,
     write_csv,
 )
 
+from ketascore.api import score_paths  # noqa: E402
 from ketascore.cli import cli  # noqa: E402
 from ketascore.core.library import load_builtin  # noqa: E402
 from ketascore.core.records import AnswerRecord  # noqa: E402
@@ -46,6 +48,7 @@ from ketascore.engines.sql import (  # noqa: E402
     compile_scale,
     quote,
 )
+from ketascore.writers.tabular import score_csv  # noqa: E402
 
 from conftest import DATA, budget  # noqa: E402
 
@@ -194,6 +197,11 @@ def test_awkward_csv_gives_the_same_results_and_reading_issues(
     got, issues = table_results(path, scale)
     assert not (bad := compare(expected, got)), "\n".join(bad[:20])
     assert [i.as_dict() for i in issues] == [i.as_dict() for i in expected_issues]
+    text, summary = streamed_csv(path, scale)  # the one-pass path of -o scores.csv
+    with score_paths([path], scale=scale, engine="record", jobs=1) as run:
+        assert summary == run.summary(), [i.as_dict() for i in run.issues]
+    if expected:
+        assert text == score_csv(expected, expected_issues)
     assert {i.code for i in issues} >= {"csv-ragged-row", "missing-field", "bad-field"}
 
 
@@ -291,6 +299,11 @@ def test_random_tables_give_the_same_results(tmp_path_factory: Any, table_rows: 
     got, issues = table_results(path, scale)
     assert not (bad := compare(expected, got)), "\n".join(bad[:20])
     assert [i.as_dict() for i in issues] == [i.as_dict() for i in expected_issues]
+    text, summary = streamed_csv(path, scale)  # the one-pass path of -o scores.csv
+    with score_paths([path], scale=scale, engine="record", jobs=1) as run:
+        assert summary == run.summary(), [i.as_dict() for i in run.issues]
+    if expected:
+        assert text == score_csv(expected, expected_issues)
 
 
 def test_a_column_layout_the_compiler_is_told(tmp_path: Path) -> None:
