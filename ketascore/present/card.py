@@ -133,6 +133,11 @@ def _examples(scale: Scale) -> list[dict[str, Any]]:
                 "source": example.source,
                 "answers": {str(k): v for k, v in example.answers.items()},
                 "expect": expect,
+                **(
+                    {"before": [{str(k): v for k, v in a.items()} for a in example.before]}
+                    if example.before
+                    else {}
+                ),
             }
         )
     return out
@@ -513,6 +518,13 @@ def scale_card(scale: Scale) -> Any:
             examples.add_column(col)
         for k, ex in enumerate(data["examples"], start=1):
             answers = " ".join(f"{key}={val}" for key, val in ex["answers"].items()) or "(none)"
+            earlier = [
+                " ".join(f"{key}={val}" for key, val in before.items())
+                for before in ex.get("before", [])
+            ]
+            if earlier:
+                lines = [f"earlier rating {n} that day: {e}" for n, e in enumerate(earlier, 1)]
+                answers = "\n".join([*lines, f"this rating: {answers}"])
             cells = [
                 str(k),
                 ex["description"] + _source(ex["source"]),
