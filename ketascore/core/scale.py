@@ -111,6 +111,8 @@ class ItemRule:
 
     def is_allowed(self, value: Num) -> bool:
         if self.allowed is None:
+            if self.per_unit == 1:  # (lo is whole)
+                return self.lo <= value <= self.hi and float(value).is_integer()
             # the same arithmetic as the SQL (values.sql_item): (v - lo) * k is whole
             return (
                 self.lo <= value <= self.hi
@@ -159,14 +161,16 @@ class ConditionRule:
     change_from: str | None = None  # previous | first_of_day (kind score)
 
     def test(self, value: Num) -> bool:
-        t = self.threshold
-        return {
-            "at_least": value >= t,
-            "at_most": value <= t,
-            "above": value > t,
-            "below": value < t,
-            "equals": value == t,
-        }[self.op]
+        op, t = self.op, self.threshold
+        if op == "at_least":
+            return value >= t
+        if op == "at_most":
+            return value <= t
+        if op == "above":
+            return value > t
+        if op == "below":
+            return value < t
+        return value == t  # equals
 
     def describe(self) -> str:
         if self.kind in ("all", "any"):

@@ -182,6 +182,10 @@ def score_record(
         return _leaf_of(cond, slot_values, computed)
 
     def condition_value(cond: ConditionRule) -> Any:
+        kind = cond.kind
+        if kind == "slot" or kind == "score":  # (most conditions: no need to combine)
+            v = slot_values[cond.ref] if kind == "slot" else computed[cond.ref].value
+            return v if v is MISSING or v is INVALID else cond.test(v)
         return evaluate(cond, leaf)
 
     for rule in scale.scores:
@@ -418,18 +422,19 @@ def check_across_visits(results: list[ScoreResult], resolve: Any) -> None:
     subject (``change_from``) over all ``results`` (``resolve(scale_id)`` gives a Scale),
     adding their flags and issues to each result. Running it again gives the same."""
     groups: dict[tuple[str, str], list[ScoreResult]] = {}
-    scales: dict[str, Scale] = {}
+    scales: dict[str, Scale | None] = {}  # those without such rules: None
     for r in results:
         if r.scale is None:
             continue
         if r.scale not in scales:
             scale = resolve(r.scale)
-            if scale is None or not scale.across_visits:
-                continue
-            scales[r.scale] = scale
-        groups.setdefault((r.scale, r.subject), []).append(r)
+            scales[r.scale] = scale if scale is not None and scale.across_visits else None
+        if scales[r.scale] is not None:
+            groups.setdefault((r.scale, r.subject), []).append(r)
     for (scale_id, _), group in groups.items():
-        _across_visits(scales[scale_id], rating_order(group))
+        scale = scales[scale_id]
+        assert scale is not None
+        _across_visits(scale, rating_order(group))
 
 
 def _across_visits(scale: Scale, ordered: list[ScoreResult]) -> None:
