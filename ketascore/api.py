@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ketascore.core.issues import Issue
+from ketascore.core.issues import Issue, has_errors
 from ketascore.core.library import ScaleSet, builtin_ids, load_builtin, resolve_scale
 from ketascore.core.records import AnswerRecord, ScoreResult
 from ketascore.core.scale import Scale
@@ -177,7 +177,7 @@ class ScoreRun:
     @property
     def ok(self) -> bool:
         summary = self.summary()
-        return summary["with_problems"] == 0 and not any(i.severity == "error" for i in self.issues)
+        return summary["with_problems"] == 0 and not has_errors(self.issues)
 
     def provenance(self, command: str = "ketascore score") -> dict[str, Any]:
         """Which scales (id, version, sha256) and which inputs (sha256) made these results."""
@@ -221,10 +221,13 @@ def table_sources(
     the one built-in scale whose items their columns name), or None when one of them is
     not a table it reads as the readers do (a CSV file with quotes, another layout, ...).
     Small files are left to the record engine unless ``required``."""
+    tables = (".parquet", ".pq", ".csv", ".tsv", ".txt")
+    if not files or not all(os.path.splitext(f)[1].lower() in tables for f in files):
+        return None
     from ketascore.engines import table
     from ketascore.readers.delimited import WideLayout
 
-    if not files or not table.available():
+    if not table.available():
         return None
     known = {*builtin_ids(), *([scale.id] if scale is not None else [])}
     sources = []

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from conftest import ROOT
 
-HEAVY = ("numpy", "polars", "pyarrow", "pandas")
+HEAVY = ("numpy", "polars", "pyarrow", "pandas", "duckdb")
 
 PROBE = """
 import json, sys

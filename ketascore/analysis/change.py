@@ -53,7 +53,7 @@ class ChangeRow:
     rci_reported: bool = field(default=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = dict(vars(self))  # (its fields, in order; asdict would deep-copy each value)
         if not out.pop("rci_reported"):  # the score has no reliability: no RCI columns
             del out["rci"], out["rci_category"]
         return out

@@ -99,6 +99,7 @@ def _leave(code: Any) -> None:
 from ketascore.cli import (  # noqa: E402, F401
     change,
     clinic,
+    model,
     plot,
     report,
     scales,

@@ -52,6 +52,14 @@ if TYPE_CHECKING:
     help="Also write the report as a PDF (tables as text pages, then the pictures).",
 )
 @click.option("--no-plots", is_flag=True, help="Leave the pictures out (no matplotlib needed).")
+@click.option(
+    "--model",
+    "with_model",
+    is_flag=True,
+    help="Add the efficacy analysis: MMRM of change by --by group and visit adjusted for "
+    "baseline, and at --visit (default the last) the ANCOVA, responders and Hedges' g "
+    "(needs pip install 'ketascore[stats]').",
+)
 @change_options
 @window_options
 @picture_options
@@ -62,6 +70,7 @@ def report_cmd(
     output: Path | None,
     pdf_file: Path | None,
     no_plots: bool,
+    with_model: bool,
     score_name: str,
     baseline: str | None,
     by: str | None,
@@ -105,6 +114,10 @@ def report_cmd(
         write_text,
     )
 
+    if with_model:
+        from ketascore.cli.model import require_stats
+
+        require_stats()
     if pdf_file is not None and no_plots:
         raise UsageError("--pdf is drawn with matplotlib; leave out --no-plots")
     if not no_plots or pdf_file is not None:
@@ -149,6 +162,10 @@ def report_cmd(
             impute=impute,
         )
         section = Section(scale, report, results)
+        if with_model and report.rows:
+            from ketascore.cli.model import default_model_options, efficacy_of_change
+
+            section.efficacy = efficacy_of_change(report, default_model_options(visit=visit))
         followups = followup_visits(report)
         if visit is not None and report.subjects and visit not in followups:
             raise UsageError(

@@ -610,6 +610,79 @@ _TYPES = [
             ),
         },
     ),
+    # analysis (ketascore model) -------------------------------------------------------
+    _type(
+        "model-rows-dropped",
+        "warning",
+        "Rows were left out of the model for a missing covariate",
+        "fill in the covariate, or leave it out of the model; the rest were analysed",
+        "{count} row(s) with an outcome have no {variable}; not used in the model",
+    ),
+    _type(
+        "model-visit-empty",
+        "warning",
+        "A visit has no data for the model",
+        "nothing to do if the visit was not held; otherwise check the visit names",
+        "no observation with an outcome at this visit; the model leaves it out",
+    ),
+    _type(
+        "model-one-level",
+        "warning",
+        "A factor of the model has one level",
+        "leave the factor out of the model; it cannot explain anything",
+        "factor {variable} has one level ({level!r}) among the rows used",
+    ),
+    _type(
+        "model-singular",
+        "warning",
+        "The design is singular",
+        "remove a covariate that is constant or a combination of others; an interaction "
+        "cell without data cannot be estimated",
+        "{count} model column(s) are linear combinations of the others and are set to 0 "
+        "(as SAS does): {columns}",
+    ),
+    _type(
+        "model-not-converged",
+        "error",
+        "The model did not converge",
+        "try a simpler covariance structure (--covariance cs or ar1), or check the data for "
+        "visits with very few subjects",
+        {
+            "": "the fit with {covariance} covariance did not converge after {iterations} "
+            "iteration(s) ({reason}); no estimates are reported",
+            "hessian": "the fit with {covariance} covariance stopped where the likelihood is "
+            "not curved in every direction (a parameter is at the edge of its range or not "
+            "identified); no estimates are reported",
+        },
+    ),
+    _type(
+        "model-boundary",
+        "warning",
+        "A covariance parameter is at the edge of its range",
+        "the estimates are reported; consider a simpler covariance structure",
+        "covariance parameter {parameter} is {value:.4f}, at the edge of its range",
+    ),
+    _type(
+        "model-not-hierarchical",
+        "warning",
+        "Type 3 tests cannot be formed",
+        "include every main effect of an interaction in the model (--terms) for Type 3 tests",
+        "the model is not hierarchical, so no Type 3 test is reported for {terms}",
+    ),
+    _type(
+        "model-not-estimable",
+        "warning",
+        "An LS mean cannot be estimated",
+        "the group has no data at that visit; the other LS means are reported",
+        "the LS mean of group {group} is not estimable at this visit",
+    ),
+    _type(
+        "analysis-skipped",
+        "warning",
+        "An analysis could not be run on these data",
+        "see the message; the other analyses are reported",
+        "{analysis}: {reason}",
+    ),
 ]
 
 ISSUE_TYPES: dict[str, IssueType] = {t.code: t for t in _TYPES}

@@ -366,14 +366,6 @@ class Scale:
 # Checking and compiling
 
 
-def _range_of_item(item: Item) -> tuple[Num, Num] | None:
-    if item.range is not None:
-        return item.range
-    if item.values:
-        return min(item.values), max(item.values)
-    return None
-
-
 class _Compiler:
     def __init__(self, definition: ScaleDefinition):
         self.d = definition

@@ -139,15 +139,6 @@ def read_column_map(path: str | Path) -> ColumnMap:
     return parse_column_map(data, str(path))
 
 
-def check_column_map(scale: Scale, columns: ColumnMap) -> None:
-    unknown = [k for k in columns.items if k not in scale.items]
-    if unknown:
-        raise SqlError(
-            f"the column map names item(s) {', '.join(unknown)} that {scale.id} does not have "
-            f"(items: {', '.join(scale.items)})"
-        )
-
-
 @dataclass(frozen=True)
 class TableLayout:
     """What is known about the input relation.

@@ -31,18 +31,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ketascore.core.issues import ISSUE_TYPES, Issue, make_issue
+from ketascore.core.issues import ISSUE_TYPES, Issue, has_errors, make_issue
 from ketascore.core.records import AnswerRecord, ScoreResult, Source
 from ketascore.core.scale import Scale
 from ketascore.core.values import clean_number, sql_in, sql_text, strip
-from ketascore.engines.sql import (
-    ColumnMap,
-    SqlError,
-    TableLayout,
-    compile_scale,
-    plan_columns,
-    quote,
-)
+from ketascore.engines.sql import ColumnMap, SqlError, compile_scale, plan_columns, quote
 
 NUMBER_TYPES = (
     *("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT"),
@@ -271,7 +264,7 @@ def score_tables(
         for i, source in enumerate(sources):
             if source.kind == "arrow":
                 con.register(f"_ks_frame_{i}", source.frame)
-        run = TableRun(_Run(con, list(sources), scale, columns, known_scales), merge_duplicates)
+        run = TableRun(con, list(sources), scale, columns, known_scales, merge_duplicates)
         if not lazy:
             run.materialize()
         return run
@@ -294,72 +287,6 @@ def _engine_errors() -> Iterator[None]:
         raise TableEngineError(f"DuckDB could not read the input: {exc}") from None
 
 
-class _Run:
-    """The plan of a run: its sources, their columns as the compiler reads them, and the
-    compiled queries."""
-
-    def __init__(
-        self,
-        con: Any,
-        sources: list[TableSource],
-        scale: Scale,
-        columns: ColumnMap | None,
-        known_scales: Iterable[str],
-    ):
-        self.con, self.sources, self.scale = con, sources, scale
-        self.known = list(known_scales)
-        self.columns = columns
-        header: dict[str, str] = {}
-        kinds: dict[str, str] = {}
-        for source in sources:
-            for name in source.header:
-                header.setdefault(name.casefold(), name)
-                kind = source.kinds.get(name, "text")
-                kinds[name] = kind if kinds.get(name, kind) == kind else "text"
-        self.layout, self.mapped = plan_columns(
-            scale, list(header.values()), kinds, columns, self.known
-        )
-        self.layout = replace(self.layout, internal=["_ks_file"])
-        self.compiled = compile_scale(
-            scale,
-            "duckdb",
-            relation=self.relation(),
-            columns=self.mapped,
-            layout=self.layout,
-            row_checks=True,
-        )
-
-    def relation(self, ordered: bool = False, offsets: Sequence[int] = ()) -> str:
-        parts = [
-            s.relation(i, ordered, offsets[i] if ordered else 0) for i, s in enumerate(self.sources)
-        ]
-        return "(" + " UNION ALL BY NAME ".join(f"({p})" for p in parts) + ")"
-
-    def merged(self, offsets: Sequence[int]) -> Any:
-        """The query that merges the rows of a subject and visit as the record engine does."""
-        return compile_scale(
-            self.scale,
-            "duckdb",
-            relation=self.relation(True, offsets),
-            columns=self.mapped,
-            layout=replace(self.layout, order="_ks_order"),
-            row_checks=True,
-            duplicates=True,
-        )
-
-    def scored(self) -> str:
-        """True where a row has a score."""
-        return " OR ".join(f"{quote(r.id)} IS NOT NULL" for r in self.scale.scores)
-
-    def problem(self) -> str:
-        """True where a row carries an error (not only warnings)."""
-        errors = ", ".join(sql_text(c) for c in ERROR_CODES)
-        return (
-            "CASE WHEN issues IS NULL THEN FALSE "
-            f"ELSE list_has_any(string_split(issues, ';'), [{errors}]) END"
-        )
-
-
 ERROR_CODES = sorted(c for c, t in ISSUE_TYPES.items() if t.severity == "error")
 
 
@@ -376,6 +303,7 @@ class _Tally:
         self.lock = threading.Lock()
         self.batches: list[Any] = []  # (code, key) of each batch
         self.counts: dict[int, int] = {}  # code: rows
+        self.repeated = False
 
     def keep(self, kept: Any, code: Any, key: Any) -> Any:
         import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
@@ -393,10 +321,10 @@ class _Tally:
         )
         return f"({bits} + 32 * {facts['file']})"
 
-    def count(self, con: Any, merge_duplicates: bool) -> bool:
-        """Count the rows of each code (in DuckDB, ``con``); and whether a subject and visit
-        holds more than one record (by hash: a collision only costs a merge that finds
-        nothing to merge), when ``merge_duplicates``."""
+    def count(self, con: Any) -> None:
+        """Count the rows of each code, and whether a subject and visit holds more than one
+        record (by hash: a collision only costs a merge that finds nothing to merge); in
+        DuckDB, ``con``."""
         import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 
         # (pyarrow's table functions, unlike pyarrow.compute, do not import pandas)
@@ -405,75 +333,76 @@ class _Tally:
         try:
             counts = con.execute("SELECT code, count(*) FROM _ks_tally GROUP BY code").fetchall()
             if any(code is None for code, _ in counts):  # a fact the query left unknown
-                raise TableEngineError("the streamed pass could not classify every row")
+                raise TableEngineError("a counted pass could not classify every row")
             self.counts = {int(code): int(n) for code, n in counts}
-            if not merge_duplicates:
-                return False
             query = "SELECT count(key) > count(DISTINCT key) FROM _ks_tally"
-            return bool(con.execute(query).fetchall()[0][0])
+            self.repeated = bool(con.execute(query).fetchall()[0][0])
         finally:
             con.unregister("_ks_tally")
 
     def rows(self, fact: str, file: int | None = None) -> int:
-        """The rows (of one source) of which ``fact`` is true."""
-        bit = 1 << self.FACTS.index(fact)
+        """The rows (of one source) of which ``fact`` is true (all rows: ``fact`` "")."""
+        bit = 1 << self.FACTS.index(fact) if fact else 0
         return sum(
             n
             for code, n in self.counts.items()
-            if code & bit and (file is None or code >> 5 == file)
+            if (code & bit or not bit) and (file is None or code >> 5 == file)
         )
 
 
-@dataclass
 class TableRun:
-    """The scores of a run's sources, held by DuckDB until written or read. Close it."""
+    """The scores of a run's sources, held by DuckDB until written or read. Close it.
 
-    plan: _Run
-    merge_duplicates: bool = True
-    table: str = ""  # the table that holds the scores, once scored into one
-    merged: bool = False
-    offsets: list[int] = field(default_factory=list)  # each source's first row in the table
-    _issues: list[Issue] = field(default_factory=list)  # the readers', in order
-    records: int = 0
-    scored: int = 0
-    with_problems: int = 0
-    counted: bool = False
+    The run is planned when made (the sources' columns as the compiler reads them, the
+    compiled query) and scored when asked: ``write`` streams the query into the file;
+    ``results`` and the counts score it into a table first (``materialize``)."""
 
-    @property
-    def scale(self) -> Scale:
-        return self.plan.scale
+    def __init__(
+        self,
+        con: Any,
+        sources: list[TableSource],
+        scale: Scale,
+        column_map: ColumnMap | None,
+        known_scales: Iterable[str],
+        merge_duplicates: bool,
+    ):
+        self.con, self.sources, self.scale = con, sources, scale
+        self.merge_duplicates = merge_duplicates
+        known = list(known_scales)
+        self.scale_ids = {s.casefold() for s in [*known, scale.id]}  # the readers know
+        header: dict[str, str] = {}
+        kinds: dict[str, str] = {}
+        for source in sources:
+            for name in source.header:
+                header.setdefault(name.casefold(), name)
+                kind = source.kinds.get(name, "text")
+                kinds[name] = kind if kinds.get(name, kind) == kind else "text"
+        layout, self.mapped = plan_columns(scale, list(header.values()), kinds, column_map, known)
+        self.layout = replace(layout, internal=["_ks_file"])
+        self.mapping = (self.mapped, self.layout) if column_map is not None else None
+        self.carried: Sequence[str] = self.layout.carry
+        self.compiled = compile_scale(
+            scale,
+            "duckdb",
+            relation=self.relation(),
+            columns=self.mapped,
+            layout=self.layout,
+            row_checks=True,
+        )
+        self.columns: list[str] = list(self.compiled.columns)  # of ``score --format csv``
+        self.sql: str = self.compiled.text
+        self.table = ""  # the table that holds the scores, once scored into one
+        self.merged = False
+        self.offsets: list[int] = []  # each source's first row in the table
+        self._issues: list[Issue] = []  # the readers', in order
+        self.records = self.scored = self.with_problems = 0
+        self.counted = False
 
-    @property
-    def sources(self) -> list[TableSource]:
-        return self.plan.sources
-
-    @property
-    def con(self) -> Any:
-        return self.plan.con
-
-    @property
-    def columns(self) -> list[str]:
-        """The output columns (those of ``ketascore score --format csv``)."""
-        return list(self.plan.compiled.columns)
-
-    @property
-    def carried(self) -> Sequence[str]:
-        return self.plan.layout.carry
-
-    @property
-    def scale_ids(self) -> set[str]:
-        """The scales the readers know."""
-        return {s.casefold() for s in [*self.plan.known, self.scale.id]}
-
-    @property
-    def mapping(self) -> tuple[ColumnMap, TableLayout] | None:
-        """A column map and its columns, when the run has one."""
-        plan = self.plan
-        return (plan.mapped, plan.layout) if plan.columns is not None else None
-
-    @property
-    def sql(self) -> str:
-        return str(self.plan.compiled.text)
+    def relation(self, ordered: bool = False, offsets: Sequence[int] = ()) -> str:
+        parts = [
+            s.relation(i, ordered, offsets[i] if ordered else 0) for i, s in enumerate(self.sources)
+        ]
+        return "(" + " UNION ALL BY NAME ".join(f"({p})" for p in parts) + ")"
 
     @property
     def files(self) -> list[str]:
@@ -498,7 +427,7 @@ class TableRun:
 
     @property
     def ok(self) -> bool:
-        return self.with_problems == 0 and not any(i.severity == "error" for i in self.issues)
+        return self.with_problems == 0 and not has_errors(self.issues)
 
     def close(self) -> None:
         self.con.close()
@@ -509,7 +438,56 @@ class TableRun:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- scoring into a table ------------------------------------------------------
+    # -- scoring ---------------------------------------------------------------------
+
+    def _counted(self, query: str, into: str, keep: str) -> _Tally:
+        """Run ``query`` into ``into`` (``COPY (...) TO ...`` or ``CREATE TABLE ... AS``),
+        each row counted on the way by a _Tally; ``keep``: the rows kept (SQL)."""
+        import duckdb
+
+        tally = _Tally()
+        name = f"_ks_tally_{id(tally)}"
+        self.con.create_function(
+            name,
+            tally.keep,
+            [duckdb.type("BOOLEAN"), duckdb.type("INTEGER"), duckdb.type("UBIGINT")],
+            duckdb.type("BOOLEAN"),
+            type="arrow",
+            null_handling="special",  # (by default, a row with a NULL argument is not passed)
+            side_effects=True,
+        )
+        errors = ", ".join(sql_text(c) for c in ERROR_CODES)
+        scored = " OR ".join(f"{quote(r.id)} IS NOT NULL" for r in self.scale.scores)
+        code = _Tally.code(
+            {
+                "file": "_ks_file",
+                "kept": "_ks_kept",
+                "scored": f"(_ks_kept AND ({scored}))",
+                "problem": "(_ks_kept AND issues IS NOT NULL AND "
+                f"list_has_any(string_split(issues, ';'), [{errors}]))",
+                "flagged": "(_ks_no_ids OR _ks_bad_date OR _ks_bad_day)",
+                "filled": "((subject IS NOT NULL AND visit IS NOT NULL) OR _ks_no_ids)",
+            }
+        )
+        key = "CASE WHEN _ks_kept THEN hash(subject, visit) END"
+        counted = f"({query}) WHERE {name}({keep}, {code}, {key})"
+        try:
+            self.con.execute(into.format(counted)).fetchall()
+        finally:
+            self.con.remove_function(name)
+        tally.count(self.con)
+        return tally
+
+    def _take(self, tally: _Tally, rows: _Tally, flagged: dict[int, list[int]]) -> None:
+        """The counts of a scored run (``tally``, of its records; ``rows``, of the rows
+        read), and the readers' issues (``flagged``: the rows of each source that the
+        readers report)."""
+        self.records, self.scored, self.with_problems = (
+            tally.rows(fact) for fact in ("kept", "scored", "problem")
+        )
+        filled = [rows.rows("filled", i) > 0 for i in range(len(self.sources))]
+        self._issues = self._reader_issues(filled, flagged)
+        self.counted = True
 
     def materialize(self) -> None:
         """Score the run into a table (merging repeated subjects and visits), count it and
@@ -520,49 +498,33 @@ class TableRun:
             self._materialize()
 
     def _materialize(self) -> None:
-        con, plan = self.con, self.plan
-        con.execute(f"CREATE TABLE _ks_rows AS {plan.compiled.text}")
+        con = self.con
+        tally = rows = self._counted(self.sql, "CREATE TABLE _ks_rows AS SELECT * FROM {}", "TRUE")
         self.table = "_ks_rows"
-        counts = dict(
-            con.execute("SELECT _ks_file, count(*) FROM _ks_rows GROUP BY ALL").fetchall()
-        )
         self.offsets, at = [], 0
         for i in range(len(self.sources)):
             self.offsets.append(at)
-            at += int(counts.get(i, 0))
-        repeated = (
-            self.merge_duplicates
-            and con.execute(
-                "SELECT 1 FROM _ks_rows WHERE _ks_kept GROUP BY subject, visit "
-                "HAVING count(*) > 1 LIMIT 1"
-            ).fetchall()
-        )
-        if repeated:
-            con.execute(f"CREATE TABLE _ks_merged AS {plan.merged(self.offsets).text}")
+            at += rows.rows("", i)
+        if self.merge_duplicates and tally.repeated:
+            merged = compile_scale(
+                self.scale,
+                "duckdb",
+                relation=self.relation(True, self.offsets),
+                columns=self.mapped,
+                layout=replace(self.layout, order="_ks_order"),
+                row_checks=True,
+                duplicates=True,
+            ).text
+            query = "CREATE TABLE _ks_merged AS SELECT * FROM {}"
+            tally = self._counted(merged, query, "TRUE")
             self.table, self.merged = "_ks_merged", True
-        self.records, self.scored, self.with_problems = (
-            int(x or 0)
-            for x in con.execute(
-                f"SELECT count(*), count(*) FILTER ({plan.scored()}), "
-                f"count(*) FILTER ({plan.problem()}) FROM {self.table} WHERE _ks_kept"
-            ).fetchall()[0]
-        )
         flagged: dict[int, list[int]] = {}
         for file, rowid in con.execute(
             "SELECT _ks_file, rowid FROM _ks_rows WHERE _ks_no_ids OR _ks_bad_date OR _ks_bad_day "
             "ORDER BY rowid"
         ).fetchall():
             flagged.setdefault(int(file), []).append(int(rowid) - self.offsets[int(file)])
-        filled = [self._has_rows(i) for i in range(len(self.sources))]
-        self._issues = self._reader_issues(filled, flagged)
-        self.counted = True
-
-    def _has_rows(self, file: int) -> bool:
-        query = (
-            f"SELECT 1 FROM _ks_rows WHERE _ks_file = {file} AND ((subject IS NOT NULL "
-            "AND visit IS NOT NULL) OR _ks_no_ids) LIMIT 1"
-        )
-        return bool(self.con.execute(query).fetchall())
+        self._take(tally, rows, flagged)
 
     def _reader_issues(self, filled: list[bool], flagged: dict[int, list[int]]) -> list[Issue]:
         """What the readers report of the sources, in their order: a file with a header and
@@ -658,46 +620,11 @@ class TableRun:
 
     def _stream(self, select: str, path: str, options: str) -> bool:
         """One pass of the query into ``path``, counted; whether that is the whole run."""
-        import duckdb
-
-        plan = self.plan
-        tally = _Tally()
-        con = self.con
-        name = f"_ks_tally_{id(tally)}"
-        con.create_function(
-            name,
-            tally.keep,
-            [duckdb.type("BOOLEAN"), duckdb.type("INTEGER"), duckdb.type("UBIGINT")],
-            duckdb.type("BOOLEAN"),
-            type="arrow",
-            null_handling="special",  # (by default, a row with a NULL argument is not passed)
-            side_effects=True,
-        )
-        try:
-            code = _Tally.code(
-                {
-                    "file": "_ks_file",
-                    "kept": "_ks_kept",
-                    "scored": f"(_ks_kept AND ({plan.scored()}))",
-                    "problem": f"(_ks_kept AND ({plan.problem()}))",
-                    "flagged": "(_ks_no_ids OR _ks_bad_date OR _ks_bad_day)",
-                    "filled": "((subject IS NOT NULL AND visit IS NOT NULL) OR _ks_no_ids)",
-                }
-            )
-            key = "CASE WHEN _ks_kept THEN hash(subject, visit) END"
-            counted = f"{name}(_ks_kept, {code}, {key})"
-            query = f"SELECT {select} FROM ({plan.compiled.text}) WHERE {counted}"
-            con.execute(f"COPY ({query}) TO {sql_text(path)} ({options})").fetchall()
-        finally:
-            con.remove_function(name)
-        if tally.count(con, self.merge_duplicates) or tally.rows("flagged"):
+        into = f"COPY (SELECT {select} FROM {{}}) TO {sql_text(path)} ({options})"
+        tally = self._counted(self.sql, into, "_ks_kept")
+        if (self.merge_duplicates and tally.repeated) or tally.rows("flagged"):
             return False
-        self.records, self.scored, self.with_problems = (
-            tally.rows(fact) for fact in ("kept", "scored", "problem")
-        )
-        filled = [tally.rows("filled", i) > 0 for i in range(len(self.sources))]
-        self._issues = self._reader_issues(filled, {})
-        self.counted = True
+        self._take(tally, tally, {})
         return True
 
     def csv_text(self, *, escape_formulas: bool = True) -> str:

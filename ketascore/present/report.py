@@ -56,6 +56,7 @@ class Section:
     results: list[ScoreResult]
     figures: dict[str, Figure] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # why a picture is missing
+    efficacy: Any = None  # an analysis.efficacy.EfficacyReport (ketascore report --model)
 
 
 @dataclass
@@ -129,7 +130,13 @@ def build_report(
     for record in data.records:
         key = record.scale or "(no scale named)"
         by_scale[key] = by_scale.get(key, 0) + 1
-    issues = unique_issues([*data.issues, *(i for s in sections for i in s.report.issues)])
+    issues = unique_issues(
+        [
+            *data.issues,
+            *(i for s in sections for i in s.report.issues),
+            *(i for s in sections if s.efficacy is not None for i in s.efficacy.all_issues()),
+        ]
+    )
     names = ", ".join(score_name(s.scale, s.report) for s in sections)
     scales = [s.scale for s in sections] + list(extra_scales)
     return StudyReport(
@@ -384,6 +391,7 @@ def render_html(doc: StudyReport) -> str:
             parts.append(f"<figcaption>{esc(CAPTIONS[kind])}</figcaption></figure>")
         for note in section.notes:
             parts.append(f'<p class="note">{esc(note)}</p>')
+        parts += efficacy_html(section)
         cols, rows = subject_rows(report)
         parts.append(
             f"<details><summary>Each subject ({len(rows)}): value at each visit, percent change "
@@ -437,6 +445,38 @@ def render_html(doc: StudyReport) -> str:
     return "\n".join(parts)
 
 
+def efficacy_html(section: Section) -> list[str]:
+    """The efficacy analysis of a section (MMRM, ANCOVA, responders, effect size)."""
+    if section.efficacy is None:
+        return []
+    from ketascore.present.model import efficacy_tables
+
+    parts = ["<h3>Efficacy analysis</h3>"]
+    tables = efficacy_tables(section.efficacy)
+    if not tables:
+        parts.append('<p class="note">The model could not be fitted; see the data issues.</p>')
+    for t in tables:
+        parts.append(f"<h4>{esc(t.title)}</h4>")
+        parts.append(html_table(t.columns, t.rows, set(t.columns[2:])))
+        if t.note:
+            parts.append(f'<p class="lead">{esc(t.note)}</p>')
+    return parts
+
+
+def efficacy_lines(section: Section) -> list[str]:
+    if section.efficacy is None:
+        return []
+    from ketascore.present.model import efficacy_tables
+
+    lines: list[str] = []
+    for t in efficacy_tables(section.efficacy):
+        lines += ["", t.title, ""]
+        lines += text_table(t.columns, t.rows)
+        if t.note:
+            lines.append(f"({t.note})")
+    return lines
+
+
 # --------------------------------------------------------------------------------------
 # PDF: text pages (summary, tables, issues, provenance) and the pictures, with matplotlib
 
@@ -463,6 +503,7 @@ def text_lines(doc: StudyReport) -> list[str]:
         lines += ["", f"{name}: summary by visit", ""]
         lines += text_table(summary_columns(section.report), summary_rows(section))
         lines += [f"({note})" for note in section.notes]
+        lines += efficacy_lines(section)
     lines += ["", "Data issues", ""]
     if not doc.issues:
         lines.append("No data issues: every record was read and scored cleanly.")

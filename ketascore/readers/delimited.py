@@ -264,36 +264,6 @@ def records_wide(table: Table, file: str, scale_ids: set[str], out: ReadResult) 
         out.records.extend(wide_row_records(layout, cells, line, file, out.issues))
 
 
-def csv_rows_at(
-    text: str, delimiter: str, width: int, positions: Iterable[int]
-) -> dict[int, tuple[int, list[str]]]:
-    """The rows at ``positions`` of CSV text, counted as a table reader counts them: the
-    rows after the header that are not empty lines and have the header's width (other
-    rows are reported, not read); each as (its first line, its cells). Stops after the
-    last one asked for."""
-    wanted = sorted(set(positions))
-    out: dict[int, tuple[int, list[str]]] = {}
-    if not wanted:
-        return out
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    start, position, header = 1, -1, True
-    at = 0
-    for cells in reader:
-        line, start = start, reader.line_num + 1
-        if header:
-            header = False
-            continue
-        if not cells or len(cells) != width:
-            continue
-        position += 1
-        if position == wanted[at]:
-            out[position] = (line, cells)
-            at += 1
-            if at == len(wanted):
-                break
-    return out
-
-
 def read_csv_long(text: str, file: str) -> ReadResult:
     out = ReadResult(files=[file])
     table = csv_rows(text, file, out.issues)

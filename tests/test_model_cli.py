@@ -1,0 +1,368 @@
+"""`ketascore model` from the command line: the JSON contract, CSV and table outputs, the
+example study, ADaM input and bad input."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+pytest.importorskip("scipy")
+
+from ketascore.cli import cli
+
+from conftest import EXAMPLE, ROOT
+
+FEV = ROOT.parent / "shared" / "reference" / "analysis" / "fev_data.csv"
+FEV_MODEL = [
+    "--outcome", "FEV1", "--by", "ARMCD", "--factor", "RACE", "--factor", "SEX",
+    "--terms", "ARMCD AVISIT ARMCD*AVISIT RACE SEX",
+    "--ref", "ARMCD=PBO", "--ref", "RACE=Asian", "--ref", "SEX=Male",
+]  # fmt: skip
+CONTRACT = [
+    "model", "n", "fit", "covariance", "fixed_effects", "type3", "lsmeans", "contrasts",
+    "issues", "provenance",
+]  # fmt: skip
+
+
+def write_trial(
+    path: Path,
+    *,
+    subjects: int = 40,
+    visits: tuple[str, ...] = ("week1", "week2", "week4"),
+    arms: tuple[str, ...] = ("placebo", "active"),
+    seed: int = 11,
+    edit: Any = None,
+) -> Path:
+    """A small synthetic long table: subject, visit, arm, baseline, change, response."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(subjects):
+        arm = arms[i % len(arms)]
+        baseline = rng.randint(22, 40)
+        subject_effect = rng.gauss(0, 3)
+        for k, visit in enumerate(visits):
+            effect = -2.0 * (k + 1) - (4.0 if arm == "active" else 0.0)
+            change = round(effect + subject_effect + rng.gauss(0, 2) - 0.1 * (baseline - 30), 1)
+            rows.append(
+                {
+                    "subject": f"S{i + 1:03d}",
+                    "visit": visit,
+                    "arm": arm,
+                    "baseline": baseline,
+                    "change": change,
+                    "response": "Y" if change <= -baseline / 2 else "N",
+                    "site": f"site{i % 3 + 1}",
+                }
+            )
+    if edit is not None:
+        rows = edit(rows)
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def run(runner: CliRunner, *args: str) -> Any:
+    return runner.invoke(cli, ["model", *args], catch_exceptions=False)
+
+
+@pytest.fixture
+def fev() -> Path:
+    if not FEV.is_file():
+        pytest.skip("../shared/reference/analysis is not present")
+    return FEV
+
+
+def test_json_contract_on_fev(runner: CliRunner, fev: Path) -> None:
+    result = run(runner, str(fev), *FEV_MODEL, "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert list(data)[: len(CONTRACT)] == CONTRACT
+    assert set(data["n"]) == {"subjects", "observations_used", "observations_read"}
+    assert data["n"]["observations_used"] == 537 and data["n"]["observations_read"] == 800
+    assert {"neg2_log_likelihood", "aic", "bic", "converged"} <= set(data["fit"])
+    assert data["fit"]["converged"] is True
+    assert round(data["fit"]["neg2_log_likelihood"], 4) == 3386.4499
+    assert data["covariance"]["structure"] == "un"
+    assert set(data["covariance"]["parameters"][0]) == {"name", "estimate"}
+    assert set(data["fixed_effects"][0]) == {"term", "levels", "estimate", "se", "df", "t", "p"}
+    assert set(data["type3"][0]) == {"term", "num_df", "den_df", "f", "p"}
+    assert set(data["lsmeans"][0]) == {"visit", "group", "estimate", "se", "df", "lower", "upper"}
+    keys = {"visit", "group", "reference", "estimate", "se", "df", "lower", "upper", "p"}
+    assert set(data["contrasts"][0]) == keys
+    vis4 = next(c for c in data["contrasts"] if c["visit"] == "VIS4")
+    assert (vis4["group"], vis4["reference"]) == ("TRT", "PBO")
+    assert round(vis4["estimate"], 4) == 4.3985  # SAS PROC MIXED
+    assert data["provenance"]["inputs"][0]["file"] == str(fev)
+    assert data["model"]["covariance"] == "un" and data["model"]["method"] == "REML"
+
+
+def test_csv_of_lsmeans_and_contrasts(runner: CliRunner, tmp_path: Path) -> None:
+    table = write_trial(tmp_path / "trial.csv")
+    out = tmp_path / "out.csv"
+    result = run(runner, str(table), "--by", "arm", "-o", str(out))
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.read_text(encoding="utf-8").splitlines()))
+    assert list(rows[0]) == [
+        "analysis", "table", "visit", "group", "reference", "estimate", "se", "df", "lower",
+        "upper", "p",
+    ]  # fmt: skip
+    kinds = {(r["analysis"], r["table"]) for r in rows}
+    assert kinds == {("mmrm", "lsmean"), ("mmrm", "contrast"), ("ancova", "lsmean"),
+                     ("ancova", "contrast")}  # fmt: skip
+    contrasts = [r for r in rows if r["table"] == "contrast" and r["analysis"] == "mmrm"]
+    assert [r["visit"] for r in contrasts] == ["week1", "week2", "week4"]
+    assert all(r["group"] == "placebo" and r["reference"] == "active" for r in contrasts)
+    assert (tmp_path / "out.csv.provenance.json").is_file()
+
+
+def test_table_output_and_reference(runner: CliRunner, tmp_path: Path) -> None:
+    table = write_trial(tmp_path / "trial.csv")
+    result = run(runner, str(table), "--by", "arm", "--reference", "placebo", "--format", "table")
+    assert result.exit_code == 0, result.output
+    assert "LS means" in result.stdout
+    assert "active - placebo" in result.stdout
+    assert "ANCOVA of change at week4" in result.stdout
+    assert "Hedges' g" in result.stdout
+
+
+def test_responders_with_strata(runner: CliRunner, tmp_path: Path) -> None:
+    table = write_trial(tmp_path / "trial.csv", subjects=60)
+    result = run(
+        runner, str(table), "--by", "arm", "--reference", "placebo", "--strata", "site",
+        "--factor", "site", "--format", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    (response,) = data["responders"]
+    (comparison,) = response["comparisons"]
+    assert comparison["group"] == "active" and comparison["reference"] == "placebo"
+    assert comparison["cmh"]["strata"] == 3
+    assert 0 <= comparison["fisher_p"] <= 1
+    assert comparison["newcombe"]["lower"] < comparison["difference"]
+    assert "site" in data["model"]["terms"]
+
+
+def test_example_study_arms_at_day1(runner: CliRunner) -> None:
+    result = run(
+        runner, str(EXAMPLE), "--scale", "madrs", "--by", "arm", "--reference", "midazolam",
+        "--visit", "day1", "--format", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["model"]["terms"] == ["arm", "visit", "arm*visit", "baseline"]
+    assert data["model"]["primary_visit"] == "day1"
+    assert data["n"]["subjects"] == 100
+    day1 = [c for c in data["contrasts"] if c["visit"] == "day1"]
+    assert {c["reference"] for c in day1} == {"midazolam"} and len(day1) == 4
+    high = next(c for c in day1 if c["group"] == "ketamine 1.0 mg/kg")
+    assert high["estimate"] < -5 and high["p"] < 0.001
+    assert {r["outcome"] for r in data["responders"]} == {"response", "remission"}
+    assert len(data["effect_sizes"]) == 4
+    assert data["provenance"]["scales"][0]["id"] == "madrs"
+
+
+def test_example_study_anxious_depression(runner: CliRunner) -> None:
+    result = run(
+        runner, str(EXAMPLE), "--scale", "hamd6", "--by", "hamd17.anxious_depression",
+        "--visits", "day1,day3", "--format", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert [c["visit"] for c in data["contrasts"]] == ["day1", "day3"]
+    assert {(c["group"], c["reference"]) for c in data["contrasts"]} == {("yes", "no")}
+    assert data["covariance"]["visits"] == ["day1", "day3"]
+    assert data["model"]["primary_visit"] == "day3"
+
+
+def test_adam_table_defaults(runner: CliRunner, tmp_path: Path) -> None:
+    def adam(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for param in ("HAMD6", "MADRS"):
+            for r in rows:
+                out.append(
+                    {
+                        "USUBJID": r["subject"], "PARAMCD": param, "AVISIT": r["visit"],
+                        "TRT01P": r["arm"], "BASE": r["baseline"],
+                        "AVAL": r["baseline"] + r["change"], "CHG": r["change"],
+                        "CRIT1FL": r["response"],
+                    }
+                )  # fmt: skip
+        return out
+
+    table = write_trial(tmp_path / "adqs.csv", edit=adam)
+    result = run(runner, str(table), "--format", "json")
+    assert result.exit_code == 2
+    assert "several parameters (HAMD6, MADRS); choose one with --param" in result.output
+    result = run(runner, str(table), "--param", "MADRS", "--format", "json")
+    assert result.exit_code == 0, result.output
+    model = json.loads(result.stdout)["model"]
+    assert (model["subject"], model["visit"], model["outcome"], model["group"]) == (
+        "USUBJID", "AVISIT", "CHG", "TRT01P",
+    )  # fmt: skip
+    assert model["terms"] == ["TRT01P", "AVISIT", "TRT01P*AVISIT", "BASE"]
+    assert json.loads(result.stdout)["responders"][0]["outcome"] == "response"
+
+
+# --- bad input ------------------------------------------------------------------------------
+
+
+def test_group_with_one_level(runner: CliRunner, tmp_path: Path) -> None:
+    table = write_trial(tmp_path / "t.csv", arms=("active",))
+    result = run(runner, str(table), "--by", "arm")
+    assert result.exit_code == 2
+    assert "the group variable 'arm' has one level ('active')" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_visit_without_data(runner: CliRunner, tmp_path: Path) -> None:
+    table = write_trial(tmp_path / "t.csv")
+    result = run(
+        runner, str(table), "--by", "arm", "--visits", "week1,week2,week4,week8",
+        "--format", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    (issue,) = [i for i in data["issues"] if i["code"] == "model-visit-empty"]
+    assert issue["visit"] == "week8"
+    assert data["covariance"]["visits"] == ["week1", "week2", "week4"]
+
+
+def test_missing_covariate_counts_rows_dropped(runner: CliRunner, tmp_path: Path) -> None:
+    def blank(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for r in rows[:5]:
+            r["baseline"] = ""
+        return rows
+
+    table = write_trial(tmp_path / "t.csv", edit=blank)
+    result = run(runner, str(table), "--by", "arm", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["n"]["observations_used"] == 120 - 5
+    messages = [i["message"] for i in data["issues"] if i["code"] == "model-rows-dropped"]
+    assert "5 row(s) with an outcome have no baseline; not used in the model" in messages[0]
+
+
+def test_singular_design(runner: CliRunner, tmp_path: Path) -> None:
+    def copy(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for r in rows:
+            r["twice"] = 2 * r["baseline"]
+        return rows
+
+    table = write_trial(tmp_path / "t.csv", edit=copy)
+    result = run(
+        runner, str(table), "--by", "arm", "--covariate", "baseline", "--covariate", "twice",
+        "--format", "json", "--analyses", "mmrm",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    (issue,) = [i for i in data["issues"] if i["code"] == "model-singular"]
+    assert "twice" in issue["message"]
+    assert data["fit"]["converged"] is True
+
+
+def test_two_rows_at_one_visit(runner: CliRunner, tmp_path: Path) -> None:
+    table = write_trial(tmp_path / "t.csv", edit=lambda rows: [*rows, dict(rows[0])])
+    result = run(runner, str(table), "--by", "arm")
+    assert result.exit_code == 2
+    assert "subject S001 has more than one row at visit week1" in result.output
+
+
+def test_text_covariate_is_named(runner: CliRunner, tmp_path: Path) -> None:
+    table = write_trial(tmp_path / "t.csv")
+    result = run(runner, str(table), "--by", "arm", "--covariate", "site")
+    assert result.exit_code == 2
+    assert "'site' is not numeric" in result.output and "--factor" in result.output
+
+
+def test_unknown_column(runner: CliRunner, tmp_path: Path) -> None:
+    table = write_trial(tmp_path / "t.csv")
+    result = run(runner, str(table), "--by", "treatment")
+    assert result.exit_code == 2
+    assert "no column 'treatment'" in result.output
+
+
+def test_without_the_stats_extra(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "scipy" else real(name, *a)
+    )
+    result = run(runner, str(write_trial(tmp_path / "t.csv")), "--by", "arm")
+    assert result.exit_code == 2
+    assert "pip install 'ketascore[stats]'" in result.output
+
+
+def test_non_convergence_is_an_issue_not_numbers(runner: CliRunner, tmp_path: Path) -> None:
+    # every subject is seen at one visit only: the covariances of an unstructured matrix are
+    # not identified, and the fit cannot converge
+    def one_visit(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        visits = ["week1", "week2", "week4"]
+        return [r for r in rows if int(r["subject"][1:]) % 3 == visits.index(r["visit"])]
+
+    table = write_trial(tmp_path / "t.csv", edit=one_visit)
+    result = run(runner, str(table), "--by", "arm", "--analyses", "mmrm", "--format", "json")
+    assert result.exit_code == 1
+    data = json.loads(result.stdout)
+    assert data["fit"]["converged"] is False
+    assert data["fit"]["neg2_log_likelihood"] is None
+    assert data["lsmeans"] == [] and data["contrasts"] == [] and data["fixed_effects"] == []
+    assert data["covariance"]["parameters"] == []
+    (issue,) = data["issues"]
+    assert issue["code"] == "model-not-converged" and issue["severity"] == "error"
+    assert "no estimates are reported" in issue["message"]
+
+
+def test_report_has_the_efficacy_section(runner: CliRunner, tmp_path: Path) -> None:
+    out = tmp_path / "report.html"
+    result = runner.invoke(
+        cli,
+        [
+            "report", str(EXAMPLE), "--scale", "madrs", "--by", "arm", "--visit", "day1",
+            "--no-plots", "--model", "-o", str(out),
+        ],
+        catch_exceptions=False,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = out.read_text(encoding="utf-8")
+    assert "<h3>Efficacy analysis</h3>" in text
+    assert "MMRM: differences in LS means" in text
+    assert "ANCOVA of change at day1" in text
+
+
+def test_parquet_and_xpt_tables_give_the_same_model(runner: CliRunner, tmp_path: Path) -> None:
+    pq = pytest.importorskip("pyarrow.parquet")
+    pa = pytest.importorskip("pyarrow")
+    from ketascore.readers.xpt import Variable, write_xport
+
+    source = write_trial(tmp_path / "trial.csv")
+    rows = list(csv.DictReader(source.read_text(encoding="utf-8").splitlines()))
+    columns = ["subject", "visit", "arm", "baseline", "change"]
+    numeric = {"baseline", "change"}
+    pq.write_table(
+        pa.table({c: [float(r[c]) if c in numeric else r[c] for r in rows] for c in columns}),
+        tmp_path / "trial.parquet",
+    )
+    with open(tmp_path / "trial.xpt", "wb") as fh:
+        write_xport(
+            fh,
+            "ADQS",
+            [Variable(c, numeric=c in numeric, length=8 if c in numeric else 20) for c in columns],
+            [[float(r[c]) if c in numeric else r[c] for c in columns] for r in rows],
+        )
+    outputs = []
+    for name in ("trial.csv", "trial.parquet", "trial.xpt"):
+        result = run(runner, str(tmp_path / name), "--by", "arm", "--format", "json")
+        assert result.exit_code == 0, (name, result.output)
+        data = json.loads(result.stdout)
+        outputs.append((data["fit"]["neg2_log_likelihood"], data["contrasts"]))
+    assert outputs[0] == outputs[1] == outputs[2]
