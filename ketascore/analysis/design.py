@@ -197,7 +197,6 @@ class Design:
         return out, skipped
 
 
-
 def build_design(
     data: Mapping[str, Sequence[object]],
     terms: Sequence[Term],
