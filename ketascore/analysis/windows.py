@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Valid
 from ketascore.core import yamlsafe
 from ketascore.core.issues import Issue, make_issue
 from ketascore.core.records import ScoreResult
-from ketascore.core.scale import Problem, ScaleError, _pydantic_problems, format_problem
+from ketascore.core.scale import Problem, ScaleError, format_problem, pydantic_problems
 from ketascore.core.values import Num, format_number
 
 Pick = Literal["closest", "latest", "earliest"]
@@ -134,7 +134,7 @@ def load_windows_text(text: str, source: str) -> WindowPlan:
     try:
         plan = WindowPlan.model_validate(located.data)
     except ValidationError as exc:
-        problems = _pydantic_problems(exc, located.data)
+        problems = pydantic_problems(exc, located.data)
         raise ScaleError(source, [format_problem(source, located, p) for p in problems]) from None
     relations = _relations(plan)
     if relations:

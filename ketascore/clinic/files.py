@@ -11,7 +11,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ketascore.core import yamlsafe
-from ketascore.core.scale import Problem, ScaleError, _pydantic_problems, format_problem
+from ketascore.core.scale import Problem, ScaleError, format_problem, pydantic_problems
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -42,7 +42,7 @@ def load_model(
     try:
         parsed = model.model_validate(located.data)
     except ValidationError as exc:
-        problems = _pydantic_problems(exc, located.data)
+        problems = pydantic_problems(exc, located.data)
         raise ScaleError(source, [format_problem(source, located, p) for p in problems]) from None
     found = relations(parsed)
     if found:

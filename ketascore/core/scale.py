@@ -1116,7 +1116,7 @@ def condition_scores(cond: Condition) -> list[str]:
 # Loading
 
 
-def _pydantic_problems(exc: ValidationError, data: Any) -> list[Problem]:
+def pydantic_problems(exc: ValidationError, data: Any) -> list[Problem]:
     problems = []
     located_errors: list[tuple[LocPath, Any]] = []
     for err in exc.errors():
@@ -1186,7 +1186,7 @@ def check_scale_text(text: str, source: str = "<scale>") -> LoadReport:
     try:
         definition = ScaleDefinition.model_validate(located.data)
     except ValidationError as exc:
-        problems = _pydantic_problems(exc, located.data)
+        problems = pydantic_problems(exc, located.data)
         return LoadReport(
             source, None, [format_problem(source, located, p) for p in problems], located
         )

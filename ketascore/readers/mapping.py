@@ -113,9 +113,9 @@ class LoadedMapping:
 
 
 def _problems(exc: ValidationError, data: Any, source: str, located: yamlsafe.Located) -> list[str]:
-    from ketascore.core.scale import _pydantic_problems, format_problem
+    from ketascore.core.scale import format_problem, pydantic_problems
 
-    problems = _pydantic_problems(exc, data)
+    problems = pydantic_problems(exc, data)
 
     def order(p: Any) -> tuple[int, int]:
         path = p.path[:-1] if p.message == "required key is missing" else p.path

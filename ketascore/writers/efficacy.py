@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from ketascore.analysis.efficacy import EfficacyReport, to_contract
-from ketascore.writers.tabular import _cell
+from ketascore.writers.tabular import csv_cell
 
 CSV_COLUMNS = (
     "analysis",
@@ -62,5 +62,5 @@ def efficacy_csv(report: EfficacyReport, *, escape_formulas: bool = True) -> str
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in efficacy_rows(report):
-        writer.writerow([_cell(row.get(c), escape_formulas) for c in CSV_COLUMNS])
+        writer.writerow([csv_cell(row.get(c), escape_formulas) for c in CSV_COLUMNS])
     return buf.getvalue()

@@ -154,7 +154,7 @@ def escape_formula(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
-def _cell(value: Any, escape: bool = True) -> str:
+def csv_cell(value: Any, escape: bool = True) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
@@ -162,7 +162,7 @@ def _cell(value: Any, escape: bool = True) -> str:
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, list | tuple):
-        return ";".join(_cell(v, escape) for v in value)
+        return ";".join(csv_cell(v, escape) for v in value)
     text = dumps(value) if isinstance(value, dict) else str(value)
     return escape_formula(text) if escape else text
 
@@ -196,7 +196,7 @@ def score_csv(
     # a carried field whose name a score column already has is left out of rows and header
     carried = [e for e in extras if e not in header]
     header += carried
-    writer.writerow([_cell(h, escape_formulas) for h in header])
+    writer.writerow([csv_cell(h, escape_formulas) for h in header])
     for r in results:
         row: list[Any] = [r.subject, r.visit, r.date, r.day, r.scale, r.scale_version]
         for name in scores:
@@ -210,7 +210,7 @@ def score_csv(
         row += [r.classifications.get(c) for c in classes]
         row += [r.flags, [i.code for i in r.issues]]
         row += [r.extra.get(e) for e in carried]
-        writer.writerow([_cell(v, escape_formulas) for v in row])
+        writer.writerow([csv_cell(v, escape_formulas) for v in row])
     return buf.getvalue()
 
 
@@ -242,7 +242,7 @@ def _table_csv(rows: list[dict[str, Any]], escape_formulas: bool = True) -> str:
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(list(rows[0]))
         for row in rows:
-            writer.writerow([_cell(v, escape_formulas) for v in row.values()])
+            writer.writerow([csv_cell(v, escape_formulas) for v in row.values()])
     return buf.getvalue()
 
 
