@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from ketascore.cli import cli
+from ketascore.core.library import load_builtin
 from ketascore.writers.tabular import atomic_writer, escape_formula, write_chunks
 
 from conftest import ROOT
@@ -80,7 +81,7 @@ def test_provenance_sidecar_and_file(runner: CliRunner, tmp_path: Path) -> None:
     assert sidecar["scales"] == [
         {
             "id": "madrs",
-            "version": "1.0",
+            "version": load_builtin("madrs").version,
             "sha256": _sha(ROOT / "scales" / "madrs.yaml"),
             "source": "scales/madrs.yaml",
         }

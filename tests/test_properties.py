@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 from ketascore.core.library import builtin_ids, load_builtin
 from ketascore.core.records import AnswerRecord
 from ketascore.core.scale import Scale, check_scale_text
-from ketascore.engines.record import score_record
+from ketascore.core.values import MISSING
+from ketascore.engines.record import evaluate, score_record
 
 from conftest import budget
 
@@ -103,6 +104,15 @@ def test_complete_valid_answers_are_scored_without_issues(
     for members in scale.slots.values():
         if len(members) > 1:
             answers[data.draw(st.sampled_from(members))] = scale.items[members[0]].lo
+    # as the form records them: an item it does not ask holds what a skipped item counts as
+    # (the built-in skip rules test single items)
+    for skip in scale.skips:
+        assert all(leaf.kind == "slot" for leaf in skip.condition.leaves())
+        if evaluate(skip.condition, lambda leaf: answers.get(leaf.ref, MISSING)) is True:
+            for item_id in skip.items:
+                answers.pop(item_id, None)
+                if skip.counts_as is not None:
+                    answers[item_id] = skip.counts_as
     result = score_record(scale, AnswerRecord(subject="s", visit="v", items=answers))
     assert [i for i in result.issues if i.severity == "error"] == [], answers
 

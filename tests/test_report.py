@@ -190,7 +190,7 @@ def test_report_pictures_and_provenance(example_report: Any) -> None:
     assert "No data issues" in words
     madrs = load_builtin("madrs")
     provenance = page.tables[-2:]
-    assert provenance[0][1] == ["madrs", "1.0", "scales/madrs.yaml", madrs.sha256]
+    assert provenance[0][1] == ["madrs", madrs.version, "scales/madrs.yaml", madrs.sha256]
     inputs = {row[0]: row[1] for row in provenance[1][1:]}
     assert len(inputs) == 9
     for name, digest in inputs.items():

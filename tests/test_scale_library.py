@@ -23,6 +23,20 @@ from conftest import ROOT
 
 CORE = {"madrs", "hamd17", "hamd6", "qids-sr16", "phq9"}
 LIBRARY = {"hama", "gad7", "cadss", "shaps", "ymrs", "bprs", "cgi-s", "cgi-i", "cssrs", "madrs-s"}
+# scales of ketamine and esketamine research (issue 18)
+KETAMINE = {
+    "moaas",
+    "cssrs-behavior-lifetime",
+    "cssrs-behavior-since-last-visit",
+    "hamd21",
+    "hamd24",
+    "qids-c16",
+    "ids-c30",
+    "ids-sr30",
+    "phq8",
+    "phq15",
+    "cesd",
+}
 DOCS = ROOT / "docs" / "scales.md"
 
 
@@ -38,8 +52,8 @@ def codes(result: ScoreResult) -> list[str]:
 # ---- the library as a whole -------------------------------------------------------------
 
 
-def test_the_fifteen_scales_are_built_in() -> None:
-    assert set(builtin_ids()) == CORE | LIBRARY
+def test_the_built_in_scales_are_these() -> None:
+    assert set(builtin_ids()) == CORE | LIBRARY | KETAMINE
 
 
 @pytest.mark.parametrize("scale_id", sorted(LIBRARY))
@@ -342,6 +356,8 @@ def test_docs_document_every_key_of_the_language() -> None:
         model.Citation,
         model.Licence,
         model.Codes,
+        model.Skip,
+        model.Check,
     ):
         for name in cls.model_fields:
             assert f"`{name}`" in text or f"{name}:" in text, f"{cls.__name__}.{name}"

@@ -304,6 +304,11 @@ _TYPES = [
                 "{scale_id}; ignored",
                 "check the test code against the scale's codes, or map it with --map",
             ),
+            "alternative": Template(
+                "{scale_id} has no single item {key!r}: it is rated as one of {rated}",
+                "name the column (or key) after the item that was rated ({members}), or map "
+                "the column to it with --map; scores that use item {key} are left empty",
+            ),
         },
     ),
     # values (an item's answer; each leaves the scores that use the item empty) -------
@@ -365,6 +370,24 @@ _TYPES = [
             )
         },
     ),
+    _type(
+        "skip-inconsistent",
+        "error",
+        "An item the form skips was answered",
+        "check the answers: correct the answer that decides the skip, or clear this item",
+        {
+            "": Template(
+                "answered {value}, but the form does not ask this item when {condition} "
+                "(skip rule {skip})",
+                VALUE_HINT,
+            ),
+            "counts-as": Template(
+                "answered {value}, but the form does not ask this item when {condition} "
+                "(skip rule {skip}; a skipped item counts as {counts_as})",
+                VALUE_HINT,
+            ),
+        },
+    ),
     # records against each other -------------------------------------------------------
     _type(
         "duplicate-record",
@@ -410,6 +433,14 @@ _TYPES = [
         "A flag could not be determined",
         "the item or score the flag depends on is missing",
         "flag {flag} ({condition}) cannot be determined",
+    ),
+    _type(
+        "rating-check",
+        "warning",
+        "A rating-consistency check of the scale holds",
+        "review the rating with the rater: a consistency check flags ratings worth a second "
+        "look, not an error in the data",
+        "rating check {check} ({label}): {condition}",
     ),
     _type(
         "reported-score-mismatch",

@@ -97,6 +97,11 @@ class Item(Model):
         default=None, description="whole numbers from min to max"
     )
     values: list[Number] | None = Field(default=None, description="explicit allowed values")
+    step: Number | None = Field(
+        default=None,
+        gt=0,
+        description="with range: the values from min to max in this step (0.5: half points)",
+    )
     answers: list[Answer] | str | None = Field(
         default=None, description="answer labels, or the name of an entry of answer_sets"
     )
@@ -226,6 +231,20 @@ class Condition(Model):
     above: Number | None = None
     below: Number | None = None
     equals: Number | None = None
+    # combined and derived conditions (the skip logic and rating checks of a scale)
+    all: list[Condition] | None = Field(default=None, description="every condition holds")
+    any: list[Condition] | None = Field(default=None, description="some condition holds")
+    difference: list[Id] | None = Field(
+        default=None, description="two items: the first minus the second"
+    )
+    spread: list[Id] | None = Field(
+        default=None, description="items: the highest minus the lowest (0: all the same)"
+    )
+    change_from: Literal["previous", "first_of_day"] | None = Field(
+        default=None,
+        description="with score: the change from the subject's previous rating, or from "
+        "their first rating of the same day (a pre-dose rating)",
+    )
 
 
 class Flag(Model):
@@ -257,6 +276,11 @@ class Example(Model):
     description: str
     source: str | None = None
     answers: dict[str, Any]
+    before: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="the answers of the subject's earlier ratings of the same day, oldest "
+        "first (for flags and checks that compare with an earlier rating)",
+    )
     expect: Expect
 
 
@@ -278,3 +302,34 @@ class ScaleDefinition(Model):
     flags: list[Flag] = Field(default_factory=list)
     classifications: list[Classification] = Field(default_factory=list)
     examples: list[Example] = Field(default_factory=list)
+    # skip logic and rating checks (see the block below)
+    skips: list[Skip] = Field(default_factory=list)
+    checks: list[Check] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------
+# Skip logic and rating checks
+
+
+class Skip(Model):
+    """Items a form does not ask when a condition holds (C-SSRS: no to question 2, so
+    questions 3-5 are skipped). A not-asked item left blank counts as ``counts_as`` (or stays
+    unanswered when it is not given); an answer other than that contradicts the skip."""
+
+    id: Id
+    label: str
+    when: Condition
+    items: list[Id] = Field(min_length=1)
+    counts_as: Number | None = None
+    source: str | None = None
+
+
+class Check(Model):
+    """A rating-consistency check: when the condition holds, the record gets a warning
+    naming the check (implausible item pairs, identical ratings, large swings between
+    visits). The id is the check's code."""
+
+    id: Id
+    label: str
+    when: Condition
+    source: str | None = None

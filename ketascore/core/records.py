@@ -85,6 +85,10 @@ class ScoreResult:
     # analysis bookkeeping (analysis windows), not part of the score output
     source_visit: str | None = None
     note: str | None = None
+    # for rules across visits (a scale's flags and checks that compare with an earlier
+    # rating): each item, alternative and score as a number, "missing" or "invalid";
+    # kept only for scales that have such rules, not part of the score output
+    states: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -87,24 +87,37 @@ class ItemRule:
     scored: bool
     answer_labels: tuple[str, ...] = ()  # as written in the scale file
     missing_code_texts: frozenset[str] = frozenset()  # codes of missing codes
+    per_unit: int = 1  # with allowed None: values from lo to hi in steps of 1 / per_unit
 
     @property
     def whole(self) -> bool:
-        return self.allowed is None or all(float(v).is_integer() for v in self.allowed)
+        if self.allowed is None:
+            return self.per_unit == 1
+        return all(float(v).is_integer() for v in self.allowed)
 
     def allowed_values(self) -> list[Num]:
         if self.allowed is None:
-            return list(range(int(self.lo), int(self.hi) + 1))
+            k = self.per_unit
+            return [
+                clean_number(int(self.lo) + j / k) for j in range((int(self.hi - self.lo)) * k + 1)
+            ]
         return sorted(self.allowed)
 
     def describe_allowed(self) -> str:
         if self.allowed is None:
-            return f"{format_number(self.lo)}-{format_number(self.hi)}"
+            steps = f" in steps of {format_number(1 / self.per_unit)}" if self.per_unit > 1 else ""
+            return f"{format_number(self.lo)}-{format_number(self.hi)}{steps}"
         return ", ".join(format_number(v) for v in sorted(self.allowed))
 
     def is_allowed(self, value: Num) -> bool:
         if self.allowed is None:
-            return self.lo <= value <= self.hi and float(value).is_integer()
+            if self.per_unit == 1:  # (lo is whole)
+                return self.lo <= value <= self.hi and float(value).is_integer()
+            # the same arithmetic as the SQL (values.sql_item): (v - lo) * k is whole
+            return (
+                self.lo <= value <= self.hi
+                and float((value - self.lo) * self.per_unit).is_integer()
+            )
         return value in self.allowed
 
 
@@ -128,27 +141,79 @@ class TermRule:
         return value
 
 
+OPS = ("at_least", "at_most", "above", "below", "equals")
+OP_WORDS = {"at_least": ">=", "at_most": "<=", "above": ">", "below": "<", "equals": "="}
+
+
 @dataclass(frozen=True)
 class ConditionRule:
+    """A condition, compiled. ``kind`` says what it reads: an item or alternative
+    ("slot"), a score ("score", optionally as its change from an earlier rating,
+    ``change_from``), the difference of two items or the spread of several ("difference",
+    "spread", over ``refs``), or other conditions ("all", "any", over ``parts``)."""
+
     ref: str
-    kind: str  # "slot" or "score"
-    op: str  # at_least | at_most | above | below | equals
-    threshold: Num
+    kind: str  # slot | score | difference | spread | all | any
+    op: str = ""  # at_least | at_most | above | below | equals (not for all / any)
+    threshold: Num = 0
+    parts: tuple[ConditionRule, ...] = ()
+    refs: tuple[str, ...] = ()
+    change_from: str | None = None  # previous | first_of_day (kind score)
 
     def test(self, value: Num) -> bool:
-        t = self.threshold
-        return {
-            "at_least": value >= t,
-            "at_most": value <= t,
-            "above": value > t,
-            "below": value < t,
-            "equals": value == t,
-        }[self.op]
+        op, t = self.op, self.threshold
+        if op == "at_least":
+            return value >= t
+        if op == "at_most":
+            return value <= t
+        if op == "above":
+            return value > t
+        if op == "below":
+            return value < t
+        return value == t  # equals
 
     def describe(self) -> str:
-        words = {"at_least": ">=", "at_most": "<=", "above": ">", "below": "<", "equals": "="}
-        what = f"item {self.ref}" if self.kind == "slot" else self.ref
-        return f"{what} {words[self.op]} {format_number(self.threshold)}"
+        if self.kind in ("all", "any"):
+            joined = f" {'and' if self.kind == 'all' else 'or'} ".join(
+                f"({p.describe()})" if p.kind in ("all", "any") else p.describe()
+                for p in self.parts
+            )
+            return joined
+        if self.kind == "slot":
+            what = f"item {self.ref}"
+        elif self.kind == "difference":
+            what = f"item {self.refs[0]} - item {self.refs[1]}"
+        elif self.kind == "spread":
+            what = f"spread of items {', '.join(self.refs)}"
+        elif self.change_from == "previous":
+            what = f"change of {self.ref} from the previous rating"
+        elif self.change_from == "first_of_day":
+            what = f"change of {self.ref} from the first rating of the day"
+        else:
+            what = self.ref
+        return f"{what} {OP_WORDS[self.op]} {format_number(self.threshold)}"
+
+    def leaves(self) -> list[ConditionRule]:
+        if self.kind in ("all", "any"):
+            return [leaf for p in self.parts for leaf in p.leaves()]
+        return [self]
+
+    def slots(self) -> list[str]:
+        """The items and alternatives the condition reads, in order, once each."""
+        out: dict[str, None] = {}
+        for leaf in self.leaves():
+            if leaf.kind == "slot":
+                out[leaf.ref] = None
+            out.update(dict.fromkeys(leaf.refs))
+        return list(out)
+
+    def scores(self) -> list[str]:
+        return list(dict.fromkeys(leaf.ref for leaf in self.leaves() if leaf.kind == "score"))
+
+    @property
+    def across_visits(self) -> bool:
+        """The condition compares with another rating of the subject (not one record)."""
+        return any(leaf.change_from is not None for leaf in self.leaves())
 
 
 @dataclass(frozen=True)
@@ -202,6 +267,33 @@ class ClassificationRule:
     at_baseline: bool
 
 
+@dataclass(frozen=True)
+class SkipRule:
+    """Items not asked when ``condition`` holds; a blank one counts as ``counts_as`` (None:
+    it stays unanswered)."""
+
+    id: str
+    label: str
+    condition: ConditionRule
+    items: tuple[str, ...]
+    counts_as: Num | None
+
+
+@dataclass(frozen=True)
+class CheckRule:
+    """A rating-consistency check: a warning (rating-check) when ``condition`` holds."""
+
+    id: str
+    label: str
+    condition: ConditionRule
+
+    @property
+    def item(self) -> str | None:
+        """The items the check reads, as the issue names them."""
+        slots = self.condition.slots()
+        return ",".join(slots) if slots else None
+
+
 @dataclass
 class Scale:
     """A checked scale, ready to score. ``definition`` keeps everything the file said."""
@@ -218,9 +310,20 @@ class Scale:
     item_lookup: dict[str, str] = field(default_factory=dict)  # casefolded id -> item id
 
     dependents: dict[str, tuple[str, ...]] = field(default_factory=dict)  # score -> users
+    skips: tuple[SkipRule, ...] = ()  # in evaluation order
+    checks: tuple[CheckRule, ...] = ()
+    alternative_lookup: dict[str, str] = field(default_factory=dict)  # casefolded id -> id
+    # the flags and checks that compare a rating with an earlier one of the subject
+    # (evaluated over a subject's records, not record by record)
+    across_visits: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        rules: list[FlagRule | CheckRule] = [*self.flags, *self.checks]
+        self.across_visits = tuple(r.id for r in rules if r.condition.across_visits)
         self.item_lookup = {item_id.casefold(): item_id for item_id in self.items}
+        self.alternative_lookup = {
+            slot.casefold(): slot for slot, members in self.slots.items() if len(members) > 1
+        }
         users: dict[str, list[str]] = {}
         for rule in self.scores:  # evaluation order: users come after what they use
             for term in rule.terms:
@@ -275,6 +378,8 @@ class _Compiler:
         self.alternative_of: dict[str, str] = {}
         self.score_defs: dict[str, tuple[int, Score]] = {}
         self.score_rules: dict[str, ScoreRule] = {}
+        self.skip_rules: list[SkipRule] = []
+        self.check_rules: list[CheckRule] = []
 
     def problem(self, path: LocPath, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -300,6 +405,10 @@ class _Compiler:
             self.problem(path, "give exactly one of range (min, max) or values (a list)")
             return None
         allowed: frozenset[Num] | None = None
+        per_unit = 1
+        if item.step is not None and item.range is None:
+            self.problem((*path, "step"), "step goes with range (give the values otherwise)")
+            return None
         if item.range is not None:
             lo, hi = item.range
             if not (float(lo).is_integer() and float(hi).is_integer()):
@@ -309,6 +418,16 @@ class _Compiler:
                 self.problem((*path, "range"), f"range minimum {lo} is above its maximum {hi}")
                 return None
             lo, hi = int(lo), int(hi)
+            if item.step is not None:
+                units = 1 / item.step
+                if not (float(units).is_integer() and 1 <= units <= 100):
+                    self.problem(
+                        (*path, "step"),
+                        f"step {format_number(item.step)} does not divide 1 into whole parts; "
+                        "use 1, 0.5, 0.25 or another 1/n (n up to 100)",
+                    )
+                    return None
+                per_unit = int(units)
         else:
             assert item.values is not None
             if not item.values:
@@ -321,7 +440,7 @@ class _Compiler:
 
         def is_allowed(v: Num) -> bool:
             if allowed is None:
-                return lo <= v <= hi and float(v).is_integer()
+                return lo <= v <= hi and float((v - lo) * per_unit).is_integer()
             return v in allowed
 
         labels: dict[str, Num] = {}
@@ -385,6 +504,7 @@ class _Compiler:
             missing_code_texts=frozenset(missing_codes),
             scored=item.scored,
             answer_labels=tuple(a.label for a in answers or []),
+            per_unit=per_unit,
         )
 
     def compile_slots(self) -> None:
@@ -469,8 +589,8 @@ class _Compiler:
 
     def score_refs(self, score: Score) -> list[str]:
         refs = []
-        if score.applies_when is not None and score.applies_when.score is not None:
-            refs.append(score.applies_when.score)
+        if score.applies_when is not None:
+            refs += condition_scores(score.applies_when)
         for term in score.of:
             if isinstance(term, Term):
                 if term.score is not None:
@@ -626,11 +746,11 @@ class _Compiler:
                     )
         applies_when = None
         if score.applies_when is not None:
+            if score.id in condition_scores(score.applies_when):
+                self.problem((*path, "applies_when"), "a score cannot depend on itself")
+                return None
             applies_when = self.compile_condition(score.applies_when, (*path, "applies_when"))
             if applies_when is None:
-                return None
-            if applies_when.kind == "score" and applies_when.ref == score.id:
-                self.problem((*path, "applies_when"), "a score cannot depend on itself")
                 return None
         return ScoreRule(
             applies_when=applies_when,
@@ -710,33 +830,98 @@ class _Compiler:
 
     # flags and classifications -----------------------------------------------------
 
-    def compile_condition(self, cond: Condition, path: LocPath) -> ConditionRule | None:
-        ops = {
-            name: getattr(cond, name)
-            for name in ("at_least", "at_most", "above", "below", "equals")
+    def compile_condition(
+        self,
+        cond: Condition,
+        path: LocPath,
+        *,
+        scores: bool = True,
+        across_visits: bool = False,
+    ) -> ConditionRule | None:
+        """A condition; ``scores``: it may read scores; ``across_visits``: it may compare a
+        score with an earlier rating (change_from)."""
+        ops = {name: getattr(cond, name) for name in OPS if getattr(cond, name) is not None}
+        subjects = [
+            name
+            for name in ("item", "score", "difference", "spread", "all", "any")
             if getattr(cond, name) is not None
-        }
+        ]
+        if len(subjects) != 1:
+            self.problem(
+                path, "a condition names exactly one of item, score, difference, spread, all, any"
+            )
+            return None
+        (subject,) = subjects
+        if cond.change_from is not None and subject != "score":
+            self.problem((*path, "change_from"), "change_from goes with score")
+            return None
+        if subject in ("all", "any"):
+            if ops:
+                self.problem(path, f"{subject} combines conditions; put the tests in them")
+                return None
+            conditions = getattr(cond, subject)
+            if not conditions:
+                self.problem((*path, subject), f"{subject} needs at least one condition")
+                return None
+            parts = [
+                self.compile_condition(
+                    c, (*path, subject, j), scores=scores, across_visits=across_visits
+                )
+                for j, c in enumerate(conditions)
+            ]
+            if any(part is None for part in parts):
+                return None
+            return ConditionRule("", subject, parts=tuple(p for p in parts if p is not None))
         if len(ops) != 1:
             self.problem(path, "give exactly one of at_least, at_most, above, below, equals")
             return None
-        if (cond.item is None) == (cond.score is None):
-            self.problem(path, "a condition names exactly one of item or score")
-            return None
-        if cond.item is not None:
-            kind = "slot"
-            ref = cond.item
+        ((op, threshold),) = ops.items()
+        if subject in ("difference", "spread"):
+            refs = list(getattr(cond, subject))
+            if subject == "difference" and len(refs) != 2:
+                self.problem((*path, subject), "difference names two items (first minus second)")
+                return None
+            if subject == "spread" and len(refs) < 2:
+                self.problem((*path, subject), "spread names at least two items")
+                return None
+            ok = True
+            for j, ref in enumerate(refs):
+                if ref not in self.slots:
+                    self.problem((*path, subject, j), f"unknown item {ref!r}")
+                    ok = False
+            if not ok:
+                return None
+            return ConditionRule("", subject, op, threshold, refs=tuple(refs))
+        if subject == "item":
+            ref = cond.item or ""
             if ref not in self.slots:
                 self.problem((*path, "item"), f"unknown item {ref!r}")
                 return None
-        else:
-            kind = "score"
-            ref = cond.score or ""
-            if ref not in self.score_rules:
-                if ref not in self.score_defs:
-                    self.problem((*path, "score"), f"unknown score {ref!r}")
+            rule = ConditionRule(ref, "slot", op, threshold)
+            if not any(rule.test(v) for v in self.slot_values[ref]):
+                values = ", ".join(format_number(v) for v in self.slot_values[ref])
+                self.problem(
+                    path,
+                    f"item {ref} can never be {OP_WORDS[op]} {format_number(threshold)} "
+                    f"(its values: {values})",
+                )
                 return None
-        ((op, threshold),) = ops.items()
-        return ConditionRule(ref, kind, op, threshold)
+            return rule
+        ref = cond.score or ""
+        if not scores:
+            self.problem((*path, "score"), "this condition reads items only")
+            return None
+        if cond.change_from is not None and not across_visits:
+            self.problem(
+                (*path, "change_from"),
+                "change_from compares ratings across visits: flags and checks only",
+            )
+            return None
+        if ref not in self.score_rules:
+            if ref not in self.score_defs:
+                self.problem((*path, "score"), f"unknown score {ref!r}")
+            return None
+        return ConditionRule(ref, "score", op, threshold, change_from=cond.change_from)
 
     def compile_flags(self) -> tuple[list[FlagRule], list[ClassificationRule]]:
         flags: list[FlagRule] = []
@@ -752,7 +937,9 @@ class _Compiler:
                 self.problem((*path, "id"), f"flag or classification id {entry.id!r} repeats")
                 continue
             seen.add(entry.id)
-            cond = self.compile_condition(entry.when, (*path, "when"))
+            cond = self.compile_condition(
+                entry.when, (*path, "when"), across_visits=isinstance(entry, Flag)
+            )
             if cond is None:
                 continue
             if isinstance(entry, Classification):
@@ -760,6 +947,100 @@ class _Compiler:
             else:
                 flags.append(FlagRule(entry.id, entry.label, cond))
         return flags, classes
+
+    def compile_skips(self) -> list[SkipRule]:
+        """Skip rules, in the order they must be applied (a rule that reads an item another
+        rule skips comes after it); a cycle is a problem."""
+        rules: dict[str, tuple[int, SkipRule]] = {}
+        skipped_by: dict[str, str] = {}
+        for i, skip in enumerate(self.d.skips):
+            path: LocPath = ("skips", i)
+            if skip.id in rules:
+                self.problem((*path, "id"), f"skip rule id {skip.id!r} repeats")
+                continue
+            cond = self.compile_condition(skip.when, (*path, "when"), scores=False)
+            ok = cond is not None
+            for slot in cond.slots() if cond is not None else []:
+                if slot not in self.items:
+                    self.problem(
+                        (*path, "when"),
+                        f"{slot!r} is an alternative; a skip condition names items "
+                        f"({', '.join(self.slots[slot])})",
+                    )
+                    ok = False
+            for j, item_id in enumerate(skip.items):
+                ipath = (*path, "items", j)
+                if item_id not in self.items:
+                    what = "an alternative; name its items" if item_id in self.slots else "unknown"
+                    self.problem(ipath, f"item {item_id!r} is {what}")
+                    ok = False
+                elif item_id in skipped_by:
+                    self.problem(
+                        ipath,
+                        f"item {item_id!r} is already skipped by rule {skipped_by[item_id]!r}",
+                    )
+                    ok = False
+                elif skip.counts_as is not None and not self.items[item_id].is_allowed(
+                    clean_number(skip.counts_as)
+                ):
+                    self.problem(
+                        (*path, "counts_as"),
+                        f"counts_as {format_number(skip.counts_as)} is not a value item "
+                        f"{item_id} allows ({self.items[item_id].describe_allowed()})",
+                    )
+                    ok = False
+                else:
+                    skipped_by[item_id] = skip.id
+            if not ok or cond is None:
+                continue
+            counts_as = None if skip.counts_as is None else clean_number(skip.counts_as)
+            rules[skip.id] = (i, SkipRule(skip.id, skip.label, cond, tuple(skip.items), counts_as))
+
+        # order: the items a rule reads are settled first
+        def reads(rule: SkipRule) -> set[str]:
+            out: set[str] = set()
+            for slot in rule.condition.slots():
+                out.update(self.slots.get(slot, (slot,)))
+            return out
+
+        order: list[SkipRule] = []
+        state: dict[str, int] = {}
+
+        def visit(rid: str, chain: list[str]) -> None:
+            if state.get(rid) == 2:
+                return
+            i, rule = rules[rid]
+            if state.get(rid) == 1:
+                cycle = " -> ".join([*chain[chain.index(rid) :], rid])
+                self.problem(
+                    ("skips", i, "when"), f"skip rules depend on each other in a cycle: {cycle}"
+                )
+                return
+            state[rid] = 1
+            for item_id in sorted(reads(rule)):
+                other = skipped_by.get(item_id)
+                if other is not None and other in rules:
+                    visit(other, [*chain, rid])
+            state[rid] = 2
+            order.append(rule)
+
+        for rid in rules:
+            visit(rid, [])
+        return order
+
+    def compile_checks(self) -> list[CheckRule]:
+        checks: list[CheckRule] = []
+        seen: set[str] = set()
+        for i, check in enumerate(self.d.checks):
+            path: LocPath = ("checks", i)
+            if check.id in seen:
+                self.problem((*path, "id"), f"check id {check.id!r} repeats")
+                continue
+            seen.add(check.id)
+            cond = self.compile_condition(check.when, (*path, "when"), across_visits=True)
+            if cond is not None:
+                checks.append(CheckRule(check.id, check.label, cond))
+        return checks
 
     def check_citations(self) -> None:
         keys = {c.key for c in self.d.citations}
@@ -782,12 +1063,18 @@ class _Compiler:
             need(("classifications", i, "source"), cls.source)
         for i, example in enumerate(self.d.examples):
             need(("examples", i, "source"), example.source)
+        for i, skip in enumerate(self.d.skips):
+            need(("skips", i, "source"), skip.source)
+        for i, check in enumerate(self.d.checks):
+            need(("checks", i, "source"), check.source)
 
     def run(self) -> tuple[list[FlagRule], list[ClassificationRule]]:
         self.compile_items()
         self.compile_slots()
         self.compile_scores()
         flags, classes = self.compile_flags()
+        self.skip_rules = self.compile_skips()
+        self.check_rules = self.compile_checks()
         self.check_citations()
         return flags, classes
 
@@ -811,8 +1098,18 @@ def compile_definition(
         flags=tuple(flags),
         classifications=tuple(classes),
         alternative_of=compiler.alternative_of,
+        skips=tuple(compiler.skip_rules),
+        checks=tuple(compiler.check_rules),
     )
     return scale, []
+
+
+def condition_scores(cond: Condition) -> list[str]:
+    """The scores a condition (as written) reads."""
+    out = [cond.score] if cond.score is not None else []
+    for part in [*(cond.all or []), *(cond.any or [])]:
+        out += condition_scores(part)
+    return out
 
 
 # --------------------------------------------------------------------------------------

@@ -419,7 +419,12 @@ class _Checked:
 def _sql_number_check(rule: ItemRule, number: str, extra_missing: list[Num]) -> _Checked:
     """A number (a DOUBLE column) checked as ``_check_number`` checks it."""
     missing = sql_in(number, (sql_number(v) for v in [*rule.missing_values, *extra_missing]))
-    if rule.allowed is None:
+    if rule.allowed is None and rule.per_unit > 1:
+        # a range in steps of 1/k (half points): (v - lo) * k is whole, as ItemRule.is_allowed
+        lo, hi = sql_number(rule.lo), sql_number(rule.hi)
+        units = f"(({number} - {lo}) * {sql_number(rule.per_unit)})"
+        allowed = f"({number} BETWEEN {lo} AND {hi} AND {units} = floor({units}))"
+    elif rule.allowed is None:
         lo, hi = sql_number(rule.lo), sql_number(rule.hi)
         allowed = f"({number} BETWEEN {lo} AND {hi} AND {number} = floor({number}))"
     else:

@@ -21,7 +21,13 @@ from ketascore.core.issues import Issue
 from ketascore.core.library import ScaleSet
 from ketascore.core.records import AnswerRecord, ScoreResult, Source
 from ketascore.core.scale import Scale
-from ketascore.engines.record import answers_key, conflict_result, duplicate_issue, record_location
+from ketascore.engines.record import (
+    answers_key,
+    check_across_visits,
+    conflict_result,
+    duplicate_issue,
+    record_location,
+)
 from ketascore.readers import DEFAULT_MAX_FILE_SIZE, walk_files
 
 Progress = Callable[[int, int], None]  # (files done, records done)
@@ -278,6 +284,7 @@ def merge(files: Iterable[FileScore], chosen: Scale | None = None) -> BatchResul
         result = first.result
         result.issues.append(duplicate_issue(_record_of(result), scale, places))
         results.append(result)
+    check_across_visits(results, known.get)  # flags and checks over a subject's records
     return BatchResult(results, issues, names, extra)
 
 

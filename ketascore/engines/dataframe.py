@@ -164,7 +164,7 @@ def _by_table(frame: _Rows) -> tuple[list[ScoreResult] | None, list[Issue]]:
     every column holds plain numbers or texts; else (None, [])."""
     from ketascore.engines import table
 
-    if not table.available():
+    if not table.available() or frame.scale.across_visits:  # (rules across visits: records)
         return None, []
     import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 

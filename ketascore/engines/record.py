@@ -9,14 +9,14 @@ prorated.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ketascore.core.issues import Issue, make_issue
 from ketascore.core.methods import score_value
 from ketascore.core.records import AnswerRecord, ScoreResult
-from ketascore.core.scale import ConditionRule, Scale, ScoreRule
+from ketascore.core.scale import CheckRule, ConditionRule, FlagRule, Scale, ScoreRule
 from ketascore.core.values import (
     INVALID,
     MISSING,
@@ -86,6 +86,19 @@ def score_record(
     for key, raw in record.items.items():
         item_id = lookup.get(str(key).casefold())
         if item_id is None:
+            slot = scale.alternative_lookup.get(str(key).casefold())
+            if slot is not None:  # (HAM-D item 16 given as one column: 16a or 16b?)
+                members = scale.slots[slot]
+                issue(
+                    "unknown-item",
+                    "alternative",
+                    item=str(key),
+                    scale_id=scale.id,
+                    key=key,
+                    members=" or ".join(members),
+                    rated=", ".join(f"{m} ({scale.items[m].label})" for m in members),
+                )
+                continue
             issue(
                 "unknown-item", item=str(key), scale_id=scale.id, key=key, items=list(scale.items)
             )
@@ -107,16 +120,44 @@ def score_record(
         usable = values[item_id] is not MISSING and values[item_id] is not INVALID
         result.items[item_id] = values[item_id] if usable else None
 
+    # skip logic: items the form does not ask ---------------------------------------
+    for skip in scale.skips:
+        gate = evaluate(skip.condition, lambda leaf: _leaf_of(leaf, values))
+        if gate is not True:
+            continue
+        for item_id in skip.items:
+            v = values[item_id]
+            if v is INVALID or (v is not MISSING and v == skip.counts_as):
+                continue
+            if v is MISSING:
+                if skip.counts_as is not None:
+                    values[item_id] = result.items[item_id] = skip.counts_as
+                continue
+            key, raw = raw_by_item.get(item_id, (item_id, None))
+            issue(
+                "skip-inconsistent",
+                "" if skip.counts_as is None else "counts-as",
+                item=key,
+                value=repr(raw) if isinstance(raw, str) else format_number(v),
+                condition=skip.condition.describe(),
+                skip=skip.id,
+                counts_as=None if skip.counts_as is None else format_number(skip.counts_as),
+            )
+            values[item_id] = INVALID
+            result.items[item_id] = None
+
     # slots: items, and alternatives of which exactly one may be rated -------------
     slots: dict[str, _State] = {}
     for slot_id, members in scale.slots.items():
         if len(members) == 1:
             v = values[members[0]]
-            slots[slot_id] = _State(v, 0 if v in (MISSING, INVALID) else 1)
+            slots[slot_id] = _State(v, 0 if v is MISSING or v is INVALID else 1)
             continue
         states = [values[m] for m in members]
-        if INVALID in states:
-            slots[slot_id] = _State(INVALID)
+        # an alternative counts as one answered item when a member holds a usable value
+        answered = int(any(s is not MISSING and s is not INVALID for s in states))
+        if any(s is INVALID for s in states):
+            slots[slot_id] = _State(INVALID, answered)
             continue
         rated = [(m, v) for m, v in zip(members, states, strict=True) if v is not MISSING]
         if len(rated) > 1:
@@ -126,7 +167,7 @@ def score_record(
                 items=" and ".join(m for m, _ in rated),
                 slot=slot_id,
             )
-            slots[slot_id] = _State(INVALID)
+            slots[slot_id] = _State(INVALID, answered)
         elif rated:
             slots[slot_id] = _State(rated[0][1], 1)
         else:
@@ -135,14 +176,22 @@ def score_record(
     # scores ---------------------------------------------------------------------
     computed: dict[str, _State] = {}
 
+    slot_values = {k: s.value for k, s in slots.items()}
+
+    def leaf(cond: ConditionRule) -> Any:
+        return _leaf_of(cond, slot_values, computed)
+
     def condition_value(cond: ConditionRule) -> Any:
-        state = slots[cond.ref] if cond.kind == "slot" else computed[cond.ref]
-        return state.value
+        kind = cond.kind
+        if kind == "slot" or kind == "score":  # (most conditions: no need to combine)
+            v = slot_values[cond.ref] if kind == "slot" else computed[cond.ref].value
+            return v if v is MISSING or v is INVALID else cond.test(v)
+        return evaluate(cond, leaf)
 
     for rule in scale.scores:
         if rule.applies_when is not None:
             gate = condition_value(rule.applies_when)
-            if gate is MISSING or gate is INVALID or not rule.applies_when.test(gate):
+            if gate is not True:
                 # not applicable (or not known to apply): no score, and no issue of its own
                 computed[rule.id] = _State(INVALID if gate is INVALID else MISSING)
                 result.scores[rule.id] = None
@@ -159,24 +208,24 @@ def score_record(
         missing_items = 0
         for j, term in enumerate(rule.terms):
             state = slots[term.ref] if term.kind == "slot" else computed[term.ref]
+            leaves += state.leaves  # every answered item counts, whatever became of the rest
             if state.value is INVALID:
-                invalid = True  # no score; the answered terms are still counted
+                invalid = True  # no score
                 continue
             if state.value is MISSING:
                 missing_items += term.kind == "slot"
                 continue
             parts.append(term.apply(state.value))
             answered_terms.append(j)
-            leaves += state.leaves
         result.items_answered[rule.id] = leaves
         result.prorated[rule.id] = False
         result.bands[rule.id] = None
         if invalid:
-            computed[rule.id] = _State(INVALID)
+            computed[rule.id] = _State(INVALID, leaves)
             result.scores[rule.id] = None
             continue
         if len(parts) < rule.required:
-            computed[rule.id] = _State(MISSING)
+            computed[rule.id] = _State(MISSING, leaves)
             result.scores[rule.id] = None
             # A score that lacks only sub-scores is explained by the sub-score's own issue.
             if missing_items:
@@ -189,25 +238,27 @@ def score_record(
         result.prorated[rule.id] = prorated
         result.bands[rule.id] = rule.band(value) if rule.bands else None
 
-    # flags and classifications --------------------------------------------------
+    # flags, classifications and rating checks ------------------------------------
     for flag in scale.flags:
+        if flag.condition.across_visits:
+            continue  # (check_across_visits, over the subject's records)
         v = condition_value(flag.condition)
-        if v is MISSING or v is INVALID:
-            if v is MISSING:
-                issue(
-                    "flag-undetermined",
-                    item=flag.condition.ref if flag.condition.kind == "slot" else None,
-                    flag=flag.id,
-                    condition=flag.condition.describe(),
-                )
-            continue
-        if flag.condition.test(v):
+        if v is MISSING:
+            issue("flag-undetermined", **flag_undetermined(flag))
+        elif v is True:
             result.flags.append(flag.id)
     for cls in scale.classifications:
         v = condition_value(cls.condition)
-        result.classifications[cls.id] = (
-            None if v is MISSING or v is INVALID else cls.condition.test(v)
-        )
+        result.classifications[cls.id] = v if isinstance(v, bool) else None
+    for check in scale.checks:
+        if not check.condition.across_visits and condition_value(check.condition) is True:
+            issue("rating-check", **rating_check(check))
+    if scale.across_visits:  # what the rules across visits read of this record
+        named = slot_values | {k: s.value for k, s in computed.items()}
+        result.states = {
+            k: "missing" if v is MISSING else "invalid" if v is INVALID else v
+            for k, v in named.items()
+        }
     for score_id, stored in record.reported.items():
         _compare_reported(scale, result, score_id, stored, record, issue)
     return result
@@ -268,6 +319,189 @@ def insufficient_items(scale: Scale, rule: ScoreRule, answered: int) -> tuple[st
 
 
 # --------------------------------------------------------------------------------------
+# Conditions: true, false, or not known (MISSING: a value is missing; INVALID: a value was
+# rejected, and that has its own issue)
+
+NO_REFERENCE: Any = object()  # a comparison with an earlier rating that does not exist
+
+
+def evaluate(cond: ConditionRule, leaf: Callable[[ConditionRule], Any]) -> Any:
+    """True, False, MISSING or INVALID. ``leaf`` gives the number a simple condition tests
+    (or MISSING, INVALID, NO_REFERENCE). ``all``: false when a part is false, else INVALID
+    or MISSING when a part is, else true; ``any`` the same with true and false swapped."""
+    if cond.kind in ("all", "any"):
+        decides = cond.kind == "any"
+        found = [evaluate(part, leaf) for part in cond.parts]
+        if any(f is decides for f in found):
+            return decides
+        if any(f is INVALID for f in found):
+            return INVALID
+        if any(f is MISSING for f in found):
+            return MISSING
+        return not decides
+    value = leaf(cond)
+    if value is NO_REFERENCE:
+        return False
+    if value is MISSING or value is INVALID:
+        return value
+    return cond.test(value)
+
+
+def _combined(values: list[Any], combine: Callable[[list[Num]], Num]) -> Any:
+    if any(v is INVALID for v in values):
+        return INVALID
+    if any(v is MISSING for v in values):
+        return MISSING
+    return clean_number(combine(values))
+
+
+def _leaf_of(
+    cond: ConditionRule, slots: dict[str, Any], scores: dict[str, _State] | None = None
+) -> Any:
+    """The number a simple condition of one record tests (``slots``: item and alternative
+    values; ``scores``: the scores computed so far)."""
+    if cond.kind == "slot":
+        return slots[cond.ref]
+    if cond.kind == "score":
+        assert scores is not None
+        return scores[cond.ref].value
+    values = [slots[ref] for ref in cond.refs]
+    if cond.kind == "difference":
+        return _combined(values, lambda v: v[0] - v[1])
+    return _combined(values, lambda v: max(v) - min(v))
+
+
+def flag_undetermined(flag: FlagRule) -> dict[str, Any]:
+    """The item and parameters of the flag-undetermined issue of a flag whose value is
+    missing."""
+    item = flag.condition.ref if flag.condition.kind == "slot" else None
+    return {"item": item, "flag": flag.id, "condition": flag.condition.describe()}
+
+
+def rating_check(check: CheckRule) -> dict[str, Any]:
+    """The item and parameters of the rating-check issue of a check that holds."""
+    return {
+        "item": check.item,
+        "check": check.id,
+        "label": check.label,
+        "condition": check.condition.describe(),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# Rules across visits: flags and checks that compare a rating with an earlier one
+
+
+def rating_order(results: Sequence[ScoreResult]) -> list[ScoreResult]:
+    """One subject's ratings of a scale in time order: by study day when every rating has
+    one, else by date (and time, as written) when every rating has one, else as read; ties
+    keep the order read."""
+    indexed = list(enumerate(results))
+    if all(r.day is not None for r in results):
+        indexed.sort(key=lambda p: (p[1].day, p[1].date or "", p[0]))
+    elif all(r.date for r in results):
+        indexed.sort(key=lambda p: (p[1].date or "", p[0]))
+    return [r for _, r in indexed]
+
+
+def _day_of(result: ScoreResult) -> Any:
+    if result.day is not None:
+        return ("day", result.day)
+    if result.date:
+        return ("date", result.date[:10])
+    return None
+
+
+def _state(result: ScoreResult, ref: str) -> Any:
+    value = result.states.get(ref, "missing")
+    return MISSING if value == "missing" else INVALID if value == "invalid" else value
+
+
+def check_across_visits(results: list[ScoreResult], resolve: Any) -> None:
+    """Evaluate the flags and checks that compare a rating with an earlier one of the same
+    subject (``change_from``) over all ``results`` (``resolve(scale_id)`` gives a Scale),
+    adding their flags and issues to each result. Running it again gives the same."""
+    groups: dict[tuple[str, str], list[ScoreResult]] = {}
+    scales: dict[str, Scale | None] = {}  # those without such rules: None
+    for r in results:
+        if r.scale is None:
+            continue
+        if r.scale not in scales:
+            scale = resolve(r.scale)
+            scales[r.scale] = scale if scale is not None and scale.across_visits else None
+        if scales[r.scale] is not None:
+            groups.setdefault((r.scale, r.subject), []).append(r)
+    for (scale_id, _), group in groups.items():
+        scale = scales[scale_id]
+        assert scale is not None
+        _across_visits(scale, rating_order(group))
+
+
+def _across_visits(scale: Scale, ordered: list[ScoreResult]) -> None:
+    flags = [f for f in scale.flags if f.condition.across_visits]
+    checks = [c for c in scale.checks if c.condition.across_visits]
+    mine = {f.id for f in flags}, {c.id for c in checks}
+    for pos, result in enumerate(ordered):
+        # what an earlier run added is taken away first
+        result.flags = [f for f in result.flags if f not in mine[0]]
+        result.issues = [
+            i
+            for i in result.issues
+            if not (
+                (i.code == "flag-undetermined" and i.params.get("flag") in mine[0])
+                or (i.code == "rating-check" and i.params.get("check") in mine[1])
+            )
+        ]
+        if not result.states:
+            continue  # not scored (records that disagree): nothing to compare
+
+        def leaf(cond: ConditionRule, result: ScoreResult = result, pos: int = pos) -> Any:
+            if cond.kind != "score" or cond.change_from is None:
+                slots = {ref: _state(result, ref) for ref in (*cond.refs, cond.ref) if ref}
+                scores = {cond.ref: _State(_state(result, cond.ref))}
+                return _leaf_of(cond, slots, scores)
+            if cond.change_from == "previous":
+                if pos == 0:
+                    return NO_REFERENCE
+                reference = ordered[pos - 1]
+            else:
+                day = _day_of(result)
+                if day is None:
+                    return MISSING  # no study day or date: the day's first rating is unknown
+                reference = next(r for r in ordered if _day_of(r) == day)
+            now, then = _state(result, cond.ref), _state(reference, cond.ref)
+            return _combined([now, then], lambda pair: pair[0] - pair[1])
+
+        raised = set()
+        for flag in flags:
+            v = evaluate(flag.condition, leaf)
+            if v is True:
+                raised.add(flag.id)
+            elif v is MISSING:
+                result.issues.append(
+                    _issue_of(result, scale, "flag-undetermined", flag_undetermined(flag))
+                )
+        if raised:
+            keep = set(result.flags) | raised
+            result.flags = [f.id for f in scale.flags if f.id in keep]
+        for check in checks:
+            if evaluate(check.condition, leaf) is True:
+                result.issues.append(_issue_of(result, scale, "rating-check", rating_check(check)))
+
+
+def _issue_of(result: ScoreResult, scale: Scale, code: str, params: dict[str, Any]) -> Issue:
+    return make_issue(
+        code,
+        file=result.source.file,
+        line=result.source.line,
+        subject=result.subject,
+        visit=result.visit,
+        scale=scale.id,
+        **params,
+    )
+
+
+# --------------------------------------------------------------------------------------
 # Worked examples
 
 
@@ -275,13 +509,18 @@ def run_examples(scale: Scale) -> list[str]:
     """Score each worked example of a scale; one message per expectation it misses."""
     failures: list[str] = []
     for i, example in enumerate(scale.definition.examples):
-        record = AnswerRecord(
-            subject=f"example-{i + 1}",
-            visit="example",
-            scale=scale.id,
-            items={str(k): v for k, v in example.answers.items()},
-        )
-        result = score_record(scale, record)
+        # the earlier ratings of the same day (for rules across visits), then the example
+        records = [
+            AnswerRecord(
+                subject=f"example-{i + 1}",
+                visit=f"earlier-{k + 1}" if k < len(example.before) else "example",
+                scale=scale.id,
+                items={str(key): v for key, v in answers.items()},
+                day=0,
+            )
+            for k, answers in enumerate([*example.before, example.answers])
+        ]
+        result = score_records(records, {scale.id: scale}.get)[-1]
         where = f"examples[{i}] ({example.description})"
         expect = example.expect
 
@@ -416,6 +655,7 @@ def score_records(
         if len(group) > 1:
             result.issues.append(duplicate_issue(first, scale, [record_location(r) for r in group]))
         out.append(result)
+    check_across_visits(out, resolve)
     return out
 
 

@@ -288,6 +288,56 @@ def _any(parts: Sequence[str]) -> str:
     return "(" + " OR ".join(parts) + ")" if parts else "FALSE"
 
 
+# Conditions in SQL. A simple condition on an item or a score keeps its plain form
+# (``_test``); the others (all, any, difference, spread) are written as a code: 0 false,
+# 1 not known because a value was rejected, 2 not known because a value is missing, 3 true,
+# as the record engine's ``evaluate`` decides them.
+_NOTHING = "CAST(NULL AS DOUBLE)"
+
+
+def _code(cond: ConditionRule, slots: Mapping[str, _Value], scores: Mapping[str, _Value]) -> str:
+    if cond.kind == "all":  # false, then rejected, then missing: the lowest code
+        parts = [_code(p, slots, scores) for p in cond.parts]
+        return parts[0] if len(parts) == 1 else f"least({', '.join(parts)})"
+    if cond.kind == "any":  # true, then rejected, then missing: the highest, 1 and 2 swapped
+        parts = [_swap(_code(p, slots, scores)) for p in cond.parts]
+        return _swap(parts[0] if len(parts) == 1 else f"greatest({', '.join(parts)})")
+    if cond.kind == "slot":
+        read = [slots[cond.ref]]
+        value = read[0].value
+    elif cond.kind == "score":
+        read = [scores[cond.ref]]
+        value = read[0].value
+    else:
+        read = [slots[ref] for ref in cond.refs]
+        if cond.kind == "difference":
+            value = f"({read[0].value} - {read[1].value})"
+        else:
+            each = ", ".join(v.value for v in read)
+            value = f"(greatest({each}) - least({each}))"
+    bad = _any([v.bad for v in read])
+    null = _any([f"{v.value} IS NULL" for v in read])
+    return (
+        f"(CASE WHEN {bad} THEN 1 WHEN {null} THEN 2 WHEN {_test(cond, value)} THEN 3 ELSE 0 END)"
+    )
+
+
+def _swap(code: str) -> str:
+    """A code with 1 and 2 exchanged (so that ``any`` ranks rejected above missing)."""
+    return f"(CASE {code} WHEN 1 THEN 2 WHEN 2 THEN 1 ELSE {code} END)"
+
+
+def _holds(
+    cond: ConditionRule, slots: Mapping[str, _Value], scores: Mapping[str, _Value]
+) -> tuple[str, str]:
+    """(the condition holds, it cannot be known because a value is missing)."""
+    if cond.kind in ("slot", "score"):
+        v = slots[cond.ref] if cond.kind == "slot" else scores[cond.ref]
+        return _test(cond, v.value), f"({v.value} IS NULL AND NOT {v.bad})"
+    code = _code(cond, slots, scores)
+    return f"({code} = 3)", f"({code} = 2)"
+
+
 def _count(parts: Sequence[str]) -> str:
     """How many of the boolean expressions hold (an integer)."""
     if not parts:
@@ -387,6 +437,12 @@ def compile_scale(
     """
     if dialect not in DIALECTS:
         raise SqlError(f"dialect {dialect!r} is not supported; choose one of {', '.join(DIALECTS)}")
+    if scale.across_visits:
+        raise SqlError(
+            f"{scale.id} has rules that compare a rating with an earlier one of the subject "
+            f"({', '.join(scale.across_visits)}); a query scores each row on its own and "
+            "cannot follow them: score this scale with ketascore score (the record engine)"
+        )
     cmap = columns or ColumnMap()
     layout = layout or TableLayout()
     if duplicates and layout.order is None:
@@ -533,26 +589,30 @@ class _Compiler:
             ]
         q.add(rejections)
         item_ref = {item_id: n for n, item_id in enumerate(items)}
+        # each item's value and whether it was rejected (skip logic may change them)
+        answer: dict[str, _Value] = {
+            i: _Value(f"_ks_v{n}", f"(_ks_r{n} IS NOT NULL)", "1") for i, n in item_ref.items()
+        }
+        skipped = self.skip_layers(q, answer)
         # slots: items and alternatives -----------------------------------------------------
         values: dict[str, _Value] = {}
         alternatives: list[str] = []  # issue expressions (alternatives-both)
         alt_items: list[str] = []
         l3 = []
         for slot_id, members in scale.slots.items():
-            present = [m for m in members if m in item_ref]
+            present = [m for m in members if m in answer]
             if len(members) == 1:
                 if not present:
                     values[slot_id] = _Value("CAST(NULL AS DOUBLE)", "FALSE", "0")
                     continue
-                n = item_ref[members[0]]
-                values[slot_id] = _Value(f"_ks_v{n}", f"(_ks_r{n} IS NOT NULL)", "1")
+                values[slot_id] = answer[members[0]]
                 continue
             k = len(alternatives)
-            rejected = _any([f"_ks_r{item_ref[m]} IS NOT NULL" for m in present])
-            count = _count([f"_ks_v{item_ref[m]} IS NOT NULL" for m in present])
+            rejected = _any([answer[m].bad for m in present])
+            count = _count([f"{answer[m].value} IS NOT NULL" for m in present])
             both = f"(NOT {rejected} AND {count} > 1)"
             whens = " ".join(
-                f"WHEN _ks_v{item_ref[m]} IS NOT NULL THEN _ks_v{item_ref[m]}" for m in present
+                f"WHEN {answer[m].value} IS NOT NULL THEN {answer[m].value}" for m in present
             )
             value = (
                 f"(CASE WHEN {rejected} OR {count} <> 1 THEN NULL {whens} END)"
@@ -563,11 +623,15 @@ class _Compiler:
             l3.append(f"({rejected} OR {both}) AS _ks_sb{k}")
             alternatives.append(f"(CASE WHEN {both} THEN 'alternatives-both' END)")
             firsts = " ".join(
-                f"WHEN _ks_v{item_ref[m]} IS NOT NULL THEN {sql_text(m)}" for m in present
+                f"WHEN {answer[m].value} IS NOT NULL THEN {sql_text(m)}" for m in present
             )
             first_rated = f"(CASE {firsts} END)" if present else "NULL"
             alt_items.append(f"(CASE WHEN {both} THEN {first_rated} END)")
-            values[slot_id] = _Value(f"_ks_s{k}", f"_ks_sb{k}", "1")
+            # one answered item when a member holds a usable value (as the record engine)
+            any_rated = _any([f"{answer[m].value} IS NOT NULL" for m in present])
+            values[slot_id] = _Value(
+                f"_ks_s{k}", f"_ks_sb{k}", f"(CASE WHEN {any_rated} THEN 1 ELSE 0 END)"
+            )
         if l3:
             q.add(l3)
         # scores, by depth: each depth takes two layers (the terms counted, then the value)
@@ -575,8 +639,8 @@ class _Compiler:
         depth: dict[str, int] = {}
         for rule in scale.scores:
             needs = {t.ref for t in rule.terms if t.kind == "score"}
-            if rule.applies_when is not None and rule.applies_when.kind == "score":
-                needs.add(rule.applies_when.ref)
+            if rule.applies_when is not None:
+                needs.update(rule.applies_when.scores())
             depth[rule.id] = 1 + max((depth[n] for n in needs), default=0)
         for d in sorted(set(depth.values())):
             rules = [r for r in scale.scores if depth[r.id] == d]
@@ -595,50 +659,66 @@ class _Compiler:
             f"(CASE WHEN _ks_na_{self.sid(r)} THEN {sql_text(r.id)} END)" for r in scale.scores
         ]
 
-        # flags, classifications and issues ------------------------------------------------
+        # flags, classifications, rating checks and issues ----------------------------------
         def ref(cond: ConditionRule) -> _Value:
             return values[cond.ref] if cond.kind == "slot" else scores[cond.ref]
 
         flags, raised, undetermined, missing_refs, undetermined_items = [], [], [], [], []
         for flag in scale.flags:
-            v = ref(flag.condition)
-            test = _test(flag.condition, v.value)
+            test, missing = _holds(flag.condition, values, scores)
             raised.append(test)
             flags.append(f"(CASE WHEN {test} THEN {sql_text(flag.id)} END)")
-            missing = f"({v.value} IS NULL AND NOT {v.bad})"
             missing_refs.append(missing)
             undetermined.append(f"(CASE WHEN {missing} THEN 'flag-undetermined' END)")
             item = sql_text(flag.condition.ref) if flag.condition.kind == "slot" else "''"
             undetermined_items.append(f"(CASE WHEN {missing} THEN {item} END)")
         classes = []
         for cls in scale.classifications:
-            v = ref(cls.condition)
-            classes.append(
-                f"(CASE WHEN {v.value} IS NULL THEN NULL ELSE {_test(cls.condition, v.value)} END)"
-                f" AS {quote(cls.id)}"
-            )
+            if cls.condition.kind in ("slot", "score"):
+                v = ref(cls.condition)
+                value = (
+                    f"(CASE WHEN {v.value} IS NULL THEN NULL "
+                    f"ELSE {_test(cls.condition, v.value)} END)"
+                )
+            else:
+                code = _code(cls.condition, values, scores)
+                value = f"(CASE {code} WHEN 3 THEN TRUE WHEN 0 THEN FALSE END)"
+            classes.append(f"{value} AS {quote(cls.id)}")
+        checks, check_items, check_raised = [], [], []
+        for check in scale.checks:
+            test, _ = _holds(check.condition, values, scores)
+            check_raised.append(test)
+            checks.append(f"(CASE WHEN {test} THEN 'rating-check' END)")
+            item = sql_text(check.item) if check.item is not None else "''"
+            check_items.append(f"(CASE WHEN {test} THEN {item} END)")
         issues = [
             *("'unknown-item'" for _ in unknown),
             *(f"_ks_r{item_ref[i]}" for i in items),
+            *(f"(CASE WHEN {x} THEN 'skip-inconsistent' END)" for _, x in skipped),
             *alternatives,
             *insufficient,
             *undetermined,
+            *checks,
         ]
         issue_items = [
             *(sql_text(c[len(scale.id) + 1 :]) for c in layout.unknown_items),
             *(f"(CASE WHEN _ks_r{item_ref[i]} IS NOT NULL THEN {sql_text(i)} END)" for i in items),
+            *(f"(CASE WHEN {x} THEN {sql_text(i)} END)" for i, x in skipped),
             *alt_items,
             *(f"(CASE WHEN _ks_i_{self.sid(r)} THEN '' END)" for r in scale.scores),
             *undetermined_items,
+            *check_items,
         ]
         # most rows have no issue and no flag: their text is made only where there is one
         any_issue = _any(
             [
                 *(["TRUE"] if unknown else []),
                 *(f"_ks_r{item_ref[i]} IS NOT NULL" for i in items),
+                *(x for _, x in skipped),
                 *(f"_ks_sb{k}" for k in range(len(alternatives))),
                 *(f"_ks_i_{self.sid(r)}" for r in scale.scores),
                 *missing_refs,
+                *check_raised,
             ]
         )
         issues_text = (
@@ -691,6 +771,35 @@ class _Compiler:
             return q.text(final)
         final.append("_ks_order")
         return self.merged(q, final, [raw[i] for i in items] + unknown)
+
+    def skip_layers(self, q: _Query, answer: dict[str, _Value]) -> list[tuple[str, str]]:
+        """The skip logic (``scale.skips``, in order): each rule's condition, then the items
+        it skips, as the record engine settles them (a blank one takes ``counts_as``, another
+        answer contradicts the skip). ``answer`` is updated; returns each skipped item with
+        the column that says it contradicts its rule."""
+        out: list[tuple[str, str]] = []
+        for k, skip in enumerate(self.scale.skips):
+            read = {i: answer.get(i, _Value(_NOTHING, "FALSE", "0")) for i in self.scale.items}
+            q.add([f"{_code(skip.condition, read, {})} AS _ks_g{k}"])
+            layer = []
+            for j, item_id in enumerate(skip.items):
+                v = read[item_id]
+                wrong = f"(_ks_g{k} = 3 AND NOT {v.bad} AND {v.value} IS NOT NULL"
+                if skip.counts_as is None:
+                    value = f"(CASE WHEN _ks_g{k} = 3 THEN {_NOTHING} ELSE {v.value} END)"
+                    wrong += ")"
+                else:
+                    c = sql_number(skip.counts_as)
+                    value = (
+                        f"(CASE WHEN _ks_g{k} <> 3 THEN {v.value} WHEN {v.bad} THEN NULL "
+                        f"WHEN {v.value} IS NULL THEN {c} WHEN {v.value} = {c} THEN {v.value} END)"
+                    )
+                    wrong += f" AND {v.value} <> {c})"
+                layer += [f"{value} AS _ks_q{k}_{j}", f"{wrong} AS _ks_x{k}_{j}"]
+                answer[item_id] = _Value(f"_ks_q{k}_{j}", f"({v.bad} OR _ks_x{k}_{j})", "1")
+                out.append((item_id, f"_ks_x{k}_{j}"))
+            q.add(layer)
+        return out
 
     def paired(self, issues: list[str], items: list[str]) -> list[str]:
         """The item of each issue that is there (so the lists line up)."""
@@ -775,17 +884,20 @@ class _Compiler:
         # (a score); most scores count items only, and then items answered is the count
         counted = [f"CAST({v.value} IS NOT NULL AS INTEGER)" for v in refs]
         own = all(v.leaves == "1" for v in refs)
+        # every answered item counts, whatever became of the rest (a sub-score's own count)
         leaves = " + ".join(
-            c if v.leaves == "1" else f"(CASE WHEN {v.value} IS NULL THEN 0 ELSE {v.leaves} END)"
-            for c, v in zip(counted, refs, strict=True)
+            c if v.leaves == "1" else v.leaves for c, v in zip(counted, refs, strict=True)
         )
         blocked, gate_bad, not_applicable = "FALSE", "FALSE", "FALSE"
-        if rule.applies_when is not None:
+        if rule.applies_when is not None and rule.applies_when.kind in ("slot", "score"):
             cond = rule.applies_when
             gate = values[cond.ref] if cond.kind == "slot" else scores[cond.ref]
             blocked = f"({gate.value} IS NULL OR NOT {_test(cond, gate.value)})"
             gate_bad = gate.bad
             not_applicable = f"({gate.value} IS NOT NULL AND NOT {_test(cond, gate.value)})"
+        elif rule.applies_when is not None:
+            code = _code(rule.applies_when, values, scores)
+            blocked, gate_bad, not_applicable = f"({code} <> 3)", f"({code} = 1)", f"({code} = 0)"
         first = [
             f"({' + '.join(counted) or '0'}) AS _ks_k_{sid}",
             f"{_any([v.bad for v in refs])} AS _ks_bad_{sid}",

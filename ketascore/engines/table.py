@@ -35,7 +35,7 @@ from ketascore.core.issues import ISSUE_TYPES, Issue, has_errors, make_issue
 from ketascore.core.records import AnswerRecord, ScoreResult, Source
 from ketascore.core.scale import Scale
 from ketascore.core.values import clean_number, sql_in, sql_text, strip
-from ketascore.engines.sql import ColumnMap, compile_scale, plan_columns, quote
+from ketascore.engines.sql import ColumnMap, SqlError, compile_scale, plan_columns, quote
 
 NUMBER_TYPES = (
     *("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT"),
@@ -268,6 +268,9 @@ def score_tables(
         if not lazy:
             run.materialize()
         return run
+    except SqlError as exc:  # a scale the query cannot score (rules across visits)
+        con.close()
+        raise TableEngineError(str(exc)) from None
     except BaseException:
         con.close()
         raise

@@ -133,6 +133,11 @@ def _examples(scale: Scale) -> list[dict[str, Any]]:
                 "source": example.source,
                 "answers": {str(k): v for k, v in example.answers.items()},
                 "expect": expect,
+                **(
+                    {"before": [{str(k): v for k, v in a.items()} for a in example.before]}
+                    if example.before
+                    else {}
+                ),
             }
         )
     return out
@@ -202,6 +207,8 @@ def scale_card_data(scale: Scale) -> dict[str, Any]:
         )
     flag_sources = {f.id: f.source for f in d.flags}
     class_sources = {c.id: c.source for c in d.classifications}
+    skip_sources = {s.id: s.source for s in d.skips}
+    check_sources = {c.id: c.source for c in d.checks}
     return {
         "id": d.id,
         "name": d.name,
@@ -237,6 +244,26 @@ def scale_card_data(scale: Scale) -> dict[str, Any]:
                 "source": class_sources.get(c.id),
             }
             for c in scale.classifications
+        ],
+        "skips": [
+            {
+                "id": s.id,
+                "label": s.label,
+                "when": s.condition.describe(),
+                "items": list(s.items),
+                "counts_as": s.counts_as,
+                "source": skip_sources.get(s.id),
+            }
+            for s in scale.skips
+        ],
+        "checks": [
+            {
+                "id": c.id,
+                "label": c.label,
+                "when": c.condition.describe(),
+                "source": check_sources.get(c.id),
+            }
+            for c in scale.checks
         ],
         "examples": _examples(scale),
         "citations": [c.model_dump(exclude_none=True) for c in d.citations],
@@ -464,6 +491,20 @@ def scale_card(scale: Scale) -> Any:
         extras.append(
             f"Classification {c['id']}: {c['when']}{when} ({c['label']}){_source(c['source'])}\n"
         )
+    for s in data["skips"]:
+        counts = (
+            f"; a blank one counts as {_num(s['counts_as'])}"
+            if s["counts_as"] is not None
+            else "; a blank one stays unanswered"
+        )
+        extras.append(
+            f"Skip {s['id']}: when {s['when']}, item(s) {', '.join(s['items'])} are not asked"
+            f"{counts}, any other answer is an error ({s['label']}){_source(s['source'])}\n"
+        )
+    for c in data["checks"]:
+        extras.append(
+            f"Rating check {c['id']}: warns when {c['when']} ({c['label']}){_source(c['source'])}\n"
+        )
     if extras:
         parts.append(extras)
 
@@ -477,6 +518,13 @@ def scale_card(scale: Scale) -> Any:
             examples.add_column(col)
         for k, ex in enumerate(data["examples"], start=1):
             answers = " ".join(f"{key}={val}" for key, val in ex["answers"].items()) or "(none)"
+            earlier = [
+                " ".join(f"{key}={val}" for key, val in before.items())
+                for before in ex.get("before", [])
+            ]
+            if earlier:
+                lines = [f"earlier rating {n} that day: {e}" for n, e in enumerate(earlier, 1)]
+                answers = "\n".join([*lines, f"this rating: {answers}"])
             cells = [
                 str(k),
                 ex["description"] + _source(ex["source"]),

@@ -108,7 +108,12 @@ def test_cli_alerts_on_the_example_clinic(runner: CliRunner, clinic: Path) -> No
     by = {p["subject"]: p["alerts"] for p in doc["patients"]}
     kc15 = by["KC-15"]
     assert [a["date"] for a in kc15] == sorted((a["date"] for a in kc15), reverse=True)
-    assert {a["code"] for a in kc15} == {"suicidal_ideation", "ideation_with_intent"}
+    # PHQ-9 item 9, C-SSRS intent and MADRS item 10 >= 4: each a flag of its scale file
+    assert {a["code"] for a in kc15} == {
+        "suicidal_ideation",
+        "ideation_with_intent",
+        "suicidal_thoughts",
+    }
     assert [a["code"] for a in by["KC-10"]] == ["loss-of-consciousness", "sedated-at-discharge"]
     assert by["KC-10"][0]["source"].startswith("spravato-pi, 5.1 Sedation")
     assert by["KC-07"][0]["kind"] == "flag-undetermined"

@@ -20,7 +20,10 @@ from ketascore.engines.record import score_records
 # labels, answer codes and missing codes, an alternative, sum/mean/max/min, recode, reverse
 # and weights, min_answered/max_missing, both prorating methods, every rounding method with
 # decimals, bands, scores of scores, applies_when on an item and on a score, flags and
-# classifications on items, alternatives and scores.
+# classifications on items, alternatives and scores; a range in half steps; skip logic
+# (with and without counts_as, one rule reading an item another skips); conditions that
+# combine others (all, any, nested), differences and spreads of items, in flags,
+# classifications, applies_when and rating checks.
 SINK = """
 id: sink
 name: Every construct of the scale language
@@ -56,6 +59,13 @@ items:
   - {id: y, label: Y by measurement, range: [0, 2]}
   - {id: g, label: Gate, range: [0, 1]}
   - {id: note, label: Not scored, range: [0, 9], scored: false}
+  - {id: h, label: Half points, range: [0, 4], step: 0.5}
+  - id: q1
+    label: Screen
+    range: [0, 1]
+    answers: [{value: 0, label: "no"}, {value: 1, label: "yes"}]
+  - {id: q2, label: Asked after yes, range: [0, 2]}
+  - {id: q3, label: Asked after q2 above 0, range: [1, 3]}
 alternatives:
   - {id: xy, label: X or Y, items: [x, y]}
 scores:
@@ -128,13 +138,50 @@ scores:
     label: Only when nested is above 3
     of: [gated, {item: w3, recode: {"0": 2, "1": 1, "2": 0}}]
     applies_when: {score: nested, above: 3}
+  - id: halves
+    label: Sum with half points
+    of: [h, {item: v1, weight: 2}]
+  - id: screened
+    label: Highest of the screened items
+    method: max
+    of: [q1, {item: q2, weight: 2}, q3]
+  - id: combined_gate
+    label: Only when g is open or h is high
+    of: [r1, q2]
+    applies_when:
+      any: [{item: g, equals: 1}, {all: [{item: h, at_least: 2.5}, {score: low, below: 2}]}]
+skips:
+  - id: no_screen
+    label: q2 not asked after no
+    when: {item: q1, equals: 0}
+    items: [q2]
+    counts_as: 0
+  - {id: no_q2, label: q3 not asked when q2 is 0, when: {item: q2, equals: 0}, items: [q3]}
 flags:
   - {id: f_item, label: item a1 high, when: {item: a1, at_least: 3}}
   - {id: f_alt, label: alternative rated 2, when: {item: xy, equals: 2}}
   - {id: f_score, label: low score low, when: {score: low, below: 1}}
+  - id: f_all
+    label: both high
+    when: {all: [{item: a1, at_least: 2}, {score: halves, above: 3}]}
+  - id: f_any
+    label: either
+    when: {any: [{item: h, equals: 0.5}, {difference: [r1, r2], at_least: 2}, {item: xy, below: 1}]}
+  - {id: f_spread, label: same, when: {spread: [a1, a2, a3], equals: 0}}
 classifications:
   - {id: c_item, label: g open, when: {item: g, equals: 1}}
   - {id: c_score, label: pm_up at most 6, when: {score: pm_up, at_most: 6}}
+  - id: c_any
+    label: either
+    when:
+      any: [{all: [{item: q1, equals: 1}, {item: q3, at_least: 2}]}, {score: screened, at_least: 4}]
+checks:
+  - id: k_pair
+    label: implausible pair
+    when: {all: [{item: a1, equals: 0}, {item: a2, at_least: 3}]}
+  - {id: k_same, label: identical ratings, when: {spread: [r1, r2, w1, w2], equals: 0}}
+  - {id: k_diff, label: far apart, when: {difference: [v1, v2], below: -0.5}}
+  - {id: k_score, label: score check, when: {score: screened, at_least: 3}}
 """
 
 
@@ -146,7 +193,17 @@ def sink_scale() -> Scale:
 
 
 def scales_under_test() -> list[Scale]:
-    return [*(load_builtin(i) for i in builtin_ids()), sink_scale()]
+    """The scales every engine scores: the built-in ones a query can score, and the sink."""
+    return [*(s for s in builtin_scales() if not s.across_visits), sink_scale()]
+
+
+def scales_across_visits() -> list[Scale]:
+    """Built-in scales with rules that compare a subject's ratings (the record engine's)."""
+    return [s for s in builtin_scales() if s.across_visits]
+
+
+def builtin_scales() -> list[Scale]:
+    return [load_builtin(i) for i in builtin_ids()]
 
 
 # --------------------------------------------------------------------------------------

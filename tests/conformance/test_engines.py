@@ -27,6 +27,7 @@ from support import (  # noqa: E402
     query_differences,
     random_rows,
     record_results,
+    scales_across_visits,
     scales_under_test,
     sink_scale,
     streamed_csv,
@@ -40,7 +41,13 @@ from ketascore.core.library import load_builtin  # noqa: E402
 from ketascore.core.records import AnswerRecord  # noqa: E402
 from ketascore.core.scale import Scale  # noqa: E402
 from ketascore.engines.record import score_record  # noqa: E402
-from ketascore.engines.sql import ColumnMap, TableLayout, compile_scale, quote  # noqa: E402
+from ketascore.engines.sql import (  # noqa: E402
+    ColumnMap,
+    SqlError,
+    TableLayout,
+    compile_scale,
+    quote,
+)
 from ketascore.writers.tabular import score_csv  # noqa: E402
 
 from conftest import DATA, budget  # noqa: E402
@@ -91,6 +98,30 @@ def test_every_engine_gives_the_record_engines_results(tmp_path: Path, scale: Sc
     python = [record_of(scale, r, EXTRA_CODES) for r in unique]
     bad = query_differences(scale, python, query_rows(con, compiled.sql()))
     assert not bad, "\n".join(bad[:20])
+
+
+@pytest.mark.parametrize("scale", scales_across_visits(), ids=lambda s: s.id)
+def test_a_scale_with_rules_across_visits_is_scored_by_the_record_engine(
+    tmp_path: Path, scale: Scale
+) -> None:
+    """A query scores each row on its own, so it cannot follow a rule that compares a
+    subject's ratings (CADSS dissociation: above the pre-dose value): the compiler refuses
+    the scale with a message naming the rules, and the table engine leaves the file to the
+    record engine, which gives its results."""
+    with pytest.raises(SqlError, match="compare a rating with an earlier one"):
+        compile_scale(scale, "duckdb")
+    rows = random_rows(scale, 60, seed=3, repeats=True)
+    for k, row in enumerate(rows):
+        row["subject"] = f"S{k // 3}"  # three ratings per subject and day
+        row["visit"] = f"t{k % 3}"
+    path = write_csv(tmp_path / f"{scale.id}.csv", rows)
+    from ketascore.api import score_paths
+
+    with score_paths([path], scale=scale, engine="table") as run:
+        assert run.engine == "record"
+        got = list(run.results())
+    expected, _ = record_results(path, scale)
+    assert not (bad := compare(expected, got)), "\n".join(bad[:20])
 
 
 def test_typed_columns_mean_the_same_in_every_engine(tmp_path: Path) -> None:
