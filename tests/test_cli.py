@@ -59,7 +59,10 @@ def test_score_json_golden(runner: CliRunner) -> None:
         "error[insufficient-items] tests/data/study/madrs-day3.csv:4: subject S10, visit day3, "
         "madrs: score total: 9 of 10 answered, the rule needs all; complete the missing items; "
         "the scale's missing-data rule allows no score\n"
-        "1 error, 0 warnings\n"
+        "warning[flag-undetermined] tests/data/study/madrs-day3.csv:4: subject S10, visit day3, "
+        "madrs item 10: flag suicidal_thoughts (item 10 >= 4) cannot be determined; the item "
+        "or score the flag depends on is missing\n"
+        "1 error, 1 warning\n"
         "3 file(s), 12 record(s), 11 scored, 1 with problems\n"
     )
 

@@ -12,10 +12,14 @@ from ketascore.core.scale import Scale, ScaleError, load_scale_file, load_scale_
 
 def close_ids(name: str, known: list[str]) -> list[str]:
     """The known scale ids a mistyped one may mean (the "did you mean" of ``--scale`` and of
-    a record's scale field)."""
-    by_fold = {k.casefold(): k for k in known}
-    close = difflib.get_close_matches(name.casefold(), list(by_fold), n=3)
-    return [by_fold[c] for c in close]
+    a record's scale field): those as close as the closest (difflib's ratio within 0.1 of
+    it, and at least 0.6), at most three, the closest first. ``phq-9`` gives phq9 alone,
+    not phq8 and phq15 as well."""
+    folded = name.casefold()
+    ratios = {k: difflib.SequenceMatcher(None, folded, k.casefold()).ratio() for k in known}
+    best = max(ratios.values(), default=0.0)
+    close = [k for k, r in ratios.items() if r >= max(0.6, best - 0.1)]
+    return sorted(close, key=lambda k: -ratios[k])[:3]
 
 
 class UnknownScaleError(LookupError):
@@ -93,10 +97,10 @@ class ScaleSet:
 
 def left_out(scale_id: str, chosen: Scale) -> bool:
     """With ``chosen`` analysed (``--scale``), whether a record naming ``scale_id`` is left
-    out: it names another scale, known or not. A record naming an unknown id close to a
-    known one (a typo such as ``madrss``) is kept, to be reported with its "did you mean"
-    rather than dropped unseen."""
+    out: it names another scale, known or not. A record naming an unknown id close to the
+    chosen one (a typo such as ``madrss`` for ``madrs``) is kept, to be reported with its
+    "did you mean" rather than dropped unseen."""
     if scale_id.casefold() == chosen.id.casefold():
         return False
     known = ScaleSet([chosen])
-    return known.get(scale_id) is not None or not close_ids(scale_id, known.ids())
+    return known.get(scale_id) is not None or not close_ids(scale_id, [chosen.id])

@@ -99,6 +99,6 @@ def test_with_scale_given_a_mistyped_scale_id_is_reported_not_dropped(
         errors = [line for line in result.stderr.splitlines() if line.startswith("error[")]
         assert errors == [
             f"error[unknown-scale] {path}:1: subject S1, visit day1: unknown scale 'madrss' "
-            "(did you mean madrs-s, madrs, cadss?); see `ketascore scales list`, or pass --scale "
-            "with the path of your scale file"
+            "(did you mean madrs-s, madrs?); see `ketascore scales list`, or pass --scale with "
+            "the path of your scale file"
         ], command
