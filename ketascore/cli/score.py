@@ -13,18 +13,24 @@ from ketascore.cli import cli
 from ketascore.cli.common import (
     Exit,
     UsageError,
-    check_output,
+    complete_provenance,
     console,
-    emit,
+    echo_out,
     given_read_options,
     input_options,
     is_tty,
+    lines_writer,
     load_scale_option,
+    option_files,
     output_options,
+    output_targets,
+    plan_outputs,
     provenance_options,
+    provenance_outputs,
     read_options,
     resolve_format,
-    write_provenance,
+    scale_file,
+    write_outputs,
 )
 
 # pydantic looks for plugins among the entry points of every installed distribution the
@@ -35,12 +41,19 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 ENGINES = {"auto": "auto", "python": "auto", "record": "record", "duckdb": "table"}
 
 
-def summary_line(summary: dict[str, int]) -> str:
-    return (
+def summary_line(summary: dict[str, int], skipped: list[str] | None = None) -> str:
+    """The summary of a run; ``skipped`` names the files of folders that were not read
+    (notes, binary files, fifos)."""
+    line = (
         f"{summary['files']} file(s), {summary['records']} record(s), "
         f"{summary['scored']} scored, {summary['with_problems']} with problems"
         + (f", {summary['file_issues']} file issue(s)" if summary["file_issues"] else "")
     )
+    if skipped:
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        shown = ", ".join(skipped[:5]) + more
+        line += f"; skipped (not ratings files): {shown}"
+    return line
 
 
 @cli.command("score")
@@ -93,19 +106,19 @@ def score_cmd(
     """
     from ketascore.api import score_paths
 
-    chosen = load_scale_option(scale_name)
+    chosen = load_scale_option(scale_name, max_file_size)
     engine = ENGINES[engine]
     parquet = fmt == "parquet" or (output is not None and output.suffix.lower() == ".parquet")
     fmt = "parquet" if parquet else resolve_format(fmt, output)
     inputs = list(paths)
-    if output is not None:
-        check_output(output, inputs)
+    read_files = [f for _, f in option_files()] + [f for f in [scale_file(scale_name)] if f]
+    plan_outputs(output_targets(fmt, output, provenance_file), inputs, read_files)
     given = given_read_options()
     custom = any(bool(v) for v in given.values())
     if engine == "table":
         _check_table_engine(chosen, given)
         engine = "table" if not custom else "record"
-    options = read_options([chosen] if chosen is not None else [])
+    options = read_options([chosen] if chosen is not None else [], max_file_size)
     bar = _Progress(not quiet and is_tty(sys.stderr))
     with bar as progress:
         run = score_paths(
@@ -122,10 +135,20 @@ def score_cmd(
             progress=progress,
             walked=bar.set_total,
         )
+    settings = {
+        "engine": run.engine,
+        "scale": scale_name,
+        "input_format": input_format,
+        "include": list(include),
+        "exclude": list(exclude),
+        "max_file_size": max_file_size,
+        "escape_formulas": not no_escape_formulas,
+    }
     with run:
-        _write(run, fmt, output, inputs, not no_escape_formulas, provenance_file)
+        _write(run, fmt, output, not no_escape_formulas, provenance_file, settings)
         if not quiet:
-            click.echo(summary_line(run.summary()), err=True)
+            skipped = [i.file or "" for i in run.issues if i.code == "file-skipped"]
+            click.echo(summary_line(run.summary(), skipped), err=True)
         ok = run.ok
     sys.exit(Exit.OK if ok else Exit.PROBLEMS)
 
@@ -145,18 +168,27 @@ def _write(
     run: Any,
     fmt: str,
     output: Path | None,
-    inputs: list[str],
     escape: bool,
     provenance_file: Path | None,
+    settings: dict[str, Any],
 ) -> None:
+    """Write the output and its provenance: to standard output, or to files that appear
+    together or not at all."""
     from ketascore.writers import tabular as out
+    from ketascore.writers.outputs import Output
 
-    provenance = run.provenance()
+    provenance = complete_provenance(run.provenance(), settings)
+    files: list[Output] = []
+    content: Any = None
     if run.table is not None and fmt in ("csv", "parquet"):
         if output is not None:
-            run.write(fmt, output, escape_formulas=escape)
+
+            def copy(path: Path) -> None:
+                run.write(fmt, path, escape_formulas=escape)
+
+            files.append(Output(output, copy, to_path=True))
         elif fmt == "csv":
-            click.echo(run.table.csv_text(escape_formulas=escape), nl=False)
+            content = run.table.csv_text(escape_formulas=escape)
         else:
             raise UsageError("Parquet output needs a file: -o FILE.parquet")
     elif fmt == "parquet":
@@ -172,22 +204,25 @@ def _write(
             out_console.print(table)
         print_issues(console(stderr=True), run.issues + [i for r in results for i in r.issues])
     elif fmt == "json":
-        emit(
-            out.score_json_stream(run.results(), run.issues, run.summary, provenance),
-            output,
-            inputs,
-        )
+        content = out.score_json_stream(run.results(), run.issues, run.summary, provenance)
     elif fmt == "jsonl":
-        emit(out.score_jsonl(run.results(), run.issues, provenance), output, inputs)
+        content = out.score_jsonl(run.results(), run.issues, provenance)
     elif fmt == "csv":
         results = list(run.results())
-        emit(out.score_csv(results, run.issues, escape_formulas=escape), output, inputs)
+        content = out.score_csv(results, run.issues, escape_formulas=escape)
     elif fmt == "fhir":
         from ketascore.writers.fhir import fhir_json
 
-        emit(fhir_json(list(run.results()), [run.scale] if run.scale else []), output, inputs)
+        content = fhir_json(list(run.results()), [run.scale] if run.scale else [])
+    if content is not None:
+        if output is None:
+            echo_out(content)
+        else:
+            files.append(Output(output, lines_writer(content)))
     if fmt != "table":
-        write_provenance(provenance, fmt, output, provenance_file, inputs)
+        files += provenance_outputs(provenance, fmt, output, provenance_file)
+    if files:
+        write_outputs(files)
 
 
 class _Progress:
