@@ -223,11 +223,9 @@ _TYPES = [
         {
             "extension": "not a ratings file ({ext} is not a format ketascore reads); skipped",
             "binary": "a binary file with the name of a ratings file; skipped",
-            "notes": "text that is not a table (its first line has no column separator); "
-            "skipped",
-            "special": "not a regular file (a {kind}); skipped",
-            "lock": "an office lock file (the workbook is open in a spreadsheet program); "
-            "skipped",
+            "notes": "text that is not a table (its first line has no column separator); skipped",
+            "special": "not a regular file but a {kind}; skipped",
+            "lock": "an office lock file (the workbook is open in a spreadsheet program); skipped",
         },
     ),
     _type(
@@ -262,8 +260,7 @@ _TYPES = [
             ),
             "fhir-shape": Template(
                 "{resource}: {field} is a {kind}, not {expected}; skipped",
-                "give the resource the shape FHIR R4 defines (item: [{{linkId, answer: "
-                "[...]}}])",
+                "give the resource the shape FHIR R4 defines (item: [{{linkId, answer: [...]}}])",
             ),
         },
     ),
@@ -432,7 +429,7 @@ _TYPES = [
             "key-twice": Template(
                 "the record names item {first_key} twice, as {first_key!r} ({first!r}) and "
                 "{second_key!r} ({second!r}), with different answers",
-                VALUE_HINT,
+                "give each item once; " + LEFT_EMPTY,
             ),
             "response-item": Template(
                 "item {item_id} is answered twice in the response with different answers "
@@ -517,8 +514,7 @@ _TYPES = [
             "change not computed",
             "spelling": "visits {visits} are all the baseline visit {baseline!r} (they "
             "differ only by case or spacing); change not computed",
-            "tie-day": "visits {visits} share the earliest study day, {day}; change not "
-            "computed",
+            "tie-day": "visits {visits} share the earliest study day, {day}; change not computed",
             "tie-date": "visits {visits} share the earliest date, {date}; change not computed",
         },
     ),
@@ -526,7 +522,7 @@ _TYPES = [
         "visit-spelling",
         "warning",
         "Visit names that differ only by case or spacing",
-        "spell each visit the same way in every file, or they are counted as different visits",
+        "spell each visit the same way in every file",
         "visit names {visits} differ only by case or spacing ({subjects} subject(s)); they are "
         "analysed as different visits",
     ),

@@ -443,9 +443,7 @@ def read_file(
         mode, size = info.st_mode, info.st_size
         if stat.S_ISREG(mode) and size > max_file_size:
             return ReadResult(
-                issues=[
-                    make_issue("file-too-large", file=name, size=size, limit=max_file_size)
-                ],
+                issues=[make_issue("file-too-large", file=name, size=size, limit=max_file_size)],
                 files=[name],
             )
         with open(path, "rb") as fh:

@@ -586,8 +586,18 @@ class _Reader:
                 )
         for codes, item_keys, score_keys in scales:
             self.record(
-                resource, answers, codes, item_keys, score_keys, qdef, len(scales) == 1,
-                subject=subject, visit=visit, date=date, line=line, by_link=by_link,
+                resource,
+                answers,
+                codes,
+                item_keys,
+                score_keys,
+                qdef,
+                len(scales) == 1,
+                subject=subject,
+                visit=visit,
+                date=date,
+                line=line,
+                by_link=by_link,
             )
 
     def record(

@@ -33,7 +33,7 @@ def selected(path: Path, root: Path, include: Sequence[str], exclude: Sequence[s
 def file_kind(mode: int) -> str:
     """What a file that is not a regular file is, in words."""
     if stat.S_ISFIFO(mode):
-        return "fifo (named pipe)"
+        return "named pipe (fifo)"
     if stat.S_ISCHR(mode):
         return "character device"
     if stat.S_ISBLK(mode):
