@@ -351,10 +351,10 @@ def group_of_subjects(
         return groups
     seen: dict[str, dict[str, ScoreResult]] = {}  # subject -> value -> first record
     for r in results:
-        value = _group_value(r.extra.get(by))
+        text = _group_value(r.extra.get(by))
         groups.setdefault(r.subject, None)
-        if value is not None:
-            seen.setdefault(r.subject, {}).setdefault(value, r)
+        if text is not None:
+            seen.setdefault(r.subject, {}).setdefault(text, r)
     for subject, values in seen.items():
         if len(values) == 1:
             groups[subject] = next(iter(values))

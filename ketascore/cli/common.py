@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -363,7 +363,9 @@ def provenance_options(func: F) -> F:
     return func
 
 
-def option_file_hashes(extra: list[tuple[str, str | Path | None]] = ()) -> list[dict[str, str]]:
+def option_file_hashes(
+    extra: Sequence[tuple[str, str | Path | None]] = (),
+) -> list[dict[str, str]]:
     """Option, file and sha256 of each file an option names (--map, --redcap-dictionary,
     --questionnaire, and ``extra``: --windows ...): they change the numbers as much as the
     inputs do."""
@@ -384,7 +386,7 @@ def option_file_hashes(extra: list[tuple[str, str | Path | None]] = ()) -> list[
 def complete_provenance(
     provenance: dict[str, Any],
     settings: dict[str, Any],
-    extra_files: list[tuple[str, str | Path | None]] = (),  # type: ignore[assignment]
+    extra_files: Sequence[tuple[str, str | Path | None]] = (),
 ) -> dict[str, Any]:
     """Add what else can change a number to a provenance record: the settings (engine,
     baseline rule, thresholds, ...) and each option file with its sha256, so that two runs

@@ -175,7 +175,9 @@ _TYPES = [
                 "the workbook cannot be read ({error})",
                 "open the file in a spreadsheet program and save it again",
             ),
-            "xpt": "{error}",
+            "xpt": Template(
+                "{error}", "export the file again from the program that wrote it (SAS transport v5)"
+            ),
         },
     ),
     _type(
@@ -223,7 +225,8 @@ _TYPES = [
         {
             "extension": "not a ratings file ({ext} is not a format ketascore reads); skipped",
             "binary": "a binary file with the name of a ratings file; skipped",
-            "notes": "text that is not a table (its first line has no column separator); skipped",
+            "notes": "text that is not a ratings table (its first line names no subject "
+            "column); skipped",
             "special": "not a regular file but a {kind}; skipped",
             "lock": "an office lock file (the workbook is open in a spreadsheet program); skipped",
         },
@@ -662,8 +665,17 @@ _TYPES = [
 ISSUE_TYPES: dict[str, IssueType] = {t.code: t for t in _TYPES}
 
 
+LONG_VALUE = 120  # a quoted value ({value!r}) longer than this is shortened in messages
+
+
 class _Formatter(string.Formatter):
-    """str.format, with lists joined by ", "."""
+    """str.format, with lists joined by ", ", and a long value quoted from the data (a cell
+    of a megabyte) shown by its start, its end and its length, so a message stays short."""
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        if conversion == "r" and isinstance(value, str) and len(value) > LONG_VALUE:
+            return f"{value[:60] + '...' + value[-12:]!r} ({len(value):,} characters)"
+        return super().convert_field(value, conversion)
 
     def format_field(self, value: Any, format_spec: str) -> Any:
         if isinstance(value, list | tuple):

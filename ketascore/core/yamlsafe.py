@@ -212,7 +212,7 @@ def _convert(
             return _scalar(loader, node)
         if node.tag not in _ALLOWED_TAGS:
             raise YamlError(f"tag {node.tag!r} is not allowed", *_pos(node), kind="unsafe")
-        if numbers == "json" and not node.flow_style:
+        if numbers == "json" and not getattr(node, "flow_style", True):
             raise YamlError("not JSON: YAML block style", *_pos(node))
         if isinstance(node, yaml.SequenceNode):
             return [walk(child, (*path, i)) for i, child in enumerate(node.value)]

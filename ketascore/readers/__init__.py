@@ -372,7 +372,7 @@ def read_bytes(
         result.hashes[name] = digest
         return result
     if found and fmt is None:
-        reason = _not_ratings(name, data)
+        reason = _not_ratings(name, data, options)
         if reason is not None:
             return ReadResult(issues=[make_issue("file-skipped", reason, file=name)], files=[name])
     text = decode(data, name, issues)
@@ -384,15 +384,25 @@ def read_bytes(
     return result
 
 
-def _not_ratings(name: str, data: bytes) -> str | None:
+# a column any ratings table read without a mapping file has (wide or long, SDTM, REDCap)
+TABLE_MARKERS = ("subject", "usubjid", "record_id", "redcap_event_name")
+
+
+def _not_ratings(name: str, data: bytes, options: ReadOptions | None) -> str | None:
     """Why a file found in a folder is not a ratings file (``file-skipped`` variant), or
-    None: binary content, or a .txt file whose first line has no column separator."""
+    None: binary content, or a .txt file (notes, as often as a table) whose first line
+    names no subject column (nor the mapping file's) and no SDTM test code column."""
     head = data[:8192]
     if b"\x00" in head and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "binary"
     if os.path.splitext(name)[1].lower() == ".txt":
-        first = next((line for line in head.splitlines() if line.strip()), b"")
-        if not any(sep in first for sep in (b",", b";", b"\t")):
+        text = head.decode("utf-8", "replace").lstrip("\ufeff")
+        columns = {c.strip().casefold() for c in split_header(text.lstrip())}
+        markers = set(TABLE_MARKERS)
+        mapping = options.mapping if options is not None else None
+        if mapping is not None and mapping.spec.subject:
+            markers.add(mapping.spec.subject.casefold())
+        if not columns & markers and not any(c.endswith("testcd") for c in columns):
             return "notes"
     return None
 

@@ -204,6 +204,14 @@ def _parse_all(text: str) -> list[tuple[Any, int | None]]:
     line of NDJSON) for a key given twice in one object."""
     try:
         return [(json_loads(text), None)]
+    except DuplicateKeyError:
+        try:  # one document with a key twice, or NDJSON (whose line then says which)?
+            json.loads(text, parse_int=str, parse_constant=str)
+        except json.JSONDecodeError as exc:
+            if exc.msg != "Extra data":
+                raise
+        else:
+            raise
     except json.JSONDecodeError as exc:
         if exc.msg != "Extra data":
             raise
@@ -710,6 +718,7 @@ def read_fhir(text: str, file: str, context: FormatContext) -> ReadResult:
         return ReadResult(files=[file], issues=[issue])
     except (json.JSONDecodeError, LineError, RecursionError) as exc:
         out = ReadResult(files=[file])
+        line: int | None
         if isinstance(exc, json.JSONDecodeError):
             detail, line = exc.msg, exc.lineno
         elif isinstance(exc, LineError):

@@ -50,8 +50,8 @@ def output_target(path: str | Path) -> Path:
     target = Path(os.path.realpath(given)) if given.is_symlink() else given
     try:
         mode = os.stat(target).st_mode
-    except FileNotFoundError:
-        mode = None
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None  # (a folder that is missing or a file: said below)
     except OSError as exc:
         raise OutputError(f"cannot write {given}: {exc.strerror or exc}") from None
     if mode is not None and stat.S_ISDIR(mode):
@@ -175,6 +175,10 @@ def write_together(outputs: Sequence[Output]) -> None:
                     os.replace(backup, target)
                 else:
                     os.unlink(target)
+            if backup is not None and os.path.lexists(backup):
+                # (a rename onto a hard link of the same file does nothing)
+                with contextlib.suppress(OSError):
+                    os.unlink(backup)
         for tmp, _ in staged:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
