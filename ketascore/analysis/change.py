@@ -3,6 +3,7 @@ per-visit summary, optionally by group."""
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -217,6 +218,7 @@ def _flagged(result: ScoreResult) -> bool:
     return str(result.extra.get("baseline_flag") or "").strip().upper() == "Y"
 
 
+@functools.lru_cache(maxsize=4096)  # (a study has a few visit names and many records)
 def visit_key(visit: str) -> str:
     """How visit names compare when one may be spelled two ways: case and whitespace do
     not count (``Baseline``, ``baseline`` and ``base line`` are one name)."""
@@ -287,25 +289,31 @@ def ambiguous_baseline(
 
 def visit_spellings(results: Sequence[ScoreResult], scale_id: str) -> list[Issue]:
     """A warning for each set of visit names that differ only by case or spacing."""
-    names: dict[str, dict[str, None]] = {}
-    subjects: dict[str, set[str]] = {}
-    first: dict[str, ScoreResult] = {}
+    first: dict[str, ScoreResult] = {}  # visit name -> its first record
+    for r in results:
+        if r.visit not in first:
+            first[r.visit] = r
+    names: dict[str, list[str]] = {}
+    for visit in first:
+        names.setdefault(visit_key(visit), []).append(visit)
+    spelled = {key: visits for key, visits in names.items() if len(visits) > 1}
+    if not spelled:
+        return []
+    subjects: dict[str, set[str]] = {key: set() for key in spelled}
     for r in results:
         key = visit_key(r.visit)
-        names.setdefault(key, {})[r.visit] = None
-        subjects.setdefault(key, set()).add(r.subject)
-        first.setdefault(key, r)
+        if key in subjects:
+            subjects[key].add(r.subject)
     return [
         make_issue(
             "visit-spelling",
-            file=first[key].source.file,
-            line=first[key].source.line,
+            file=first[visits[0]].source.file,
+            line=first[visits[0]].source.line,
             scale=scale_id,
-            visits=[repr(v) for v in spellings],
+            visits=[repr(v) for v in visits],
             subjects=len(subjects[key]),
         )
-        for key, spellings in names.items()
-        if len(spellings) > 1
+        for key, visits in spelled.items()
     ]
 
 

@@ -62,7 +62,7 @@ def output_options(formats: tuple[str, ...]) -> Callable[[F], F]:
 def input_options(func: F) -> F:
     func = click.option(
         "--max-file-size",
-        type=int,
+        type=click.IntRange(min=1),
         default=1 << 30,
         show_default=True,
         help="Refuse input files larger than this many bytes.",
@@ -397,9 +397,23 @@ def complete_provenance(
         "category": given.get("category"),
         "sheet": given.get("sheet"),
     }
-    provenance["settings"] = settings
-    provenance["option_files"] = option_file_hashes(list(extra_files))
+    provenance["settings"] = _shown(settings)
+    provenance["option_files"] = _shown(option_file_hashes(list(extra_files)))
     return provenance
+
+
+def _shown(value: Any) -> Any:
+    """Options as outputs show them: text the terminal gave as bytes that are not UTF-8
+    shows them as U+FFFD (see ``readers.display_name``), so the output can be written."""
+    from ketascore.readers.base import display_name
+
+    if isinstance(value, str):
+        return display_name(value)
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _shown(v) for k, v in value.items()}
+    return value
 
 
 def provenance_outputs(

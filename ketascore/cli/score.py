@@ -50,8 +50,10 @@ def summary_line(summary: dict[str, int], skipped: list[str] | None = None) -> s
         + (f", {summary['file_issues']} file issue(s)" if summary["file_issues"] else "")
     )
     if skipped:
+        from ketascore.present.render import safe  # (file names may hold escape sequences)
+
         more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-        shown = ", ".join(skipped[:5]) + more
+        shown = ", ".join(safe(name) for name in skipped[:5]) + more
         line += f"; skipped (not ratings files): {shown}"
     return line
 
@@ -100,9 +102,10 @@ def score_cmd(
     """Score answer files (YAML, JSON, CSV, ...), folders (recursively) or - (stdin).
 
     \b
-    Folders are read in a stable sorted order (hidden files skipped) by --jobs worker
-    processes; the output is the same whatever the number of jobs. A large table is
-    scored inside DuckDB. On a terminal a progress bar shows on stderr.
+    Folders are read in a stable sorted order (hidden files skipped, other files that
+    are not ratings files named in the summary) by --jobs worker processes; the
+    output is the same whatever the number of jobs. A large table is scored inside
+    DuckDB. On a terminal a progress bar shows on stderr.
     """
     from ketascore.api import score_paths
 
@@ -118,6 +121,8 @@ def score_cmd(
     if engine == "table":
         _check_table_engine(chosen, given)
         engine = "table" if not custom else "record"
+    if engine != "record" and _above_limit(inputs, include, exclude, max_file_size, engine):
+        engine = "record"  # (the record readers refuse a file above --max-file-size)
     options = read_options([chosen] if chosen is not None else [], max_file_size)
     bar = _Progress(not quiet and is_tty(sys.stderr))
     with bar as progress:
@@ -151,6 +156,37 @@ def score_cmd(
             click.echo(summary_line(run.summary(), skipped), err=True)
         ok = run.ok
     sys.exit(Exit.OK if ok else Exit.PROBLEMS)
+
+
+def _above_limit(
+    paths: list[str],
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    limit: int,
+    engine: str,
+) -> bool:
+    """Whether an input the table engine would read is larger than --max-file-size (the
+    table engine does not check it): with --engine duckdb any file, else the only file of
+    the input (the table engine takes no other)."""
+    import itertools
+
+    from ketascore.readers import walk_files
+
+    files = (w for w in walk_files(paths, include, exclude) if isinstance(w, str))
+    if engine == "table":
+        candidates = list(files)
+    else:
+        first = list(itertools.islice(files, 2))  # (a folder of many: walked no further)
+        candidates = first if len(first) == 1 else []
+    for name in candidates:
+        if name == "-":
+            continue
+        try:
+            if os.path.getsize(name) > limit:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _check_table_engine(chosen: Any, given: dict[str, Any]) -> None:

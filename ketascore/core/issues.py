@@ -167,6 +167,11 @@ _TYPES = [
                 "fix the rows listed above and look for more of the same",
             ),
             "parquet": "not a readable Parquet file: {error}",
+            "expands": Template(
+                "the workbook expands to {size:,} bytes, above the limit of {limit:,} (a zip "
+                "bomb?); refused",
+                "the file was refused to keep memory use bounded; save the sheet as CSV",
+            ),
             "xlsx": Template(
                 "not a readable .xlsx workbook ({error})",
                 "open the file in a spreadsheet program and save it as .xlsx (or CSV)",

@@ -235,7 +235,14 @@ def _convert(
                 if (
                     key in raw_keys
                     and isinstance(value_node, yaml.ScalarNode)
-                    and value_node.tag in _NUMBER_TAGS
+                    and (
+                        value_node.tag in _NUMBER_TAGS
+                        or (
+                            numbers == "json"
+                            and not value_node.style
+                            and _JSON_NUMBER.fullmatch(value_node.value) is not None
+                        )
+                    )
                 ):
                     # identifiers keep their text: subject 007 stays "007", not 7
                     if record_positions:

@@ -29,6 +29,7 @@ from ketascore.readers.base import (
     FormatReader,
     ReadOptions,
     ReadResult,
+    display_name,
 )
 from ketascore.readers.delimited import (
     Table,
@@ -76,6 +77,7 @@ __all__ = [
     "csv_table",
     "decode",
     "detect_format",
+    "display_name",
     "field_issue",
     "input_formats",
     "is_blank",
@@ -141,21 +143,21 @@ def iter_input_files(
     sink = issues if issues is not None else []
 
     def loop(folder: str) -> None:
-        sink.append(make_issue("folder-loop", file=folder))
+        sink.append(make_issue("folder-loop", file=display_name(folder)))
 
     def skipped(path: Path, why: str, kind: str) -> None:
+        name = display_name(str(path))
         if why == SPECIAL:
-            sink.append(make_issue("file-skipped", "special", file=str(path), kind=kind))
+            sink.append(make_issue("file-skipped", "special", file=name, kind=kind))
         elif path.name.startswith("~$"):
-            sink.append(make_issue("file-skipped", "lock", file=str(path)))
+            sink.append(make_issue("file-skipped", "lock", file=name))
         else:
-            sink.append(
-                make_issue("file-skipped", "extension", file=str(path), ext=kind or "no extension")
-            )
+            ext = display_name(kind) or "no extension"
+            sink.append(make_issue("file-skipped", "extension", file=name, ext=ext))
 
     def unreadable(folder: str, exc: OSError) -> None:
         reason = exc.strerror or str(exc)
-        sink.append(make_issue("folder-unreadable", file=folder, reason=reason))
+        sink.append(make_issue("folder-unreadable", file=display_name(folder), reason=reason))
 
     for given in paths:
         if _found(given):
@@ -446,7 +448,7 @@ def read_file(
 ) -> ReadResult:
     """Read one file: a regular file, or a pipe or device named by the user (read up to
     ``max_file_size`` bytes)."""
-    name = str(path)
+    name = display_name(str(path))
     found = _found(path)
     try:
         info = os.stat(path)

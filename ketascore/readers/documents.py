@@ -9,6 +9,7 @@ record (``16a`` and ``16A``) with different answers is an unusable answer.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -143,12 +144,45 @@ def one_key_per_item(pairs: Iterable[tuple[Any, Any]]) -> dict[str, Any]:
     return out
 
 
-class DuplicateKeyError(ValueError):
+class JsonContentError(ValueError):
+    """JSON that is well formed but cannot be used as it stands."""
+
+
+class DuplicateKeyError(JsonContentError):
     """A key given twice in one JSON object."""
 
     def __init__(self, key: str):
         super().__init__(f"duplicate key {key!r}")
         self.key = key
+
+
+class SurrogateError(JsonContentError):
+    """A string with an unpaired UTF-16 surrogate escape (``"\\ud800"``): valid JSON
+    syntax, but not a character, and no output could hold it."""
+
+    def __init__(self, text: str):
+        super().__init__(
+            f"the text {text[:40]!r} holds an unpaired surrogate escape (\\ud800-\\udfff), "
+            "which is not a character"
+        )
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_surrogates(data: Any) -> None:
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                raise SurrogateError(value)
+        elif isinstance(value, dict):
+            stack.extend(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
 
 
 def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -162,14 +196,18 @@ def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def json_loads(text: str) -> Any:
     """``json.loads`` as ketascore reads JSON: a key repeated in one object is refused
-    (DuplicateKeyError), an integer too long to convert and the constants NaN and Infinity
+    (DuplicateKeyError), and so is a string with an unpaired surrogate escape
+    (SurrogateError); an integer too long to convert and the constants NaN and Infinity
     (which are not JSON) stay text, for the value grammar to judge."""
-    return json.loads(
+    data = json.loads(
         text,
         object_pairs_hook=_unique_pairs,
         parse_int=yamlsafe.number_text,
         parse_constant=str,
     )
+    if _SURROGATE_ESCAPE.search(text):
+        _check_surrogates(data)
+    return data
 
 
 def _kind(value: Any) -> str:
@@ -286,7 +324,7 @@ def read_json(text: str, file: str) -> ReadResult:
     except yamlsafe.YamlError as exc:
         out.issues.append(yaml_issue(exc, file, "JSON"))
         return out
-    except DuplicateKeyError as exc:
+    except JsonContentError as exc:
         out.issues.append(make_issue("parse-error", file=file, format="JSON", error=str(exc)))
         return out
     except json.JSONDecodeError as exc:
@@ -317,11 +355,11 @@ def read_jsonl(text: str, file: str) -> ReadResult:
         try:
             yamlsafe.check_depth(line)
             data = json_loads(line)
-        except (json.JSONDecodeError, DuplicateKeyError, yamlsafe.YamlError, RecursionError) as exc:
+        except (json.JSONDecodeError, JsonContentError, yamlsafe.YamlError, RecursionError) as exc:
             detail = (
                 getattr(exc, "msg", None)
                 or getattr(exc, "message", None)
-                or (str(exc) if isinstance(exc, DuplicateKeyError) else "too deep")
+                or (str(exc) if isinstance(exc, JsonContentError) else "too deep")
             )
             out.issues.append(
                 make_issue("parse-error", file=file, line=lineno, format="JSON", error=detail)

@@ -47,7 +47,7 @@ from ketascore.core.scale import Scale
 from ketascore.core.values import Num, Rejection, clean_number
 from ketascore.readers import POSITION_LIMIT, FieldError, FormatContext, ReadResult, check_date
 
-from .documents import DuplicateKeyError, json_loads
+from .documents import JsonContentError, json_loads
 from .mapping import Constant
 from .tables import ScaleCodes, all_codes, check_mapping_scale, codes_of
 
@@ -200,11 +200,11 @@ class LineError(ValueError):
 
 def _parse_all(text: str) -> list[tuple[Any, int | None]]:
     """Documents of a JSON file, or of NDJSON (one per line, with its line number).
-    Raises json.JSONDecodeError, or DuplicateKeyError (in a JSON file) or LineError (on a
-    line of NDJSON) for a key given twice in one object."""
+    Raises json.JSONDecodeError, or JsonContentError (in a JSON file) or LineError (on a
+    line of NDJSON) for a key given twice in one object or an unpaired surrogate."""
     try:
         return [(json_loads(text), None)]
-    except DuplicateKeyError:
+    except JsonContentError:
         try:  # one document with a key twice, or NDJSON (whose line then says which)?
             json.loads(text, parse_int=str, parse_constant=str)
         except json.JSONDecodeError as exc:
@@ -223,7 +223,7 @@ def _parse_all(text: str) -> list[tuple[Any, int | None]]:
                 docs.append((json_loads(line), lineno))
             except json.JSONDecodeError as exc:
                 raise json.JSONDecodeError(exc.msg, text, offset + exc.pos) from None
-            except DuplicateKeyError as exc:
+            except JsonContentError as exc:
                 raise LineError(str(exc), lineno) from None
         offset += len(line)
     return docs
@@ -708,8 +708,8 @@ def read_fhir(text: str, file: str, context: FormatContext) -> ReadResult:
         docs = _parse_all(text)
     except yamlsafe.YamlError as exc:
         return ReadResult(files=[file], issues=[yaml_issue(exc, file, "JSON")])
-    except DuplicateKeyError as exc:
-        try:  # the JSON reading as YAML gives the line and column of the key
+    except JsonContentError as exc:
+        try:  # the JSON reading as YAML gives the line and column of a repeated key
             yamlsafe.load(text, json_numbers=True)
         except yamlsafe.YamlError as located_exc:
             if located_exc.kind == "duplicate":

@@ -354,8 +354,36 @@ def xpt_variables(rows: Sequence[dict[str, Any]]) -> list[xpt.Variable]:
     return variables
 
 
+IBM_MAX = 7.2e75  # about the largest number an IBM float (SAS transport) holds
+
+
+def _check_numbers(rows: Sequence[dict[str, Any]]) -> None:
+    """Every number fits a SAS transport file, else OutputError naming the first that
+    does not (a visit number of 200 digits in the source)."""
+    from ketascore.writers.outputs import OutputError
+
+    for row in rows:
+        for name in NUMERIC:
+            value = row[name]
+            if value is None or name == "ADT":
+                continue
+            try:
+                fits = math.isfinite(float(value)) and abs(float(value)) < IBM_MAX
+            except OverflowError:
+                fits = False
+            if not fits:
+                shown = format_number(value) if abs(value) < 1e15 else f"{value:.3g}"
+                raise OutputError(
+                    f"cannot write {name} = {shown} (subject {row['USUBJID']}, visit "
+                    f"{row['AVISIT']}) to a SAS transport file, whose numbers stop at about "
+                    "7.2e75; check the source's value, or write the table as CSV"
+                )
+
+
 def write_adam_xpt(fh: Any, rows: Sequence[dict[str, Any]], *, dataset: str = "ADQS") -> None:
-    """The rows of ``adam_rows`` as a SAS transport file, to an open binary file."""
+    """The rows of ``adam_rows`` as a SAS transport file, to an open binary file (raises
+    OutputError when a number does not fit one)."""
+    _check_numbers(rows)
     variables = xpt_variables(rows)
     values = [[xpt.sas_date(row[c]) if c == "ADT" else row[c] for c in COLUMNS] for row in rows]
     xpt.write_xport(fh, dataset, variables, values, label="Questionnaire Analysis Dataset")

@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 from ketascore import __version__
 from ketascore.core.issues import Issue
 from ketascore.core.records import ScoreResult
+from ketascore.core.values import is_number, strip
 from ketascore.writers.outputs import atomic_writer as atomic_writer
 
 if TYPE_CHECKING:
@@ -118,7 +119,7 @@ def score_jsonl(
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # what a spreadsheet may also take for the start of a formula: a line feed, and the
 # full-width forms of = + - @ (which some spreadsheet programs read as the ASCII ones)
-_ALSO_START = ("\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_STARTS = (*FORMULA_START, "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 _LEADING = " \t\r\n\x0b\x0c"
 
 
@@ -127,13 +128,10 @@ def needs_escape(text: str) -> bool:
     whitespace it starts with = + - @ (or a full-width one), a tab, a carriage return or a
     line feed, and it is not a plain number (``-1``, ``+44``, ``-0.5``: a sign, ASCII digits
     and at most one decimal point, as ``ketascore.core.values`` reads numbers)."""
-    from ketascore.core.values import is_number, strip
-
-    starts = (*FORMULA_START, *_ALSO_START)
-    spaced = text[:1] in (" ", "\x0b", "\x0c") and text.lstrip(_LEADING).startswith(starts)
-    if not (text.startswith(starts) or spaced):
-        return False
-    return not is_number(strip(text))
+    if text.startswith(_STARTS):
+        return not is_number(strip(text))
+    spaced = text[:1] in (" ", "\x0b", "\x0c") and text.lstrip(_LEADING).startswith(_STARTS)
+    return spaced and not is_number(strip(text))
 
 
 def escape_formula(text: str) -> str:
