@@ -25,7 +25,7 @@ from ketascore.cli import cli
 ROOT = Path(__file__).resolve().parents[2]
 PHQ9 = ",".join(f"phq9_{i}" for i in range(1, 10))
 GOOD_CSV = f"subject,visit,{PHQ9}\nG1,v1,1,1,1,1,1,1,1,1,1\n"
-MEMORY = 1 << 30  # a child that needs more than this has lost its bounds
+MEMORY = 2 << 30  # a child that needs more than this has lost its bounds
 
 
 def run(
