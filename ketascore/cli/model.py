@@ -19,9 +19,10 @@ from ketascore.cli.common import (
     load_scale_option,
     output_options,
     provenance_options,
+    provenance_outputs,
     resolve_format,
     window_options,
-    write_provenance,
+    write_outputs,
 )
 
 if TYPE_CHECKING:
@@ -324,7 +325,7 @@ def model_cmd(**params: Any) -> None:
             params["output"],
             paths,
         )
-    write_provenance(provenance, fmt, params["output"], params["provenance_file"], paths)
+    write_outputs(provenance_outputs(provenance, fmt, params["output"], params["provenance_file"]))
     sys.exit(Exit.PROBLEMS if any(i.severity == "error" for i in issues) else Exit.OK)
 
 

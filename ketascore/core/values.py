@@ -114,10 +114,15 @@ def is_number(text: str) -> bool:
 
 
 def number_of(text: str) -> Num:
-    """The value of a NUMBER (``is_number``): exact for whole numbers."""
+    """The value of a NUMBER (``is_number``): exact for whole numbers. A whole number too
+    long for Python to convert (more than 4,300 digits) is read as a double, as SQL reads
+    it: infinite, so it is rejected as every number beyond a double's range is."""
     if "." in text:
         return clean_number(float(text))
-    return int(text)
+    try:
+        return int(text)
+    except ValueError:
+        return clean_number(float(text))
 
 
 def has_digit(text: str) -> bool:

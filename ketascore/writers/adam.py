@@ -42,7 +42,7 @@ from ketascore.core.records import ScoreResult
 from ketascore.core.scale import Scale, ScoreRule
 from ketascore.core.values import clean_number, format_number
 from ketascore.readers import xpt
-from ketascore.writers.tabular import atomic_writer
+from ketascore.writers.tabular import atomic_writer, escape_formula
 
 COLUMNS = (
     "STUDYID",
@@ -325,20 +325,22 @@ def adam_rows(
     return out
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, escape: bool = False) -> str:
     if value is None:
         return ""
     if isinstance(value, float | int) and not isinstance(value, bool):
         return format_number(value)
-    return str(value)
+    return escape_formula(str(value)) if escape else str(value)
 
 
-def adam_csv(rows: Sequence[dict[str, Any]]) -> str:
+def adam_csv(rows: Sequence[dict[str, Any]], *, escape_formulas: bool = True) -> str:
+    """The table as CSV; text cells a spreadsheet would run as a formula are escaped as in
+    every CSV output (``ketascore.writers.tabular.escape_formula``)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(COLUMNS)
     for row in rows:
-        writer.writerow([_text(row[c]) for c in COLUMNS])
+        writer.writerow([_text(row[c], escape_formulas) for c in COLUMNS])
     return buf.getvalue()
 
 
@@ -356,6 +358,41 @@ def xpt_variables(rows: Sequence[dict[str, Any]]) -> list[xpt.Variable]:
     return variables
 
 
+IBM_MAX = 7.2e75  # about the largest number an IBM float (SAS transport) holds
+
+
+def _check_numbers(rows: Sequence[dict[str, Any]]) -> None:
+    """Every number fits a SAS transport file, else OutputError naming the first that
+    does not (a visit number of 200 digits in the source)."""
+    from ketascore.writers.outputs import OutputError
+
+    for row in rows:
+        for name in NUMERIC:
+            value = row[name]
+            if value is None or name == "ADT":
+                continue
+            try:
+                fits = math.isfinite(float(value)) and abs(float(value)) < IBM_MAX
+            except OverflowError:
+                fits = False
+            if not fits:
+                shown = format_number(value) if abs(value) < 1e15 else f"{value:.3g}"
+                raise OutputError(
+                    f"cannot write {name} = {shown} (subject {row['USUBJID']}, visit "
+                    f"{row['AVISIT']}) to a SAS transport file, whose numbers stop at about "
+                    "7.2e75; check the source's value, or write the table as CSV"
+                )
+
+
+def write_adam_xpt(fh: Any, rows: Sequence[dict[str, Any]], *, dataset: str = "ADQS") -> None:
+    """The rows of ``adam_rows`` as a SAS transport file, to an open binary file (raises
+    OutputError when a number does not fit one)."""
+    _check_numbers(rows)
+    variables = xpt_variables(rows)
+    values = [[xpt.sas_date(row[c]) if c == "ADT" else row[c] for c in COLUMNS] for row in rows]
+    xpt.write_xport(fh, dataset, variables, values, label="Questionnaire Analysis Dataset")
+
+
 def write_adam(
     path: str | Path,
     reports: Sequence[ChangeReport],
@@ -363,15 +400,14 @@ def write_adam(
     scales: Iterable[Scale] = (),
     *,
     dataset: str = "ADQS",
+    escape_formulas: bool = True,
 ) -> list[dict[str, Any]]:
     """Write the table atomically: SAS transport when ``path`` ends in .xpt, else CSV."""
     rows = adam_rows(reports, results, scales)
     if str(path).lower().endswith(".xpt"):
-        variables = xpt_variables(rows)
-        values = [[xpt.sas_date(row[c]) if c == "ADT" else row[c] for c in COLUMNS] for row in rows]
         with atomic_writer(path, binary=True) as fh:
-            xpt.write_xport(fh, dataset, variables, values, label="Questionnaire Analysis Dataset")
+            write_adam_xpt(fh, rows, dataset=dataset)
     else:
         with atomic_writer(path) as fh:
-            fh.write(adam_csv(rows))
+            fh.write(adam_csv(rows, escape_formulas=escape_formulas))
     return rows
