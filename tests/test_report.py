@@ -116,12 +116,7 @@ def example_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, str, 
 def test_report_is_written_and_valid(example_report: Any) -> None:
     result, text, out = example_report
     assert result.exit_code == 0, result.output
-    skipped = (  # the example's folder holds the script that made it: named, not read (#16)
-        "warning[file-skipped] examples/ketamine-trial/generate.py: not a ratings file (.py is "
-        "not a format ketascore reads); skipped; nothing to do if it holds no ratings; name it "
-        "on the command line to read it\n"
-    )
-    assert result.stderr == f"{skipped}Wrote {out}\nWrote {out.with_suffix('.pdf')}\n"
+    assert result.stderr == f"Wrote {out}\nWrote {out.with_suffix('.pdf')}\n"
     assert text.startswith('<!DOCTYPE html>\n<html lang="en">')
     page = parse(text)
     assert page.tags.count("svg") == 4
@@ -151,7 +146,7 @@ def test_report_summary_and_tables(example_report: Any) -> None:
     assert facts["Records read"] == "1070 (hamd17 100, hamd6 485, madrs 485)"
     assert facts["Subjects"] == "100"
     assert facts["Visits"] == "baseline, day1, day3, day7, day14"
-    assert facts["Issues"] == "0 errors, 1 warning"  # generate.py, named and skipped (#16)
+    assert facts["Issues"] == "0 errors, 0 warnings"
     assert facts["MADRS total score: groups by arm"].startswith("ketamine 0.1 mg/kg (20), ")
     summary = page.tables[1]
     assert summary[0] == [
@@ -192,9 +187,7 @@ def test_report_pictures_and_provenance(example_report: Any) -> None:
         "MADRS total score: severity bands at each visit by arm",
     ):
         assert title in words
-    # the only issue: the script beside the data, named and not read (#16)
-    assert "No data issues" not in words and "file-skipped" in words
-    assert "examples/ketamine-trial/generate.py: not a ratings file" in words
+    assert "No data issues" in words  # (the folder holds data only)
     madrs = load_builtin("madrs")
     provenance = page.tables[-2:]
     assert provenance[0][1] == ["madrs", madrs.version, "scales/madrs.yaml", madrs.sha256]
