@@ -547,7 +547,8 @@ class CompiledScale:
 class _Query:
     """A chain of layers, each a SELECT of the layer before with new columns."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, fence: str = ""):
+        self.fence = fence
         self.layers: list[tuple[list[str], str | None]] = []
         self.source = source
         self.names: set[str] = set()
@@ -567,9 +568,8 @@ class _Query:
         for i, (columns, cond) in enumerate(self.layers):
             name = f"_ks_step{i}"
             select = ", ".join(["*", *columns]) if i else ", ".join(columns)
-            ctes.append(
-                f"{name} AS (SELECT {select} FROM {prev}" + (f" WHERE {cond}" if cond else "") + ")"
-            )
+            where = f" WHERE {cond}" if cond else ""
+            ctes.append(f"{name} AS (SELECT {select} FROM {prev}{where}{self.fence})")
             prev = name
         body = f"SELECT {', '.join(final)} FROM {prev}"
         if where:
@@ -616,7 +616,11 @@ def compile_scale(
     for column, kind in layout.kinds.items():
         if kind not in KINDS:
             raise SqlError(f"column {column}: unknown kind {kind!r}; choose one of {KINDS}")
-    text = _Compiler(scale, cmap, layout, details, row_checks).query(
+    compiler = _Compiler(scale, cmap, layout, details, row_checks)
+    # PostgreSQL inlines each step into the next, its expressions into every use: OFFSET 0
+    # keeps the steps apart (else the query's text grows beyond what the planner can hold)
+    compiler.fence = " OFFSET 0" if dialect == "postgres" else ""
+    text = compiler.query(
         relation or table_name(table), skip_unrated and not row_checks, duplicates
     )
     return CompiledScale(scale.id, dialect, text, _output_columns(scale, layout, details))
@@ -642,6 +646,7 @@ class _Compiler:
     ):
         self.scale, self.cmap, self.layout, self.details = scale, cmap, layout, details
         self.checks = checks
+        self.fence = ""  # ends each step's SELECT (" OFFSET 0" for PostgreSQL)
 
     def kind(self, column: str) -> str:
         return self.layout.kinds.get(column, "text")
@@ -660,7 +665,7 @@ class _Compiler:
     def query(self, source: str, skip_unrated: bool, duplicates: bool) -> str:
         layout = self.layout
         items = self.item_columns()
-        q = _Query(source)
+        q = _Query(source, self.fence)
         if self.cmap.long is not None:
             return self.long_query(q, items)
         # layer 0: ids, date, day, carried columns and the raw answers ----------------------
@@ -731,7 +736,8 @@ class _Compiler:
         if long.category is not None and long.category_value is not None:
             cat = sql_ascii_upper_strip(quote(long.category))
             want = sql_text(_ascii_upper(long.category_value))
-            where = f"{where} AND ({cat} = {want} OR {cat} = '' OR {cat} IS NULL)"
+            first.append(f"({cat} = {want} OR {cat} = '' OR {cat} IS NULL) AS _ks_in")
+            where = f"{where} AND _ks_in"
         group = "PARTITION BY _ks_subject, _ks_visit"
         per_item = f"{group}, _ks_item"
         second = [
@@ -745,8 +751,8 @@ class _Compiler:
         source = q.source
         q.prelude += [
             f"_ks_long AS (SELECT * FROM (SELECT {', '.join(first)} FROM {source}) _ks_l "
-            f"WHERE {where})",
-            f"_ks_long1 AS (SELECT *, {', '.join(second)} FROM _ks_long)",
+            f"WHERE {where}{self.fence})",
+            f"_ks_long1 AS (SELECT *, {', '.join(second)} FROM _ks_long{self.fence})",
         ]
         # (with no order column, the first date is the least one)
         picked = {
@@ -775,7 +781,7 @@ class _Compiler:
             self.layout = replace(self.layout, kinds={**self.layout.kinds, f"_ks_a{n}": kind})
         q.prelude.append(
             f"_ks_pivot AS (SELECT {', '.join(pivot)} FROM _ks_long1 "
-            "GROUP BY _ks_subject, _ks_visit)"
+            f"GROUP BY _ks_subject, _ks_visit{self.fence})"
         )
         q.source = "_ks_pivot"
         l0 = ["_ks_subject", "_ks_visit", "_ks_date", "_ks_day", "_ks_order"]
