@@ -67,6 +67,17 @@ def summary_line(summary: dict[str, int]) -> str:
     "installed, everything else record by record; record: always record by record; duckdb: "
     "CSV and Parquet tables inside DuckDB (needs --scale). The results are the same.",
 )
+@click.option(
+    "--memory-limit",
+    metavar="SIZE",
+    help="The table engine's memory limit (DuckDB: 2GiB, 500MB ...); beyond it, it spills "
+    "to the temporary directory.",
+)
+@click.option(
+    "--temp-directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the table engine spills what does not fit in memory (default: DuckDB's).",
+)
 @provenance_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line on stderr.")
 def score_cmd(
@@ -80,6 +91,8 @@ def score_cmd(
     max_file_size: int,
     jobs: int | None,
     engine: str,
+    memory_limit: str | None,
+    temp_directory: Path | None,
     provenance_file: Path | None,
     no_escape_formulas: bool,
     quiet: bool,
@@ -106,6 +119,11 @@ def score_cmd(
         _check_table_engine(chosen, given)
         engine = "table" if not custom else "record"
     options = read_options([chosen] if chosen is not None else [])
+    config = None
+    if memory_limit is not None or temp_directory is not None:
+        from ketascore.engines.table import duckdb_config
+
+        config = duckdb_config(memory_limit=memory_limit, temp_directory=temp_directory)
     bar = _Progress(not quiet and is_tty(sys.stderr))
     with bar as progress:
         run = score_paths(
@@ -121,6 +139,7 @@ def score_cmd(
             custom_options=custom,
             progress=progress,
             walked=bar.set_total,
+            duckdb_config=config,
         )
     with run:
         _write(run, fmt, output, inputs, not no_escape_formulas, provenance_file)
@@ -156,11 +175,11 @@ def _write(
     if run.table is not None and fmt in ("csv", "parquet"):
         from ketascore.engines.table import TableEngineError
 
-        if output is None and fmt == "parquet":
-            raise UsageError("Parquet output needs a file: -o FILE.parquet")
         try:
             if output is not None:
                 run.write(fmt, output, escape_formulas=escape)
+            elif fmt == "parquet":
+                _parquet_to_stdout(run, escape)
             else:
                 click.echo(run.csv_text(escape_formulas=escape), nl=False)
             written = True
@@ -197,6 +216,22 @@ def _write(
         emit(fhir_json(list(run.results()), [run.scale] if run.scale else []), output, inputs)
     if fmt != "table":
         write_provenance(provenance, fmt, output, provenance_file, inputs)
+
+
+def _parquet_to_stdout(run: Any, escape: bool) -> None:
+    """The Parquet output on standard output (written to a temporary file first: a Parquet
+    file is complete only once its footer is written)."""
+    import shutil
+    import tempfile
+
+    if is_tty(sys.stdout):
+        raise UsageError("Parquet output is binary: give -o FILE.parquet or redirect stdout")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "scores.parquet"
+        run.write("parquet", path, escape_formulas=escape)
+        with path.open("rb") as fh:
+            shutil.copyfileobj(fh, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
 
 
 class _Progress:

@@ -204,3 +204,30 @@ def test_absent_columns_are_absent() -> None:
         plan_columns(hamd17, [n for n in hamd if n != "hamd17_16b"])
     with pytest.raises(MissingColumns, match="DPQ090"):
         plan_columns(phq9, names, columns=ColumnMap(items={"9": "DPQ090"}))
+
+
+def test_the_duckdb_engine_writes_every_format(runner: Any, tmp_path: Path) -> None:
+    """`--engine duckdb` writes what the record engine writes, in every format, to a file
+    or to standard output, under a memory limit and with a temporary directory of its own."""
+    import pyarrow.parquet as pq
+
+    from ketascore.cli import cli
+
+    scale = load_builtin("phq9")
+    path = write_csv(tmp_path / "t.csv", messy_rows(scale, 30, seed=22))
+    limits = ["--memory-limit", "256MiB", "--temp-directory", str(tmp_path / "spill")]
+    written = {}
+    for fmt in ("csv", "json", "jsonl", "fhir", "table"):
+        outputs = []
+        for engine in (["--engine", "record"], ["--engine", "duckdb", *limits]):
+            args = ["score", str(path), "--scale", "phq9", "--format", fmt, *engine]
+            result = runner.invoke(cli, args)
+            assert result.exit_code == 1, result.output  # (the table has problems)
+            outputs.append(result.stdout)
+        assert outputs[0] == outputs[1], fmt
+        written[fmt] = outputs[0]
+    args = ["score", str(path), "--scale", "phq9", "--engine", "duckdb", "--format", "parquet"]
+    result = runner.invoke(cli, [*args, *limits])
+    assert result.exit_code == 1, result.output
+    (tmp_path / "out.parquet").write_bytes(result.stdout_bytes)
+    assert pq.read_table(tmp_path / "out.parquet").num_rows == len(written["csv"].splitlines()) - 1
