@@ -231,3 +231,62 @@ def test_the_duckdb_engine_writes_every_format(runner: Any, tmp_path: Path) -> N
     assert result.exit_code == 1, result.output
     (tmp_path / "out.parquet").write_bytes(result.stdout_bytes)
     assert pq.read_table(tmp_path / "out.parquet").num_rows == len(written["csv"].splitlines()) - 1
+
+
+OMOP_VIEW = """
+CREATE VIEW phq9_long AS
+SELECT o.person_id, o.visit_occurrence_id, q.concept_code AS loinc,
+       coalesce(CAST(o.value_as_number AS VARCHAR), a.concept_code) AS answer,
+       o.observation_id AS row_order
+FROM observation o
+JOIN concept q ON q.concept_id = o.observation_concept_id AND q.vocabulary_id = 'LOINC'
+LEFT JOIN concept a ON a.concept_id = o.value_as_concept_id
+"""
+
+
+def test_the_omop_recipe(runner: Any, tmp_path: Path) -> None:
+    """docs/scale-out.md's OMOP recipe: OBSERVATION rows whose concepts are looked up in
+    the site's CONCEPT table by LOINC code (questions) and LOINC answer code (answers) at
+    run time, scored by the query `ketascore sql --map` prints."""
+    from ketascore.cli import cli
+
+    scale = load_builtin("phq9")
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE concept (concept_id INTEGER, concept_code VARCHAR, vocabulary_id VARCHAR)"
+    )
+    con.execute(
+        "CREATE TABLE observation (observation_id INTEGER, person_id INTEGER, "
+        "visit_occurrence_id INTEGER, observation_concept_id INTEGER, "
+        "value_as_number DOUBLE, value_as_concept_id INTEGER)"
+    )
+    items = [i for i in scale.definition.items if i.codes and i.codes.loinc]
+    concepts = [(7000 + k, i.codes.loinc, "LOINC") for k, i in enumerate(items)]  # type: ignore[union-attr]
+    answers = sorted({code for rule in scale.items.values() for code in rule.codes})
+    concepts += [(8000 + k, code, "LOINC") for k, code in enumerate(answers)]
+    con.executemany("INSERT INTO concept VALUES (?, ?, ?)", concepts)
+    observations, expected = [], []
+    for person in range(1, 4):
+        values: dict[str, Any] = {}
+        for k, item in enumerate(items):
+            by_code = person == 2 and k < 3  # answered with LOINC answer codes
+            rule = scale.items[item.id]
+            code = sorted(rule.codes)[person % len(rule.codes)] if by_code else None
+            number = None if by_code else float((person + k) % 4)
+            answer = 8000 + answers.index(code) if code else None
+            observations.append((len(observations), person, 10, 7000 + k, number, answer))
+            values[item.id] = code if code else number
+        record = AnswerRecord(subject=str(person), visit="10", scale="phq9", items=values)
+        expected.append(score_record(scale, record))
+    con.executemany("INSERT INTO observation VALUES (?, ?, ?, ?, ?, ?)", observations)
+    con.execute(OMOP_VIEW)
+    mapping = tmp_path / "omop.yaml"
+    mapping.write_text(
+        "layout: long\nsubject: person_id\nvisit: visit_occurrence_id\n"
+        "item_column: loinc\nvalue_column: answer\ncodes: loinc\n"
+    )
+    args = ["sql", "phq9", "--map", str(mapping), "--table", "phq9_long"]
+    result = runner.invoke(cli, [*args, "--merge-duplicates", "row_order"])
+    assert result.exit_code == 0, result.output
+    got = query_rows(con, result.stdout.rstrip().rstrip(";"))
+    assert not (bad := query_differences(scale, expected, got)), "\n".join(bad)
