@@ -82,6 +82,17 @@ def summary_line(summary: dict[str, int], skipped: list[str] | None = None) -> s
     "installed, everything else record by record; record: always record by record; duckdb: "
     "CSV and Parquet tables inside DuckDB (needs --scale). The results are the same.",
 )
+@click.option(
+    "--memory-limit",
+    metavar="SIZE",
+    help="The table engine's memory limit (DuckDB: 2GiB, 500MB ...); beyond it, it spills "
+    "to the temporary directory.",
+)
+@click.option(
+    "--temp-directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the table engine spills what does not fit in memory (default: DuckDB's).",
+)
 @provenance_options
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line on stderr.")
 def score_cmd(
@@ -95,6 +106,8 @@ def score_cmd(
     max_file_size: int,
     jobs: int | None,
     engine: str,
+    memory_limit: str | None,
+    temp_directory: Path | None,
     provenance_file: Path | None,
     no_escape_formulas: bool,
     quiet: bool,
@@ -124,6 +137,11 @@ def score_cmd(
     if engine != "record" and _above_limit(inputs, include, exclude, max_file_size, engine):
         engine = "record"  # (the record readers refuse a file above --max-file-size)
     options = read_options([chosen] if chosen is not None else [], max_file_size)
+    config = None
+    if memory_limit is not None or temp_directory is not None:
+        from ketascore.engines.table import duckdb_config
+
+        config = duckdb_config(memory_limit=memory_limit, temp_directory=temp_directory)
     bar = _Progress(not quiet and is_tty(sys.stderr))
     with bar as progress:
         run = score_paths(
@@ -139,6 +157,7 @@ def score_cmd(
             custom_options=custom,
             progress=progress,
             walked=bar.set_total,
+            duckdb_config=config,
         )
     settings = {
         "engine": run.engine,
@@ -213,12 +232,9 @@ def _write(
     from ketascore.writers import tabular as out
     from ketascore.writers.outputs import Output
 
-    if run.table is not None and fmt in ("csv", "parquet"):
-        if output is None and fmt == "parquet":
-            raise UsageError("Parquet output needs a file: -o FILE.parquet")
-        if _write_table(run, fmt, output, escape, provenance_file, settings):
-            return
-        # (DuckDB could not read the input as the readers do: the record engine scored it)
+    straight = run.table is not None and fmt in ("csv", "parquet")
+    if straight and _write_table(run, fmt, output, escape, provenance_file, settings):
+        return  # (else DuckDB could not read the input as the readers do: records it is)
     provenance = complete_provenance(run.provenance(), settings)
     files: list[Output] = []
     content: Any = None
@@ -274,17 +290,35 @@ def _write_table(
         run.write(fmt, path, escape_formulas=escape)
 
     try:
-        text = run.csv_text(escape_formulas=escape) if output is None else None
+        text = run.csv_text(escape_formulas=escape) if output is None and fmt == "csv" else None
         provenance = complete_provenance(run.provenance(), settings)
         files = [] if output is None else [Output(output, copy, to_path=True)]
         files += provenance_outputs(provenance, fmt, output, provenance_file)
         if text is not None:
             echo_out(text)
+        elif output is None:
+            _parquet_to_stdout(run, escape)
         if files:
             write_outputs(files)
     except TableEngineError:
         return False
     return True
+
+
+def _parquet_to_stdout(run: Any, escape: bool) -> None:
+    """The Parquet output on standard output (written to a temporary file first: a Parquet
+    file is complete only once its footer is written)."""
+    import shutil
+    import tempfile
+
+    if is_tty(sys.stdout):
+        raise UsageError("Parquet output is binary: give -o FILE.parquet or redirect stdout")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "scores.parquet"
+        run.write("parquet", path, escape_formulas=escape)
+        with path.open("rb") as fh:
+            shutil.copyfileobj(fh, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
 
 
 class _Progress:

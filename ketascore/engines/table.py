@@ -377,7 +377,11 @@ class TableRun:
                 header.setdefault(name.casefold(), name)
                 kind = source.kinds.get(name, "text")
                 kinds[name] = kind if kinds.get(name, kind) == kind else "text"
-        layout, self.mapped = plan_columns(scale, list(header.values()), kinds, column_map, known)
+        # (a table without an item's column is read as the readers read it: records
+        # without that item)
+        layout, self.mapped = plan_columns(
+            scale, list(header.values()), kinds, column_map, known, require=False
+        )
         self.layout = replace(layout, internal=["_ks_file"])
         self.mapping = (self.mapped, self.layout) if column_map is not None else None
         self.carried: Sequence[str] = self.layout.carry
