@@ -218,7 +218,11 @@ class ScoreRun:
 
 
 def table_sources(
-    files: list[str], scale: Scale | None, *, required: bool = False
+    files: list[str],
+    scale: Scale | None,
+    *,
+    required: bool = False,
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE,
 ) -> tuple[list[Any], Scale] | None:
     """The files as sources of the table engine and the scale they hold (``scale``, or
     the one built-in scale whose items their columns name), or None when one of them is
@@ -239,6 +243,8 @@ def table_sources(
         try:
             size = os.stat(name).st_size
         except OSError:
+            return None
+        if size > max_file_size:  # the readers report it
             return None
         if suffix in (".parquet", ".pq"):
             try:
@@ -318,7 +324,11 @@ def score_paths(
         read_options=options,
     )
     jobs = 1 if "-" in files or custom_options else (jobs or default_jobs())
-    found = table_sources(files, scale, required=engine == "table") if tabular else None
+    found = (
+        table_sources(files, scale, required=engine == "table", max_file_size=max_file_size)
+        if tabular
+        else None
+    )
     if found is not None:
         from ketascore.core.provenance import file_digest
         from ketascore.engines import table

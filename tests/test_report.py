@@ -187,7 +187,7 @@ def test_report_pictures_and_provenance(example_report: Any) -> None:
         "MADRS total score: severity bands at each visit by arm",
     ):
         assert title in words
-    assert "No data issues" in words
+    assert "No data issues" in words  # (the folder holds data only)
     madrs = load_builtin("madrs")
     provenance = page.tables[-2:]
     assert provenance[0][1] == ["madrs", madrs.version, "scales/madrs.yaml", madrs.sha256]

@@ -3,6 +3,7 @@ per-visit summary, optionally by group."""
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -238,25 +239,103 @@ def _flagged(result: ScoreResult) -> bool:
     return str(result.extra.get("baseline_flag") or "").strip().upper() == "Y"
 
 
+@functools.lru_cache(maxsize=4096)  # (a study has a few visit names and many records)
+def visit_key(visit: str) -> str:
+    """How visit names compare when one may be spelled two ways: case and whitespace do
+    not count (``Baseline``, ``baseline`` and ``base line`` are one name)."""
+    return "".join(visit.casefold().split())
+
+
+def baseline_candidates(
+    results: Sequence[ScoreResult], baseline_visit: str | None, rule: str = "option"
+) -> tuple[list[ScoreResult], str]:
+    """Every record among one subject's results that the rule makes its baseline, and the
+    rule. More than one is an ambiguity the caller reports: no silent choice between two
+    flagged records, two spellings of the baseline visit, or two visits on the earliest
+    day."""
+    if rule == "flagged":
+        return [r for r in results if _flagged(r)], rule
+    if baseline_visit is not None:
+        key = visit_key(baseline_visit)
+        return [r for r in results if visit_key(r.visit) == key], rule
+    named = [r for r in results if visit_key(r.visit) == BASELINE_NAME]
+    if named:
+        return named, "named"
+    if all(r.day is not None for r in results):
+        first_day = min(r.day for r in results if r.day is not None)
+        return [r for r in results if r.day == first_day], "earliest-day"
+    if all(r.date for r in results):
+        first_date = min(r.date for r in results if r.date)
+        return [r for r in results if r.date == first_date], "earliest-date"
+    return list(results[:1]), "first-seen"
+
+
 def choose_baseline(
     results: Sequence[ScoreResult], baseline_visit: str | None, rule: str = "option"
 ) -> tuple[ScoreResult | None, str]:
-    """The baseline record among one subject's results, and the rule that chose it."""
-    if rule == "flagged":
-        return next((r for r in results if _flagged(r)), None), rule
-    if baseline_visit is not None:
-        for r in results:
-            if r.visit.casefold() == baseline_visit.casefold():
-                return r, rule
-        return None, rule
+    """The baseline record among one subject's results (None when there is none, or more
+    than one: see ``baseline_candidates``), and the rule that chose it."""
+    candidates, how = baseline_candidates(results, baseline_visit, rule)
+    return (candidates[0] if len(candidates) == 1 else None), how
+
+
+AMBIGUITY = {
+    "flagged": "flagged",
+    "option": "spelling",
+    "named": "spelling",
+    "earliest-day": "tie-day",
+    "earliest-date": "tie-date",
+}
+
+
+def ambiguous_baseline(
+    candidates: Sequence[ScoreResult], how: str, target: str | None, scale_id: str
+) -> Issue:
+    """The issue of a subject with several baseline candidates."""
+    first = candidates[0]
+    return make_issue(
+        "ambiguous-baseline",
+        AMBIGUITY[how],
+        file=first.source.file,
+        line=first.source.line,
+        subject=first.subject,
+        scale=scale_id,
+        count=len(candidates),
+        visits=[r.visit for r in candidates],
+        baseline=target or BASELINE_NAME,
+        day=first.day,
+        date=first.date,
+    )
+
+
+def visit_spellings(results: Sequence[ScoreResult], scale_id: str) -> list[Issue]:
+    """A warning for each set of visit names that differ only by case or spacing."""
+    first: dict[str, ScoreResult] = {}  # visit name -> its first record
     for r in results:
-        if r.visit.casefold() == BASELINE_NAME:
-            return r, "named"
-    if all(r.day is not None for r in results):
-        return min(results, key=lambda r: r.day or 0), "earliest-day"
-    if all(r.date for r in results):
-        return min(results, key=lambda r: r.date or ""), "earliest-date"
-    return results[0], "first-seen"
+        if r.visit not in first:
+            first[r.visit] = r
+    names: dict[str, list[str]] = {}
+    for visit in first:
+        names.setdefault(visit_key(visit), []).append(visit)
+    spelled = {key: visits for key, visits in names.items() if len(visits) > 1}
+    if not spelled:
+        return []
+    subjects: dict[str, set[str]] = {key: set() for key in spelled}
+    for r in results:
+        key = visit_key(r.visit)
+        if key in subjects:
+            subjects[key].add(r.subject)
+    return [
+        make_issue(
+            "visit-spelling",
+            file=first[visits[0]].source.file,
+            line=first[visits[0]].source.line,
+            scale=scale_id,
+            visits=[repr(v) for v in visits],
+            subjects=len(subjects[key]),
+        )
+        for key, visits in spelled.items()
+    ]
 
 
 def _group_value(value: Any) -> str | None:
@@ -268,10 +347,17 @@ def _group_value(value: Any) -> str | None:
 
 
 def group_of_subjects(
-    results: Sequence[ScoreResult], by: str, scales: dict[str, Scale], baseline_visit: str | None
+    results: Sequence[ScoreResult],
+    by: str,
+    scales: dict[str, Scale],
+    baseline_visit: str | None,
+    issues: list[Issue] | None = None,
 ) -> dict[str, str | None]:
     """Each subject's group: a carried field (``arm``) or a baseline classification
-    (``hamd17.anxious_depression``)."""
+    (``hamd17.anxious_depression``). A subject whose field has different values at
+    different visits, or whose grouping scale has several baseline candidates, is in no
+    group, with an issue in ``issues``."""
+    sink = issues if issues is not None else []
     groups: dict[str, str | None] = {}
     scale_id, dot, name = by.partition(".")
     if dot and scale_id in scales:
@@ -283,17 +369,37 @@ def group_of_subjects(
             (r for rs in by_subject.values() for r in rs), baseline_visit
         )
         for subject, rs in by_subject.items():
-            base, _ = choose_baseline(rs, target, rule)
+            candidates, how = baseline_candidates(rs, target, rule)
+            if len(candidates) > 1:
+                sink.append(ambiguous_baseline(candidates, how, target, scale_id))
+            base = candidates[0] if len(candidates) == 1 else None
             value = None
             if base is not None:
                 value = base.classifications.get(name, base.scores.get(name))
             groups[subject] = _group_value(value)
         return groups
+    seen: dict[str, dict[str, ScoreResult]] = {}  # subject -> value -> first record
     for r in results:
-        if r.subject not in groups or groups[r.subject] is None:
-            value = r.extra.get(by)
-            if r.subject not in groups or value is not None:
-                groups[r.subject] = _group_value(value)
+        text = _group_value(r.extra.get(by))
+        groups.setdefault(r.subject, None)
+        if text is not None:
+            seen.setdefault(r.subject, {}).setdefault(text, r)
+    for subject, values in seen.items():
+        if len(values) == 1:
+            groups[subject] = next(iter(values))
+            continue
+        first = next(iter(values.values()))
+        sink.append(
+            make_issue(
+                "ambiguous-group",
+                file=first.source.file,
+                line=first.source.line,
+                subject=subject,
+                by=by,
+                values=[repr(v) for v in values],
+                visits=[f"{r.visit}: {v}" for v, r in values.items()],
+            )
+        )
     return groups
 
 
@@ -350,7 +456,8 @@ def compute_change(
             dates.setdefault(r.visit, []).append(r.date)
     by_subject = {k: by_subject[k] for k in sorted(by_subject, key=natural_key)}
     known = {scale.id: scale, **(scales or {})}
-    groups = group_of_subjects(all_results, by, known, baseline_visit) if by else {}
+    group_issues: list[Issue] = []
+    groups = group_of_subjects(all_results, by, known, baseline_visit, group_issues) if by else {}
     report = ChangeReport(
         scale=scale.id,
         scale_version=scale.version,
@@ -360,9 +467,11 @@ def compute_change(
         visits=[],
         groups=groups,
         subjects=list(by_subject),
-        issues=window_issues,
+        issues=[*window_issues, *group_issues],
         analysed=mine,
     )
+    if windows is None:
+        report.issues.extend(visit_spellings(mine, scale.id))
     if windows is not None:  # analysis visits are the windows, in the plan's order
         visit_order = windows.analysis_order()
         report.visit_numbers = windows.visit_numbers()
@@ -371,7 +480,11 @@ def compute_change(
     baseline_visits: dict[str, int] = {}
     target, target_rule = baseline_target(mine, baseline_visit)
     for subject, rs in by_subject.items():
-        base, how = choose_baseline(rs, target, target_rule)
+        candidates, how = baseline_candidates(rs, target, target_rule)
+        if len(candidates) > 1:  # no silent choice: the subject's change is not computed
+            report.issues.append(ambiguous_baseline(candidates, how, target, scale.id))
+            continue
+        base = candidates[0] if candidates else None
         group = groups.get(subject) if by else None
         src = rs[0]
         if base is None or base.scores.get(score) is None:
@@ -810,7 +923,8 @@ def _add_reliable_change(
     rule = reliable_change_rule(scale, report.score, baselines, reliability=reliability, sd=sd)
     if rule is None:
         declared = next((s for s in scale.definition.scores if s.id == report.score), None)
-        if reliability is not None or (declared is not None and declared.reliability):
+        wanted = reliability is not None or (declared is not None and declared.reliability)
+        if wanted and any(r.change is not None for r in report.rows):  # (a change to judge)
             report.issues.append(
                 make_issue("rci-undetermined", scale=scale.id, score=report.score, n=len(baselines))
             )

@@ -13,19 +13,26 @@ from ketascore.cli.common import (
     Exit,
     UsageError,
     check_input_extras,
-    check_output,
+    check_option_file,
+    complete_provenance,
     console,
-    emit,
+    echo_out,
     given_read_options,
     input_options,
     is_tty,
+    lines_writer,
     load_scale_option,
+    option_files,
     output_options,
+    output_targets,
+    plan_outputs,
     provenance_options,
+    provenance_outputs,
     read_options,
     resolve_format,
+    scale_file,
     window_options,
-    write_provenance,
+    write_outputs,
 )
 from ketascore.cli.progress import Progress, speed_hint
 
@@ -38,12 +45,14 @@ if TYPE_CHECKING:
     from ketascore.readers import ReadResult
 
 
-def load_windows_option(path: Path | None) -> WindowPlan | None:
+def load_windows_option(path: Path | None, max_file_size: int | None = None) -> WindowPlan | None:
     """The analysis windows of ``--windows FILE`` (a usage error if the file has problems)."""
     if path is None:
         return None
     from ketascore.analysis.windows import load_windows
     from ketascore.core.scale import ScaleError
+
+    check_option_file("--windows", path, max_file_size)
 
     try:
         return load_windows(path)
@@ -87,7 +96,7 @@ def scored_for_change(
     a terminal."""
     from ketascore.api import read_answers, score_paths
 
-    options = read_options([scale])
+    options = read_options([scale], max_file_size)
     custom = any(bool(v) for v in given_read_options().values())
     if other is None or other.id == scale.id:
         bar = Progress(not quiet and is_tty(sys.stderr))
@@ -282,17 +291,19 @@ def change_cmd(
     fmt = resolve_format(fmt, output)
     if study_id is not None and fmt != "adam":
         raise UsageError("--study-id applies to the ADaM output: add --format adam")
-    for target in (output, provenance_file):
-        if target is not None:
-            check_output(target, list(paths))
-    check_input_extras(list(paths), input_format)
-    scale = load_scale_option(scale_name)
+    inputs = list(paths)
+    read_files = [f for _, f in option_files()] + [
+        str(f) for f in (scale_file(scale_name), windows_file) if f is not None
+    ]
+    plan_outputs(output_targets(fmt, output, provenance_file), inputs, read_files)
+    check_input_extras(inputs, input_format)
+    scale = load_scale_option(scale_name, max_file_size)
     if score_name not in scale.score_ids:
         raise UsageError(
             f"scale {scale.id} has no score {score_name!r}; scores: {', '.join(scale.score_ids)}"
         )
     other = grouping_scale(by, scale)
-    windows = load_windows_option(windows_file)
+    windows = load_windows_option(windows_file, max_file_size)
     hint = None if quiet else speed_hint(list(paths))
     if hint:
         click.echo(hint, err=True)
@@ -320,6 +331,7 @@ def change_cmd(
         impute=impute,
     )
     from ketascore.core.provenance import build_provenance
+    from ketascore.writers.outputs import Output
 
     if fmt == "table":
         from ketascore.present.render import change_tables
@@ -328,27 +340,55 @@ def change_cmd(
     provenance = build_provenance(
         [scale, *([other] if other is not None else [])], hashes, "ketascore change"
     )
+    settings = {
+        "score": score_name,
+        "baseline": baseline,
+        "baseline_rules": report.baseline_rules(),
+        "by": by,
+        "criteria": report.criteria.describe(),
+        "windows": str(windows_file) if windows_file is not None else None,
+        "impute": list(impute) or None,
+        "input_format": input_format,
+        "include": list(include),
+        "exclude": list(exclude),
+        "max_file_size": max_file_size,
+        "escape_formulas": not no_escape_formulas,
+    }
+    complete_provenance(provenance, settings, [("--windows", windows_file)])
+    escape = not no_escape_formulas
+    content: object = None
+    files: list[Output] = []
     if fmt == "json":
-        emit(out.change_json(report, provenance), output, list(paths))
+        content = out.change_json(report, provenance)
     elif fmt == "jsonl":
-        emit(out.change_jsonl(report, provenance), output, list(paths))
+        content = out.change_jsonl(report, provenance)
     elif fmt == "csv":
-        csv_text = out.change_csv(report, summary_only, escape_formulas=not no_escape_formulas)
-        emit(csv_text, output, list(paths))
+        content = out.change_csv(report, summary_only, escape_formulas=escape)
     elif fmt == "adam":
         from ketascore.core.issues import make_issue
-        from ketascore.writers.adam import adam_csv, adam_rows, write_adam
+        from ketascore.writers.adam import adam_csv, adam_rows, group_column, write_adam_xpt
 
         known = [scale, *([other] if other is not None else [])]
         rows = adam_rows([report], report.analysed, known, study_id=study_id)
         if any(not row["STUDYID"] for row in rows):
             report.issues.append(make_issue("no-study-id", scale=scale.id))
         if output is not None and output.suffix.lower() == ".xpt":
-            check_output(output, list(paths))
-            write_adam(output, [report], report.analysed, known, study_id=study_id)
+            labels = {group_column(by): f"Group: {by}"} if by else {}
+
+            def xpt(fh: object) -> None:
+                write_adam_xpt(fh, rows, labels=labels)
+
+            files.append(Output(output, xpt, binary=True))
         else:
-            emit(adam_csv(rows), output, list(paths))
-    write_provenance(provenance, fmt, output, provenance_file, list(paths))
+            content = adam_csv(rows, escape_formulas=escape)
+    if content is not None:
+        if output is None:
+            echo_out(content)
+        else:
+            files.append(Output(output, lines_writer(content)))
+    files += provenance_outputs(provenance, fmt, output, provenance_file)
+    if files:
+        write_outputs(files)
     if not quiet:
         from ketascore.present.render import print_issues
 

@@ -19,9 +19,10 @@ from ketascore.cli.common import (
     load_scale_option,
     output_options,
     provenance_options,
+    provenance_outputs,
     resolve_format,
     window_options,
-    write_provenance,
+    write_outputs,
 )
 
 if TYPE_CHECKING:
@@ -322,7 +323,7 @@ def model_cmd(**params: Any) -> None:
             params["output"],
             paths,
         )
-    write_provenance(provenance, fmt, params["output"], params["provenance_file"], paths)
+    write_outputs(provenance_outputs(provenance, fmt, params["output"], params["provenance_file"]))
     from ketascore.present.render import print_issues
 
     print_issues(console(stderr=True), issues)  # in every format: problems are never invisible

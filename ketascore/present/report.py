@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -446,6 +447,22 @@ def render_html(doc: StudyReport) -> str:
         f"<code>{esc(prov.get('command', ''))}</code>. The sha256 of a scale is that of its "
         "definition file; the sha256 of an input is that of its bytes.</p>"
     )
+    if prov.get("option_files"):
+        parts.append("<h3>Option files</h3>")
+        parts.append("<table><thead><tr><th>Option</th><th>File</th><th>sha256</th></tr>")
+        parts.append("</thead><tbody>")
+        for item in prov["option_files"]:
+            parts.append(
+                f"<tr><td>{esc(item['option'])}</td><td>{esc(item['file'])}</td>"
+                f'<td class="hash">{esc(item["sha256"])}</td></tr>'
+            )
+        parts.append("</tbody></table>")
+    if prov.get("settings"):
+        parts.append("<h3>Settings</h3>")
+        parts.append("<table><thead><tr><th>Setting</th><th>Value</th></tr></thead><tbody>")
+        for key, value in prov["settings"].items():
+            parts.append(f"<tr><td>{esc(key)}</td><td>{esc(_setting(value))}</td></tr>")
+        parts.append("</tbody></table>")
     parts.append("<h3>Scales</h3>")
     parts.append("<table><thead><tr><th>Id</th><th>Version</th><th>Definition</th>")
     parts.append("<th>sha256</th></tr></thead><tbody>")
@@ -538,7 +555,21 @@ def text_lines(doc: StudyReport) -> list[str]:
     for item in prov.get("inputs", []):
         lines.append(f"input {item['file']}")
         lines.append(f"  sha256 {item['sha256']}")
+    for item in prov.get("option_files", []):
+        lines.append(f"option {item['option']} {item['file']}")
+        lines.append(f"  sha256 {item['sha256']}")
+    for key, value in prov.get("settings", {}).items():
+        lines.append(f"setting {key}: {_setting(value)}")
     return lines
+
+
+def _setting(value: Any) -> str:
+    """A provenance setting as a report shows it."""
+    if value is None:
+        return "(default)"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
 
 
 def _wrap(lines: list[str], width: int = 110) -> list[str]:

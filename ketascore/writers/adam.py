@@ -50,7 +50,7 @@ from ketascore.core.records import ScoreResult
 from ketascore.core.scale import Scale, ScoreRule
 from ketascore.core.values import clean_number, format_number
 from ketascore.readers import xpt
-from ketascore.writers.tabular import atomic_writer
+from ketascore.writers.tabular import atomic_writer, escape_formula
 
 COLUMNS = (
     "STUDYID",
@@ -379,21 +379,23 @@ def adam_rows(
     return out
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, escape: bool = False) -> str:
     if value is None:
         return ""
     if isinstance(value, float | int) and not isinstance(value, bool):
         return format_number(value)
-    return str(value)
+    return escape_formula(str(value)) if escape else str(value)
 
 
-def adam_csv(rows: Sequence[dict[str, Any]]) -> str:
+def adam_csv(rows: Sequence[dict[str, Any]], *, escape_formulas: bool = True) -> str:
+    """The table as CSV; text cells a spreadsheet would run as a formula are escaped as in
+    every CSV output (``ketascore.writers.tabular.escape_formula``)."""
     columns = columns_of(rows)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(columns)
     for row in rows:
-        writer.writerow([_text(row.get(c)) for c in columns])
+        writer.writerow([_text(row.get(c), escape_formulas) for c in columns])
     return buf.getvalue()
 
 
@@ -416,6 +418,51 @@ def xpt_variables(
     return variables
 
 
+IBM_MAX = 7.2e75  # about the largest number an IBM float (SAS transport) holds
+
+
+def _check_numbers(rows: Sequence[dict[str, Any]]) -> None:
+    """Every number fits a SAS transport file, else OutputError naming the first that
+    does not (a visit number of 200 digits in the source)."""
+    from ketascore.writers.outputs import OutputError
+
+    for row in rows:
+        for name in NUMERIC:
+            value = row[name]
+            if value is None or name == "ADT":
+                continue
+            try:
+                fits = math.isfinite(float(value)) and abs(float(value)) < IBM_MAX
+            except OverflowError:
+                fits = False
+            if not fits:
+                shown = format_number(value) if abs(value) < 1e15 else f"{value:.3g}"
+                raise OutputError(
+                    f"cannot write {name} = {shown} (subject {row['USUBJID']}, visit "
+                    f"{row['AVISIT']}) to a SAS transport file, whose numbers stop at about "
+                    "7.2e75; check the source's value, or write the table as CSV"
+                )
+
+
+def write_adam_xpt(
+    fh: Any,
+    rows: Sequence[dict[str, Any]],
+    *,
+    dataset: str = "ADQS",
+    labels: dict[str, str] | None = None,
+) -> None:
+    """The rows of ``adam_rows`` as a SAS transport file, to an open binary file (raises
+    OutputError when a number does not fit one); ``labels`` names the group column."""
+    _check_numbers(rows)
+    variables = xpt_variables(rows, labels)
+    columns = columns_of(rows)
+    values = [
+        [xpt.sas_date(row.get(c)) if c == "ADT" else row.get(c, "") for c in columns]
+        for row in rows
+    ]
+    xpt.write_xport(fh, dataset, variables, values, label="Questionnaire Analysis Dataset")
+
+
 def write_adam(
     path: str | Path,
     reports: Sequence[ChangeReport],
@@ -424,20 +471,15 @@ def write_adam(
     *,
     dataset: str = "ADQS",
     study_id: str | None = None,
+    escape_formulas: bool = True,
 ) -> list[dict[str, Any]]:
     """Write the table atomically: SAS transport when ``path`` ends in .xpt, else CSV."""
     rows = adam_rows(reports, results, scales, study_id=study_id)
     if str(path).lower().endswith(".xpt"):
         labels = {group_column(r.by): f"Group: {r.by}" for r in reports if r.by}
-        variables = xpt_variables(rows, labels)
-        columns = columns_of(rows)
-        values = [
-            [xpt.sas_date(row.get(c)) if c == "ADT" else row.get(c, "") for c in columns]
-            for row in rows
-        ]
         with atomic_writer(path, binary=True) as fh:
-            xpt.write_xport(fh, dataset, variables, values, label="Questionnaire Analysis Dataset")
+            write_adam_xpt(fh, rows, dataset=dataset, labels=labels)
     else:
         with atomic_writer(path) as fh:
-            fh.write(adam_csv(rows))
+            fh.write(adam_csv(rows, escape_formulas=escape_formulas))
     return rows

@@ -106,7 +106,7 @@ def test_change_csv_lists_each_subject_without_a_baseline(
     errors = [line for line in _problem_lines(result.stderr) if line.startswith("error[")]
     assert [line.split(": subject ")[1][:2] for line in errors] == ["S1", "S2"]
     assert all("no record at the baseline visit 'baseline'" in line for line in errors)
-    assert result.stderr.endswith("2 errors, 1 warning\n")  # and PHQ-9's RCI has no SD
+    assert result.stderr.splitlines()[-1].startswith("2 errors, ")
 
 
 def test_report_lists_errors_first(tmp_path: Path, runner: CliRunner) -> None:
@@ -115,6 +115,10 @@ def test_report_lists_errors_first(tmp_path: Path, runner: CliRunner) -> None:
         cli,
         ["report", str(folder), "--scale", "phq9", "--no-plots", "-o", str(tmp_path / "r.html")],
     )
-    kinds = [line.split("[")[0] for line in _problem_lines(result.stderr)]
-    assert kinds == sorted(kinds)  # every error before every warning
-    assert f"{kinds.count('error')} errors, {kinds.count('warning')} warnings" in result.stderr
+    lines = _problem_lines(result.stderr)
+    kinds = [line.split("[")[0] for line in lines]
+    assert kinds == sorted(kinds) and "warning" in kinds  # every error before every warning
+    errors, warnings = kinds.count("error"), kinds.count("warning")
+    plural = {True: "s", False: ""}
+    counts = f"{errors} error{plural[errors != 1]}, {warnings} warning{plural[warnings != 1]}"
+    assert counts in result.stderr.splitlines()

@@ -12,7 +12,6 @@ import pytest
 from click.testing import CliRunner
 
 from ketascore.cli import cli
-from ketascore.core.issues import ISSUE_TYPES
 from ketascore.readers import detect_format
 
 from conftest import EXAMPLE
@@ -53,10 +52,6 @@ def test_the_example_files_read_the_same_from_standard_input(runner: CliRunner) 
         assert [r["scores"] for r in results] == [r["scores"] for r in expected]
 
 
-@pytest.mark.skipif(
-    "file-skipped" not in ISSUE_TYPES,
-    reason="the folder notices of issue 16 (hostile input) are not merged yet",
-)
 def test_a_messy_folder_skips_what_is_not_ratings_with_a_notice(
     runner: CliRunner, tmp_path: Path
 ) -> None:
