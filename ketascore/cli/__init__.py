@@ -17,6 +17,14 @@ from ketascore.cli.common import Exit, missing_extra
 
 class KetascoreGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
+        own = ctx.params.get("traceback") and not os.environ.get("KETASCORE_TRACEBACK")
+        try:
+            return self._invoke(ctx)
+        finally:
+            if own:  # --traceback holds for this command only (a script may run several)
+                os.environ.pop("KETASCORE_TRACEBACK", None)
+
+    def _invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):

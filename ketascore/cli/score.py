@@ -87,8 +87,10 @@ def summary_line(summary: dict[str, int], skipped: list[str] | None = None) -> s
 @click.option(
     "--memory-limit",
     metavar="SIZE",
+    default="800MiB",
+    show_default=True,
     help="The table engine's memory limit (DuckDB: 2GiB, 500MB ...); beyond it, it spills "
-    "to the temporary directory.",
+    "to the temporary directory (a 10M-row table then stays within 1 GiB).",
 )
 @click.option(
     "--temp-directory",
