@@ -13,6 +13,8 @@ from ketascore.cli.common import (
     Exit,
     UsageError,
     check_output,
+    checked_scale,
+    checks_option,
     console,
     emit,
     given_read_options,
@@ -192,6 +194,7 @@ def change_report(
 @click.option("--summary", "summary_only", is_flag=True, help="With csv: write the summary table.")
 @output_options(("table", "json", "jsonl", "csv", "adam"))
 @provenance_options
+@checks_option
 @input_options
 def change_cmd(
     paths: tuple[str, ...],
@@ -208,6 +211,7 @@ def change_cmd(
     output: Path | None,
     provenance_file: Path | None,
     no_escape_formulas: bool,
+    check_names: tuple[str, ...],
     input_format: str | None,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -217,7 +221,7 @@ def change_cmd(
     from ketascore.writers import tabular as out
 
     fmt = resolve_format(fmt, output)
-    scale = load_scale_option(scale_name)
+    scale = checked_scale(load_scale_option(scale_name), check_names)
     if score_name not in scale.score_ids:
         raise UsageError(
             f"scale {scale.id} has no score {score_name!r}; scores: {', '.join(scale.score_ids)}"

@@ -12,11 +12,15 @@ from ketascore.cli import cli
 from ketascore.cli.common import (
     Exit,
     UsageError,
+    add_checks,
     check_output,
+    checks_option,
     console,
     input_options,
+    load_check_sets,
     load_scale_option,
     read_options,
+    require_checked_scales,
     window_options,
 )
 from ketascore.cli.plot import (
@@ -63,6 +67,7 @@ if TYPE_CHECKING:
 @change_options
 @window_options
 @picture_options
+@checks_option
 @input_options
 def report_cmd(
     paths: tuple[str, ...],
@@ -82,6 +87,7 @@ def report_cmd(
     error: str,
     color_by: str | None,
     title: str | None,
+    check_names: tuple[str, ...],
     input_format: str | None,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -126,11 +132,13 @@ def report_cmd(
         if target is not None:
             check_output(target, list(paths))
     scales: list[Scale] = []
+    check_sets = load_check_sets(check_names)
     for name in scale_names:
-        scale = load_scale_option(name)
+        scale = add_checks(load_scale_option(name), check_sets)
         check_score(scale, score_name)
         if scale.id not in {s.id for s in scales}:
             scales.append(scale)
+    require_checked_scales(check_sets, scales)
     windows = load_windows_option(windows_file)  # (a problem in it stops before reading)
     data = read_answers(
         list(paths),

@@ -14,6 +14,8 @@ from ketascore.cli.common import (
     Exit,
     UsageError,
     check_output,
+    checked_scale,
+    checks_option,
     console,
     emit,
     given_read_options,
@@ -68,6 +70,7 @@ def summary_line(summary: dict[str, int]) -> str:
     "CSV and Parquet tables inside DuckDB (needs --scale). The results are the same.",
 )
 @provenance_options
+@checks_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line on stderr.")
 def score_cmd(
     paths: tuple[str, ...],
@@ -82,6 +85,7 @@ def score_cmd(
     engine: str,
     provenance_file: Path | None,
     no_escape_formulas: bool,
+    check_names: tuple[str, ...],
     quiet: bool,
 ) -> None:
     """Score answer files (YAML, JSON, CSV, ...), folders (recursively) or - (stdin).
@@ -93,7 +97,7 @@ def score_cmd(
     """
     from ketascore.api import score_paths
 
-    chosen = load_scale_option(scale_name)
+    chosen = checked_scale(load_scale_option(scale_name), check_names)
     engine = ENGINES[engine]
     parquet = fmt == "parquet" or (output is not None and output.suffix.lower() == ".parquet")
     fmt = "parquet" if parquet else resolve_format(fmt, output)
