@@ -293,10 +293,18 @@ def _bands_text(scale: Scale) -> str:
 
 
 def builtin_table_markdown() -> str:
-    """A Markdown table of the built-in scales: id, name, items, score ranges, bands, licence."""
+    """A Markdown table of the built-in scales: id, name, items, score ranges, bands,
+    rating checks (and the built-in check files that add to them), licence."""
+    from ketascore.core.checksets import builtin_check_files, resolve_check_set
+
+    companions: dict[str, list[str]] = {}
+    for name in builtin_check_files():
+        check_set = resolve_check_set(name)
+        ids = ", ".join(c.id for c in check_set.definition.checks)
+        companions.setdefault(check_set.scale, []).append(f"`--checks {name}`: {ids}")
     lines = [
-        "| id | scale | items | scores (range) | bands | licence |",
-        "|---|---|---|---|---|---|",
+        "| id | scale | items | scores (range) | bands | rating checks | licence |",
+        "|---|---|---|---|---|---|---|",
     ]
     for scale_id in sorted(builtin_ids()):
         scale = load_builtin(scale_id)
@@ -310,7 +318,17 @@ def builtin_table_markdown() -> str:
             for sid in scale.score_ids
         )
         name = d.name + (f" ({d.short_name})" if d.short_name else "")
-        cells = [f"`{scale_id}`", name, items, scores, _bands_text(scale), d.licence.status]
+        notes = [", ".join(c.id for c in scale.checks)] if scale.checks else []
+        checks = "; ".join(notes + companions.get(scale_id, []))
+        cells = [
+            f"`{scale_id}`",
+            name,
+            items,
+            scores,
+            _bands_text(scale),
+            checks or "none",
+            d.licence.status,
+        ]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -156,6 +156,9 @@ def change_report(
     )
     record_issues = [i for r in results if r.scale == scale.id for i in r.issues]
     report.issues[:0] = issues + record_issues
+    from ketascore.analysis.raters import summarise_rating_checks
+
+    report.rating_checks = summarise_rating_checks(results, scale)
     return report
 
 
@@ -256,6 +259,10 @@ def change_cmd(
         from ketascore.present.render import change_tables, print_issues
 
         console().print(change_tables(report, scale, trend=is_tty(sys.stdout)))
+        if report.rating_checks is not None:
+            from ketascore.present.raters import rating_check_table
+
+            console().print(rating_check_table(report.rating_checks))
         print_issues(console(stderr=True), report.issues)
     provenance = build_provenance(
         [scale, *([other] if other is not None else [])], hashes, "ketascore change"
