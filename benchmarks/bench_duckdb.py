@@ -2,6 +2,12 @@
 
     python benchmarks/bench_duckdb.py                    # 10,000,000 rows, 3 runs per case
     python benchmarks/bench_duckdb.py --rows 1000000 --runs 5 --cases duckdb-parquet,floor
+    python benchmarks/bench_duckdb.py --rows 50000000 --memory-limit 2GiB --runs 3 \
+        --cases floor,duckdb-parquet                   # larger than memory, under a cap
+
+Every case runs under the same DuckDB memory limit (``--memory-limit``, default 2GiB: the
+command's ``--memory-limit``, the floor's ``SET memory_limit``) and prints its wall time and
+its peak resident memory (the process's, from ``wait4``).
 
 Cases (each run in a fresh process, wall time measured around the whole command; the
 cases take turns, run by run):
@@ -30,6 +36,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -38,13 +45,13 @@ DATA = HERE / ".data" / "duckdb"
 ITEMS = [f"phq9_{i}" for i in range(1, 10)]
 
 
-def generate(rows: int) -> tuple[Path, Path]:
+def generate(rows: int, with_csv: bool = True) -> tuple[Path, Path]:
     import duckdb
 
     DATA.mkdir(parents=True, exist_ok=True)
     parquet = DATA / f"phq9-{rows}.parquet"
     csv = DATA / f"phq9-{rows}.csv"
-    if parquet.exists() and csv.exists():
+    if parquet.exists() and (csv.exists() or not with_csv):
         return parquet, csv
     con = duckdb.connect()
     con.execute("SELECT setseed(0.42)")
@@ -62,7 +69,8 @@ def generate(rows: int) -> tuple[Path, Path]:
             FROM range({rows}) r(i) ORDER BY i"""
     )
     con.execute(f"COPY t TO '{parquet}' (FORMAT parquet, COMPRESSION zstd)")
-    con.execute(f"COPY t TO '{csv}' (FORMAT csv, HEADER true)")
+    if with_csv:
+        con.execute(f"COPY t TO '{csv}' (FORMAT csv, HEADER true)")
     con.close()
     return parquet, csv
 
@@ -102,12 +110,14 @@ CASES = {
     ),
     "floor": (
         "import duckdb\n"
+        "duckdb.execute(\"SET memory_limit = '{limit}'\")\n"
         'duckdb.execute("COPY (SELECT subject, visit, {total} AS total FROM '
         "read_parquet({parquet!r})) TO '\" + {out!r} + \".parquet' (FORMAT parquet, "
         'COMPRESSION zstd)")\n'
     ),
     "floor-read": (
         "import duckdb\n"
+        "duckdb.execute(\"SET memory_limit = '{limit}'\")\n"
         'print(duckdb.execute("SELECT sum({total}) FROM read_parquet({parquet!r})").fetchone())\n'
     ),
 }
@@ -121,36 +131,43 @@ ENGINE_CASES = {
 }
 
 
-def command(case: str, parquet: Path, csv: Path, out: Path) -> list[str]:
+def command(case: str, parquet: Path, csv: Path, out: Path, limit: str) -> list[str]:
     if case in ENGINE_CASES:
         source, suffix = ENGINE_CASES[case]
         data = {"parquet": parquet, "csv": csv}.get(source) or shuffled(parquet)
         exe = Path(sys.executable).with_name("ketascore")
-        engine = ["--engine", "duckdb", "--scale", "phq9", "-q"]
+        engine = ["--engine", "duckdb", "--scale", "phq9", "-q", "--memory-limit", limit]
         return [str(exe), "score", str(data), *engine, "-o", f"{out}{suffix}"]
     total = " + ".join(f"coalesce({c}, 0)" for c in ITEMS)
-    code = CASES[case].format(parquet=str(parquet), csv=str(csv), out=str(out), total=total)
+    code = CASES[case].format(
+        parquet=str(parquet), csv=str(csv), out=str(out), total=total, limit=limit
+    )
     return [sys.executable, "-c", code]
 
 
-def measure(cmd: list[str], timeout: float) -> float:
+def measure(cmd: list[str], timeout: float) -> tuple[float, float]:
+    """Wall time (s) and peak resident memory (MiB) of the command, from ``wait4``."""
     start = time.perf_counter()
-    try:
-        done = subprocess.run(
-            cmd,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired:
-        print(f"  (stopped after {timeout:.0f}s)", flush=True)
-        return float("inf")
-    wall = time.perf_counter() - start
-    if done.returncode not in (0, 1):  # 1: some rows had problems (expected: missing items)
-        print(f"  (failed, exit {done.returncode}: {done.stderr.strip()[-300:]})", flush=True)
-        return float("inf")
-    return wall
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() - start > timeout:
+                proc.kill()
+                os.wait4(proc.pid, 0)
+                print(f"  (stopped after {timeout:.0f}s)", flush=True)
+                return float("inf"), float("nan")
+            time.sleep(0.005)
+        wall = time.perf_counter() - start
+        peak = usage.ru_maxrss / 1024
+        code = os.waitstatus_to_exitcode(status)
+        if code not in (0, 1):  # 1: some rows had problems (expected: missing items)
+            err.seek(0)
+            print(f"  (failed, exit {code}: {err.read().strip()[-300:]})", flush=True)
+            return float("inf"), peak
+    return wall, peak
 
 
 def main() -> None:
@@ -166,30 +183,38 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
+        "--memory-limit", default="2GiB", help="DuckDB's memory limit in every case"
+    )
+    parser.add_argument(
         "--timeout", type=float, default=600, help="stop a run after this many seconds"
     )
     args = parser.parse_args()
     started = time.perf_counter()
-    parquet, csv = generate(args.rows)
+    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
+    parquet, csv = generate(args.rows, with_csv="duckdb-csv" in cases)
     print(
         f"data: {args.rows:,} rows; parquet {parquet.stat().st_size / 1e6:.0f} MB, "
-        f"csv {csv.stat().st_size / 1e6:.0f} MB (generated/checked in "
+        f"csv {csv.stat().st_size / 1e6 if csv.exists() else 0:.0f} MB (generated/checked in "
         f"{time.perf_counter() - started:.1f}s); cpus: {os.cpu_count()}",
         flush=True,
     )
-    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
     out = DATA / "out"
     medians: dict[str, float] = {}
     # the cases take turns (run 1 of each case, then run 2 ...), so that a change in the
     # machine's load during the benchmark falls on every case alike
     times: dict[str, list[float]] = {case: [] for case in cases}
+    peaks: dict[str, list[float]] = {case: [] for case in cases}
     for _ in range(args.runs):
         for case in cases:
-            times[case].append(measure(command(case, parquet, csv, out), args.timeout))
+            cmd = command(case, parquet, csv, out, args.memory_limit)
+            wall, peak = measure(cmd, args.timeout)
+            times[case].append(wall)
+            peaks[case].append(peak)
+    print(f"memory limit (DuckDB): {args.memory_limit}")
     for case in cases:
         medians[case] = statistics.median(times[case])
         print(
-            f"{case:24s} median {medians[case]:7.2f}s  runs "
+            f"{case:24s} median {medians[case]:7.2f}s  peak {max(peaks[case]):6.0f} MiB  runs "
             + " ".join(f"{t:.2f}" for t in times[case]),
             flush=True,
         )
@@ -203,7 +228,7 @@ def main() -> None:
             verdict = "met" if ratio <= 1.5 else "NOT met"
             print(f"target duckdb-parquet <= 1.5x floor: {verdict} ({ratio:.2f}x)")
     if args.json:
-        print(json.dumps({"rows": args.rows, "medians": medians}))
+        print(json.dumps({"rows": args.rows, "medians": medians, "peaks": peaks}))
     for suffix in (".parquet", ".csv"):
         Path(f"{out}{suffix}").unlink(missing_ok=True)
 

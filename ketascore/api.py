@@ -67,7 +67,10 @@ def select_records(
     records: Iterable[AnswerRecord], scale: Scale | None
 ) -> tuple[list[AnswerRecord], int]:
     """With a scale chosen, records without a scale field take it and records of other
-    scales are left out. Returns the records to score and how many were left out."""
+    scales are left out (``core.library.left_out``: a mistyped id of a known scale is kept,
+    to be reported). Returns the records to score and how many were left out."""
+    from ketascore.core.library import left_out
+
     if scale is None:
         return list(records), 0
     chosen: list[AnswerRecord] = []
@@ -75,7 +78,7 @@ def select_records(
     for record in records:
         if record.scale is None:
             chosen.append(record.model_copy(update={"scale": scale.id}))
-        elif record.scale.casefold() == scale.id:
+        elif not left_out(record.scale, scale):
             chosen.append(record)
         else:
             skipped += 1
@@ -215,7 +218,11 @@ class ScoreRun:
 
 
 def table_sources(
-    files: list[str], scale: Scale | None, *, required: bool = False
+    files: list[str],
+    scale: Scale | None,
+    *,
+    required: bool = False,
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE,
 ) -> tuple[list[Any], Scale] | None:
     """The files as sources of the table engine and the scale they hold (``scale``, or
     the one built-in scale whose items their columns name), or None when one of them is
@@ -236,6 +243,8 @@ def table_sources(
         try:
             size = os.stat(name).st_size
         except OSError:
+            return None
+        if size > max_file_size:  # the readers report it
             return None
         if suffix in (".parquet", ".pq"):
             try:
@@ -275,6 +284,7 @@ def score_paths(
     duckdb_config: dict[str, Any] | None = None,
     progress: Any = None,
     walked: Any = None,
+    rows: Any = None,
 ) -> ScoreRun:
     """Score files and folders (``-`` is standard input), as ``ketascore score`` does.
 
@@ -284,7 +294,8 @@ def score_paths(
     table engine for one large CSV file or Parquet files of one scale when DuckDB is
     installed. Both give the same results. ``custom_options``: ``options`` carry a
     clinical format's settings (a mapping file, a sheet, ...), which only the readers
-    follow. ``jobs``: worker processes for folders (record engine)."""
+    follow. ``jobs``: worker processes for folders (record engine). ``progress``,
+    ``walked`` and ``rows`` are the callbacks of a progress bar (``engines.batch.score_files``)."""
     from ketascore.engines.batch import Settings, default_jobs
     from ketascore.readers import walk_files
 
@@ -313,7 +324,11 @@ def score_paths(
         read_options=options,
     )
     jobs = 1 if "-" in files or custom_options else (jobs or default_jobs())
-    found = table_sources(files, scale, required=engine == "table") if tabular else None
+    found = (
+        table_sources(files, scale, required=engine == "table", max_file_size=max_file_size)
+        if tabular
+        else None
+    )
     if found is not None:
         from ketascore.core.provenance import file_digest
         from ketascore.engines import table
@@ -329,19 +344,21 @@ def score_paths(
                 lazy=True,
             )
         except table.TableEngineError:
-            return _record_run(walk, settings, jobs, progress, walked)
+            return _record_run(walk, settings, jobs, progress, walked, rows)
         hashes = {s.name: s.sha256 or file_digest(s.name) for s in sources}
         # (should DuckDB fail to read the input as the readers do, the records are scored)
         fallback = lambda: _record_run(walk, settings, jobs, None, None)  # noqa: E731
         return ScoreRun(chosen, files, hashes, "table", run, _fallback=fallback)
-    return _record_run(walk, settings, jobs, progress, walked)
+    return _record_run(walk, settings, jobs, progress, walked, rows)
 
 
-def _record_run(walk: list[Any], settings: Any, jobs: int, progress: Any, walked: Any) -> ScoreRun:
+def _record_run(
+    walk: list[Any], settings: Any, jobs: int, progress: Any, walked: Any, rows: Any = None
+) -> ScoreRun:
     """The record engine's run of the files and folders walked."""
     from ketascore.engines.batch import score_files
 
-    batch = score_files(walk, settings, jobs=jobs, progress=progress, walked=walked)
+    batch = score_files(walk, settings, jobs=jobs, progress=progress, walked=walked, rows=rows)
     return ScoreRun(
         settings.chosen,
         batch.files,

@@ -54,8 +54,8 @@ SCORE_CASES = [
         "unknown scale",
         "- subject: S1\n  visit: v1\n  scale: phq-9\n  items: {1: 1}\n",
         "unknown-scale",
-        "bad.yaml:1: subject S1, visit v1: unknown scale 'phq-9'; see `ketascore scales list`, "
-        "or pass --scale with the path of your scale file",
+        "bad.yaml:1: subject S1, visit v1: unknown scale 'phq-9' (did you mean phq9?); see "
+        "`ketascore scales list`, or pass --scale with the path of your scale file",
     ),
     (
         "conflicting duplicates",

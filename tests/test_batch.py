@@ -73,7 +73,10 @@ def test_cli_output_is_the_same_with_one_or_two_jobs(tmp_path: Path, runner: Cli
         result = runner.invoke(cli, ["score", str(folder), "-j", jobs, "-o", str(target)])
         assert result.exit_code == 1  # the broken file and the conflict
         out.append(target.read_bytes())
-        assert result.stderr.startswith("203 file(s), 200 record(s)")
+        # the problems are listed (errors first, then their count), then the summary
+        *problems, counts, summary = result.stderr.splitlines()
+        assert summary.startswith("203 file(s), 200 record(s)")
+        assert counts == "14 errors, 1 warning" and problems[0].startswith("error[parse-error]")
     assert out[0] == out[1]
 
 
@@ -128,8 +131,10 @@ def test_progress_bar_on_a_terminal_and_silent_when_quiet(tmp_path: Path) -> Non
 def test_no_progress_bar_when_piped(tmp_path: Path, runner: CliRunner) -> None:
     folder = make_folder(tmp_path / "data", 30)
     result = runner.invoke(cli, ["score", str(folder), "-o", str(tmp_path / "o.csv")])
-    assert result.stderr.startswith("33 file(s), 30 record(s), ")
-    assert result.stderr.count("\n") == 1
+    *problems, counts, summary = result.stderr.splitlines()
+    assert summary.startswith("33 file(s), 30 record(s), ")
+    assert counts == "4 errors, 1 warning" and len(problems) == 5  # the problems, no bar
+    assert all(line.startswith(("error[", "warning[")) for line in problems)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")

@@ -55,7 +55,16 @@ def test_score_json_golden(runner: CliRunner) -> None:
         "with_problems": 1,
         "file_issues": 0,
     }
-    assert result.stderr == "3 file(s), 12 record(s), 11 scored, 1 with problems\n"
+    assert result.stderr == (  # the problems on stderr in every format, then the summary
+        "error[insufficient-items] tests/data/study/madrs-day3.csv:4: subject S10, visit day3, "
+        "madrs: score total: 9 of 10 answered, the rule needs all; complete the missing items; "
+        "the scale's missing-data rule allows no score\n"
+        "warning[flag-undetermined] tests/data/study/madrs-day3.csv:4: subject S10, visit day3, "
+        "madrs item 10: flag suicidal_thoughts (item 10 >= 4) cannot be determined; the item "
+        "or score the flag depends on is missing\n"
+        "1 error, 1 warning\n"
+        "3 file(s), 12 record(s), 11 scored, 1 with problems\n"
+    )
 
 
 def test_score_csv_golden(runner: CliRunner) -> None:

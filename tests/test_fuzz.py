@@ -26,6 +26,11 @@ SEEDS = [
     (ROOT / "tests" / "data" / "malformed" / "quoted-newline.csv").read_text(),
     '[{"subject": "A", "visit": "v", "scale": "phq9", "items": {"1": 2, "9": "Several days"}}]',
     "subject,visit,scale,item,value\nS1,v,phq9,1,2\nS1,v,phq9,2,x\n",
+    # the shapes of the clinical readers (#16): SDTM results to reconcile, a FHIR form of
+    # two scales, a REDCap export
+    (ROOT / "tests" / "data" / "malformed" / "sdtm-results-disagree.csv").read_text(),
+    (ROOT / "tests" / "data" / "malformed" / "fhir-two-scales.json").read_text(),
+    (ROOT / "tests" / "data" / "formats" / "redcap-phq9.csv").read_text(),
 ]
 SCALE_SEED = (ROOT / "scales" / "phq9.yaml").read_text()
 NASTY = [

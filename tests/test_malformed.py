@@ -78,9 +78,11 @@ def test_bad_files_in_a_folder_do_not_stop_the_batch(
     assert result.exit_code == 1
     doc = json.loads(result.stdout)
     assert doc["summary"]["scored"] == 1
-    assert [(i["code"], i["file"]) for i in doc["issues"]] == [
-        ("file-format", "study/b-binary.json"),
-        ("parse-error", "study/c-truncated.json"),
+    # notes and a binary file among the ratings are skipped and named, not errors (#16)
+    assert [(i["code"], i["severity"], i["file"]) for i in doc["issues"]] == [
+        ("file-skipped", "warning", "study/README.md"),
+        ("file-skipped", "warning", "study/b-binary.json"),
+        ("parse-error", "error", "study/c-truncated.json"),
     ]
 
 
@@ -98,10 +100,11 @@ def test_symlink_loop_and_dangling_link(
     doc = json.loads(result.stdout)
     assert doc["summary"]["scored"] == 1
     assert [(i["code"], i["severity"]) for i in doc["issues"]] == [
+        ("file-skipped", "warning"),  # README.md, named (#16)
         ("file-unreadable", "error"),
         ("folder-loop", "warning"),
     ]
-    assert doc["issues"][0]["message"].startswith(
+    assert doc["issues"][1]["message"].startswith(
         "study/gone.yaml: cannot read the file: No such file or directory"
     )
     assert result.exit_code == 1

@@ -33,7 +33,7 @@ from ketascore.present.render import change_tables, sparkline
 
 from conftest import ROOT
 
-EXAMPLE = "examples/ketamine-trial"
+EXAMPLE = "examples/ketamine-trial"  # data only (made by examples/generate_ketamine_trial.py)
 STUDY = "tests/data/study"
 PNG = b"\x89PNG\r\n\x1a\n"
 SVG_NS = "{http://www.w3.org/2000/svg}"

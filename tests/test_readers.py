@@ -152,8 +152,12 @@ def test_binary_file_and_folder_walk(tmp_path: Path) -> None:
     assert files == ["a.yaml", "blob.json", "b/2.yaml"]
     result = read_paths([tmp_path])
     assert [r.subject for r in result.records] == ["B", "A"]
-    (issue,) = result.issues
-    assert issue.code == "file-format" and issue.file.endswith("blob.json")
+    # in a folder, a binary file and notes are skipped and named, not errors (#16)
+    assert [(i.code, i.variant, Path(i.file or "").name) for i in result.issues] == [
+        ("file-skipped", "binary", "blob.json"),
+        ("file-skipped", "extension", "notes.md"),
+    ]
+    assert [i.code for i in read_paths([tmp_path / "blob.json"]).issues] == ["file-format"]
 
 
 def test_include_exclude(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@ per-visit summary, optionally by group."""
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -19,6 +20,13 @@ if TYPE_CHECKING:
     from ketascore.analysis.raters import RatingCheckSummary
 
 BASELINE_NAME = "baseline"
+
+# --impute: how a post-baseline visit without a value gets one (the row's ``imputed``, ADaM
+# DTYPE). The baseline itself is never imputed.
+IMPUTATIONS = {
+    "LOCF": "last observation carried forward: the subject's last observed post-baseline value",
+    "BOCF": "baseline observation carried forward: the subject has no post-baseline value",
+}
 
 RULE_TEXT = {
     "option": "the visit named with --baseline",
@@ -48,7 +56,7 @@ class ChangeRow:
     response: bool | None
     remission: bool | None
     source_visit: str | None = None  # the visit analysed, when windowed or carried forward
-    imputed: str | None = None  # "LOCF" for a value carried forward
+    imputed: str | None = None  # "LOCF" or "BOCF" for a value carried forward (IMPUTATIONS)
     note: str | None = None  # why this record was analysed (windows, imputation)
     # Jacobson & Truax reliable change, when the score declares its reliability
     rci: float | None = None
@@ -81,6 +89,7 @@ class SummaryRow:
     remitters: int
     n_remission: int
     remission_rate: float | None  # percent of subjects with a value
+    n_imputed: int = 0  # of the n values, those carried forward (LOCF or BOCF)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -237,25 +246,103 @@ def _flagged(result: ScoreResult) -> bool:
     return str(result.extra.get("baseline_flag") or "").strip().upper() == "Y"
 
 
+@functools.lru_cache(maxsize=4096)  # (a study has a few visit names and many records)
+def visit_key(visit: str) -> str:
+    """How visit names compare when one may be spelled two ways: case and whitespace do
+    not count (``Baseline``, ``baseline`` and ``base line`` are one name)."""
+    return "".join(visit.casefold().split())
+
+
+def baseline_candidates(
+    results: Sequence[ScoreResult], baseline_visit: str | None, rule: str = "option"
+) -> tuple[list[ScoreResult], str]:
+    """Every record among one subject's results that the rule makes its baseline, and the
+    rule. More than one is an ambiguity the caller reports: no silent choice between two
+    flagged records, two spellings of the baseline visit, or two visits on the earliest
+    day."""
+    if rule == "flagged":
+        return [r for r in results if _flagged(r)], rule
+    if baseline_visit is not None:
+        key = visit_key(baseline_visit)
+        return [r for r in results if visit_key(r.visit) == key], rule
+    named = [r for r in results if visit_key(r.visit) == BASELINE_NAME]
+    if named:
+        return named, "named"
+    if all(r.day is not None for r in results):
+        first_day = min(r.day for r in results if r.day is not None)
+        return [r for r in results if r.day == first_day], "earliest-day"
+    if all(r.date for r in results):
+        first_date = min(r.date for r in results if r.date)
+        return [r for r in results if r.date == first_date], "earliest-date"
+    return list(results[:1]), "first-seen"
+
+
 def choose_baseline(
     results: Sequence[ScoreResult], baseline_visit: str | None, rule: str = "option"
 ) -> tuple[ScoreResult | None, str]:
-    """The baseline record among one subject's results, and the rule that chose it."""
-    if rule == "flagged":
-        return next((r for r in results if _flagged(r)), None), rule
-    if baseline_visit is not None:
-        for r in results:
-            if r.visit.casefold() == baseline_visit.casefold():
-                return r, rule
-        return None, rule
+    """The baseline record among one subject's results (None when there is none, or more
+    than one: see ``baseline_candidates``), and the rule that chose it."""
+    candidates, how = baseline_candidates(results, baseline_visit, rule)
+    return (candidates[0] if len(candidates) == 1 else None), how
+
+
+AMBIGUITY = {
+    "flagged": "flagged",
+    "option": "spelling",
+    "named": "spelling",
+    "earliest-day": "tie-day",
+    "earliest-date": "tie-date",
+}
+
+
+def ambiguous_baseline(
+    candidates: Sequence[ScoreResult], how: str, target: str | None, scale_id: str
+) -> Issue:
+    """The issue of a subject with several baseline candidates."""
+    first = candidates[0]
+    return make_issue(
+        "ambiguous-baseline",
+        AMBIGUITY[how],
+        file=first.source.file,
+        line=first.source.line,
+        subject=first.subject,
+        scale=scale_id,
+        count=len(candidates),
+        visits=[r.visit for r in candidates],
+        baseline=target or BASELINE_NAME,
+        day=first.day,
+        date=first.date,
+    )
+
+
+def visit_spellings(results: Sequence[ScoreResult], scale_id: str) -> list[Issue]:
+    """A warning for each set of visit names that differ only by case or spacing."""
+    first: dict[str, ScoreResult] = {}  # visit name -> its first record
     for r in results:
-        if r.visit.casefold() == BASELINE_NAME:
-            return r, "named"
-    if all(r.day is not None for r in results):
-        return min(results, key=lambda r: r.day or 0), "earliest-day"
-    if all(r.date for r in results):
-        return min(results, key=lambda r: r.date or ""), "earliest-date"
-    return results[0], "first-seen"
+        if r.visit not in first:
+            first[r.visit] = r
+    names: dict[str, list[str]] = {}
+    for visit in first:
+        names.setdefault(visit_key(visit), []).append(visit)
+    spelled = {key: visits for key, visits in names.items() if len(visits) > 1}
+    if not spelled:
+        return []
+    subjects: dict[str, set[str]] = {key: set() for key in spelled}
+    for r in results:
+        key = visit_key(r.visit)
+        if key in subjects:
+            subjects[key].add(r.subject)
+    return [
+        make_issue(
+            "visit-spelling",
+            file=first[visits[0]].source.file,
+            line=first[visits[0]].source.line,
+            scale=scale_id,
+            visits=[repr(v) for v in visits],
+            subjects=len(subjects[key]),
+        )
+        for key, visits in spelled.items()
+    ]
 
 
 def _group_value(value: Any) -> str | None:
@@ -267,10 +354,17 @@ def _group_value(value: Any) -> str | None:
 
 
 def group_of_subjects(
-    results: Sequence[ScoreResult], by: str, scales: dict[str, Scale], baseline_visit: str | None
+    results: Sequence[ScoreResult],
+    by: str,
+    scales: dict[str, Scale],
+    baseline_visit: str | None,
+    issues: list[Issue] | None = None,
 ) -> dict[str, str | None]:
     """Each subject's group: a carried field (``arm``) or a baseline classification
-    (``hamd17.anxious_depression``)."""
+    (``hamd17.anxious_depression``). A subject whose field has different values at
+    different visits, or whose grouping scale has several baseline candidates, is in no
+    group, with an issue in ``issues``."""
+    sink = issues if issues is not None else []
     groups: dict[str, str | None] = {}
     scale_id, dot, name = by.partition(".")
     if dot and scale_id in scales:
@@ -282,17 +376,37 @@ def group_of_subjects(
             (r for rs in by_subject.values() for r in rs), baseline_visit
         )
         for subject, rs in by_subject.items():
-            base, _ = choose_baseline(rs, target, rule)
+            candidates, how = baseline_candidates(rs, target, rule)
+            if len(candidates) > 1:
+                sink.append(ambiguous_baseline(candidates, how, target, scale_id))
+            base = candidates[0] if len(candidates) == 1 else None
             value = None
             if base is not None:
                 value = base.classifications.get(name, base.scores.get(name))
             groups[subject] = _group_value(value)
         return groups
+    seen: dict[str, dict[str, ScoreResult]] = {}  # subject -> value -> first record
     for r in results:
-        if r.subject not in groups or groups[r.subject] is None:
-            value = r.extra.get(by)
-            if r.subject not in groups or value is not None:
-                groups[r.subject] = _group_value(value)
+        text = _group_value(r.extra.get(by))
+        groups.setdefault(r.subject, None)
+        if text is not None:
+            seen.setdefault(r.subject, {}).setdefault(text, r)
+    for subject, values in seen.items():
+        if len(values) == 1:
+            groups[subject] = next(iter(values))
+            continue
+        first = next(iter(values.values()))
+        sink.append(
+            make_issue(
+                "ambiguous-group",
+                file=first.source.file,
+                line=first.source.line,
+                subject=subject,
+                by=by,
+                values=[repr(v) for v in values],
+                visits=[f"{r.visit}: {v}" for v, r in values.items()],
+            )
+        )
     return groups
 
 
@@ -307,7 +421,7 @@ def compute_change(
     response_percent: Num | None = None,
     remission_at_most: Num | None = None,
     windows: WindowPlan | None = None,
-    impute: str | None = None,
+    impute: str | Iterable[str] | None = None,
     rci_reliability: float | None = None,
     rci_sd: float | None = None,
 ) -> ChangeReport:
@@ -315,20 +429,26 @@ def compute_change(
 
     ``results`` may hold several scales (needed when grouping by another scale's baseline
     classification); only those of ``scale`` are analysed. With ``windows``, records are
-    first assigned to analysis visits by study day. With ``impute="locf"``, a missing
-    post-baseline value is replaced by the last observed post-baseline value (the row says
-    so in ``imputed`` and ``source_visit``). When the score declares its reliability (or
-    ``rci_reliability`` is given), each row also gets the reliable change index and its
-    category (``reliable_change_rule``).
+    first assigned to analysis visits by study day; a record whose day falls in no window is
+    reported (``outside-windows``). ``impute`` fills post-baseline visits without a value
+    (the row says so in ``imputed`` and ``source_visit``): ``"locf"`` with the subject's last
+    observed post-baseline value, ``"bocf"`` with the baseline for a subject with no
+    post-baseline value at all; give both to use both. When the score declares its
+    reliability (or ``rci_reliability`` is given), each row also gets the reliable change
+    index and its category (``reliable_change_rule``).
+
+    Every statistic of the summary at a visit after the baseline describes one population:
+    the subjects with a baseline and a value at that visit, observed or carried forward.
     """
-    if impute not in (None, "locf"):
-        raise ValueError(f"unknown imputation {impute!r}; the only one is 'locf'")
+    imputations = _imputations(impute)
     all_results = list(results)
     rule = scale.score(score)
     criteria = Criteria.for_score(rule, response_percent, remission_at_most)
     window_issues: list[Issue] = []
     if windows is not None:
-        all_results, window_issues = apply_windows(all_results, windows, scale.id, score)
+        window_issues = outside_windows(all_results, windows, scale.id)
+        all_results, applied = apply_windows(all_results, windows, scale.id, score)
+        window_issues = applied + window_issues
     mine = [r for r in all_results if r.scale == scale.id]
     by_subject: dict[str, list[ScoreResult]] = {}
     first_seen: dict[str, int] = {}
@@ -343,7 +463,8 @@ def compute_change(
             dates.setdefault(r.visit, []).append(r.date)
     by_subject = {k: by_subject[k] for k in sorted(by_subject, key=natural_key)}
     known = {scale.id: scale, **(scales or {})}
-    groups = group_of_subjects(all_results, by, known, baseline_visit) if by else {}
+    group_issues: list[Issue] = []
+    groups = group_of_subjects(all_results, by, known, baseline_visit, group_issues) if by else {}
     report = ChangeReport(
         scale=scale.id,
         scale_version=scale.version,
@@ -353,9 +474,11 @@ def compute_change(
         visits=[],
         groups=groups,
         subjects=list(by_subject),
-        issues=window_issues,
+        issues=[*window_issues, *group_issues],
         analysed=mine,
     )
+    if windows is None:
+        report.issues.extend(visit_spellings(mine, scale.id))
     if windows is not None:  # analysis visits are the windows, in the plan's order
         visit_order = windows.analysis_order()
         report.visit_numbers = windows.visit_numbers()
@@ -364,7 +487,11 @@ def compute_change(
     baseline_visits: dict[str, int] = {}
     target, target_rule = baseline_target(mine, baseline_visit)
     for subject, rs in by_subject.items():
-        base, how = choose_baseline(rs, target, target_rule)
+        candidates, how = baseline_candidates(rs, target, target_rule)
+        if len(candidates) > 1:  # no silent choice: the subject's change is not computed
+            report.issues.append(ambiguous_baseline(candidates, how, target, scale.id))
+            continue
+        base = candidates[0] if candidates else None
         group = groups.get(subject) if by else None
         src = rs[0]
         if base is None or base.scores.get(score) is None:
@@ -448,8 +575,10 @@ def compute_change(
             )
 
         followups = [row(r, r.scores.get(score)) for r in rs if r is not base]
-        if impute == "locf":
+        if "locf" in imputations:
             followups = _carry_forward(followups, visit_order, base.visit, row)
+        if "bocf" in imputations:
+            followups = _carry_baseline(followups, visit_order, base, baseline, row)
         report.rows.extend(followups)
     seen = set(first_seen) | {r.visit for r in report.rows}
     visits = [v for v in visit_order if v in seen]
@@ -461,9 +590,50 @@ def compute_change(
     subject_pos = {subject: i for i, subject in enumerate(by_subject)}
     visit_pos = {visit: i for i, visit in enumerate(visits)}
     report.rows.sort(key=lambda row: (subject_pos[row.subject], visit_pos[row.visit]))
-    report.summary = _summarise(report, mine)
+    report.summary = _summarise(report)
     _add_reliable_change(report, scale, rci_reliability, rci_sd)
+    if not report.rows and (not report.subjects or not report.issues):
+        report.issues.append(_nothing_to_report(report))
     return report
+
+
+IMPUTE_CHOICES = ("locf", "bocf")
+
+
+def _imputations(impute: str | Iterable[str] | None) -> set[str]:
+    chosen = {impute} if isinstance(impute, str) else set(impute or ())
+    unknown = chosen - set(IMPUTE_CHOICES)
+    if unknown:
+        raise ValueError(
+            f"unknown imputation {sorted(unknown)[0]!r}; choose from {', '.join(IMPUTE_CHOICES)}"
+        )
+    return chosen
+
+
+def outside_windows(results: Iterable[ScoreResult], plan: WindowPlan, scale_id: str) -> list[Issue]:
+    """An issue for each record of ``scale_id`` whose study day falls in no analysis window
+    (the plan's ``window_of`` decides): it is not analysed, and says so."""
+    return [
+        make_issue(
+            "outside-windows",
+            file=r.source.file,
+            line=r.source.line,
+            subject=r.subject,
+            visit=r.visit,
+            scale=scale_id,
+            day=r.day,
+        )
+        for r in results
+        if r.scale == scale_id and r.day is not None and plan.window_of(r.day) is None
+    ]
+
+
+def _nothing_to_report(report: ChangeReport) -> Issue:
+    """Why a report with no issue has no change from baseline at all: no record of the
+    scale (an error), or no subject with a value after its baseline."""
+    if not report.subjects:
+        return make_issue("no-records", scale=report.scale, score=report.score)
+    return make_issue("no-change", scale=report.scale, score=report.score)
 
 
 def _carry_forward(
@@ -504,7 +674,38 @@ def _carry_forward(
     return out
 
 
-def _summarise(report: ChangeReport, results: list[ScoreResult]) -> list[SummaryRow]:
+def _carry_baseline(
+    rows: list[ChangeRow], visit_order: list[str], base: ScoreResult, value: Num, make: Any
+) -> list[ChangeRow]:
+    """Baseline observation carried forward, for a subject with no post-baseline value at
+    all: every visit after the baseline takes the baseline value (``imputed = "BOCF"``).
+    A subject with a post-baseline value is left as it is (LOCF, when asked, fills its
+    gaps)."""
+    start = visit_order.index(base.visit) + 1 if base.visit in visit_order else 0
+    after = set(visit_order[start:])
+    if any(r.value is not None for r in rows if r.visit in after):
+        return rows
+    by_visit = {r.visit: r for r in rows}
+    out: list[ChangeRow] = []
+    for visit in visit_order[start:]:
+        by_visit.pop(visit, None)
+        stand_in = ScoreResult(
+            subject=base.subject, visit=visit, scale=base.scale, scale_version=None
+        )
+        carried = make(stand_in, value, imputed="BOCF")
+        carried.source_visit = base.visit
+        day = f" (day {base.day})" if base.day is not None else ""
+        carried.note = f"baseline carried forward from {base.visit}{day}; no post-baseline value"
+        out.append(carried)
+    out.extend(by_visit.values())  # visits before the baseline, kept as they were
+    return out
+
+
+def _summarise(report: ChangeReport) -> list[SummaryRow]:
+    """One row per group and visit. At a subject's baseline visit, the baselines; at any
+    other visit, the subjects with a baseline and a value there (observed or carried
+    forward): n, the mean and SD of the value, of the change, and the response and
+    remission counts all describe that one population."""
     group_names: list[str | None] = [None]
     if report.by:
         group_names = sorted(
@@ -514,17 +715,19 @@ def _summarise(report: ChangeReport, results: list[ScoreResult]) -> list[Summary
     rows_by: dict[tuple[str, str | None], list[ChangeRow]] = {}
     for row in report.rows:
         rows_by.setdefault((row.visit, row.group), []).append(row)
-    results_by: dict[tuple[str, str | None], list[ScoreResult]] = {}
-    for r in results:
-        group = report.groups.get(r.subject) if report.by else None
-        results_by.setdefault((r.visit, group), []).append(r)
+    baselines_by: dict[tuple[str, str | None], list[Num | None]] = {}
+    for subject, (visit, _, value) in report.baselines.items():
+        group = report.groups.get(subject) if report.by else None
+        baselines_by.setdefault((visit, group), []).append(value)
     out: list[SummaryRow] = []
     for group in group_names:
         for visit in report.visits:
-            in_group = results_by.get((visit, group), [])
-            followups = rows_by.get((visit, group), [])
-            is_baseline = bool(in_group) and not followups
-            values = [v for r in in_group if (v := r.scores.get(report.score)) is not None]
+            followups = [r for r in rows_by.get((visit, group), []) if r.value is not None]
+            is_baseline = (visit, group) in baselines_by and (visit, group) not in rows_by
+            if is_baseline:
+                values = [v for v in baselines_by[(visit, group)] if v is not None]
+            else:
+                values = [row.value for row in followups if row.value is not None]
             changes = [row.change for row in followups if row.change is not None]
             responses = [row.response for row in followups if row.response is not None]
             remissions = [row.remission for row in followups if row.remission is not None]
@@ -551,6 +754,7 @@ def _summarise(report: ChangeReport, results: list[ScoreResult]) -> list[Summary
                     remitters=remitters,
                     n_remission=len(remissions),
                     remission_rate=_rate(remitters, len(remissions)),
+                    n_imputed=sum(1 for row in followups if row.imputed),
                 )
             )
     return out
@@ -726,7 +930,8 @@ def _add_reliable_change(
     rule = reliable_change_rule(scale, report.score, baselines, reliability=reliability, sd=sd)
     if rule is None:
         declared = next((s for s in scale.definition.scores if s.id == report.score), None)
-        if reliability is not None or (declared is not None and declared.reliability):
+        wanted = reliability is not None or (declared is not None and declared.reliability)
+        if wanted and any(r.change is not None for r in report.rows):  # (a change to judge)
             report.issues.append(
                 make_issue("rci-undetermined", scale=scale.id, score=report.score, n=len(baselines))
             )

@@ -127,7 +127,8 @@ def _relations(plan: WindowPlan) -> list[Problem]:
 def load_windows_text(text: str, source: str) -> WindowPlan:
     """Parse a windows file; raises ScaleError with every problem as file:line:col."""
     try:
-        located = yamlsafe.load(text)
+        # days as the value grammar reads numbers: from: 010 is day 10, not octal 8
+        located = yamlsafe.load(text, numbers="grammar")
     except yamlsafe.YamlError as exc:
         where = source if exc.line is None else f"{source}:{exc.line}:{exc.column}"
         raise ScaleError(source, [f"{where}: {exc.message}"]) from None

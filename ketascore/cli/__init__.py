@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from ketascore import __version__
-from ketascore.cli.common import Exit
+from ketascore.cli.common import Exit, missing_extra
 
 
 class KetascoreGroup(click.Group):
@@ -32,12 +32,36 @@ class KetascoreGroup(click.Group):
         except Exception as exc:
             if ctx.find_root().params.get("traceback"):
                 raise
+            extra = missing_extra(exc, ctx.invoked_subcommand)
+            if extra is not None:  # an optional extra that is not installed: not a bug
+                click.echo(f"Error: {extra}", err=True)
+                ctx.exit(Exit.USAGE)
+            environment = environment_error(exc)
+            if environment is not None:  # a full disk, a permission: not a bug
+                click.echo(f"Error: {environment}", err=True)
+                ctx.exit(Exit.USAGE)
             click.echo(
                 f"Error: internal error: {type(exc).__name__}: {exc}\n"
                 "This is a bug in ketascore; rerun with --traceback and report it.",
                 err=True,
             )
             ctx.exit(Exit.INTERNAL)
+
+
+def environment_error(exc: BaseException) -> str | None:
+    """The message of an error of the system rather than of ketascore (an output that
+    cannot be written, a full disk, a permission), or None."""
+    from ketascore.writers.outputs import OutputError
+
+    if isinstance(exc, OutputError):
+        return str(exc)
+    if isinstance(exc, OSError) and exc.errno is not None:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return (
+            f"{exc.strerror or exc}{where}; this is a problem of the system (disk space, "
+            "permissions, a device), not of the data: fix it and run again"
+        )
+    return None
 
 
 @click.group(cls=KetascoreGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -49,8 +73,11 @@ def cli(traceback: bool) -> None:
     \b
     Exit codes: 0 all input scored cleanly; 1 some input had problems (the rest
     was scored and the problems reported); 2 usage error (bad option, unknown or
-    unusable scale); 3 internal error; 130 interrupted.
+    unusable scale, an output that cannot be written); 3 internal error;
+    130 interrupted.
     """
+    if traceback:  # the readers then let a failure through instead of reporting it
+        os.environ["KETASCORE_TRACEBACK"] = "1"
 
 
 def main() -> None:
@@ -88,10 +115,22 @@ def _leave(code: Any) -> None:
         print(code, file=sys.stderr)
         code = 1
     atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        # the reader may have gone away (`| head`), or the stream be closed
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass  # the reader went away (`| head`): not an error of ours
+    except OSError as exc:  # a full disk or a device error: the output is not complete
         with contextlib.suppress(OSError, ValueError):
-            stream.flush()
+            print(
+                f"Error: cannot write to standard output: {exc.strerror or exc}; the output "
+                "is incomplete",
+                file=sys.stderr,
+            )
+        code = 2
+    except ValueError:  # closed
+        pass
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.flush()
     os._exit(code)
 
 

@@ -12,22 +12,32 @@ from ketascore.cli import cli
 from ketascore.cli.common import (
     Exit,
     UsageError,
-    check_output,
+    check_files,
+    check_input_extras,
+    check_option_file,
     checked_scale,
     checks_option,
+    complete_provenance,
     console,
-    emit,
+    echo_out,
     given_read_options,
     input_options,
     is_tty,
+    lines_writer,
     load_scale_option,
+    option_files,
     output_options,
+    output_targets,
+    plan_outputs,
     provenance_options,
+    provenance_outputs,
     read_options,
     resolve_format,
+    scale_file,
     window_options,
-    write_provenance,
+    write_outputs,
 )
+from ketascore.cli.progress import Progress, speed_hint
 
 if TYPE_CHECKING:
     from ketascore.analysis.change import ChangeReport
@@ -38,12 +48,14 @@ if TYPE_CHECKING:
     from ketascore.readers import ReadResult
 
 
-def load_windows_option(path: Path | None) -> WindowPlan | None:
+def load_windows_option(path: Path | None, max_file_size: int | None = None) -> WindowPlan | None:
     """The analysis windows of ``--windows FILE`` (a usage error if the file has problems)."""
     if path is None:
         return None
     from ketascore.analysis.windows import load_windows
     from ketascore.core.scale import ScaleError
+
+    check_option_file("--windows", path, max_file_size)
 
     try:
         return load_windows(path)
@@ -80,24 +92,32 @@ def scored_for_change(
     include: tuple[str, ...] = (),
     exclude: tuple[str, ...] = (),
     max_file_size: int,
+    quiet: bool = True,
 ) -> tuple[list[ScoreResult], list[Issue], dict[str, str]]:
     """The results of ``scale`` (and of ``other``, the scale of --by) in the paths, the
-    problems of the files, and the inputs' sha256."""
+    problems of the files, and the inputs' sha256. Unless ``quiet``, a progress bar shows on
+    a terminal."""
     from ketascore.api import read_answers, score_paths
 
-    options = read_options([scale])
+    options = read_options([scale], max_file_size)
     custom = any(bool(v) for v in given_read_options().values())
     if other is None or other.id == scale.id:
-        with score_paths(
-            paths,
-            scale=scale,
-            input_format=input_format,
-            include=include,
-            exclude=exclude,
-            max_file_size=max_file_size,
-            options=options,
-            custom_options=custom,
-        ) as run:
+        bar = Progress(not quiet and is_tty(sys.stderr))
+        with bar as progress:
+            run = score_paths(
+                paths,
+                scale=scale,
+                input_format=input_format,
+                include=include,
+                exclude=exclude,
+                max_file_size=max_file_size,
+                options=options,
+                custom_options=custom,
+                progress=progress,
+                walked=bar.set_total,
+                rows=bar.rows,
+            )
+        with run:
             return list(run.results()), list(run.issues), dict(run.hashes)
     data = read_answers(
         paths,
@@ -121,6 +141,37 @@ def results_of(data: ReadResult, scale: Scale, other: Scale | None) -> list[Scor
     return results
 
 
+def check_by(by: str | None, results: list[ScoreResult], scale: Scale, other: Scale | None) -> None:
+    """A usage error when ``--by`` names what no record carries: a field that no record of
+    the scale has (a typo, not a group "(missing)" for everyone), with the fields there
+    are; or a classification of a scale with no record in the input."""
+    import difflib
+
+    if not by:
+        return
+    if other is not None:
+        if not any(r.scale == other.id for r in results):
+            raise UsageError(
+                f"--by {by}: the input holds no {other.id} record to take "
+                f"{by.partition('.')[2]} from; give the {other.id} files too, or group by a "
+                "field the records carry"
+            )
+        return
+    mine = [r for r in results if r.scale == scale.id]
+    fields = sorted({name for r in mine for name in r.extra}, key=str.casefold)
+    if not mine or by in fields:
+        return
+    close = [f for f in fields if f.casefold() == by.casefold()]
+    close += [f for f in difflib.get_close_matches(by, fields, n=3) if f not in close]
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    scales = f"{scale.id}." if scale.classifications else "SCALE."
+    raise UsageError(
+        f"--by {by}: no {scale.id} record carries a field {by!r}{hint}; fields: "
+        f"{', '.join(fields) or 'none'}; or group by a baseline classification "
+        f"(--by {scales}CLASSIFICATION)"
+    )
+
+
 def change_report(
     results: list[ScoreResult],
     issues: list[Issue],
@@ -133,12 +184,14 @@ def change_report(
     response_percent: float | None,
     remission_at_most: float | None,
     windows: WindowPlan | None = None,
-    impute: str | None = None,
+    impute: tuple[str, ...] | str | None = None,
 ) -> ChangeReport:
     """The change from baseline of the results; the report's issues start with those of
     reading (``issues``) and scoring."""
     from ketascore.analysis.change import compute_change
     from ketascore.core.values import clean_number
+
+    check_by(by, results, scale, other)
 
     report = compute_change(
         results,
@@ -154,7 +207,10 @@ def change_report(
         windows=windows,
         impute=impute,
     )
-    record_issues = [i for r in results if r.scale == scale.id for i in r.issues]
+    # the records of the scale, and those naming no known scale (a mistyped id)
+    record_issues = [
+        i for r in results if r.scale == scale.id or r.scale_version is None for i in r.issues
+    ]
     report.issues[:0] = issues + record_issues
     from ketascore.analysis.raters import summarise_rating_checks
 
@@ -195,10 +251,20 @@ def change_report(
 )
 @window_options
 @click.option("--summary", "summary_only", is_flag=True, help="With csv: write the summary table.")
+@click.option(
+    "--study-id",
+    help="With adam: the STUDYID of every row (default: the study id the records carry).",
+)
 @output_options(("table", "json", "jsonl", "csv", "adam"))
 @provenance_options
 @checks_option
 @input_options
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="No progress bar and no problems listed on stderr (the exit code still says).",
+)
 def change_cmd(
     paths: tuple[str, ...],
     scale_name: str,
@@ -208,8 +274,9 @@ def change_cmd(
     response_percent: float | None,
     remission_at_most: float | None,
     windows_file: Path | None,
-    impute: str | None,
+    impute: tuple[str, ...],
     summary_only: bool,
+    study_id: str | None,
     fmt: str | None,
     output: Path | None,
     provenance_file: Path | None,
@@ -219,18 +286,36 @@ def change_cmd(
     include: tuple[str, ...],
     exclude: tuple[str, ...],
     max_file_size: int,
+    quiet: bool,
 ) -> None:
-    """Change from baseline per subject and a per-visit summary, for one score of one scale."""
+    """Change from baseline per subject and a per-visit summary, for one score of one scale.
+
+    \b
+    The problems of the input are listed on stderr, errors first, in every output format
+    (-q leaves them out); the exit code is 1 when there is an error.
+    """
     from ketascore.writers import tabular as out
 
     fmt = resolve_format(fmt, output)
-    scale = checked_scale(load_scale_option(scale_name), check_names)
+    if study_id is not None and fmt != "adam":
+        raise UsageError("--study-id applies to the ADaM output: add --format adam")
+    inputs = list(paths)
+    read_files = [f for _, f in option_files()] + [
+        str(f) for f in (scale_file(scale_name), windows_file) if f is not None
+    ]
+    read_files += check_files(check_names)
+    plan_outputs(output_targets(fmt, output, provenance_file), inputs, read_files)
+    check_input_extras(inputs, input_format)
+    scale = checked_scale(load_scale_option(scale_name, max_file_size), check_names, max_file_size)
     if score_name not in scale.score_ids:
         raise UsageError(
             f"scale {scale.id} has no score {score_name!r}; scores: {', '.join(scale.score_ids)}"
         )
     other = grouping_scale(by, scale)
-    windows = load_windows_option(windows_file)
+    windows = load_windows_option(windows_file, max_file_size)
+    hint = None if quiet else speed_hint(list(paths))
+    if hint:
+        click.echo(hint, err=True)
     results, issues, hashes = scored_for_change(
         list(paths),
         scale,
@@ -239,6 +324,7 @@ def change_cmd(
         include=include,
         exclude=exclude,
         max_file_size=max_file_size,
+        quiet=quiet,
     )
     report = change_report(
         results,
@@ -254,35 +340,71 @@ def change_cmd(
         impute=impute,
     )
     from ketascore.core.provenance import build_provenance
+    from ketascore.writers.outputs import Output
 
     if fmt == "table":
-        from ketascore.present.render import change_tables, print_issues
+        from ketascore.present.render import change_tables
 
         console().print(change_tables(report, scale, trend=is_tty(sys.stdout)))
         if report.rating_checks is not None:
             from ketascore.present.raters import rating_check_table
 
             console().print(rating_check_table(report.rating_checks))
-        print_issues(console(stderr=True), report.issues)
     provenance = build_provenance(
         [scale, *([other] if other is not None else [])], hashes, "ketascore change"
     )
+    settings = {
+        "score": score_name,
+        "baseline": baseline,
+        "baseline_rules": report.baseline_rules(),
+        "by": by,
+        "criteria": report.criteria.describe(),
+        "windows": str(windows_file) if windows_file is not None else None,
+        "impute": list(impute) or None,
+        "input_format": input_format,
+        "include": list(include),
+        "exclude": list(exclude),
+        "max_file_size": max_file_size,
+        "escape_formulas": not no_escape_formulas,
+    }
+    complete_provenance(provenance, settings, [("--windows", windows_file)])
+    escape = not no_escape_formulas
+    content: object = None
+    files: list[Output] = []
     if fmt == "json":
-        emit(out.change_json(report, provenance), output, list(paths))
+        content = out.change_json(report, provenance)
     elif fmt == "jsonl":
-        emit(out.change_jsonl(report, provenance), output, list(paths))
+        content = out.change_jsonl(report, provenance)
     elif fmt == "csv":
-        csv_text = out.change_csv(report, summary_only, escape_formulas=not no_escape_formulas)
-        emit(csv_text, output, list(paths))
+        content = out.change_csv(report, summary_only, escape_formulas=escape)
     elif fmt == "adam":
-        from ketascore.writers.adam import adam_csv, adam_rows, write_adam
+        from ketascore.core.issues import make_issue
+        from ketascore.writers.adam import adam_csv, adam_rows, group_column, write_adam_xpt
 
         known = [scale, *([other] if other is not None else [])]
+        rows = adam_rows([report], report.analysed, known, study_id=study_id)
+        if any(not row["STUDYID"] for row in rows):
+            report.issues.append(make_issue("no-study-id", scale=scale.id))
         if output is not None and output.suffix.lower() == ".xpt":
-            check_output(output, list(paths))
-            write_adam(output, [report], report.analysed, known)
+            labels = {group_column(by): f"Group: {by}"} if by else {}
+
+            def xpt(fh: object) -> None:
+                write_adam_xpt(fh, rows, labels=labels)
+
+            files.append(Output(output, xpt, binary=True))
         else:
-            emit(adam_csv(adam_rows([report], report.analysed, known)), output, list(paths))
-    write_provenance(provenance, fmt, output, provenance_file, list(paths))
+            content = adam_csv(rows, escape_formulas=escape)
+    if content is not None:
+        if output is None:
+            echo_out(content)
+        else:
+            files.append(Output(output, lines_writer(content)))
+    files += provenance_outputs(provenance, fmt, output, provenance_file)
+    if files:
+        write_outputs(files)
+    if not quiet:
+        from ketascore.present.render import print_issues
+
+        print_issues(console(stderr=True), report.issues)
     problems = any(i.severity == "error" for i in report.issues)
     sys.exit(Exit.PROBLEMS if problems else Exit.OK)

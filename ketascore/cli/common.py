@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -62,7 +62,7 @@ def output_options(formats: tuple[str, ...]) -> Callable[[F], F]:
 def input_options(func: F) -> F:
     func = click.option(
         "--max-file-size",
-        type=int,
+        type=click.IntRange(min=1),
         default=1 << 30,
         show_default=True,
         help="Refuse input files larger than this many bytes.",
@@ -143,7 +143,44 @@ def given_read_options() -> dict[str, Any]:
     return dict(click.get_current_context().meta.get(_READ_OPTIONS, {}))
 
 
-def read_options(scales: list[Any]) -> Any:
+OPTION_FILES = {"map": "--map", "redcap_dictionary": "--redcap-dictionary"}
+
+
+def option_files() -> list[tuple[str, str]]:
+    """(option, file) of each file a clinical-format option names."""
+    given = given_read_options()
+    files = [(flag, given[key]) for key, flag in OPTION_FILES.items() if given.get(key)]
+    files += [("--questionnaire", q) for q in given.get("questionnaire") or ()]
+    return files
+
+
+def check_option_file(option: str, path: str | Path, max_file_size: int | None = None) -> None:
+    """A file an option names must be a regular file no larger than --max-file-size (a
+    device or a fifo could be read for ever)."""
+    import os
+    import stat
+
+    from ketascore.readers.base import DEFAULT_MAX_FILE_SIZE
+    from ketascore.readers.folders import file_kind
+
+    limit = DEFAULT_MAX_FILE_SIZE if max_file_size is None else max_file_size
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot read the file: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise UsageError(
+            f"{option} {path}: it is a {file_kind(info.st_mode)}, not a regular file; give "
+            "the file itself"
+        )
+    if info.st_size > limit:
+        raise UsageError(
+            f"{option} {path}: the file is {info.st_size:,} bytes, above the limit of "
+            f"{limit:,}; raise the limit with --max-file-size"
+        )
+
+
+def read_options(scales: list[Any], max_file_size: int | None = None) -> Any:
     """The ReadOptions of the format options given on the command line."""
     given = given_read_options()
     if not any(given.values()):  # nothing to load: keep the format readers out of start-up
@@ -151,6 +188,9 @@ def read_options(scales: list[Any]) -> Any:
 
         return ReadOptions(scales=tuple(scales))
     from ketascore.readers.formats import FormatOptionError, load_read_options
+
+    for option, path in option_files():
+        check_option_file(option, path, max_file_size)
 
     try:
         return load_read_options(
@@ -178,44 +218,124 @@ def resolve_format(fmt: str | None, output: Path | None) -> str:
     return "table" if is_tty(sys.stdout) else "json"
 
 
-def check_output(output: Path, inputs: list[str]) -> None:
-    """Refuse an output path that is an input or lies inside an input folder."""
+def check_output(
+    output: Path, inputs: list[str], read_files: list[str] | None = None, what: str = "-o"
+) -> None:
+    """Refuse an output path that is an input, lies inside an input folder, or is a file
+    the command reads (``read_files``: a scale file, a mapping, a windows file, ...)."""
+    from ketascore.writers.outputs import same_path
+
     target = output.resolve()
     for name in inputs:
         if name != "-" and Path(name).exists():
             resolved = Path(name).resolve()
-            if resolved == target or (resolved.is_dir() and resolved in target.parents):
+            if (
+                resolved == target
+                or same_path(name, output)
+                or (resolved.is_dir() and resolved in target.parents)
+            ):
                 raise UsageError(
                     f"refusing to write {output}: it is an input (or inside an input folder); "
                     "choose another output path"
                 )
+    for name in read_files or []:
+        if Path(name).exists() and same_path(name, output):
+            raise UsageError(
+                f"refusing to write {output} ({what}): the command reads it ({name}); choose "
+                "another output path"
+            )
 
 
-def emit(text_or_lines: Any, output: Path | None, inputs: list[str]) -> None:
-    """Write text (or an iterable of lines) to stdout or atomically to ``output``."""
-    from ketascore.writers.tabular import atomic_writer
+def plan_outputs(
+    targets: list[tuple[str, Path | None]], inputs: list[str], read_files: list[str]
+) -> None:
+    """Check, before anything is read, every file the command will write (``targets``:
+    (option, path)): each is a regular file (or new) in a writable folder, none is a file
+    the command reads, and no two are the same file. Usage errors (exit 2) otherwise."""
+    from ketascore.writers.outputs import OutputError, output_target, same_path
 
-    if output is None:
-        if isinstance(text_or_lines, str):
-            click.echo(text_or_lines, nl=False)
-        else:
-            for line in text_or_lines:
-                click.echo(line, nl=False)
-        return
-    check_output(output, inputs)
-    with atomic_writer(output) as fh:
+    chosen = [(what, path) for what, path in targets if path is not None]
+    for i, (what, path) in enumerate(chosen):
+        try:
+            output_target(path)
+        except OutputError as exc:
+            raise UsageError(str(exc)) from None
+        for other, earlier in chosen[:i]:
+            if same_path(path, earlier):
+                raise UsageError(
+                    f"{path} would be written twice ({other} and {what}); give each output its "
+                    "own path"
+                )
+        check_output(path, inputs, read_files, what)
+
+
+def sidecar(output: Path) -> Path:
+    """The provenance file written beside an output file."""
+    return output.with_name(output.name + ".provenance.json")
+
+
+def lines_writer(text_or_lines: Any) -> Callable[[Any], None]:
+    def write(fh: Any) -> None:
         if isinstance(text_or_lines, str):
             fh.write(text_or_lines)
         else:
             for line in text_or_lines:
                 fh.write(line)
 
+    return write
 
-def load_scale_option(name: str | None) -> Any:
+
+def write_outputs(outputs: list[Any]) -> None:
+    """Write output files (``ketascore.writers.outputs.Output``) all or none; a file that
+    cannot be written is a usage error (exit 2) that says why."""
+    from ketascore.writers.outputs import OutputError, write_together
+
+    names = ", ".join(str(o.path) for o in outputs)
+    try:
+        write_together(outputs)
+    except OutputError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write {names}: {exc.strerror or exc}; no output file was changed"
+        ) from None
+
+
+def echo_out(text_or_lines: Any) -> None:
+    """Write text (or an iterable of lines) to standard output."""
+    if isinstance(text_or_lines, str):
+        click.echo(text_or_lines, nl=False)
+    else:
+        for line in text_or_lines:
+            click.echo(line, nl=False)
+
+
+def emit(text_or_lines: Any, output: Path | None, inputs: list[str]) -> None:
+    """Write text (or an iterable of lines) to stdout or atomically to ``output``."""
+    from ketascore.writers.outputs import Output
+
+    if output is None:
+        echo_out(text_or_lines)
+        return
+    check_output(output, inputs)
+    write_outputs([Output(output, lines_writer(text_or_lines))])
+
+
+def scale_file(name: str | None) -> str | None:
+    """The file a --scale option names, when it names a file rather than a built-in id."""
+    if name is None or not Path(name).exists():
+        return None
+    return name
+
+
+def load_scale_option(name: str | None, max_file_size: int | None = None) -> Any:
     if name is None:
         return None
     from ketascore.core.library import UnknownScaleError, resolve_scale
     from ketascore.core.scale import ScaleError
+
+    if scale_file(name) is not None:
+        check_option_file("--scale", name, max_file_size)
 
     try:
         return resolve_scale(name)
@@ -243,33 +363,101 @@ def provenance_options(func: F) -> F:
     return func
 
 
-def write_provenance(
+def option_file_hashes(
+    extra: Sequence[tuple[str, str | Path | None]] = (),
+) -> list[dict[str, str]]:
+    """Option, file and sha256 of each file an option names (--map, --redcap-dictionary,
+    --questionnaire, and ``extra``: --windows ...): they change the numbers as much as the
+    inputs do."""
+    from ketascore.core.provenance import file_digest
+
+    out = []
+    for option, path in [*option_files(), *extra]:
+        if path is None:
+            continue
+        try:
+            digest = file_digest(path)
+        except OSError:
+            continue
+        out.append({"option": option, "file": str(path), "sha256": digest})
+    return out
+
+
+def complete_provenance(
     provenance: dict[str, Any],
-    fmt: str,
-    output: Path | None,
-    provenance_file: Path | None,
-    inputs: list[str],
-) -> None:
-    """JSON and JSON Lines carry the provenance inside; CSV, ADaM and FHIR files get a
-    sidecar ``<output>.provenance.json``; ``--provenance FILE`` writes it wherever asked."""
+    settings: dict[str, Any],
+    extra_files: Sequence[tuple[str, str | Path | None]] = (),
+) -> dict[str, Any]:
+    """Add what else can change a number to a provenance record: the settings (engine,
+    baseline rule, thresholds, ...) and each option file with its sha256, so that two runs
+    that give different numbers never carry the same provenance."""
+    given = given_read_options()
+    settings = {
+        **settings,
+        "category": given.get("category"),
+        "sheet": given.get("sheet"),
+    }
+    provenance["settings"] = _shown(settings)
+    provenance["option_files"] = _shown(option_file_hashes(list(extra_files)))
+    return provenance
+
+
+def _shown(value: Any) -> Any:
+    """Options as outputs show them: text the terminal gave as bytes that are not UTF-8
+    shows them as U+FFFD (see ``readers.display_name``), so the output can be written."""
+    from ketascore.readers.base import display_name
+
+    if isinstance(value, str):
+        return display_name(value)
+    if isinstance(value, list):
+        return [_shown(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _shown(v) for k, v in value.items()}
+    return value
+
+
+def provenance_outputs(
+    provenance: dict[str, Any], fmt: str, output: Path | None, provenance_file: Path | None
+) -> list[Any]:
+    """The provenance files to write with an output: ``--provenance FILE``, and beside a
+    CSV, ADaM, FHIR or Parquet file ``<output>.provenance.json`` (JSON and JSON Lines carry
+    the provenance inside)."""
     import json
 
+    from ketascore.writers.outputs import Output
+
     text = json.dumps(provenance, indent=2, ensure_ascii=False) + "\n"
-    targets = []
+    outputs = []
     if provenance_file is not None:
-        targets.append(provenance_file)
-    if fmt in ("csv", "adam", "fhir") and output is not None:
-        targets.append(output.with_name(output.name + ".provenance.json"))
-    for target in targets:
-        emit(text, target, inputs)
+        outputs.append(Output(provenance_file, lines_writer(text)))
+    if fmt in SIDECAR_FORMATS and output is not None:
+        outputs.append(Output(sidecar(output), lines_writer(text)))
+    return outputs
+
+
+SIDECAR_FORMATS = ("csv", "adam", "fhir", "parquet")
+
+
+def output_targets(
+    fmt: str, output: Path | None, provenance_file: Path | None, **more: Path | None
+) -> list[tuple[str, Path | None]]:
+    """(option, path) of every file a command writes, for ``plan_outputs``."""
+    targets: list[tuple[str, Path | None]] = [("-o", output), ("--provenance", provenance_file)]
+    if fmt in SIDECAR_FORMATS and output is not None:
+        targets.append(("the provenance file beside -o", sidecar(output)))
+    targets += [(f"--{name}", path) for name, path in more.items()]
+    return targets
 
 
 def window_options(func: F) -> F:
     """--windows and --impute: how records become analysis visits (change, plot, report)."""
     func = click.option(
         "--impute",
-        type=click.Choice(["locf"]),
-        help="Carry the last observed post-baseline value forward to later visits.",
+        type=click.Choice(["locf", "bocf"]),
+        multiple=True,
+        help="Fill post-baseline visits without a value: locf carries the subject's last "
+        "observed post-baseline value forward; bocf carries the baseline forward for a "
+        "subject with no post-baseline value. Give both to use both.",
     )(func)
     func = click.option(
         "--windows",
@@ -278,6 +466,68 @@ def window_options(func: F) -> F:
         help="Assign records to analysis visits by study day (a YAML windows file).",
     )(func)
     return func
+
+
+# The extra of pyproject.toml that installs each optional package a command may import.
+EXTRAS = {
+    "matplotlib": "plot",
+    "openpyxl": "xlsx",
+    "sqlglot": "sql",
+    "duckdb": "duckdb",
+    "pyarrow": "duckdb",
+    "pyspark": "spark",
+    "pandas": "dataframe",
+    "polars": "dataframe",
+    "numpy": "stats",
+    "scipy": "stats",
+}
+
+
+def install_hint(package: str) -> str:
+    """``pip install 'ketascore[plot]'``: the command that installs an optional package."""
+    return f"pip install 'ketascore[{EXTRAS[package]}]'"
+
+
+def missing_extra(exc: BaseException, command: str | None) -> str | None:
+    """The message of a command stopped by an optional package that is not installed (a
+    usage error, exit 2, not a bug), or None when ``exc`` is anything else."""
+    if not isinstance(exc, ImportError):
+        return None
+    package = (exc.name or "").partition(".")[0]
+    if package not in EXTRAS:
+        return None
+    what = f"ketascore {command}" if command else "this command"
+    return f"{what} needs {package}, which is not installed; install it with: " + install_hint(
+        package
+    )
+
+
+# Inputs that need an optional package, by extension and by --input-format.
+INPUT_PACKAGES = {".xlsx": "openpyxl", ".xlsm": "openpyxl", ".parquet": "pyarrow", ".pq": "pyarrow"}
+FORMAT_PACKAGES = {"xlsx": "openpyxl", "parquet": "pyarrow"}
+
+
+def check_input_extras(paths: list[str], input_format: str | None) -> None:
+    """A usage error (exit 2) naming the install command when an input named on the command
+    line needs an optional package that is not installed. (A file of that kind found in a
+    folder is reported as a file issue with the same command, and the rest is read.)"""
+    from importlib.util import find_spec
+
+    wanted: dict[str, str] = {}
+    if input_format in FORMAT_PACKAGES:
+        wanted[FORMAT_PACKAGES[input_format]] = f"--input-format {input_format}"
+    if given_read_options().get("sheet"):
+        wanted.setdefault("openpyxl", "--sheet")
+    for name in paths:
+        package = INPUT_PACKAGES.get(Path(name).suffix.lower())
+        if package is not None and not Path(name).is_dir():
+            wanted.setdefault(package, name)
+    for package, why in wanted.items():
+        if find_spec(package) is None:
+            raise UsageError(
+                f"reading {why} needs {package}, which is not installed; install it with: "
+                + install_hint(package)
+            )
 
 
 def checks_option(func: F) -> F:
@@ -293,11 +543,20 @@ def checks_option(func: F) -> F:
     )(func)
 
 
-def load_check_sets(names: tuple[str, ...] | list[str]) -> list[Any]:
+def check_files(names: Sequence[str]) -> list[str]:
+    """The files ``--checks`` names (rather than built-in check files)."""
+    from ketascore.core.checksets import builtin_check_files
+
+    return [n for n in names if n not in builtin_check_files() and Path(n).exists()]
+
+
+def load_check_sets(names: Sequence[str], max_file_size: int | None = None) -> list[Any]:
     """The check files of ``--checks`` (a usage error if one is unknown or has problems)."""
     from ketascore.core.checksets import UnknownCheckSetError, resolve_check_set
     from ketascore.core.scale import ScaleError
 
+    for path in check_files(names):
+        check_option_file("--checks", path, max_file_size)
     found = []
     for name in names:
         try:
@@ -339,10 +598,10 @@ def require_checked_scales(check_sets: list[Any], scales: list[Any]) -> None:
             )
 
 
-def checked_scale(scale: Any, names: tuple[str, ...]) -> Any:
+def checked_scale(scale: Any, names: Sequence[str], max_file_size: int | None = None) -> Any:
     """``scale`` (the scale of --scale) with the checks of ``--checks`` added."""
     if not names:
         return scale
-    check_sets = load_check_sets(names)
+    check_sets = load_check_sets(names, max_file_size)
     require_checked_scales(check_sets, [scale])
     return add_checks(scale, check_sets)

@@ -19,9 +19,10 @@ from ketascore.cli.common import (
     load_scale_option,
     output_options,
     provenance_options,
+    provenance_outputs,
     resolve_format,
     window_options,
-    write_provenance,
+    write_outputs,
 )
 
 if TYPE_CHECKING:
@@ -308,10 +309,8 @@ def model_cmd(**params: Any) -> None:
     issues = report.all_issues()
     if fmt == "table":
         from ketascore.present.model import efficacy_tables, rich_tables
-        from ketascore.present.render import print_issues
 
         console().print(rich_tables(efficacy_tables(report)))
-        print_issues(console(stderr=True), issues)
     elif fmt == "json":
         from ketascore.writers.efficacy import efficacy_json
 
@@ -324,7 +323,10 @@ def model_cmd(**params: Any) -> None:
             params["output"],
             paths,
         )
-    write_provenance(provenance, fmt, params["output"], params["provenance_file"], paths)
+    write_outputs(provenance_outputs(provenance, fmt, params["output"], params["provenance_file"]))
+    from ketascore.present.render import print_issues
+
+    print_issues(console(stderr=True), issues)  # in every format: problems are never invisible
     sys.exit(Exit.PROBLEMS if any(i.severity == "error" for i in issues) else Exit.OK)
 
 
@@ -395,7 +397,7 @@ def _from_table(
     from ketascore.core.provenance import file_digest
 
     for option in ("windows_file", "impute", "baseline", "response_percent", "remission_at_most"):
-        if params[option] is not None:
+        if params[option] not in (None, ()):  # (--impute may be given more than once)
             raise UsageError(
                 f"--{option.replace('_file', '').replace('_', '-')} works with --scale "
                 "(ketascore computes the change); a table brings its own"

@@ -13,12 +13,16 @@ from ketascore.cli import cli
 from ketascore.cli.common import (
     Exit,
     UsageError,
-    check_output,
+    check_input_extras,
     console,
     input_options,
     load_scale_option,
+    option_files,
+    plan_outputs,
     read_options,
+    scale_file,
     window_options,
+    write_outputs,
 )
 
 if TYPE_CHECKING:
@@ -134,7 +138,7 @@ def plot_cmd(
     response_percent: float | None,
     remission_at_most: float | None,
     windows_file: Path | None,
-    impute: str | None,
+    impute: tuple[str, ...],
     visit: str | None,
     error: str,
     color_by: str | None,
@@ -162,18 +166,23 @@ def plot_cmd(
         load_windows_option,
         results_of,
     )
-    from ketascore.present.plotting import PlotError, make_figure, save_figure
+    from ketascore.present.plotting import PlotError, figure_bytes, make_figure
     from ketascore.present.render import print_issues
+    from ketascore.writers.outputs import Output
 
     if output.suffix.lower() not in PICTURE_FORMATS:
         raise UsageError(f"-o {output}: the picture file must end in .png, .svg or .pdf")
     if visit is not None and kind != "waterfall":
         raise UsageError("--visit applies to --kind waterfall")
     require_plotting()
-    check_output(output, list(paths))
-    scale = load_scale_option(scale_name)
+    read_files = [f for _, f in option_files()] + [
+        str(f) for f in (scale_file(scale_name), windows_file) if f is not None
+    ]
+    plan_outputs([("-o", output)], list(paths), read_files)
+    check_input_extras(list(paths), input_format)
+    scale = load_scale_option(scale_name, max_file_size)
     check_score(scale, score_name)
-    windows = load_windows_option(windows_file)  # (a problem in it stops before reading)
+    windows = load_windows_option(windows_file, max_file_size)  # (stops before reading)
     data = read_answers(
         list(paths),
         input_format=input_format,
@@ -181,7 +190,7 @@ def plot_cmd(
         include=include,
         exclude=exclude,
         max_file_size=max_file_size,
-        options=read_options([scale]),
+        options=read_options([scale], max_file_size),
     )
     other = grouping_scale(by, scale)
     results = results_of(data, scale, other)
@@ -215,7 +224,8 @@ def plot_cmd(
         )
     except PlotError as exc:
         raise UsageError(str(exc)) from None
-    save_figure(fig, output, dpi=dpi)
+    picture = figure_bytes(fig, output.suffix.lower().lstrip("."), dpi)
+    write_outputs([Output(output, lambda fh: fh.write(picture), binary=True)])
     click.echo(f"Wrote {output} ({kind}, {len(report.subjects)} subjects)", err=True)
     problems = any(i.severity == "error" for i in report.issues)
     sys.exit(Exit.PROBLEMS if problems else Exit.OK)

@@ -13,15 +13,23 @@ from ketascore.cli.common import (
     Exit,
     UsageError,
     add_checks,
-    check_output,
+    check_files,
+    check_input_extras,
     checks_option,
+    complete_provenance,
     console,
     input_options,
+    is_tty,
+    lines_writer,
     load_check_sets,
     load_scale_option,
+    option_files,
+    plan_outputs,
     read_options,
     require_checked_scales,
+    scale_file,
     window_options,
+    write_outputs,
 )
 from ketascore.cli.plot import (
     change_options,
@@ -47,7 +55,8 @@ if TYPE_CHECKING:
     "-o",
     "--output",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the HTML report to FILE (written completely or not at all); default: stdout.",
+    help="Write the HTML report to FILE (written completely or not at all); without it the "
+    "report goes to standard output when that is not a terminal.",
 )
 @click.option(
     "--pdf",
@@ -82,7 +91,7 @@ def report_cmd(
     response_percent: float | None,
     remission_at_most: float | None,
     windows_file: Path | None,
-    impute: str | None,
+    impute: tuple[str, ...],
     visit: str | None,
     error: str,
     color_by: str | None,
@@ -116,10 +125,14 @@ def report_cmd(
         followup_visits,
         render_html,
         render_pdf,
-        write_bytes,
-        write_text,
     )
+    from ketascore.writers.outputs import Output
 
+    if output is None and is_tty(sys.stdout):
+        raise UsageError(
+            "the report is an HTML file: write it with -o report.html (or redirect it: "
+            "ketascore report ... > report.html)"
+        )
     if with_model:
         from ketascore.cli.model import require_stats
 
@@ -128,18 +141,21 @@ def report_cmd(
         raise UsageError("--pdf is drawn with matplotlib; leave out --no-plots")
     if not no_plots or pdf_file is not None:
         require_plotting("; or make a report of tables only with --no-plots")
-    for target in (output, pdf_file):
-        if target is not None:
-            check_output(target, list(paths))
+    read_files = [f for _, f in option_files()] + [
+        str(f) for f in (*map(scale_file, scale_names), windows_file) if f is not None
+    ]
+    read_files += check_files(check_names)
+    plan_outputs([("-o", output), ("--pdf", pdf_file)], list(paths), read_files)
+    check_input_extras(list(paths), input_format)
     scales: list[Scale] = []
-    check_sets = load_check_sets(check_names)
+    check_sets = load_check_sets(check_names, max_file_size)
     for name in scale_names:
-        scale = add_checks(load_scale_option(name), check_sets)
+        scale = add_checks(load_scale_option(name, max_file_size), check_sets)
         check_score(scale, score_name)
         if scale.id not in {s.id for s in scales}:
             scales.append(scale)
     require_checked_scales(check_sets, scales)
-    windows = load_windows_option(windows_file)  # (a problem in it stops before reading)
+    windows = load_windows_option(windows_file, max_file_size)  # (stops before reading)
     data = read_answers(
         list(paths),
         input_format=input_format,
@@ -147,7 +163,7 @@ def report_cmd(
         include=include,
         exclude=exclude,
         max_file_size=max_file_size,
-        options=read_options(list(scales)),
+        options=read_options(list(scales), max_file_size),
     )
     sections: list[Section] = []
     others: list[Scale] = []
@@ -188,15 +204,33 @@ def report_cmd(
             add_figures(section, error=error, visit=visit, color_by=color_by)
         sections.append(section)
     doc = build_report(sections, data, title=title, extra_scales=others)
+    settings = {
+        "score": score_name,
+        "baseline": baseline,
+        "by": by,
+        "response_percent": response_percent,
+        "remission_at_most": remission_at_most,
+        "windows": str(windows_file) if windows_file is not None else None,
+        "impute": impute,
+        "input_format": input_format,
+        "include": list(include),
+        "exclude": list(exclude),
+        "max_file_size": max_file_size,
+    }
+    complete_provenance(doc.provenance, settings, [("--windows", windows_file)])
     print_issues(console(stderr=True), doc.issues)
     html_text = render_html(doc)
+    files: list[Output] = []
     if output is None:
         click.echo(html_text, nl=False)
     else:
-        write_text(output, html_text)
-        click.echo(f"Wrote {output}", err=True)
+        files.append(Output(output, lines_writer(html_text)))
     if pdf_file is not None:
-        write_bytes(pdf_file, render_pdf(doc))
-        click.echo(f"Wrote {pdf_file}", err=True)
+        pdf = render_pdf(doc)
+        files.append(Output(pdf_file, lambda fh: fh.write(pdf), binary=True))
+    if files:
+        write_outputs(files)  # the report and its PDF appear together or not at all
+        for written in files:
+            click.echo(f"Wrote {written.path}", err=True)
     problems = any(i.severity == "error" for i in doc.issues)
     sys.exit(Exit.PROBLEMS if problems else Exit.OK)

@@ -13,21 +13,30 @@ from ketascore.cli import cli
 from ketascore.cli.common import (
     Exit,
     UsageError,
-    check_output,
+    check_files,
+    check_input_extras,
     checked_scale,
     checks_option,
+    complete_provenance,
     console,
-    emit,
+    echo_out,
     given_read_options,
     input_options,
     is_tty,
+    lines_writer,
     load_scale_option,
+    option_files,
     output_options,
+    output_targets,
+    plan_outputs,
     provenance_options,
+    provenance_outputs,
     read_options,
     resolve_format,
-    write_provenance,
+    scale_file,
+    write_outputs,
 )
+from ketascore.cli.progress import Progress, speed_hint
 
 # pydantic looks for plugins among the entry points of every installed distribution the
 # first time a model is built: tens of milliseconds of a command that takes a few hundred.
@@ -37,12 +46,21 @@ os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
 ENGINES = {"auto": "auto", "python": "auto", "record": "record", "duckdb": "table"}
 
 
-def summary_line(summary: dict[str, int]) -> str:
-    return (
+def summary_line(summary: dict[str, int], skipped: list[str] | None = None) -> str:
+    """The summary of a run; ``skipped`` names the files of folders that were not read
+    (notes, binary files, fifos)."""
+    line = (
         f"{summary['files']} file(s), {summary['records']} record(s), "
         f"{summary['scored']} scored, {summary['with_problems']} with problems"
         + (f", {summary['file_issues']} file issue(s)" if summary["file_issues"] else "")
     )
+    if skipped:
+        from ketascore.present.render import safe  # (file names may hold escape sequences)
+
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        shown = ", ".join(safe(name) for name in skipped[:5]) + more
+        line += f"; skipped (not ratings files): {shown}"
+    return line
 
 
 @cli.command("score")
@@ -69,9 +87,26 @@ def summary_line(summary: dict[str, int]) -> str:
     "installed, everything else record by record; record: always record by record; duckdb: "
     "CSV and Parquet tables inside DuckDB (needs --scale). The results are the same.",
 )
+@click.option(
+    "--memory-limit",
+    metavar="SIZE",
+    help="The table engine's memory limit (DuckDB: 2GiB, 500MB ...); beyond it, it spills "
+    "to the temporary directory.",
+)
+@click.option(
+    "--temp-directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the table engine spills what does not fit in memory (default: DuckDB's).",
+)
 @provenance_options
 @checks_option
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar and no summary line on stderr.")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="No progress bar, no problems listed and no summary line on stderr (the exit code "
+    "still says whether anything was wrong).",
+)
 def score_cmd(
     paths: tuple[str, ...],
     scale_name: str | None,
@@ -83,6 +118,8 @@ def score_cmd(
     max_file_size: int,
     jobs: int | None,
     engine: str,
+    memory_limit: str | None,
+    temp_directory: Path | None,
     provenance_file: Path | None,
     no_escape_formulas: bool,
     check_names: tuple[str, ...],
@@ -91,26 +128,40 @@ def score_cmd(
     """Score answer files (YAML, JSON, CSV, ...), folders (recursively) or - (stdin).
 
     \b
-    Folders are read in a stable sorted order (hidden files skipped) by --jobs worker
-    processes; the output is the same whatever the number of jobs. A large table is
-    scored inside DuckDB. On a terminal a progress bar shows on stderr.
+    Folders are read in a stable sorted order (hidden files skipped, other files that
+    are not ratings files named in the summary) by --jobs worker processes; the
+    output is the same whatever the number of jobs. A large table is scored inside
+    DuckDB. On a terminal a progress bar shows on stderr. The problems of the input are
+    listed on stderr, errors first, in every output format.
     """
     from ketascore.api import score_paths
 
-    chosen = checked_scale(load_scale_option(scale_name), check_names)
+    chosen = checked_scale(load_scale_option(scale_name, max_file_size), check_names, max_file_size)
     engine = ENGINES[engine]
     parquet = fmt == "parquet" or (output is not None and output.suffix.lower() == ".parquet")
     fmt = "parquet" if parquet else resolve_format(fmt, output)
     inputs = list(paths)
-    if output is not None:
-        check_output(output, inputs)
+    read_files = [f for _, f in option_files()] + [f for f in [scale_file(scale_name)] if f]
+    read_files += check_files(check_names)
+    plan_outputs(output_targets(fmt, output, provenance_file), inputs, read_files)
+    check_input_extras(inputs, input_format)
     given = given_read_options()
     custom = any(bool(v) for v in given.values())
     if engine == "table":
         _check_table_engine(chosen, given)
         engine = "table" if not custom else "record"
-    options = read_options([chosen] if chosen is not None else [])
-    bar = _Progress(not quiet and is_tty(sys.stderr))
+    if engine != "record" and _above_limit(inputs, include, exclude, max_file_size, engine):
+        engine = "record"  # (the record readers refuse a file above --max-file-size)
+    options = read_options([chosen] if chosen is not None else [], max_file_size)
+    config = None
+    if memory_limit is not None or temp_directory is not None:
+        from ketascore.engines.table import duckdb_config
+
+        config = duckdb_config(memory_limit=memory_limit, temp_directory=temp_directory)
+    hint = speed_hint(inputs) if engine == "auto" and not quiet else None
+    if hint:
+        click.echo(hint, err=True)
+    bar = Progress(not quiet and is_tty(sys.stderr))
     with bar as progress:
         run = score_paths(
             inputs,
@@ -125,13 +176,69 @@ def score_cmd(
             custom_options=custom,
             progress=progress,
             walked=bar.set_total,
+            rows=bar.rows,
+            duckdb_config=config,
         )
+    settings = {
+        "engine": run.engine,
+        "scale": scale_name,
+        "input_format": input_format,
+        "include": list(include),
+        "exclude": list(exclude),
+        "max_file_size": max_file_size,
+        "escape_formulas": not no_escape_formulas,
+    }
     with run:
-        _write(run, fmt, output, inputs, not no_escape_formulas, provenance_file)
+        _write(run, fmt, output, not no_escape_formulas, provenance_file, settings)
         if not quiet:
-            click.echo(summary_line(run.summary()), err=True)
+            from ketascore.present.render import print_issues
+
+            print_issues(console(stderr=True), _problems(run))
+            skipped = [i.file or "" for i in run.issues if i.code == "file-skipped"]
+            click.echo(summary_line(run.summary(), skipped), err=True)
         ok = run.ok
     sys.exit(Exit.OK if ok else Exit.PROBLEMS)
+
+
+def _problems(run: Any) -> list[Any]:
+    """The issues of the files and of the records: all of them from the record engine; the
+    table engine's first ones (the summary line counts the records with problems)."""
+    from ketascore.present.render import ISSUES_LISTED
+
+    table = run.table is not None
+    results = run.problem_results(ISSUES_LISTED + 1) if table else list(run.results())
+    return list(run.issues) + [i for r in results for i in r.issues]
+
+
+def _above_limit(
+    paths: list[str],
+    include: tuple[str, ...],
+    exclude: tuple[str, ...],
+    limit: int,
+    engine: str,
+) -> bool:
+    """Whether an input the table engine would read is larger than --max-file-size (the
+    table engine does not check it): with --engine duckdb any file, else the only file of
+    the input (the table engine takes no other)."""
+    import itertools
+
+    from ketascore.readers import walk_files
+
+    files = (w for w in walk_files(paths, include, exclude) if isinstance(w, str))
+    if engine == "table":
+        candidates = list(files)
+    else:
+        first = list(itertools.islice(files, 2))  # (a folder of many: walked no further)
+        candidates = first if len(first) == 1 else []
+    for name in candidates:
+        if name == "-":
+            continue
+        try:
+            if os.path.getsize(name) > limit:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _check_table_engine(chosen: Any, given: dict[str, Any]) -> None:
@@ -149,105 +256,97 @@ def _write(
     run: Any,
     fmt: str,
     output: Path | None,
-    inputs: list[str],
     escape: bool,
     provenance_file: Path | None,
+    settings: dict[str, Any],
 ) -> None:
+    """Write the output and its provenance: to standard output, or to files that appear
+    together or not at all."""
     from ketascore.writers import tabular as out
+    from ketascore.writers.outputs import Output
 
-    provenance = run.provenance()
-    written = False
-    if run.table is not None and fmt in ("csv", "parquet"):
-        from ketascore.engines.table import TableEngineError
-
-        if output is None and fmt == "parquet":
-            raise UsageError("Parquet output needs a file: -o FILE.parquet")
-        try:
-            if output is not None:
-                run.write(fmt, output, escape_formulas=escape)
-            else:
-                click.echo(run.csv_text(escape_formulas=escape), nl=False)
-            written = True
-        except TableEngineError:
-            pass  # DuckDB could not read it as the readers do: the record engine scored it
-    if written:
-        pass
-    elif fmt == "parquet":
+    straight = run.table is not None and fmt in ("csv", "parquet")
+    if straight and _write_table(run, fmt, output, escape, provenance_file, settings):
+        return  # (else DuckDB could not read the input as the readers do: records it is)
+    provenance = complete_provenance(run.provenance(), settings)
+    files: list[Output] = []
+    content: Any = None
+    if fmt == "parquet":
         raise UsageError(
             "Parquet output is written by the table engine: --engine duckdb --scale ID"
         )
     elif fmt == "table":
-        from ketascore.present.render import print_issues, score_tables
+        from ketascore.present.render import score_tables
 
-        results = list(run.results())
         out_console = console()
-        for table in score_tables(results):
+        for table in score_tables(list(run.results())):
             out_console.print(table)
-        print_issues(console(stderr=True), run.issues + [i for r in results for i in r.issues])
     elif fmt == "json":
-        emit(
-            out.score_json_stream(run.results(), run.issues, run.summary, provenance),
-            output,
-            inputs,
-        )
+        content = out.score_json_stream(run.results(), run.issues, run.summary, provenance)
     elif fmt == "jsonl":
-        emit(out.score_jsonl(run.results(), run.issues, provenance), output, inputs)
+        content = out.score_jsonl(run.results(), run.issues, provenance)
     elif fmt == "csv":
         results = list(run.results())
-        emit(out.score_csv(results, run.issues, escape_formulas=escape), output, inputs)
+        content = out.score_csv(results, run.issues, escape_formulas=escape)
     elif fmt == "fhir":
         from ketascore.writers.fhir import fhir_json
 
-        emit(fhir_json(list(run.results()), [run.scale] if run.scale else []), output, inputs)
+        content = fhir_json(list(run.results()), [run.scale] if run.scale else [])
+    if content is not None:
+        if output is None:
+            echo_out(content)
+        else:
+            files.append(Output(output, lines_writer(content)))
     if fmt != "table":
-        write_provenance(provenance, fmt, output, provenance_file, inputs)
+        files += provenance_outputs(provenance, fmt, output, provenance_file)
+    if files:
+        write_outputs(files)
 
 
-class _Progress:
-    """A rich progress bar on stderr (files and records done, rate, time left), or nothing."""
+def _write_table(
+    run: Any,
+    fmt: str,
+    output: Path | None,
+    escape: bool,
+    provenance_file: Path | None,
+    settings: dict[str, Any],
+) -> bool:
+    """Write CSV or Parquet straight from the table engine (with its provenance); False
+    when DuckDB could not read the input after all (nothing was written: the run is then
+    the record engine's)."""
+    from ketascore.engines.table import TableEngineError
+    from ketascore.writers.outputs import Output
 
-    def __init__(self, show: bool):
-        self.show = show
-        self.bar: Any = None
-        self.task: Any = None
+    def copy(path: Path) -> None:
+        run.write(fmt, path, escape_formulas=escape)
 
-    def set_total(self, total: int) -> None:
-        if self.bar is not None:
-            self.bar.update(self.task, total=total)
+    try:
+        text = run.csv_text(escape_formulas=escape) if output is None and fmt == "csv" else None
+        provenance = complete_provenance(run.provenance(), settings)
+        files = [] if output is None else [Output(output, copy, to_path=True)]
+        files += provenance_outputs(provenance, fmt, output, provenance_file)
+        if text is not None:
+            echo_out(text)
+        elif output is None:
+            _parquet_to_stdout(run, escape)
+        if files:
+            write_outputs(files)
+    except TableEngineError:
+        return False
+    return True
 
-    def __enter__(self) -> Any:
-        if not self.show:
-            return None
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
 
-        self.bar = Progress(
-            TextColumn("scoring"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("files"),
-            TextColumn("{task.fields[records]:,} records"),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            console=Console(stderr=True, force_terminal=True),
-            transient=True,
-        )
-        self.bar.start()
-        self.task = self.bar.add_task("score", total=None, records=0, rate="")
+def _parquet_to_stdout(run: Any, escape: bool) -> None:
+    """The Parquet output on standard output (written to a temporary file first: a Parquet
+    file is complete only once its footer is written)."""
+    import shutil
+    import tempfile
 
-        def update(files_done: int, records_done: int) -> None:
-            elapsed = self.bar.tasks[0].elapsed or 0.0
-            rate = f"{files_done / elapsed:,.0f} files/s" if elapsed > 0 else ""
-            self.bar.update(self.task, completed=files_done, records=records_done, rate=rate)
-
-        return update
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.bar is not None:
-            self.bar.stop()
+    if is_tty(sys.stdout):
+        raise UsageError("Parquet output is binary: give -o FILE.parquet or redirect stdout")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "scores.parquet"
+        run.write("parquet", path, escape_formulas=escape)
+        with path.open("rb") as fh:
+            shutil.copyfileobj(fh, sys.stdout.buffer)
+        sys.stdout.buffer.flush()

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ketascore.cli import cli
-from ketascore.cli.common import UsageError, emit, load_scale_option
+from ketascore.cli.common import UsageError, emit, load_scale_option, plan_outputs, scale_file
 
 
 @cli.command("sql")
@@ -119,4 +119,7 @@ def sql_cmd(
         raise UsageError(str(exc)) from None
     except ValueError as exc:  # a table name or a query sqlglot cannot write
         raise UsageError(f"cannot write the query: {exc}") from None
-    emit(text.rstrip("\n") + ";\n", output, [])
+    read = [str(f) for f in (scale_file(scale), map_file) if f is not None]
+    if output is not None:
+        plan_outputs([("-o", output)], read, [])
+    emit(text.rstrip("\n") + ";\n", output, read)

@@ -82,7 +82,10 @@ _TYPES = [
         "error",
         "File is larger than the size limit",
         "split the file, or raise the limit with --max-file-size",
-        "file is {size:,} bytes, above the limit of {limit:,}",
+        {
+            "": "file is {size:,} bytes, above the limit of {limit:,}",
+            "stream": "the input holds more than the limit of {limit:,} bytes; it was not read",
+        },
     ),
     _type(
         "file-empty",
@@ -118,11 +121,11 @@ _TYPES = [
             "parquet": "cannot read the Parquet file: {error}",
             "needs-pyarrow": Template(
                 "reading Parquet needs pyarrow",
-                "pip install 'ketascore[duckdb]' (or pyarrow), or use --engine duckdb",
+                "install it with pip install 'ketascore[duckdb]'",
             ),
             "needs-openpyxl": Template(
                 "reading .xlsx files needs the openpyxl package",
-                "install it (pip install openpyxl), or save the sheet as CSV",
+                "install it with pip install 'ketascore[xlsx]', or save the sheet as CSV",
             ),
             "no-sheet": Template(
                 "the workbook has no sheet {sheet!r} (sheets: {sheets})",
@@ -164,6 +167,11 @@ _TYPES = [
                 "fix the rows listed above and look for more of the same",
             ),
             "parquet": "not a readable Parquet file: {error}",
+            "expands": Template(
+                "the workbook expands to {size:,} bytes, above the limit of {limit:,} (a zip "
+                "bomb?); refused",
+                "the file was refused to keep memory use bounded; save the sheet as CSV",
+            ),
             "xlsx": Template(
                 "not a readable .xlsx workbook ({error})",
                 "open the file in a spreadsheet program and save it as .xlsx (or CSV)",
@@ -172,7 +180,9 @@ _TYPES = [
                 "the workbook cannot be read ({error})",
                 "open the file in a spreadsheet program and save it again",
             ),
-            "xpt": "{error}",
+            "xpt": Template(
+                "{error}", "export the file again from the program that wrote it (SAS transport v5)"
+            ),
         },
     ),
     _type(
@@ -212,6 +222,35 @@ _TYPES = [
             "duckdb": "{error}; row skipped",
         },
     ),
+    _type(
+        "file-skipped",
+        "warning",
+        "A file in a folder is not a ratings file and was skipped",
+        "nothing to do if it holds no ratings; name it on the command line to read it",
+        {
+            "extension": "not a ratings file ({ext} is not a format ketascore reads); skipped",
+            "binary": "a binary file with the name of a ratings file; skipped",
+            "notes": "text that is not a ratings table (its first line names no subject "
+            "column); skipped",
+            "special": "not a regular file but a {kind}; skipped",
+            "lock": "an office lock file (the workbook is open in a spreadsheet program); skipped",
+        },
+    ),
+    _type(
+        "folder-unreadable",
+        "error",
+        "A folder cannot be listed",
+        "check that the folder exists and that you may read it",
+        "cannot read the folder: {reason}; the files in it were not read",
+    ),
+    _type(
+        "internal-error",
+        "error",
+        "Reading the file failed because of a bug in ketascore",
+        "this is a bug in ketascore: rerun with --traceback and report it with the file; "
+        "the other files were read",
+        "ketascore failed while reading the file ({error}); the file was not read",
+    ),
     # records -------------------------------------------------------------------------
     _type(
         "bad-record",
@@ -226,6 +265,10 @@ _TYPES = [
             "entered-in-error": Template(
                 "{resource} is marked entered-in-error; skipped",
                 "nothing to do if the response was withdrawn",
+            ),
+            "fhir-shape": Template(
+                "{resource}: {field} is a {kind}, not {expected}; skipped",
+                "give the resource the shape FHIR R4 defines (item: [{{linkId, answer: [...]}}])",
             ),
         },
     ),
@@ -275,6 +318,7 @@ _TYPES = [
         "see `ketascore scales list`, or pass --scale with the path of your scale file",
         {
             "": "unknown scale {scale_id!r}",
+            "did-you-mean": "unknown scale {scale_id!r} (did you mean {close}?)",
             "mapping": Template(
                 "the mapping {where} names unknown scale {scale_id!r}; the file was not read",
                 "use a built-in scale id, or pass the scale file with --scale",
@@ -321,6 +365,13 @@ _TYPES = [
             "boolean": Template("{value} is not a score (quote it if it is a label)", VALUE_HINT),
             "type": Template("a {kind} is not a score", VALUE_HINT),
             "fhir-type": Template("a {kind} answer is not a score", VALUE_HINT),
+            "fhir-value-type": Template(
+                "{key} holds a {kind}, but FHIR gives it as {expected}", VALUE_HINT
+            ),
+            "fhir-shape": Template(
+                "the item's answer is a {kind}, not a list of answers (answer: [{{...}}])",
+                VALUE_HINT,
+            ),
             "grammar": Template(
                 "{value!r} is not a number as ketascore reads numbers (ASCII digits with an "
                 "optional sign and decimal point)",
@@ -407,12 +458,25 @@ _TYPES = [
                 "{second!r} at {unit} {second_at})",
                 VALUE_HINT,
             ),
+            "key-twice": Template(
+                "the record names item {first_key} twice, as {first_key!r} ({first!r}) and "
+                "{second_key!r} ({second!r}), with different answers",
+                "give each item once; " + LEFT_EMPTY,
+            ),
             "response-item": Template(
                 "item {item_id} is answered twice in the response with different answers "
                 "({first!r} at line {first_at}, {second!r} at line {second_at})",
                 VALUE_HINT,
             ),
         },
+    ),
+    _type(
+        "ambiguous-group",
+        "error",
+        "A subject's --by group changes across its visits",
+        "give the subject one value of the field, or group by a baseline classification "
+        "(--by SCALE.CLASSIFICATION)",
+        "--by {by} is {values} at different visits ({visits}); the subject is in no group",
     ),
     # scores ---------------------------------------------------------------------------
     _type(
@@ -488,6 +552,58 @@ _TYPES = [
         "reported without the reliable change index",
         "{score} declares its reliability, but the scale declares no standard deviation and "
         "{n} baseline value(s) are analysed (2 or more are needed)",
+    ),
+    _type(
+        "ambiguous-baseline",
+        "error",
+        "More than one record could be a subject's baseline",
+        "keep one baseline record per subject, or name the baseline visit with --baseline",
+        {
+            "flagged": "{count} records are flagged as the baseline (visits {visits}); "
+            "change not computed",
+            "spelling": "visits {visits} are all the baseline visit {baseline!r} (they "
+            "differ only by case or spacing); change not computed",
+            "tie-day": "visits {visits} share the earliest study day, {day}; change not computed",
+            "tie-date": "visits {visits} share the earliest date, {date}; change not computed",
+        },
+    ),
+    _type(
+        "visit-spelling",
+        "warning",
+        "Visit names that differ only by case or spacing",
+        "spell each visit the same way in every file",
+        "visit names {visits} differ only by case or spacing ({subjects} subject(s)); they are "
+        "analysed as different visits",
+    ),
+    _type(
+        "outside-windows",
+        "warning",
+        "A record's study day falls in no analysis window",
+        "widen a window in the windows file if the record belongs to the analysis",
+        "study day {day} falls in no analysis window; not analysed",
+    ),
+    _type(
+        "no-records",
+        "error",
+        "The input holds no record of the scale analysed",
+        "check --scale and --score against the input (ketascore score shows what the files "
+        "hold)",
+        "no {scale} record in the input has a {score} score; nothing to analyse",
+    ),
+    _type(
+        "no-change",
+        "warning",
+        "No subject has a value after its baseline",
+        "add the records of the later visits, or check --baseline",
+        "no subject has a {scale} {score} value after its baseline, so there is no change "
+        "from baseline to report",
+    ),
+    _type(
+        "no-study-id",
+        "warning",
+        "The ADaM table has no study identifier",
+        "give it with --study-id (or carry a study_id field on the records)",
+        "no record carries a study id, so STUDYID is empty",
     ),
     # clinic: outcome measures, dosing sessions (ketascore.clinic) -------------------------
     _type(
@@ -683,13 +799,54 @@ _TYPES = [
         "see the message; the other analyses are reported",
         "{analysis}: {reason}",
     ),
+    _type(
+        "coding-differs",
+        "warning",
+        "The source codes answers differently from the scale; they were read by their labels",
+        "nothing to do: each answer was scored by the meaning of its label",
+        {
+            "sdtm": "{column} holds {code} where the answer is {label!r}, which the scale "
+            "scores {value} ({count} row(s)); scored {value}, by the label",
+            "redcap": "REDCap field {field} codes its choices otherwise than the scale "
+            "({recoding}); answers were scored by their labels",
+        },
+    ),
+    _type(
+        "coding-conflict",
+        "error",
+        "Two sources of an answer disagree, or its meaning cannot be matched with certainty",
+        "make the sources agree; the answer was not scored",
+        {
+            "sdtm": Template(
+                "{first_column} is {first!r} but {second_column} is {second!r}, so the answer "
+                "is ambiguous",
+                "correct {first_column} or {second_column} so that they agree; " + LEFT_EMPTY,
+            ),
+            "redcap": Template(
+                "answer {value!r} is choice {code!r} ({label!r}) of REDCap field {field}, but "
+                "{label!r} is not an answer label of this item (labels: {labels}), so its score "
+                "is not certain",
+                "give the choice the scale's label in the data dictionary, or map the field "
+                "with --map; " + LEFT_EMPTY,
+            ),
+        },
+    ),
 ]
 
 ISSUE_TYPES: dict[str, IssueType] = {t.code: t for t in _TYPES}
 
 
+LONG_VALUE = 120  # a quoted value ({value!r}) longer than this is shortened in messages
+
+
 class _Formatter(string.Formatter):
-    """str.format, with lists joined by ", "."""
+    """str.format, with lists joined by ", ", and a long value quoted from the data (a cell
+    of a megabyte) shown by its start, its end and its length, so a message stays short."""
+
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        if conversion == "r" and isinstance(value, str) and len(value) > LONG_VALUE:
+            return f"{value[:60] + '...' + value[-12:]!r} ({len(value):,} characters)"
+        return super().convert_field(value, conversion)
 
     def format_field(self, value: Any, format_spec: str) -> Any:
         if isinstance(value, list | tuple):

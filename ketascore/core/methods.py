@@ -175,7 +175,7 @@ class Max(ScoreMethod):
         return max(parts), False
 
     def sql(self, rule: ScoreRule, terms: SqlParts) -> tuple[str, str]:
-        return f"greatest({', '.join(terms.parts)})", "FALSE"
+        return _sql_extreme("greatest", terms.parts), "FALSE"
 
 
 class Min(ScoreMethod):
@@ -188,7 +188,20 @@ class Min(ScoreMethod):
         return min(parts), False
 
     def sql(self, rule: ScoreRule, terms: SqlParts) -> tuple[str, str]:
-        return f"least({', '.join(terms.parts)})", "FALSE"
+        return _sql_extreme("least", terms.parts), "FALSE"
+
+
+def _sql_extreme(function: str, parts: Sequence[str]) -> str:
+    """GREATEST or LEAST of the parts that are not NULL. Dialects differ on NULL arguments
+    (DuckDB, PostgreSQL and Spark skip them, BigQuery and Snowflake return NULL), so each
+    argument is the part or, when it is NULL, another part: the same in every dialect."""
+    if len(parts) == 1:
+        return parts[0]
+    args = [
+        f"coalesce({', '.join([p, *(o for k, o in enumerate(parts) if k != i)])})"
+        for i, p in enumerate(parts)
+    ]
+    return f"{function}({', '.join(args)})"
 
 
 METHODS: dict[str, ScoreMethod] = {m.name: m for m in (Sum(), Mean(), Max(), Min())}

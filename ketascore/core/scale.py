@@ -60,6 +60,10 @@ def format_path(path: LocPath) -> str:
     return out or "(document)"
 
 
+MAX_ITEM_VALUES = 10_000  # whole values an item's range may hold (a VAS in mm has 101)
+MAX_SCALE_VALUES = 1_000_000  # and all of a scale's ranges together
+
+
 class ScaleError(ValueError):
     """A scale file that cannot be used; ``problems`` are formatted, one per line."""
 
@@ -380,6 +384,7 @@ class _Compiler:
         self.score_rules: dict[str, ScoreRule] = {}
         self.skip_rules: list[SkipRule] = []
         self.check_rules: list[CheckRule] = []
+        self.range_values = 0  # whole values of the items' ranges so far
 
     def problem(self, path: LocPath, message: str) -> None:
         self.problems.append(Problem(path, message))
@@ -428,6 +433,23 @@ class _Compiler:
                     )
                     return None
                 per_unit = int(units)
+            if (hi - lo) * per_unit >= MAX_ITEM_VALUES:
+                # every allowed value is listed when the scale is compiled: a declared range
+                # must not make memory explode (a rating item has a handful of values)
+                self.problem(
+                    (*path, "range"),
+                    f"range {lo}-{hi} holds {(hi - lo) * per_unit + 1:,} "
+                    f"{'whole ' if per_unit == 1 else ''}values; an item may have at most "
+                    f"{MAX_ITEM_VALUES:,}",
+                )
+                return None
+            self.range_values += (hi - lo) * per_unit + 1
+            if self.range_values > MAX_SCALE_VALUES:
+                self.problem(
+                    (*path, "range"),
+                    f"the items' ranges hold more than {MAX_SCALE_VALUES:,} whole values in all",
+                )
+                return None
         else:
             assert item.values is not None
             if not item.values:

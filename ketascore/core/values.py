@@ -114,10 +114,15 @@ def is_number(text: str) -> bool:
 
 
 def number_of(text: str) -> Num:
-    """The value of a NUMBER (``is_number``): exact for whole numbers."""
+    """The value of a NUMBER (``is_number``): exact for whole numbers. A whole number too
+    long for Python to convert (more than 4,300 digits) is read as a double, as SQL reads
+    it: infinite, so it is rejected as every number beyond a double's range is."""
     if "." in text:
         return clean_number(float(text))
-    return int(text)
+    try:
+        return int(text)
+    except ValueError:
+        return clean_number(float(text))
 
 
 def has_digit(text: str) -> bool:
@@ -347,7 +352,7 @@ def sql_item(
         return SqlItem(None, None, null, None, None, None, null, rejected)
     if kind == "number":
         number = f"CAST({c.raw} AS DOUBLE)"
-        number = f"(CASE WHEN isnan({number}) THEN NULL ELSE {number} END)"
+        number = f"(CASE WHEN {sql_is_nan(number)} THEN NULL ELSE {number} END)"
         return SqlItem(None, None, number, None, None, None, checked.value, checked.rejection)
     # 1. the plain answers
     texts = {str(v): sql_number(v) for v in _plain_values(rule)}
@@ -438,6 +443,32 @@ def _sql_number_check(rule: ItemRule, number: str, extra_missing: list[Num]) -> 
         "ELSE 'not-allowed-value' END"
     )
     return _Checked(value, rejection)
+
+
+def sql_is_nan(number: str) -> str:
+    """``number`` (a DOUBLE) is NaN, in plain arithmetic: where NaN compares unequal to
+    itself (BigQuery), by that; where NaN equals itself and is greater than every number
+    (DuckDB, PostgreSQL, Spark, Snowflake), as a number greater than 0 whose negation is
+    greater than 0 too."""
+    return f"({number} <> {number} OR ({number} > 0 AND -{number} > 0))"
+
+
+def sql_ascii_upper_strip(expr: str) -> str:
+    """A code as codes compare: as text, ASCII whitespace stripped, ASCII letters upper."""
+    return (
+        f"translate({sql_strip(f'CAST({expr} AS VARCHAR)')}, {sql_text(LOWER)}, {sql_text(UPPER)})"
+    )
+
+
+def sql_long_same(expr: str, kind: str = "text") -> str:
+    """What two answers to one item in a long table must share to be one answer (the long
+    readers' ``same_cell``): the text stripped, or the number; a blank is ''."""
+    if kind == "text":
+        return f"coalesce({sql_strip(f'CAST({expr} AS VARCHAR)')}, '')"
+    if kind == "number":
+        number = _no_signed_zero(f"CAST({expr} AS DOUBLE)")
+        return f"coalesce('n' || CAST({number} AS VARCHAR), '')"
+    return f"coalesce(CAST({expr} AS VARCHAR), '')"
 
 
 def sql_comparable(column: str, kind: str = "text") -> str:

@@ -4,6 +4,21 @@ Scale files and answer files come from many hands. This module never constructs 
 objects from tags, limits how far aliases may expand (a "billion laughs" file is refused),
 limits nesting depth, and reads booleans the YAML 1.2 way (only true/false), so an answer
 ``yes`` stays the string "yes" instead of becoming True.
+
+How plain scalars become numbers (``numbers``):
+
+- ``yaml``: as YAML 1.1 types them (scale files, whose numbers are checked by the models);
+- ``grammar``: as ketascore's value grammar reads them (``ketascore.core.values``), whatever
+  YAML's implicit typing would make of them: ``010`` is 10 (not octal 8), ``0x1F``,
+  ``1_000``, ``1:30`` and ``.inf`` stay text (the grammar then rejects them), and a mapping
+  key stays the text written (``010: 3`` names item "010", not item 8). Answer files and
+  mapping files are read so;
+- ``json``: the document must be JSON: flow style only, double-quoted strings and keys,
+  plain scalars only JSON numbers, ``true``, ``false`` and ``null`` (``NaN`` and
+  ``Infinity``, which Python's JSON reader accepts, stay text); anything else is refused.
+
+In every mode an integer too long to convert (more than 4,300 digits) stays text, and a
+key repeated in one mapping is refused.
 """
 
 from __future__ import annotations
@@ -11,11 +26,14 @@ from __future__ import annotations
 import datetime as _dt
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
+from ketascore.core.values import is_number
+
 Path_ = tuple[str | int, ...]
+Numbers = Literal["yaml", "grammar", "json"]
 
 MAX_NODES = 200_000
 MAX_DEPTH = 100
@@ -54,8 +72,9 @@ _ALLOWED_TAGS = {
 class YamlError(ValueError):
     """A YAML document that cannot be used; ``line`` and ``column`` are 1-based.
 
-    ``kind`` is "syntax" (not valid YAML), "unsafe" (a tag that would build objects) or
-    "limit" (aliases or nesting that would exhaust memory or the stack)."""
+    ``kind`` is "syntax" (not valid YAML), "unsafe" (a tag that would build objects),
+    "limit" (aliases or nesting that would exhaust memory or the stack) or "duplicate" (a key
+    repeated in one mapping)."""
 
     def __init__(
         self,
@@ -121,6 +140,44 @@ def _pos(node: yaml.Node) -> tuple[int, int]:
 _NUMBER_TAGS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
 # a JSON number (RFC 8259), which YAML reads as text when it has an exponent and no point
 _JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_JSON_LITERALS: dict[str, Any] = {"true": True, "false": False, "null": None}
+# not JSON, but Python's JSON reader accepts them: kept as text, for the grammar to reject
+_JSON_CONSTANTS = frozenset({"NaN", "Infinity", "-Infinity"})
+
+
+def number_text(text: str) -> Any:
+    """A number written in a file as an int or float; text that is too long to convert
+    (an integer of more than 4,300 digits) stays text, for the value grammar to judge."""
+    try:
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    except ValueError:
+        return text
+
+
+def _grammar_scalar(loader: _Loader, node: yaml.ScalarNode) -> Any:
+    """A plain scalar as the value grammar reads it (see the module text)."""
+    if node.tag not in _NUMBER_TAGS:
+        return _scalar(loader, node)
+    text = node.value
+    if is_number(text):
+        return number_text(text)
+    return text
+
+
+def _json_scalar(loader: _Loader, node: yaml.ScalarNode) -> Any:
+    """A scalar of a JSON document, or YamlError if JSON has no such scalar."""
+    if node.style == '"':
+        return _scalar(loader, node)
+    if node.style:  # single-quoted, literal or folded: YAML, not JSON
+        raise YamlError("not JSON: a string in single quotes or a block", *_pos(node))
+    text = node.value
+    if _JSON_NUMBER.fullmatch(text):
+        return number_text(text)
+    if text in _JSON_LITERALS:
+        return _JSON_LITERALS[text]
+    if text in _JSON_CONSTANTS:
+        return text
+    raise YamlError(f"not JSON: unquoted value {text[:40]!r}", *_pos(node))
 
 
 def _convert(
@@ -128,7 +185,7 @@ def _convert(
     root: yaml.Node,
     record_positions: bool,
     raw_keys: frozenset[str],
-    json_numbers: bool = False,
+    numbers: Numbers = "yaml",
 ) -> Located:
     positions: dict[Path_, Position] = {}
     budget = [MAX_NODES]
@@ -148,14 +205,15 @@ def _convert(
         if record_positions:
             positions[path] = _mark(node)
         if isinstance(node, yaml.ScalarNode):
-            if json_numbers and not node.style:  # a plain scalar (the C parser says "")
-                number = _JSON_NUMBER.fullmatch(node.value)
-                if number is not None:
-                    text = node.value
-                    return float(text) if number.group(1) or number.group(2) else int(text)
+            if numbers == "json":
+                return _json_scalar(loader, node)
+            if numbers == "grammar" and not node.style:  # plain (the C parser says "")
+                return _grammar_scalar(loader, node)
             return _scalar(loader, node)
         if node.tag not in _ALLOWED_TAGS:
             raise YamlError(f"tag {node.tag!r} is not allowed", *_pos(node), kind="unsafe")
+        if numbers == "json" and not getattr(node, "flow_style", True):
+            raise YamlError("not JSON: YAML block style", *_pos(node))
         if isinstance(node, yaml.SequenceNode):
             return [walk(child, (*path, i)) for i, child in enumerate(node.value)]
         if isinstance(node, yaml.MappingNode):
@@ -165,14 +223,26 @@ def _convert(
                     raise YamlError("mapping keys must be plain values", *_pos(key_node))
                 if key_node.tag == "tag:yaml.org,2002:merge":
                     raise YamlError("merge keys (<<) are not supported", *_pos(key_node))
-                key = _scalar(loader, key_node)
+                if numbers == "json" and key_node.style != '"':
+                    raise YamlError("not JSON: a key not in double quotes", *_pos(key_node))
+                if numbers == "grammar" and not key_node.style and key_node.tag in _NUMBER_TAGS:
+                    key = key_node.value  # a key is the text written: 010 is "010", not 8
+                else:
+                    key = _scalar(loader, key_node)
                 key = "" if key is None else str(key)
                 if key in out:
-                    raise YamlError(f"duplicate key {key!r}", *_pos(key_node))
+                    raise YamlError(f"duplicate key {key!r}", *_pos(key_node), kind="duplicate")
                 if (
                     key in raw_keys
                     and isinstance(value_node, yaml.ScalarNode)
-                    and value_node.tag in _NUMBER_TAGS
+                    and (
+                        value_node.tag in _NUMBER_TAGS
+                        or (
+                            numbers == "json"
+                            and not value_node.style
+                            and _JSON_NUMBER.fullmatch(value_node.value) is not None
+                        )
+                    )
                 ):
                     # identifiers keep their text: subject 007 stays "007", not 7
                     if record_positions:
@@ -214,20 +284,23 @@ def load(
     positions: bool = True,
     raw_keys: frozenset[str] = frozenset(),
     json_numbers: bool = False,
+    numbers: Numbers = "yaml",
 ) -> Located:
     """Parse one YAML (or JSON) document into plain data and node positions.
 
     Raises YamlError with the 1-based line and column of the problem. Values of ``raw_keys``
-    that look like numbers are kept as the text written. ``json_numbers``: the document is
-    JSON, whose unquoted numbers are numbers (YAML reads ``1e5`` as text).
+    that look like numbers are kept as the text written. ``numbers``: how plain scalars are
+    typed (see the module text); ``json_numbers=True`` is ``numbers="json"``.
     """
+    if json_numbers:
+        numbers = "json"
     check_depth(text)
     loader = _Loader(text)
     try:
         root = loader.get_single_node()
         if root is None:
             return Located(None, {})
-        return _convert(loader, root, positions, raw_keys, json_numbers)
+        return _convert(loader, root, positions, raw_keys, numbers)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         problem = exc.problem or str(exc)

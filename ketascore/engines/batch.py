@@ -31,6 +31,8 @@ from ketascore.engines.record import (
 from ketascore.readers import DEFAULT_MAX_FILE_SIZE, walk_files
 
 Progress = Callable[[int, int], None]  # (files done, records done)
+Rows = Callable[[int, int], None]  # (records of one file scored, records of the file)
+ROWS_EVERY = 2000
 
 
 @dataclass
@@ -100,15 +102,21 @@ class Settings:
 
 
 def _select(record: AnswerRecord, chosen: Scale | None) -> AnswerRecord | None:
+    """As ``api.select_records``, one record at a time."""
+    from ketascore.core.library import left_out
+
     if chosen is None:
         return record
     if record.scale is None:
         return record.model_copy(update={"scale": chosen.id})
-    return record if record.scale.casefold() == chosen.id else None
+    return None if left_out(record.scale, chosen) else record
 
 
-def score_read(name: str, read: Any, settings: Settings, *, via_api: bool = True) -> FileScore:
-    """Score the records of one file's ReadResult, each on its own."""
+def score_read(
+    name: str, read: Any, settings: Settings, *, via_api: bool = True, rows: Rows | None = None
+) -> FileScore:
+    """Score the records of one file's ReadResult, each on its own; ``rows(done, total)``
+    is told of the records scored every ``ROWS_EVERY`` records."""
     from ketascore import api
     from ketascore.engines.record import score_records
 
@@ -117,7 +125,10 @@ def score_read(name: str, read: Any, settings: Settings, *, via_api: bool = True
     for attr in ("hashes",):
         if hasattr(read, attr):
             out.extra[attr] = getattr(read, attr)
-    for record in read.records:
+    total = len(read.records)
+    for done, record in enumerate(read.records):
+        if rows is not None and done % ROWS_EVERY == 0:
+            rows(done, total)
         rec = _select(record, settings.chosen)
         if rec is None:
             continue
@@ -128,10 +139,12 @@ def score_read(name: str, read: Any, settings: Settings, *, via_api: bool = True
         else:  # the same, without selecting again
             result = score_records([rec], known.get, extra_missing=settings.extra_missing)
         out.entries.append(Entry(key, rec.scale, rec.items, is_known, result[0]))
+    if rows is not None:
+        rows(total, total)
     return out
 
 
-def score_path(path: str, settings: Settings) -> FileScore:
+def score_path(path: str, settings: Settings, rows: Rows | None = None) -> FileScore:
     """Read one file (``-``: standard input) and score its records."""
     from ketascore import api
 
@@ -145,7 +158,7 @@ def score_path(path: str, settings: Settings) -> FileScore:
         max_file_size=settings.max_file_size,
         **kwargs,
     )
-    return score_read(path, read, settings)
+    return score_read(path, read, settings, rows=rows)
 
 
 QUICK_EXTENSIONS = {".json": "json", ".yaml": "yaml", ".yml": "yaml"}
@@ -317,11 +330,13 @@ def score_files(
     progress: Progress | None = None,
     walked: Callable[[int], None] | None = None,
     chunk: int = 64,
+    rows: Rows | None = None,
 ) -> BatchResult:
     """Read and score files (``-`` is standard input) with ``jobs`` worker processes.
 
     ``items`` may be a walk still under way: files go to the workers as they are found.
-    ``walked(n)`` is called when the walk has found all ``n`` files."""
+    ``walked(n)`` is called when the walk has found all ``n`` files; ``rows(done, total)``
+    as the records of a single file are scored (a run of one big file)."""
     import gc
 
     # Results pile up by the thousand and none of them holds a cycle: the cyclic garbage
@@ -329,7 +344,7 @@ def score_files(
     enabled = gc.isenabled()
     gc.disable()
     try:
-        return _score_files(items, settings, jobs, progress, walked, chunk)
+        return _score_files(items, settings, jobs, progress, walked, chunk, rows)
     finally:
         if enabled:
             gc.enable()
@@ -342,6 +357,7 @@ def _score_files(
     progress: Progress | None,
     walked: Callable[[int], None] | None,
     chunk: int,
+    rows: Rows | None = None,
 ) -> BatchResult:
     seq: list[str | Issue] = []
     done_files = done_records = 0
@@ -377,7 +393,8 @@ def _score_files(
                 paths.append(item)
         if walked is not None:
             walked(len(paths))
-        return merge(in_order(score_path(p, settings) for p in paths), settings.chosen)
+        one = rows if len(paths) == 1 else None
+        return merge(in_order(score_path(p, settings, one) for p in paths), settings.chosen)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 

@@ -645,13 +645,7 @@ def score_records(
         assert first.scale is not None
         scale = resolve(first.scale)
         if scale is None:
-            out.append(
-                _empty_result(
-                    first,
-                    None,
-                    record_issue("unknown-scale", first, scale_id=first.scale),
-                )
-            )
+            out.append(_empty_result(first, None, unknown_scale_issue(first)))
             continue
         # one record cannot disagree with itself: its answers need no comparing
         if len(group) > 1 and len({answers_key(r) for r in group}) > 1:
@@ -663,6 +657,20 @@ def score_records(
         out.append(result)
     check_across_visits(out, resolve)
     return out
+
+
+def unknown_scale_issue(record: AnswerRecord) -> Issue:
+    """The issue of a record whose scale field names no known scale, with the ids it may
+    mean (as ``--scale`` suggests them)."""
+    from ketascore.core.library import ScaleSet, close_ids
+
+    assert record.scale is not None
+    close = close_ids(record.scale, ScaleSet().ids())
+    if close:
+        return record_issue(
+            "unknown-scale", record, "did-you-mean", scale_id=record.scale, close=close
+        )
+    return record_issue("unknown-scale", record, scale_id=record.scale)
 
 
 def conflict_result(first: AnswerRecord, scale: Scale, places: Sequence[str]) -> ScoreResult:

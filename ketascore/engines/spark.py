@@ -47,6 +47,7 @@ def score_spark(
     *,
     columns: ColumnMap | None = None,
     carry: Iterable[str] | None = None,
+    merge_duplicates: bool = True,
     merge_duplicates_by: str | None = None,
     keep_unrated: bool = False,
     details: bool = False,
@@ -54,11 +55,16 @@ def score_spark(
     """Score ``df`` (a pyspark DataFrame) with ``scale`` (a Scale, a built-in id or a YAML
     path); returns a DataFrame. Nothing runs until an action (write, count, collect).
 
-    ``columns`` maps subject, visit and items to the DataFrame's columns. ``carry`` names
-    the columns copied to the result (default: every column that is not an id, date, day
-    or item). ``merge_duplicates_by`` (a column that orders the rows) merges rows of the
-    same subject and visit as ``ketascore score`` does; ``keep_unrated`` keeps rows with no
-    item answered; ``details`` adds not_applicable and issue_items.
+    ``columns`` maps subject, visit and items to the DataFrame's columns (or describes a
+    long table: ``ColumnMap(long=...)``, ``sdtm_map(scale)``). ``carry`` names the columns
+    copied to the result (default: every column that is not an id, date, day or item).
+    Rows of the same subject and visit are merged as ``ketascore score`` merges them
+    (identical answers: one result with a duplicate-record warning; different answers: a
+    conflicting-records error and no scores), the first kept, unless ``merge_duplicates``
+    is False; ``merge_duplicates_by`` names a column that orders the rows (default: the
+    order in which Spark reads them). The result is in that order. ``keep_unrated`` keeps
+    rows with no item answered; ``details`` adds not_applicable and issue_items. Raises
+    ``MissingColumns`` (a ``SqlError``) naming a column a score needs that ``df`` lacks.
     """
     from ketascore.core.library import builtin_ids, resolve_scale
 
@@ -72,11 +78,18 @@ def score_spark(
         by_fold = {n.casefold(): n for n in names}
         chosen = [by_fold.get(c.casefold(), c) for c in carry]
         layout = replace(layout, carry=chosen)
+    long = mapped.long is not None
+    order = None
     if merge_duplicates_by is not None:
         by_fold = {n.casefold(): n for n in names}
-        layout = replace(
-            layout, order=by_fold.get(merge_duplicates_by.casefold(), merge_duplicates_by)
-        )
+        order = by_fold.get(merge_duplicates_by.casefold(), merge_duplicates_by)
+    elif merge_duplicates or long:
+        from pyspark.sql.functions import monotonically_increasing_id
+
+        order = "_ks_row"
+        df = df.withColumn(order, monotonically_increasing_id())
+    if order is not None:
+        layout = replace(layout, order=order)
     view = f"_ks_{scale.id.replace('-', '_')}_{uuid.uuid4().hex[:12]}"
     compiled = compile_scale(
         scale,
@@ -85,9 +98,13 @@ def score_spark(
         columns=mapped,
         layout=layout,
         skip_unrated=not keep_unrated,
-        duplicates=merge_duplicates_by is not None,
+        duplicates=order is not None and (merge_duplicates or merge_duplicates_by is not None),
         details=details,
     )
+    # Spark infers constraints through every alias of every step: on a query of this
+    # shape (steps of CASE expressions) that takes minutes and gigabytes to plan, where
+    # without it the plan takes seconds and is the same scan
+    spark.conf.set("spark.sql.constraintPropagation.enabled", "false")
     df.createOrReplaceTempView(view)
     try:
         # spark.sql resolves the view at once, so the result no longer needs its name

@@ -18,13 +18,16 @@ query.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ketascore.core.methods import SqlParts, sql_score_value
 from ketascore.core.scale import ConditionRule, Scale, ScoreRule, TermRule
 from ketascore.core.values import (
+    LOWER,
+    UPPER,
+    WHITESPACE,
     WS_SQL,
     Num,
     SqlColumns,
@@ -47,12 +50,52 @@ class SqlError(ValueError):
 # Where the table keeps what
 
 
+STANDARDS = ("cdisc", "loinc")  # the item codes a scale file declares (codes: {cdisc, loinc})
+
+
+@dataclass(frozen=True)
+class LongLayout:
+    """A long table: one row per answer, its item named by a code in ``item``.
+
+    The codes are the scale's own (``standard``: ``cdisc`` test codes such as PHQ0101, or
+    ``loinc`` codes such as 44250-9) or the column map's ``items`` (item id -> code);
+    codes match with ASCII case and surrounding whitespace ignored. The answer is the first
+    of ``values`` that is not blank (SDTM: QSSTRESN, QSSTRESC, QSORRES). ``status``: a
+    column whose ``NOT DONE`` makes the answer missing (SDTM QSSTAT); ``derived``: a column
+    whose ``Y`` marks a row that is not an answer (QSDRVFL); ``category``: a column that
+    must hold ``category_value`` (or be blank) for the row to count (QSCAT). ``scores``:
+    codes of rows that hold a score the source stored (they make a record, they are no
+    answer)."""
+
+    item: str
+    values: tuple[str, ...]
+    standard: str | None = None
+    status: str | None = None
+    derived: str | None = None
+    category: str | None = None
+    category_value: str | None = None
+    scores: tuple[str, ...] = ()
+
+    def codes(self, scale: Scale, items: Mapping[str, str]) -> dict[str, str]:
+        """Item code (ASCII upper case) -> item id."""
+        out: dict[str, str] = {}
+        if self.standard is not None:
+            for item in scale.definition.items:
+                code = getattr(item.codes, self.standard, None) if item.codes else None
+                if code:
+                    out[_ascii_upper(code)] = item.id
+        for item_id, code in items.items():
+            out[_ascii_upper(code)] = scale.item_lookup.get(item_id.casefold(), item_id)
+        return out
+
+
 @dataclass(frozen=True)
 class ColumnMap:
     """Where a table keeps the subject, the visit and each item, and extra missing codes.
 
     Without ``items``, items are read from ``<scale>_<item>`` columns; with them, an item
-    the map does not list has no column (always missing)."""
+    the map does not list has no column (always missing). With ``long``, the table holds
+    one row per answer (``items`` then gives item codes)."""
 
     subject: str = "subject"
     visit: str = "visit"
@@ -60,9 +103,35 @@ class ColumnMap:
     missing_codes: tuple[Num | str, ...] = ()
     date: str | None = None
     day: str | None = None
+    long: LongLayout | None = None
 
     def item_column(self, scale: Scale, item_id: str) -> str:
         return self.items.get(item_id) or f"{scale.id}_{item_id}"
+
+
+def _ascii_upper(text: str) -> str:
+    return text.strip(WHITESPACE).translate(str.maketrans(LOWER, UPPER))
+
+
+def sdtm_map(scale: Scale, domain: str = "QS", *, subject: str = "USUBJID") -> ColumnMap:
+    """The column map of a CDISC SDTM questionnaire domain (QS, RS, FT): the scale's CDISC
+    test codes in --TESTCD, the answer in --STRESN, else --STRESC, else --ORRES; --STAT NOT
+    DONE is missing; --DRVFL Y rows and the scale's score codes are no answers; rows of
+    another --CAT than the scale's are left out; --DTC is the date and --DY the study day."""
+    d = domain.upper()
+    category = scale.definition.codes.cdisc_category if scale.definition.codes else None
+    scores = tuple(s.codes.cdisc for s in scale.definition.scores if s.codes and s.codes.cdisc)
+    long = LongLayout(
+        item=f"{d}TESTCD",
+        values=(f"{d}STRESN", f"{d}STRESC", f"{d}ORRES"),
+        standard="cdisc",
+        status=f"{d}STAT",
+        derived=f"{d}DRVFL",
+        category=f"{d}CAT" if category else None,
+        category_value=category,
+        scores=scores,
+    )
+    return ColumnMap(subject=subject, visit="VISIT", date=f"{d}DTC", day=f"{d}DY", long=long)
 
 
 def parse_column_map(data: Any, source: str = "<map>") -> ColumnMap:
@@ -78,17 +147,21 @@ def parse_column_map(data: Any, source: str = "<map>") -> ColumnMap:
     if not isinstance(data, dict):
         raise SqlError(f"{source}: a column map holds a mapping of keys")
     known = {"scale", "subject", "visit", "items", "missing_codes", "date", "day"}
-    # the keys of a mapping file (--map) that change nothing here, and those SQL cannot follow
+    long_keys = {"layout", "item_column", "value_column", "codes", "status_column"}
+    long_keys |= {"derived_column", "category_column", "category"}
+    # the keys of a mapping file (--map) that change nothing here
     ignored = {"description", "source", "carry", "sheet", "scores", "visit_number"}
-    refused = {"layout", "item_column", "value_column", "category"}
-    unknown = sorted(str(k) for k in data if k not in known | ignored | refused)
+    unknown = sorted(str(k) for k in data if k not in known | long_keys | ignored)
     if unknown:
-        raise SqlError(f"{source}: unknown key(s) {', '.join(unknown)}; known: {sorted(known)}")
-    if data.get("layout", "wide") != "wide" or any(k in data for k in refused - {"layout"}):
         raise SqlError(
-            f"{source}: the SQL compiler reads wide tables only (one column per item); "
-            "score long or SDTM tables with ketascore score"
+            f"{source}: unknown key(s) {', '.join(unknown)}; known: {sorted(known | long_keys)}"
         )
+    layout = data.get("layout", "wide")
+    if layout not in ("wide", "long", "sdtm"):
+        raise SqlError(f"{source}: layout is wide, long or sdtm, not {layout!r}")
+    if layout == "wide" and any(k in data for k in long_keys - {"layout"}):
+        given = sorted(k for k in data if k in long_keys - {"layout"})
+        raise SqlError(f"{source}: {', '.join(given)}: only a long layout has item codes")
     if isinstance(data.get("visit"), dict):
         raise SqlError(
             f"{source}: a constant visit ({{value: ...}}) is not supported by the SQL "
@@ -116,13 +189,57 @@ def parse_column_map(data: Any, source: str = "<map>") -> ColumnMap:
         isinstance(c, int | float | str) and not isinstance(c, bool) for c in codes
     ):
         raise SqlError(f"{source}: missing_codes is a list of numbers or texts")
+    long = None
+    if layout != "wide":
+        long = _long_layout(data, source, layout, column)
+    defaults = ("USUBJID", "VISIT") if layout == "sdtm" else ("subject", "visit")
     return ColumnMap(
-        subject=column("subject", "subject") or "subject",
-        visit=column("visit", "visit") or "visit",
+        subject=column("subject", defaults[0]) or defaults[0],
+        visit=column("visit", defaults[1]) or defaults[1],
         items=item_map,
         missing_codes=tuple(codes),
-        date=column("date", None),
-        day=column("day", None),
+        date=column("date", "QSDTC" if layout == "sdtm" else None),
+        day=column("day", "QSDY" if layout == "sdtm" else None),
+        long=long,
+    )
+
+
+def _long_layout(data: dict[str, Any], source: str, layout: str, column: Any) -> LongLayout:
+    """The long layout a column map describes (``layout: long`` or ``layout: sdtm``)."""
+    standard = data.get("codes")
+    if standard is not None and standard not in STANDARDS:
+        raise SqlError(f"{source}: codes is one of {', '.join(STANDARDS)}, not {standard!r}")
+    if layout == "sdtm":
+        standard = standard or "cdisc"
+        return LongLayout(
+            item=column("item_column", "QSTESTCD"),
+            values=("QSSTRESN", "QSSTRESC", "QSORRES"),
+            standard=standard,
+            status=column("status_column", "QSSTAT"),
+            derived=column("derived_column", "QSDRVFL"),
+            category=column("category_column", "QSCAT" if data.get("category") else None),
+            category_value=data.get("category"),
+        )
+    values = data.get("value_column")
+    values = [values] if isinstance(values, str) else values
+    if not values or not all(isinstance(v, str) and v.strip() for v in values):
+        raise SqlError(f"{source}: a long layout names its answers: value_column: <column>")
+    if standard is None and not data.get("items"):
+        raise SqlError(
+            f"{source}: a long layout needs item codes: codes: cdisc or loinc, or items: "
+            "{item: code}"
+        )
+    category = data.get("category")
+    if category is not None and not isinstance(category, str):
+        raise SqlError(f"{source}: category is a text")
+    return LongLayout(
+        item=column("item_column", "item") or "item",
+        values=tuple(values),
+        standard=standard,
+        status=column("status_column", None),
+        derived=column("derived_column", None),
+        category=column("category_column", None),
+        category_value=category,
     )
 
 
@@ -179,14 +296,23 @@ def plan_columns(
     kinds: Mapping[str, str] | None = None,
     columns: ColumnMap | None = None,
     known_scales: Iterable[str] = (),
+    *,
+    require: bool = True,
 ) -> tuple[TableLayout, ColumnMap]:
     """Sort a table's columns as the wide CSV reader does: subject, visit, date, day, the
     scale's items (``<scale>_<item>``, case-insensitive, or as ``columns`` maps them),
     columns that name no item of the scale (unknown-item issues), items of other known
     scales (left out) and everything else (carried to the output). Returns the layout and
-    the column map spelled as the table spells its columns."""
+    the column map spelled as the table spells its columns.
+
+    ``require``: raise MissingColumns, naming them, when the table lacks the column of an
+    item a score needs (``needed_items``) or of an item the column map names; an unscored
+    item, or one of an alternative's items, may be absent. (Without it, such an item is
+    missing in every row, as the readers of a CSV file of records take it.)"""
     cmap = columns or ColumnMap()
     by_fold = {n.casefold(): n for n in names}
+    if cmap.long is not None:
+        return _plan_long(scale, names, kinds, cmap)
     items: dict[str, str] = {}
     for item_id, column in cmap.items.items():
         actual = column if column in names else by_fold.get(column.casefold())
@@ -233,6 +359,93 @@ def plan_columns(
         date=date,
         day=day,
         others=others,
+    )
+    # an item the map names must be there; without a map, every item a score needs
+    named = {i: c for i, c in cmap.items.items() if i not in items}
+    wanted = {i: cmap.item_column(scale, i) for i in scale.items if not cmap.items}
+    missing = [
+        f"{c} ({scale.id} item {i}, used by {', '.join(users)})"
+        for i, c in (named | wanted).items()
+        if i not in items and (users := needed_items(scale).get(i))
+    ]
+    alternatives = [
+        f"one of {', '.join(cmap.item_column(scale, m) for m in members)} ({scale.id} {slot})"
+        for slot, members in scale.slots.items()
+        if len(members) > 1
+        and not any(m in items for m in members)
+        and any(slot in _uses(r) for r in scale.scores)
+    ]
+    if require and (missing or alternatives):
+        raise MissingColumns(
+            f"the table has no column {'; '.join(missing + alternatives)}: every score that "
+            "uses it would be left empty or prorated; add the column (blank where the item "
+            "was not asked) or map the item to another column"
+        )
+    return layout, mapped
+
+
+class MissingColumns(SqlError):
+    """A table without a column that a score needs (or that the column map names)."""
+
+
+def _uses(rule: ScoreRule) -> set[str]:
+    out = {t.ref for t in rule.terms if t.kind == "slot"}
+    if rule.applies_when is not None and rule.applies_when.kind == "slot":
+        out.add(rule.applies_when.ref)
+    return out
+
+
+def needed_items(scale: Scale) -> dict[str, list[str]]:
+    """The items a score reads on their own (not as one of an alternative's), with the
+    scores that read them: a table must have their columns. Unscored items and an
+    alternative's members may be absent (an alternative needs one of its members)."""
+    out: dict[str, list[str]] = {}
+    for rule in scale.scores:
+        for slot in sorted(_uses(rule)):
+            members = scale.slots.get(slot, ())
+            if len(members) == 1:
+                out.setdefault(members[0], []).append(rule.id)
+    return out
+
+
+def _plan_long(
+    scale: Scale, names: Sequence[str], kinds: Mapping[str, str] | None, cmap: ColumnMap
+) -> tuple[TableLayout, ColumnMap]:
+    """The layout of a long table: its id, date, day and code columns spelled as the
+    table spells them; a MissingColumns error for one that is not there."""
+    assert cmap.long is not None
+    by_fold = {n.casefold(): n for n in names}
+    long = cmap.long
+
+    def find(name: str | None, required: bool = True) -> str | None:
+        if name is None:
+            return None
+        return name if name in names else by_fold.get(name.casefold())
+
+    needed = {"subject": cmap.subject, "visit": cmap.visit, "item codes": long.item}
+    lacking = [f"{c} ({what})" for what, c in needed.items() if find(c) is None]
+    values = tuple(v for v in (find(c) for c in long.values) if v is not None)
+    if not values:
+        lacking.append(" or ".join(long.values) + " (the answers)")
+    if long.category_value is not None and long.category and find(long.category) is None:
+        lacking.append(f"{long.category} (the category)")
+    if lacking:
+        raise MissingColumns(f"the long table has no column {'; '.join(lacking)}")
+    mapped = replace(
+        cmap,
+        subject=find(cmap.subject) or cmap.subject,
+        visit=find(cmap.visit) or cmap.visit,
+        long=replace(
+            long,
+            item=find(long.item) or long.item,
+            values=values,
+            status=find(long.status),
+            derived=find(long.derived),
+            category=find(long.category) if long.category_value is not None else None,
+        ),
+    )
+    layout = TableLayout(
+        kinds=dict(kinds or {}), date=find(cmap.date or "date"), day=find(cmap.day or "day")
     )
     return layout, mapped
 
@@ -338,6 +551,14 @@ def _holds(
     return f"({code} = 3)", f"({code} = 2)"
 
 
+def _join(parts: Sequence[str]) -> str:
+    """The texts that are not NULL, joined by ``;`` (``concat_ws``, which not every dialect
+    has, or has with other NULL rules: written with ``||`` and ``coalesce``)."""
+    if not parts:
+        return "''"
+    return "substr(" + " || ".join(f"coalesce(';' || {p}, '')" for p in parts) + ", 2)"
+
+
 def _count(parts: Sequence[str]) -> str:
     """How many of the boolean expressions hold (an integer)."""
     if not parts:
@@ -376,10 +597,12 @@ class CompiledScale:
 class _Query:
     """A chain of layers, each a SELECT of the layer before with new columns."""
 
-    def __init__(self, source: str):
+    def __init__(self, source: str, fence: str = ""):
+        self.fence = fence
         self.layers: list[tuple[list[str], str | None]] = []
         self.source = source
         self.names: set[str] = set()
+        self.prelude: list[str] = []  # CTEs before the layers (a long table's pivot)
 
     def add(self, columns: list[str], where: str | None = None) -> None:
         for column in columns:  # each internal name is given once in the whole query
@@ -390,14 +613,13 @@ class _Query:
         self.layers.append((columns, where))
 
     def text(self, final: list[str], where: str | None = None, order: str | None = None) -> str:
-        ctes = []
+        ctes = list(self.prelude)
         prev = self.source
         for i, (columns, cond) in enumerate(self.layers):
             name = f"_ks_step{i}"
             select = ", ".join(["*", *columns]) if i else ", ".join(columns)
-            ctes.append(
-                f"{name} AS (SELECT {select} FROM {prev}" + (f" WHERE {cond}" if cond else "") + ")"
-            )
+            where = f" WHERE {cond}" if cond else ""
+            ctes.append(f"{name} AS (SELECT {select} FROM {prev}{where}{self.fence})")
             prev = name
         body = f"SELECT {', '.join(final)} FROM {prev}"
         if where:
@@ -450,7 +672,11 @@ def compile_scale(
     for column, kind in layout.kinds.items():
         if kind not in KINDS:
             raise SqlError(f"column {column}: unknown kind {kind!r}; choose one of {KINDS}")
-    text = _Compiler(scale, cmap, layout, details, row_checks).query(
+    compiler = _Compiler(scale, cmap, layout, details, row_checks)
+    # PostgreSQL inlines each step into the next, its expressions into every use: OFFSET 0
+    # keeps the steps apart (else the query's text grows beyond what the planner can hold)
+    compiler.fence = " OFFSET 0" if dialect == "postgres" else ""
+    text = compiler.query(
         relation or table_name(table), skip_unrated and not row_checks, duplicates
     )
     return CompiledScale(scale.id, dialect, text, _output_columns(scale, layout, details))
@@ -476,6 +702,7 @@ class _Compiler:
     ):
         self.scale, self.cmap, self.layout, self.details = scale, cmap, layout, details
         self.checks = checks
+        self.fence = ""  # ends each step's SELECT (" OFFSET 0" for PostgreSQL)
 
     def kind(self, column: str) -> str:
         return self.layout.kinds.get(column, "text")
@@ -492,9 +719,11 @@ class _Compiler:
         return out
 
     def query(self, source: str, skip_unrated: bool, duplicates: bool) -> str:
-        scale, layout = self.scale, self.layout
+        layout = self.layout
         items = self.item_columns()
-        q = _Query(source)
+        q = _Query(source, self.fence)
+        if self.cmap.long is not None:
+            return self.long_query(q, items)
         # layer 0: ids, date, day, carried columns and the raw answers ----------------------
         l0 = [
             f"{_ids(quote(self.cmap.subject), self.kind(self.cmap.subject))} AS _ks_subject",
@@ -514,8 +743,130 @@ class _Compiler:
         if layout.order is not None:
             l0.append(f"{quote(layout.order)} AS _ks_order")
         l0 += [quote(c) for c in layout.internal]
+        return self.scored(q, l0, items, raw, unknown, skip_unrated, duplicates)
+
+    def long_query(self, q: _Query, items: dict[str, str]) -> str:
+        """A long table pivoted to one row per subject and visit, then scored."""
+        from ketascore.core.values import sql_ascii_upper_strip, sql_long_same
+
+        assert self.cmap.long is not None
+        long, layout, cmap = self.cmap.long, self.layout, self.cmap
+        codes = long.codes(self.scale, cmap.items)
+        index = {item_id: n for n, item_id in enumerate(items)}
+        code = f"translate(trim(CAST({quote(long.item)} AS VARCHAR), {WS_SQL}), "
+        code += f"{sql_text(LOWER)}, {sql_text(UPPER)})"
+        whens = [
+            f"WHEN {sql_text(c)} THEN {index[i]}" for c, i in sorted(codes.items()) if i in index
+        ]
+        whens += [f"WHEN {sql_text(_ascii_upper(c))} THEN -1" for c in long.scores]
+        item = f"(CASE {code} {' '.join(whens)} END)" if whens else "CAST(NULL AS INTEGER)"
+        if long.derived is not None:
+            derived = f"{sql_ascii_upper_strip(quote(long.derived))} = 'Y'"
+            item = f"(CASE WHEN {derived} AND {item} IS NOT NULL THEN -1 ELSE {item} END)"
+        kinds = [self.kind(v) for v in long.values]
+        if len(long.values) == 1:
+            value, kind = quote(long.values[0]), kinds[0]
+        else:  # the first answer that is not blank, as text
+            firsts = " ".join(
+                f"WHEN NOT {self.blank(quote(v), k)} THEN CAST({quote(v)} AS VARCHAR)"
+                for v, k in zip(long.values, kinds, strict=True)
+            )
+            value, kind = f"(CASE {firsts} END)", "text"
+        if long.status is not None:
+            done = f"{sql_ascii_upper_strip(quote(long.status))} = 'NOT DONE'"
+            value = f"(CASE WHEN {done} THEN NULL ELSE {value} END)"
+        self.layout = replace(layout, kinds={**layout.kinds, "_ks_value": kind})
+        row = quote(layout.order) if layout.order is not None else "CAST(NULL AS BIGINT)"
+        first = [
+            f"{_ids(quote(cmap.subject), self.kind(cmap.subject))} AS _ks_subject",
+            f"{_ids(quote(cmap.visit), self.kind(cmap.visit))} AS _ks_visit",
+            f"{item} AS _ks_item",
+            f"{value} AS _ks_value",
+            f"{sql_long_same(value, kind)} AS _ks_same",
+            f"{self.date_sql()} AS _ks_rdate",
+            f"{self.day_sql()} AS _ks_rday",
+            f"{row} AS _ks_row",
+            *(quote(c) for c in layout.internal),
+        ]
+        where = "_ks_item IS NOT NULL AND _ks_subject IS NOT NULL AND _ks_visit IS NOT NULL"
+        if long.category is not None and long.category_value is not None:
+            cat = sql_ascii_upper_strip(quote(long.category))
+            want = sql_text(_ascii_upper(long.category_value))
+            first.append(f"({cat} = {want} OR {cat} = '' OR {cat} IS NULL) AS _ks_in")
+            where = f"{where} AND _ks_in"
+        group = "PARTITION BY _ks_subject, _ks_visit"
+        per_item = f"{group}, _ks_item"
+        second = [
+            f"row_number() OVER ({per_item} ORDER BY _ks_row) AS _ks_nth",
+            f"(min(_ks_same) OVER ({per_item}) <> max(_ks_same) OVER ({per_item})) AS _ks_differ",
+            *(
+                f"min(CASE WHEN {c} IS NOT NULL THEN _ks_row END) OVER ({group}) AS _ks_first_{c}"
+                for c in ("_ks_rdate", "_ks_rday")
+            ),
+        ]
+        source = q.source
+        q.prelude += [
+            f"_ks_long AS (SELECT * FROM (SELECT {', '.join(first)} FROM {source}) _ks_l "
+            f"WHERE {where}{self.fence})",
+            f"_ks_long1 AS (SELECT *, {', '.join(second)} FROM _ks_long{self.fence})",
+        ]
+        # (with no order column, the first date is the least one)
+        picked = {
+            c: f"max(CASE WHEN _ks_row = _ks_first_{c} THEN {c} END)"
+            if layout.order is not None
+            else f"max({c})"
+            for c in ("_ks_rdate", "_ks_rday")
+        }
+        pivot = [
+            "_ks_subject",
+            "_ks_visit",
+            f"{picked['_ks_rdate']} AS _ks_date",
+            f"{picked['_ks_rday']} AS _ks_day",
+            "min(_ks_row) AS _ks_order",
+            *(f"min({quote(c)}) AS {quote(c)}" for c in layout.internal),
+        ]
+        raw: dict[str, str] = {}
+        for n, item_id in enumerate(items):
+            raw[item_id] = f"_ks_a{n}"
+            pivot.append(
+                f"max(CASE WHEN _ks_item = {n} AND _ks_nth = 1 THEN _ks_value END) AS _ks_a{n}"
+            )
+            pivot.append(
+                f"(max(CASE WHEN _ks_item = {n} AND _ks_differ THEN 1 ELSE 0 END) = 1) AS _ks_x{n}"
+            )
+            self.layout = replace(self.layout, kinds={**self.layout.kinds, f"_ks_a{n}": kind})
+        q.prelude.append(
+            f"_ks_pivot AS (SELECT {', '.join(pivot)} FROM _ks_long1 "
+            f"GROUP BY _ks_subject, _ks_visit{self.fence})"
+        )
+        q.source = "_ks_pivot"
+        l0 = ["_ks_subject", "_ks_visit", "_ks_date", "_ks_day", "_ks_order"]
+        l0 += [f"_ks_a{n}" for n in range(len(items))]
+        l0 += [f"_ks_x{n}" for n in range(len(items))]
+        l0 += [quote(c) for c in layout.internal]
+        if self.checks:  # (an engine checks a long table's ids, dates and days itself)
+            l0 += ["FALSE AS _ks_no_ids", "TRUE AS _ks_no_date", "TRUE AS _ks_no_day"]
+        answers = {item_id: f"_ks_a{n}" for n, item_id in enumerate(items)}
+        return self.scored(q, l0, answers, raw, [], False, False, pivoted=True)
+
+    def scored(
+        self,
+        q: _Query,
+        l0: list[str],
+        items: dict[str, str],
+        raw: dict[str, str],
+        unknown: list[str],
+        skip_unrated: bool,
+        duplicates: bool,
+        pivoted: bool = False,
+    ) -> str:
+        """The layers that score the rows of layer 0 (``l0``: ids, date, day, carried
+        columns, the raw answers ``raw`` of the items' columns ``items`` and of unknown
+        items). ``pivoted``: the rows are a long table's, pivoted (each a record, with
+        ``_ks_x<n>`` true where an item was given twice, differently)."""
+        scale, layout = self.scale, self.layout
         has_ids = "(_ks_subject IS NOT NULL AND _ks_visit IS NOT NULL)"
-        if self.checks:
+        if self.checks and not pivoted:
             # a row without subject or visit is reported unless it is blank throughout
             every = [
                 self.cmap.subject,
@@ -564,21 +915,30 @@ class _Compiler:
                 if expr is not None:
                     layers[part].append(f"{expr} AS {name}")
             # the rejection is worked out only where no value came: most rows skip it
-            rejections.append(
+            rejection = (
                 f"(CASE WHEN {cols.value} IS NOT NULL OR {cols.raw} IS NULL THEN NULL "
-                f"ELSE {reading.rejection} END) AS _ks_r{n}"
+                f"ELSE {reading.rejection} END)"
             )
+            if pivoted:  # an item given twice, differently, is unusable
+                layers["value"][-1] = (
+                    f"(CASE WHEN _ks_x{n} THEN NULL ELSE {reading.value} END) AS {cols.value}"
+                )
+                rejection = f"(CASE WHEN _ks_x{n} THEN 'conflicting-records' ELSE {rejection} END)"
+            rejections.append(f"{rejection} AS _ks_r{n}")
             answered.append((raw[item_id], kind))
         answered += [(u, self.kind(c)) for u, c in zip(unknown, layout.unknown_items, strict=True)]
         # (most rows are settled by their first answer's first character)
         quick = " ".join(f"WHEN {self.present(c, k, quick=True)} THEN TRUE" for c, k in answered)
         slow = " OR ".join(self.present(c, k) for c, k in answered) or "FALSE"
-        layers["fast"].append(
-            f"(CASE WHEN NOT {has_ids} THEN FALSE {quick} ELSE {slow} END) AS _ks_kept"
+        kept = (
+            "TRUE" if pivoted else f"(CASE WHEN NOT {has_ids} THEN FALSE {quick} ELSE {slow} END)"
         )
+        layers["fast"].append(f"{kept} AS _ks_kept")
         q.add(layers.pop("fast"))
         if skip_unrated:
             q.add([], "_ks_kept")
+        if duplicates:  # the first of each subject and visit is scored; the others compared
+            self.copies(q, [raw[i] for i in items] + unknown)
         for layer in layers.values():
             if layer:
                 q.add(layer)
@@ -722,14 +1082,14 @@ class _Compiler:
             ]
         )
         issues_text = (
-            f"(CASE WHEN {any_issue} THEN nullif(concat_ws(';', {', '.join(issues)}), '') END)"
+            f"(CASE WHEN {any_issue} THEN nullif({_join(issues)}, '') END)"
             if issues
             else "CAST(NULL AS VARCHAR)"
         )
         if len(flags) == 1:
             flags_text = flags[0]
         elif flags:
-            flags_text = f"(CASE WHEN {_any(raised)} THEN concat_ws(';', {', '.join(flags)}) END)"
+            flags_text = f"(CASE WHEN {_any(raised)} THEN {_join(flags)} END)"
         else:
             flags_text = "CAST(NULL AS VARCHAR)"
         final = [
@@ -758,19 +1118,22 @@ class _Compiler:
             if c.casefold() not in reserved
         ]
         if self.details:
-            final.append(f"concat_ws(';', {', '.join(not_applicable) or 'NULL'}) AS not_applicable")
+            final.append(f"{_join(not_applicable)} AS not_applicable")
             final.append(
-                f"CASE WHEN {any_issue} THEN concat_ws(';', "
-                f"{', '.join(self.paired(issues, issue_items))}) ELSE '' END AS issue_items"
+                f"CASE WHEN {any_issue} THEN {_join(self.paired(issues, issue_items))} "
+                "ELSE '' END AS issue_items"
             )
         if self.checks:
             final += ["_ks_kept", "_ks_no_ids", "_ks_bad_date", "_ks_bad_day"]
             final += [f"_ks_na_{self.sid(r)}" for r in scale.scores]
         final += list(layout.internal)
+        if pivoted:
+            order = "_ks_order" if self.layout.order is not None else None
+            return q.text(final, order=order)
         if not duplicates:
             return q.text(final)
         final.append("_ks_order")
-        return self.merged(q, final, [raw[i] for i in items] + unknown)
+        return self.merged(q, final)
 
     def skip_layers(self, q: _Query, answer: dict[str, _Value]) -> list[tuple[str, str]]:
         """The skip logic (``scale.skips``, in order): each rule's condition, then the items
@@ -935,20 +1298,23 @@ class _Compiler:
         )
         return f"(CASE {whens} END)"
 
-    def merged(self, q: _Query, final: list[str], answer_columns: list[str]) -> str:
-        """Rows of one subject and visit merged as the record engine merges records."""
-        scale = self.scale
+    def copies(self, q: _Query, answer_columns: list[str]) -> None:
+        """Rows of one subject and visit, compared as the record engine compares records
+        (before they are scored: the comparison reads the raw answers): how many there are
+        (``_ks_copies``), whether they differ (``_ks_conflict``); only the first of each is
+        kept (and, with row checks, every row that makes no record)."""
         window = "PARTITION BY _ks_subject, _ks_visit"
         comparable = [
             f"{sql_comparable(c, self.kind_of_answer(c))} AS _ks_cmp{n}"
             for n, c in enumerate(answer_columns)
         ]
-        q.add(comparable)
+        if comparable:
+            q.add(comparable)
         if self.checks:  # rows that make no record are not copies of one
             window = "PARTITION BY _ks_kept, _ks_subject, _ks_visit"
         differ = [
-            f"(min(_ks_cmp{n}) OVER ({window}) IS DISTINCT FROM max(_ks_cmp{n}) OVER ({window}) "
-            f"OR count(_ks_cmp{n}) OVER ({window}) NOT IN (0, count(*) OVER ({window})))"
+            f"(coalesce(min(_ks_cmp{n}) OVER ({window}) <> max(_ks_cmp{n}) OVER ({window}), "
+            f"FALSE) OR count(_ks_cmp{n}) OVER ({window}) NOT IN (0, count(*) OVER ({window})))"
             for n in range(len(answer_columns))
         ]
         q.add(
@@ -958,6 +1324,11 @@ class _Compiler:
                 f"{_any(differ)} AS _ks_conflict",
             ]
         )
+        q.add([], "_ks_nth = 1 OR NOT _ks_kept" if self.checks else "_ks_nth = 1")
+
+    def merged(self, q: _Query, final: list[str]) -> str:
+        """The first row of each subject and visit as the merged record's result."""
+        scale = self.scale
         empty = {}
         for rule in scale.scores:
             empty[quote(rule.id)] = "CAST(NULL AS DOUBLE)"
@@ -977,22 +1348,22 @@ class _Compiler:
             if name == "issues":
                 expr = (
                     "(CASE WHEN _ks_conflict THEN 'conflicting-records' WHEN _ks_copies > 1 "
-                    f"THEN concat_ws(';', {expr}, 'duplicate-record') ELSE {expr} END)"
+                    f"THEN {_join([expr, sql_text('duplicate-record')])} ELSE {expr} END)"
                 )
             elif name == "not_applicable":
                 expr = f"(CASE WHEN _ks_conflict THEN '' ELSE {expr} END)"
             elif name == "issue_items":
                 expr = (
                     "(CASE WHEN _ks_conflict THEN '' WHEN _ks_copies > 1 THEN "
-                    f"concat_ws(';', {expr}, '') ELSE {expr} END)"
+                    f"{_join([expr, sql_text('')])} ELSE {expr} END)"
                 )
             elif name in empty:
                 expr = f"(CASE WHEN _ks_conflict THEN {empty[name]} ELSE {expr} END)"
             out.append(f"{expr} AS {name}")
         if self.checks:
             out.append("_ks_copies")
-            return q.text(out, where="_ks_nth = 1 OR NOT _ks_kept", order="_ks_order")
-        return q.text(out[:-1], where="_ks_nth = 1", order="_ks_order")
+            return q.text(out, order="_ks_order")
+        return q.text(out[:-1], order="_ks_order")
 
     def kind_of_answer(self, internal: str) -> str:
         items = self.item_columns()

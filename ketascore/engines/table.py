@@ -34,7 +34,7 @@ from typing import Any
 from ketascore.core.issues import ISSUE_TYPES, Issue, has_errors, make_issue
 from ketascore.core.records import AnswerRecord, ScoreResult, Source
 from ketascore.core.scale import Scale
-from ketascore.core.values import clean_number, sql_in, sql_text, strip
+from ketascore.core.values import clean_number, sql_text, strip
 from ketascore.engines.sql import ColumnMap, SqlError, compile_scale, plan_columns, quote
 
 NUMBER_TYPES = (
@@ -377,7 +377,11 @@ class TableRun:
                 header.setdefault(name.casefold(), name)
                 kind = source.kinds.get(name, "text")
                 kinds[name] = kind if kinds.get(name, kind) == kind else "text"
-        layout, self.mapped = plan_columns(scale, list(header.values()), kinds, column_map, known)
+        # (a table without an item's column is read as the readers read it: records
+        # without that item)
+        layout, self.mapped = plan_columns(
+            scale, list(header.values()), kinds, column_map, known, require=False
+        )
         self.layout = replace(layout, internal=["_ks_file"])
         self.mapping = (self.mapped, self.layout) if column_map is not None else None
         self.carried: Sequence[str] = self.layout.carry
@@ -639,7 +643,7 @@ class TableRun:
         Counts and booleans are written by DuckDB as they are; a whole number has no
         decimal point; a text that could start a spreadsheet formula is escaped where one
         can occur (the ids, the date, carried texts, labels that start so)."""
-        from ketascore.writers.tabular import FORMULA_START, escape_formula
+        from ketascore.writers.tabular import escape_formula, needs_escape, sql_needs_escape
 
         scale = self.scale
         numbers = {"day", *(r.id for r in scale.scores)}
@@ -649,9 +653,7 @@ class TableRun:
         constants |= {f"{r.id}_band": [b.label for b in r.bands] for r in scale.scores}
         constants["flags"] = [f.id for f in scale.flags]
         plain |= {
-            name
-            for name, texts in constants.items()
-            if not any(t.startswith(FORMULA_START) for t in texts)
+            name for name, texts in constants.items() if not any(needs_escape(t) for t in texts)
         }
         kinds: dict[str, str] = {}
         for s in self.sources:
@@ -675,8 +677,7 @@ class TableRun:
                 cell = f"CAST({col} AS VARCHAR)"
             else:
                 text = f"CAST({col} AS VARCHAR)"
-                starts = sql_in(f"ascii({text})", (str(ord(c)) for c in FORMULA_START))
-                cell = f"CASE WHEN {starts} THEN '''' || {text} ELSE {text} END"
+                cell = f"CASE WHEN {sql_needs_escape(text)} THEN '''' || {text} ELSE {text} END"
             header = escape_formula(name) if escape else name
             out.append(f"{cell} AS {quote(header)}")
         return out

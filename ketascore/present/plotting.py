@@ -24,6 +24,7 @@ from ketascore.analysis.change import ChangeReport, ChangeRow, SummaryRow, natur
 from ketascore.core.records import ScoreResult
 from ketascore.core.scale import Scale, ScoreRule
 from ketascore.core.values import Num, format_number
+from ketascore.present import numbers
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -372,9 +373,8 @@ def axis_label(scale: Scale, report: ChangeReport) -> str:
 
 
 def fmt_num(value: Num) -> str:
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:.1f}"
-    return format_number(value)
+    """A value or threshold as ``ketascore.present.numbers`` prints it everywhere."""
+    return numbers.value(value)
 
 
 def criteria_text(report: ChangeReport) -> str:
@@ -446,10 +446,70 @@ def _new_figure(kind: str, width: float, height: float, header: float = 0.62) ->
     return fig
 
 
-def _titles(fig: Figure, title: str, subtitle: str) -> None:
-    height = fig.get_figheight()
-    fig.text(0.012, 1 - 0.1 / height, plain(title), fontsize=12, fontweight="bold", va="top")
-    fig.text(0.012, 1 - 0.36 / height, plain(subtitle), fontsize=8.5, color="0.3", va="top")
+TITLE_LINE, SUBTITLE_LINE = 0.26, 0.16  # inches per line of the title and the subtitle
+MARGIN = 0.012  # of the figure's width, left and right of the titles
+
+
+def carried_note(report: ChangeReport) -> str | None:
+    """``Includes values carried forward (LOCF)`` when some values were not observed."""
+    carried = sorted({r.imputed for r in report.rows if r.imputed})
+    return f"Includes values carried forward ({', '.join(carried)})" if carried else None
+
+
+def _titles(fig: Figure, title: str, subtitle: str, report: ChangeReport | None = None) -> None:
+    """The title and subtitle in the band at the top, each wrapped to the figure's width
+    (the figure grows taller by the lines added, so the picture keeps its size); below the
+    subtitle, whether the picture includes values carried forward."""
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    room = fig.get_figwidth() * fig.dpi * (1 - 2 * MARGIN)
+    title_lines = wrap_to_width(fig, plain(title), room, fontsize=12, fontweight="bold")
+    note = carried_note(report) if report is not None else None
+    sub_lines = wrap_to_width(fig, plain(subtitle), room, fontsize=8.5)
+    if note:
+        sub_lines += wrap_to_width(fig, note, room, fontsize=8.5)
+    header = 0.1 + TITLE_LINE * len(title_lines) + SUBTITLE_LINE * len(sub_lines) + 0.1
+    engine = fig.get_layout_engine()
+    rect = engine.get().get("rect") if isinstance(engine, ConstrainedLayoutEngine) else None
+    old_header = (1 - rect[3]) * fig.get_figheight() if rect else 0.62
+    height = fig.get_figheight() + max(0.0, header - old_header)
+    fig.set_figheight(height)
+    if isinstance(engine, ConstrainedLayoutEngine):
+        engine.set(rect=(0, 0, 1, 1 - header / height))
+    fig.text(
+        MARGIN, 1 - 0.1 / height, "\n".join(title_lines), fontsize=12, fontweight="bold", va="top"
+    )
+    top = 0.1 + TITLE_LINE * len(title_lines)
+    fig.text(MARGIN, 1 - top / height, "\n".join(sub_lines), fontsize=8.5, color="0.3", va="top")
+
+
+def wrap_to_width(fig: Figure, text: str, room: float, **font: Any) -> list[str]:
+    """``text`` in as few lines as fit ``room`` pixels of ``fig`` in the given font, broken
+    at spaces (a word longer than the room stays whole)."""
+    import textwrap
+
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    renderer = RendererAgg(  # type: ignore[no-untyped-call]
+        fig.get_figwidth() * fig.dpi, fig.get_figheight() * fig.dpi, fig.dpi
+    )
+
+    def width(line: str) -> float:
+        probe = fig.text(0, 0, line, **font)
+        wide = float(probe.get_window_extent(renderer).width)
+        probe.remove()
+        return wide
+
+    whole = width(text)
+    if whole <= room:
+        return [text]
+    chars = int(len(text) * room / whole) + 2  # about the line length that fits
+    while chars > 10:
+        lines = textwrap.wrap(text, chars)
+        if all(width(line) <= room for line in lines):
+            return lines
+        chars -= 1
+    return textwrap.wrap(text, 10)
 
 
 def _shade_bands(ax: Axes, rule: ScoreRule, label: bool = True) -> None:
@@ -555,6 +615,7 @@ def trajectory_figure(
         fig,
         title or f"{score_name(scale, report)}{by}",
         f"{ERROR_TEXT[error]} at each visit; {group_n_text(groups)}",
+        report,
     )
     return fig
 
@@ -638,6 +699,7 @@ def spaghetti_figure(
         fig,
         title or f"{score_name(scale, report)}: each subject{by}",
         f"Thin lines: one subject each; thick line: the mean; {group_n_text(groups)}",
+        report,
     )
     return fig
 
@@ -701,7 +763,7 @@ def waterfall_figure(
     for x, pct in enumerate(pcts):
         if pct > high:
             ax.annotate(
-                f"{pct:+.0f}% ↑",
+                f"{numbers.percent(pct, sign=True)}% ↑",
                 (x, high),
                 xytext=(0, -3),
                 textcoords="offset points",
@@ -727,7 +789,7 @@ def waterfall_figure(
             if pct > high:
                 continue
             ax.annotate(
-                f"{pct:+.0f}%" if round(pct) else "0%",
+                f"{numbers.percent(pct, sign=True)}%",
                 (x, pct),
                 xytext=(0, 2 if pct >= 0 else -2),
                 textcoords="offset points",
@@ -782,6 +844,7 @@ def waterfall_figure(
         fig,
         title or f"{score_name(scale, report)}: percent change from baseline to {data.visit}",
         "; ".join(parts),
+        report,
     )
     return fig
 
@@ -872,6 +935,7 @@ def distribution_figure(
         title or f"{score_name(scale, report)}: severity bands at each visit{by}",
         f"Subjects in each band (stacked; highest scores at the bottom); "
         f"{group_n_text([p.group for p in panels])}",
+        report,
     )
     return fig
 
@@ -905,17 +969,6 @@ def make_figure(
             fig = waterfall_figure(report, scale, visit=visit, color_by=color_by, title=title)
         else:
             fig = distribution_figure(report, scale, results, title=title)
-        carried = sorted({r.imputed for r in report.rows if r.imputed})
-        if carried:  # say so on the picture: some values were not observed at their visit
-            fig.text(
-                0.988,
-                0.006,
-                f"Includes values carried forward ({', '.join(carried)})",
-                fontsize=7.5,
-                color="0.3",
-                ha="right",
-                va="bottom",
-            )
         return fig
 
 

@@ -65,23 +65,65 @@ def title(summary: RatingCheckSummary) -> str:
     return f"Rating checks of {summary.scale}, per rater and site"
 
 
-def rating_check_table(summary: RatingCheckSummary) -> Any:
-    """The summary as a rich table (for ``ketascore change``)."""
-    from rich.table import Table
+# The terminal layouts, widest first: the column lines go first, then the check ids in the
+# header give way to numbers explained under the table (no cell is ever cut).
+LAYOUTS = (("box", False), ("rule", False), ("none", False), ("none", True))
 
-    from ketascore.present.render import safe
 
-    table = Table(title=title(summary), title_justify="left", header_style="bold")
-    for i, name in enumerate(columns(summary)):
-        if i == 0:
-            table.add_column(safe(name), justify="left")
-        else:  # (long check ids fold rather than cut)
-            table.add_column(safe(name), justify="right", overflow="fold")
-    for row in rows(summary):
-        table.add_row(*(safe(cell) for cell in row))
-    table.caption = " ".join(notes(summary))
-    table.caption_justify = "left"
-    return table
+class RatingCheckTable:
+    """The summary as a rich renderable (for ``ketascore change``), laid out for the width
+    it is printed at as the change tables are (``present.render.fit_columns``)."""
+
+    def __init__(self, summary: RatingCheckSummary):
+        self.summary = summary
+
+    def table(self, lines: str, numbered: bool) -> Any:
+        from rich.table import Table
+
+        from ketascore.present.render import BOXES, safe
+
+        summary = self.summary
+        table = Table(
+            title=title(summary),
+            title_justify="left",
+            header_style="bold",
+            box=BOXES[lines],
+            pad_edge=lines == "box",
+        )
+        headers = columns(summary)
+        if numbered:
+            headers = [*headers[:3], *(str(i + 1) for i in range(len(summary.checks)))]
+        for i, name in enumerate(headers):
+            table.add_column(safe(name), justify="left" if i == 0 else "right", no_wrap=i > 0)
+        for row in rows(summary):
+            table.add_row(*(safe(cell) for cell in row))
+        text = notes(summary)
+        if numbered:
+            text[1] = (
+                "; ".join(f"{i + 1} = {c} ({label})" for i, (c, label) in enumerate(summary.checks))
+                + "."
+            )
+        table.caption = safe(" ".join(text))
+        table.caption_justify = "left"
+        return table
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        from ketascore.present.render import fit_columns
+
+        width = options.max_width
+        for lines, numbered in LAYOUTS:
+            table = self.table(lines, numbered)
+            if fit_columns(console, options, table, width):
+                yield table
+                return
+        table = self.table(*LAYOUTS[-1])
+        fit_columns(console, options, table, width)
+        yield table
+
+
+def rating_check_table(summary: RatingCheckSummary) -> RatingCheckTable:
+    """The summary for the terminal (``ketascore change``)."""
+    return RatingCheckTable(summary)
 
 
 def rating_check_html(summary: RatingCheckSummary | None) -> list[str]:

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import html
 import io
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ketascore import __version__
-from ketascore.analysis.change import RULE_TEXT, ChangeReport, SummaryRow
+from ketascore.analysis.change import IMPUTATIONS, RULE_TEXT, ChangeReport, SummaryRow
 from ketascore.core.issues import Issue
 from ketascore.core.records import ScoreResult
 from ketascore.core.scale import Scale
-from ketascore.core.values import Num, format_number
+from ketascore.core.values import Num
+from ketascore.present import numbers
 from ketascore.present.plotting import (
     KINDS,
     criteria_text,
@@ -155,26 +157,24 @@ def build_report(
 # Numbers and tables (shared by HTML and PDF)
 
 
-def num(value: Num | None, digits: int = 1) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float) and not value.is_integer():
-        return f"{value:.{digits}f}"
-    return format_number(value)
+MISSING = "–"
+
+
+def num(value: Num | None) -> str:
+    """A subject's value or a study day (``numbers.value``)."""
+    return numbers.value(value, MISSING)
 
 
 def count(part: int, total: int, rate: float | None) -> str:
-    if not total:
-        return "–"
-    return f"{part}/{total} ({num(rate, 0)}%)"
+    return numbers.count_rate(part, total, rate, MISSING)
 
 
 def change_interval(s: SummaryRow) -> str:
     """95% confidence interval of the mean change (t distribution)."""
     half = error_half_width(s.n_change, s.sd_change, "ci")
     if half is None or s.mean_change is None:
-        return "–"
-    return f"{s.mean_change - half:.1f} to {s.mean_change + half:.1f}"
+        return MISSING
+    return f"{numbers.stat(s.mean_change - half)} to {numbers.stat(s.mean_change + half)}"
 
 
 def summary_columns(report: ChangeReport) -> list[str]:
@@ -195,15 +195,27 @@ def summary_rows(section: Section) -> list[list[str]]:
         if report.by:
             cells.append(labels.get(s.group, s.group or "(missing)"))
         cells += [
-            str(s.n),
-            f"{num(s.mean)} ({num(s.sd)})",
-            "" if s.is_baseline else f"{num(s.mean_change)} ({num(s.sd_change)})",
+            str(s.n) + (f" ({s.n_imputed}†)" if s.n_imputed else ""),
+            numbers.mean_sd(s.mean, s.sd, MISSING),
+            "" if s.is_baseline else numbers.mean_sd(s.mean_change, s.sd_change, MISSING),
             "" if s.is_baseline else change_interval(s),
             "" if s.is_baseline else count(s.responders, s.n_response, s.response_rate),
             "" if s.is_baseline else count(s.remitters, s.n_remission, s.remission_rate),
         ]
         rows.append(cells)
     return rows
+
+
+def carried_note(report: ChangeReport) -> str | None:
+    """Which statistics include values carried forward, when some were."""
+    if not any(s.n_imputed for s in report.summary):
+        return None
+    kinds = ", ".join(sorted({r.imputed for r in report.rows if r.imputed}))
+    return (
+        f"n (k†): n subjects with a value, k of them carried forward ({kinds}); the mean, the "
+        "change, its confidence interval and the counts of responders and remitters include "
+        "them."
+    )
 
 
 def followup_visits(report: ChangeReport) -> list[str]:
@@ -216,8 +228,10 @@ def subject_rows(report: ChangeReport) -> tuple[list[str], list[list[str]]]:
     cells: dict[str, dict[str, str]] = {}
     for row in report.rows:
         text = num(row.value)
+        if row.imputed and row.value is not None:
+            text += numbers.CARRIED_MARKS.get(row.imputed, "*")
         if row.percent_change is not None:
-            text += f" ({row.percent_change:+.0f}%)"
+            text += f" ({numbers.percent(row.percent_change, sign=True)}%)"
         marks = ("R" if row.response else "") + ("r" if row.remission else "")
         if marks:
             text += f" {marks}"
@@ -383,6 +397,9 @@ def render_html(doc: StudyReport) -> str:
         )
         parts.append("<h3>Summary by visit" + (" and group" if report.by else "") + "</h3>")
         parts.append(html_table(summary_columns(report), summary_rows(section), RIGHT))
+        carried = carried_note(report)
+        if carried:
+            parts.append(f'<p class="note">{esc(carried)}</p>')
         for kind in KINDS:
             fig = section.figures.get(kind)
             if fig is None:
@@ -394,9 +411,13 @@ def render_html(doc: StudyReport) -> str:
             parts.append(f'<p class="note">{esc(note)}</p>')
         parts += efficacy_html(section)
         cols, rows = subject_rows(report)
+        marks = "".join(
+            f", {numbers.CARRIED_MARKS.get(kind, '*')} = {kind} ({IMPUTATIONS.get(kind, kind)})"
+            for kind in sorted({r.imputed for r in report.rows if r.imputed})
+        )
         parts.append(
             f"<details><summary>Each subject ({len(rows)}): value at each visit, percent change "
-            "from baseline, R = response, r = remission</summary>"
+            f"from baseline, R = response, r = remission{esc(marks)}</summary>"
         )
         parts.append(html_table(cols, rows, {"Baseline", *followup_visits(report)}))
         parts.append("</details>")
@@ -428,6 +449,22 @@ def render_html(doc: StudyReport) -> str:
         f"<code>{esc(prov.get('command', ''))}</code>. The sha256 of a scale is that of its "
         "definition file; the sha256 of an input is that of its bytes.</p>"
     )
+    if prov.get("option_files"):
+        parts.append("<h3>Option files</h3>")
+        parts.append("<table><thead><tr><th>Option</th><th>File</th><th>sha256</th></tr>")
+        parts.append("</thead><tbody>")
+        for item in prov["option_files"]:
+            parts.append(
+                f"<tr><td>{esc(item['option'])}</td><td>{esc(item['file'])}</td>"
+                f'<td class="hash">{esc(item["sha256"])}</td></tr>'
+            )
+        parts.append("</tbody></table>")
+    if prov.get("settings"):
+        parts.append("<h3>Settings</h3>")
+        parts.append("<table><thead><tr><th>Setting</th><th>Value</th></tr></thead><tbody>")
+        for key, value in prov["settings"].items():
+            parts.append(f"<tr><td>{esc(key)}</td><td>{esc(_setting(value))}</td></tr>")
+        parts.append("</tbody></table>")
     parts.append("<h3>Scales</h3>")
     parts.append("<table><thead><tr><th>Id</th><th>Version</th><th>Definition</th>")
     parts.append("<th>sha256</th></tr></thead><tbody>")
@@ -504,7 +541,8 @@ def text_lines(doc: StudyReport) -> list[str]:
         name = score_name(section.scale, section.report)
         lines += ["", f"{name}: summary by visit", ""]
         lines += text_table(summary_columns(section.report), summary_rows(section))
-        lines += [f"({note})" for note in section.notes]
+        carried = carried_note(section.report)
+        lines += [f"({note})" for note in ([carried] if carried else []) + section.notes]
         lines += efficacy_lines(section)
         lines += rating_check_lines(section.report.rating_checks)
     lines += ["", "Data issues", ""]
@@ -520,7 +558,21 @@ def text_lines(doc: StudyReport) -> list[str]:
     for item in prov.get("inputs", []):
         lines.append(f"input {item['file']}")
         lines.append(f"  sha256 {item['sha256']}")
+    for item in prov.get("option_files", []):
+        lines.append(f"option {item['option']} {item['file']}")
+        lines.append(f"  sha256 {item['sha256']}")
+    for key, value in prov.get("settings", {}).items():
+        lines.append(f"setting {key}: {_setting(value)}")
     return lines
+
+
+def _setting(value: Any) -> str:
+    """A provenance setting as a report shows it."""
+    if value is None:
+        return "(default)"
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
 
 
 def _wrap(lines: list[str], width: int = 110) -> list[str]:

@@ -1,7 +1,11 @@
 """Read answer files: YAML, JSON, JSON Lines and CSV (wide or long), from files, folders or stdin.
 
 Readers never raise on bad content. They return the records they could read and an issue for
-everything they could not, naming the file and line.
+everything they could not, naming the file and line. Every input, standard input and
+devices included, is read up to ``max_file_size`` bytes and no further. In folders, what is
+not a ratings file (a README, notes, a binary file, a fifo or device) is skipped with a
+notice (``file-skipped``), and a subfolder that cannot be listed is reported
+(``folder-unreadable``).
 """
 
 from __future__ import annotations
@@ -9,8 +13,9 @@ from __future__ import annotations
 import codecs
 import hashlib
 import os
+import stat
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -24,6 +29,7 @@ from ketascore.readers.base import (
     FormatReader,
     ReadOptions,
     ReadResult,
+    display_name,
 )
 from ketascore.readers.delimited import (
     Table,
@@ -50,7 +56,7 @@ from ketascore.readers.fields import (
     same_cell,
     text_field,
 )
-from ketascore.readers.folders import walk_folder
+from ketascore.readers.folders import SPECIAL, walk_folder
 
 __all__ = [
     "DEFAULT_MAX_FILE_SIZE",
@@ -59,6 +65,8 @@ __all__ = [
     "FieldError",
     "FormatContext",
     "FormatReader",
+    "FoundFile",
+    "FoundPath",
     "ReadOptions",
     "ReadResult",
     "Table",
@@ -69,6 +77,7 @@ __all__ = [
     "csv_table",
     "decode",
     "detect_format",
+    "display_name",
     "field_issue",
     "input_formats",
     "is_blank",
@@ -77,7 +86,9 @@ __all__ = [
     "iter_input_files",
     "read_bytes",
     "read_file",
+    "read_limited",
     "read_paths",
+    "read_stream",
     "read_text",
     "records_long",
     "records_wide",
@@ -98,6 +109,24 @@ FORMAT_READERS: dict[str, FormatReader] = {}
 # Finding files
 
 
+class FoundFile(str):
+    """The name of a file found in a folder (rather than named by the user): one that turns
+    out not to be a ratings file (a binary file, notes) is skipped with a notice, not
+    reported as an error. ``FoundPath`` is the same as a path."""
+
+    __slots__ = ()
+
+
+class FoundPath(type(Path())):  # type: ignore[misc]
+    """The path of a file found in a folder (see ``FoundFile``)."""
+
+    __slots__ = ()
+
+
+def _found(path: str | Path) -> bool:
+    return isinstance(path, FoundFile | FoundPath)
+
+
 def iter_input_files(
     paths: Iterable[str | Path],
     include: Iterable[str] = (),
@@ -106,33 +135,52 @@ def iter_input_files(
 ) -> Iterator[Path]:
     """Files named directly, and files in folders (recursively, sorted, hidden ones skipped).
 
-    In folders only files with a known extension are read, so notes and READMEs beside the
-    data are ignored. Symbolic-link loops and unreadable folders are reported in ``issues``.
+    In folders only files with a known extension are read; the others (notes and READMEs
+    beside the data, fifos, devices) are skipped with a notice in ``issues``, as are
+    symbolic-link loops; a folder that cannot be listed is an error in ``issues``.
     """
     include, exclude = list(include), list(exclude)
     sink = issues if issues is not None else []
 
     def loop(folder: str) -> None:
-        sink.append(make_issue("folder-loop", file=folder))
+        sink.append(make_issue("folder-loop", file=display_name(folder)))
+
+    def skipped(path: Path, why: str, kind: str) -> None:
+        name = display_name(str(path))
+        if why == SPECIAL:
+            sink.append(make_issue("file-skipped", "special", file=name, kind=kind))
+        elif path.name.startswith("~$"):
+            sink.append(make_issue("file-skipped", "lock", file=name))
+        else:
+            ext = display_name(kind) or "no extension"
+            sink.append(make_issue("file-skipped", "extension", file=name, ext=ext))
+
+    def unreadable(folder: str, exc: OSError) -> None:
+        reason = exc.strerror or str(exc)
+        sink.append(make_issue("folder-unreadable", file=display_name(folder), reason=reason))
 
     for given in paths:
+        if _found(given):
+            yield FoundPath(given)
+            continue
         path = Path(given)
         if str(given) == "-" or not path.is_dir():
             yield path
             continue
-        yield from walk_folder(path, is_input_file, include, exclude, loop)
+        for found in walk_folder(path, is_input_file, include, exclude, loop, skipped, unreadable):
+            yield FoundPath(found)
 
 
 def walk_files(
     paths: Iterable[str | Path], include: Iterable[str] = (), exclude: Iterable[str] = ()
 ) -> Iterator[str | Issue]:
     """The input files in reading order, with the folder issues at their places, as the
-    walk finds them."""
+    walk finds them. A file found in a folder is a ``FoundFile``."""
     issues: list[Issue] = []
     for path in iter_input_files(paths, include, exclude, issues):
         yield from issues
         issues.clear()
-        yield str(path)
+        yield FoundFile(path) if _found(path) else str(path)
     yield from issues
 
 
@@ -169,7 +217,16 @@ def detect_format(name: str, text: str) -> str:
             if first.startswith("{") and first.endswith("}") and "\n{" in head:
                 return "jsonl"
             return "json"
-        first_line = head.split("\n", 1)[0]
+        # (a YAML file may open with comments, a directive or a document marker, which
+        # say nothing of its layout: the first line after them decides)
+        first_line = next(
+            (
+                line
+                for line in head.splitlines()
+                if line.strip() and not line.lstrip().startswith(("#", "%", "---"))
+            ),
+            "",
+        )
         if (
             not any(sep in first_line for sep in (",", ";", "\t"))
             or ":" in first_line.split(",", 1)[0]
@@ -311,7 +368,10 @@ def read_bytes(
     scale_ids: Iterable[str] = (),
     *,
     options: ReadOptions | None = None,
+    found: bool = False,
 ) -> ReadResult:
+    """Read answer records from a file's bytes. ``found``: the file was found in a folder,
+    so one that is not a ratings file (binary, or notes) is skipped with a notice."""
     issues: list[Issue] = []
     digest = hashlib.sha256(data).hexdigest()
     binary = None
@@ -322,6 +382,10 @@ def read_bytes(
         result = binary.read_bytes(data, name, _context(scale_ids, options))
         result.hashes[name] = digest
         return result
+    if found and fmt is None:
+        reason = _not_ratings(name, data, options)
+        if reason is not None:
+            return ReadResult(issues=[make_issue("file-skipped", reason, file=name)], files=[name])
     text = decode(data, name, issues)
     if text is None:
         return ReadResult(issues=issues, files=[name], hashes={name: digest})
@@ -329,6 +393,58 @@ def read_bytes(
     result.issues[:0] = issues
     result.hashes[name] = digest
     return result
+
+
+# a column any ratings table read without a mapping file has (wide or long, SDTM, REDCap)
+TABLE_MARKERS = ("subject", "usubjid", "record_id", "redcap_event_name")
+
+
+def _not_ratings(name: str, data: bytes, options: ReadOptions | None) -> str | None:
+    """Why a file found in a folder is not a ratings file (``file-skipped`` variant), or
+    None: binary content, or a .txt file (notes, as often as a table) whose first line
+    names no subject column (nor the mapping file's) and no SDTM test code column."""
+    head = data[:8192]
+    if b"\x00" in head and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "binary"
+    if os.path.splitext(name)[1].lower() == ".txt":
+        text = head.decode("utf-8", "replace").lstrip("\ufeff")
+        columns = {c.strip().casefold() for c in split_header(text.lstrip())}
+        markers = set(TABLE_MARKERS)
+        mapping = options.mapping if options is not None else None
+        if mapping is not None and mapping.spec.subject:
+            markers.add(mapping.spec.subject.casefold())
+        if not columns & markers and not any(c.endswith("testcd") for c in columns):
+            return "notes"
+    return None
+
+
+def read_limited(stream: BinaryIO, limit: int) -> bytes | None:
+    """The bytes of a stream (standard input, a pipe, a device), or None when it holds more
+    than ``limit`` bytes; never more than ``limit`` + 1 bytes are read."""
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = stream.read(min(1 << 20, limit + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            return None
+
+
+def _guarded(name: str, read: Callable[[], ReadResult]) -> ReadResult:
+    """``read()``, or, if a reader fails (a bug), an issue naming the file, so that one file
+    never stops a batch. Set KETASCORE_TRACEBACK=1 (``ketascore --traceback``) to see the
+    failure itself."""
+    try:
+        return read()
+    except Exception as exc:
+        if os.environ.get("KETASCORE_TRACEBACK"):
+            raise
+        error = f"{type(exc).__name__}: {exc}"[:300]
+        issue = make_issue("internal-error", file=name, error=error)
+        return ReadResult(issues=[issue], files=[name])
 
 
 def read_file(
@@ -339,23 +455,59 @@ def read_file(
     *,
     options: ReadOptions | None = None,
 ) -> ReadResult:
-    name = str(path)
+    """Read one file: a regular file, or a pipe or device named by the user (read up to
+    ``max_file_size`` bytes)."""
+    name = display_name(str(path))
+    found = _found(path)
     try:
-        size = os.stat(path).st_size
-        if size > max_file_size:
+        info = os.stat(path)
+        mode, size = info.st_mode, info.st_size
+        if stat.S_ISREG(mode) and size > max_file_size:
             return ReadResult(
                 issues=[make_issue("file-too-large", file=name, size=size, limit=max_file_size)],
                 files=[name],
             )
         with open(path, "rb") as fh:
-            data = fh.read()
+            data = fh.read() if stat.S_ISREG(mode) else read_limited(fh, max_file_size)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         return ReadResult(
             issues=[make_issue("file-unreadable", file=name, reason=reason)],
             files=[name],
         )
-    return read_bytes(data, name, fmt, scale_ids, options=options)
+    if data is None or len(data) > max_file_size:  # (a regular file may grow as it is read)
+        return ReadResult(
+            issues=[make_issue("file-too-large", "stream", file=name, limit=max_file_size)],
+            files=[name],
+        )
+    return _guarded(
+        name, lambda: read_bytes(data, name, fmt, scale_ids, options=options, found=found)
+    )
+
+
+def read_stream(
+    stream: BinaryIO,
+    name: str = "<stdin>",
+    fmt: str | None = None,
+    scale_ids: Iterable[str] = (),
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+    *,
+    options: ReadOptions | None = None,
+) -> ReadResult:
+    """Read standard input (or any stream), up to ``max_file_size`` bytes."""
+    try:
+        data = read_limited(stream, max_file_size)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return ReadResult(
+            issues=[make_issue("file-unreadable", file=name, reason=reason)], files=[name]
+        )
+    if data is None:
+        return ReadResult(
+            issues=[make_issue("file-too-large", "stream", file=name, limit=max_file_size)],
+            files=[name],
+        )
+    return _guarded(name, lambda: read_bytes(data, name, fmt, scale_ids, options=options))
 
 
 def read_paths(
@@ -378,7 +530,7 @@ def read_paths(
     for path in iter_input_files(paths, include, exclude, out.issues):
         if str(path) == "-":
             stream = stdin if stdin is not None else sys.stdin.buffer
-            out.extend(read_bytes(stream.read(), "<stdin>", fmt, ids, options=options))
+            out.extend(read_stream(stream, "<stdin>", fmt, ids, max_file_size, options=options))
         else:
             out.extend(read_file(path, fmt, ids, max_file_size, options=options))
     return out

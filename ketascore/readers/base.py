@@ -27,6 +27,17 @@ POSITION_LIMIT = 8 << 20  # JSON files up to 8 MiB are read with line numbers
 RECORD_FIELDS = ("subject", "visit", "scale", "items", "date", "day")
 
 
+def display_name(name: str) -> str:
+    """A file name as issues and outputs show it. A name whose bytes are not UTF-8 (the
+    system keeps them as lone surrogates) shows them as U+FFFD, so that every output, which
+    is UTF-8, can be written."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in name)
+    return name
+
+
 @dataclass
 class ReadResult:
     records: list[AnswerRecord] = field(default_factory=list)

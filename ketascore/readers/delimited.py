@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -30,8 +31,10 @@ LONG_FIELDS = ("subject", "visit", "scale", "item", "value")
 
 
 def split_header(text: str) -> list[str]:
-    lines = text.lstrip("\ufeff").splitlines()
-    first = lines[0] if lines else ""
+    """The cells of the first line (read without splitting the rest of the text)."""
+    text = text.removeprefix("\ufeff")
+    ends = [i for i in (text.find("\n"), text.find("\r")) if i >= 0]
+    first = text[: min(ends)] if ends else text
     try:
         return next(csv.reader([first], delimiter=sniff_delimiter(first)), [])
     except csv.Error:  # an unbalanced quote: not a usable header, the CSV reader says why
@@ -93,8 +96,8 @@ def csv_table(text: str, file: str, issues: list[Issue]) -> Table | None:
 def repeated_columns(header: Iterable[str], file: str) -> Issue | None:
     """The issue of a header that names a column more than once (in any case), if it does."""
     header = list(header)
-    folded = [h.casefold() for h in header]
-    dupes = sorted({h for h, f in zip(header, folded, strict=True) if folded.count(f) > 1})
+    counts = Counter(h.casefold() for h in header)  # (not list.count: wide headers exist)
+    dupes = sorted({h for h in header if counts[h.casefold()] > 1})
     if not dupes:
         return None
     return make_issue(
@@ -314,9 +317,12 @@ def records_long(table: Table, file: str, out: ReadResult) -> None:
                 "day": day,
                 "items": {},
                 "lines": {},
+                "spelling": {},
                 "extra": {h: carried(data[h.casefold()]) for h in extra_names},
             }
         value = item_value(data.get("value", ""))
+        # item ids compare ignoring case: 16a and 16A are one item, kept as first written
+        item = group["spelling"].setdefault(item.casefold(), item)
         if item in group["items"]:
             old = group["items"][item]
             if isinstance(old, Rejection) or not same_cell(old, value):

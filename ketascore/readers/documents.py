@@ -1,13 +1,22 @@
-"""YAML, JSON and JSON Lines answer files: one record (a mapping) or a list of records."""
+"""YAML, JSON and JSON Lines answer files: one record (a mapping) or a list of records.
+
+Numbers are what the value grammar says (``ketascore.core.values``), whatever YAML's implicit
+typing would make of them (``010`` is 10, ``0x1F`` is text); a key repeated in one mapping
+is refused in every format, as it makes the value ambiguous; an item named twice in one
+record (``16a`` and ``16A``) with different answers is an unusable answer.
+"""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from ketascore.core import yamlsafe
 from ketascore.core.issues import Issue, make_issue
 from ketascore.core.records import AnswerRecord, Source
+from ketascore.core.values import Rejection, comparable
 from ketascore.readers.base import POSITION_LIMIT, RECORD_FIELDS, ReadResult
 from ketascore.readers.fields import FieldError, check_date, check_day, field_issue, text_field
 
@@ -102,13 +111,103 @@ def record_from_mapping(
         subject=subject,
         visit=visit,
         scale=scale.strip() if isinstance(scale, str) and scale.strip() else None,
-        items={str(k): v for k, v in items.items()},
+        items=one_key_per_item(items.items()),
         date=date,
         day=day,
         extra=extra,
         source=Source(file=file, line=line, index=index),
         item_lines=item_lines or {},
     )
+
+
+def one_key_per_item(pairs: Iterable[tuple[Any, Any]]) -> dict[str, Any]:
+    """A record's items by key. Item ids compare ignoring case (``16a`` is ``16A``): keys
+    that name one item twice keep the first key, with the answer when both agree and an
+    unusable answer (``conflicting-records``) when they do not."""
+    out: dict[str, Any] = {}
+    first_key: dict[str, str] = {}
+    for raw_key, value in pairs:
+        key = str(raw_key)
+        folded = key.casefold()
+        if folded not in first_key:
+            first_key[folded] = key
+            out[key] = value
+            continue
+        kept = first_key[folded]
+        old = out[kept]
+        if isinstance(old, Rejection) or comparable(old) != comparable(value):
+            out[kept] = Rejection(
+                "conflicting-records",
+                "key-twice",
+                {"first_key": kept, "first": old, "second_key": key, "second": value},
+            )
+    return out
+
+
+class JsonContentError(ValueError):
+    """JSON that is well formed but cannot be used as it stands."""
+
+
+class DuplicateKeyError(JsonContentError):
+    """A key given twice in one JSON object."""
+
+    def __init__(self, key: str):
+        super().__init__(f"duplicate key {key!r}")
+        self.key = key
+
+
+class SurrogateError(JsonContentError):
+    """A string with an unpaired UTF-16 surrogate escape (``"\\ud800"``): valid JSON
+    syntax, but not a character, and no output could hold it."""
+
+    def __init__(self, text: str):
+        super().__init__(
+            f"the text {text[:40]!r} holds an unpaired surrogate escape (\\ud800-\\udfff), "
+            "which is not a character"
+        )
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_surrogates(data: Any) -> None:
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                raise SurrogateError(value)
+        elif isinstance(value, dict):
+            stack.extend(value)
+            stack.extend(value.values())
+        elif isinstance(value, list):
+            stack.extend(value)
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise DuplicateKeyError(key)
+        out[key] = value
+    return out
+
+
+def json_loads(text: str) -> Any:
+    """``json.loads`` as ketascore reads JSON: a key repeated in one object is refused
+    (DuplicateKeyError), and so is a string with an unpaired surrogate escape
+    (SurrogateError); an integer too long to convert and the constants NaN and Infinity
+    (which are not JSON) stay text, for the value grammar to judge."""
+    data = json.loads(
+        text,
+        object_pairs_hook=_unique_pairs,
+        parse_int=yamlsafe.number_text,
+        parse_constant=str,
+    )
+    if _SURROGATE_ESCAPE.search(text):
+        _check_surrogates(data)
+    return data
 
 
 def _kind(value: Any) -> str:
@@ -172,7 +271,7 @@ def records_from_document(
 
 def yaml_issue(exc: yamlsafe.YamlError, file: str, what: str) -> Issue:
     """The parse-error issue of a YAML (or JSON) document the loader refused."""
-    variant = "" if exc.kind == "syntax" else exc.kind
+    variant = "" if exc.kind in ("syntax", "duplicate") else exc.kind
     if exc.column:
         variant = f"{variant}-at-column" if variant else "at-column"
     return make_issue(
@@ -186,10 +285,19 @@ def yaml_issue(exc: yamlsafe.YamlError, file: str, what: str) -> Issue:
     )
 
 
+RAW_KEYS = frozenset({"subject", "visit"})
+
+
+def load_answers(text: str, *, json_document: bool = False) -> yamlsafe.Located:
+    """An answer document read with its positions, numbers as the value grammar reads them
+    (raises YamlError)."""
+    return yamlsafe.load(text, raw_keys=RAW_KEYS, numbers="json" if json_document else "grammar")
+
+
 def read_yaml(text: str, file: str) -> ReadResult:
     out = ReadResult(files=[file])
     try:
-        located = yamlsafe.load(text, raw_keys=frozenset({"subject", "visit"}))
+        located = load_answers(text)
     except yamlsafe.YamlError as exc:
         out.issues.append(yaml_issue(exc, file, "YAML"))
         return out
@@ -201,19 +309,23 @@ def read_json(text: str, file: str) -> ReadResult:
     out = ReadResult(files=[file])
     if len(text) <= POSITION_LIMIT:
         try:  # JSON is YAML: this reading also gives the line of every record and item
-            located = yamlsafe.load(
-                text, raw_keys=frozenset({"subject", "visit"}), json_numbers=True
-            )
-        except yamlsafe.YamlError:
-            located = None
+            located = load_answers(text, json_document=True)
+        except yamlsafe.YamlError as exc:
+            if exc.kind in ("duplicate", "limit"):
+                out.issues.append(yaml_issue(exc, file, "JSON"))
+                return out
+            located = None  # not JSON: the JSON reader says why
         if located is not None:
             out.records = records_from_document(located.data, located, file, out.issues)
             return out
     try:
         yamlsafe.check_depth(text)
-        data = json.loads(text)
+        data = json_loads(text)
     except yamlsafe.YamlError as exc:
         out.issues.append(yaml_issue(exc, file, "JSON"))
+        return out
+    except JsonContentError as exc:
+        out.issues.append(make_issue("parse-error", file=file, format="JSON", error=str(exc)))
         return out
     except json.JSONDecodeError as exc:
         out.issues.append(
@@ -242,9 +354,13 @@ def read_jsonl(text: str, file: str) -> ReadResult:
             continue
         try:
             yamlsafe.check_depth(line)
-            data = json.loads(line)
-        except (json.JSONDecodeError, yamlsafe.YamlError, RecursionError) as exc:
-            detail = getattr(exc, "msg", None) or getattr(exc, "message", None) or "too deep"
+            data = json_loads(line)
+        except (json.JSONDecodeError, JsonContentError, yamlsafe.YamlError, RecursionError) as exc:
+            detail = (
+                getattr(exc, "msg", None)
+                or getattr(exc, "message", None)
+                or (str(exc) if isinstance(exc, JsonContentError) else "too deep")
+            )
             out.issues.append(
                 make_issue("parse-error", file=file, line=lineno, format="JSON", error=detail)
             )

@@ -23,6 +23,13 @@
 - A resource of another type is reported (``unsupported-resource``) and skipped; in a Bundle
   that holds QuestionnaireResponses, other resources (a Patient, an Encounter) are ignored and
   Questionnaire resources are used as with ``--questionnaire``.
+- A form that answers items of several scales (a PHQ-9 and a GAD-7 on one form) gives one
+  record per scale.
+- What does not have the shape FHIR gives it is an error, never a missing answer: a response
+  whose ``item`` is not a list of items is skipped (``bad-record``); an answer that is not a
+  list of answers, or whose ``value[x]`` has the wrong JSON type (``valueInteger: "2"``, a
+  coding without a code), is an unusable answer. A key given twice in one JSON object makes
+  the file (or the NDJSON line) unreadable.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from ketascore.core.scale import Scale
 from ketascore.core.values import Num, Rejection, clean_number
 from ketascore.readers import POSITION_LIMIT, FieldError, FormatContext, ReadResult, check_date
 
+from .documents import JsonContentError, json_loads
 from .mapping import Constant
 from .tables import ScaleCodes, all_codes, check_mapping_scale, codes_of
 
@@ -158,8 +166,9 @@ def load_questionnaires(paths: Iterable[str | Path]) -> Questionnaires:
         except (OSError, UnicodeDecodeError) as exc:
             raise QuestionnaireError(f"{path}: cannot read the Questionnaire: {exc}") from None
         try:
+            yamlsafe.check_depth(text)
             resources = [r for r, _ in _resources(_parse_all(text))]
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise QuestionnaireError(f"{path}: not valid JSON: {exc}") from None
         found = [
             questionnaire_def(r) for r in resources if r.get("resourceType") == "Questionnaire"
@@ -180,10 +189,29 @@ def _str(value: Any) -> str | None:
     return None
 
 
+class LineError(ValueError):
+    """A JSON document that cannot be used, at a line."""
+
+    def __init__(self, message: str, line: int | None):
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+
 def _parse_all(text: str) -> list[tuple[Any, int | None]]:
-    """Documents of a JSON file, or of NDJSON (one per line, with its line number)."""
+    """Documents of a JSON file, or of NDJSON (one per line, with its line number).
+    Raises json.JSONDecodeError, or JsonContentError (in a JSON file) or LineError (on a
+    line of NDJSON) for a key given twice in one object or an unpaired surrogate."""
     try:
-        return [(json.loads(text), None)]
+        return [(json_loads(text), None)]
+    except JsonContentError:
+        try:  # one document with a key twice, or NDJSON (whose line then says which)?
+            json.loads(text, parse_int=str, parse_constant=str)
+        except json.JSONDecodeError as exc:
+            if exc.msg != "Extra data":
+                raise
+        else:
+            raise
     except json.JSONDecodeError as exc:
         if exc.msg != "Extra data":
             raise
@@ -192,26 +220,45 @@ def _parse_all(text: str) -> list[tuple[Any, int | None]]:
     for lineno, line in enumerate(text.splitlines(keepends=True), start=1):
         if line.strip():
             try:
-                docs.append((json.loads(line), lineno))
+                docs.append((json_loads(line), lineno))
             except json.JSONDecodeError as exc:
                 raise json.JSONDecodeError(exc.msg, text, offset + exc.pos) from None
+            except JsonContentError as exc:
+                raise LineError(str(exc), lineno) from None
         offset += len(line)
     return docs
 
 
+class NotAResource(dict[str, Any]):
+    """Something in place of a resource that is none (a number in a list of resources)."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+
 def _resources(docs: list[tuple[Any, int | None]]) -> Iterator[tuple[dict[str, Any], Path_]]:
-    """Each resource with its path in the document (for line numbers)."""
+    """Each resource with its path in the document (for line numbers). Something that is
+    not a resource (a number in a list of resources, a Bundle entry without one) is given as
+    an empty mapping at its path, so that it is reported rather than passed over."""
     for index, (doc, _) in enumerate(docs):
         base: Path_ = (index,) if len(docs) > 1 else ()
         entries = doc if isinstance(doc, list) else [doc]
         for i, res in enumerate(entries):
             path = (*base, i) if isinstance(doc, list) else base
             if not isinstance(res, dict):
+                yield NotAResource(_json_kind(res)), path
                 continue
             if res.get("resourceType") == "Bundle":
-                for j, entry in enumerate(res.get("entry") or []):
+                bundle = res.get("entry")
+                if bundle is not None and not isinstance(bundle, list):
+                    yield NotAResource(f"Bundle whose entry is a {_json_kind(bundle)}"), path
+                    continue
+                for j, entry in enumerate(bundle or []):
                     if isinstance(entry, dict) and isinstance(entry.get("resource"), dict):
                         yield entry["resource"], (*path, "entry", j, "resource")
+                    elif not (isinstance(entry, dict) and entry.get("resource") is None):
+                        yield NotAResource(_json_kind(entry)), (*path, "entry", j)
             else:
                 yield res, path
 
@@ -234,11 +281,42 @@ class _Answer:
     keys: list[str]  # linkId, its last path part, the Questionnaire item's codes
 
 
+class ShapeError(ValueError):
+    """A part of a response that does not have the shape FHIR gives it."""
+
+    def __init__(self, path: Path_, field: str, value: Any, expected: str):
+        super().__init__(field)
+        self.path = path
+        self.field = field
+        self.kind = _json_kind(value)
+        self.expected = expected
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "mapping"
+    return "null"
+
+
 def _walk(items: Any, path: Path_, qdef: QuestionnaireDef | None) -> Iterator[_Answer]:
-    for i, item in enumerate(items if isinstance(items, list) else []):
-        if not isinstance(item, dict):
-            continue
+    """The items of a response, nested ones too; raises ShapeError where an ``item`` is not
+    a list of mappings."""
+    if items is None:
+        return
+    if not isinstance(items, list):
+        raise ShapeError(path, "item", items, "a list of items")
+    for i, item in enumerate(items):
         here = (*path, i)
+        if not isinstance(item, dict):
+            raise ShapeError(here, "an item", item, "a mapping (linkId, answer)")
         link = _str(item.get("linkId"))
         if link is not None:
             keys = [link]
@@ -249,7 +327,8 @@ def _walk(items: Any, path: Path_, qdef: QuestionnaireDef | None) -> Iterator[_A
                 keys.extend(qdef.items[link].codes)
             yield _Answer(item, here, keys)
         yield from _walk(item.get("item"), (*here, "item"), qdef)
-        for j, answer in enumerate(item.get("answer") or []):
+        answers = item.get("answer")
+        for j, answer in enumerate(answers if isinstance(answers, list) else []):
             if isinstance(answer, dict):
                 yield from _walk(answer.get("item"), (*here, "answer", j, "item"), qdef)
 
@@ -267,21 +346,62 @@ def _simple_value(answer: dict[str, Any]) -> Any:
     return None
 
 
+# the JSON type of each value[x] (FHIR R4 JSON): a value of another type is unusable
+VALUE_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "valueInteger": ((int,), "a whole number"),
+    "valueDecimal": ((int, float), "a number"),
+    "valueString": ((str,), "text"),
+    "valueBoolean": ((bool,), "true or false"),
+    "valueCoding": ((dict,), "a coding (a mapping with system and code)"),
+    "valueQuantity": ((dict,), "a quantity (a mapping with value)"),
+}
+
+
+def _wrong_type(key: str, value: Any) -> Rejection | None:
+    """The rejection of a value[x] of the wrong JSON type, or None."""
+    if key not in VALUE_TYPES:
+        return None
+    types, expected = VALUE_TYPES[key]
+    ok = isinstance(value, types) and (key == "valueBoolean" or not isinstance(value, bool))
+    if key == "valueInteger" and isinstance(value, float) and value.is_integer():
+        ok = True  # 2.0: JSON does not tell 2 from 2.0
+    if ok:
+        return None
+    return Rejection(
+        "not-a-number",
+        "fhir-value-type",
+        {"key": key, "kind": _json_kind(value), "expected": expected},
+    )
+
+
 def _answer_value(
     answer_item: dict[str, Any], scale: Scale, item_id: str, qitem: QuestionnaireItem | None
 ) -> Any:
-    answers = [a for a in answer_item.get("answer") or [] if isinstance(a, dict)]
-    if not answers:
+    given = answer_item.get("answer")
+    if given is None or given == []:
         return None
-    if len(answers) > 1:
-        return Rejection("not-allowed-value", "answers", {"count": len(answers)})
-    answer = answers[0]
+    if not isinstance(given, list):
+        return Rejection("not-a-number", "fhir-shape", {"kind": _json_kind(given)})
+    if len(given) > 1:
+        return Rejection("not-allowed-value", "answers", {"count": len(given)})
+    answer = given[0]
+    if not isinstance(answer, dict):
+        return Rejection("not-a-number", "fhir-shape", {"kind": _json_kind(answer)})
+    for key, value in answer.items():
+        if key.startswith("value") and (wrong := _wrong_type(key, value)) is not None:
+            return wrong
     coding = answer.get("valueCoding")
     if isinstance(coding, dict):
-        code = _str(coding.get("code"))
+        raw_code = coding.get("code")
+        if raw_code is not None and not isinstance(raw_code, str):
+            return _wrong_type("valueString", raw_code)  # a code is text
+        code = _str(raw_code)
         rule = scale.items[item_id]
         if code is None:
-            return _str(coding.get("display"))  # a label, checked by the engine
+            display = coding.get("display")
+            if isinstance(display, str) and display.strip():
+                return display  # a label, checked by the engine
+            return Rejection("not-a-number", "fhir-type", {"kind": "valueCoding without code"})
         if code in rule.codes:
             return rule.codes[code]
         if qitem is not None and code in qitem.ordinals:
@@ -298,7 +418,10 @@ def _answer_value(
             return answer[key]
     quantity = answer.get("valueQuantity")
     if isinstance(quantity, dict):
-        return quantity.get("value")
+        value = quantity.get("value")
+        if value is None:
+            return Rejection("not-a-number", "fhir-type", {"kind": "valueQuantity without value"})
+        return _wrong_type("valueDecimal", value) or value
     kinds = [k for k in answer if k.startswith("value")]
     return Rejection("not-a-number", "fhir-type", {"kind": kinds[0] if kinds else "blank"})
 
@@ -342,13 +465,14 @@ class _Reader:
         pos = self.located.positions.get(path)
         return pos.line if pos is not None else fallback
 
-    def choose_scale(
+    def choose_scales(
         self, answers: list[_Answer]
-    ) -> tuple[ScaleCodes | None, dict[str, str], dict[str, str]]:
-        """The scale, and key -> item id and key -> score id of its matching keys."""
+    ) -> list[tuple[ScaleCodes, dict[str, str], dict[str, str]]]:
+        """Each scale the response answers items of (the mapping's, or every scale whose
+        item codes it holds), with key -> item id and key -> score id of its keys."""
         if self.mapping is not None:
             if self.mapped_scale is None:
-                return None, {}, {}
+                return []
             scale = self.mapped_scale
             item_keys = {
                 key: scale.item_lookup[item.casefold()]
@@ -360,17 +484,13 @@ class _Reader:
                 for score, key in self.mapping.spec.scores.items()
                 if score in scale.score_ids
             }
-            return codes_of(scale), item_keys, score_keys
+            return [(codes_of(scale), item_keys, score_keys)]
         keys = {k for a in answers for k in a.keys}
-        best: ScaleCodes | None = None
-        best_n = 0
-        for codes in self.codes:
-            n = len(keys & set(codes.item_by_loinc))
-            if n > best_n:
-                best, best_n = codes, n
-        if best is None:
-            return None, {}, {}
-        return best, dict(best.item_by_loinc), dict(best.score_by_loinc)
+        return [
+            (codes, dict(codes.item_by_loinc), dict(codes.score_by_loinc))
+            for codes in self.codes
+            if keys & set(codes.item_by_loinc)
+        ]
 
     def response(
         self, resource: dict[str, Any], path: Path_, line: int | None, qs: Questionnaires
@@ -378,9 +498,30 @@ class _Reader:
         line = self.line(path, line)
         status = _str(resource.get("status"))
         qdef = qs.find(resource.get("questionnaire"))
-        answers = list(_walk(resource.get("item"), (*path, "item"), qdef))
-        codes, item_keys, score_keys = self.choose_scale(answers)
+        label = (
+            f"QuestionnaireResponse {resource.get('id')}"
+            if isinstance(resource.get("id"), str | int) and resource.get("id")
+            else ("the QuestionnaireResponse")
+        )
         subject = _subject(resource)
+        try:
+            answers = list(_walk(resource.get("item"), (*path, "item"), qdef))
+        except ShapeError as exc:
+            self.issues.append(
+                make_issue(
+                    "bad-record",
+                    "fhir-shape",
+                    file=self.file,
+                    line=self.line(exc.path, line),
+                    subject=subject,
+                    resource=label,
+                    field=exc.field,
+                    kind=exc.kind,
+                    expected=exc.expected,
+                )
+            )
+            return
+        scales = self.choose_scales(answers)
         authored = _str(resource.get("authored"))
         spec = self.mapping.spec if self.mapping is not None else None
         by_link = {a.keys[0]: a for a in answers}
@@ -391,11 +532,6 @@ class _Reader:
             visit = spec.visit.value
         elif spec is not None and isinstance(spec.visit, str) and spec.visit in by_link:
             visit = _str(str(_simple_value_of(by_link[spec.visit]) or "")) or visit
-        label = (
-            f"QuestionnaireResponse {resource.get('id')}"
-            if resource.get("id")
-            else ("the QuestionnaireResponse")
-        )
         if status == "entered-in-error":
             self.issues.append(
                 make_issue(
@@ -408,7 +544,9 @@ class _Reader:
                 )
             )
             return
-        if codes is None:
+        if not scales:
+            if self.mapping is not None:
+                return  # the mapping's scale is unknown (reported)
             links = ", ".join(a.keys[0] for a in answers[:8])
             self.issues.append(
                 make_issue(
@@ -422,21 +560,21 @@ class _Reader:
                 )
             )
             return
-        scale = codes.scale
         if subject is None or visit is None:
             missing = "subject" if subject is None else "authored date (the visit)"
-            self.issues.append(
-                make_issue(
-                    "missing-field",
-                    "resource",
-                    file=self.file,
-                    line=line,
-                    subject=subject,
-                    scale=scale.id,
-                    resource=label,
-                    field=missing,
+            for codes, _, _ in scales:
+                self.issues.append(
+                    make_issue(
+                        "missing-field",
+                        "resource",
+                        file=self.file,
+                        line=line,
+                        subject=subject,
+                        scale=codes.scale.id,
+                        resource=label,
+                        field=missing,
+                    )
                 )
-            )
             return
         date = None
         if authored:
@@ -454,6 +592,40 @@ class _Reader:
                         value=exc.value,
                     )
                 )
+        for codes, item_keys, score_keys in scales:
+            self.record(
+                resource,
+                answers,
+                codes,
+                item_keys,
+                score_keys,
+                qdef,
+                len(scales) == 1,
+                subject=subject,
+                visit=visit,
+                date=date,
+                line=line,
+                by_link=by_link,
+            )
+
+    def record(
+        self,
+        resource: dict[str, Any],
+        answers: list[_Answer],
+        codes: ScaleCodes,
+        item_keys: dict[str, str],
+        score_keys: dict[str, str],
+        qdef: QuestionnaireDef | None,
+        only_scale: bool,
+        *,
+        subject: str,
+        visit: str,
+        date: str | None,
+        line: int | None,
+        by_link: dict[str, _Answer],
+    ) -> None:
+        """The record of one scale a response answers."""
+        scale = codes.scale
         items: dict[str, Any] = {}
         item_lines: dict[str, int] = {}
         reported: dict[str, Any] = {}
@@ -463,8 +635,8 @@ class _Reader:
             score_id = next((score_keys[k] for k in answer.keys if k in score_keys), None)
             link = answer.keys[0]
             qitem = qdef.items.get(link) if qdef is not None else None
-            if item_id is None and score_id is None and _is_calculated_total(qitem):
-                score_id = codes.total_score
+            if item_id is None and score_id is None and only_scale and _is_calculated_total(qitem):
+                score_id = codes.total_score  # (a form of several scales: whose total?)
             where = self.line(answer.path, line)
             if item_id is not None:
                 value = _answer_value(answer.item, scale, item_id, qitem)
@@ -528,13 +700,31 @@ def _simple_value_of(answer: _Answer) -> Any:
 
 
 def read_fhir(text: str, file: str, context: FormatContext) -> ReadResult:
+    from .documents import yaml_issue
+
     located: yamlsafe.Located | None = None
     try:
+        yamlsafe.check_depth(text)
         docs = _parse_all(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
+    except yamlsafe.YamlError as exc:
+        return ReadResult(files=[file], issues=[yaml_issue(exc, file, "JSON")])
+    except JsonContentError as exc:
+        try:  # the JSON reading as YAML gives the line and column of a repeated key
+            yamlsafe.load(text, json_numbers=True)
+        except yamlsafe.YamlError as located_exc:
+            if located_exc.kind == "duplicate":
+                return ReadResult(files=[file], issues=[yaml_issue(located_exc, file, "JSON")])
+        issue = make_issue("parse-error", file=file, format="JSON", error=str(exc))
+        return ReadResult(files=[file], issues=[issue])
+    except (json.JSONDecodeError, LineError, RecursionError) as exc:
         out = ReadResult(files=[file])
-        detail = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
-        line = exc.lineno if isinstance(exc, json.JSONDecodeError) else None
+        line: int | None
+        if isinstance(exc, json.JSONDecodeError):
+            detail, line = exc.msg, exc.lineno
+        elif isinstance(exc, LineError):
+            detail, line = exc.message, exc.line
+        else:
+            detail, line = "nested too deeply", None
         out.issues.append(
             make_issue("parse-error", file=file, line=line, format="JSON", error=detail)
         )
@@ -555,15 +745,16 @@ def read_fhir(text: str, file: str, context: FormatContext) -> ReadResult:
     if not resources:
         reader.issues.append(make_issue("file-empty", "no-resources", file=file))
     for res, path in resources:
-        kind = res.get("resourceType")
-        if kind in ("QuestionnaireResponse", "Questionnaire") or responses:
+        kind = res.kind if isinstance(res, NotAResource) else res.get("resourceType")
+        known = kind in ("QuestionnaireResponse", "Questionnaire")
+        if known or (responses and not isinstance(res, NotAResource)):
             continue
         reader.issues.append(
             make_issue(
                 "unsupported-resource",
                 file=file,
                 line=reader.line(path),
-                kind=kind or "resource without resourceType",
+                kind=str(kind) if kind else "resource without resourceType",
             )
         )
     ndjson_lines = [ln for _, ln in docs]

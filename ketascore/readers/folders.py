@@ -3,16 +3,23 @@
 Recursively, each folder's files sorted and then its subfolders, hidden files and folders
 skipped, a symbolic link back into a folder already read not followed again, and
 ``--include`` / ``--exclude`` patterns matched against the path below the folder given or
-the file's name. Standard library only (the DuckDB engine walks folders before importing the
-rest of ketascore).
+the file's name. Nothing in a folder is passed over silently: a file that is not read (not
+a ratings file by its name, not a regular file: a fifo, a device, a socket) and a folder
+that cannot be listed are told to the caller. Standard library only (the DuckDB engine walks
+folders before importing the rest of ketascore).
 """
 
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from fnmatch import fnmatch
 from pathlib import Path
+
+# why a file found in a folder is not read
+NOT_DATA = "not-data"  # its name is not that of a format ketascore reads
+SPECIAL = "special"  # not a regular file (a fifo, a device, a socket, a link to one)
 
 
 def selected(path: Path, root: Path, include: Sequence[str], exclude: Sequence[str]) -> bool:
@@ -23,29 +30,85 @@ def selected(path: Path, root: Path, include: Sequence[str], exclude: Sequence[s
     return not any(fnmatch(rel, p) or fnmatch(path.name, p) for p in exclude)
 
 
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular file is, in words."""
+    if stat.S_ISFIFO(mode):
+        return "named pipe (fifo)"
+    if stat.S_ISCHR(mode):
+        return "character device"
+    if stat.S_ISBLK(mode):
+        return "block device"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISDIR(mode):
+        return "folder"
+    return "special file"
+
+
 def walk_folder(
     root: Path,
     accept: Callable[[str], bool],
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     loop: Callable[[str], None] | None = None,
+    skipped: Callable[[Path, str, str], None] | None = None,
+    unreadable: Callable[[str, OSError], None] | None = None,
 ) -> Iterator[Path]:
-    """The files below ``root`` whose names ``accept`` takes, in order; ``loop`` is told of
-    each folder not read again (a symbolic link back into one already read)."""
+    """The files below ``root`` whose names ``accept`` takes, in order.
+
+    ``loop`` is told of each folder not read again (a symbolic link back into one already
+    read); ``skipped(path, why, kind)`` of each file passed over (``why`` is NOT_DATA or
+    SPECIAL, ``kind`` says what the file is); ``unreadable(folder, error)`` of each folder
+    that cannot be listed. A broken symbolic link is given as a file, so reading it
+    reports it."""
     seen: set[str] = set()
-    for folder, dirs, files in os.walk(root, followlinks=True):
+    stack = [root]  # (a stack, not recursion: a folder tree may be deeper than the stack)
+    while stack:
+        folder = stack.pop()
         real = os.path.realpath(folder)
         if real in seen:
             if loop is not None:
-                loop(folder)
-            dirs[:] = []
+                loop(str(folder))
             continue
         seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if name.startswith(".") or not accept(name):
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda e: e.name)
+        except OSError as exc:
+            if unreadable is not None:
+                unreadable(str(folder), exc)
+            continue
+        folders: list[Path] = []
+        for entry in entries:
+            name = entry.name
+            if name.startswith("."):
                 continue
-            file = Path(folder) / name
-            if (include or exclude) and not selected(file, root, include, exclude):
+            path = folder / name
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                folders.append(path)
                 continue
-            yield file
+            if (include or exclude) and not selected(path, root, include, exclude):
+                continue
+            try:
+                regular = entry.is_file()  # (a link: what it points to)
+            except OSError:
+                regular = False
+            if not regular:
+                try:
+                    mode = os.stat(entry.path).st_mode
+                except OSError:
+                    yield path  # a broken link, or gone: reading it says why
+                    continue
+                if skipped is not None:
+                    skipped(path, SPECIAL, file_kind(mode))
+                continue
+            if not accept(name):
+                if skipped is not None:
+                    skipped(path, NOT_DATA, os.path.splitext(name)[1].lower())
+                continue
+            yield path
+        stack.extend(reversed(folders))

@@ -147,7 +147,8 @@ def _check(spec: ColumnMapping) -> list[tuple[tuple[str | int, ...], str]]:
 def load_mapping_text(text: str, source: str = "<mapping>") -> LoadedMapping:
     """Parse and check a mapping; raises MappingError with every problem."""
     try:
-        located = yamlsafe.load(text.removeprefix("\ufeff"))
+        # numbers as the value grammar reads them: missing_codes: [010] is 10, not octal 8
+        located = yamlsafe.load(text.removeprefix("\ufeff"), numbers="grammar")
     except yamlsafe.YamlError as exc:
         where = source if exc.line is None else f"{source}:{exc.line}:{exc.column}"
         raise MappingError(source, [f"{where}: {exc.message}"]) from None

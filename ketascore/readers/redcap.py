@@ -16,6 +16,16 @@
   to field names, and answers that are choice labels (``"1, Not at all | 2, Several days"``)
   back to their raw codes, which are then scored. An answer that is neither a code nor a label
   of the field's choices is rejected (``unknown-answer-code``).
+- With the data dictionary, a field's coding is checked against the scale's by meaning: a
+  choice whose label is one of the item's answer labels must have the scale's value for that
+  label. When a field codes its choices otherwise (``1, Not at all | 2, Several days`` where
+  the scale has Not at all = 0), its answers are scored by the meaning of their labels (a
+  ``coding-differs`` warning names the field), and an answer whose choice label the scale
+  does not know is not scored (``coding-conflict``): the raw code is never scored as if it
+  were the scale's. A field whose labels match none of the scale's keeps its codes: there is
+  nothing to compare them with.
+- A data dictionary that lists a field twice, or a choice code twice, is refused: either
+  would make the meaning of an answer ambiguous.
 """
 
 from __future__ import annotations
@@ -28,7 +38,8 @@ from typing import Any
 
 from ketascore.core.issues import make_issue
 from ketascore.core.records import AnswerRecord, Source
-from ketascore.core.values import Rejection, label_key
+from ketascore.core.scale import ItemRule
+from ketascore.core.values import MISSING, Rejection, format_number, label_key, parse_value
 from ketascore.readers import (
     FormatContext,
     ReadResult,
@@ -103,11 +114,14 @@ class RedcapDictionary:
 
 
 def parse_choices(text: str) -> dict[str, str]:
-    """``"1, Not at all | 2, Several days"`` -> {"1": "Not at all", "2": "Several days"}."""
+    """``"1, Not at all | 2, Several days"`` -> {"1": "Not at all", "2": "Several days"};
+    raises RedcapDictionaryError when a code is given twice."""
     out: dict[str, str] = {}
     for part in text.split("|"):
         code, sep, label = part.partition(",")
         if sep and code.strip():
+            if code.strip() in out:
+                raise RedcapDictionaryError(f"choice code {code.strip()!r} is given twice")
             out[code.strip()] = label.strip()
     return out
 
@@ -143,14 +157,22 @@ def load_redcap_dictionary_text(text: str, source: str = "<dictionary>") -> Redc
             return row[i].strip() if i is not None and i < len(row) else ""
 
         kind = cell(type_i).casefold()
+        name = cell(name_i)
         choices: dict[str, str] = {}
         if kind in CHOICE_TYPES:
-            choices = parse_choices(cell(choices_i))
+            try:
+                choices = parse_choices(cell(choices_i))
+            except RedcapDictionaryError as exc:
+                raise RedcapDictionaryError(f"{source}: field {name}: {exc}") from None
         elif kind == "yesno":
             choices = {"1": "Yes", "0": "No"}
         elif kind == "truefalse":
             choices = {"1": "True", "0": "False"}
-        name = cell(name_i)
+        if name in fields:
+            raise RedcapDictionaryError(
+                f"{source}: field {name} is listed twice, so the meaning of its answers is "
+                "ambiguous; keep one row per field"
+            )
         fields[name] = RedcapField(name, cell(form_i), kind, cell(label_i), choices)
     if not fields:
         raise RedcapDictionaryError(f"{source}: the data dictionary lists no fields")
@@ -203,18 +225,104 @@ def redcap_visits(table: Table) -> list[str | None]:
     return visits
 
 
+@dataclass
+class Coding:
+    """How a field's choice codes become the item's values, when the dictionary codes them
+    otherwise than the scale (see the module text): code -> value (None: a missing code's
+    label) or the Rejection of a choice whose meaning is not certain."""
+
+    values: dict[str, Any]
+
+
+def field_coding(fld: RedcapField, rule: ItemRule) -> Coding | None:
+    """The field's recoding by meaning, or None when its codes are the scale's (or cannot
+    be compared: none of its labels is one of the item's)."""
+    meanings: dict[str, Any] = {}
+    differs = False
+    for code, label in fld.choices.items():
+        meaning = parse_value(rule, label) if not _is_number(label) else None
+        if meaning is None or isinstance(meaning, Rejection):
+            continue  # not one of the item's labels
+        meanings[code] = meaning
+        as_code = parse_value(rule, code)
+        if as_code != meaning:
+            differs = True
+    if not differs:
+        return None
+    labels = ", ".join(repr(lbl) for lbl in rule.answer_labels[:8])
+    values: dict[str, Any] = {}
+    for code, label in fld.choices.items():
+        if code in meanings:
+            values[code] = None if meanings[code] is MISSING else meanings[code]
+        else:
+            values[code] = Rejection(
+                "coding-conflict",
+                "redcap",
+                {"value": code, "code": code, "label": label, "field": fld.name, "labels": labels},
+            )
+    return Coding(values)
+
+
+def _is_number(text: str) -> bool:
+    from ketascore.core.values import is_number, strip
+
+    return is_number(strip(text))
+
+
+def _recoding(fld: RedcapField, coding: Coding) -> str:
+    """``'Not at all' 1 -> 0, 'Several days' 2 -> 1, ...``: what the recoding did."""
+    pairs = [
+        f"{label!r} {code} -> {format_number(value)}"
+        for code, label in fld.choices.items()
+        if not isinstance(value := coding.values[code], Rejection) and value is not None
+    ]
+    return ", ".join(pairs[:6]) + (", ..." if len(pairs) > 6 else "")
+
+
 def _decode_answers(
-    table: Table, columns: dict[int, str], dictionary: RedcapDictionary | None
+    table: Table,
+    columns: dict[int, str],
+    dictionary: RedcapDictionary | None,
+    rules: dict[int, ItemRule] | None = None,
+    out: ReadResult | None = None,
+    file: str | None = None,
 ) -> None:
-    """Choice labels back to raw codes, in place; unknown answers become Rejections."""
+    """Choice labels back to raw codes, in place; unknown answers become Rejections. With
+    ``rules`` (the item of each column), codes the dictionary gives another meaning than
+    the scale are replaced by the item's value for their label (see ``field_coding``)."""
     if dictionary is None:
         return
+    codings: dict[int, Coding] = {}
+    for i, name in columns.items():
+        fld = dictionary.fields.get(name)
+        rule = (rules or {}).get(i)
+        if fld is None or not fld.choices or rule is None:
+            continue
+        coding = field_coding(fld, rule)
+        if coding is None:
+            continue
+        codings[i] = coding
+        if out is not None:
+            out.issues.append(
+                make_issue(
+                    "coding-differs",
+                    "redcap",
+                    file=file,
+                    line=1,
+                    field=name,
+                    recoding=_recoding(fld, coding),
+                )
+            )
     for _, cells in table.rows:
         for i, name in columns.items():
             fld = dictionary.fields.get(name)
             value = cells[i]
-            if fld is None or not fld.choices or is_blank(value) or not isinstance(value, str):
+            if fld is None or not fld.choices or is_blank(value):
                 continue
+            if not isinstance(value, str):
+                if i not in codings:
+                    continue
+                value = format_number(value) if isinstance(value, int | float) else str(value)
             code = fld.code_of(value)
             if code is None:
                 shown = ", ".join(f"{c} = {lbl}" for c, lbl in list(fld.choices.items())[:8])
@@ -223,6 +331,8 @@ def _decode_answers(
                     "redcap",
                     {"value": value.strip(), "field": name, "choices": shown},
                 )
+            elif i in codings:
+                cells[i] = codings[i].values[code]
             else:
                 cells[i] = code
 
@@ -259,7 +369,9 @@ def read_redcap(text: str, file: str, context: FormatContext) -> ReadResult:
             for i, h in enumerate(table.header)
             if any(h.casefold() == c.casefold() for c in mapping.spec.items.values())
         }
-        _decode_answers(table, item_columns, dictionary)
+        _decode_answers(
+            table, item_columns, dictionary, _mapped_rules(table, mapping, context), out, file
+        )
         read_mapped_table(
             table,
             file,
@@ -271,6 +383,22 @@ def read_redcap(text: str, file: str, context: FormatContext) -> ReadResult:
         )
         return out
     _read_named(table, file, subject_name, context, dictionary, out)
+    return out
+
+
+def _mapped_rules(table: Table, mapping: Any, context: FormatContext) -> dict[int, ItemRule]:
+    """The item of each column a mapping file names (for checking the field's coding)."""
+    from .tables import find_scale
+
+    scale = find_scale(context, mapping.spec.scale)
+    if scale is None:
+        return {}
+    out: dict[int, ItemRule] = {}
+    for item, column in mapping.spec.items.items():
+        item_id = scale.item_lookup.get(item.casefold())
+        index = find_column(table.header, column)
+        if item_id is not None and index is not None:
+            out[index] = scale.items[item_id]
     return out
 
 
@@ -316,7 +444,13 @@ def _read_named(
             )
         )
         return
-    _decode_answers(table, {i: table.header[i] for i in items}, dictionary)
+    rules: dict[int, ItemRule] = {}
+    for i, (scale_id, item) in items.items():
+        scale = scales.get(scale_id)
+        item_id = scale.item_lookup.get(item.casefold()) if scale is not None else None
+        if scale is not None and item_id is not None:
+            rules[i] = scale.items[item_id]
+    _decode_answers(table, {i: table.header[i] for i in items}, dictionary, rules, out, file)
     scale_ids = list(dict.fromkeys(s for s, _ in items.values()))
     for line, cells in table.rows:
         subject = text_field(cells[subject_col])

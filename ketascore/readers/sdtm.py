@@ -10,6 +10,13 @@ finds the scale.
 - The answer is the standardised numeric result (``--STRESN``), else the standardised text
   result (``--STRESC``), else the original result (``--ORRES``, an answer label or number).
   ``--STAT = NOT DONE`` is a missing answer, whatever the result columns hold.
+- When several result columns are filled they must mean the same answer, compared by
+  meaning (``QSORRES = Several days`` is 1 on PHQ-9): a standardised result that differs from
+  the original answer's label is another coding, and the answer is scored by the label's
+  meaning (``coding-differs`` warning), never by the code; results that differ otherwise
+  (two numbers, ``QSSTRESN`` against ``QSSTRESC``) leave the answer unscored
+  (``coding-conflict``). An original result the scale cannot read (a label of the sponsor's
+  own wording) cannot be compared: the standardised result is used.
 - ``USUBJID`` is the subject, ``VISIT`` the visit (``VISITNUM`` when VISIT is blank),
   ``VISITNUM`` is kept as ``visit_number``, ``--DTC`` is the date and ``--DY`` the study day.
 - ``--BLFL = Y`` (or ``--LOBXFL = Y``, its successor in SDTMIG 3.3+) on any row of a visit sets
@@ -25,10 +32,20 @@ finds the scale.
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 from ketascore.core.issues import make_issue
-from ketascore.core.values import clean_number
+from ketascore.core.scale import ItemRule
+from ketascore.core.values import (
+    MISSING,
+    Rejection,
+    format_number,
+    is_number,
+    number_of,
+    parse_value,
+    strip,
+)
 from ketascore.readers import FormatContext, ReadResult, Table, is_blank, text_field
 
 from .mapping import Constant
@@ -46,12 +63,59 @@ from .tables import (
 
 
 def _number(value: Any) -> Any:
+    """A visit number as the value grammar reads numbers (text that is none stays text)."""
     if isinstance(value, str):
-        try:
-            return clean_number(float(value))
-        except ValueError:
-            return value.strip() or None
+        text = strip(value)
+        return number_of(text) if is_number(text) else text or None
     return value
+
+
+def _shown(value: Any) -> str:
+    return format_number(value) if isinstance(value, int | float) else str(value).strip()
+
+
+@dataclass(frozen=True)
+class Recoded:
+    """A standardised result read by the meaning of the original answer's label."""
+
+    column: str
+    code: str
+    label: str
+    value: str
+
+
+def reconcile(
+    rule: ItemRule, results: list[tuple[str, Any]], missing: frozenset[Any]
+) -> tuple[Any, Recoded | None]:
+    """The answer of a row whose result columns (name, cell) are filled: the first when
+    they agree by meaning (see the module text); the original label when a standardised
+    code differs from its meaning (and what was recoded); a ``coding-conflict`` rejection
+    when they disagree otherwise."""
+    (first_col, first), rest = results[0], results[1:]
+    mine = parse_value(rule, first, missing)
+    for col, cell in rest:
+        theirs = parse_value(rule, cell, missing)
+        if theirs == mine or (isinstance(theirs, Rejection) and isinstance(mine, Rejection)):
+            continue
+        is_label = isinstance(cell, str) and not is_number(strip(cell))
+        if isinstance(theirs, Rejection):
+            if is_label:
+                continue  # a label the scale does not know: nothing to compare with
+        elif is_label:
+            value = "no answer" if theirs is MISSING else format_number(theirs)
+            return cell, Recoded(first_col, _shown(first), strip(cell), value)
+        rejection = Rejection(
+            "coding-conflict",
+            "sdtm",
+            {
+                "first_column": first_col,
+                "first": _shown(first),
+                "second_column": col,
+                "second": _shown(cell),
+            },
+        )
+        return rejection, None
+    return first, None
 
 
 def _pick(candidates: list[ScaleCodes], test: str) -> ScaleCodes | None:
@@ -165,7 +229,9 @@ def read_sdtm_table(
     wanted = category.casefold() if category else None
 
     groups = LongGroups(file, unit)
+    codes_missing = mapping.missing_codes if mapping is not None else ()
     unknown_categories: Counter[str] = Counter()
+    recodings: Counter[tuple[str, str, Recoded]] = Counter()
     unknown_tests: Counter[tuple[str, str]] = Counter()
     first_line: dict[Any, int] = {}
     for line, cells in table.rows:
@@ -231,20 +297,42 @@ def read_sdtm_table(
         if stat_col is not None and (text_field(cells[stat_col]) or "").upper() == "NOT DONE":
             value: Any = None
         else:
-            value = next(
-                (cells[c] for c in results if c is not None and not is_blank(cells[c])), None
-            )
+            filled = [
+                (header[c], cells[c]) for c in results if c is not None and not is_blank(cells[c])
+            ]
+            value = filled[0][1] if filled else None
+            if len(filled) > 1 and item is not None and not derived:
+                rule = codes_for.scale.items[item]
+                value, recoded = reconcile(rule, filled, frozenset(codes_missing))
+                if recoded is not None:
+                    recodings[(scale_id, item, recoded)] += 1
+                    first_line.setdefault((scale_id, item, recoded), line)
         if score is not None:
             if value is not None:
                 groups.add_reported(group, score, value, line)
         elif not derived:
             assert item is not None
             groups.add_item(group, item, value, line)
-    codes_missing = mapping.missing_codes if mapping is not None else ()
     out.records.extend(groups.records(codes_missing))
     for cat, n in unknown_categories.items():
         out.issues.append(
             make_issue("unknown-category", file=file, line=first_line[cat], count=n, category=cat)
+        )
+    for (scale_id, item_id, recoded), n in recodings.items():
+        out.issues.append(
+            make_issue(
+                "coding-differs",
+                "sdtm",
+                file=file,
+                line=first_line[(scale_id, item_id, recoded)],
+                scale=scale_id,
+                item=item_id,
+                column=recoded.column,
+                code=recoded.code,
+                label=recoded.label,
+                value=recoded.value,
+                count=n,
+            )
         )
     for (scale_id, test), n in unknown_tests.items():
         out.issues.append(

@@ -89,6 +89,13 @@ def load_sheet(data: bytes, file: str, sheet: str | None, out: ReadResult) -> Ta
     def open_book(data_only: bool) -> Any:
         return openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=data_only)
 
+    expanded = _expanded_size(data)
+    if expanded is not None and expanded > MAX_EXPANDED and expanded > MAX_RATIO * len(data):
+        out.issues.append(
+            make_issue("parse-error", "expands", file=file, size=expanded, limit=MAX_EXPANDED)
+        )
+        return None
+
     try:
         book = open_book(False)
     except Exception as exc:  # a damaged or foreign file: openpyxl raises many kinds
@@ -126,6 +133,25 @@ def load_sheet(data: bytes, file: str, sheet: str | None, out: ReadResult) -> Ta
     finally:
         book.close()
     return _table(rows)
+
+
+# A workbook is a zip archive: one of a few kilobytes can expand to gigabytes (a "zip
+# bomb"). Its declared expanded size is checked before it is opened (the zip reader never
+# expands a member beyond its declared size).
+MAX_EXPANDED = 512 << 20
+MAX_RATIO = 100
+
+
+def _expanded_size(data: bytes) -> int | None:
+    """The size of a workbook's parts once expanded, as its zip directory declares it
+    (None when it is not a zip archive: openpyxl then says why)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return None
 
 
 def _error(sheet: str, row: int, column: int, value: str) -> CellError:

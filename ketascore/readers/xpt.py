@@ -136,13 +136,39 @@ def _convert(var: Variable, raw: bytes) -> Any:
 
 
 def read_xport(data: bytes) -> Dataset:
-    """The first member of a transport file; raises XptError if the file is not one."""
+    """The first member of a transport file; raises XptError if the file is not one, or
+    its headers are damaged (whatever the damage: a header is never trusted to size
+    anything beyond the file itself)."""
+    try:
+        return _read_xport(data)
+    except XptError:
+        raise
+    except (ValueError, IndexError, OverflowError, struct.error) as exc:
+        raise XptError(f"the SAS transport headers are damaged ({exc})") from None
+
+
+def _header_number(raw: bytes, what: str) -> int:
+    text = raw.strip(b" \x00")
+    if not text.isdigit():
+        raise XptError(f"the {what} is not a number ({raw!r}): the headers are damaged")
+    return int(text)
+
+
+def _read_xport(data: bytes) -> Dataset:
     if not data.startswith(_LIBRARY):
         raise XptError("not a SAS transport (XPORT v5) file: no library header record")
     pos = 3 * RECORD
     if data[pos : pos + len(_MEMBER)] != _MEMBER:
         raise XptError("no member header record after the library header")
-    namestr_size = int(data[pos + 74 : pos + 78] or b"140")
+    size_field = data[pos + 74 : pos + 78]
+    namestr_size = 140
+    if size_field.strip():
+        namestr_size = _header_number(size_field, "variable description size")
+    if namestr_size not in (136, 140):
+        raise XptError(
+            f"variable descriptions of {namestr_size} bytes (136 or 140 expected): the headers "
+            "are damaged"
+        )
     pos += RECORD
     if data[pos : pos + len(_DSCRPTR)] != _DSCRPTR:
         raise XptError("no member descriptor record")
@@ -154,10 +180,14 @@ def read_xport(data: bytes) -> Dataset:
     if data[pos : pos + len(_NAMESTR)] != _NAMESTR:
         raise XptError("no NAMESTR header record")
     try:
-        count = int(data[pos + 54 : pos + 58])
-    except ValueError:
+        count = _header_number(data[pos + 54 : pos + 58], "number of variables")
+    except XptError:
         raise XptError("the NAMESTR header record does not give the number of variables") from None
     pos += RECORD
+    if pos + count * namestr_size > len(data):
+        raise XptError(
+            f"the file ends inside the descriptions of its {count} variables (truncated?)"
+        )
     variables: list[Variable] = []
     positions: list[int] = []
     for i in range(count):
@@ -167,6 +197,12 @@ def read_xport(data: bytes) -> Dataset:
         ntype, _, nlng, _ = struct.unpack(">hhhh", ns[:8])
         nfl, nfd = struct.unpack(">hh", ns[64:68])
         (npos,) = struct.unpack(">i", ns[84:88])
+        limit = 8 if ntype == 1 else 200
+        if ntype not in (1, 2) or not 1 <= nlng <= limit or npos < 0:
+            raise XptError(
+                f"variable {i + 1} has a damaged description (type {ntype}, length {nlng}, "
+                f"position {npos})"
+            )
         variables.append(
             Variable(
                 name=_text(ns[8:16]),
@@ -185,6 +221,8 @@ def read_xport(data: bytes) -> Dataset:
         raise XptError("no observation header record")
     pos += RECORD
     width = max((p + v.length for p, v in zip(positions, variables, strict=True)), default=0)
+    if width > 1 << 20:
+        raise XptError(f"observations of {width:,} bytes: the headers are damaged")
     members = 1
     end = len(data)
     following = data.find(_MEMBER, pos)

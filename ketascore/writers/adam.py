@@ -1,10 +1,11 @@
 """CDISC ADaM-style output: a long Basic Data Structure (BDS) table, one row per subject,
 parameter (score) and visit, as CSV or as SAS transport (a path ending in .xpt).
 
-Columns: STUDYID, USUBJID, PARAMCD, PARAM, AVISIT, AVISITN, ADT, ADY, AVAL, AVALC (the
-band), BASE, CHG, PCHG, ABLFL, DTYPE, CRIT1, CRIT1FL (response), CRIT2, CRIT2FL (remission),
-and two that keep ketascore's rule that every score says how it was made: ITEMN (items
-answered) and PRORFL (Y when the score was prorated).
+Columns: STUDYID, USUBJID, the group of ``--by`` when given, PARAMCD, PARAM, AVISIT, AVISITN,
+ADT, ADY, AVAL, AVALC (the band), BASE, CHG, PCHG, ABLFL, DTYPE, CRIT1, CRIT1FL (response),
+CRIT2, CRIT2FL (remission), and two that keep ketascore's rule that every score says how it
+was made: ITEMN (items answered) and PRORFL (Y when the score was prorated). docs/adam.md
+gives the derivation of each column.
 
 - PARAMCD is the score's CDISC code when the scale declares one (``GAD0208``), else built
   from the scale and score ids, at most 8 characters: ``TOT`` for a total (``MADRSTOT``), the
@@ -17,11 +18,18 @@ answered) and PRORFL (Y when the score was prorated).
 - AVISITN is the analysis visit number the windows file sets (``avisitn``), else the source's
   visit number (SDTM VISITNUM, carried as ``visit_number``) when every record has one, else the
   visit's position in the report (the baseline visit is 0).
-- DTYPE is ``LOCF`` on rows whose value change from baseline carried forward
-  (``ChangeRow.imputed``); such a row keeps the date, items answered and prorated flag of the
-  record carried forward. Observed rows have an empty DTYPE.
+- DTYPE is ``LOCF`` on rows whose value change from baseline carried forward from the
+  subject's last post-baseline value, ``BOCF`` on rows that carry the baseline forward for a
+  subject with no post-baseline value (``ChangeRow.imputed``); such a row keeps the date,
+  study day, items answered and prorated flag of the record carried forward. Observed rows
+  have an empty DTYPE.
 - CRIT1FL/CRIT2FL are Y or N on post-baseline rows where response/remission is determined.
-- STUDYID is the source's study id (SDTM STUDYID, carried as ``study_id``) or empty.
+- STUDYID is ``study_id`` when given (``--study-id``), else the study id the record carries
+  (SDTM STUDYID, read as ``study_id``; or a carried field named ``studyid``/``study_id`` in
+  any case), else empty.
+- The group of ``--by`` is carried in a column named after the field in upper case when
+  that is a SAS name of at most 8 characters that the table does not use (``arm`` gives
+  ARM), else GROUP; its label is the ``--by`` text.
 - In CSV, ADT is an ISO date; in SAS transport it is a SAS date (DATE9. format).
 Rows are sorted by subject (S2 before S10), parameter and visit, so output is deterministic.
 """
@@ -42,7 +50,7 @@ from ketascore.core.records import ScoreResult
 from ketascore.core.scale import Scale, ScoreRule
 from ketascore.core.values import clean_number, format_number
 from ketascore.readers import xpt
-from ketascore.writers.tabular import atomic_writer
+from ketascore.writers.tabular import atomic_writer, escape_formula
 
 COLUMNS = (
     "STUDYID",
@@ -201,6 +209,9 @@ class _Param:
     crit2: str
     visit_n: dict[str, Any]
     order: int
+    study_id: str | None = None
+    group_column: str | None = None
+    groups: dict[str, str | None] | None = None
 
 
 def _row(
@@ -220,9 +231,13 @@ def _row(
         day = source.day
     prorated = source.prorated.get(p.score) if source is not None else None
     band = p.rule.band(value) if value is not None and p.rule.bands else None
+    group = {}
+    if p.group_column is not None and p.groups is not None:
+        group[p.group_column] = p.groups.get(subject) or ""
     return {
-        "STUDYID": str((source.extra.get("study_id") if source else None) or ""),
+        "STUDYID": p.study_id or _study_of(source),
         "USUBJID": subject,
+        **group,
         "PARAMCD": p.code,
         "PARAM": p.label,
         "AVISIT": visit,
@@ -244,6 +259,39 @@ def _row(
         "PRORFL": "" if prorated is None else ("Y" if prorated else "N"),
         "_order": p.order,
     }
+
+
+def _study_of(source: ScoreResult | None) -> str:
+    """The study id a record carries: SDTM STUDYID (``study_id``), or a carried field
+    named studyid or study_id in any case."""
+    if source is None:
+        return ""
+    for key, value in source.extra.items():
+        if key.casefold() in ("study_id", "studyid") and value not in (None, ""):
+            return str(value)
+    return ""
+
+
+SAS_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,7}")
+
+
+def group_column(by: str) -> str:
+    """The column of a ``--by`` group: ``arm`` gives ARM; a name that is not a SAS name of
+    at most 8 characters, or that the table already uses, gives GROUP."""
+    name = by.upper()
+    if SAS_NAME.fullmatch(by) and name not in COLUMNS:
+        return name
+    return "GROUP"
+
+
+def columns_of(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The columns of a table of ``adam_rows``: COLUMNS, with any group column after
+    USUBJID."""
+    extra: dict[str, None] = {}
+    for row in rows:
+        extra.update(dict.fromkeys(k for k in row if k not in COLUMNS and not k.startswith("_")))
+    at = COLUMNS.index("USUBJID") + 1
+    return [*COLUMNS[:at], *extra, *COLUMNS[at:]]
 
 
 def _report_rows(
@@ -284,11 +332,14 @@ def adam_rows(
     reports: Sequence[ChangeReport],
     results: Sequence[ScoreResult],
     scales: Iterable[Scale] = (),
+    *,
+    study_id: str | None = None,
 ) -> list[dict[str, Any]]:
     """One BDS row per subject, parameter (one per report) and analysed visit.
 
     ``results`` are the scored records the reports were computed from (with analysis
     windows: the windowed records, whose ``source_visit`` names the visit of origin).
+    ``study_id`` is every row's STUDYID (default: the records' own).
     """
     by_id = _scales(reports, scales)
     used: dict[str, tuple[str, str]] = {}
@@ -310,6 +361,9 @@ def adam_rows(
             crit2,
             _visit_numbers(report, mine),
             order,
+            study_id,
+            group_column(report.by) if report.by else None,
+            report.groups,
         )
         out.extend(_report_rows(report, results, p))
     out.sort(
@@ -325,35 +379,88 @@ def adam_rows(
     return out
 
 
-def _text(value: Any) -> str:
+def _text(value: Any, escape: bool = False) -> str:
     if value is None:
         return ""
     if isinstance(value, float | int) and not isinstance(value, bool):
         return format_number(value)
-    return str(value)
+    return escape_formula(str(value)) if escape else str(value)
 
 
-def adam_csv(rows: Sequence[dict[str, Any]]) -> str:
+def adam_csv(rows: Sequence[dict[str, Any]], *, escape_formulas: bool = True) -> str:
+    """The table as CSV; text cells a spreadsheet would run as a formula are escaped as in
+    every CSV output (``ketascore.writers.tabular.escape_formula``)."""
+    columns = columns_of(rows)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow([_text(row[c]) for c in COLUMNS])
+        writer.writerow([_text(row.get(c), escape_formulas) for c in columns])
     return buf.getvalue()
 
 
-def xpt_variables(rows: Sequence[dict[str, Any]]) -> list[xpt.Variable]:
+def xpt_variables(
+    rows: Sequence[dict[str, Any]], labels: dict[str, str] | None = None
+) -> list[xpt.Variable]:
+    """The SAS transport variables of the columns; ``labels`` names the group column."""
     variables = []
-    for name in COLUMNS:
+    for name in columns_of(rows):
+        label = LABELS.get(name) or (labels or {}).get(name) or f"Group ({name.lower()})"
         if name in NUMERIC:
             fmt = "DATE" if name == "ADT" else ""
-            variables.append(xpt.Variable(name, LABELS[name], True, 8, fmt, 9 if fmt else 0, 0))
+            variables.append(xpt.Variable(name, label, True, 8, fmt, 9 if fmt else 0, 0))
         else:
             width = max(
-                (len(str(row[name]).encode("latin-1", "replace")) for row in rows), default=1
+                (len(str(row.get(name, "")).encode("latin-1", "replace")) for row in rows),
+                default=1,
             )
-            variables.append(xpt.Variable(name, LABELS[name], False, min(max(width, 1), 200)))
+            variables.append(xpt.Variable(name, label[:40], False, min(max(width, 1), 200)))
     return variables
+
+
+IBM_MAX = 7.2e75  # about the largest number an IBM float (SAS transport) holds
+
+
+def _check_numbers(rows: Sequence[dict[str, Any]]) -> None:
+    """Every number fits a SAS transport file, else OutputError naming the first that
+    does not (a visit number of 200 digits in the source)."""
+    from ketascore.writers.outputs import OutputError
+
+    for row in rows:
+        for name in NUMERIC:
+            value = row[name]
+            if value is None or name == "ADT":
+                continue
+            try:
+                fits = math.isfinite(float(value)) and abs(float(value)) < IBM_MAX
+            except OverflowError:
+                fits = False
+            if not fits:
+                shown = format_number(value) if abs(value) < 1e15 else f"{value:.3g}"
+                raise OutputError(
+                    f"cannot write {name} = {shown} (subject {row['USUBJID']}, visit "
+                    f"{row['AVISIT']}) to a SAS transport file, whose numbers stop at about "
+                    "7.2e75; check the source's value, or write the table as CSV"
+                )
+
+
+def write_adam_xpt(
+    fh: Any,
+    rows: Sequence[dict[str, Any]],
+    *,
+    dataset: str = "ADQS",
+    labels: dict[str, str] | None = None,
+) -> None:
+    """The rows of ``adam_rows`` as a SAS transport file, to an open binary file (raises
+    OutputError when a number does not fit one); ``labels`` names the group column."""
+    _check_numbers(rows)
+    variables = xpt_variables(rows, labels)
+    columns = columns_of(rows)
+    values = [
+        [xpt.sas_date(row.get(c)) if c == "ADT" else row.get(c, "") for c in columns]
+        for row in rows
+    ]
+    xpt.write_xport(fh, dataset, variables, values, label="Questionnaire Analysis Dataset")
 
 
 def write_adam(
@@ -363,15 +470,16 @@ def write_adam(
     scales: Iterable[Scale] = (),
     *,
     dataset: str = "ADQS",
+    study_id: str | None = None,
+    escape_formulas: bool = True,
 ) -> list[dict[str, Any]]:
     """Write the table atomically: SAS transport when ``path`` ends in .xpt, else CSV."""
-    rows = adam_rows(reports, results, scales)
+    rows = adam_rows(reports, results, scales, study_id=study_id)
     if str(path).lower().endswith(".xpt"):
-        variables = xpt_variables(rows)
-        values = [[xpt.sas_date(row[c]) if c == "ADT" else row[c] for c in COLUMNS] for row in rows]
+        labels = {group_column(r.by): f"Group: {r.by}" for r in reports if r.by}
         with atomic_writer(path, binary=True) as fh:
-            xpt.write_xport(fh, dataset, variables, values, label="Questionnaire Analysis Dataset")
+            write_adam_xpt(fh, rows, dataset=dataset, labels=labels)
     else:
         with atomic_writer(path) as fh:
-            fh.write(adam_csv(rows))
+            fh.write(adam_csv(rows, escape_formulas=escape_formulas))
     return rows

@@ -1,4 +1,5 @@
-"""Machine-readable outputs (JSON, JSON Lines, CSV) and atomic file writing.
+"""Machine-readable outputs (JSON, JSON Lines, CSV); files are written by
+``ketascore.writers.outputs``.
 
 Outputs are deterministic: the same input gives byte-identical output.
 """
@@ -10,14 +11,14 @@ import csv
 import io
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from ketascore import __version__
 from ketascore.core.issues import Issue
 from ketascore.core.records import ScoreResult
+from ketascore.core.values import is_number, strip
+from ketascore.writers.outputs import atomic_writer as atomic_writer
 
 if TYPE_CHECKING:
     from ketascore.analysis.change import ChangeReport
@@ -25,35 +26,6 @@ if TYPE_CHECKING:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, allow_nan=False)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_writer(path: str | Path, *, binary: bool = False) -> Iterator[IO[Any]]:
-    """Write to a temporary file beside ``path`` and rename it into place on success, so a
-    crash or Ctrl-C never leaves a partial output file."""
-    target = Path(path)
-    folder = target.parent if str(target.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=folder)
-    try:
-        # mkstemp creates the file for its owner only; outputs follow the user's umask
-        os.chmod(tmp, 0o666 & ~_umask())
-        mode = "wb" if binary else "w"
-        kwargs: dict[str, Any] = {} if binary else {"encoding": "utf-8", "newline": ""}
-        with os.fdopen(fd, mode, **kwargs) as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def write_chunks(fh: IO[bytes], chunks: Iterable[Any], every: int = 8 << 20) -> None:
@@ -145,13 +117,45 @@ def score_jsonl(
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# what a spreadsheet may also take for the start of a formula: a line feed, and the
+# full-width forms of = + - @ (which some spreadsheet programs read as the ASCII ones)
+_STARTS = (*FORMULA_START, "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_LEADING = " \t\r\n\x0b\x0c"
+
+
+def needs_escape(text: str) -> bool:
+    """Whether a spreadsheet could run this text cell as a formula: after any leading
+    whitespace it starts with = + - @ (or a full-width one), a tab, a carriage return or a
+    line feed, and it is not a plain number (``-1``, ``+44``, ``-0.5``: a sign, ASCII digits
+    and at most one decimal point, as ``ketascore.core.values`` reads numbers)."""
+    if text.startswith(_STARTS):
+        return not is_number(strip(text))
+    spaced = text[:1] in (" ", "\x0b", "\x0c") and text.lstrip(_LEADING).startswith(_STARTS)
+    return spaced and not is_number(strip(text))
+
+
+def sql_needs_escape(text: str) -> str:
+    """``needs_escape`` in SQL, of the text expression ``text`` (for the table engine's CSV
+    cells): the same starts, the same leading whitespace, the same plain numbers."""
+    from ketascore.core.values import sql_in, sql_is_number, sql_strip, sql_text
+
+    def starts(expr: str) -> str:
+        return sql_in(f"left({expr}, 1)", (sql_text(c) for c in _STARTS))
+
+    spaced = sql_in(f"left({text}, 1)", ("' '", sql_text("\x0b"), sql_text("\x0c")))
+    lead = f"ltrim({text}, {sql_text(_LEADING)})"
+    return (
+        f"(({starts(text)} OR ({spaced} AND {starts(lead)})) "
+        f"AND NOT {sql_is_number(sql_strip(text))})"
+    )
 
 
 def escape_formula(text: str) -> str:
-    """Prefix text a spreadsheet would run as a formula (=, +, -, @, tab, CR) with a quote.
-
-    Numbers are never escaped: only text cells can carry a formula."""
-    return "'" + text if text.startswith(FORMULA_START) else text
+    """The one escaping rule of every CSV output (scores, change, summaries, ADaM): a text
+    cell a spreadsheet would run as a formula (``needs_escape``) is prefixed with a single
+    quote; any other text, and every plain number, is left as it is. Number cells are never
+    escaped: only text can carry a formula."""
+    return "'" + text if needs_escape(text) else text
 
 
 def csv_cell(value: Any, escape: bool = True) -> str:
@@ -236,17 +240,31 @@ def change_jsonl(report: ChangeReport, provenance: dict[str, Any] | None = None)
         yield dumps({"type": "issue", **issue.as_dict()}) + "\n"
 
 
-def _table_csv(rows: list[dict[str, Any]], escape_formulas: bool = True) -> str:
+def _table_csv(
+    rows: list[dict[str, Any]], escape_formulas: bool = True, columns: list[str] | None = None
+) -> str:
+    """The rows as CSV; the header is written even when there are no rows (``columns``)."""
     buf = io.StringIO()
-    if rows:
+    header = list(rows[0]) if rows else columns
+    if header:
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(list(rows[0]))
+        writer.writerow(header)
         for row in rows:
             writer.writerow([csv_cell(v, escape_formulas) for v in row.values()])
     return buf.getvalue()
 
 
 def change_csv(report: ChangeReport, summary: bool = False, *, escape_formulas: bool = True) -> str:
+    """The per-subject rows (or with ``summary`` the summary rows) as CSV: a header and no
+    rows when there is nothing to report (the report's issues say why)."""
+    from dataclasses import fields
+
+    from ketascore.analysis.change import ChangeRow, SummaryRow
+
     if summary:
-        return _table_csv([s.to_dict() for s in report.summary], escape_formulas)
-    return _table_csv([r.to_dict() for r in report.rows], escape_formulas)
+        columns = [f.name for f in fields(SummaryRow)]
+        return _table_csv([s.to_dict() for s in report.summary], escape_formulas, columns)
+    columns = [f.name for f in fields(ChangeRow) if f.repr]
+    if report.reliable_change is None:
+        columns = [c for c in columns if c not in ("rci", "rci_category")]
+    return _table_csv([r.to_dict() for r in report.rows], escape_formulas, columns)

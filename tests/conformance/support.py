@@ -15,6 +15,7 @@ from ketascore.core.library import builtin_ids, load_builtin
 from ketascore.core.records import AnswerRecord, ScoreResult, Source
 from ketascore.core.scale import Scale, load_scale_text
 from ketascore.engines.record import score_records
+from ketascore.engines.sql import quote
 
 # A scale that uses every construct: ranges and value lists (with fractions and negatives),
 # labels, answer codes and missing codes, an alternative, sum/mean/max/min, recode, reverse
@@ -400,3 +401,139 @@ def query_differences(
 
 def csv_rows(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
+
+
+# --------------------------------------------------------------------------------------
+# Messy tables, and the engines that score them where they live (shared sessions)
+
+
+def messy_rows(scale: Scale, n: int, seed: int) -> list[dict[str, Any]]:
+    """A seeded messy table of text answers, numbered in input order (column ``n``):
+    blanks, NA, out of range, fractions, labels, missing codes, whitespace (``random_rows``),
+    subjects and visits repeated with the same answers written otherwise, and with other
+    answers, some with a problem in one copy only."""
+    rnd = random.Random(seed)
+    rows = random_rows(scale, n, seed, repeats=True)
+    odd = {i: odd_values(scale, i) for i in scale.items}
+    for row in list(rows):
+        if rnd.random() < 0.05:  # a copy with a problem where the first has none
+            again = dict(row)
+            item = rnd.choice(list(scale.items))
+            again[f"{scale.id}_{item}"] = rnd.choice([*odd[item][8:24], "-0"])
+            rows.insert(rnd.randrange(len(rows) + 1), again)
+    return [{"n": k, **row} for k, row in enumerate(rows)]
+
+
+def long_rows(scale: Scale, rows: list[dict[str, Any]], standard: str) -> list[dict[str, Any]]:
+    """Wide rows as a long table: one row per answer, the item named by its ``standard``
+    code (``cdisc`` or ``loinc``), numbered in input order; blank answers are left out now
+    and then, as a long table leaves them out."""
+    rnd = random.Random(len(rows))
+    out: list[dict[str, Any]] = []
+    prefix = f"{scale.id}_"
+    for row in rows:
+        for key, value in row.items():
+            if not key.startswith(prefix) or (value is None and rnd.random() < 0.5):
+                continue
+            item = scale.definition.items[list(scale.items).index(key[len(prefix) :])]
+            code = getattr(item.codes, standard, None) if item.codes else None
+            code = code or f"X-{item.id}"
+            out.append(
+                {"n": len(out), "subject": row["subject"], "visit": row["visit"]}
+                | {"code": code if rnd.random() < 0.8 else f" {code.lower()} ", "answer": value}
+            )
+    return out
+
+
+def query_rows(con: Any, sql: str) -> list[dict[str, Any]]:
+    cursor = con.execute(sql)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+
+
+def duckdb_table(con: Any, rows: list[dict[str, Any]], types: dict[str, str] | None = None) -> None:
+    columns = list(rows[0])
+    types = types or {}
+    spec = ", ".join(f"{quote(c)} {types.get(c, 'VARCHAR')}" for c in columns)
+    con.execute(f"CREATE OR REPLACE TABLE answers ({spec})")
+    con.executemany(
+        f"INSERT INTO answers VALUES ({', '.join('?' for _ in columns)})",
+        [[r[c] for c in columns] for r in rows],
+    )
+
+
+def spark_session() -> Any:
+    """One small local Spark session for every test that needs one (skipped without
+    pyspark or Java)."""
+    import shutil
+    import warnings
+
+    import pytest
+
+    global _SPARK
+    if _SPARK is None:
+        if shutil.which("java") is None:
+            pytest.skip("Java is not installed")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pyspark warns about the installed pandas version
+            pyspark_sql = pytest.importorskip("pyspark.sql")
+            _SPARK = (
+                pyspark_sql.SparkSession.builder.master("local[1]")
+                .appName("ketascore-tests")
+                .config("spark.sql.shuffle.partitions", "1")
+                .config("spark.default.parallelism", "1")
+                .config("spark.ui.enabled", "false")
+                .config("spark.sql.session.timeZone", "UTC")
+                .config("spark.sql.codegen.wholeStage", "false")
+                .config("spark.sql.constraintPropagation.enabled", "false")  # as score_spark
+                .getOrCreate()
+            )
+        _SPARK.sparkContext.setLogLevel("FATAL")
+    return _SPARK
+
+
+_SPARK: Any = None
+_POSTGRES: Any = None
+
+
+def postgres_connection() -> Any:
+    """A connection to the PostgreSQL server of ``KETASCORE_POSTGRES`` (a connection
+    address; .ci/run starts one), else of a local server on the default port. Skipped when
+    no server answers, unless KETASCORE_POSTGRES names one: then it is a failure."""
+    import os
+
+    import pytest
+
+    global _POSTGRES
+    if _POSTGRES is None:
+        psycopg = pytest.importorskip("psycopg")
+        given = os.environ.get("KETASCORE_POSTGRES")
+        address = given or "postgresql://postgres@127.0.0.1:5432/postgres"
+        try:
+            _POSTGRES = psycopg.connect(address, autocommit=True, connect_timeout=5)
+        except psycopg.Error as exc:
+            if given:
+                pytest.fail(f"KETASCORE_POSTGRES={given}: no PostgreSQL server answers: {exc}")
+            pytest.skip(f"no PostgreSQL server at {address}")
+    return _POSTGRES
+
+
+def postgres_rows(
+    rows: list[dict[str, Any]], sql: str, types: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """``sql`` (reading the table ``answers``) run on PostgreSQL over ``rows``, in a
+    transaction that is rolled back."""
+    con = postgres_connection()
+    columns = list(rows[0])
+    types = types or {}
+    spec = ", ".join(f'"{c}" {types.get(c, "text")}' for c in columns)
+    with con.transaction(force_rollback=True), con.cursor() as cur:
+        cur.execute(f"CREATE TEMPORARY TABLE answers ({spec})")
+        with cur.copy(
+            f"COPY answers ({', '.join(chr(34) + c + chr(34) for c in columns)}) FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row([row[c] for c in columns])
+        cur.execute(sql)
+        names = [d.name for d in cur.description or []]
+        return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

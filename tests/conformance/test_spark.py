@@ -2,23 +2,17 @@
 gives the record engine's results: the scale that uses every construct of the language,
 PHQ-9 through score_spark (carried columns, merged repeats) and typed columns.
 
-One small local session for the module. Skipped when pyspark or Java is not installed."""
+One small local session for every test (support.spark_session). Skipped when pyspark or Java
+is not installed."""
 
 from __future__ import annotations
 
-import shutil
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 pytest.importorskip("sqlglot")
-if shutil.which("java") is None:
-    pytest.skip("Java is not installed", allow_module_level=True)
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # pyspark warns about the installed pandas version
-    pyspark_sql = pytest.importorskip("pyspark.sql")
 
 from support import (
     EXTRA_CODES,
@@ -26,34 +20,21 @@ from support import (
     query_differences,
     random_rows,
     sink_scale,
+    spark_session,
 )
 
 from ketascore.core.library import load_builtin
 from ketascore.core.records import AnswerRecord
 from ketascore.engines.record import score_record
 from ketascore.engines.spark import score_spark, spark_sql
-from ketascore.engines.sql import ColumnMap, compile_scale
+from ketascore.engines.sql import ColumnMap, MissingColumns, compile_scale, sdtm_map
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def spark() -> Iterator[Any]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        session = (
-            pyspark_sql.SparkSession.builder.master("local[1]")
-            .appName("ketascore-tests")
-            .config("spark.sql.shuffle.partitions", "1")
-            .config("spark.default.parallelism", "1")
-            .config("spark.ui.enabled", "false")
-            .config("spark.sql.session.timeZone", "UTC")
-            .config("spark.sql.codegen.wholeStage", "false")
-            .getOrCreate()
-        )
-    session.sparkContext.setLogLevel("FATAL")
-    yield session
-    session.stop()
+    yield spark_session()  # (one session for every test)
 
 
 def frame(spark: Any, rows: list[dict[str, Any]], types: dict[str, str] | None = None) -> Any:
@@ -93,8 +74,37 @@ def test_score_spark_reads_the_dataframe(spark: Any) -> None:
     got = [r.asDict() for r in out.collect()]
     python = merged_results(scale, rows)
     assert not (bad := query_differences(scale, python, got)), "\n".join(bad[:20])
+    # merged by default, in the order Spark reads the rows
+    got = [r.asDict() for r in score_spark(frame(spark, rows, {"order": "int"}), "phq9").collect()]
+    assert not (bad := query_differences(scale, python, got)), "\n".join(bad[:20])
     assert not [t for t in spark.catalog.listTables() if t.name.startswith("_ks_")]
     assert "ratings" in spark_sql("phq9", "ratings")
+    with pytest.raises(MissingColumns, match="phq9_9"):
+        score_spark(frame(spark, rows).drop("phq9_9"), "phq9")
+
+
+def test_the_plan_is_one_scan(spark: Any, tmp_path: Any) -> None:
+    """A Parquet table, scored with repeats merged (wide) and pivoted (an SDTM QS domain):
+    the physical plan reads the file once."""
+    scale = load_builtin("hamd17")
+    rows = random_rows(scale, 20, seed=3)
+    path = str(tmp_path / "wide.parquet")
+    frame(spark, rows).write.parquet(path)
+    plan = score_spark(spark.read.parquet(path), scale)._jdf.queryExecution().executedPlan()
+    assert plan.toString().count("FileScan parquet") == 1, plan.toString()
+    qs = [
+        {"USUBJID": r["subject"], "VISIT": r["visit"], "QSCAT": "HAMD 17", "QSTESTCD": code}
+        | {"QSORRES": r[f"hamd17_{item.id}"], "QSSTRESN": None}
+        for r in rows
+        for item in scale.definition.items
+        if item.codes and (code := item.codes.cdisc)
+    ]
+    path = str(tmp_path / "qs.parquet")
+    frame(spark, qs, {"QSSTRESN": "double"}).write.parquet(path)
+    long = score_spark(spark.read.parquet(path), scale, columns=sdtm_map(scale))
+    plan = long._jdf.queryExecution().executedPlan()
+    assert plan.toString().count("FileScan parquet") == 1, plan.toString()
+    assert long.count() == 20
 
 
 def test_typed_columns(spark: Any) -> None:

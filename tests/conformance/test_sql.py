@@ -128,8 +128,12 @@ def test_column_map_file(tmp_path: Any) -> None:
     path.write_text("items: [1, 2]\n")
     with pytest.raises(SqlError, match="items maps"):
         read_column_map(path)
-    with pytest.raises(SqlError, match="wide tables only"):
-        parse_column_map({"layout": "long"})
+    with pytest.raises(SqlError, match="names its answers"):
+        parse_column_map({"layout": "long", "codes": "cdisc"})
+    with pytest.raises(SqlError, match="needs item codes"):
+        parse_column_map({"layout": "long", "value_column": "QSORRES"})
+    with pytest.raises(SqlError, match="only a long layout"):
+        parse_column_map({"item_column": "QSTESTCD"})
 
 
 @pytest.mark.parametrize("dialect", list(DIALECTS))

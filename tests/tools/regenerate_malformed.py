@@ -19,7 +19,16 @@ from click.testing import CliRunner
 from ketascore.cli import cli
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "malformed"
-CHANGE = {"no-baseline.csv", "baseline-zero.csv", "baseline-incomplete.csv"}
+MADRS_CHANGE = ["--scale", "madrs", "--format", "json"]
+CHANGE = {  # the cases run with `ketascore change`, and their options
+    "no-baseline.csv": MADRS_CHANGE,
+    "baseline-zero.csv": MADRS_CHANGE,
+    "baseline-incomplete.csv": MADRS_CHANGE,
+    "baseline-two-spellings.csv": MADRS_CHANGE,
+    "baseline-same-day.csv": MADRS_CHANGE,
+    "baseline-flagged-twice.csv": ["--scale", "phq9", "--format", "json"],
+    "by-field-changes.csv": [*MADRS_CHANGE, "--by", "arm"],
+}
 HEADER = """\
 # The malformed and hostile input corpus: each file of this folder, the command it is run
 # with (from this folder), the exact issues it must give, the exit status, and how many
@@ -36,7 +45,7 @@ def main() -> None:
     names = sorted(p.name for p in Path(".").iterdir() if p.is_file())
     for name in (n for n in names if n != "expected.yaml"):
         command = "change" if name in CHANGE else "score"
-        extra = ["--scale", "madrs", "--format", "json"] if command == "change" else []
+        extra = list(CHANGE.get(name, []))  # (a copy: no YAML aliases in the output)
         args = [command, name, *(extra or ["--format", "json"])]
         result = runner.invoke(cli, args)
         doc = json.loads(result.stdout)

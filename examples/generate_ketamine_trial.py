@@ -11,7 +11,7 @@ Files written beside this script:
   madrs/<visit>.yaml    YAML, one file per visit holding a list of records
   late-entries/*.json   JSON, single records entered after the visit files were exported
 
-Run:  python examples/ketamine-trial/generate.py
+Run:  python examples/generate_ketamine_trial.py
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import random
 from pathlib import Path
 
 SEED = 20190301
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent / "ketamine-trial"  # (the data folder holds data only)
 ARMS = [
     "ketamine 0.1 mg/kg",
     "ketamine 0.2 mg/kg",
