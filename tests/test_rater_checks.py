@@ -500,3 +500,20 @@ def test_the_table_engine_gives_the_same_summary(trial: Path) -> None:
         summaries.append(summary.to_dict())
     assert summaries[0] == summaries[1]
     assert summaries[0]["hits"] == {"identical_ratings": 1, "sadness_opposite_ends": 1}
+
+
+@pytest.mark.parametrize("columns", [60, 120])
+def test_the_rating_check_table_fits_the_terminal(trial: Path, columns: int) -> None:
+    from rich.cells import cell_len
+
+    runner = CliRunner(env={"COLUMNS": str(columns), "NO_COLOR": "1", "TERM": "dumb"})
+    args = ["change", str(trial), "--scale", "madrs", "--checks", "madrs-visit-swings"]
+    result = runner.invoke(cli, [*args, "--format", "table"], catch_exceptions=False)
+    text = result.stdout[result.stdout.index("Rating checks of madrs") :]
+    assert max(cell_len(line.rstrip()) for line in text.splitlines()) <= columns
+    assert "…" not in text
+    assert "rater (not recorded)" in text  # a whole row label, never cut
+    if columns < 100:  # the check ids give way to numbers, explained under the table
+        assert "1 = identical_ratings (All ten items rated the same)" in " ".join(text.split())
+    else:
+        assert "┃ identical_ratings ┃" in text
