@@ -59,7 +59,65 @@ def check_scale_file(path: str | Path, *, allow_shadow: bool = False) -> list[st
         text = Path(path).read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         return [f"{path}: cannot read the file: {exc}"]
+    if is_check_set_text(text):
+        return check_check_set_text(text, str(path))
     return check_scale_text_all(text, str(path), allow_shadow=allow_shadow)
+
+
+def is_check_set_text(text: str) -> bool:
+    """A check file (``--checks``) names its scale and has no items of its own."""
+    from ketascore.core import yamlsafe
+
+    try:
+        data = yamlsafe.load(text).data
+    except yamlsafe.YamlError:
+        return False
+    return isinstance(data, dict) and "scale" in data and "items" not in data
+
+
+def check_check_set_text(text: str, source: str) -> list[str]:
+    """Every problem of a check file: its shape, how its checks fit the scale it names,
+    unknown citation keys of its examples, and failing worked examples (run on the scale
+    with the checks added)."""
+    from dataclasses import replace
+
+    from ketascore.core.checksets import merge_check_set, read_check_set_text
+    from ketascore.core.library import UnknownScaleError, resolve_scale
+    from ketascore.core.scale import ScaleError
+
+    check_set, problems = read_check_set_text(text, source)
+    if check_set is None:
+        return problems
+    d = check_set.definition
+    try:
+        base = resolve_scale(d.scale)
+    except (UnknownScaleError, ScaleError) as exc:
+        return [check_set.where(("scale",), f"{exc}")]
+    combined, problems = merge_check_set(base, check_set)
+    if combined is None:
+        return problems
+    keys = {c.key for c in combined.definition.citations}
+    for i, example in enumerate(d.examples):
+        if example.source is not None and example.source not in keys:
+            problems.append(
+                check_set.where(
+                    ("examples", i, "source"), f"unknown citation key {example.source!r}"
+                )
+            )
+    if not d.examples:
+        problems.append(
+            f"{source}: examples: the check file has no worked examples; add at least one "
+            "that each check holds for and one that it does not"
+        )
+    with_examples = replace(
+        combined, definition=combined.definition.model_copy(update={"examples": d.examples})
+    )
+    for failure in run_examples(with_examples):
+        index = int(failure.split("]", 1)[0].split("[", 1)[1])
+        pos = check_set.located.position(("examples", index)) if check_set.located else None
+        where = f"{source}:{pos.line}:{pos.column}" if pos else source
+        problems.append(f"{where}: {failure}")
+    return problems
 
 
 # --------------------------------------------------------------------------------------
@@ -235,10 +293,18 @@ def _bands_text(scale: Scale) -> str:
 
 
 def builtin_table_markdown() -> str:
-    """A Markdown table of the built-in scales: id, name, items, score ranges, bands, licence."""
+    """A Markdown table of the built-in scales: id, name, items, score ranges, bands,
+    rating checks (and the built-in check files that add to them), licence."""
+    from ketascore.core.checksets import builtin_check_files, resolve_check_set
+
+    companions: dict[str, list[str]] = {}
+    for name in builtin_check_files():
+        check_set = resolve_check_set(name)
+        ids = ", ".join(c.id for c in check_set.definition.checks)
+        companions.setdefault(check_set.scale, []).append(f"`--checks {name}`: {ids}")
     lines = [
-        "| id | scale | items | scores (range) | bands | licence |",
-        "|---|---|---|---|---|---|",
+        "| id | scale | items | scores (range) | bands | rating checks | licence |",
+        "|---|---|---|---|---|---|---|",
     ]
     for scale_id in sorted(builtin_ids()):
         scale = load_builtin(scale_id)
@@ -252,7 +318,17 @@ def builtin_table_markdown() -> str:
             for sid in scale.score_ids
         )
         name = d.name + (f" ({d.short_name})" if d.short_name else "")
-        cells = [f"`{scale_id}`", name, items, scores, _bands_text(scale), d.licence.status]
+        notes = [", ".join(c.id for c in scale.checks)] if scale.checks else []
+        checks = "; ".join(notes + companions.get(scale_id, []))
+        cells = [
+            f"`{scale_id}`",
+            name,
+            items,
+            scores,
+            _bands_text(scale),
+            checks or "none",
+            d.licence.status,
+        ]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -107,25 +107,43 @@ CHANGE_CASES = [
         "baseline of 0",
         "subject,visit,day,madrs_1,madrs_2,madrs_3,madrs_4,madrs_5,madrs_6,madrs_7,madrs_8,"
         "madrs_9,madrs_10\nS1,baseline,0,0,0,0,0,0,0,0,0,0,0\nS1,day1,1,1,0,0,0,0,0,0,0,0,0\n",
-        "baseline-zero",
-        "bad.csv:2: subject S1, visit baseline, madrs: baseline total is 0 at visit baseline; "
-        "nothing to do: change is reported, percent change and response are left empty",
+        [
+            # a total of 0 has every item at 0: the MADRS identical-ratings check holds too
+            (
+                "rating-check",
+                "bad.csv:2: subject S1, visit baseline, madrs item 1,2,3,4,5,6,7,8,9,10: rating "
+                "check identical_ratings (All ten items rated the same): spread of items 1, 2, "
+                "3, 4, 5, 6, 7, 8, 9, 10 = 0; review the rating with the rater: a consistency "
+                "check flags ratings worth a second look, not an error in the data",
+            ),
+            (
+                "baseline-zero",
+                "bad.csv:2: subject S1, visit baseline, madrs: baseline total is 0 at visit "
+                "baseline; nothing to do: change is reported, percent change and response are "
+                "left empty",
+            ),
+        ],
         0,
     ),
     (
         "subject without a baseline",
         "subject,visit,day,madrs_1,madrs_2,madrs_3,madrs_4,madrs_5,madrs_6,madrs_7,madrs_8,"
         "madrs_9,madrs_10\nS1,day1,1,1,0,0,0,0,0,0,0,0,0\n",
-        "no-baseline",
-        "bad.csv:2: subject S1, madrs: no record at the baseline visit 'baseline'; change not "
-        "computed; add the baseline record, or choose the baseline visit with --baseline",
+        [
+            (
+                "no-baseline",
+                "bad.csv:2: subject S1, madrs: no record at the baseline visit 'baseline'; change "
+                "not computed; add the baseline record, or choose the baseline visit with "
+                "--baseline",
+            )
+        ],
         1,
     ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("name", "text", "code", "message", "status"), CHANGE_CASES, ids=[c[0] for c in CHANGE_CASES]
+    ("name", "text", "issues", "status"), CHANGE_CASES, ids=[c[0] for c in CHANGE_CASES]
 )
 def test_change_bad_input(
     runner: CliRunner,
@@ -133,8 +151,7 @@ def test_change_bad_input(
     monkeypatch: pytest.MonkeyPatch,
     name: str,
     text: str,
-    code: str,
-    message: str,
+    issues: list[tuple[str, str]],
     status: int,
 ) -> None:
     monkeypatch.chdir(tmp_path)
@@ -144,4 +161,4 @@ def test_change_bad_input(
     )
     assert result.exit_code == status, result.output
     doc = json.loads(result.stdout)
-    assert [(i["code"], i["message"]) for i in doc["issues"]] == [(code, message)]
+    assert [(i["code"], i["message"]) for i in doc["issues"]] == issues

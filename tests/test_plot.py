@@ -485,7 +485,8 @@ def windowed_study(folder: Path) -> tuple[Path, Path]:
         ("S2", "d13", 13, 1),
     ]
     lines = [f"subject,visit,day,{items}"]
-    lines += [f"{s},{v},{d}," + ",".join([str(x)] * 10) for s, v, d, x in rows]
+    # each total is 10 x x, and no rating has ten identical items (a rating check)
+    lines += [f"{s},{v},{d}," + ",".join(map(str, [x + 1, x - 1, *[x] * 8])) for s, v, d, x in rows]
     (folder / "d.csv").write_text("\n".join(lines) + "\n")
     return folder / "d.csv", folder / "w.yaml"
 

@@ -8,13 +8,16 @@ import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ketascore.analysis.windows import WindowPlan, apply_windows
 from ketascore.core.issues import Issue, make_issue
 from ketascore.core.records import ScoreResult
 from ketascore.core.scale import Scale, ScoreRule
 from ketascore.core.values import Num, clean_number
+
+if TYPE_CHECKING:
+    from ketascore.analysis.raters import RatingCheckSummary
 
 BASELINE_NAME = "baseline"
 
@@ -159,6 +162,8 @@ class ChangeReport:
     # analysis visit -> AVISITN, as the windows file sets it (empty without one)
     visit_numbers: dict[str, Num] = field(default_factory=dict)
     reliable_change: ReliableChangeRule | None = None
+    # the scale's rating checks over its records, per rater and site (analysis.raters)
+    rating_checks: RatingCheckSummary | None = None
 
     def baseline_rules(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -181,6 +186,8 @@ class ChangeReport:
         }
         if self.reliable_change is not None:
             out["reliable_change"] = self.reliable_change.describe()
+        if self.rating_checks is not None:
+            out["rating_checks"] = self.rating_checks.to_dict()
         return out
 
 

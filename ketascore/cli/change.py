@@ -12,8 +12,11 @@ from ketascore.cli import cli
 from ketascore.cli.common import (
     Exit,
     UsageError,
+    check_files,
     check_input_extras,
     check_option_file,
+    checked_scale,
+    checks_option,
     complete_provenance,
     console,
     echo_out,
@@ -209,6 +212,9 @@ def change_report(
         i for r in results if r.scale == scale.id or r.scale_version is None for i in r.issues
     ]
     report.issues[:0] = issues + record_issues
+    from ketascore.analysis.raters import summarise_rating_checks
+
+    report.rating_checks = summarise_rating_checks(results, scale)
     return report
 
 
@@ -251,6 +257,7 @@ def change_report(
 )
 @output_options(("table", "json", "jsonl", "csv", "adam"))
 @provenance_options
+@checks_option
 @input_options
 @click.option(
     "-q",
@@ -274,6 +281,7 @@ def change_cmd(
     output: Path | None,
     provenance_file: Path | None,
     no_escape_formulas: bool,
+    check_names: tuple[str, ...],
     input_format: str | None,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -295,9 +303,10 @@ def change_cmd(
     read_files = [f for _, f in option_files()] + [
         str(f) for f in (scale_file(scale_name), windows_file) if f is not None
     ]
+    read_files += check_files(check_names)
     plan_outputs(output_targets(fmt, output, provenance_file), inputs, read_files)
     check_input_extras(inputs, input_format)
-    scale = load_scale_option(scale_name, max_file_size)
+    scale = checked_scale(load_scale_option(scale_name, max_file_size), check_names, max_file_size)
     if score_name not in scale.score_ids:
         raise UsageError(
             f"scale {scale.id} has no score {score_name!r}; scores: {', '.join(scale.score_ids)}"
@@ -337,6 +346,10 @@ def change_cmd(
         from ketascore.present.render import change_tables
 
         console().print(change_tables(report, scale, trend=is_tty(sys.stdout)))
+        if report.rating_checks is not None:
+            from ketascore.present.raters import rating_check_table
+
+            console().print(rating_check_table(report.rating_checks))
     provenance = build_provenance(
         [scale, *([other] if other is not None else [])], hashes, "ketascore change"
     )

@@ -528,3 +528,80 @@ def check_input_extras(paths: list[str], input_format: str | None) -> None:
                 f"reading {why} needs {package}, which is not installed; install it with: "
                 + install_hint(package)
             )
+
+
+def checks_option(func: F) -> F:
+    """--checks: add the rating checks of a check file to its scale for this run."""
+    return click.option(
+        "--checks",
+        "check_names",
+        multiple=True,
+        metavar="NAME|FILE",
+        help="Add the rating checks of a check file to its scale for this run: a built-in "
+        "one (madrs-visit-swings, hamd17-visit-swings) or the path of your own. A scale "
+        "with checks across visits is scored record by record.",
+    )(func)
+
+
+def check_files(names: Sequence[str]) -> list[str]:
+    """The files ``--checks`` names (rather than built-in check files)."""
+    from ketascore.core.checksets import builtin_check_files
+
+    return [n for n in names if n not in builtin_check_files() and Path(n).exists()]
+
+
+def load_check_sets(names: Sequence[str], max_file_size: int | None = None) -> list[Any]:
+    """The check files of ``--checks`` (a usage error if one is unknown or has problems)."""
+    from ketascore.core.checksets import UnknownCheckSetError, resolve_check_set
+    from ketascore.core.scale import ScaleError
+
+    for path in check_files(names):
+        check_option_file("--checks", path, max_file_size)
+    found = []
+    for name in names:
+        try:
+            found.append(resolve_check_set(name))
+        except UnknownCheckSetError as exc:
+            raise UsageError(str(exc)) from None
+        except ScaleError as exc:
+            raise UsageError(
+                f"check file {exc.source} has problems:\n" + "\n".join(exc.problems)
+            ) from None
+    return found
+
+
+def add_checks(scale: Any, check_sets: list[Any]) -> Any:
+    """``scale`` with the checks of those ``check_sets`` that are for it."""
+    from ketascore.core.checksets import with_check_sets
+    from ketascore.core.scale import ScaleError
+
+    mine = [c for c in check_sets if c.scale == scale.id]
+    if not mine:
+        return scale
+    try:
+        return with_check_sets(scale, mine)
+    except ScaleError as exc:
+        raise UsageError(
+            f"check file {exc.source} does not fit scale {scale.id}:\n" + "\n".join(exc.problems)
+        ) from None
+
+
+def require_checked_scales(check_sets: list[Any], scales: list[Any]) -> None:
+    """A usage error for a check file whose scale is not among ``scales``."""
+    ids = {s.id for s in scales if s is not None}
+    for check_set in check_sets:
+        if check_set.scale not in ids:
+            given = ", ".join(sorted(ids)) or "none; give it with --scale"
+            raise UsageError(
+                f"--checks {check_set.id}: its checks are for scale {check_set.scale}, which "
+                f"is not a scale of this run (--scale: {given})"
+            )
+
+
+def checked_scale(scale: Any, names: Sequence[str], max_file_size: int | None = None) -> Any:
+    """``scale`` (the scale of --scale) with the checks of ``--checks`` added."""
+    if not names:
+        return scale
+    check_sets = load_check_sets(names, max_file_size)
+    require_checked_scales(check_sets, [scale])
+    return add_checks(scale, check_sets)

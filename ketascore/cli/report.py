@@ -12,16 +12,21 @@ from ketascore.cli import cli
 from ketascore.cli.common import (
     Exit,
     UsageError,
+    add_checks,
+    check_files,
     check_input_extras,
+    checks_option,
     complete_provenance,
     console,
     input_options,
     is_tty,
     lines_writer,
+    load_check_sets,
     load_scale_option,
     option_files,
     plan_outputs,
     read_options,
+    require_checked_scales,
     scale_file,
     window_options,
     write_outputs,
@@ -71,6 +76,7 @@ if TYPE_CHECKING:
 @change_options
 @window_options
 @picture_options
+@checks_option
 @input_options
 def report_cmd(
     paths: tuple[str, ...],
@@ -90,6 +96,7 @@ def report_cmd(
     error: str,
     color_by: str | None,
     title: str | None,
+    check_names: tuple[str, ...],
     input_format: str | None,
     include: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -137,14 +144,17 @@ def report_cmd(
     read_files = [f for _, f in option_files()] + [
         str(f) for f in (*map(scale_file, scale_names), windows_file) if f is not None
     ]
+    read_files += check_files(check_names)
     plan_outputs([("-o", output), ("--pdf", pdf_file)], list(paths), read_files)
     check_input_extras(list(paths), input_format)
     scales: list[Scale] = []
+    check_sets = load_check_sets(check_names, max_file_size)
     for name in scale_names:
-        scale = load_scale_option(name, max_file_size)
+        scale = add_checks(load_scale_option(name, max_file_size), check_sets)
         check_score(scale, score_name)
         if scale.id not in {s.id for s in scales}:
             scales.append(scale)
+    require_checked_scales(check_sets, scales)
     windows = load_windows_option(windows_file, max_file_size)  # (stops before reading)
     data = read_answers(
         list(paths),

@@ -13,7 +13,10 @@ from ketascore.cli import cli
 from ketascore.cli.common import (
     Exit,
     UsageError,
+    check_files,
     check_input_extras,
+    checked_scale,
+    checks_option,
     complete_provenance,
     console,
     echo_out,
@@ -98,6 +101,7 @@ def summary_line(summary: dict[str, int], skipped: list[str] | None = None) -> s
     help="Where the table engine spills what does not fit in memory (default: DuckDB's).",
 )
 @provenance_options
+@checks_option
 @click.option(
     "-q",
     "--quiet",
@@ -120,6 +124,7 @@ def score_cmd(
     temp_directory: Path | None,
     provenance_file: Path | None,
     no_escape_formulas: bool,
+    check_names: tuple[str, ...],
     quiet: bool,
 ) -> None:
     """Score answer files (YAML, JSON, CSV, ...), folders (recursively) or - (stdin).
@@ -133,12 +138,13 @@ def score_cmd(
     """
     from ketascore.api import score_paths
 
-    chosen = load_scale_option(scale_name, max_file_size)
+    chosen = checked_scale(load_scale_option(scale_name, max_file_size), check_names, max_file_size)
     engine = ENGINES[engine]
     parquet = fmt == "parquet" or (output is not None and output.suffix.lower() == ".parquet")
     fmt = "parquet" if parquet else resolve_format(fmt, output)
     inputs = list(paths)
     read_files = [f for _, f in option_files()] + [f for f in [scale_file(scale_name)] if f]
+    read_files += check_files(check_names)
     plan_outputs(output_targets(fmt, output, provenance_file), inputs, read_files)
     check_input_extras(inputs, input_format)
     given = given_read_options()

@@ -33,6 +33,7 @@ from ketascore.present.plotting import (
     score_name,
     visit_axis,
 )
+from ketascore.present.raters import rating_check_html, rating_check_lines
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -420,6 +421,7 @@ def render_html(doc: StudyReport) -> str:
         )
         parts.append(html_table(cols, rows, {"Baseline", *followup_visits(report)}))
         parts.append("</details>")
+        parts += rating_check_html(report.rating_checks)
 
     parts.append('<h2 id="issues">Data issues</h2>')
     if not doc.issues:
@@ -542,6 +544,7 @@ def text_lines(doc: StudyReport) -> list[str]:
         carried = carried_note(section.report)
         lines += [f"({note})" for note in ([carried] if carried else []) + section.notes]
         lines += efficacy_lines(section)
+        lines += rating_check_lines(section.report.rating_checks)
     lines += ["", "Data issues", ""]
     if not doc.issues:
         lines.append("No data issues: every record was read and scored cleanly.")

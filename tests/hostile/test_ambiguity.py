@@ -275,7 +275,10 @@ def _change(runner: CliRunner, path: Path, *args: str) -> tuple[int, dict[str, A
 
 def _madrs_rows(rows: list[tuple[str, str, int | str, str, int]]) -> str:
     lines = [f"subject,visit,day,arm,{MADRS}"]
-    lines += [f"{s},{v},{d},{a}," + ",".join([str(x)] * 10) for s, v, d, a, x in rows]
+    # each total is 10 x x, and no rating has ten identical items (a rating check)
+    lines += [
+        f"{s},{v},{d},{a}," + ",".join(map(str, [x + 1, x - 1, *[x] * 8])) for s, v, d, a, x in rows
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -308,8 +311,8 @@ def test_several_baseline_candidates_are_an_issue_not_a_choice(
 def test_the_same_earliest_date_is_an_issue(runner: CliRunner, tmp_path: Path) -> None:
     path = tmp_path / "v.csv"
     path.write_text(
-        f"subject,visit,date,{MADRS}\nS1,a,2024-01-01,{','.join(['3'] * 10)}\n"
-        f"S1,b,2024-01-01,{','.join(['2'] * 10)}\nS1,c,2024-01-05,{','.join(['1'] * 10)}\n"
+        f"subject,visit,date,{MADRS}\nS1,a,2024-01-01,4,2,{','.join(['3'] * 8)}\n"
+        f"S1,b,2024-01-01,3,1,{','.join(['2'] * 8)}\nS1,c,2024-01-05,2,0,{','.join(['1'] * 8)}\n"
     )
     code, doc = _change(runner, path)
     assert code == 1 and doc["rows"] == []
