@@ -586,8 +586,7 @@ _TYPES = [
         "no-records",
         "error",
         "The input holds no record of the scale analysed",
-        "check --scale and --score against the input (ketascore score shows what the files "
-        "hold)",
+        "check --scale and --score against the input (ketascore score shows what the files hold)",
         "no {scale} record in the input has a {score} score; nothing to analyse",
     ),
     _type(
