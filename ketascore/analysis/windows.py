@@ -35,12 +35,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
-from ketascore.core import yamlsafe
 from ketascore.core.issues import Issue, make_issue
 from ketascore.core.records import ScoreResult
-from ketascore.core.scale import Problem, ScaleError, format_problem, pydantic_problems
+from ketascore.core.scale import Problem, ScaleError, load_model
 from ketascore.core.values import Num, format_number
 
 Pick = Literal["closest", "latest", "earliest"]
@@ -125,22 +124,9 @@ def _relations(plan: WindowPlan) -> list[Problem]:
 
 
 def load_windows_text(text: str, source: str) -> WindowPlan:
-    """Parse a windows file; raises ScaleError with every problem as file:line:col."""
-    try:
-        # days as the value grammar reads numbers: from: 010 is day 10, not octal 8
-        located = yamlsafe.load(text, numbers="grammar")
-    except yamlsafe.YamlError as exc:
-        where = source if exc.line is None else f"{source}:{exc.line}:{exc.column}"
-        raise ScaleError(source, [f"{where}: {exc.message}"]) from None
-    try:
-        plan = WindowPlan.model_validate(located.data)
-    except ValidationError as exc:
-        problems = pydantic_problems(exc, located.data)
-        raise ScaleError(source, [format_problem(source, located, p) for p in problems]) from None
-    relations = _relations(plan)
-    if relations:
-        raise ScaleError(source, [format_problem(source, located, p) for p in relations])
-    return plan
+    """Parse a windows file; raises ScaleError with every problem as file:line:col (days
+    read as the value grammar reads numbers: from: 010 is day 10, not octal 8)."""
+    return load_model(text, source, WindowPlan, _relations, numbers="grammar")
 
 
 def load_windows(path: str | Path) -> WindowPlan:

@@ -8,10 +8,9 @@ from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from ketascore.core import yamlsafe
-from ketascore.core.scale import Problem, ScaleError, format_problem, pydantic_problems
+from ketascore.core.scale import Problem, ScaleError, load_model
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -23,31 +22,6 @@ def data_dir(kind: str) -> Path:
 
 def builtin_files(kind: str) -> dict[str, Path]:
     return {p.stem: p for p in sorted(data_dir(kind).glob("*.yaml"))}
-
-
-def load_model(
-    text: str,
-    source: str,
-    model: type[M],
-    relations: Callable[[M], list[Problem]] = lambda _: [],
-) -> M:
-    """Parse and check one file; raises ScaleError with every problem located."""
-    try:
-        located = yamlsafe.load(text)
-    except yamlsafe.YamlError as exc:
-        where = source if exc.line is None else f"{source}:{exc.line}:{exc.column}"
-        raise ScaleError(source, [f"{where}: {exc.message}"]) from None
-    if not isinstance(located.data, dict):
-        raise ScaleError(source, [f"{source}:1:1: (document): the file holds a mapping of keys"])
-    try:
-        parsed = model.model_validate(located.data)
-    except ValidationError as exc:
-        problems = pydantic_problems(exc, located.data)
-        raise ScaleError(source, [format_problem(source, located, p) for p in problems]) from None
-    found = relations(parsed)
-    if found:
-        raise ScaleError(source, [format_problem(source, located, p) for p in found])
-    return parsed
 
 
 def read_text(path: str | Path) -> str:

@@ -25,7 +25,7 @@ from ketascore.clinic import files
 from ketascore.core.issues import Issue, make_issue
 from ketascore.core.model import Citation, Id, Text
 from ketascore.core.records import ScoreResult
-from ketascore.core.scale import Problem
+from ketascore.core.scale import Problem, load_model
 from ketascore.core.values import Num, clean_number
 
 Number = StrictInt | StrictFloat
@@ -239,7 +239,7 @@ def load_measure(id_or_path: str) -> MeasureDefinition:
 
 
 def load_measure_text(text: str, source: str = "<measure>") -> MeasureDefinition:
-    return files.load_model(text, source, MeasureDefinition, _relations)
+    return load_model(text, source, MeasureDefinition, _relations)
 
 
 # --------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from ketascore.clinic import files
 from ketascore.core import yamlsafe
 from ketascore.core.issues import Issue, make_issue
 from ketascore.core.model import Citation, Id, Text
-from ketascore.core.scale import Problem
+from ketascore.core.scale import Problem, load_model
 from ketascore.core.values import Num, clean_number
 
 Severity = Literal["alert", "warning", "note"]
@@ -497,7 +497,7 @@ def load_rules(id_or_path: str = "esketamine-label") -> RuleSet:
 
 
 def load_rules_text(text: str, source: str = "<rules>") -> RuleSet:
-    return files.load_model(text, source, RuleSet, _rule_relations)
+    return load_model(text, source, RuleSet, _rule_relations)
 
 
 # --------------------------------------------------------------------------------------

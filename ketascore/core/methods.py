@@ -14,6 +14,7 @@ a prorated sum is ``(sum * n) / k`` (prorate_mean) or ``(sum * max_all) / max_an
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -35,7 +36,7 @@ class SqlParts:
     his: Sequence[Num]
 
 
-class ScoreMethod:
+class ScoreMethod(ABC):
     """A way to combine a score's answered terms into its value."""
 
     name = ""
@@ -49,8 +50,9 @@ class ScoreMethod:
             return [f"{missing.method} applies to sums only"]
         return []
 
+    @abstractmethod
     def value_range(self, los: list[Num], his: list[Num], required: int) -> tuple[Num, Num]:
-        raise NotImplementedError
+        """The least and greatest values, from the terms' ranges (``required`` answered)."""
 
     def whole(self, whole_terms: bool, rule: MissingRule, prorates: bool) -> bool:
         """Whether every value is a whole number (bands then meet at whole numbers)."""
@@ -58,14 +60,14 @@ class ScoreMethod:
             return False
         return whole_terms
 
+    @abstractmethod
     def evaluate(self, rule: ScoreRule, parts: list[Num], answered: list[int]) -> tuple[Num, bool]:
         """The value of ``rule`` from the parts of its answered terms (``answered``: their
         positions), and whether it was prorated."""
-        raise NotImplementedError
 
+    @abstractmethod
     def sql(self, rule: ScoreRule, terms: SqlParts) -> tuple[str, str]:
         """The SQL of ``evaluate``: (value, prorated), for rows with enough answered terms."""
-        raise NotImplementedError
 
     def rounds(self, prorated: bool) -> bool:
         """Whether the missing rule's rounding applies to this value."""

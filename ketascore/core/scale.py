@@ -9,12 +9,12 @@ the others) and compiles the rules the engine runs. Problems are reported as
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ketascore.core import yamlsafe
 from ketascore.core.methods import METHODS
@@ -1232,3 +1232,34 @@ def load_scale_file(path: str | Path) -> Scale:
     except (OSError, UnicodeDecodeError) as exc:
         raise ScaleError(str(path), [f"{path}: cannot read scale file: {exc}"]) from None
     return load_scale_text(text, str(path))
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_model(
+    text: str,
+    source: str,
+    model: type[M],
+    relations: Callable[[M], list[Problem]] = lambda _: [],
+    numbers: yamlsafe.Numbers = "yaml",
+) -> M:
+    """Parse and check one data file written in YAML (measures, session rules, windows):
+    safe YAML, the pydantic ``model``, then ``relations`` between its parts; raises
+    ScaleError with every problem located as ``file:line:column: path: message``."""
+    try:
+        located = yamlsafe.load(text, numbers=numbers)
+    except yamlsafe.YamlError as exc:
+        where = source if exc.line is None else f"{source}:{exc.line}:{exc.column}"
+        raise ScaleError(source, [f"{where}: {exc.message}"]) from None
+    if not isinstance(located.data, dict):
+        raise ScaleError(source, [f"{source}:1:1: (document): the file holds a mapping of keys"])
+    try:
+        parsed = model.model_validate(located.data)
+    except ValidationError as exc:
+        problems = pydantic_problems(exc, located.data)
+        raise ScaleError(source, [format_problem(source, located, p) for p in problems]) from None
+    found = relations(parsed)
+    if found:
+        raise ScaleError(source, [format_problem(source, located, p) for p in found])
+    return parsed
