@@ -768,7 +768,6 @@ def _rate(count: int, total: int) -> float | None:
 # Reliable and clinically significant change (Jacobson & Truax 1991)
 
 RC_CRITICAL = 1.96  # |RC| > 1.96: a change this large arises by measurement error with p < .05
-RCI_CATEGORIES = ("recovered", "improved", "unchanged", "deteriorated")
 
 
 @dataclass(frozen=True)

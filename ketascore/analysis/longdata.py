@@ -47,9 +47,6 @@ class LongTable:
             )
         return self.columns[name]
 
-    def has(self, name: str) -> bool:
-        return name in self.columns or self.find(name) is not None
-
     def where(self, keep: Sequence[bool]) -> LongTable:
         return LongTable(
             {

@@ -685,12 +685,6 @@ def structures() -> tuple[str, ...]:
     return STRUCTURES
 
 
-def reference_of(spec: MMRMSpec, groups: Sequence[str]) -> str | None:
-    if not spec.group or not groups:
-        return None
-    return spec.references.get(spec.group, groups[0])
-
-
 def summary_counts(result: MMRMResult) -> Mapping[str, int]:
     return {
         "subjects": result.subjects,

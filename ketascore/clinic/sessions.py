@@ -45,15 +45,6 @@ NUMBER_FIELDS = (
 )
 TIME_FIELDS = ("dosed_at", "ready_to_leave_at")
 TEXT_FIELDS = ("drug", "route", "adverse_events", "session", "visit")
-KNOWN_COLUMNS = {
-    "subject",
-    "patient",
-    "date",
-    *BP_FIELDS,
-    *NUMBER_FIELDS,
-    *TIME_FIELDS,
-    *TEXT_FIELDS,
-}
 
 # What a rule's condition may name: the recorded values and the differences derived from them.
 FIELDS = (
@@ -486,10 +477,6 @@ def _rule_relations(rs: RuleSet) -> list[Problem]:
             )
         problems.extend(_condition_problems(rule.when, ("rules", i, "when")))
     return problems
-
-
-def builtin_rule_sets() -> list[str]:
-    return list(files.builtin_files("rules"))
 
 
 def load_rules(id_or_path: str = "esketamine-label") -> RuleSet:

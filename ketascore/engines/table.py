@@ -291,26 +291,40 @@ ERROR_CODES = sorted(c for c, t in ISSUE_TYPES.items() if t.severity == "error")
 
 
 class _Tally:
-    """What a streamed pass hands over, kept on the way to be counted after: a function of
-    the query's WHERE clause that DuckDB calls with each batch of rows (from its threads,
-    hence the lock). It is given whether each row is a record, a code of what else is true
-    of it (``FACTS``, one bit each, plus 32 times the row's source) and, for a record, a
-    hash of its subject and visit; it keeps the last two, and passes the records on."""
+    """What a streamed pass hands over, counted on the way: a function of the query's WHERE
+    clause that DuckDB calls with each batch of rows (from its threads, hence the lock). It
+    is given whether each row is a record, a code of what else is true of it (``FACTS``, one
+    bit each, plus 32 times the row's source) and a hash of its subject and visit; it counts
+    the codes, keeps the hashes of the records, and passes the records on."""
 
     FACTS = ("kept", "scored", "problem", "flagged", "filled")
 
     def __init__(self) -> None:
+        import numpy as np
+
         self.lock = threading.Lock()
-        self.batches: list[Any] = []  # (code, key) of each batch
+        self.keys: list[Any] = []  # the hashes of each batch's records (numpy arrays)
+        self.totals = np.zeros(0, dtype=np.int64)  # rows of each code
+        self.unknown = False  # a row the query could not classify
         self.counts: dict[int, int] = {}  # code: rows
         self.repeated = False
 
     def keep(self, kept: Any, code: Any, key: Any) -> Any:
-        import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+        import numpy as np
 
-        batch = pa.Table.from_arrays([code, key], names=["code", "key"])
+        if kept.null_count or code.null_count or key.null_count:
+            self.unknown = True
+            return kept
+        mask = kept.to_numpy(zero_copy_only=False)
+        keys = key.to_numpy()[mask]
+        counts = np.bincount(code.to_numpy())
         with self.lock:
-            self.batches.append(batch)
+            if len(counts) > len(self.totals):
+                counts[: len(self.totals)] += self.totals
+                self.totals = counts
+            else:
+                self.totals[: len(counts)] += counts
+            self.keys.append(keys)
         return kept
 
     @classmethod
@@ -321,24 +335,17 @@ class _Tally:
         )
         return f"({bits} + 32 * {facts['file']})"
 
-    def count(self, con: Any) -> None:
-        """Count the rows of each code, and whether a subject and visit holds more than one
-        record (by hash: a collision only costs a merge that finds nothing to merge); in
-        DuckDB, ``con``."""
-        import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+    def count(self) -> None:
+        """Count the rows of each code, and find whether a subject and visit holds more than
+        one record (by hash: a collision only costs a merge that finds nothing to merge)."""
+        import numpy as np
 
-        # (pyarrow's table functions, unlike pyarrow.compute, do not import pandas)
-        kept = pa.concat_tables(self.batches) if self.batches else pa.table({"code": [], "key": []})
-        con.register("_ks_tally", kept)
-        try:
-            counts = con.execute("SELECT code, count(*) FROM _ks_tally GROUP BY code").fetchall()
-            if any(code is None for code, _ in counts):  # a fact the query left unknown
-                raise TableEngineError("a counted pass could not classify every row")
-            self.counts = {int(code): int(n) for code, n in counts}
-            query = "SELECT count(key) > count(DISTINCT key) FROM _ks_tally"
-            self.repeated = bool(con.execute(query).fetchall()[0][0])
-        finally:
-            con.unregister("_ks_tally")
+        if self.unknown:
+            raise TableEngineError("a counted pass could not classify every row")
+        self.counts = {code: int(n) for code, n in enumerate(self.totals.tolist()) if n}
+        keys = np.sort(np.concatenate(self.keys)) if self.keys else np.zeros(0)
+        self.keys = []
+        self.repeated = bool(len(keys) > 1 and (keys[1:] == keys[:-1]).any())
 
     def rows(self, fact: str, file: int | None = None) -> int:
         """The rows (of one source) of which ``fact`` is true (all rows: ``fact`` "")."""
@@ -473,13 +480,13 @@ class TableRun:
                 "filled": "((subject IS NOT NULL AND visit IS NOT NULL) OR _ks_no_ids)",
             }
         )
-        key = "CASE WHEN _ks_kept THEN hash(subject, visit) END"
+        key = "hash(subject, visit)"
         counted = f"({query}) WHERE {name}({keep}, {code}, {key})"
         try:
             self.con.execute(into.format(counted)).fetchall()
         finally:
             self.con.remove_function(name)
-        tally.count(self.con)
+        tally.count()
         return tally
 
     def _take(self, tally: _Tally, rows: _Tally, flagged: dict[int, list[int]]) -> None:
@@ -610,7 +617,7 @@ class TableRun:
             select = ", ".join(self._csv_cells(escape_formulas))
             options = "HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"', NULL ''"
         else:
-            select = ", ".join(quote(c) for c in self.columns)
+            select = ", ".join(self._parquet_cells())
             options = "FORMAT parquet, COMPRESSION zstd"
         with _engine_errors():
             if not self.table and self._stream(select, path, options):
@@ -637,6 +644,26 @@ class TableRun:
             path = os.path.join(folder, "scores.csv")
             self.copy("csv", path, escape_formulas=escape_formulas)
             return Path(path).read_text(encoding="utf-8")
+
+    def _parquet_cells(self) -> list[str]:
+        """Each output column for Parquet: the columns of a few texts known before (the
+        scale, its version, the bands) as ENUMs, which DuckDB writes as the texts they hold
+        (a Parquet string column, as the writers write it) from their dictionary, without
+        hashing each row's text."""
+        scale = self.scale
+        known: dict[str, list[str]] = {"scale": [scale.id], "scale_version": [scale.version]}
+        known |= {f"{r.id}_band": [b.label for b in r.bands] for r in scale.scores if r.bands}
+        out = []
+        for n, name in enumerate(self.columns):
+            texts = sorted(set(known.get(name, [])))
+            if not texts:
+                out.append(quote(name))
+                continue
+            enum = f"_ks_enum_{n}"
+            values = ", ".join(sql_text(t) for t in texts)
+            self.con.execute(f"CREATE TYPE IF NOT EXISTS {enum} AS ENUM ({values})")
+            out.append(f"CAST({quote(name)} AS {enum}) AS {quote(name)}")
+        return out
 
     def _csv_cells(self, escape: bool) -> list[str]:
         """Each output column as the CSV writer (``writers.tabular``) writes its cell.
@@ -726,7 +753,7 @@ class TableRun:
             scale_version=scale.version,
             date=r["date"],
             day=clean_number(r["day"]) if r["day"] is not None else None,
-            source=Source(file=self.sources[file].name, line=line),
+            source=Source.model_construct(file=self.sources[file].name, line=line, index=None),
             extra={c: r[c] for c in self.carried if c in r},
         )
         for n, rule in enumerate(scale.scores):

@@ -17,7 +17,6 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ketascore.analysis.change import ChangeReport, ChangeRow, SummaryRow, natural_key
@@ -986,17 +985,6 @@ def figure_bytes(fig: Figure, fmt: str, dpi: int = 150) -> bytes:
     with figure_style(str(fig.get_label() or "figure")):
         fig.savefig(buf, format=fmt, dpi=dpi, metadata=metadata)
     return buf.getvalue()
-
-
-def save_figure(fig: Figure, path: str | Path, fmt: str | None = None, dpi: int = 150) -> None:
-    """Write the figure completely or not at all; the format comes from the extension."""
-    from ketascore.writers.tabular import atomic_writer
-
-    target = Path(path)
-    fmt = fmt or target.suffix.lower().lstrip(".")
-    data = figure_bytes(fig, fmt, dpi)
-    with atomic_writer(target, binary=True) as fh:
-        fh.write(data)
 
 
 def inline_svg(fig: Figure, prefix: str = "") -> str:

@@ -60,7 +60,6 @@ class ScaleCodes:
     item_by_cdisc: dict[str, str] = field(default_factory=dict)  # upper-case code -> item
     score_by_loinc: dict[str, str] = field(default_factory=dict)
     score_by_cdisc: dict[str, str] = field(default_factory=dict)
-    panel_loinc: str | None = None
     category: str | None = None  # CDISC QSCAT / RSCAT
     domain: str | None = None
 
@@ -75,7 +74,6 @@ def codes_of(scale: Scale) -> ScaleCodes:
     d = scale.definition
     out = ScaleCodes(scale)
     if d.codes is not None:
-        out.panel_loinc = d.codes.loinc
         out.category = d.codes.cdisc_category
         out.domain = d.codes.cdisc_domain
     for item in d.items:

@@ -121,6 +121,7 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # full-width forms of = + - @ (which some spreadsheet programs read as the ASCII ones)
 _STARTS = (*FORMULA_START, "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 _LEADING = " \t\r\n\x0b\x0c"
+_FIRST = frozenset((*_STARTS, " ", "\x0b", "\x0c"))  # the first characters that may need it
 
 
 def needs_escape(text: str) -> bool:
@@ -128,6 +129,8 @@ def needs_escape(text: str) -> bool:
     whitespace it starts with = + - @ (or a full-width one), a tab, a carriage return or a
     line feed, and it is not a plain number (``-1``, ``+44``, ``-0.5``: a sign, ASCII digits
     and at most one decimal point, as ``ketascore.core.values`` reads numbers)."""
+    if text[:1] not in _FIRST:  # (most texts: one set lookup)
+        return False
     if text.startswith(_STARTS):
         return not is_number(strip(text))
     spaced = text[:1] in (" ", "\x0b", "\x0c") and text.lstrip(_LEADING).startswith(_STARTS)
@@ -161,6 +164,8 @@ def escape_formula(text: str) -> str:
 def csv_cell(value: Any, escape: bool = True) -> str:
     if value is None:
         return ""
+    if type(value) is str:  # (the commonest cell first)
+        return escape_formula(value) if escape else value
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
