@@ -337,22 +337,28 @@ PLAIN_LIMIT = 64  # items with more allowed whole values are not mapped value by
 
 
 def sql_item(
-    rule: ItemRule, c: SqlColumns, kind: str = "text", extra_missing: Iterable[Num | str] = ()
+    rule: ItemRule,
+    c: SqlColumns,
+    kind: str = "text",
+    extra_missing: Iterable[Num | str] = (),
+    whole: bool = False,
 ) -> SqlItem:
     """The grammar of ``parse_value`` for an item's column (``c.raw``): ``kind`` is text
     (any column read as text), number (a numeric column; NaN is a missing answer, as the
-    readers of tables take it) or boolean."""
+    readers of tables take it) or boolean. ``whole``: a number column of an integer type
+    (no NaN, infinity or fraction to look for)."""
     extra = list(extra_missing)
     extra_numbers = [clean_number(v) for v in extra if isinstance(v, int | float)]
     extra_texts = [v for v in extra if isinstance(v, str)]
-    checked = _sql_number_check(rule, c.number, extra_numbers)
+    checked = _sql_number_check(rule, c.number, extra_numbers, whole and kind == "number")
     if kind == "boolean":
         rejected = f"CASE WHEN {c.raw} IS NULL THEN NULL ELSE 'not-a-number' END"
         null = "CAST(NULL AS DOUBLE)"
         return SqlItem(None, None, null, None, None, None, null, rejected)
     if kind == "number":
         number = f"CAST({c.raw} AS DOUBLE)"
-        number = f"(CASE WHEN {sql_is_nan(number)} THEN NULL ELSE {number} END)"
+        if not whole:
+            number = f"(CASE WHEN {sql_is_nan(number)} THEN NULL ELSE {number} END)"
         return SqlItem(None, None, number, None, None, None, checked.value, checked.rejection)
     # 1. the plain answers
     texts = {str(v): sql_number(v) for v in _plain_values(rule)}
@@ -421,8 +427,11 @@ class _Checked:
     rejection: str
 
 
-def _sql_number_check(rule: ItemRule, number: str, extra_missing: list[Num]) -> _Checked:
-    """A number (a DOUBLE column) checked as ``_check_number`` checks it."""
+def _sql_number_check(
+    rule: ItemRule, number: str, extra_missing: list[Num], whole: bool = False
+) -> _Checked:
+    """A number (a DOUBLE column) checked as ``_check_number`` checks it (``whole``: one of
+    an integer column, finite and whole)."""
     missing = sql_in(number, (sql_number(v) for v in [*rule.missing_values, *extra_missing]))
     if rule.allowed is None and rule.per_unit > 1:
         # a range in steps of 1/k (half points): (v - lo) * k is whole, as ItemRule.is_allowed
@@ -431,14 +440,19 @@ def _sql_number_check(rule: ItemRule, number: str, extra_missing: list[Num]) -> 
         allowed = f"({number} BETWEEN {lo} AND {hi} AND {units} = floor({units}))"
     elif rule.allowed is None:
         lo, hi = sql_number(rule.lo), sql_number(rule.hi)
-        allowed = f"({number} BETWEEN {lo} AND {hi} AND {number} = floor({number}))"
+        fraction = "" if whole else f" AND {number} = floor({number})"
+        allowed = f"({number} BETWEEN {lo} AND {hi}{fraction})"
     else:
         allowed = sql_in(number, (sql_number(v) for v in sorted(rule.allowed)))
     outside = f"({number} < {sql_number(rule.lo)} OR {number} > {sql_number(rule.hi)})"
     finite = f"({number} - {number} = 0)"  # NaN and infinity minus themselves are NaN
-    value = f"CASE WHEN {finite} AND NOT {missing} AND {allowed} THEN {number} END"
+    checks = ("" if whole else f"{finite} AND ") + (
+        "" if missing == "FALSE" else f"NOT {missing} AND "
+    )
+    value = f"CASE WHEN {checks}{allowed} THEN {number} END"
+    nan = "" if whole else f"WHEN NOT {finite} THEN 'not-a-number' "
     rejection = (
-        f"CASE WHEN {number} IS NULL THEN NULL WHEN NOT {finite} THEN 'not-a-number' "
+        f"CASE WHEN {number} IS NULL THEN NULL {nan}"
         f"WHEN {missing} OR {allowed} THEN NULL WHEN {outside} THEN 'out-of-range' "
         "ELSE 'not-allowed-value' END"
     )

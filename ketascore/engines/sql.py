@@ -39,7 +39,7 @@ from ketascore.core.values import (
 
 # Dialects whose results are checked against the record engine by the test suite.
 DIALECTS = ("duckdb", "spark", "databricks", "postgres")
-KINDS = ("text", "number", "boolean")
+KINDS = ("text", "number", "integer", "boolean")
 
 
 class SqlError(ValueError):
@@ -261,8 +261,9 @@ class TableLayout:
     """What is known about the input relation.
 
     ``kinds`` gives a column's kind: text (the default, right for any type since the value
-    is then read as text), number or boolean. ``carry`` columns are copied to the output
-    after the scores, as the CSV reader copies other columns. ``unknown_items`` are
+    is then read as text), number, integer (a number that is always whole: no NaN, no
+    fraction, so the checks for them are left out) or boolean. ``carry`` columns are copied
+    to the output after the scores, as the CSV reader copies other columns. ``unknown_items`` are
     ``<scale>_<x>`` columns that name no item of the scale (each row gets an unknown-item
     issue). ``absent`` items have no column (always missing). ``order`` is a column that
     numbers the rows in input order (the first of repeated rows is kept, and the output
@@ -705,7 +706,12 @@ class _Compiler:
         self.fence = ""  # ends each step's SELECT (" OFFSET 0" for PostgreSQL)
 
     def kind(self, column: str) -> str:
-        return self.layout.kinds.get(column, "text")
+        kind = self.layout.kinds.get(column, "text")
+        return "number" if kind == "integer" else kind
+
+    def whole(self, column: str) -> bool:
+        """The column holds whole numbers only (an integer type)."""
+        return self.layout.kinds.get(column) == "integer"
 
     def item_columns(self) -> dict[str, str]:
         """The column of each item the table has."""
@@ -902,7 +908,9 @@ class _Compiler:
         for n, (item_id, column) in enumerate(items.items()):
             kind = self.kind(column)
             cols = SqlColumns(raw[item_id], *(f"{name}{n}" for name in names))
-            reading = sql_item(scale.items[item_id], cols, kind, self.cmap.missing_codes)
+            reading = sql_item(
+                scale.items[item_id], cols, kind, self.cmap.missing_codes, self.whole(column)
+            )
             for part, expr, name in (
                 ("fast", reading.fast, cols.fast),
                 ("text", reading.text, cols.text),

@@ -37,10 +37,11 @@ from ketascore.core.scale import Scale
 from ketascore.core.values import clean_number, sql_text, strip
 from ketascore.engines.sql import ColumnMap, SqlError, compile_scale, plan_columns, quote
 
-NUMBER_TYPES = (
+INTEGER_TYPES = (
     *("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT"),
-    *("UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "REAL", "DECIMAL"),
+    *("UINTEGER", "UBIGINT"),
 )
+NUMBER_TYPES = ("FLOAT", "DOUBLE", "REAL", "DECIMAL")
 CHUNK = 1 << 24
 
 
@@ -58,8 +59,11 @@ def available() -> bool:
 
 
 def kind_of(duckdb_type: str) -> str:
-    """How the compiler reads a column of this DuckDB type: number, boolean or text."""
+    """How the compiler reads a column of this DuckDB type: integer, number, boolean or
+    text."""
     base = duckdb_type.split("(")[0].upper()
+    if base in INTEGER_TYPES:
+        return "integer"
     if base in NUMBER_TYPES:
         return "number"
     if base == "BOOLEAN":
@@ -207,7 +211,9 @@ def arrow_source(table: Any, name: str = "<dataframe>") -> TableSource:
         t = f.type
         if pa.types.is_boolean(t):
             kinds[f.name] = "boolean"
-        elif pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        elif pa.types.is_integer(t):
+            kinds[f.name] = "integer"
+        elif pa.types.is_floating(t) or pa.types.is_decimal(t):
             kinds[f.name] = "number"
         else:
             kinds[f.name] = "text"
@@ -382,8 +388,11 @@ class TableRun:
         for source in sources:
             for name in source.header:
                 header.setdefault(name.casefold(), name)
-                kind = source.kinds.get(name, "text")
-                kinds[name] = kind if kinds.get(name, kind) == kind else "text"
+                kind, before = source.kinds.get(name, "text"), kinds.get(name)
+                if before is not None and before != kind:  # (numbers of two types: numbers)
+                    numeric = {kind, before} <= {"number", "integer"}
+                    kind = "number" if numeric else "text"
+                kinds[name] = kind
         # (a table without an item's column is read as the readers read it: records
         # without that item)
         layout, self.mapped = plan_columns(
@@ -690,7 +699,7 @@ class TableRun:
         for name in self.columns:
             col = quote(name)
             kind = kinds.get(name, "text") if name in self.carried else "text"
-            if name in numbers or kind == "number":
+            if name in numbers or kind in ("number", "integer"):
                 whole = (
                     f"CASE WHEN abs({col}) < 1e15 THEN CAST(CAST({col} AS BIGINT) AS VARCHAR) "
                     f"ELSE CAST(CAST({col} AS HUGEINT) AS VARCHAR) END"
