@@ -120,7 +120,8 @@ def test_a_column_map_names_columns_and_missing_codes(tmp_path: Path) -> None:
 
 def test_output_is_written_completely_or_not_at_all(tmp_path: Path) -> None:
     source = tmp_path / "a.csv"
-    source.write_text("subject,visit,phq9_1\nA,v1,1\n", encoding="utf-8")
+    items = [f"phq9_{i}" for i in range(1, 10)]
+    source.write_text(f"subject,visit,{','.join(items)}\nA,v1,1,,,,,,,,\n", encoding="utf-8")
     with table.score_tables(
         [table.csv_source(str(source), ["phq9"])],
         load_builtin("phq9"),  # type: ignore[list-item]

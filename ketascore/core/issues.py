@@ -635,6 +635,12 @@ _TYPES = [
         {
             "mapping": "the mapping {where} names column {column!r} for {what}, but the file "
             "has no such column (columns: {columns})",
+            "scored-item": Template(
+                "the table has no column {columns}, which {scale} scores read ({scores}): every "
+                "row would be left unscored or prorated, so its {scale} ratings were not scored",
+                "add the column (blank cells where the item was not asked), or name the "
+                "item's column with --map",
+            ),
             "no-subject": Template(
                 "the mapping {mapping} names no subject column; the file was not read",
                 "add subject: <column> to the mapping file",

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from ketascore.core import yamlsafe
+from ketascore.core.issues import Issue, make_issue
 from ketascore.core.methods import METHODS
 from ketascore.core.model import (
     Band,
@@ -320,6 +321,51 @@ class Scale:
     # the flags and checks that compare a rating with an earlier one of the subject
     # (evaluated over a subject's records, not record by record)
     across_visits: tuple[str, ...] = ()
+
+    def score_users(self) -> dict[str, list[str]]:
+        """Each slot a score reads (an item, or an alternative such as HAM-D 16a/16b), with
+        the scores that read it."""
+        out: dict[str, list[str]] = {}
+        for rule in self.scores:
+            slots = {t.ref for t in rule.terms if t.kind == "slot"}
+            if rule.applies_when is not None and rule.applies_when.kind == "slot":
+                slots.add(rule.applies_when.ref)
+            for slot in sorted(slots):
+                out.setdefault(slot, []).append(rule.id)
+        return out
+
+    def absent_slots(self, present: Iterable[str]) -> dict[str, list[str]]:
+        """The slots a score reads that a table whose item columns are ``present`` (item
+        ids) cannot give, with the scores that read them: an item without its column, an
+        alternative without a column for any of its items. A table without them would
+        leave every row's scores empty or prorated; unscored items may be absent."""
+        have = set(present)
+        return {
+            slot: users
+            for slot, users in self.score_users().items()
+            if not any(m in have for m in self.slots.get(slot, (slot,)))
+        }
+
+    def absent_columns_issue(self, file: str, keys: Iterable[str]) -> Issue | None:
+        """The error of a table (``file``) whose item columns name the items ``keys`` (as
+        its header spells them) when a score reads an item it has no column for: its
+        ratings of this scale are not scored. None when nothing a score reads is absent."""
+        present = {self.item_lookup.get(str(k).casefold()) for k in keys}
+        absent = self.absent_slots(i for i in present if i is not None)
+        if not absent:
+            return None
+        columns = [
+            " or ".join(f"{self.id}_{m}" for m in self.slots.get(slot, (slot,))) for slot in absent
+        ]
+        users = dict.fromkeys(u for us in absent.values() for u in us)
+        return make_issue(
+            "missing-column",
+            "scored-item",
+            file=file,
+            columns=", ".join(columns),
+            scale=self.id,
+            scores=", ".join(users),
+        )
 
     def __post_init__(self) -> None:
         rules: list[FlagRule | CheckRule] = [*self.flags, *self.checks]

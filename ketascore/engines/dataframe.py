@@ -115,7 +115,8 @@ def score_frame(
             extras.append(col)
     values = {c: [None if _is_null(v) else v for v in frame[c].to_list()] for c in columns}
     rows = _Rows(chosen, values, subject, visit, items, extras, tuple(extra_missing), name)
-    results, issues = _by_table(rows)
+    absent = chosen.absent_columns_issue(name, items.values())
+    results, issues = ([], [absent]) if absent is not None else _by_table(rows)
     if results is None:
         results, issues = _by_record(rows)
     out: dict[str, list[Any]] = {"subject": [], "visit": []}

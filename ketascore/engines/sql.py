@@ -307,9 +307,9 @@ def plan_columns(
     the column map spelled as the table spells its columns.
 
     ``require``: raise MissingColumns, naming them, when the table lacks the column of an
-    item a score needs (``needed_items``) or of an item the column map names; an unscored
-    item, or one of an alternative's items, may be absent. (Without it, such an item is
-    missing in every row, as the readers of a CSV file of records take it.)"""
+    item a score needs (``Scale.absent_slots``) or of an item the column map names; an
+    unscored item, or one of an alternative's items, may be absent. (Without it, such an
+    item is missing in every row: ``layout.absent``.)"""
     cmap = columns or ColumnMap()
     by_fold = {n.casefold(): n for n in names}
     if cmap.long is not None:
@@ -364,17 +364,17 @@ def plan_columns(
     # an item the map names must be there; without a map, every item a score needs
     named = {i: c for i, c in cmap.items.items() if i not in items}
     wanted = {i: cmap.item_column(scale, i) for i in scale.items if not cmap.items}
+    absent = scale.absent_slots(items)
     missing = [
         f"{c} ({scale.id} item {i}, used by {', '.join(users)})"
         for i, c in (named | wanted).items()
-        if i not in items and (users := needed_items(scale).get(i))
+        if i not in items and (users := absent.get(i))
     ]
     alternatives = [
-        f"one of {', '.join(cmap.item_column(scale, m) for m in members)} ({scale.id} {slot})"
-        for slot, members in scale.slots.items()
-        if len(members) > 1
-        and not any(m in items for m in members)
-        and any(slot in _uses(r) for r in scale.scores)
+        f"one of {', '.join(cmap.item_column(scale, m) for m in scale.slots[slot])} "
+        f"({scale.id} {slot})"
+        for slot in absent
+        if len(scale.slots.get(slot, ())) > 1
     ]
     if require and (missing or alternatives):
         raise MissingColumns(
@@ -387,26 +387,6 @@ def plan_columns(
 
 class MissingColumns(SqlError):
     """A table without a column that a score needs (or that the column map names)."""
-
-
-def _uses(rule: ScoreRule) -> set[str]:
-    out = {t.ref for t in rule.terms if t.kind == "slot"}
-    if rule.applies_when is not None and rule.applies_when.kind == "slot":
-        out.add(rule.applies_when.ref)
-    return out
-
-
-def needed_items(scale: Scale) -> dict[str, list[str]]:
-    """The items a score reads on their own (not as one of an alternative's), with the
-    scores that read them: a table must have their columns. Unscored items and an
-    alternative's members may be absent (an alternative needs one of its members)."""
-    out: dict[str, list[str]] = {}
-    for rule in scale.scores:
-        for slot in sorted(_uses(rule)):
-            members = scale.slots.get(slot, ())
-            if len(members) == 1:
-                out.setdefault(members[0], []).append(rule.id)
-    return out
 
 
 def _plan_long(

@@ -393,11 +393,12 @@ class TableRun:
                     numeric = {kind, before} <= {"number", "integer"}
                     kind = "number" if numeric else "text"
                 kinds[name] = kind
-        # (a table without an item's column is read as the readers read it: records
-        # without that item)
         layout, self.mapped = plan_columns(
             scale, list(header.values()), kinds, column_map, known, require=False
         )
+        if scale.absent_slots(i for i in scale.items if i not in layout.absent):
+            # (the record path reports the table without the column of a scored item)
+            raise TableEngineError("the table lacks the column of an item a score reads")
         self.layout = replace(layout, internal=["_ks_file"])
         self.mapping = (self.mapped, self.layout) if column_map is not None else None
         self.carried: Sequence[str] = self.layout.carry
@@ -762,7 +763,7 @@ class TableRun:
             scale_version=scale.version,
             date=r["date"],
             day=clean_number(r["day"]) if r["day"] is not None else None,
-            source=Source.model_construct(file=self.sources[file].name, line=line, index=None),
+            source=Source(file=self.sources[file].name, line=line),
             extra={c: r[c] for c in self.carried if c in r},
         )
         for n, rule in enumerate(scale.scores):

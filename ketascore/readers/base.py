@@ -44,12 +44,16 @@ class ReadResult:
     issues: list[Issue] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     hashes: dict[str, str] = field(default_factory=dict)  # file -> sha256 of its bytes
+    # the item columns of each wide table, by scale: file -> scale id -> items, as the
+    # header names them (a score whose item has no column cannot be scored from it)
+    columns: dict[str, dict[str, list[str]]] = field(default_factory=dict)
 
     def extend(self, other: ReadResult) -> None:
         self.records.extend(other.records)
         self.issues.extend(other.issues)
         self.files.extend(other.files)
         self.hashes.update(other.hashes)
+        self.columns.update(other.columns)
 
 
 @dataclass(frozen=True)

@@ -263,6 +263,9 @@ def records_wide(table: Table, file: str, scale_ids: set[str], out: ReadResult) 
             make_issue("csv-columns", "no-items", file=file, line=1, columns=table.header[:12])
         )
         return
+    out.columns[file] = {
+        scale: [item for s, item in layout.items.values() if s == scale] for scale in layout.scales
+    }
     for line, cells in table.rows:
         out.records.extend(wide_row_records(layout, cells, line, file, out.issues))
 
