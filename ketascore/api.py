@@ -52,7 +52,7 @@ def read_answers(
     ids = ScaleSet(scales).ids()
     options = options or ReadOptions()
     options = dataclasses.replace(options, scales=(*options.scales, *scales))
-    return read_paths(
+    read = read_paths(
         paths,
         input_format,
         ids,
@@ -61,6 +61,32 @@ def read_answers(
         max_file_size=max_file_size,
         options=options,
     )
+    drop_unscorable_tables(read, ScaleSet(scales), scales)
+    return read
+
+
+def drop_unscorable_tables(read: ReadResult, known: ScaleSet, chosen: Iterable[Scale] = ()) -> None:
+    """Leave out the ratings of a scale in a wide table that lacks the column of an item a
+    score reads, and report each such table (``Scale.absent_columns_issue``): scored, every
+    row would be prorated or empty. The ratings looked at are those of the ``chosen``
+    scales, or with none chosen of every scale ``known`` resolves."""
+    only = {s.id.casefold() for s in chosen}
+    rated = {(r.source.file, str(r.scale).casefold()) for r in read.records}
+    dropped: set[tuple[str, str]] = set()
+    for file, scales in read.columns.items():
+        for scale_id, keys in scales.items():
+            key = (file, scale_id.casefold())
+            if key not in rated or (only and key[1] not in only):
+                continue
+            scale = known.get(scale_id)
+            issue = scale.absent_columns_issue(file, keys) if scale is not None else None
+            if issue is not None:
+                read.issues.append(issue)
+                dropped.add(key)
+    if dropped:
+        read.records = [
+            r for r in read.records if (r.source.file, str(r.scale).casefold()) not in dropped
+        ]
 
 
 def select_records(

@@ -80,3 +80,17 @@ def test_a_dataframe_without_a_scored_column_is_reported(tmp_path: Path) -> None
     assert len(scored.scores) == 0
     assert [i.code for i in scored.issues] == ["missing-column"]
     assert "phq9_2" in scored.issues[0].message
+
+
+def test_every_command_that_reads_answers_leaves_such_a_table_out(tmp_path: Path) -> None:
+    """``read_answers`` (change --by, report, plot, the clinic commands, scripts) reports
+    the table and keeps none of its ratings of the scale; other scales' are kept."""
+    from ketascore.api import read_answers
+
+    path = phq9_table(tmp_path / "phq9.csv", drop="phq9_1")
+    read = read_answers([path])
+    assert read.records == []
+    assert [i.code for i in read.issues] == ["missing-column"]
+    # a scale that is not asked for is not looked at
+    read = read_answers([path], scales=[load_builtin("gad7")])
+    assert "missing-column" not in [i.code for i in read.issues]

@@ -121,8 +121,8 @@ def score_read(
     from ketascore.engines.record import score_records
 
     known = ScaleSet([settings.chosen] if settings.chosen else [])
+    api.drop_unscorable_tables(read, known, [settings.chosen] if settings.chosen else [])
     out = FileScore(name, list(read.issues), list(read.files))
-    unscorable = _absent_columns(read, known, settings.chosen, out.issues)
     for attr in ("hashes",):
         if hasattr(read, attr):
             out.extra[attr] = getattr(read, attr)
@@ -131,7 +131,7 @@ def score_read(
         if rows is not None and done % ROWS_EVERY == 0:
             rows(done, total)
         rec = _select(record, settings.chosen)
-        if rec is None or (rec.source.file, str(rec.scale).casefold()) in unscorable:
+        if rec is None:
             continue
         key = None if rec.scale is None else (rec.subject, rec.visit, rec.scale.casefold())
         is_known = rec.scale is not None and known.get(rec.scale) is not None
@@ -142,28 +142,6 @@ def score_read(
         out.entries.append(Entry(key, rec.scale, rec.items, is_known, result[0]))
     if rows is not None:
         rows(total, total)
-    return out
-
-
-def _absent_columns(
-    read: Any, known: ScaleSet, chosen: Scale | None, issues: list[Issue]
-) -> set[tuple[str, str]]:
-    """The (file, scale) of the wide tables that lack the column of an item a score reads
-    (each reported, when the table holds ratings of the scale and the scale is scored):
-    their records are not scored."""
-    out: set[tuple[str, str]] = set()
-    rated = {(r.source.file, str(r.scale).casefold()) for r in read.records}
-    for file, scales in getattr(read, "columns", {}).items():
-        for scale_id, keys in scales.items():
-            if (file, scale_id.casefold()) not in rated or (
-                chosen is not None and scale_id.casefold() != chosen.id.casefold()
-            ):
-                continue
-            scale = known.get(scale_id)  # (an unknown scale is reported when scored)
-            issue = scale.absent_columns_issue(file, keys) if scale is not None else None
-            if issue is not None:
-                issues.append(issue)
-                out.add((file, scale_id.casefold()))
     return out
 
 
