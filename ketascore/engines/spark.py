@@ -105,6 +105,12 @@ def score_spark(
     # shape (steps of CASE expressions) that takes minutes and gigabytes to plan, where
     # without it the plan takes seconds and is the same scan
     spark.conf.set("spark.sql.constraintPropagation.enabled", "false")
+    # whole-stage code generation makes this query's CASE expressions into Java methods
+    # larger than HotSpot compiles (8,000 bytes of bytecode), which then run interpreted,
+    # 2-3x slower; Spark's own advice on HotSpot is this limit, beyond which it generates
+    # code expression by expression (left alone when the session set its own)
+    if spark.conf.get("spark.sql.codegen.hugeMethodLimit", "65535") == "65535":
+        spark.conf.set("spark.sql.codegen.hugeMethodLimit", "8000")
     df.createOrReplaceTempView(view)
     try:
         # spark.sql resolves the view at once, so the result no longer needs its name

@@ -125,3 +125,20 @@ def test_typed_columns(spark: Any) -> None:
         clean = {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
         python.append(record_of(scale, clean))
     assert not (bad := query_differences(scale, python, got)), "\n".join(bad[:20])
+
+
+def test_score_spark_takes_sparks_advice_for_hotspot(spark: Any) -> None:
+    """Whole-stage code generation of the query's CASE expressions makes methods larger
+    than HotSpot compiles: score_spark sets Spark's advised limit, unless the session set
+    its own (bench_spark.py: 2-3x faster, same results)."""
+    key = "spark.sql.codegen.hugeMethodLimit"
+    rows = random_rows(load_builtin("phq9"), 3, seed=5)
+    try:
+        spark.conf.unset(key)
+        score_spark(frame(spark, rows), "phq9")
+        assert spark.conf.get(key) == "8000"
+        spark.conf.set(key, "20000")
+        score_spark(frame(spark, rows), "phq9")
+        assert spark.conf.get(key) == "20000"
+    finally:
+        spark.conf.unset(key)
