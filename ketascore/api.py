@@ -67,26 +67,30 @@ def read_answers(
 
 def drop_unscorable_tables(read: ReadResult, known: ScaleSet, chosen: Iterable[Scale] = ()) -> None:
     """Leave out the ratings of a scale in a wide table that lacks the column of an item a
-    score reads, and report each such table (``Scale.absent_columns_issue``): scored, every
-    row would be prorated or empty. The ratings looked at are those of the ``chosen``
-    scales, or with none chosen of every scale ``known`` resolves."""
+    score reads, and report each such table that holds ratings of it
+    (``Scale.absent_columns_issue``): scored, every row would be prorated or empty. The
+    tables looked at are taken off ``read.columns``; with ``chosen`` scales, only theirs."""
     only = {s.id.casefold() for s in chosen}
-    rated = {(r.source.file, str(r.scale).casefold()) for r in read.records}
-    dropped: set[tuple[str, str]] = set()
+    found: dict[tuple[str, str], Issue] = {}
     for file, scales in read.columns.items():
-        for scale_id, keys in scales.items():
-            key = (file, scale_id.casefold())
-            if key not in rated or (only and key[1] not in only):
-                continue
+        for scale_id in [s for s in scales if not only or s.casefold() in only]:
+            keys = scales.pop(scale_id)
             scale = known.get(scale_id)
             issue = scale.absent_columns_issue(file, keys) if scale is not None else None
             if issue is not None:
-                read.issues.append(issue)
-                dropped.add(key)
-    if dropped:
-        read.records = [
-            r for r in read.records if (r.source.file, str(r.scale).casefold()) not in dropped
-        ]
+                found[(file, scale_id.casefold())] = issue
+    if not found:  # (the common case: no pass over the records)
+        return
+    kept, rated = [], set()
+    for r in read.records:
+        key = (r.source.file, str(r.scale).casefold())
+        if key in found:
+            rated.add(key)
+        else:
+            kept.append(r)
+    read.records = kept
+    # (a table without ratings of the scale, a header alone, is not reported)
+    read.issues += [issue for key, issue in found.items() if key in rated]
 
 
 def select_records(
