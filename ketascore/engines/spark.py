@@ -21,19 +21,14 @@ from typing import Any
 from ketascore.core.scale import Scale
 from ketascore.engines.sql import ColumnMap, compile_scale, plan_columns
 
-_NUMBER_TYPES = (
-    "ByteType",
-    "ShortType",
-    "IntegerType",
-    "LongType",
-    "FloatType",
-    "DoubleType",
-    "DecimalType",
-)
+_INTEGER_TYPES = ("ByteType", "ShortType", "IntegerType", "LongType")
+_NUMBER_TYPES = ("FloatType", "DoubleType", "DecimalType")
 
 
 def _kind(data_type: Any) -> str:
     name = type(data_type).__name__
+    if name in _INTEGER_TYPES:
+        return "integer"
     if name in _NUMBER_TYPES:
         return "number"
     if name == "BooleanType":

@@ -1292,26 +1292,36 @@ class _Compiler:
         (``_ks_copies``), whether they differ (``_ks_conflict``); only the first of each is
         kept (and, with row checks, every row that makes no record)."""
         window = "PARTITION BY _ks_subject, _ks_visit"
-        comparable = [
-            f"{sql_comparable(c, self.kind_of_answer(c))} AS _ks_cmp{n}"
-            for n, c in enumerate(answer_columns)
-        ]
-        if comparable:
-            q.add(comparable)
         if self.checks:  # rows that make no record are not copies of one
             window = "PARTITION BY _ks_kept, _ks_subject, _ks_visit"
-        differ = [
-            f"(coalesce(min(_ks_cmp{n}) OVER ({window}) <> max(_ks_cmp{n}) OVER ({window}), "
-            f"FALSE) OR count(_ks_cmp{n}) OVER ({window}) NOT IN (0, count(*) OVER ({window})))"
-            for n in range(len(answer_columns))
-        ]
         q.add(
             [
                 f"count(*) OVER ({window}) AS _ks_copies",
                 f"row_number() OVER ({window} ORDER BY _ks_order) AS _ks_nth",
-                f"{_any(differ)} AS _ks_conflict",
             ]
         )
+        # the copies differ when their answers, each as comparable text (NULL: missing)
+        # and all of them in one text, differ; worked out only where there are copies
+        # (most rows have none), each answer prefixed by its length (or '-' when missing)
+        # so that no two lists of answers make the same text
+        if answer_columns:
+            q.add(
+                [
+                    f"(CASE WHEN _ks_copies > 1 THEN {sql_comparable(c, self.kind_of_answer(c))} "
+                    f"END) AS _ks_cmp{n}"
+                    for n, c in enumerate(answer_columns)
+                ]
+            )
+        answers = (
+            " || ',' || ".join(
+                f"coalesce(CAST(length(_ks_cmp{n}) AS VARCHAR) || ':' || _ks_cmp{n}, '-')"
+                for n in range(len(answer_columns))
+            )
+            or "''"
+        )
+        q.add([f"(CASE WHEN _ks_copies > 1 THEN {answers} END) AS _ks_answers"])
+        differ = f"min(_ks_answers) OVER ({window}) <> max(_ks_answers) OVER ({window})"
+        q.add([f"coalesce({differ}, FALSE) AS _ks_conflict"])
         q.add([], "_ks_nth = 1 OR NOT _ks_kept" if self.checks else "_ks_nth = 1")
 
     def merged(self, q: _Query, final: list[str]) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import decimal
 import math
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -117,6 +118,37 @@ def test_a_messy_table_gives_the_same_rows_everywhere(tmp_path: Path, scale: Sca
     assert any("duplicate-record" in str(r.issues) for r in expected)
     assert any("conflicting-records" in str(r.issues) for r in expected)
     every_engine(scale, rows, expected, duplicates=True, **ORDERED)
+
+
+def test_copies_are_compared_answer_by_answer() -> None:
+    """Repeats are compared on all their answers at once, as one text: answers that would
+    run together ("a,b" then "c" against "a" then "b,c"; a blank against a text) still
+    differ, in every engine (the unknown item columns take any text)."""
+    scale = load_builtin("phq9")
+    plain = {f"phq9_{i}": "1" for i in range(1, 10)}
+    pairs = [(("a,tb", "c"), ("a", "b,tc")), ((None, "x"), ("-", "x")), (("q", None), ("q", None))]
+    rows = []
+    for k, pair in enumerate(pairs):
+        for extra in pair:
+            row = {"n": len(rows), "subject": f"S{k}", "visit": "v1", **plain}
+            rows.append(row | {"phq9_11": extra[0], "phq9_12": extra[1]})
+    expected = merged_results(scale, rows)
+    assert [str(r.issues) for r in expected].count("None") == 0
+    assert ["conflicting-records" in str(r.issues) for r in expected] == [True, True, False]
+    kinds = {c: "text" for c in rows[0]} | {"n": "number"}
+    layout, mapped = plan_columns(scale, list(rows[0]), kinds, None, ["phq9"])
+    layout = replace(layout, order="n")
+    every_engine(
+        scale,
+        rows,
+        expected,
+        duplicates=True,
+        columns=mapped,
+        layout=layout,
+        types={"n": "BIGINT"},
+        spark_types={"n": "bigint"},
+        pg_types={"n": "bigint"},
+    )
 
 
 @pytest.mark.parametrize("standard", ["cdisc", "loinc"])
