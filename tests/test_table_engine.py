@@ -181,3 +181,21 @@ def test_a_table_duckdb_fails_on_while_writing_is_left_to_the_readers(
         "scores.csv",
         "scores.csv.provenance.json",
     ]
+
+
+def test_a_fault_of_our_own_is_not_taken_for_input_duckdb_cannot_read(
+    monkeypatch: Any, tmp_path: Path
+) -> None:
+    """The engine's own function failing inside the query is a fault to report, not a sign
+    that DuckDB cannot read the input (that would hand a big table to the record path in
+    silence, 40x slower)."""
+
+    def broken(self: Any, kept: Any, code: Any, key: Any) -> Any:
+        raise ZeroDivisionError("a fault of ours")
+
+    monkeypatch.setattr(table._Tally, "keep", broken)
+    with (
+        pytest.raises(duckdb.Error, match="a fault of ours"),
+        score_paths([STUDY], scale=load_builtin("madrs"), engine="table") as run,
+    ):
+        run.write("csv", tmp_path / "out.csv")
