@@ -19,7 +19,7 @@ Validated against SAS PROC MIXED output on the public ``fev_data`` (tests/analys
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats  # type: ignore[import-untyped,unused-ignore]
 
-from ketascore.analysis.covariance import STRUCTURES, Structure
+from ketascore.analysis.covariance import Structure
 from ketascore.analysis.design import Design, DesignError, Term, Variable, build_design, term_name
 from ketascore.analysis.likelihood import Evaluation, Likelihood, NotPositiveDefinite, Pattern
 from ketascore.analysis.longdata import LongTable, level_text, natural_levels, number
@@ -679,15 +679,3 @@ def _lsmeans(result: MMRMResult, design: Design, inf: Inference, spec: MMRMSpec)
                     visit, group, reference, est, se, df, lower, upper, p, est / se if se else None
                 )
             )
-
-
-def structures() -> tuple[str, ...]:
-    return STRUCTURES
-
-
-def summary_counts(result: MMRMResult) -> Mapping[str, int]:
-    return {
-        "subjects": result.subjects,
-        "observations_used": result.observations_used,
-        "observations_read": result.observations_read,
-    }

@@ -44,8 +44,6 @@ NUMBER_FIELDS = (
     "cadss_discharge",
 )
 TIME_FIELDS = ("dosed_at", "ready_to_leave_at")
-TEXT_FIELDS = ("drug", "route", "adverse_events", "session", "visit")
-
 # What a rule's condition may name: the recorded values and the differences derived from them.
 FIELDS = (
     "dose_mg",
