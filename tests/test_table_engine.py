@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 duckdb = pytest.importorskip("duckdb")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -199,3 +201,22 @@ def test_a_fault_of_our_own_is_not_taken_for_input_duckdb_cannot_read(
         score_paths([STUDY], scale=load_builtin("madrs"), engine="table") as run,
     ):
         run.write("csv", tmp_path / "out.csv")
+
+
+@given(
+    st.lists(st.lists(st.booleans(), max_size=40), max_size=4),
+    st.integers(0, 50),
+    st.integers(0, 50),
+)
+def test_the_counts_read_arrow_buffers_as_arrow_reads_them(
+    chunks: list[list[bool]], start: int, length: int
+) -> None:
+    """The streamed pass reads its batches' booleans and numbers straight from the Arrow
+    buffers (bits packed from the lowest, arrays sliced at any offset, several chunks)."""
+    np = pytest.importorskip("numpy")
+    flags = pa.chunked_array([pa.array(c, pa.bool_()) for c in chunks], pa.bool_())
+    numbers = pa.chunked_array([pa.array(range(len(c)), pa.uint64()) for c in chunks], pa.uint64())
+    for arrays in ((flags, numbers), (flags.slice(start, length), numbers.slice(start, length))):
+        got = table._values(arrays[0], bool)
+        assert got.tolist() == arrays[0].to_pylist()
+        assert table._values(arrays[1], np.uint64).tolist() == arrays[1].to_pylist()

@@ -44,6 +44,7 @@ NUMBER_FIELDS = (
     "cadss_discharge",
 )
 TIME_FIELDS = ("dosed_at", "ready_to_leave_at")
+
 # What a rule's condition may name: the recorded values and the differences derived from them.
 FIELDS = (
     "dose_mg",

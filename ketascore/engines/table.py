@@ -306,6 +306,8 @@ def _values(array: Any, dtype: Any) -> Any:
 
     def part(chunk: Any) -> Any:
         data, n, at = chunk.buffers()[1], len(chunk), chunk.offset
+        if not n:
+            return np.zeros(0, dtype)
         if dtype is bool:  # (bits, the first the lowest of its byte)
             bits = np.unpackbits(np.frombuffer(data, np.uint8), bitorder="little")
             return bits[at : at + n].view(bool)
