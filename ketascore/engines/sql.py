@@ -459,9 +459,11 @@ def _ids(expr: str, kind: str) -> str:
             f"THEN CAST(CAST({expr} AS BIGINT) AS VARCHAR) ELSE CAST({expr} AS VARCHAR) END)"
         )
     text = f"CAST({expr} AS VARCHAR)"
-    # most ids need no stripping: test the first and last characters, trim the rest
+    # most ids need no stripping: test the first and last characters, trim the rest (the
+    # last by its position: substring is cheaper than right in DuckDB, and means the same)
+    last = f"substring({text}, length({text}), 1)"
     return (
-        f"(CASE WHEN ascii({text}) > 32 AND ascii(right({text}, 1)) > 32 THEN {text} "
+        f"(CASE WHEN ascii({text}) > 32 AND ascii({last}) > 32 THEN {text} "
         f"ELSE nullif(trim({text}, {WS_SQL}), '') END)"
     )
 
