@@ -785,7 +785,8 @@ class TableRun:
             scale_version=scale.version,
             date=r["date"],
             day=clean_number(r["day"]) if r["day"] is not None else None,
-            source=Source(file=self.sources[file].name, line=line),
+            # (a file name and a line number of our own: not validated again, row by row)
+            source=Source.model_construct(file=self.sources[file].name, line=line, index=None),
             extra={c: r[c] for c in self.carried if c in r},
         )
         for n, rule in enumerate(scale.scores):
