@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
@@ -29,15 +29,6 @@ from ketascore.core.scale import Problem, load_model
 from ketascore.core.values import Num, clean_number
 
 Number = StrictInt | StrictFloat
-FACTS = (
-    "followed_up",
-    "case_at_start",
-    "case_at_end",
-    "reliable_improvement",
-    "reliable_deterioration",
-    "remission",
-    "response",
-)
 Fact = Literal[
     "followed_up",
     "case_at_start",
@@ -47,6 +38,7 @@ Fact = Literal[
     "remission",
     "response",
 ]
+FACTS: tuple[str, ...] = get_args(Fact)
 
 
 class _Model(BaseModel):

@@ -1003,3 +1003,18 @@ def make_issue(
 
 def has_errors(issues: list[Issue]) -> bool:
     return any(i.severity == "error" for i in issues)
+
+
+def missing_id(
+    subject: str | None,
+    visit: str | None,
+    file: str | None,
+    line: int | None,
+    names: tuple[str, str] = ("subject", "visit"),
+) -> Issue:
+    """A row without a subject or a visit (``names``: what its format calls the two),
+    skipped: the message names the first that is missing."""
+    field = names[0] if subject is None else names[1]
+    return make_issue(
+        "missing-field", "row", field=field, file=file, line=line, subject=subject, visit=visit
+    )

@@ -24,7 +24,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from ketascore.core.issues import ISSUE_COLUMNS, Issue, make_issue
+from ketascore.core.issues import ISSUE_COLUMNS, Issue, missing_id
 from ketascore.core.records import AnswerRecord, ScoreResult, Source
 from ketascore.core.scale import Scale
 
@@ -210,17 +210,7 @@ def _by_record(frame: _Rows) -> tuple[list[ScoreResult], list[Issue]]:
         if s is None or v is None:
             if all(is_blank(values[c][i]) for c in values):
                 continue  # a row with nothing in it is no row, as in a file
-            issues.append(
-                make_issue(
-                    "missing-field",
-                    "row",
-                    field="subject" if s is None else "visit",
-                    file=name,
-                    line=i + 1,
-                    subject=s,
-                    visit=v,
-                )
-            )
+            issues.append(missing_id(s, v, name, i + 1))
             continue
         answers = {item: values[col][i] for col, item in items.items()}
         if all(a is None for a in answers.values()):

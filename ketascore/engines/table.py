@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ketascore.core.issues import ISSUE_TYPES, Issue, has_errors, make_issue
+from ketascore.core.issues import ISSUE_TYPES, Issue, has_errors, make_issue, missing_id
 from ketascore.core.records import AnswerRecord, ScoreResult, Source
 from ketascore.core.scale import Scale
 from ketascore.core.values import clean_number, sql_text, strip
@@ -838,8 +838,15 @@ class TableRun:
     ) -> list[AnswerRecord]:
         """The record of a row of a table read through a column map, made as the query
         reads it, and the readers' issues of the row."""
-        from ketascore.readers import FieldError, check_date, check_day, field_issue
-        from ketascore.readers.fields import carried, is_blank, item_value, text_field
+        from ketascore.readers.fields import (
+            carried,
+            check_date,
+            check_day,
+            checked_field,
+            is_blank,
+            item_value,
+            text_field,
+        )
 
         assert self.mapping is not None
         cmap, layout = self.mapping
@@ -852,18 +859,13 @@ class TableRun:
             "visit": visit,
         }
         if subject is None or visit is None:
-            field = "subject" if subject is None else "visit"
-            issues.append(make_issue("missing-field", "row", field=field, **where))
+            issues.append(missing_id(subject, visit, source.name, line))
             return []
         date = day = None
-        try:
-            date = check_date(by.get(layout.date)) if layout.date else None
-        except FieldError as exc:
-            issues.append(field_issue(exc, "row", **where))
-        try:
-            day = check_day(by.get(layout.day)) if layout.day else None
-        except FieldError as exc:
-            issues.append(field_issue(exc, "row", **where))
+        if layout.date:
+            date = checked_field(check_date, by.get(layout.date), issues, "row", **where)
+        if layout.day:
+            day = checked_field(check_day, by.get(layout.day), issues, "row", **where)
         prefix = len(self.scale.id) + 1
         items = {item: item_value(by.get(col)) for item, col in cmap.items.items()}
         items |= {col[prefix:]: item_value(by.get(col)) for col in layout.unknown_items}

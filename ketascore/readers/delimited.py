@@ -11,16 +11,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ketascore.core.issues import Issue, make_issue
+from ketascore.core.issues import Issue, make_issue, missing_id
 from ketascore.core.records import AnswerRecord, Source
 from ketascore.core.values import Rejection, strip
 from ketascore.readers.base import ReadResult
 from ketascore.readers.fields import (
-    FieldError,
     carried,
     check_date,
     check_day,
-    field_issue,
+    checked_field,
     is_blank,
     item_value,
     same_cell,
@@ -163,27 +162,11 @@ def row_common(
     subject = text_field(data.get("subject"))
     visit = text_field(data.get("visit"))
     if subject is None or visit is None:
-        issues.append(
-            make_issue(
-                "missing-field",
-                "row",
-                field="subject" if subject is None else "visit",
-                file=file,
-                line=line,
-                subject=subject,
-                visit=visit,
-            )
-        )
+        issues.append(missing_id(subject, visit, file, line))
         return None
-    date = day = None
-    try:
-        date = check_date(data.get("date"))
-    except FieldError as exc:
-        issues.append(field_issue(exc, "row", file=file, line=line, subject=subject, visit=visit))
-    try:
-        day = check_day(data.get("day"))
-    except FieldError as exc:
-        issues.append(field_issue(exc, "row", file=file, line=line, subject=subject, visit=visit))
+    where = {"file": file, "line": line, "subject": subject, "visit": visit}
+    date = checked_field(check_date, data.get("date"), issues, "row", **where)
+    day = checked_field(check_day, data.get("day"), issues, "row", **where)
     return {"subject": subject, "visit": visit}, date, day, data
 
 

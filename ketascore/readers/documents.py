@@ -18,7 +18,7 @@ from ketascore.core.issues import Issue, make_issue
 from ketascore.core.records import AnswerRecord, Source
 from ketascore.core.values import Rejection, comparable
 from ketascore.readers.base import POSITION_LIMIT, RECORD_FIELDS, ReadResult
-from ketascore.readers.fields import FieldError, check_date, check_day, field_issue, text_field
+from ketascore.readers.fields import check_date, check_day, checked_field, text_field
 
 
 def record_from_mapping(
@@ -79,33 +79,10 @@ def record_from_mapping(
     scale = data.get("scale")
     if scale is not None and not isinstance(scale, str):
         scale = str(scale)
-    date = day = None
-    try:
-        date = check_date(data.get("date"))
-    except FieldError as exc:
-        issues.append(
-            field_issue(
-                exc,
-                "record",
-                file=file,
-                line=field_lines.get("date", line),
-                subject=subject,
-                visit=visit,
-            )
-        )
-    try:
-        day = check_day(data.get("day"))
-    except FieldError as exc:
-        issues.append(
-            field_issue(
-                exc,
-                "record",
-                file=file,
-                line=field_lines.get("day", line),
-                subject=subject,
-                visit=visit,
-            )
-        )
+    where = {"file": file, "subject": subject, "visit": visit}
+    date_line, day_line = field_lines.get("date", line), field_lines.get("day", line)
+    date = checked_field(check_date, data.get("date"), issues, "record", line=date_line, **where)
+    day = checked_field(check_day, data.get("day"), issues, "record", line=day_line, **where)
     extra = {k: v for k, v in data.items() if k not in RECORD_FIELDS}
     return AnswerRecord(
         subject=subject,

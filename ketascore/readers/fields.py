@@ -3,10 +3,13 @@ study day, carried fields, and an item's raw answer (checked later by the value 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ketascore.core.issues import Issue, make_issue
 from ketascore.core.values import Rejection, day_number, is_date, strip
+
+T = TypeVar("T")
 
 
 def text_field(value: Any) -> str | None:
@@ -35,6 +38,17 @@ class FieldError(ValueError):
 def field_issue(exc: FieldError, unit: str, **where: Any) -> Issue:
     """The bad-field issue of ``exc``; ``unit`` (record, row) is what is scored without it."""
     return make_issue("bad-field", exc.variant, value=exc.value, unit=unit, **where)
+
+
+def checked_field(
+    check: Callable[[Any], T], value: Any, issues: list[Issue], unit: str, **where: Any
+) -> T | None:
+    """``check(value)`` (``check_date``, ``check_day``), or None with its bad-field issue."""
+    try:
+        return check(value)
+    except FieldError as exc:
+        issues.append(field_issue(exc, unit, **where))
+        return None
 
 
 def check_date(value: Any) -> str | None:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ketascore.core.issues import make_issue
+from ketascore.core.issues import make_issue, missing_id
 from ketascore.core.records import AnswerRecord, Source
 from ketascore.core.scale import ItemRule
 from ketascore.core.values import MISSING, Rejection, format_number, label_key, parse_value
@@ -460,17 +460,7 @@ def _read_named(
             if all(is_blank(v) for v in answers.values()):
                 continue  # not this instrument's row, or not rated
             if subject is None or visit is None:
-                out.issues.append(
-                    make_issue(
-                        "missing-field",
-                        "row",
-                        field="record id" if subject is None else "event",
-                        file=file,
-                        line=line,
-                        subject=subject,
-                        visit=visit,
-                    )
-                )
+                out.issues.append(missing_id(subject, visit, file, line, ("record id", "event")))
                 continue
             stored = {
                 sc: cells[i]

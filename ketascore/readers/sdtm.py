@@ -35,7 +35,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from ketascore.core.issues import make_issue
+from ketascore.core.issues import make_issue, missing_id
 from ketascore.core.scale import ItemRule
 from ketascore.core.values import (
     MISSING,
@@ -269,17 +269,7 @@ def read_sdtm_table(
         if visit is None and visitnum_col is not None:
             visit = text_field(cells[visitnum_col])
         if subject is None or visit is None:
-            out.issues.append(
-                make_issue(
-                    "missing-field",
-                    "row",
-                    field="USUBJID" if subject is None else "VISIT",
-                    file=file,
-                    line=line,
-                    subject=subject,
-                    visit=visit,
-                )
-            )
+            out.issues.append(missing_id(subject, visit, file, line, ("USUBJID", "VISIT")))
             continue
         date, day = dated(cells, dtc_col, dy_col, out.issues, file, line, subject, visit)
         extra: dict[str, Any] = {}

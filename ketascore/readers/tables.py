@@ -7,24 +7,23 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ketascore.core.issues import Issue, make_issue
+from ketascore.core.issues import Issue, make_issue, missing_id
 from ketascore.core.records import AnswerRecord, Source
 from ketascore.core.scale import Scale
 from ketascore.core.values import Rejection
 from ketascore.readers import (
-    FieldError,
     FormatContext,
     ReadResult,
     Table,
     check_date,
     check_day,
-    field_issue,
     is_blank,
     item_value,
     same_cell,
     text_field,
 )
 
+from .fields import checked_field
 from .mapping import ColumnMapping, Constant, LoadedMapping
 
 # --------------------------------------------------------------------------------------
@@ -115,14 +114,6 @@ def shown_columns(header: list[str], limit: int = 12) -> str:
     return ", ".join(header[:limit]) + more
 
 
-def date_field(value: Any, issues: list[Issue], **where: Any) -> str | None:
-    try:
-        return check_date(text_field(value) if not isinstance(value, str) else value)
-    except FieldError as exc:
-        issues.append(field_issue(exc, "record", **where))
-        return None
-
-
 def dated(
     cells: list[Any],
     date_col: int | None,
@@ -135,17 +126,14 @@ def dated(
 ) -> tuple[str | None, int | float | None]:
     """The date and study day of a row, with an issue for each that is unusable."""
     where = {"file": file, "line": line, "subject": subject, "visit": visit}
-    date = date_field(cells[date_col], issues, **where) if date_col is not None else None
-    day = day_field(cells[day_col], issues, **where) if day_col is not None else None
+    date = day = None
+    if date_col is not None:
+        cell = cells[date_col]
+        cell = cell if isinstance(cell, str) else text_field(cell)
+        date = checked_field(check_date, cell, issues, "record", **where)
+    if day_col is not None:
+        day = checked_field(check_day, cells[day_col], issues, "record", **where)
     return date, day
-
-
-def day_field(value: Any, issues: list[Issue], **where: Any) -> int | float | None:
-    try:
-        return check_day(value)
-    except FieldError as exc:
-        issues.append(field_issue(exc, "record", **where))
-        return None
 
 
 # --------------------------------------------------------------------------------------
@@ -445,17 +433,7 @@ def read_mapped_table(
         if all(is_blank(v) for v in items.values()):
             continue  # this scale was not rated in this row
         if subject is None or visit is None:
-            out.issues.append(
-                make_issue(
-                    "missing-field",
-                    "row",
-                    field="subject" if subject is None else "visit",
-                    file=file,
-                    line=line,
-                    subject=subject,
-                    visit=visit,
-                )
-            )
+            out.issues.append(missing_id(subject, visit, file, line))
             continue
         for item, column in cols.missing_items.items():
             items[item] = Rejection("missing-column", "item", {"column": column})
@@ -514,17 +492,7 @@ def _read_long(
         subject = text_field(cells[cols.subject]) if cols.subject is not None else None
         visit = _visit_of(spec, cols, cells)
         if subject is None or visit is None:
-            out.issues.append(
-                make_issue(
-                    "missing-field",
-                    "row",
-                    field="subject" if subject is None else "visit",
-                    file=file,
-                    line=line,
-                    subject=subject,
-                    visit=visit,
-                )
-            )
+            out.issues.append(missing_id(subject, visit, file, line))
             continue
         date, day = dated(cells, cols.date, cols.day, out.issues, file, line, subject, visit)
         extra = {name: _plain(cells[i]) for name, i in cols.carry.items()}
