@@ -12,6 +12,7 @@ from ketascore.cli import cli
 from ketascore.cli.common import (
     Exit,
     UsageError,
+    change_options,
     check_files,
     check_input_extras,
     check_option_file,
@@ -34,7 +35,6 @@ from ketascore.cli.common import (
     read_options,
     resolve_format,
     scale_file,
-    window_options,
     write_outputs,
 )
 from ketascore.cli.progress import Progress, speed_hint
@@ -227,29 +227,7 @@ def change_report(
 @click.option(
     "--scale", "scale_name", required=True, help="Built-in scale id or path of a scale file."
 )
-@click.option("--score", "score_name", default="total", show_default=True, help="Score to analyse.")
-@click.option(
-    "--baseline",
-    help="Baseline visit (default: the record the source flags as baseline (SDTM QSBLFL), "
-    "else the visit named 'baseline', else each subject's earliest by study day, then date, "
-    "then order in the input).",
-)
-@click.option(
-    "--by",
-    help="Group by a carried field (e.g. arm) or a baseline classification of a scale "
-    "(e.g. hamd17.anxious_depression).",
-)
-@click.option(
-    "--response-percent",
-    type=click.FloatRange(0, 100, min_open=True),
-    help="Response = reduction of at least this percent (default: the scale's, usually 50).",
-)
-@click.option(
-    "--remission-at-most",
-    type=float,
-    help="Remission = score at most this value (default: the scale's threshold).",
-)
-@window_options
+@change_options
 @click.option("--summary", "summary_only", is_flag=True, help="With csv: write the summary table.")
 @click.option(
     "--study-id",

@@ -468,6 +468,43 @@ def window_options(func: F) -> F:
     return func
 
 
+def change_options(func: F) -> F:
+    """--score, --baseline, --by, --response-percent, --remission-at-most, --windows and
+    --impute: how change from baseline is computed (change, plot, report)."""
+    func = window_options(func)
+    for option in reversed(CHANGE_OPTIONS):
+        func = option(func)
+    return func
+
+
+CHANGE_OPTIONS = (
+    click.option(
+        "--score", "score_name", default="total", show_default=True, help="Score to analyse."
+    ),
+    click.option(
+        "--baseline",
+        help="Baseline visit (default: the record the source flags as baseline (SDTM QSBLFL), "
+        "else the visit named 'baseline', else each subject's earliest by study day, then date, "
+        "then order in the input).",
+    ),
+    click.option(
+        "--by",
+        help="Group by a carried field (e.g. arm) or a baseline classification of a scale "
+        "(e.g. hamd17.anxious_depression).",
+    ),
+    click.option(
+        "--response-percent",
+        type=click.FloatRange(0, 100, min_open=True),
+        help="Response = reduction of at least this percent (default: the scale's, usually 50).",
+    ),
+    click.option(
+        "--remission-at-most",
+        type=float,
+        help="Remission = score at most this value (default: the scale's threshold).",
+    ),
+)
+
+
 # The extra of pyproject.toml that installs each optional package a command may import.
 EXTRAS = {
     "matplotlib": "plot",

@@ -13,6 +13,7 @@ from ketascore.cli import cli
 from ketascore.cli.common import (
     Exit,
     UsageError,
+    change_options,
     check_input_extras,
     console,
     input_options,
@@ -21,7 +22,6 @@ from ketascore.cli.common import (
     plan_outputs,
     read_options,
     scale_file,
-    window_options,
     write_outputs,
 )
 
@@ -54,34 +54,6 @@ def check_score(scale: Scale, score_name: str) -> None:
         raise UsageError(
             f"scale {scale.id} has no score {score_name!r}; scores: {', '.join(scale.score_ids)}"
         )
-
-
-def change_options(func: F) -> F:
-    """Options shared by `plot` and `report` that decide how change is computed."""
-    func = click.option(
-        "--remission-at-most",
-        type=float,
-        help="Remission = score at most this value (default: the scale's threshold).",
-    )(func)
-    func = click.option(
-        "--response-percent",
-        type=click.FloatRange(0, 100, min_open=True),
-        help="Response = reduction of at least this percent (default: the scale's, usually 50).",
-    )(func)
-    func = click.option(
-        "--by",
-        help="Group by a carried field (e.g. arm) or a baseline classification of a scale "
-        "(e.g. hamd17.anxious_depression).",
-    )(func)
-    func = click.option(
-        "--baseline",
-        help="Baseline visit (default: the visit named 'baseline', else the earliest by study "
-        "day, then date, then order in the input).",
-    )(func)
-    func = click.option(
-        "--score", "score_name", default="total", show_default=True, help="Score to show."
-    )(func)
-    return func
 
 
 def picture_options(func: F) -> F:
@@ -121,7 +93,6 @@ def picture_options(func: F) -> F:
     help="Picture file: .png, .svg or .pdf (written completely or not at all).",
 )
 @change_options
-@window_options
 @picture_options
 @click.option(
     "--dpi", type=click.IntRange(50, 1200), default=150, show_default=True, help="PNG resolution."

@@ -13,6 +13,7 @@ from ketascore.cli.common import (
     Exit,
     UsageError,
     add_checks,
+    change_options,
     check_files,
     check_input_extras,
     checks_option,
@@ -28,11 +29,9 @@ from ketascore.cli.common import (
     read_options,
     require_checked_scales,
     scale_file,
-    window_options,
     write_outputs,
 )
 from ketascore.cli.plot import (
-    change_options,
     check_score,
     picture_options,
     require_plotting,
@@ -74,7 +73,6 @@ if TYPE_CHECKING:
     "(needs pip install 'ketascore[stats]').",
 )
 @change_options
-@window_options
 @picture_options
 @checks_option
 @input_options
