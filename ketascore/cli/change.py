@@ -10,6 +10,7 @@ import click
 
 from ketascore.cli import cli
 from ketascore.cli.common import (
+    ChangeSettings,
     Exit,
     UsageError,
     change_options,
@@ -63,6 +64,13 @@ def load_windows_option(path: Path | None, max_file_size: int | None = None) -> 
         raise UsageError(
             f"windows file {exc.source} has problems:\n" + "\n".join(exc.problems)
         ) from None
+
+
+def check_score(scale: Scale, score_name: str) -> None:
+    if score_name not in scale.score_ids:
+        raise UsageError(
+            f"scale {scale.id} has no score {score_name!r}; scores: {', '.join(scale.score_ids)}"
+        )
 
 
 def grouping_scale(by: str | None, scale: Scale) -> Scale | None:
@@ -176,36 +184,28 @@ def change_report(
     results: list[ScoreResult],
     issues: list[Issue],
     scale: Scale,
-    score_name: str,
-    *,
-    baseline: str | None,
-    by: str | None,
+    how: ChangeSettings,
     other: Scale | None,
-    response_percent: float | None,
-    remission_at_most: float | None,
-    windows: WindowPlan | None = None,
-    impute: tuple[str, ...] | str | None = None,
+    windows: WindowPlan | None,
 ) -> ChangeReport:
     """The change from baseline of the results; the report's issues start with those of
     reading (``issues``) and scoring."""
     from ketascore.analysis.change import compute_change
     from ketascore.core.values import clean_number
 
-    check_by(by, results, scale, other)
-
+    check_by(how.by, results, scale, other)
+    remission = how.remission_at_most
     report = compute_change(
         results,
         scale,
-        score_name,
-        baseline_visit=baseline,
-        by=by,
+        how.score_name,
+        baseline_visit=how.baseline,
+        by=how.by,
         scales={other.id: other} if other is not None else None,
-        response_percent=clean_number(response_percent) if response_percent else None,
-        remission_at_most=clean_number(remission_at_most)
-        if remission_at_most is not None
-        else None,
+        response_percent=clean_number(how.response_percent) if how.response_percent else None,
+        remission_at_most=clean_number(remission) if remission is not None else None,
         windows=windows,
-        impute=impute,
+        impute=how.impute,
     )
     # the records of the scale, and those naming no known scale (a mistyped id)
     record_issues = [
@@ -246,13 +246,7 @@ def change_report(
 def change_cmd(
     paths: tuple[str, ...],
     scale_name: str,
-    score_name: str,
-    baseline: str | None,
-    by: str | None,
-    response_percent: float | None,
-    remission_at_most: float | None,
-    windows_file: Path | None,
-    impute: tuple[str, ...],
+    how: ChangeSettings,
     summary_only: bool,
     study_id: str | None,
     fmt: str | None,
@@ -279,18 +273,15 @@ def change_cmd(
         raise UsageError("--study-id applies to the ADaM output: add --format adam")
     inputs = list(paths)
     read_files = [f for _, f in option_files()] + [
-        str(f) for f in (scale_file(scale_name), windows_file) if f is not None
+        str(f) for f in (scale_file(scale_name), how.windows_file) if f is not None
     ]
     read_files += check_files(check_names)
     plan_outputs(output_targets(fmt, output, provenance_file), inputs, read_files)
     check_input_extras(inputs, input_format)
     scale = checked_scale(load_scale_option(scale_name, max_file_size), check_names, max_file_size)
-    if score_name not in scale.score_ids:
-        raise UsageError(
-            f"scale {scale.id} has no score {score_name!r}; scores: {', '.join(scale.score_ids)}"
-        )
-    other = grouping_scale(by, scale)
-    windows = load_windows_option(windows_file, max_file_size)
+    check_score(scale, how.score_name)
+    other = grouping_scale(how.by, scale)
+    windows = load_windows_option(how.windows_file, max_file_size)
     hint = None if quiet else speed_hint(list(paths))
     if hint:
         click.echo(hint, err=True)
@@ -304,19 +295,7 @@ def change_cmd(
         max_file_size=max_file_size,
         quiet=quiet,
     )
-    report = change_report(
-        results,
-        issues,
-        scale,
-        score_name,
-        baseline=baseline,
-        by=by,
-        other=other,
-        response_percent=response_percent,
-        remission_at_most=remission_at_most,
-        windows=windows,
-        impute=impute,
-    )
+    report = change_report(results, issues, scale, how, other, windows)
     from ketascore.core.provenance import build_provenance
     from ketascore.writers.outputs import Output
 
@@ -332,20 +311,20 @@ def change_cmd(
         [scale, *([other] if other is not None else [])], hashes, "ketascore change"
     )
     settings = {
-        "score": score_name,
-        "baseline": baseline,
+        "score": how.score_name,
+        "baseline": how.baseline,
         "baseline_rules": report.baseline_rules(),
-        "by": by,
+        "by": how.by,
         "criteria": report.criteria.describe(),
-        "windows": str(windows_file) if windows_file is not None else None,
-        "impute": list(impute) or None,
+        "windows": str(how.windows_file) if how.windows_file is not None else None,
+        "impute": list(how.impute) or None,
         "input_format": input_format,
         "include": list(include),
         "exclude": list(exclude),
         "max_file_size": max_file_size,
         "escape_formulas": not no_escape_formulas,
     }
-    complete_provenance(provenance, settings, [("--windows", windows_file)])
+    complete_provenance(provenance, settings, [("--windows", how.windows_file)])
     escape = not no_escape_formulas
     content: object = None
     files: list[Output] = []
@@ -364,7 +343,7 @@ def change_cmd(
         if any(not row["STUDYID"] for row in rows):
             report.issues.append(make_issue("no-study-id", scale=scale.id))
         if output is not None and output.suffix.lower() == ".xpt":
-            labels = {group_column(by): f"Group: {by}"} if by else {}
+            labels = {group_column(how.by): f"Group: {how.by}"} if how.by else {}
 
             def xpt(fh: object) -> None:
                 write_adam_xpt(fh, rows, labels=labels)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import enum
+import functools
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import click
 
@@ -468,13 +470,40 @@ def window_options(func: F) -> F:
     return func
 
 
+@dataclass(frozen=True)
+class ChangeSettings:
+    """How change from baseline is computed: the options of ``change_options``."""
+
+    score_name: str
+    baseline: str | None
+    by: str | None
+    response_percent: float | None
+    remission_at_most: float | None
+    windows_file: Path | None
+    impute: tuple[str, ...]
+
+    @classmethod
+    def of(cls, params: dict[str, Any]) -> ChangeSettings:
+        """The settings among a command's parameters."""
+        return cls(**{f.name: params[f.name] for f in fields(cls)})
+
+
 def change_options(func: F) -> F:
     """--score, --baseline, --by, --response-percent, --remission-at-most, --windows and
-    --impute: how change from baseline is computed (change, plot, report)."""
-    func = window_options(func)
+    --impute: how change from baseline is computed (change, plot, report), given to the
+    command as one ChangeSettings, ``how``."""
+
+    names = {f.name for f in fields(ChangeSettings)}
+
+    @functools.wraps(func)
+    def command(**params: Any) -> Any:
+        rest = {k: v for k, v in params.items() if k not in names}
+        return func(how=ChangeSettings.of(params), **rest)
+
+    command = window_options(command)
     for option in reversed(CHANGE_OPTIONS):
-        func = option(func)
-    return func
+        command = option(command)
+    return cast(F, command)
 
 
 CHANGE_OPTIONS = (

@@ -11,6 +11,7 @@ import click
 
 from ketascore.cli import cli
 from ketascore.cli.common import (
+    ChangeSettings,
     Exit,
     UsageError,
     console,
@@ -335,6 +336,7 @@ def _from_scale(
 ) -> tuple[EfficacyReport, dict[str, Any]]:
     from ketascore.cli.change import (
         change_report,
+        check_score,
         grouping_scale,
         load_windows_option,
         scored_for_change,
@@ -347,14 +349,11 @@ def _from_scale(
                 f"--{option.replace('_', '-')} names a column of a table; with --scale the "
                 "columns are ketascore's own"
             )
+    how = ChangeSettings.of(params)
     scale = load_scale_option(params["scale_name"])
-    if params["score_name"] not in scale.score_ids:
-        raise UsageError(
-            f"scale {scale.id} has no score {params['score_name']!r}; "
-            f"scores: {', '.join(scale.score_ids)}"
-        )
-    other = grouping_scale(params["by"], scale)
-    windows = load_windows_option(params["windows_file"])
+    check_score(scale, how.score_name)
+    other = grouping_scale(how.by, scale)
+    windows = load_windows_option(how.windows_file)
     results, issues, hashes = scored_for_change(
         paths,
         scale,
@@ -364,19 +363,7 @@ def _from_scale(
         exclude=params["exclude"],
         max_file_size=params["max_file_size"],
     )
-    change = change_report(
-        results,
-        issues,
-        scale,
-        params["score_name"],
-        baseline=params["baseline"],
-        by=params["by"],
-        other=other,
-        response_percent=params["response_percent"],
-        remission_at_most=params["remission_at_most"],
-        windows=windows,
-        impute=params["impute"],
-    )
+    change = change_report(results, issues, scale, how, other, windows)
     if not change.rows:
         raise UsageError(f"no {scale.id} change from baseline in the input: nothing to analyse")
     report = efficacy_of_change(change, {**kwargs, "visits": _visit_list(params["visits"])})

@@ -11,6 +11,7 @@ import click
 
 from ketascore.cli import cli
 from ketascore.cli.common import (
+    ChangeSettings,
     Exit,
     UsageError,
     change_options,
@@ -26,7 +27,7 @@ from ketascore.cli.common import (
 )
 
 if TYPE_CHECKING:
-    from ketascore.core.scale import Scale
+    pass
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,13 +48,6 @@ def require_plotting(hint: str = "") -> None:
         require_matplotlib()
     except PlottingUnavailable as exc:
         raise UsageError(f"{exc}{hint}") from None
-
-
-def check_score(scale: Scale, score_name: str) -> None:
-    if score_name not in scale.score_ids:
-        raise UsageError(
-            f"scale {scale.id} has no score {score_name!r}; scores: {', '.join(scale.score_ids)}"
-        )
 
 
 def picture_options(func: F) -> F:
@@ -103,13 +97,7 @@ def plot_cmd(
     scale_name: str,
     kind: str,
     output: Path,
-    score_name: str,
-    baseline: str | None,
-    by: str | None,
-    response_percent: float | None,
-    remission_at_most: float | None,
-    windows_file: Path | None,
-    impute: tuple[str, ...],
+    how: ChangeSettings,
     visit: str | None,
     error: str,
     color_by: str | None,
@@ -133,6 +121,7 @@ def plot_cmd(
     from ketascore.api import read_answers
     from ketascore.cli.change import (
         change_report,
+        check_score,
         grouping_scale,
         load_windows_option,
         results_of,
@@ -147,13 +136,13 @@ def plot_cmd(
         raise UsageError("--visit applies to --kind waterfall")
     require_plotting()
     read_files = [f for _, f in option_files()] + [
-        str(f) for f in (scale_file(scale_name), windows_file) if f is not None
+        str(f) for f in (scale_file(scale_name), how.windows_file) if f is not None
     ]
     plan_outputs([("-o", output)], list(paths), read_files)
     check_input_extras(list(paths), input_format)
     scale = load_scale_option(scale_name, max_file_size)
-    check_score(scale, score_name)
-    windows = load_windows_option(windows_file, max_file_size)  # (stops before reading)
+    check_score(scale, how.score_name)
+    windows = load_windows_option(how.windows_file, max_file_size)  # (stops before reading)
     data = read_answers(
         list(paths),
         input_format=input_format,
@@ -163,21 +152,9 @@ def plot_cmd(
         max_file_size=max_file_size,
         options=read_options([scale], max_file_size),
     )
-    other = grouping_scale(by, scale)
+    other = grouping_scale(how.by, scale)
     results = results_of(data, scale, other)
-    report = change_report(
-        results,
-        data.issues,
-        scale,
-        score_name,
-        baseline=baseline,
-        by=by,
-        other=other,
-        response_percent=response_percent,
-        remission_at_most=remission_at_most,
-        windows=windows,
-        impute=impute,
-    )
+    report = change_report(results, data.issues, scale, how, other, windows)
     print_issues(console(stderr=True), report.issues)
     if not report.subjects:
         click.echo(f"Error: no {scale.id} records in the input; nothing to draw.", err=True)

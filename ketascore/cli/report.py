@@ -10,6 +10,7 @@ import click
 
 from ketascore.cli import cli
 from ketascore.cli.common import (
+    ChangeSettings,
     Exit,
     UsageError,
     add_checks,
@@ -32,7 +33,6 @@ from ketascore.cli.common import (
     write_outputs,
 )
 from ketascore.cli.plot import (
-    check_score,
     picture_options,
     require_plotting,
 )
@@ -83,13 +83,7 @@ def report_cmd(
     pdf_file: Path | None,
     no_plots: bool,
     with_model: bool,
-    score_name: str,
-    baseline: str | None,
-    by: str | None,
-    response_percent: float | None,
-    remission_at_most: float | None,
-    windows_file: Path | None,
-    impute: tuple[str, ...],
+    how: ChangeSettings,
     visit: str | None,
     error: str,
     color_by: str | None,
@@ -111,6 +105,7 @@ def report_cmd(
     from ketascore.api import read_answers
     from ketascore.cli.change import (
         change_report,
+        check_score,
         grouping_scale,
         load_windows_option,
         results_of,
@@ -140,7 +135,7 @@ def report_cmd(
     if not no_plots or pdf_file is not None:
         require_plotting("; or make a report of tables only with --no-plots")
     read_files = [f for _, f in option_files()] + [
-        str(f) for f in (*map(scale_file, scale_names), windows_file) if f is not None
+        str(f) for f in (*map(scale_file, scale_names), how.windows_file) if f is not None
     ]
     read_files += check_files(check_names)
     plan_outputs([("-o", output), ("--pdf", pdf_file)], list(paths), read_files)
@@ -149,11 +144,11 @@ def report_cmd(
     check_sets = load_check_sets(check_names, max_file_size)
     for name in scale_names:
         scale = add_checks(load_scale_option(name, max_file_size), check_sets)
-        check_score(scale, score_name)
+        check_score(scale, how.score_name)
         if scale.id not in {s.id for s in scales}:
             scales.append(scale)
     require_checked_scales(check_sets, scales)
-    windows = load_windows_option(windows_file, max_file_size)  # (stops before reading)
+    windows = load_windows_option(how.windows_file, max_file_size)  # (stops before reading)
     data = read_answers(
         list(paths),
         input_format=input_format,
@@ -166,23 +161,11 @@ def report_cmd(
     sections: list[Section] = []
     others: list[Scale] = []
     for scale in scales:
-        other = grouping_scale(by, scale)
+        other = grouping_scale(how.by, scale)
         if other is not None:
             others.append(other)
         results = results_of(data, scale, other)
-        report = change_report(
-            results,
-            data.issues,
-            scale,
-            score_name,
-            baseline=baseline,
-            by=by,
-            other=other,
-            response_percent=response_percent,
-            remission_at_most=remission_at_most,
-            windows=windows,
-            impute=impute,
-        )
+        report = change_report(results, data.issues, scale, how, other, windows)
         section = Section(scale, report, results)
         if with_model and report.rows:
             from ketascore.cli.model import default_model_options, efficacy_of_change
@@ -203,19 +186,19 @@ def report_cmd(
         sections.append(section)
     doc = build_report(sections, data, title=title, extra_scales=others)
     settings = {
-        "score": score_name,
-        "baseline": baseline,
-        "by": by,
-        "response_percent": response_percent,
-        "remission_at_most": remission_at_most,
-        "windows": str(windows_file) if windows_file is not None else None,
-        "impute": impute,
+        "score": how.score_name,
+        "baseline": how.baseline,
+        "by": how.by,
+        "response_percent": how.response_percent,
+        "remission_at_most": how.remission_at_most,
+        "windows": str(how.windows_file) if how.windows_file is not None else None,
+        "impute": how.impute,
         "input_format": input_format,
         "include": list(include),
         "exclude": list(exclude),
         "max_file_size": max_file_size,
     }
-    complete_provenance(doc.provenance, settings, [("--windows", windows_file)])
+    complete_provenance(doc.provenance, settings, [("--windows", how.windows_file)])
     print_issues(console(stderr=True), doc.issues)
     html_text = render_html(doc)
     files: list[Output] = []
