@@ -6,6 +6,7 @@ becomes an alert without code."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -31,20 +32,7 @@ class Alert:
     line: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "subject": self.subject,
-            "date": self.date,
-            "day": self.day,
-            "kind": self.kind,
-            "severity": self.severity,
-            "code": self.code,
-            "label": self.label,
-            "scale": self.scale,
-            "visit": self.visit,
-            "source": self.source,
-            "file": self.file,
-            "line": self.line,
-        }
+        return dataclasses.asdict(self)
 
 
 def scale_alerts(
@@ -56,43 +44,19 @@ def scale_alerts(
         scale = scale_of(r.scale) if r.scale else None
         labels = {f.id: f.label for f in scale.flags} if scale is not None else {}
         for flag in r.flags:
-            out.append(
-                Alert(
-                    r.subject,
-                    r.date,
-                    r.day,
-                    "scale-flag",
-                    "alert",
-                    flag,
-                    labels.get(flag, flag),
-                    r.scale,
-                    r.visit,
-                    None,
-                    r.source.file,
-                    r.source.line,
-                )
-            )
+            out.append(_result_alert(r, "scale-flag", "alert", flag, labels.get(flag, flag)))
         for issue in r.issues:
             if issue.code != "flag-undetermined":
                 continue
             flag = str(issue.params.get("flag", ""))
-            out.append(
-                Alert(
-                    r.subject,
-                    r.date,
-                    r.day,
-                    "flag-undetermined",
-                    "warning",
-                    flag,
-                    f"cannot be determined, an item it needs is missing: {labels.get(flag, flag)}",
-                    r.scale,
-                    r.visit,
-                    None,
-                    r.source.file,
-                    r.source.line,
-                )
-            )
+            label = f"cannot be determined, an item it needs is missing: {labels.get(flag, flag)}"
+            out.append(_result_alert(r, "flag-undetermined", "warning", flag, label))
     return out
+
+
+def _result_alert(r: ScoreResult, kind: str, severity: str, flag: str, label: str) -> Alert:
+    where = (r.scale, r.visit, None, r.source.file, r.source.line)
+    return Alert(r.subject, r.date, r.day, kind, severity, flag, label, *where)
 
 
 def session_alerts(
@@ -105,22 +69,8 @@ def session_alerts(
             if flag.severity not in severities:
                 continue
             source = f"{flag.source}, {flag.section}" if flag.section else flag.source
-            out.append(
-                Alert(
-                    s.subject,
-                    s.date,
-                    None,
-                    "session",
-                    flag.severity,
-                    flag.rule,
-                    flag.label,
-                    s.drug,
-                    s.session,
-                    source,
-                    s.file,
-                    s.line,
-                )
-            )
+            what = ("session", flag.severity, flag.rule, flag.label, s.drug, s.session, source)
+            out.append(Alert(s.subject, s.date, None, *what, s.file, s.line))
     return out
 
 
