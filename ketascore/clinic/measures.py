@@ -308,13 +308,7 @@ class OutcomeRate:
         return clean_number(round(100 * self.numerator / self.denominator, 1))
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "label": self.label,
-            "numerator": self.numerator,
-            "denominator": self.denominator,
-            "rate": self.rate,
-        }
+        return {**vars(self), "rate": self.rate}  # (its fields, in order, and the rate)
 
 
 @dataclass

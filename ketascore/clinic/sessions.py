@@ -499,13 +499,7 @@ class SessionFlag:
     section: str | None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "label": self.label,
-            "severity": self.severity,
-            "source": self.source,
-            "section": self.section,
-        }
+        return dict(vars(self))  # (its fields, in order)
 
 
 @dataclass
