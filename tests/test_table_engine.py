@@ -220,3 +220,28 @@ def test_the_counts_read_arrow_buffers_as_arrow_reads_them(
         got = table._values(arrays[0], bool)
         assert got.tolist() == arrays[0].to_pylist()
         assert table._values(arrays[1], np.uint64).tolist() == arrays[1].to_pylist()
+
+
+_NEAR_FORMULAS = st.text(
+    st.sampled_from(["=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20"])
+    | st.sampled_from([" ", "\x0b", "\x0c", "0", "1", ".", "a", "\u0301", "'"])
+    | st.characters(),
+    max_size=8,
+)
+
+
+@given(st.lists(_NEAR_FORMULAS, min_size=1, max_size=30))
+def test_the_csv_cells_escape_formulas_as_the_csv_writer_does(texts: list[str]) -> None:
+    """The table engine's CSV cells escape a text that could start a formula by the
+    writer's own rule (``needs_escape``), written in SQL: full-width signs, leading
+    whitespace, and plain numbers (``-1``, ``+4.5``) that are left as they are."""
+    import duckdb
+
+    from ketascore.writers.tabular import needs_escape, sql_needs_escape
+
+    texts = [t.replace("\x00", "") for t in texts]
+    with duckdb.connect() as con:
+        con.execute("CREATE TABLE t (i INTEGER, x VARCHAR)")
+        con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(texts)))
+        got = con.execute(f"SELECT {sql_needs_escape('x')} FROM t ORDER BY i").fetchall()
+    assert [bool(g) for (g,) in got] == [needs_escape(t) for t in texts]

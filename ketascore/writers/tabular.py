@@ -139,16 +139,19 @@ def needs_escape(text: str) -> bool:
 
 def sql_needs_escape(text: str) -> str:
     """``needs_escape`` in SQL, of the text expression ``text`` (for the table engine's CSV
-    cells): the same starts, the same leading whitespace, the same plain numbers."""
-    from ketascore.core.values import sql_in, sql_is_number, sql_strip, sql_text
+    cells): the same starts, the same leading whitespace, the same plain numbers. A first
+    character is looked up in a text of the characters (``strpos``): one call for most
+    cells, where eleven comparisons were."""
+    from ketascore.core.values import sql_is_number, sql_strip, sql_text
 
-    def starts(expr: str) -> str:
-        return sql_in(f"left({expr}, 1)", (sql_text(c) for c in _STARTS))
+    def first_in(expr: str, chars: str) -> str:  # (strpos finds '' at 1: not a start)
+        return f"(strpos({sql_text(chars)}, left({expr}, 1)) > 0 AND {expr} <> '')"
 
-    spaced = sql_in(f"left({text}, 1)", ("' '", sql_text("\x0b"), sql_text("\x0c")))
     lead = f"ltrim({text}, {sql_text(_LEADING)})"
+    starts = "".join(_STARTS)
     return (
-        f"(({starts(text)} OR ({spaced} AND {starts(lead)})) "
+        f"({first_in(text, ''.join(sorted(_FIRST)))} "
+        f"AND ({first_in(text, starts)} OR {first_in(lead, starts)}) "
         f"AND NOT {sql_is_number(sql_strip(text))})"
     )
 
