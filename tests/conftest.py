@@ -53,3 +53,18 @@ def check_golden(name: str, text: str) -> None:
         path.write_text(text, encoding="utf-8")
     assert path.exists(), f"no golden file {name}; run with KETASCORE_UPDATE_GOLDEN=1"
     assert text == path.read_text(encoding="utf-8"), f"output differs from golden file {name}"
+
+
+# The suite runs in two worker processes (pyproject: -n 2 --dist loadgroup). Each worker
+# takes whole files (a file's module state and sessions stay in one process), and the files
+# that use Spark go to one worker together: one JVM, started once, instead of two that
+# compete for the machine's two cores.
+SPARK_FILES = ("test_spark.py", "test_warehouse.py")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        name = item.path.name
+        group = "spark" if name in SPARK_FILES else str(item.path.relative_to(ROOT))
+        item.add_marker(pytest.mark.xdist_group(group))
