@@ -222,6 +222,24 @@ def test_the_counts_read_arrow_buffers_as_arrow_reads_them(
         assert table._values(arrays[1], np.uint64).tolist() == arrays[1].to_pylist()
 
 
+@pytest.mark.parametrize("size", [0, 1, 2, 1000, (1 << 20) + 3])
+def test_a_repeated_key_is_found_in_a_small_or_a_split_array(size: int) -> None:
+    """Repeated subjects and visits are found by sorting their hashes: small arrays in one
+    sort, large ones split by the highest bit and sorted in two threads; a repeat is found
+    wherever its copies are, in either half."""
+    np = pytest.importorskip("numpy")
+    keys = np.random.default_rng(size).integers(0, 2**64 - 1, size, dtype=np.uint64)
+    assert not table._repeats(keys.copy())
+    if size > 1:
+        for low in (True, False):
+            chosen = np.flatnonzero((keys < np.uint64(1 << 63)) == low)
+            if len(chosen) < 2:
+                continue
+            twice = keys.copy()
+            twice[chosen[-1]] = twice[chosen[0]]
+            assert table._repeats(twice)
+
+
 _NEAR_FORMULAS = st.text(
     st.sampled_from(["=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20"])
     | st.sampled_from([" ", "\x0b", "\x0c", "0", "1", ".", "a", "\u0301", "'"])

@@ -27,6 +27,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -371,9 +372,9 @@ class _Tally:
         if self.unknown:
             raise TableEngineError("a counted pass could not classify every row")
         self.counts = {code: int(n) for code, n in enumerate(self.totals.tolist()) if n}
-        keys = np.sort(np.concatenate(self.keys)) if self.keys else np.zeros(0)
+        keys = np.concatenate(self.keys) if self.keys else np.zeros(0, np.uint64)
         self.keys = []
-        self.repeated = bool(len(keys) > 1 and (keys[1:] == keys[:-1]).any())
+        self.repeated = _repeats(keys)
 
     def rows(self, fact: str, file: int | None = None) -> int:
         """The rows (of one source) of which ``fact`` is true (all rows: ``fact`` "")."""
@@ -383,6 +384,26 @@ class _Tally:
             for code, n in self.counts.items()
             if (code & bit or not bit) and (file is None or code >> 5 == file)
         )
+
+
+def _repeats(keys: Any) -> bool:
+    """Whether a value occurs twice in ``keys`` (uint64 hashes), by sorting. A large array
+    is split by its highest bit (equal keys fall in the same half) and the halves sorted in
+    two threads (numpy's sort lets go of the GIL): the pass after the query, where DuckDB's
+    threads are done, takes about 0.55 s of 0.85 s on 10M keys."""
+    import numpy as np
+
+    def sorted_repeats(part: Any) -> bool:
+        part.sort()
+        return bool(len(part) > 1 and (part[1:] == part[:-1]).any())
+
+    if len(keys) < 1 << 20 or (os.cpu_count() or 1) < 2:
+        return sorted_repeats(keys)
+    high = keys >= np.uint64(1 << 63)
+    halves = [keys[~high], keys[high]]
+    del keys, high
+    with ThreadPoolExecutor(2) as pool:
+        return any(list(pool.map(sorted_repeats, halves)))
 
 
 class TableRun:
