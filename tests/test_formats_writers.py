@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ketascore.analysis.change import compute_change
 from ketascore.api import read_answers, score
@@ -181,3 +183,42 @@ def test_adam_csv_of_no_rows() -> None:
     assert adam_csv([]) == ",".join(COLUMNS) + "\n"
     buf = io.StringIO(adam_csv([]))
     assert next(csv.reader(buf)) == list(COLUMNS)
+
+
+_CELLS = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(alphabet="=+-@ 0123456789.ab\t\uff1d", max_size=6),
+    st.lists(st.sampled_from(["a", "=b"]), max_size=2),
+)
+
+
+@given(
+    kind=st.sampled_from(["mixed", "numbers", "booleans", "texts"]),
+    data=st.data(),
+    escape=st.booleans(),
+)
+def test_a_csv_column_is_written_as_each_of_its_cells_would_be(
+    kind: str, data: st.DataObject, escape: bool
+) -> None:
+    """The column-wise CSV cells (one decision per column: numbers as they are, booleans as
+    true/false, each distinct text escaped once) are written as ``csv_cell`` writes each
+    cell, whatever the column holds."""
+    from ketascore.writers.tabular import column_cells, csv_cell
+
+    cell = {
+        "mixed": _CELLS,
+        "numbers": st.none() | st.integers() | st.floats(allow_nan=False, allow_infinity=False),
+        "booleans": st.none() | st.booleans(),
+        "texts": st.none() | st.text(alphabet="=+-@ 0123456789.ab\t\uff1d", max_size=6),
+    }[kind]
+    values = data.draw(st.lists(cell, max_size=30))
+
+    def written(cells: list[Any]) -> str:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\n").writerows([c, "x"] for c in cells)
+        return buf.getvalue()
+
+    assert written(column_cells(values, escape)) == written([csv_cell(v, escape) for v in values])

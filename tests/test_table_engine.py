@@ -263,3 +263,36 @@ def test_the_csv_cells_escape_formulas_as_the_csv_writer_does(texts: list[str]) 
         con.executemany("INSERT INTO t VALUES (?, ?)", list(enumerate(texts)))
         got = con.execute(f"SELECT {sql_needs_escape('x')} FROM t ORDER BY i").fetchall()
     assert [bool(g) for (g,) in got] == [needs_escape(t) for t in texts]
+
+
+@pytest.mark.parametrize(
+    "shape", ["plain", "crlf", "no-final-newline", "blank-line", "ragged-row", "blank-end"]
+)
+def test_each_result_names_the_line_the_readers_name(tmp_path: Path, shape: str) -> None:
+    """The table engine's results carry the line of their row as the CSV reader counts it,
+    whether the line numbers are taken from the row's place (a line for each row) or read
+    from the file (a blank or ragged line in between), for rows with and without issues."""
+    from ketascore.api import read_answers, score
+
+    header = "subject,visit," + ",".join(f"phq9_{i}" for i in range(1, 10))
+    lines = [f"S{n},v{n % 3},{','.join(str((n + i) % 4) for i in range(9))}" for n in range(40)]
+    lines[7] = lines[7].replace(",1,", ",7,", 1)  # out of range: explained by the engine
+    if shape == "blank-line":
+        lines.insert(12, "")
+    if shape == "ragged-row":
+        lines.insert(20, "S99,v1,1,2")
+    newline = "\r\n" if shape == "crlf" else "\n"
+    text = newline.join([header, *lines])
+    text += {"no-final-newline": "", "blank-end": "\n\n"}.get(shape, newline)
+    path = tmp_path / "rows.csv"
+    path.write_bytes(text.encode())
+    scale = load_builtin("phq9")
+    source = table.csv_source(str(path), ["phq9"], scale)
+    assert source is not None
+    with table.score_tables([source], scale) as run:
+        got = [(r.subject, r.visit, r.source.line) for r in run.results()]
+    expected = [
+        (r.subject, r.visit, r.source.line)
+        for r in score(read_answers([str(path)], scales=[scale]).records, scale=scale)
+    ]
+    assert got == expected and len(got) == 40

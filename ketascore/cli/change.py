@@ -27,6 +27,7 @@ from ketascore.cli.common import (
     is_tty,
     lines_writer,
     load_scale_option,
+    many_objects,
     option_files,
     output_options,
     output_targets,
@@ -285,6 +286,7 @@ def change_cmd(
     hint = None if quiet else speed_hint(list(paths))
     if hint:
         click.echo(hint, err=True)
+    click.get_current_context().with_resource(many_objects())  # (until the command ends)
     results, issues, hashes = scored_for_change(
         list(paths),
         scale,

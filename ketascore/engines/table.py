@@ -35,7 +35,7 @@ from typing import Any
 from ketascore.core.issues import ISSUE_TYPES, Issue, has_errors, make_issue, missing_id
 from ketascore.core.records import AnswerRecord, ScoreResult, Source
 from ketascore.core.scale import Scale
-from ketascore.core.values import clean_number, sql_text, strip
+from ketascore.core.values import Num, clean_number, sql_text, strip
 from ketascore.engines.sql import ColumnMap, SqlError, compile_scale, plan_columns, quote
 
 INTEGER_TYPES = (
@@ -88,6 +88,7 @@ class TableSource:
     newline: str = "\n"
     frame: Any = None
     sha256: str | None = None
+    lines: int | None = None  # of a CSV file
 
     def relation(self, index: int, ordered: bool = False, offset: int = 0) -> str:
         """A SELECT of this source's columns, with its number (and, ``ordered``, each row's
@@ -111,9 +112,9 @@ class TableSource:
         return f"SELECT {names}, {index} AS _ks_file{order} FROM {read}"
 
 
-def _scan(path: str) -> tuple[str, bool, bool, int, int, int]:
+def _scan(path: str) -> tuple[str, bool, bool, int, int, int, int]:
     """One pass over a file: its sha256, whether it is UTF-8, whether it holds a NUL or a
-    quote character, and its counts of CR, LF and CRLF."""
+    quote character, its counts of CR, LF and CRLF, and its number of lines."""
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     utf8, odd = True, False
@@ -137,7 +138,7 @@ def _scan(path: str) -> tuple[str, bool, bool, int, int, int]:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             utf8 = False
-    return digest.hexdigest(), utf8, odd, cr, lf, crlf
+    return digest.hexdigest(), utf8, odd, cr, lf, crlf, lf + (last not in (b"", b"\n"))
 
 
 def csv_source(
@@ -180,12 +181,12 @@ def csv_source(
         scales = [s for s in scales if s == chosen.id]
     if len(scales) != 1:
         return None
-    digest, utf8, odd, cr, lf, crlf = _scan(path)
+    digest, utf8, odd, cr, lf, crlf, lines = _scan(path)
     if not utf8 or odd:
         return None
     if (newline == "\n" and cr) or (newline == "\r\n" and not cr == lf == crlf):
         return None
-    return TableSource(path, "csv", header, {}, delimiter, newline, sha256=digest)
+    return TableSource(path, "csv", header, {}, delimiter, newline, sha256=digest, lines=lines)
 
 
 def parquet_source(path: str) -> TableSource:
@@ -458,6 +459,7 @@ class TableRun:
         self.table = ""  # the table that holds the scores, once scored into one
         self.merged = False
         self.offsets: list[int] = []  # each source's first row in the table
+        self.sizes: list[int] = []  # and its number of rows
         self._issues: list[Issue] = []  # the readers', in order
         self.records = self.scored = self.with_problems = 0
         self.counted = False
@@ -566,9 +568,10 @@ class TableRun:
         tally = rows = self._counted(self.sql, "CREATE TABLE _ks_rows AS SELECT * FROM {}", "TRUE")
         self.table = "_ks_rows"
         self.offsets, at = [], 0
-        for i in range(len(self.sources)):
+        self.sizes = [rows.rows("", i) for i in range(len(self.sources))]
+        for size in self.sizes:
             self.offsets.append(at)
-            at += rows.rows("", i)
+            at += size
         if self.merge_duplicates and tally.repeated:
             merged = compile_scale(
                 self.scale,
@@ -782,46 +785,29 @@ class TableRun:
         )
         reader = self.con.cursor().sql(query).to_arrow_reader(1 << 14)  # (others query on)
         rows = _SourceRows(self)
+        make = self._maker()
         for batch in reader:
-            for r in batch.to_pylist():
-                file = int(r["_ks_file"])
-                order = r["_ks_order"] if self.merged else r["rowid"]
-                pos = int(order) - self.offsets[file]
-                line, cells = rows.at(file, pos)
-                if r["issues"] is not None or (self.merged and r["_ks_copies"] > 1):
+            # (a batch's columns as lists, zipped into rows: a dict per row costs more)
+            columns = dict(zip(batch.schema.names, batch.columns, strict=True))
+            order = columns["_ks_order" if self.merged else "rowid"].to_pylist()
+            files = columns["_ks_file"].to_pylist()
+            issues = columns["issues"].to_pylist()
+            copies = columns["_ks_copies"].to_pylist() if self.merged else [1] * len(order)
+            values = zip(*(columns[c].to_pylist() for c in make.names), strict=True)
+            for file, at, problem, n, row in zip(files, order, issues, copies, values, strict=True):
+                pos = int(at) - self.offsets[file]
+                if problem is not None or n > 1:
+                    line, cells = rows.at(file, pos)
                     yield self._explained(file, pos, line, cells)
                 else:
-                    yield self._result(r, file, line)
+                    yield make(row, self.sources[file].name, rows.line(file, pos))
 
     def problem_results(self, limit: int) -> list[ScoreResult]:
         """The first ``limit`` results with an issue."""
         return list(self.results(problems_only=True, limit=limit))
 
-    def _result(self, r: dict[str, Any], file: int, line: int | None) -> ScoreResult:
-        scale = self.scale
-        result = ScoreResult(
-            subject=r["subject"],
-            visit=r["visit"],
-            scale=scale.id,
-            scale_version=scale.version,
-            date=r["date"],
-            day=clean_number(r["day"]) if r["day"] is not None else None,
-            # (a file name and a line number of our own: not validated again, row by row)
-            source=Source.model_construct(file=self.sources[file].name, line=line, index=None),
-            extra={c: r[c] for c in self.carried if c in r},
-        )
-        for n, rule in enumerate(scale.scores):
-            value = r[rule.id]
-            result.scores[rule.id] = clean_number(value) if value is not None else None
-            result.bands[rule.id] = r[f"{rule.id}_band"]
-            result.items_answered[rule.id] = int(r[f"{rule.id}_items_answered"])
-            result.prorated[rule.id] = bool(r[f"{rule.id}_prorated"])
-            if r[f"_ks_na_{n}"]:
-                result.not_applicable.append(rule.id)
-        for cls in scale.classifications:
-            result.classifications[cls.id] = r[cls.id]
-        result.flags = r["flags"].split(";") if r["flags"] else []
-        return result
+    def _maker(self) -> _ResultMaker:
+        return _ResultMaker(self.scale, [c for c in self.carried if c in self.columns])
 
     def _explained(self, file: int, pos: int, line: int | None, cells: list[Any]) -> ScoreResult:
         """The record engine's result for the row at ``pos`` (with the other rows of its
@@ -917,44 +903,123 @@ class TableRun:
         return [(int(f), int(r) - self.offsets[int(f)]) for f, r in found]
 
 
+class _ResultMaker:
+    """The ``ScoreResult`` of a row of the scored table that has no issue: the columns it
+    reads (``names``, in order) and the call that makes the result of their values."""
+
+    def __init__(self, scale: Scale, carried: list[str]):
+        self.scale = scale
+        self.carried = carried
+        self.names = ["subject", "visit", "date", "day", "flags", *carried]
+        for n, rule in enumerate(scale.scores):
+            self.names += [
+                rule.id,
+                f"{rule.id}_band",
+                f"{rule.id}_items_answered",
+                f"{rule.id}_prorated",
+                f"_ks_na_{n}",
+            ]
+        self.classes = [c.id for c in scale.classifications]
+        self.names += self.classes
+
+    def __call__(self, row: tuple[Any, ...], file: str, line: int | None) -> ScoreResult:
+        scale = self.scale
+        subject, visit, date, day, flags = row[:5]
+        at = 5 + len(self.carried)
+        scores: dict[str, Num | None] = {}
+        bands: dict[str, str | None] = {}
+        answered: dict[str, int] = {}
+        prorated: dict[str, bool] = {}
+        not_applicable: list[str] = []
+        for rule in scale.scores:
+            value, band, n, pro, na = row[at : at + 5]
+            at += 5
+            scores[rule.id] = clean_number(value) if value is not None else None
+            bands[rule.id] = band
+            answered[rule.id] = int(n)
+            prorated[rule.id] = bool(pro)
+            if na:
+                not_applicable.append(rule.id)
+        return ScoreResult(
+            subject=subject,
+            visit=visit,
+            scale=scale.id,
+            scale_version=scale.version,
+            date=date,
+            day=clean_number(day) if day is not None else None,
+            scores=scores,
+            bands=bands,
+            items_answered=answered,
+            prorated=prorated,
+            flags=flags.split(";") if flags else [],
+            classifications=dict(zip(self.classes, row[at:], strict=True)),
+            not_applicable=not_applicable,
+            # (a file name and a line number of our own; validating the two is cheaper
+            # than pydantic's model_construct)
+            source=Source(file=file, line=line),
+            extra=dict(zip(self.carried, row[5 : 5 + len(self.carried)], strict=True)),
+        )
+
+
 class _SourceRows:
     """The rows of each source as its reader reads them, in order (each read once), with
-    the line (or row number) where each starts."""
+    the line (or row number) where each starts. A CSV file with a line for each row and
+    the header (no blank lines, no rows left out: its lines counted when scanned) is not
+    read for its line numbers, only for the cells of the rows explained."""
 
     def __init__(self, run: TableRun):
         self.run = run
         self.readers: dict[int, Any] = {}
         self.seen: dict[int, int] = {}
+        self.plain = [
+            s.kind == "csv" and s.lines == size + 1
+            for s, size in zip(run.sources, run.sizes, strict=True)
+        ]
+
+    def line(self, file: int, pos: int) -> int | None:
+        """The line (or row number) of the row at ``pos``."""
+        if self.plain[file]:
+            return pos + 2
+        return self.at(file, pos)[0]
 
     def at(self, file: int, pos: int) -> tuple[int | None, list[Any]]:
+        """The line and the cells of the row at ``pos`` (a table's cells: none; they are
+        read when explained)."""
         source = self.run.sources[file]
         if source.kind != "csv":
-            return pos + 1, []  # rows of a table: read when explained
+            return pos + 1, []
         reader = self.readers.get(file)
         if reader is None or self.seen.get(file, -1) >= pos:
-            reader = self.readers[file] = _csv_rows(source)
+            reader = self.readers[file] = _csv_lines(source)
             self.seen[file] = -1
-        for at, line, cells in reader:
+        for at, line, text in reader:
             self.seen[file] = at
             if at == pos:
-                return line, cells
+                return line, text.split(source.delimiter)
         return None, []
 
 
-def _csv_rows(source: TableSource) -> Iterator[tuple[int, int, list[str]]]:
-    """(position, line, cells) of every row DuckDB reads of a CSV source: the rows after
-    the header that are not empty lines and have the header's width."""
+def _csv_lines(source: TableSource) -> Iterator[tuple[int, int, str]]:
+    """(position, line, text) of every row DuckDB reads of a CSV source: the lines after
+    the header that are not empty and have the header's width. (A CSV source holds no
+    quote character, ``csv_source``: its cells are the texts between delimiters, as the
+    csv module reads them.)"""
+    width = len(source.header) - 1
+    delimiter = source.delimiter
     with open(source.name, encoding="utf-8", newline="") as fh:
-        reader = csv.reader(fh, delimiter=source.delimiter, strict=True)
-        start, position, width = 1, -1, len(source.header)
-        next(reader, None)
-        start = reader.line_num + 1
-        for cells in reader:
-            line, start = start, reader.line_num + 1
-            if not cells or len(cells) != width:
-                continue
-            position += 1
-            yield position, line, cells
+        next(fh, None)
+        position = -1
+        for line, text in enumerate(fh, start=2):
+            text = text.rstrip("\r\n")
+            if text and text.count(delimiter) == width:
+                position += 1
+                yield position, line, text
+
+
+def _csv_rows(source: TableSource) -> Iterator[tuple[int, int, list[str]]]:
+    """(position, line, cells) of every row DuckDB reads of a CSV source."""
+    for position, line, text in _csv_lines(source):
+        yield position, line, text.split(source.delimiter)
 
 
 def _rows_at(run: TableRun, file: int, positions: list[int]) -> dict[int, tuple[int, list[Any]]]:

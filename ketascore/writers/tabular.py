@@ -11,7 +11,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from ketascore import __version__
@@ -248,17 +248,39 @@ def change_jsonl(report: ChangeReport, provenance: dict[str, Any] | None = None)
         yield dumps({"type": "issue", **issue.as_dict()}) + "\n"
 
 
-def _table_csv(
-    rows: list[dict[str, Any]], escape_formulas: bool = True, columns: list[str] | None = None
-) -> str:
-    """The rows as CSV; the header is written even when there are no rows (``columns``)."""
+def column_cells(values: list[Any], escape: bool = True) -> list[Any]:
+    """A column's cells as ``csv_cell`` writes them, ready for the csv writer, decided once
+    for the column by the kinds of value it holds: numbers go to the writer as they are (it
+    writes ``str()`` of a number and an empty cell for None, as ``csv_cell`` does), booleans
+    become true/false, each distinct text is escaped once; a column of mixed kinds goes
+    cell by cell."""
+    kinds = set(map(type, values)) - {type(None)}
+    if kinds <= {int, float}:
+        return values
+    if kinds == {bool}:
+        return [None if v is None else "true" if v else "false" for v in values]
+    if kinds == {str}:
+        if not escape:
+            return values
+        escaped: dict[str, str] = {}
+        return [
+            None if v is None else escaped.get(v) or escaped.setdefault(v, escape_formula(v))
+            for v in values
+        ]
+    return [csv_cell(v, escape) for v in values]
+
+
+def _table_csv(rows: Sequence[object], columns: list[str], escape_formulas: bool = True) -> str:
+    """The rows (objects with the columns as attributes) as CSV, written column by column
+    in blocks of rows; the header is written even when there are no rows."""
     buf = io.StringIO()
-    header = list(rows[0]) if rows else columns
-    if header:
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(header)
-        for row in rows:
-            writer.writerow([csv_cell(v, escape_formulas) for v in row.values()])
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    block = 1 << 16
+    for start in range(0, len(rows), block):
+        part = rows[start : start + block]
+        cells = [column_cells([getattr(r, c) for r in part], escape_formulas) for c in columns]
+        writer.writerows(zip(*cells, strict=True))
     return buf.getvalue()
 
 
@@ -271,8 +293,8 @@ def change_csv(report: ChangeReport, summary: bool = False, *, escape_formulas: 
 
     if summary:
         columns = [f.name for f in fields(SummaryRow)]
-        return _table_csv([s.to_dict() for s in report.summary], escape_formulas, columns)
+        return _table_csv(report.summary, columns, escape_formulas)
     columns = [f.name for f in fields(ChangeRow) if f.repr]
     if report.reliable_change is None:
         columns = [c for c in columns if c not in ("rci", "rci_category")]
-    return _table_csv([r.to_dict() for r in report.rows], escape_formulas, columns)
+    return _table_csv(report.rows, columns, escape_formulas)
