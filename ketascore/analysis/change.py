@@ -7,7 +7,7 @@ import functools
 import math
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from ketascore.analysis.windows import WindowPlan, apply_windows
@@ -38,7 +38,7 @@ RULE_TEXT = {
 }
 
 
-@dataclass
+@dataclass(slots=True)  # (a row per record: a big table's change holds a million)
 class ChangeRow:
     subject: str
     scale: str
@@ -64,10 +64,14 @@ class ChangeRow:
     rci_reported: bool = field(default=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        out = dict(vars(self))  # (its fields, in order; asdict would deep-copy each value)
+        # (its fields, in order; asdict would deep-copy each value)
+        out = {name: getattr(self, name) for name in _CHANGE_FIELDS}
         if not out.pop("rci_reported"):  # the score has no reliability: no RCI columns
             del out["rci"], out["rci_category"]
         return out
+
+
+_CHANGE_FIELDS = tuple(f.name for f in fields(ChangeRow))
 
 
 @dataclass
@@ -791,11 +795,11 @@ class ReliableChangeRule:
     better: str = "lower"
     source: str | None = None
 
-    @property
+    @functools.cached_property  # (asked for each row's index)
     def standard_error(self) -> float:
         return self.sd * math.sqrt(1 - self.reliability)
 
-    @property
+    @functools.cached_property
     def s_diff(self) -> float:
         return math.sqrt(2 * self.standard_error**2)
 
