@@ -72,14 +72,14 @@ def _pack(result: ScoreResult) -> tuple[Any, ...]:
     for name in _RESULT_FIELDS:
         value = getattr(result, name)
         if name == "source":
-            value = dict(value.__dict__)
+            value = (value.file, value.line, value.index)
         values.append(value)
     return tuple(values)
 
 
 def _unpack(values: tuple[Any, ...]) -> ScoreResult:
     kwargs = dict(zip(_RESULT_FIELDS, values, strict=True))
-    kwargs["source"] = Source.model_construct(**kwargs["source"])
+    kwargs["source"] = Source(*kwargs["source"])
     return ScoreResult(**kwargs)
 
 
