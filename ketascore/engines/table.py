@@ -23,6 +23,7 @@ import codecs
 import contextlib
 import csv
 import hashlib
+import itertools
 import os
 import tempfile
 import threading
@@ -786,6 +787,11 @@ class TableRun:
         reader = self.con.cursor().sql(query).to_arrow_reader(1 << 14)  # (others query on)
         rows = _SourceRows(self)
         make = self._maker()
+        with contextlib.closing(rows):
+            yield from self._made(reader, rows, make)
+
+    def _made(self, reader: Any, rows: _SourceRows, make: _ResultMaker) -> Iterator[ScoreResult]:
+        """The results of the rows of the query's batches, in order."""
         for batch in reader:
             # (a batch's columns as lists, zipped into rows: a dict per row costs more)
             columns = dict(zip(batch.schema.names, batch.columns, strict=True))
@@ -971,6 +977,7 @@ class _SourceRows:
         self.run = run
         self.readers: dict[int, Any] = {}
         self.seen: dict[int, int] = {}
+        self.files: dict[int, tuple[Any, int]] = {}  # a plain source's file, its next row
         self.plain = [
             s.kind == "csv" and s.lines == size + 1
             for s, size in zip(run.sources, run.sizes, strict=True)
@@ -988,6 +995,15 @@ class _SourceRows:
         source = self.run.sources[file]
         if source.kind != "csv":
             return pos + 1, []
+        if self.plain[file]:  # (the lines before it skipped by the file's own iterator)
+            fh, at = self.files.get(file, (None, 0))
+            if fh is None or at > pos:
+                if fh is not None:
+                    fh.close()
+                fh, at = open(source.name, encoding="utf-8", newline=""), -1  # noqa: SIM115
+            text = next(itertools.islice(fh, pos - at, None))
+            self.files[file] = (fh, pos + 1)
+            return pos + 2, text.rstrip("\r\n").split(source.delimiter)
         reader = self.readers.get(file)
         if reader is None or self.seen.get(file, -1) >= pos:
             reader = self.readers[file] = _csv_lines(source)
@@ -997,6 +1013,11 @@ class _SourceRows:
             if at == pos:
                 return line, text.split(source.delimiter)
         return None, []
+
+    def close(self) -> None:
+        for fh, _ in self.files.values():
+            fh.close()
+        self.files.clear()
 
 
 def _csv_lines(source: TableSource) -> Iterator[tuple[int, int, str]]:
