@@ -105,9 +105,12 @@ def scored_for_change(
 ) -> tuple[list[ScoreResult], list[Issue], dict[str, str]]:
     """The results of ``scale`` (and of ``other``, the scale of --by) in the paths, the
     problems of the files, and the inputs' sha256. Unless ``quiet``, a progress bar shows on
-    a terminal."""
+    a terminal. Python's cycle collector is paused until the command ends (``change`` and
+    ``model`` hold the results until then)."""
     from ketascore.api import read_answers, score_paths
 
+    # (the results are held until the command ends: the collector paused until then)
+    click.get_current_context().with_resource(many_objects())
     options = read_options([scale], max_file_size)
     custom = any(bool(v) for v in given_read_options().values())
     if other is None or other.id == scale.id:
@@ -286,7 +289,6 @@ def change_cmd(
     hint = None if quiet else speed_hint(list(paths))
     if hint:
         click.echo(hint, err=True)
-    click.get_current_context().with_resource(many_objects())  # (until the command ends)
     results, issues, hashes = scored_for_change(
         list(paths),
         scale,
