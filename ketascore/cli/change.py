@@ -109,7 +109,6 @@ def scored_for_change(
     ``model`` hold the results until then)."""
     from ketascore.api import read_answers, score_paths
 
-    # (the results are held until the command ends: the collector paused until then)
     click.get_current_context().with_resource(many_objects())
     options = read_options([scale], max_file_size)
     custom = any(bool(v) for v in given_read_options().values())

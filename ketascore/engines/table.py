@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import csv
 import hashlib
 import itertools
 import os
@@ -90,6 +89,11 @@ class TableSource:
     frame: Any = None
     sha256: str | None = None
     lines: int | None = None  # of a CSV file
+
+    def cells(self, text: str) -> list[str]:
+        """The cells of a line of a CSV source: the texts between its delimiters (it holds
+        no quote character, ``csv_source``, so the csv module reads them alike)."""
+        return text.rstrip("\r\n").split(self.delimiter)
 
     def relation(self, index: int, ordered: bool = False, offset: int = 0) -> str:
         """A SELECT of this source's columns, with its number (and, ``ordered``, each row's
@@ -631,7 +635,7 @@ class TableRun:
         for line, error, text in found:
             if error not in ("MISSING COLUMNS", "TOO MANY COLUMNS"):
                 raise TableEngineError(f"{source.name}:{line}: {error}")
-            cells = next(csv.reader([str(text).strip("\r\n")], delimiter=source.delimiter), [])
+            cells = source.cells(str(text))
             if not any(strip(c) for c in cells):
                 continue
             subject = text_field(cells[at]) if len(cells) > at else None
@@ -786,7 +790,7 @@ class TableRun:
         )
         reader = self.con.cursor().sql(query).to_arrow_reader(1 << 14)  # (others query on)
         rows = _SourceRows(self)
-        make = self._maker()
+        make = _ResultMaker(self.scale, [c for c in self.carried if c in self.columns])
         with contextlib.closing(rows):
             yield from self._made(reader, rows, make)
 
@@ -811,9 +815,6 @@ class TableRun:
     def problem_results(self, limit: int) -> list[ScoreResult]:
         """The first ``limit`` results with an issue."""
         return list(self.results(problems_only=True, limit=limit))
-
-    def _maker(self) -> _ResultMaker:
-        return _ResultMaker(self.scale, [c for c in self.carried if c in self.columns])
 
     def _explained(self, file: int, pos: int, line: int | None, cells: list[Any]) -> ScoreResult:
         """The record engine's result for the row at ``pos`` (with the other rows of its
@@ -960,8 +961,6 @@ class _ResultMaker:
             flags=flags.split(";") if flags else [],
             classifications=dict(zip(self.classes, row[at:], strict=True)),
             not_applicable=not_applicable,
-            # (a file name and a line number of our own; validating the two is cheaper
-            # than pydantic's model_construct)
             source=Source(file=file, line=line),
             extra=dict(zip(self.carried, row[5 : 5 + len(self.carried)], strict=True)),
         )
@@ -987,7 +986,9 @@ class _SourceRows:
         """The line (or row number) of the row at ``pos``."""
         if self.plain[file]:
             return pos + 2
-        return self.at(file, pos)[0]
+        if self.run.sources[file].kind != "csv":
+            return pos + 1
+        return self._text(file, pos)[0]
 
     def at(self, file: int, pos: int) -> tuple[int | None, list[Any]]:
         """The line and the cells of the row at ``pos`` (a table's cells: none; they are
@@ -995,6 +996,12 @@ class _SourceRows:
         source = self.run.sources[file]
         if source.kind != "csv":
             return pos + 1, []
+        line, text = self._text(file, pos)
+        return line, source.cells(text) if text is not None else []
+
+    def _text(self, file: int, pos: int) -> tuple[int | None, str | None]:
+        """The line and the text of the row at ``pos`` of a CSV source."""
+        source = self.run.sources[file]
         if self.plain[file]:  # (the lines before it skipped by the file's own iterator)
             fh, at = self.files.get(file, (None, 0))
             if fh is None or at > pos:
@@ -1003,7 +1010,7 @@ class _SourceRows:
                 fh, at = open(source.name, encoding="utf-8", newline=""), -1  # noqa: SIM115
             text = next(itertools.islice(fh, pos - at, None))
             self.files[file] = (fh, pos + 1)
-            return pos + 2, text.rstrip("\r\n").split(source.delimiter)
+            return pos + 2, text
         reader = self.readers.get(file)
         if reader is None or self.seen.get(file, -1) >= pos:
             reader = self.readers[file] = _csv_lines(source)
@@ -1011,8 +1018,8 @@ class _SourceRows:
         for at, line, text in reader:
             self.seen[file] = at
             if at == pos:
-                return line, text.split(source.delimiter)
-        return None, []
+                return line, text
+        return None, None
 
     def close(self) -> None:
         for fh, _ in self.files.values():
@@ -1022,9 +1029,7 @@ class _SourceRows:
 
 def _csv_lines(source: TableSource) -> Iterator[tuple[int, int, str]]:
     """(position, line, text) of every row DuckDB reads of a CSV source: the lines after
-    the header that are not empty and have the header's width. (A CSV source holds no
-    quote character, ``csv_source``: its cells are the texts between delimiters, as the
-    csv module reads them.)"""
+    the header that are not empty and have the header's width (``TableSource.cells``)."""
     width = len(source.header) - 1
     delimiter = source.delimiter
     with open(source.name, encoding="utf-8", newline="") as fh:
@@ -1037,21 +1042,15 @@ def _csv_lines(source: TableSource) -> Iterator[tuple[int, int, str]]:
                 yield position, line, text
 
 
-def _csv_rows(source: TableSource) -> Iterator[tuple[int, int, list[str]]]:
-    """(position, line, cells) of every row DuckDB reads of a CSV source."""
-    for position, line, text in _csv_lines(source):
-        yield position, line, text.split(source.delimiter)
-
-
 def _rows_at(run: TableRun, file: int, positions: list[int]) -> dict[int, tuple[int, list[Any]]]:
     """(line, cells) of the rows at ``positions`` of a source, as its reader reads them."""
     source = run.sources[file]
     if source.kind == "csv":
         wanted = set(positions)
         out = {}
-        for at, line, cells in _csv_rows(source):
+        for at, line, text in _csv_lines(source):
             if at in wanted:
-                out[at] = (line, cells)
+                out[at] = (line, source.cells(text))
                 if len(out) == len(wanted):
                     break
         return out
