@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -55,16 +56,26 @@ def check_golden(name: str, text: str) -> None:
     assert text == path.read_text(encoding="utf-8"), f"output differs from golden file {name}"
 
 
-# The suite runs in two worker processes (pyproject: -n 2 --dist loadgroup). Each worker
-# takes whole files (a file's module state and sessions stay in one process), and the files
-# that use Spark go to one worker together: one JVM, started once, instead of two that
-# compete for the machine's two cores.
+# The suite runs in two worker processes (pyproject: -n 2). Each worker takes whole files (a
+# file's module state and sessions stay in one process), and the files that use Spark go to
+# one worker together: one JVM, started once, instead of two that compete for the machine's
+# two cores. The grouping is decided here, from each test's file, by the scheduler itself:
+# xdist's own "loadgroup" renames tests by a private attribute that pytest 9.2 no longer
+# reads, and then spread the Spark tests over both workers without a word.
 SPARK_FILES = ("test_spark.py", "test_warehouse.py")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        name = item.path.name
-        group = "spark" if name in SPARK_FILES else str(item.path.relative_to(ROOT))
-        item.add_marker(pytest.mark.xdist_group(group))
+def work_unit(nodeid: str) -> str:
+    """The unit of work of a test, by its id: its file, or "spark" for the Spark files."""
+    path = nodeid.split("::", 1)[0]
+    return "spark" if path.rsplit("/", 1)[-1] in SPARK_FILES else path
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ByFile(config, log)

@@ -474,6 +474,7 @@ def spark_session() -> Any:
     if _SPARK is None:
         if shutil.which("java") is None:
             pytest.skip("Java is not installed")
+        _one_jvm_per_run()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pyspark warns about the installed pandas version
             pyspark_sql = pytest.importorskip("pyspark.sql")
@@ -486,6 +487,12 @@ def spark_session() -> Any:
                 .config("spark.sql.session.timeZone", "UTC")
                 .config("spark.sql.codegen.wholeStage", "false")
                 .config("spark.sql.constraintPropagation.enabled", "false")  # as score_spark
+                # the frames are a few hundred rows: compiling the queries' expressions to
+                # Java (and HotSpot compiling that) took more of the suite's time than
+                # evaluating them, and adaptive execution plans each query again; one test
+                # runs score_spark as a cluster does (test_score_spark_generates_code)
+                .config("spark.sql.codegen.factoryMode", "NO_CODEGEN")
+                .config("spark.sql.adaptive.enabled", "false")
                 .getOrCreate()
             )
         _SPARK.sparkContext.setLogLevel("FATAL")
@@ -493,6 +500,31 @@ def spark_session() -> Any:
 
 
 _SPARK: Any = None
+
+
+def _one_jvm_per_run() -> None:
+    """Fail when a second worker of the same run starts a Spark session: the Spark files
+    belong to one worker (tests/conftest.py), and two JVMs on two cores slow the suite by
+    a minute."""
+    import os
+    import tempfile
+    from pathlib import Path
+
+    import pytest
+
+    run, worker = os.environ.get("PYTEST_XDIST_TESTRUNUID"), os.environ.get("PYTEST_XDIST_WORKER")
+    if not run or not worker:
+        return
+    mark = Path(tempfile.gettempdir()) / f"ketascore-spark-{run}"
+    try:
+        with mark.open("x") as fh:
+            fh.write(worker)
+    except FileExistsError:
+        first = mark.read_text()
+        if first != worker:
+            pytest.fail(f"Spark started in workers {first} and {worker}: see tests/conftest.py")
+
+
 _POSTGRES: Any = None
 
 

@@ -77,7 +77,7 @@ def test_score_spark_reads_the_dataframe(spark: Any) -> None:
     # merged by default, in the order Spark reads the rows
     got = [r.asDict() for r in score_spark(frame(spark, rows, {"order": "int"}), "phq9").collect()]
     assert not (bad := query_differences(scale, python, got)), "\n".join(bad[:20])
-    assert not [t for t in spark.catalog.listTables() if t.name.startswith("_ks_")]
+    assert not [t for t in spark.sql("SHOW TABLES").collect() if t.tableName.startswith("_ks_")]
     assert "ratings" in spark_sql("phq9", "ratings")
     with pytest.raises(MissingColumns, match="phq9_9"):
         score_spark(frame(spark, rows).drop("phq9_9"), "phq9")
@@ -142,3 +142,24 @@ def test_score_spark_takes_sparks_advice_for_hotspot(spark: Any) -> None:
         assert spark.conf.get(key) == "20000"
     finally:
         spark.conf.unset(key)
+
+
+def test_score_spark_generates_code(spark: Any) -> None:
+    """The tests' session interprets expressions (support.spark_session); a cluster
+    compiles them to Java, whole stage by stage: scored so, PHQ-9 gives the same results."""
+    scale = load_builtin("phq9")
+    rows = random_rows(scale, 40, seed=7)
+    rows.append(dict(rows[3]))  # the same answers again: merged
+    settings = {"spark.sql.codegen.factoryMode": "FALLBACK", "spark.sql.codegen.wholeStage": "true"}
+    before = {key: spark.conf.get(key) for key in settings}
+    try:
+        for key, value in settings.items():
+            spark.conf.set(key, value)
+        out = score_spark(frame(spark, rows), scale)
+        assert "*(" in out._jdf.queryExecution().executedPlan().toString()  # a generated stage
+        got = [r.asDict() for r in out.collect()]
+    finally:
+        for key, value in before.items():
+            spark.conf.set(key, value)
+    python = merged_results(scale, rows)
+    assert not (bad := query_differences(scale, python, got)), "\n".join(bad[:20])
