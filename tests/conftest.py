@@ -19,6 +19,15 @@ settings.register_profile("fuzz", derandomize=False, deadline=None)
 settings.load_profile("fuzz" if FUZZ else "ci")
 
 
+def as_a_terminal_starts_it() -> None:
+    """For ``subprocess.Popen(preexec_fn=...)`` in tests that press Ctrl-C: the child takes
+    SIGINT as a program started from a terminal does. (A suite started in the background
+    has SIGINT ignored, and a child inherits that, then sleeps through the signal.)"""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def budget(examples: int) -> int:
     """The number of hypothesis examples for a property: small in CI, more when fuzzing."""
     return examples * max(FUZZ, 1)

@@ -20,7 +20,7 @@ from ketascore.cli import cli
 from ketascore.engines.batch import Settings, collect_files, score_files
 from ketascore.writers.tabular import score_json
 
-from conftest import ROOT
+from conftest import ROOT, as_a_terminal_starts_it
 
 
 def make_folder(root: Path, n: int = 150) -> Path:
@@ -146,6 +146,7 @@ def test_ctrl_c_stops_workers_with_130_and_no_output_file(tmp_path: Path) -> Non
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         cwd=ROOT,
+        preexec_fn=as_a_terminal_starts_it,
     )
     time.sleep(0.7)
     proc.send_signal(signal.SIGINT)

@@ -18,7 +18,7 @@ from ketascore.cli import cli
 from ketascore.core.library import load_builtin
 from ketascore.writers.tabular import atomic_writer, escape_formula, write_chunks
 
-from conftest import ROOT
+from conftest import ROOT, as_a_terminal_starts_it
 
 STUDY = ROOT / "tests" / "data" / "study"
 
@@ -130,6 +130,7 @@ def test_a_writer_killed_midway_leaves_no_output_file(tmp_path: Path, sig: int) 
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         cwd=ROOT,
+        preexec_fn=as_a_terminal_starts_it,
     ) as proc:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == b"started"
