@@ -928,30 +928,31 @@ class _ResultMaker:
             ]
         self.classes = [c.id for c in scale.classifications]
         self.names += self.classes
+        self.score_ids = [rule.id for rule in scale.scores]
+        self.scale_id, self.version = scale.id, scale.version
 
     def __call__(self, row: tuple[Any, ...], file: str, line: int | None) -> ScoreResult:
-        scale = self.scale
         subject, visit, date, day, flags = row[:5]
-        at = 5 + len(self.carried)
+        at = carried_end = 5 + len(self.carried)
         scores: dict[str, Num | None] = {}
         bands: dict[str, str | None] = {}
         answered: dict[str, int] = {}
         prorated: dict[str, bool] = {}
         not_applicable: list[str] = []
-        for rule in scale.scores:
+        for rule_id in self.score_ids:
             value, band, n, pro, na = row[at : at + 5]
             at += 5
-            scores[rule.id] = clean_number(value) if value is not None else None
-            bands[rule.id] = band
-            answered[rule.id] = int(n)
-            prorated[rule.id] = bool(pro)
+            scores[rule_id] = clean_number(value) if value is not None else None
+            bands[rule_id] = band
+            answered[rule_id] = int(n)
+            prorated[rule_id] = bool(pro)
             if na:
-                not_applicable.append(rule.id)
+                not_applicable.append(rule_id)
         return ScoreResult(
             subject=subject,
             visit=visit,
-            scale=scale.id,
-            scale_version=scale.version,
+            scale=self.scale_id,
+            scale_version=self.version,
             date=date,
             day=clean_number(day) if day is not None else None,
             scores=scores,
@@ -959,10 +960,10 @@ class _ResultMaker:
             items_answered=answered,
             prorated=prorated,
             flags=flags.split(";") if flags else [],
-            classifications=dict(zip(self.classes, row[at:], strict=True)),
+            classifications=dict(zip(self.classes, row[at:], strict=True)) if self.classes else {},
             not_applicable=not_applicable,
-            source=Source(file=file, line=line),
-            extra=dict(zip(self.carried, row[5 : 5 + len(self.carried)], strict=True)),
+            source=Source(file, line),
+            extra=dict(zip(self.carried, row[5:carried_end], strict=True)) if self.carried else {},
         )
 
 
