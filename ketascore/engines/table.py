@@ -915,21 +915,17 @@ class _ResultMaker:
     reads (``names``, in order) and the call that makes the result of their values."""
 
     def __init__(self, scale: Scale, carried: list[str]):
-        self.scale = scale
-        self.carried = carried
-        self.names = ["subject", "visit", "date", "day", "flags", *carried]
-        for n, rule in enumerate(scale.scores):
-            self.names += [
-                rule.id,
-                f"{rule.id}_band",
-                f"{rule.id}_items_answered",
-                f"{rule.id}_prorated",
-                f"_ks_na_{n}",
-            ]
-        self.classes = [c.id for c in scale.classifications]
-        self.names += self.classes
-        self.score_ids = [rule.id for rule in scale.scores]
+        # (what every row's result shares, worked out once: Scale.id is read through the
+        # definition)
         self.scale_id, self.version = scale.id, scale.version
+        self.carried = carried
+        self.score_ids = [rule.id for rule in scale.scores]
+        self.classes = [c.id for c in scale.classifications]
+        self.names = ["subject", "visit", "date", "day", "flags", *carried]
+        for n, score in enumerate(self.score_ids):
+            self.names += [score, f"{score}_band", f"{score}_items_answered", f"{score}_prorated"]
+            self.names.append(f"_ks_na_{n}")
+        self.names += self.classes
 
     def __call__(self, row: tuple[Any, ...], file: str, line: int | None) -> ScoreResult:
         subject, visit, date, day, flags = row[:5]
