@@ -12,6 +12,7 @@ import io
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from operator import attrgetter
 from typing import IO, TYPE_CHECKING, Any
 
 from ketascore import __version__
@@ -279,7 +280,7 @@ def _table_csv(rows: Sequence[object], columns: list[str], escape_formulas: bool
     block = 1 << 16
     for start in range(0, len(rows), block):
         part = rows[start : start + block]
-        cells = [column_cells([getattr(r, c) for r in part], escape_formulas) for c in columns]
+        cells = [column_cells(list(map(attrgetter(c), part)), escape_formulas) for c in columns]
         writer.writerows(zip(*cells, strict=True))
     return buf.getvalue()
 

@@ -18,6 +18,7 @@ from ketascore.analysis.change import (
 from ketascore.cli import cli
 from ketascore.core.library import load_builtin
 from ketascore.core.records import ScoreResult, Source
+from ketascore.core.values import clean_number
 
 
 def rule(
@@ -122,6 +123,26 @@ def test_change_reports_rci_with_the_scales_cited_reliability() -> None:
     doc = report.to_dict()
     assert doc["reliable_change"]["cutoff_rule"] == "c"
     assert doc["rows"][0]["rci_category"] == "recovered"
+
+
+def test_each_row_gets_the_index_and_category_of_its_own_values() -> None:
+    """Rows repeat pairs of values (the report works each pair out once): each row's index
+    and category are still those of its own baseline and value, an int and a float of the
+    same value alike, and a score too large for a float to hold exactly keeps its own."""
+    phq9 = load_builtin("phq9")
+    pairs = [(20, 6), (20, 6.0), (20.0, 6), (15, 9), (20, 6), (10, 14), (15, 9.5), (15, 9.5)]
+    pairs += [(10**17 + 1, 3), (10**17, 3)]
+    results = []
+    for k, (baseline, value) in enumerate(pairs):
+        results += [res(f"S{k}", "baseline", baseline, 0), res(f"S{k}", "week8", value, 56)]
+    report = compute_change(results, phq9, rci_sd=5.0)
+    rc = report.reliable_change
+    assert rc is not None
+    for row, (baseline, value) in zip(report.rows, pairs, strict=True):
+        assert (row.baseline, row.value) == (baseline, value)
+        expected = round((value - baseline) / rc.s_diff, 4)
+        assert row.rci == expected and type(row.rci) is type(clean_number(expected))
+        assert row.rci_category == rc.category(baseline, value)
 
 
 def test_a_score_without_reliability_has_no_rci_columns() -> None:
