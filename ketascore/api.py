@@ -175,10 +175,10 @@ class ScoreRun:
 
     def _scored(self) -> bool:
         """Whether the table engine holds the run (scored, or able to be scored)."""
-        from ketascore.engines.table import TableEngineError
-
         if self.table is None:
             return False
+        from ketascore.engines.table import TableEngineError
+
         try:
             self._table(lambda t: t.issues)
         except TableEngineError:

@@ -632,6 +632,8 @@ def checks_option(func: F) -> F:
 
 def check_files(names: Sequence[str]) -> list[str]:
     """The files ``--checks`` names (rather than built-in check files)."""
+    if not names:  # (the check files' module is not imported by a command without them)
+        return []
     from ketascore.core.checksets import builtin_check_files
 
     return [n for n in names if n not in builtin_check_files() and Path(n).exists()]

@@ -157,7 +157,7 @@ def score_cmd(
     options = read_options([chosen] if chosen is not None else [], max_file_size)
     config = None
     if memory_limit is not None or temp_directory is not None:
-        from ketascore.engines.table import duckdb_config
+        from ketascore.engines import duckdb_config
 
         config = duckdb_config(memory_limit=memory_limit, temp_directory=temp_directory)
     hint = speed_hint(inputs) if engine == "auto" and not quiet else None

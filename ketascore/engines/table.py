@@ -231,21 +231,6 @@ def arrow_source(table: Any, name: str = "<dataframe>") -> TableSource:
 # A run
 
 
-def duckdb_config(
-    threads: int | None = None,
-    memory_limit: str | None = None,
-    temp_directory: str | Path | None = None,
-) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    if threads is not None:
-        config["threads"] = threads
-    if memory_limit is not None:
-        config["memory_limit"] = memory_limit
-    if temp_directory is not None:
-        config["temp_directory"] = str(temp_directory)
-    return config
-
-
 def score_tables(
     sources: Sequence[TableSource],
     scale: Scale,

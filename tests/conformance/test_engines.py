@@ -42,6 +42,7 @@ from ketascore.cli import cli  # noqa: E402
 from ketascore.core.library import load_builtin  # noqa: E402
 from ketascore.core.records import AnswerRecord  # noqa: E402
 from ketascore.core.scale import Scale  # noqa: E402
+from ketascore.engines import duckdb_config  # noqa: E402
 from ketascore.engines.record import score_record  # noqa: E402
 from ketascore.engines.sql import ColumnMap, SqlError, TableLayout, compile_scale  # noqa: E402
 from ketascore.writers.tabular import score_csv  # noqa: E402
@@ -235,7 +236,7 @@ def test_output_is_the_same_whatever_the_number_of_threads(tmp_path: Path) -> No
     outputs = []
     for threads in (1, 2):
         run = table.score_tables(
-            [table.parquet_source(str(path))], scale, config=table.duckdb_config(threads)
+            [table.parquet_source(str(path))], scale, config=duckdb_config(threads)
         )
         with run:
             target = tmp_path / f"scores-{threads}.csv"
