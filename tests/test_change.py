@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from ketascore.analysis.change import choose_baseline, compute_change, natural_key
 from ketascore.core.library import load_builtin
@@ -106,6 +108,25 @@ def test_visits_ordered_by_day_and_subjects_naturally(madrs: Any) -> None:
     assert report.visits == ["baseline", "day3", "week2"]
     assert report.subjects == ["S2", "S10"]
     assert sorted(["S10", "S2", "S1"], key=natural_key) == ["S1", "S2", "S10"]
+
+
+@given(st.text(st.sampled_from("S10²٣ -") | st.characters(), max_size=6))
+@example("²")
+@example("1²")
+@example("²1")
+@example("٣4")
+def test_any_subject_or_visit_name_sorts(name: str) -> None:
+    """Names are sorted by their runs of digits as numbers, whatever else they hold: a run
+    of characters that str.isdigit calls digits but int does not read ("²") is text."""
+    key = natural_key(name)
+    assert key == natural_key(name) and isinstance(key, tuple)
+
+
+def test_a_name_with_a_superscript_digit_is_reported_not_a_crash(madrs: Any) -> None:
+    results = [res("1²", "baseline", 30), res("1²", "week2", 15), res("1", "baseline", 20)]
+    report = compute_change(results, madrs)
+    assert report.subjects == ["1", "1²"]
+    assert [(r.subject, r.change) for r in report.rows] == [("1²", -15)]
 
 
 def test_summary_statistics(madrs: Any) -> None:

@@ -199,11 +199,15 @@ _DIGIT_RUNS = re.compile(r"(\d+)")
 
 
 def natural_key(text: str) -> tuple[Any, ...]:
-    """Sort key that orders S2 before S10."""
+    """Sort key that orders S2 before S10. The runs of digits are the parts the pattern
+    splits at (every other part), not what ``str.isdigit`` calls digits: it calls "²" one,
+    and ``int`` does not."""
     return tuple(
-        (0, int(part), "") if part.isdigit() else (1, 0, part.casefold())
-        for part in _DIGIT_RUNS.split(text)
-        if part
+        [
+            (0, int(part), "") if i % 2 else (1, 0, part.casefold())
+            for i, part in enumerate(_DIGIT_RUNS.split(text))
+            if part
+        ]
     )
 
 
