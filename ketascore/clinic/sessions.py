@@ -30,7 +30,7 @@ from ketascore.core import yamlsafe
 from ketascore.core.issues import Issue, make_issue
 from ketascore.core.model import Citation, Id, Text
 from ketascore.core.scale import Problem, load_model
-from ketascore.core.values import Num, clean_number
+from ketascore.core.values import Num, clean_number, is_number, number_of, strip
 
 Severity = Literal["alert", "warning", "note"]
 SEVERITY_ORDER = {"alert": 0, "warning": 1, "note": 2}
@@ -207,11 +207,12 @@ def _parse_number(name: str, value: Any) -> Num:
         raise ValueError(f"{value!r} is not a number")
     if isinstance(value, int | float):
         number = float(value)
-    else:
-        try:
-            number = float(str(value).strip())
-        except ValueError:
-            raise ValueError(f"{value!r} is not a number") from None
+    else:  # the grammar of an answer (a sign, ASCII digits, one decimal point): "1e2",
+        # "5_0" or Arabic-Indic digits are not a dose read as 100, 50 or 3
+        text = strip(str(value))
+        if not is_number(text):
+            raise ValueError(f"{value!r} is not a number")
+        number = float(number_of(text))
     if number != number or number in (float("inf"), float("-inf")) or number < 0:
         raise ValueError(f"{value!r} is not a number of 0 or more")
     limits = {

@@ -151,6 +151,9 @@ def test_times_past_midnight_and_yaml_clock_numbers() -> None:
         ({"moaas_discharge": "4.5"}, "moaas_discharge: '4.5' is not a whole MOAA/S score"),
         ({"dosed_at": "9.30"}, "dosed_at: '9.30' is not a time of day; write it as HH:MM"),
         ({"cadss_post": "-1"}, "cadss_post: '-1' is not a number of 0 or more"),
+        ({"dose_mg": "5_6"}, "dose_mg: '5_6' is not a number"),
+        ({"dose_mg": "1e2"}, "dose_mg: '1e2' is not a number"),
+        ({"cadss_pre": "\u0663"}, "cadss_pre: '\u0663' is not a number"),
     ],
 )
 def test_unreadable_fields_are_issues_that_name_the_field(
