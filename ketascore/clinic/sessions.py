@@ -163,9 +163,10 @@ def _clock(minutes: int | None) -> str | None:
 # --------------------------------------------------------------------------------------
 # Reading sessions
 
-_BP = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*(?:mm ?hg)?\s*$", re.I)
-_TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::\d{2})?\s*$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# (ASCII digits and whitespace, as the value grammar reads numbers: not "١٢٨/٨٢")
+_BP = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*(?:mm ?hg)?\s*$", re.I | re.A)
+_TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})(?::\d{2})?\s*$", re.A)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$", re.A)
 MISSING_TEXT = {"", "na", "n/a", ".", "none", "null"}
 
 

@@ -154,6 +154,8 @@ def test_times_past_midnight_and_yaml_clock_numbers() -> None:
         ({"dose_mg": "5_6"}, "dose_mg: '5_6' is not a number"),
         ({"dose_mg": "1e2"}, "dose_mg: '1e2' is not a number"),
         ({"cadss_pre": "\u0663"}, "cadss_pre: '\u0663' is not a number"),
+        ({"bp_pre": "\u0661\u0663\u0660/80"}, "bp_pre: '\u0661\u0663\u0660/80' is not a blood"),
+        ({"dosed_at": "\u0669:30"}, "dosed_at: '\u0669:30' is not a time of day"),
     ],
 )
 def test_unreadable_fields_are_issues_that_name_the_field(
