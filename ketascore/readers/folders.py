@@ -61,16 +61,23 @@ def walk_folder(
     SPECIAL, ``kind`` says what the file is); ``unreadable(folder, error)`` of each folder
     that cannot be listed. A broken symbolic link is given as a file, so reading it
     reports it."""
-    seen: set[str] = set()
+    seen: set[tuple[int, int]] = set()
     stack = [root]  # (a stack, not recursion: a folder tree may be deeper than the stack)
     while stack:
         folder = stack.pop()
-        real = os.path.realpath(folder)
-        if real in seen:
+        # a folder is known by its device and inode (one stat; its real path took a stat
+        # of each folder above it): a link back into a folder already read is not followed
+        try:
+            info = os.stat(folder)
+            identity = (info.st_dev, info.st_ino)
+        except OSError:
+            identity = None  # (listing it says why)
+        if identity is not None and identity in seen:
             if loop is not None:
                 loop(str(folder))
             continue
-        seen.add(real)
+        if identity is not None:
+            seen.add(identity)
         try:
             with os.scandir(folder) as listing:
                 entries = sorted(listing, key=lambda e: e.name)
