@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -182,6 +183,31 @@ def test_symlink_loop_is_read_once(tmp_path: Path) -> None:
     (tmp_path / "d" / "loop").symlink_to(tmp_path / "d")
     result = read_paths([tmp_path])
     assert len(result.records) == 1
+    assert [i.code for i in result.issues] == ["folder-loop"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="symlinks")
+def test_a_loop_is_found_where_the_file_system_gives_no_inode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Folders are told apart by device and inode; a file system that reports inode 0 for
+    every folder (some network shares) is walked by the folders' real paths instead, not
+    taken for one folder read again and again."""
+    import ketascore.readers.folders as folders
+
+    real_stat = os.stat
+
+    def no_inode(path: Any, *args: Any, **kwargs: Any) -> Any:
+        info = real_stat(path, *args, **kwargs)
+        return os.stat_result((info.st_mode, 0, *tuple(info)[2:]))
+
+    monkeypatch.setattr(folders.os, "stat", no_inode)
+    for name in ("a", "b", "a/c"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "r.yaml").write_text(f"subject: {name}\nvisit: v\nitems: {{1: 1}}\n")
+    (tmp_path / "b" / "loop").symlink_to(tmp_path / "a")
+    result = read_paths([tmp_path])
+    assert sorted(r.subject for r in result.records) == ["a", "a/c", "b"]
     assert [i.code for i in result.issues] == ["folder-loop"]
 
 

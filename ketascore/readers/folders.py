@@ -61,15 +61,17 @@ def walk_folder(
     SPECIAL, ``kind`` says what the file is); ``unreadable(folder, error)`` of each folder
     that cannot be listed. A broken symbolic link is given as a file, so reading it
     reports it."""
-    seen: set[tuple[int, int]] = set()
+    seen: set[object] = set()
     stack = [root]  # (a stack, not recursion: a folder tree may be deeper than the stack)
     while stack:
         folder = stack.pop()
         # a folder is known by its device and inode (one stat; its real path took a stat
-        # of each folder above it): a link back into a folder already read is not followed
+        # of each folder above it), or by its real path where the file system gives no
+        # inode: a link back into a folder already read is not followed
+        identity: object
         try:
             info = os.stat(folder)
-            identity = (info.st_dev, info.st_ino)
+            identity = (info.st_dev, info.st_ino) if info.st_ino else os.path.realpath(folder)
         except OSError:
             identity = None  # (listing it says why)
         if identity is not None and identity in seen:
