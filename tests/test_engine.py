@@ -253,6 +253,36 @@ def test_result_json_contract(phq9: Any) -> None:
     assert data["source"] == {"file": "f.yaml", "line": 3}
 
 
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("abc", "'abc'"),
+        ("1e1", "'1e1'"),
+        ("\u0669", "'\u0669'"),
+        (float("inf"), "inf"),
+        (True, "True"),
+    ],
+)
+def test_a_stored_score_that_is_not_a_number_is_reported(
+    phq9: Any, stored: Any, shown: str
+) -> None:
+    """A stored total is read as an answer is (the value grammar): one that cannot be read
+    is an issue, not a comparison passed over in silence (which would look like
+    agreement)."""
+    rec = record(PHQ9_ALL_1).model_copy(update={"reported": {"total": stored}})
+    (issue,) = score_record(phq9, rec).issues
+    assert issue.code == "reported-score-mismatch"
+    assert f"the input stores total = {shown}, which is not a number, so it cannot be " in (
+        issue.message
+    )
+
+
+@pytest.mark.parametrize("stored", ["NA", " . ", float("nan"), " 9 ", "9.0", "+9", 9.0])
+def test_a_stored_score_blank_or_equal_gives_no_issue(phq9: Any, stored: Any) -> None:
+    rec = record(PHQ9_ALL_1).model_copy(update={"reported": {"total": stored}})
+    assert score_record(phq9, rec).issues == []
+
+
 def test_reported_score_is_compared(phq9: Any) -> None:
     rec = record(PHQ9_ALL_1).model_copy(update={"reported": {"total": "10"}})
     result = score_record(phq9, rec)

@@ -514,6 +514,8 @@ _TYPES = [
             "": "the input stores {score} = {stored} but the items give {ours}",
             "none": "the input stores {score} = {stored} but ketascore computes no {score} "
             "(see the other issues of this record)",
+            "unreadable": "the input stores {score} = {stored}, which is not a number, so it "
+            "cannot be compared with ketascore's {score}",
         },
     ),
     # change from baseline -------------------------------------------------------------

@@ -9,6 +9,7 @@ prorated.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,11 @@ from ketascore.core.values import (
     clean_number,
     comparable,
     format_number,
+    is_missing_marker,
+    is_number,
+    number_of,
     parse_value,
+    strip,
 )
 
 # --------------------------------------------------------------------------------------
@@ -264,6 +269,30 @@ def score_record(
     return result
 
 
+def _stored_number(stored: Any) -> Any:
+    """A stored score as a number, None where nothing is stored (blank, a missing marker, a
+    numeric column's NaN), INVALID where it is not a number."""
+    if stored is None:
+        return None
+    if isinstance(stored, bool):
+        return INVALID
+    if isinstance(stored, int | float):
+        if stored != stored:  # NaN: an empty cell of a numeric column
+            return None
+        return clean_number(stored) if math.isfinite(stored) else INVALID
+    text = strip(str(stored))
+    if not text or is_missing_marker(text):
+        return None
+    if not is_number(text):
+        return INVALID
+    value = number_of(text)
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # a whole number beyond a double's range, as SQL reads it
+        finite = False
+    return value if finite else INVALID
+
+
 def _compare_reported(
     scale: Scale,
     result: ScoreResult,
@@ -272,12 +301,20 @@ def _compare_reported(
     record: AnswerRecord,
     issue: Any,
 ) -> None:
-    """Compare a score the source stored (a sponsor-derived total) with our own."""
+    """Compare a score the source stored (a sponsor-derived total) with our own. The stored
+    score is read as an answer is (the value grammar); one that cannot be read is reported,
+    not passed over: a comparison that never happened must not look like agreement."""
     ours = result.scores.get(score_id)
-    try:
-        theirs = None if stored is None or stored == "" else float(stored)
-    except (TypeError, ValueError):
-        theirs = None
+    theirs = _stored_number(stored)
+    if theirs is INVALID:
+        issue(
+            "reported-score-mismatch",
+            "unreadable",
+            line=record.reported_lines.get(score_id),
+            score=score_id,
+            stored=repr(stored) if isinstance(stored, str) else stored,
+        )
+        return
     if theirs is None or ours is None:
         if theirs is not None and score_id in result.scores:
             issue(
