@@ -63,6 +63,21 @@ def test_adam_rows_carry_the_change_report() -> None:
     assert all(r["AVISITN"] == 0 for r in rows if r["ABLFL"] == "Y")
 
 
+@pytest.mark.parametrize("number", ["NaN", "inf", "x"])
+def test_a_visit_number_that_is_not_a_finite_number_is_not_used(number: str) -> None:
+    """AVISITN comes from the source's visit numbers only when every visit has one: "NaN"
+    or "inf" is none (positions are used, not a NaN written into the dataset)."""
+    madrs = load_builtin("madrs")
+    results = [
+        ScoreResult(subject="S1", visit=v, scale="madrs", scale_version="1", scores={"total": t})
+        for v, t in (("baseline", 30), ("week1", 20))
+    ]
+    results[0].extra["visit_number"] = 1
+    results[1].extra["visit_number"] = number
+    rows = adam_rows([compute_change(results, madrs)], results)
+    assert [r["AVISITN"] for r in rows] == [0, 1]
+
+
 def test_score_to_adam_csv_gives_the_same_numbers(tmp_path: Path) -> None:
     results, madrs, hamd = _study()
     path = tmp_path / "adqs.csv"

@@ -176,9 +176,10 @@ def _number(value: Any) -> int | float | None:
     if isinstance(value, int | float):
         return clean_number(value) if math.isfinite(value) else None
     try:
-        return clean_number(float(str(value)))
+        number = float(str(value))
     except ValueError:
         return None
+    return clean_number(number) if math.isfinite(number) else None  # (not "NaN" or "inf")
 
 
 def _visit_numbers(report: ChangeReport, mine: list[ScoreResult]) -> dict[str, Any]:
