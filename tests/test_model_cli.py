@@ -124,6 +124,16 @@ def test_csv_of_lsmeans_and_contrasts(runner: CliRunner, tmp_path: Path) -> None
     assert (tmp_path / "out.csv.provenance.json").is_file()
 
 
+@pytest.mark.parametrize(("dose", "why"), [("x", "not a number"), ("nan", "not a finite")])
+def test_a_dose_that_is_not_a_finite_number_is_a_usage_error(
+    runner: CliRunner, tmp_path: Path, dose: str, why: str
+) -> None:
+    table = write_trial(tmp_path / "trial.csv")
+    args = ("--by", "arm", "--dose", "placebo=0", "--dose", f"active={dose}")
+    result = run(runner, str(table), *args)
+    assert result.exit_code == 2 and f"--dose active={dose}: the dose is {why}" in result.output
+
+
 def test_table_output_and_reference(runner: CliRunner, tmp_path: Path) -> None:
     table = write_trial(tmp_path / "trial.csv")
     result = run(runner, str(table), "--by", "arm", "--reference", "placebo", "--format", "table")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -178,6 +179,8 @@ def parse_model_options(params: dict[str, Any]) -> dict[str, Any]:
             doses[group] = float(dose)
         except ValueError:
             raise UsageError(f"--dose {group}={dose}: the dose is not a number") from None
+        if not math.isfinite(doses[group]):
+            raise UsageError(f"--dose {group}={dose}: the dose is not a finite number")
     covariates: tuple[str, ...] | None = tuple(params["covariate"]) or None
     if covariates == ("none",):
         covariates = ()
