@@ -196,6 +196,20 @@ def test_output_refuses_to_overwrite_an_input(runner: CliRunner, tmp_path: Path)
             "Error: --format table writes to the terminal; choose json, jsonl or csv",
         ),
         (["change", STUDY], "Missing option '--scale'"),
+        # click reads nan and inf as numbers, and NaN passes every range check: a threshold
+        # of nan made nobody a responder or a remitter, in silence
+        (
+            f"change {STUDY} --scale madrs --response-percent nan".split(),
+            "Invalid value for '--response-percent': 'nan' is not a finite number.",
+        ),
+        (
+            f"plot {STUDY} --scale madrs --kind waterfall --remission-at-most inf".split(),
+            "Invalid value for '--remission-at-most': 'inf' is not a finite number.",
+        ),
+        (
+            f"model {STUDY} --scale madrs --by arm --alpha nan".split(),
+            "Invalid value for '--alpha': 'nan' is not a finite number.",
+        ),
     ],
 )
 def test_usage_errors_exit_2(runner: CliRunner, args: list[str], message: str) -> None:

@@ -6,6 +6,7 @@ import contextlib
 import enum
 import functools
 import gc
+import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, fields
@@ -527,6 +528,26 @@ def change_options(func: F) -> F:
     return cast(F, command)
 
 
+class FiniteFloat(click.FloatRange):
+    """A number option that is a finite number (in a range, if given): click reads "nan" and
+    "inf" as floats, and NaN passes every range check, so a threshold of nan silently made
+    nobody a responder."""
+
+    def __init__(self, *bounds: Any, **kwargs: Any) -> None:
+        super().__init__(*bounds, **kwargs)
+        if self.min is None and self.max is None:
+            self.name = "float"  # (its help says FLOAT, with no range)
+
+    def _describe_range(self) -> str:
+        return "" if self.min is None and self.max is None else super()._describe_range()
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
 CHANGE_OPTIONS = (
     click.option(
         "--score", "score_name", default="total", show_default=True, help="Score to analyse."
@@ -544,12 +565,12 @@ CHANGE_OPTIONS = (
     ),
     click.option(
         "--response-percent",
-        type=click.FloatRange(0, 100, min_open=True),
+        type=FiniteFloat(0, 100, min_open=True),
         help="Response = reduction of at least this percent (default: the scale's, usually 50).",
     ),
     click.option(
         "--remission-at-most",
-        type=float,
+        type=FiniteFloat(),
         help="Remission = score at most this value (default: the scale's threshold).",
     ),
 )

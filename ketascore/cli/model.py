@@ -14,6 +14,7 @@ from ketascore.cli import cli
 from ketascore.cli.common import (
     ChangeSettings,
     Exit,
+    FiniteFloat,
     UsageError,
     console,
     emit,
@@ -126,7 +127,7 @@ def model_options(func: Any) -> Any:
         (
             ("--alpha",),
             {
-                "type": click.FloatRange(0, 1, min_open=True, max_open=True),
+                "type": FiniteFloat(0, 1, min_open=True, max_open=True),
                 "default": 0.05,
                 "show_default": True,
                 "help": "1 - confidence level of the intervals.",
@@ -271,10 +272,12 @@ def efficacy_of_change(change: Any, kwargs: dict[str, Any]) -> EfficacyReport:
 )
 @click.option(
     "--response-percent",
-    type=click.FloatRange(0, 100, min_open=True),
+    type=FiniteFloat(0, 100, min_open=True),
     help="Response = reduction of at least this percent (default: the scale's).",
 )
-@click.option("--remission-at-most", type=float, help="Remission = score at most this value.")
+@click.option(
+    "--remission-at-most", type=FiniteFloat(), help="Remission = score at most this value."
+)
 @window_options
 @click.option("--subject", "subject_column", help="Table: the subject column (default USUBJID).")
 @click.option("--visit-column", help="Table: the visit column (default AVISIT).")
