@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ketascore.core.values import Rejection
+from ketascore.core.values import Rejection, day_number, finite_number
 from ketascore.readers import detect_format, iter_input_files, read_paths, read_text
 
 IDS = ["madrs", "phq9", "hamd17", "qids-sr16"]
@@ -259,3 +259,35 @@ def test_bad_date_and_day_keep_the_record() -> None:
     result = read_text(text, "r.yaml")
     assert len(result.records) == 1
     assert [(i.code, i.line) for i in result.issues] == [("bad-field", 3), ("bad-field", 4)]
+
+
+@pytest.mark.parametrize(
+    ("value", "number"),
+    [(None, None), (" \t", None), (" 7 ", 7), ("+2.50", 2.5), ("-0", 0), (3.0, 3), (2, 2)],
+)
+def test_a_finite_number_is_read_by_the_grammar(value: Any, number: Any) -> None:
+    """One reading of a value as a number (study days, stored scores, clinic fields, ADaM
+    visit numbers): the answers' grammar, finite."""
+    got = finite_number(value)
+    assert got == number and type(got) is type(number)
+
+
+@pytest.mark.parametrize(
+    ("value", "why", "day"),
+    [
+        ("1e2", "not-a-number", "day"),
+        ("5_6", "not-a-number", "day"),
+        ("\u0663", "not-a-number", "day"),
+        (True, "not-a-number", "day"),
+        ([1], "not-a-number", "day"),
+        (float("nan"), "not-finite", "day-range"),
+        ("1" + "0" * 400, "not-finite", "day-range"),
+    ],
+)
+def test_what_is_not_a_finite_number_says_why(value: Any, why: str, day: str) -> None:
+    with pytest.raises(ValueError, match=f"^{why}$"):
+        finite_number(value)
+    with pytest.raises(ValueError, match=f"^{day}$"):
+        day_number(value)
+    with pytest.raises(ValueError, match=r"^day-range$"):
+        day_number(1_000_001)

@@ -30,7 +30,7 @@ from ketascore.core import yamlsafe
 from ketascore.core.issues import Issue, make_issue
 from ketascore.core.model import Citation, Id, Text
 from ketascore.core.scale import Problem, load_model
-from ketascore.core.values import Num, clean_number, is_number, number_of, strip
+from ketascore.core.values import Num, clean_number, finite_number
 
 Severity = Literal["alert", "warning", "note"]
 SEVERITY_ORDER = {"alert": 0, "warning": 1, "note": 2}
@@ -204,17 +204,14 @@ def _parse_time(value: Any) -> int:
 
 
 def _parse_number(name: str, value: Any) -> Num:
-    if isinstance(value, bool):
-        raise ValueError(f"{value!r} is not a number")
-    if isinstance(value, int | float):
-        number = float(value)
-    else:  # the grammar of an answer (a sign, ASCII digits, one decimal point): "1e2",
-        # "5_0" or Arabic-Indic digits are not a dose read as 100, 50 or 3
-        text = strip(str(value))
-        if not is_number(text):
-            raise ValueError(f"{value!r} is not a number")
-        number = float(number_of(text))
-    if number != number or number in (float("inf"), float("-inf")) or number < 0:
+    # the grammar of an answer (a sign, ASCII digits, one decimal point): "1e2", "5_0" or
+    # Arabic-Indic digits are not a dose read as 100, 50 or 3
+    try:
+        number = finite_number(value)
+    except ValueError as exc:
+        what = "a number" if str(exc) == "not-a-number" else "a number of 0 or more"
+        raise ValueError(f"{value!r} is not {what}") from None
+    if number is None or number < 0:
         raise ValueError(f"{value!r} is not a number of 0 or more")
     limits = {
         "moaas_lowest": 5,
@@ -225,9 +222,9 @@ def _parse_number(name: str, value: Any) -> Num:
     }
     if name in limits and number > limits[name]:
         raise ValueError(f"{value!r} is above the scale's maximum of {limits[name]}")
-    if name.startswith("moaas") and not number.is_integer():
+    if name.startswith("moaas") and isinstance(number, float):  # (whole ones are ints)
         raise ValueError(f"{value!r} is not a whole MOAA/S score (0-5)")
-    return clean_number(number)
+    return number
 
 
 def session_from_row(

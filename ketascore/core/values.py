@@ -548,13 +548,16 @@ def is_date(text: str) -> bool:
     return not zone or (int(zone[1:3]) <= 23 and int(zone[4:6]) <= 59)
 
 
-def day_number(value: Any) -> Num | None:
-    """A study day: None when blank; raises ValueError("day") when it is not a number and
-    ValueError("day-range") when it is not finite or beyond a million days."""
+def finite_number(value: Any) -> Num | None:
+    """A value as a number by the grammar: a number, or a text that is a NUMBER
+    (``is_number``, ASCII whitespace stripped), finite. None when blank (None or ASCII
+    whitespace); raises ValueError("not-a-number") for anything else that is not a number
+    (a boolean, "1e2", "abc") and ValueError("not-finite") for NaN, infinity and a whole
+    number beyond a double's range (as SQL reads it)."""
     if value is None:
         return None
     if isinstance(value, bool):
-        raise ValueError("day")
+        raise ValueError("not-a-number")
     if isinstance(value, decimal.Decimal):
         value = float(value)
     if isinstance(value, str):
@@ -562,16 +565,29 @@ def day_number(value: Any) -> Num | None:
         if not text:
             return None
         if not is_number(text):
-            raise ValueError("day")
+            raise ValueError("not-a-number")
         value = number_of(text)
     if not isinstance(value, int | float):
-        raise ValueError("day")
+        raise ValueError("not-a-number")
     try:
-        if not math.isfinite(value) or abs(value) > MAX_DAY:
-            raise ValueError("day-range")
+        finite = math.isfinite(value)
     except OverflowError:
-        raise ValueError("day-range") from None
+        finite = False
+    if not finite:
+        raise ValueError("not-finite")
     return clean_number(value)
+
+
+def day_number(value: Any) -> Num | None:
+    """A study day: None when blank; raises ValueError("day") when it is not a number and
+    ValueError("day-range") when it is not finite or beyond a million days."""
+    try:
+        day = finite_number(value)
+    except ValueError as exc:
+        raise ValueError("day" if str(exc) == "not-a-number" else "day-range") from None
+    if day is not None and abs(day) > MAX_DAY:
+        raise ValueError("day-range")
+    return day
 
 
 def sql_date(column: str, kind: str = "text") -> str:

@@ -9,7 +9,6 @@ prorated.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,10 +24,9 @@ from ketascore.core.values import (
     Rejection,
     clean_number,
     comparable,
+    finite_number,
     format_number,
     is_missing_marker,
-    is_number,
-    number_of,
     parse_value,
     strip,
 )
@@ -270,27 +268,16 @@ def score_record(
 
 
 def _stored_number(stored: Any) -> Any:
-    """A stored score as a number, None where nothing is stored (blank, a missing marker, a
-    numeric column's NaN), INVALID where it is not a number."""
-    if stored is None:
+    """A stored score as a number (``finite_number``), None where nothing is stored (blank,
+    a missing marker, a numeric column's NaN), INVALID where it is not a finite number."""
+    if isinstance(stored, str) and is_missing_marker(strip(stored)):
         return None
-    if isinstance(stored, bool):
-        return INVALID
-    if isinstance(stored, int | float):
-        if stored != stored:  # NaN: an empty cell of a numeric column
-            return None
-        return clean_number(stored) if math.isfinite(stored) else INVALID
-    text = strip(str(stored))
-    if not text or is_missing_marker(text):
+    if isinstance(stored, float) and stored != stored:  # NaN: an empty numeric cell
         return None
-    if not is_number(text):
-        return INVALID
-    value = number_of(text)
     try:
-        finite = math.isfinite(value)
-    except OverflowError:  # a whole number beyond a double's range, as SQL reads it
-        finite = False
-    return value if finite else INVALID
+        return finite_number(stored)
+    except ValueError:
+        return INVALID
 
 
 def _compare_reported(

@@ -48,7 +48,7 @@ from typing import Any
 from ketascore.analysis.change import ChangeReport, ChangeRow, natural_key
 from ketascore.core.records import ScoreResult
 from ketascore.core.scale import Scale, ScoreRule
-from ketascore.core.values import clean_number, format_number
+from ketascore.core.values import finite_number, format_number
 from ketascore.readers import xpt
 from ketascore.writers.tabular import atomic_writer, escape_formula
 
@@ -171,15 +171,11 @@ def _dtype(row: ChangeRow | None) -> str:
 
 
 def _number(value: Any) -> int | float | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int | float):
-        return clean_number(value) if math.isfinite(value) else None
+    """A visit number: a finite number by the grammar (``finite_number``), else None."""
     try:
-        number = float(str(value))
+        return finite_number(value)
     except ValueError:
         return None
-    return clean_number(number) if math.isfinite(number) else None  # (not "NaN" or "inf")
 
 
 def _visit_numbers(report: ChangeReport, mine: list[ScoreResult]) -> dict[str, Any]:
