@@ -782,7 +782,7 @@ class TableRun:
 
     def _made(self, reader: Any, rows: _SourceRows, make: _ResultMaker) -> Iterator[ScoreResult]:
         """The results of the rows of the query's batches, in order."""
-        names, offsets, shifts = [s.name for s in self.sources], self.offsets, rows.shift
+        names, offsets = [s.name for s in self.sources], self.offsets
         for batch in reader:
             # (a batch's columns as lists, zipped into rows: a dict per row costs more)
             columns = dict(zip(batch.schema.names, batch.columns, strict=True))
@@ -797,9 +797,7 @@ class TableRun:
                     line, cells = rows.at(file, pos)
                     yield self._explained(file, pos, line, cells)
                 else:
-                    shift = shifts[file]  # (the line, without a call where it is known)
-                    line = pos + shift if shift is not None else rows.line(file, pos)
-                    yield make(row, names[file], line)
+                    yield make(row, names[file], rows.line(file, pos))
 
     def problem_results(self, limit: int) -> list[ScoreResult]:
         """The first ``limit`` results with an issue."""
