@@ -948,13 +948,13 @@ def _add_reliable_change(
         return
     report.reliable_change = rule
     # (the index and category of each pair of values worked out once: a big table's rows
-    # hold a few hundred pairs; the types are part of the key, as 10**17 and 1e17 differ)
-    judged: dict[tuple[Any, ...], tuple[Num, str]] = {}
+    # hold a few hundred pairs; an int and a float that are equal give the same index)
+    judged: dict[tuple[Num, Num], tuple[Num, str]] = {}
     for row in report.rows:
         row.rci_reported = True
         baseline, value = row.baseline, row.value
         if value is not None and baseline is not None:
-            key = (baseline, value, type(baseline), type(value))
+            key = (baseline, value)
             found = judged.get(key)
             if found is None:
                 found = judged[key] = (
