@@ -1,5 +1,5 @@
 """The conformance suite's shared pieces: the scale that uses every construct of the
-language, random answer tables, the engines run the same way, and the one definition of
+language, random scales, random answer tables, the engines run the same way, and the one definition of
 "the same result" every comparison uses."""
 
 from __future__ import annotations
@@ -569,3 +569,151 @@ def postgres_rows(
         cur.execute(sql)
         names = [d.name for d in cur.description or []]
         return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+# --------------------------------------------------------------------------------------
+# Random scales
+
+
+def random_scale(seed: int) -> Scale | None:
+    """A seeded random scale of the language (None when the draw is not a valid scale):
+    items with ranges (some in steps), value lists with fractions and negatives, labels and
+    codes, missing codes; scores by every method over items and other scores, with
+    reversing, weights and recoding, missing-data rules with prorating and rounding,
+    applies_when; flags and classifications on items, scores, spreads and combinations.
+    The sink scale has every construct once; these have them in combinations nobody wrote."""
+    import yaml
+
+    from ketascore.core.scale import check_scale_text
+
+    rnd = random.Random(seed)
+    items: list[dict[str, Any]] = []
+    alike = rnd.random() < 0.5  # as in most scales, every item rated on one range
+    for k in range(1, rnd.randint(1, 7) + 1):
+        item: dict[str, Any] = {"id": f"i{k}", "label": f"I{k}"}
+        if alike and items:
+            item["range"] = items[0].get("range", [0, 3])
+        elif rnd.random() < 0.65:
+            lo = rnd.choice([0, 0, 0, 1, -2])
+            item["range"] = [lo, lo + rnd.randint(1, 6)]
+            if rnd.random() < 0.15:
+                item["step"] = rnd.choice([0.5, 0.25])
+            elif rnd.random() < 0.3:
+                item["answers"] = [
+                    {"value": v, "label": f"Answer {v} of {k}", "code": f"C{k}-{v}"}
+                    for v in range(item["range"][0], item["range"][1] + 1)
+                ]
+        else:
+            pool = [-2.5, -1, 0, 0.25, 1, 1.5, 2, 3.75, 6.5, 10]
+            item["values"] = sorted(rnd.sample(pool, rnd.randint(2, 5)))
+        if rnd.random() < 0.3:
+            item["missing_codes"] = [{"value": rnd.choice([9, 99, -9]), "label": "not assessed"}]
+        items.append(item)
+
+    def allowed(item: dict[str, Any]) -> Any:
+        if "values" in item:
+            return rnd.choice(item["values"])
+        return rnd.randint(*item["range"])
+
+    def ranges(chosen: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
+        return {tuple(i.get("range") or i["values"]) for i in chosen}
+
+    scores: list[dict[str, Any]] = []
+    for s in range(rnd.randint(1, 3)):
+        chosen = rnd.sample(items, rnd.randint(1, len(items)))
+        terms: list[Any] = []
+        plain = rnd.random() < 0.5  # as in most scores, the items as they are
+        for item in chosen:
+            term: dict[str, Any] = {"item": item["id"]}
+            if not plain and rnd.random() < 0.15 and "range" in item and "step" not in item:
+                lo, hi = item["range"]
+                term["recode"] = {str(v): rnd.choice([0, 1, 2, 0.5]) for v in range(lo, hi + 1)}
+            elif not plain:
+                if rnd.random() < 0.3:
+                    term["reverse"] = True
+                if rnd.random() < 0.3:
+                    term["weight"] = rnd.choice([2, 0.5, -1, 1.5])
+            terms.append(term if len(term) > 1 else item["id"])
+        if s and rnd.random() < 0.3:
+            terms.append({"score": f"s{rnd.randrange(s)}"})
+        score: dict[str, Any] = {
+            "id": f"s{s}",
+            "label": f"S{s}",
+            "method": rnd.choice(["sum", "sum", "mean", "max", "min"]),
+            "of": terms,
+        }
+        zero_based = all(i.get("range", [1])[0] == 0 for i in chosen) and len(terms) == len(chosen)
+        prorates = score["method"] != "sum" or zero_based or len(ranges(chosen)) == 1
+        if rnd.random() < 0.6 and len(terms) > 1 and prorates:
+            rule: dict[str, Any] = {}
+            if rnd.random() < 0.5:
+                rule["max_missing"] = rnd.randint(0, len(terms) - 1)
+            else:
+                rule["min_answered"] = rnd.randint(1, len(terms))
+            if score["method"] == "sum":
+                plain = plain and len(terms) == len(chosen) and len(ranges(chosen)) == 1
+                by_max = zero_based and (not plain or rnd.random() < 0.5)
+                rule["method"] = "prorate_max" if by_max else "prorate_mean"
+            if rnd.random() < 0.5:
+                rule["rounding"] = {
+                    "method": rnd.choice(["none", "half_up", "half_even", "floor", "ceil"]),
+                    "decimals": rnd.randint(0, 2),
+                }
+            score["missing"] = rule
+        if rnd.random() < 0.4:
+            score["response"] = {"reduction_percent": rnd.choice([50, 25, 33.3])}
+        scores.append(score)
+    if len(scores) > 1 and rnd.random() < 0.3:
+        scores[-1]["applies_when"] = {"item": items[0]["id"], "at_least": allowed(items[0])}
+
+    def condition() -> dict[str, Any]:
+        item = rnd.choice(items)
+        simple = [
+            {"item": item["id"], "at_least": allowed(item)},
+            {"item": item["id"], "equals": allowed(item)},
+            {"item": item["id"], "at_most": allowed(item)},
+            {"score": scores[0]["id"], "above": 0},
+        ]
+        if len(items) > 1:
+            simple.append({"spread": [items[0]["id"], items[1]["id"]], "equals": 0})
+        pick = rnd.choice(simple)
+        if rnd.random() < 0.3:
+            return {rnd.choice(["all", "any"]): [pick, rnd.choice(simple)]}
+        return pick
+
+    definition: dict[str, Any] = {
+        "id": f"random{seed}",
+        "name": f"Random scale {seed}",
+        "version": "1",
+        "rater": "self",
+        "licence": {"status": "public-domain"},
+        "citations": [{"key": "test", "text": "A random scale of the conformance suite"}],
+        "items": items,
+        "scores": scores,
+    }
+    flags = [
+        {"id": f"f{k}", "label": f"F{k}", "when": condition()} for k in range(rnd.randint(0, 2))
+    ]
+    kinds = [
+        {"id": f"c{k}", "label": f"C{k}", "when": condition()} for k in range(rnd.randint(0, 2))
+    ]
+    if flags:
+        definition["flags"] = flags
+    if kinds:
+        definition["classifications"] = kinds
+    text = yaml.safe_dump(definition, sort_keys=False)
+    if check_scale_text(text, f"random{seed}.yaml").problems:
+        return None
+    return load_scale_text(text, f"random{seed}.yaml")
+
+
+def random_scales(count: int, first_seed: int = 0) -> list[Scale]:
+    """The first ``count`` valid random scales from ``first_seed`` on."""
+    out: list[Scale] = []
+    seed = first_seed
+    while len(out) < count:
+        scale = random_scale(seed)
+        if scale is not None:
+            out.append(scale)
+        seed += 1
+    return out

@@ -29,6 +29,7 @@ from support import (  # noqa: E402
     postgres_rows,
     query_differences,
     query_rows,
+    random_scales,
     sink_scale,
     spark_session,
     write_csv,
@@ -118,6 +119,18 @@ def test_a_messy_table_gives_the_same_rows_everywhere(tmp_path: Path, scale: Sca
     assert any("duplicate-record" in str(r.issues) for r in expected)
     assert any("conflicting-records" in str(r.issues) for r in expected)
     every_engine(scale, rows, expected, duplicates=True, **ORDERED)
+
+
+@pytest.mark.parametrize("scale", random_scales(2, first_seed=1000), ids=lambda s: s.id)
+def test_a_random_scale_gives_the_same_rows_everywhere(tmp_path: Path, scale: Scale) -> None:
+    """Random scales of the language (``support.random_scale``) on a messy table with
+    repeats: the same rows from the query in every engine, rows without answers kept."""
+    rows = messy_rows(scale, 50, seed=21)
+    text = write_csv(tmp_path / "messy.csv", rows)
+    rows = [{k: v or None for k, v in r.items()} for r in csv_rows(text.read_text())]
+    rows = [r | {"n": int(r["n"])} for r in rows]
+    expected = merged_results(scale, rows)
+    every_engine(scale, rows, expected, duplicates=True, skip_unrated=False, **ORDERED)
 
 
 def test_copies_are_compared_answer_by_answer() -> None:
