@@ -64,6 +64,29 @@ def test_dictionary_parsing() -> None:
     assert dictionary.fields["phq9_total"].choices == {}  # a calculated field
 
 
+@pytest.mark.parametrize("space", ["\u00a0", "\u2009", "\u3000", "\u0085"])
+def test_dictionary_answers_are_stripped_as_the_grammar_strips(tmp_path: Path, space: str) -> None:
+    """An answer is matched to a choice after stripping ASCII whitespace only, as the value
+    grammar strips answers: a no-break (or other non-ASCII) space around a code is no code,
+    with the data dictionary as without it (it was stripped away and the answer scored)."""
+    items = ",".join(f"phq9_{i}" for i in range(1, 10))
+    export = tmp_path / "export.csv"
+    export.write_text(
+        f"record_id,redcap_event_name,{items}\n1,baseline_arm_1,{space}1,1,1,1,1,1,1,1, 1\t\n",
+        encoding="utf-8",
+    )
+    opts = load_read_options(redcap_dictionary=FORMATS / "redcap-phq9-dictionary.csv")
+    data = read_paths([export], options=opts)
+    (result,) = score(data.records)
+    assert result.scores == {"total": None}
+    (issue,) = result.issues
+    assert (issue.code, issue.item) == ("unknown-answer-code", "1")
+    assert f"answer {space + '1'!r} is neither a code nor a label" in issue.message
+    field = load_redcap_dictionary(FORMATS / "redcap-phq9-dictionary.csv").fields["phq9_1"]
+    assert field.code_of(" 1\t") == "1"  # ASCII whitespace is stripped
+    assert field.code_of(f"{space}1") is None
+
+
 def test_redcap_through_a_mapping(tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_text(
         "scale: phq9\nitems: {"

@@ -39,7 +39,15 @@ from typing import Any
 from ketascore.core.issues import make_issue, missing_id
 from ketascore.core.records import AnswerRecord, Source
 from ketascore.core.scale import ItemRule
-from ketascore.core.values import MISSING, Rejection, format_number, label_key, parse_value
+from ketascore.core.values import (
+    MISSING,
+    Rejection,
+    format_number,
+    is_number,
+    label_key,
+    parse_value,
+    strip,
+)
 from ketascore.readers import (
     FormatContext,
     ReadResult,
@@ -88,8 +96,9 @@ class RedcapField:
     choices: dict[str, str] = field(default_factory=dict)  # raw code -> label
 
     def code_of(self, answer: str) -> str | None:
-        """The raw code of an answer given as a code or as a choice label."""
-        text = answer.strip()
+        """The raw code of an answer given as a code or as a choice label (stripped of ASCII
+        whitespace only, as the value grammar strips answers: ``"\\xa01"`` is no code)."""
+        text = strip(answer)
         if text in self.choices:
             return text
         wanted = label_key(text)
@@ -264,8 +273,6 @@ def field_coding(fld: RedcapField, rule: ItemRule) -> Coding | None:
 
 
 def _is_number(text: str) -> bool:
-    from ketascore.core.values import is_number, strip
-
     return is_number(strip(text))
 
 
@@ -329,7 +336,7 @@ def _decode_answers(
                 cells[i] = Rejection(
                     "unknown-answer-code",
                     "redcap",
-                    {"value": value.strip(), "field": name, "choices": shown},
+                    {"value": strip(value), "field": name, "choices": shown},
                 )
             elif i in codings:
                 cells[i] = codings[i].values[code]
