@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from ketascore.api import score
 from ketascore.readers import ReadOptions, read_paths, read_text
 from ketascore.readers.formats import load_read_options
@@ -119,6 +121,31 @@ def test_response_without_subject_or_date() -> None:
     data = read_text(text, "qr.json")
     (issue,) = data.issues
     assert issue.code == "missing-field" and "has no subject; skipped" in issue.message
+
+
+@pytest.mark.parametrize("reference", ["Patient/", "Patient/  ", " Patient/ "])
+def test_reference_without_an_id_is_no_subject(reference: str) -> None:
+    """A subject reference that names no patient (``Patient/``) is no subject: the response
+    is skipped with missing-field (it was scored for the subject '')."""
+    text = json.dumps(
+        {
+            "resourceType": "QuestionnaireResponse",
+            "status": "completed",
+            "subject": {"reference": reference},
+            "source": {"reference": "Patient/"},
+            "authored": "2024-01-01",
+            "item": [{"linkId": "44250-9", "answer": [{"valueInteger": 1}]}],
+        }
+    )
+    data = read_text(text, "qr.json")
+    assert data.records == []
+    (issue,) = data.issues
+    assert issue.code == "missing-field" and "has no subject; skipped" in issue.message
+    # an identifier still gives the subject when the reference names none
+    with_id = json.loads(text)
+    with_id["subject"]["identifier"] = {"value": "K-1"}
+    (record,) = read_text(json.dumps(with_id), "qr.json").records
+    assert record.subject == "K-1"
 
 
 def test_unrelated_form_and_bad_json() -> None:

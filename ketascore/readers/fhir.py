@@ -427,16 +427,19 @@ def _answer_value(
 
 
 def _subject(resource: dict[str, Any]) -> str | None:
+    """The subject of a response (see the module text); a reference without an id
+    (``Patient/``) gives none."""
     subject = resource.get("subject")
     if isinstance(subject, dict):
         ref = _str(subject.get("reference"))
-        if ref is not None:
-            return ref.removeprefix("Patient/")
+        if ref is not None and (found := _str(ref.removeprefix("Patient/"))) is not None:
+            return found
     source = resource.get("source")
     if isinstance(source, dict):
         ref = _str(source.get("reference"))
-        if ref is not None and ref.startswith("Patient/"):
-            return ref.removeprefix("Patient/")
+        found = _str(ref.removeprefix("Patient/")) if ref and ref.startswith("Patient/") else None
+        if found is not None:
+            return found
     if isinstance(subject, dict) and isinstance(subject.get("identifier"), dict):
         value = subject["identifier"].get("value")
         return _str(value) if isinstance(value, str) else None
