@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ketascore.api import score
+from ketascore.api import load_scale, score
 from ketascore.readers import ReadOptions, read_paths, read_text
 from ketascore.readers.formats import load_read_options
 
@@ -199,3 +199,34 @@ def test_item_asked_twice_must_agree() -> None:
     (differ,) = read_text(response(3), "qr.json").records
     assert differ.items["1"].code == "conflicting-records"
     assert "(2 at line" in differ.items["1"].detail
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"valueString": "1", "valueInteger": 2},
+        {"valueInteger": 2, "valueCoding": {"code": "LA6568-5"}},
+        {"valueDecimal": 1, "valueInteger": 1},
+    ],
+)
+def test_answer_with_two_values_is_unusable(answer: dict[str, object]) -> None:
+    """An answer holds one value[x]: with two, which is the answer is not known, so the item
+    is unusable (the first in the reader's order of keys was scored, the other passed over)."""
+    codes = [item.codes.loinc for item in load_scale("phq9").definition.items if item.codes]
+    items = [{"linkId": code, "answer": [{"valueInteger": 1}]} for code in codes[:9]]
+    items[0]["answer"] = [answer]
+    text = json.dumps(
+        {
+            "resourceType": "QuestionnaireResponse",
+            "subject": {"reference": "Patient/1"},
+            "authored": "2024-01-01",
+            "item": items,
+        }
+    )
+    (record,) = read_text(text, "qr.json").records
+    (result,) = score([record])
+    assert result.scores == {"total": None}
+    (issue,) = result.issues
+    assert (issue.code, issue.item) == ("not-a-number", "1")
+    keys = " and ".join(answer)
+    assert f"the answer holds {keys}, but a FHIR answer holds one value[x]" in issue.message

@@ -372,6 +372,9 @@ _TYPES = [
                 "the item's answer is a {kind}, not a list of answers (answer: [{{...}}])",
                 VALUE_HINT,
             ),
+            "fhir-values": Template(
+                "the answer holds {keys}, but a FHIR answer holds one value[x]", VALUE_HINT
+            ),
             "grammar": Template(
                 "{value!r} is not a number as ketascore reads numbers (ASCII digits with an "
                 "optional sign and decimal point)",

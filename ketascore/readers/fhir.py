@@ -27,9 +27,10 @@
   record per scale.
 - What does not have the shape FHIR gives it is an error, never a missing answer: a response
   whose ``item`` is not a list of items is skipped (``bad-record``); an answer that is not a
-  list of answers, or whose ``value[x]`` has the wrong JSON type (``valueInteger: "2"``, a
-  coding without a code), is an unusable answer. A key given twice in one JSON object makes
-  the file (or the NDJSON line) unreadable.
+  list of answers, whose ``value[x]`` has the wrong JSON type (``valueInteger: "2"``, a
+  coding without a code), or that holds two ``value[x]`` (``valueInteger`` and
+  ``valueString``: which is the answer?), is an unusable answer. A key given twice in one
+  JSON object makes the file (or the NDJSON line) unreadable.
 """
 
 from __future__ import annotations
@@ -387,6 +388,9 @@ def _answer_value(
     answer = given[0]
     if not isinstance(answer, dict):
         return Rejection("not-a-number", "fhir-shape", {"kind": _json_kind(answer)})
+    keys = [key for key in answer if key.startswith("value")]
+    if len(keys) > 1:  # which one is the answer?
+        return Rejection("not-a-number", "fhir-values", {"keys": " and ".join(keys)})
     for key, value in answer.items():
         if key.startswith("value") and (wrong := _wrong_type(key, value)) is not None:
             return wrong
