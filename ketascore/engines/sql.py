@@ -32,6 +32,7 @@ from ketascore.core.values import (
     Num,
     SqlColumns,
     sql_comparable,
+    sql_is_nan,
     sql_item,
     sql_number,
     sql_text,
@@ -450,12 +451,14 @@ def table_name(name: str) -> str:
 
 def _ids(expr: str, kind: str) -> str:
     """A subject or visit as text: stripped of ASCII whitespace, NULL when blank; a whole
-    number as an integer (as the readers write a number read from a table)."""
+    number as an integer (as the readers write a number read from a table); NaN, which the
+    readers of tables take for a blank cell (``readers.parquet.table_cell``), is NULL."""
     if kind == "boolean":
         return "CAST(NULL AS VARCHAR)"
     if kind == "number":
         return (
-            f"(CASE WHEN {expr} = floor({expr}) AND abs({expr}) < 1e15 "
+            f"(CASE WHEN {sql_is_nan(expr)} THEN NULL "
+            f"WHEN {expr} = floor({expr}) AND abs({expr}) < 1e15 "
             f"THEN CAST(CAST({expr} AS BIGINT) AS VARCHAR) ELSE CAST({expr} AS VARCHAR) END)"
         )
     text = f"CAST({expr} AS VARCHAR)"
@@ -1171,7 +1174,10 @@ class _Compiler:
 
     def present(self, column: str, kind: str, quick: bool = False) -> str:
         """The column is not blank (``quick``: its first character is visible, which
-        settles most texts; NULL or FALSE otherwise)."""
+        settles most texts; NULL or FALSE otherwise). NaN in a number column is blank, as
+        the readers of tables take it."""
+        if kind == "number":
+            return f"({column} IS NOT NULL AND NOT {sql_is_nan(column)})"
         if kind != "text":
             return f"({column} IS NOT NULL)"
         text = f"CAST({column} AS VARCHAR)"
@@ -1183,6 +1189,8 @@ class _Compiler:
         )
 
     def blank(self, column: str, kind: str) -> str:
+        if kind == "number":  # (NaN is blank, as in ``present``)
+            return f"({column} IS NULL OR {sql_is_nan(column)})"
         if kind != "text":
             return f"({column} IS NULL)"
         text = f"CAST({column} AS VARCHAR)"
