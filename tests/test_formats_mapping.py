@@ -182,3 +182,38 @@ def test_nhanes_phq9_through_the_example_mapping(shared_data: Path) -> None:
     assert codes == {"insufficient-items": 8, "flag-undetermined": 9}
     first = next(r for r in results if r.subject == "93705")
     assert first.scores == {"total": 0} and first.visit == "nhanes-2017-2018"
+
+
+@pytest.mark.parametrize("codes", ["['7', '9']", "[' 07 ', 9.0]", "[7, 9]"])
+def test_missing_codes_written_as_text_mean_the_number(tmp_path: Path, codes: str) -> None:
+    """A missing code is read as the value grammar reads an answer: ``'7'`` (quoted in the
+    mapping file) is the number 7, so a cell holding 7 as a number (a spreadsheet, Parquet,
+    SAS file) is no answer, as the text 7 of a CSV file is. A quoted code matched text cells
+    only: the number 7 was out of range."""
+    openpyxl = pytest.importorskip("openpyxl")
+    pq = pytest.importorskip("pyarrow.parquet")
+    pa = pytest.importorskip("pyarrow")
+    (tmp_path / "m.yaml").write_text(
+        "scale: phq9\nsubject: ID\nvisit: Wave\n"
+        "items: {" + ", ".join(f"{i}: Q{i}" for i in range(1, 10)) + "}\n"
+        f"missing_codes: {codes}\n"
+    )
+    header = ["ID", "Wave", *(f"Q{i}" for i in range(1, 10))]
+    rows = [["A1", "w1", 7, *[1] * 8], ["A2", "w1", "7", *[1] * 8], ["A3", "w1", "9.0", *[1] * 8]]
+    book = openpyxl.Workbook()
+    for row in [header, *rows]:
+        book.active.append(row)
+    book.save(tmp_path / "t.xlsx")
+    pq.write_table(
+        pa.table({h: [r[i] for r in rows[:1]] for i, h in enumerate(header)}),
+        tmp_path / "t.parquet",
+    )
+    (tmp_path / "t.csv").write_text("\n".join(",".join(map(str, r)) for r in [header, *rows]))
+    opts = load_read_options(map=tmp_path / "m.yaml")
+    for name in ("t.xlsx", "t.parquet", "t.csv"):
+        results = score(read_paths([tmp_path / name], options=opts).records)
+        assert results, name
+        for result in results:
+            assert result.scores == {"total": 9}, (name, result.subject)
+            assert result.items_answered == {"total": 8} and result.prorated == {"total": True}
+            assert not [i for i in result.issues if i.severity == "error"]

@@ -36,3 +36,25 @@ def test_a_nan_subject_or_visit_is_blank_in_every_engine(
         assert "nan" not in result.stdout
         outputs.append((result.stdout, result.stderr))
     assert outputs[0] == outputs[1]
+
+
+def test_a_quoted_missing_code_is_the_number_in_every_engine(runner: Any, tmp_path: Path) -> None:
+    """``missing_codes: ['7']`` in a mapping file means the number 7 (the value grammar reads
+    the code as it reads an answer): an integer column's 7 is no answer in both engines
+    (it was out of range in both)."""
+    items = ", ".join(f"{i}: Q{i}" for i in range(1, 10))
+    (tmp_path / "m.yaml").write_text(
+        f"scale: phq9\nsubject: ID\nvisit: Wave\nitems: {{{items}}}\nmissing_codes: ['7']\n"
+    )
+    table = {"ID": ["A1", "A2"], "Wave": ["w", "w"], **{f"Q{i}": [1, 1] for i in range(1, 10)}}
+    table["Q1"] = [7, 2]
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table(table), path)
+    outputs = []
+    for engine in ("record", "duckdb"):
+        args = ["score", str(path), "--scale", "phq9", "--map", str(tmp_path / "m.yaml")]
+        result = runner.invoke(cli, [*args, "--engine", engine, "--format", "csv"])
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines()[1].startswith("A1,w,,,phq9,1.0,9,mild,8,true,")
+        outputs.append((result.stdout, result.stderr))
+    assert outputs[0] == outputs[1]

@@ -125,6 +125,19 @@ def number_of(text: str) -> Num:
         return clean_number(float(text))
 
 
+def missing_code_values(codes: Iterable[Any]) -> tuple[Any, ...]:
+    """Extra missing codes (a mapping file's ``missing_codes``, ``extra_missing``) as the
+    grammar reads answers, in their order: a text that is a NUMBER (``"7"``, ``" 07 "``) is
+    that number, so that it means no answer whether a cell holds 7 as a number (a
+    spreadsheet, Parquet or SAS cell) or as text; other codes are compared as given."""
+    out: dict[Any, None] = {}
+    for code in codes:
+        if isinstance(code, str) and is_number(strip(code)):
+            code = number_of(strip(code))
+        out[clean_number(code) if isinstance(code, int | float) else code] = None
+    return tuple(out)
+
+
 def has_digit(text: str) -> bool:
     return text.translate(_NO_DIGITS) != text
 
@@ -347,7 +360,7 @@ def sql_item(
     (any column read as text), number (a numeric column; NaN is a missing answer, as the
     readers of tables take it) or boolean. ``whole``: a number column of an integer type
     (no NaN, infinity or fraction to look for)."""
-    extra = list(extra_missing)
+    extra = list(missing_code_values(extra_missing))
     extra_numbers = [clean_number(v) for v in extra if isinstance(v, int | float)]
     extra_texts = [v for v in extra if isinstance(v, str)]
     checked = _sql_number_check(rule, c.number, extra_numbers, whole and kind == "number")

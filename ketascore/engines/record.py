@@ -27,6 +27,7 @@ from ketascore.core.values import (
     finite_number,
     format_number,
     is_missing_marker,
+    missing_code_values,
     parse_value,
     strip,
 )
@@ -45,7 +46,7 @@ def score_record(
     scale: Scale, record: AnswerRecord, *, extra_missing: Iterable[Any] = ()
 ) -> ScoreResult:
     """Score one record against one scale. Never raises on bad values: issues say why."""
-    missing_codes = frozenset([*extra_missing, *record.missing_codes])
+    missing_codes = frozenset(missing_code_values([*extra_missing, *record.missing_codes]))
     file, subject, visit = record.source.file, record.subject, record.visit
     result = ScoreResult(
         subject=subject,

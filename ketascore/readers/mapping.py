@@ -7,7 +7,7 @@ problem is reported as ``file:line:col: path: message``)::
     subject: SEQN                 # the subject column
     visit: {value: 2017-2018}     # a visit column, or a constant
     items: {1: DPQ010, 2: DPQ020} # item id -> column (wide) or code (long, SDTM, FHIR linkId)
-    missing_codes: [7, 9]         # extra codes that mean "no answer"
+    missing_codes: [7, 9]         # extra codes that mean "no answer" ('7' is 7 too)
     carry: [RIDAGEYR]             # columns copied to the output (or {name: column})
 
 Column names match exactly, else case-insensitively. A mapping is checked against a table

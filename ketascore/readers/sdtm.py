@@ -42,6 +42,7 @@ from ketascore.core.values import (
     Rejection,
     format_number,
     is_number,
+    missing_code_values,
     number_of,
     parse_value,
     strip,
@@ -293,7 +294,9 @@ def read_sdtm_table(
             value = filled[0][1] if filled else None
             if len(filled) > 1 and item is not None and not derived:
                 rule = codes_for.scale.items[item]
-                value, recoded = reconcile(rule, filled, frozenset(codes_missing))
+                value, recoded = reconcile(
+                    rule, filled, frozenset(missing_code_values(codes_missing))
+                )
                 if recoded is not None:
                     recodings[(scale_id, item, recoded)] += 1
                     first_line.setdefault((scale_id, item, recoded), line)
