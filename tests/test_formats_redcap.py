@@ -87,6 +87,39 @@ def test_dictionary_answers_are_stripped_as_the_grammar_strips(tmp_path: Path, s
     assert field.code_of(f"{space}1") is None
 
 
+@pytest.mark.parametrize("first", ["redcap_event_name", "phq9_1", "phq9_total", "phq9_complete"])
+def test_a_first_column_that_is_no_record_id_is_not_read_as_subjects(
+    tmp_path: Path, first: str
+) -> None:
+    """The record id is the export's first column; a file whose first column is a REDCap
+    system field or an item is refused (the event names, or the answers of item 1, were
+    taken for subjects). A mapping file's subject column is used instead, as always."""
+    items = [f"phq9_{i}" for i in range(1, 10)]
+    others = [c for c in ["redcap_event_name", *items, "phq9_total", "phq9_complete"] if c != first]
+    header = [first, "record_id", *others]
+    values = {"redcap_event_name": "base_arm_1", "phq9_total": "9", "phq9_complete": "2"}
+    rows = [[values.get(c, "1") for c in header] for _ in range(2)]
+    rows[0][1], rows[1][1] = "101", "102"
+    export = tmp_path / "export.csv"
+    export.write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
+    data = read_paths([export])
+    assert data.records == []
+    (issue,) = data.issues
+    assert (issue.code, issue.severity, issue.line) == ("missing-column", "error", 1)
+    assert f"the first column, {first!r}, is not a record id" in issue.message
+    (tmp_path / "m.yaml").write_text(
+        "scale: phq9\nsubject: record_id\nitems: {"
+        + ", ".join(f"{i}: phq9_{i}" for i in range(1, 10))
+        + "}\n"
+    )
+    mapped = read_paths([export], options=load_read_options(map=tmp_path / "m.yaml"))
+    assert [r.subject for r in mapped.records] == ["101", "102"]
+    # a record id that merely starts like a scale's fields is one
+    named = tmp_path / "named.csv"
+    named.write_text(f"phq9_id,redcap_event_name,{','.join(items)}\nK7,b_arm_1,{'1,' * 8}1\n")
+    assert [r.subject for r in read_paths([named]).records] == ["K7"]
+
+
 def test_redcap_through_a_mapping(tmp_path: Path) -> None:
     (tmp_path / "m.yaml").write_text(
         "scale: phq9\nitems: {"

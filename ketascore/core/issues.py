@@ -660,6 +660,12 @@ _TYPES = [
                 "export the whole domain (USUBJID, VISIT, --TESTCD, --STRESN, --ORRES), or "
                 "describe the columns with --map",
             ),
+            "redcap-record-id": Template(
+                "the first column, {column!r}, is not a record id (a REDCap export gives the "
+                "record id first); the file was not read",
+                "put the record id column first, give the data dictionary with "
+                "--redcap-dictionary, or name the subject column in a mapping file (--map)",
+            ),
             "carry": "the mapping {where} names column {column!r} for the carried field "
             "{name!r}, but the file has no such column",
             "item": Template(

@@ -1,7 +1,9 @@
 """REDCap "export records" CSV files (raw codes, or labels with the data dictionary).
 
 - The subject is the record id: the first column of the export (the first field of the data
-  dictionary), or the mapping file's ``subject``.
+  dictionary), or the mapping file's ``subject``. A first column that cannot be a record id
+  (``redcap_event_name``, ``phq9_1``: a file whose columns were reordered) is an error: its
+  values are never taken for subjects.
 - The visit is the event (``redcap_event_name``, e.g. ``week_1_arm_1``). A classic project
   has no events; its visit is ``event_1_arm_1``, the name REDCap itself gives its single
   event. A repeat instance (``redcap_repeat_instance``, of a repeating instrument or event) is
@@ -364,6 +366,13 @@ def read_redcap(text: str, file: str, context: FormatContext) -> ReadResult:
         if dictionary is not None and dictionary.record_id in table.header
         else table.header[0]
     )
+    if (mapping is None or mapping.spec.subject is None) and not _may_be_record_id(
+        subject_name, context
+    ):
+        out.issues.append(
+            make_issue("missing-column", "redcap-record-id", file=file, line=1, column=subject_name)
+        )
+        return out
     visits = redcap_visits(table)
     # the visit as a column of its own, so mapped and wide reading see it like any other
     table = Table(
@@ -391,6 +400,21 @@ def read_redcap(text: str, file: str, context: FormatContext) -> ReadResult:
         return out
     _read_named(table, file, subject_name, context, dictionary, out)
     return out
+
+
+def _may_be_record_id(name: str, context: FormatContext) -> bool:
+    """Whether the column taken for the record id (the export's first) may be one: not a
+    REDCap system field (``redcap_event_name``), a form status, a checkbox choice, nor an
+    item or score field of a known scale (``phq9_1``), which would be read as subjects."""
+    folded = name.casefold()
+    if folded.startswith("redcap_") or folded.endswith("_complete") or "___" in name:
+        return False
+    scales = {s.id: s for s in known_scales(context)}
+    split = split_column(name, set(scales))
+    if split is None:
+        return True
+    scale, rest = scales[split[0]], split[1]
+    return rest.casefold() not in scale.item_lookup and rest not in scale.score_ids
 
 
 def _mapped_rules(table: Table, mapping: Any, context: FormatContext) -> dict[int, ItemRule]:
