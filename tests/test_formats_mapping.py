@@ -54,6 +54,21 @@ def test_mapping_rules_between_keys() -> None:
     ]
 
 
+@pytest.mark.parametrize("blank", ["'  '", '"\\t "'])
+def test_a_constant_visit_is_stripped_and_never_blank(blank: str) -> None:
+    """A constant visit is taken as a visit cell is: ASCII whitespace stripped (it was kept,
+    so ' baseline ' and the cell baseline were two visits), and a blank one is refused (a
+    record was scored at the visit '  ')."""
+    text = "scale: phq9\nsubject: s\nvisit: {value: %s}\nitems: {1: A}\n"
+    with pytest.raises(MappingError) as err:
+        load_mapping_text(text % blank, "m.yaml")
+    assert err.value.problems[-1] == (
+        "m.yaml:3:16: visit.value: Value error, the value is blank; give the visit's name"
+    )
+    visit = load_mapping_text(text % "' baseline\t'", "m.yaml").spec.visit
+    assert visit is not None and not isinstance(visit, str) and visit.value == "baseline"
+
+
 def test_mapping_is_yaml_only_data() -> None:
     with pytest.raises(MappingError) as err:
         load_mapping_text("scale: !!python/object:os.system x\n", "m.yaml")

@@ -22,10 +22,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictFloat,
+    StrictInt,
+    ValidationError,
+)
 
 from ketascore.core import yamlsafe
 from ketascore.core.model import Id, ScaleId, Text
+from ketascore.core.values import strip
 
 Column = Annotated[Text, Field(min_length=1, max_length=200)]
 
@@ -34,10 +43,19 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _not_blank(value: str) -> str:
+    """A constant as the readers take a visit from a cell: stripped of ASCII whitespace,
+    never blank (a blank visit is no visit)."""
+    text = strip(value)
+    if not text:
+        raise ValueError("the value is blank; give the visit's name")
+    return text
+
+
 class Constant(Model):
     """A value that is the same for every row (``visit: {value: screening}``)."""
 
-    value: Text = Field(min_length=1)
+    value: Annotated[Text, AfterValidator(_not_blank)] = Field(min_length=1)
 
 
 class ColumnMapping(Model):
