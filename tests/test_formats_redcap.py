@@ -171,3 +171,40 @@ def test_real_dictionary_loads(shared_data: Path) -> None:
     assert dictionary.fields["date_enrolled"].form == "demographics"
     checkbox = load_redcap_dictionary(shared_data / "redcap" / "checkboxes-1__dictionary.csv")
     assert checkbox.fields["check_two"].choices == {k: k.upper() for k in "abcde"}
+
+
+def test_choice_labels_that_are_numbers_are_their_scores(tmp_path: Path) -> None:
+    """A field coded ``1, 0 | 2, 1 | 3, 2 | 4, 3`` labels each choice with its score: the
+    labels are read as the scores they say (a coding-differs warning), and an answer that
+    is one choice's code and another's label ("1": code 1, scored 0, or the label of code 2,
+    scored 1?) is not scored. Numeric labels were passed over, so raw code 1 was scored 1
+    and the label export's "0" became code 1 and was scored 1 too."""
+    header = "Variable / Field Name,Form Name,Field Type,Field Label,Choices\n"
+    fields = "".join(
+        f'phq9_{i},phq9,radio,Q{i},"1, 0 | 2, 1 | 3, 2 | 4, 3"\n' for i in range(1, 10)
+    )
+    (tmp_path / "dictionary.csv").write_text(header + "record_id,phq9,text,Record ID,\n" + fields)
+    opts = load_read_options(redcap_dictionary=tmp_path / "dictionary.csv")
+    items = ",".join(f"phq9_{i}" for i in range(1, 10))
+    raw = tmp_path / "raw.csv"
+    raw.write_text(
+        f"record_id,redcap_event_name,{items}\nA,b_arm_1,{'4,' * 8}4\nB,b_arm_1,1,{'4,' * 7}4\n"
+    )
+    data = read_paths([raw], options=opts)
+    assert {i.code for i in data.issues} == {"coding-differs"}
+    assert "('0' 1 -> 0, '1' 2 -> 1, '2' 3 -> 2, '3' 4 -> 3)" in data.issues[0].message
+    a, b = score(data.records)
+    assert a.scores == {"total": 27}  # code 4 is only a code: its label says 3
+    assert b.scores == {"total": None}
+    (issue,) = b.issues
+    assert (issue.code, issue.item) == ("coding-conflict", "1")
+    assert (
+        "answer '1' is choice '1' ('0') of REDCap field phq9_1, and also the label of choice '2'"
+        in issue.message
+    )
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        f"Record ID,Event Name,{','.join(f'Q{i}' for i in range(1, 10))}\nC,b,{'0,' * 8}0\n"
+    )
+    (result,) = score(read_paths([labels], options=opts, fmt="redcap").records)
+    assert result.scores == {"total": 0}  # "0" is only a label: the label of code 1

@@ -845,6 +845,13 @@ _TYPES = [
                 "give the choice the scale's label in the data dictionary, or map the field "
                 "with --map; " + LEFT_EMPTY,
             ),
+            "redcap-code-label": Template(
+                "answer {value!r} is choice {code!r} ({label!r}) of REDCap field {field}, and "
+                "also the label of choice {other!r}, which means another score: whether the "
+                "export holds codes or labels is not certain",
+                "export the records as raw codes with a dictionary whose labels are not other "
+                "choices' codes, or map the field with --map; " + LEFT_EMPTY,
+            ),
         },
     ),
 ]

@@ -25,7 +25,10 @@
   ``coding-differs`` warning names the field), and an answer whose choice label the scale
   does not know is not scored (``coding-conflict``): the raw code is never scored as if it
   were the scale's. A field whose labels match none of the scale's keeps its codes: there is
-  nothing to compare them with.
+  nothing to compare them with. A label that is a number means that score (``1, 0 | 2, 1``:
+  choice 1 is scored 0), and an answer that is one choice's code and another's label (``1``
+  there) is not scored (``coding-conflict``): raw or label export, which is meant is not
+  certain.
 - A data dictionary that lists a field twice, or a choice code twice, is refused: either
   would make the meaning of an answer ambiguous.
 """
@@ -45,7 +48,6 @@ from ketascore.core.values import (
     MISSING,
     Rejection,
     format_number,
-    is_number,
     label_key,
     parse_value,
     strip,
@@ -103,7 +105,11 @@ class RedcapField:
         text = strip(answer)
         if text in self.choices:
             return text
-        wanted = label_key(text)
+        return self.labelled(text)
+
+    def labelled(self, answer: str) -> str | None:
+        """The code of the one choice whose label the answer is, if any."""
+        wanted = label_key(strip(answer))
         found = [code for code, label in self.choices.items() if label_key(label) == wanted]
         return found[0] if len(found) == 1 else None
 
@@ -251,8 +257,8 @@ def field_coding(fld: RedcapField, rule: ItemRule) -> Coding | None:
     meanings: dict[str, Any] = {}
     differs = False
     for code, label in fld.choices.items():
-        meaning = parse_value(rule, label) if not _is_number(label) else None
-        if meaning is None or isinstance(meaning, Rejection):
+        meaning = parse_value(rule, label)  # (a label "0" means the score 0)
+        if isinstance(meaning, Rejection):
             continue  # not one of the item's labels
         meanings[code] = meaning
         as_code = parse_value(rule, code)
@@ -272,10 +278,6 @@ def field_coding(fld: RedcapField, rule: ItemRule) -> Coding | None:
                 {"value": code, "code": code, "label": label, "field": fld.name, "labels": labels},
             )
     return Coding(values)
-
-
-def _is_number(text: str) -> bool:
-    return is_number(strip(text))
 
 
 def _recoding(fld: RedcapField, coding: Coding) -> str:
@@ -342,6 +344,20 @@ def _decode_answers(
                 )
             elif i in codings:
                 cells[i] = codings[i].values[code]
+                other = fld.labelled(value)
+                if other is not None and codings[i].values[other] != cells[i]:
+                    # "1" is choice 1 (labelled "0") and the label of choice 2: raw or label?
+                    cells[i] = Rejection(
+                        "coding-conflict",
+                        "redcap-code-label",
+                        {
+                            "value": strip(value),
+                            "code": code,
+                            "label": fld.choices[code],
+                            "other": other,
+                            "field": name,
+                        },
+                    )
             else:
                 cells[i] = code
 
