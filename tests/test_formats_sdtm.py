@@ -128,3 +128,29 @@ def test_sdtm_through_a_mapping(tmp_path: Path) -> None:
     assert data.issues == [] and rec.extra == {"arm": "ketamine"}
     (result,) = score(data.records)
     assert result.scores == {"total": 7} and result.ok
+
+
+def test_derived_item_rows_are_reported_not_passed_over(tmp_path: Path) -> None:
+    """An item row that the sponsor derived (QSDRVFL = Y: an imputed value) is not an
+    answer, and says so in a warning counting such rows; it was left out in silence, the
+    total then prorated from the other items."""
+    text = (FORMATS / "sdtm-qs.csv").read_text()
+    lines = text.splitlines(keepends=True)
+    header = lines[0].split(",")
+    drv = header.index("QSDRVFL")
+    for n in (1, 2):  # the baseline rows of items 1 and 2 of the first subject
+        cells = lines[n].split(",")
+        cells[drv] = "Y"
+        lines[n] = ",".join(cells)
+    (tmp_path / "qs.csv").write_text("".join(lines))
+    data = read_paths([tmp_path / "qs.csv"])
+    derived = [i for i in data.issues if i.code == "derived-answer"]
+    assert [(i.item, i.line, i.severity) for i in derived] == [
+        ("1", 2, "warning"),
+        ("2", 3, "warning"),
+    ]
+    assert "1 row(s) derived by the sponsor (QSDRVFL = Y), not answered" in derived[0].message
+    first = data.records[0]
+    assert "1" not in first.items and "2" not in first.items
+    # (derived totals are stored scores, not answers)
+    assert "derived-answer" not in {i.code for i in read_paths([FORMATS / "sdtm-qs.csv"]).issues}

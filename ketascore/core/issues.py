@@ -717,6 +717,14 @@ _TYPES = [
         "the resource is a {kind}, not a QuestionnaireResponse; skipped",
     ),
     _type(
+        "derived-answer",
+        "warning",
+        "Rows of an item that the sponsor derived (SDTM --DRVFL = Y) are not answers",
+        "nothing to do if the item was not answered: only answers are scored, and the "
+        "scale's missing-data rule decides the score without the item",
+        "{count} row(s) derived by the sponsor ({column} = Y), not answered; not used as answers",
+    ),
+    _type(
         "unknown-category",
         "warning",
         "Rows of a category that no known scale declares",

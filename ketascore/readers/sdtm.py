@@ -25,7 +25,8 @@ finds the scale.
 - A row whose test code is a score's ``codes.cdisc`` (``GAD0208``, the GAD-7 total) is not an
   answer: its value is stored in ``AnswerRecord.reported`` and compared with the score
   ketascore computes (issue ``reported-score-mismatch``). Other sponsor-derived rows
-  (``--DRVFL = Y``) are not used as answers.
+  (``--DRVFL = Y``) are not used as answers: an item's derived rows are counted in a
+  ``derived-answer`` warning (the item is not answered), never passed over in silence.
 - Rows of a category no known scale declares are ignored with one warning per category.
 """
 
@@ -234,6 +235,7 @@ def read_sdtm_table(
     unknown_categories: Counter[str] = Counter()
     recodings: Counter[tuple[str, str, Recoded]] = Counter()
     unknown_tests: Counter[tuple[str, str]] = Counter()
+    derived_items: Counter[tuple[str, str, str]] = Counter()  # (scale, item, "derived")
     first_line: dict[Any, int] = {}
     for line, cells in table.rows:
         cat = text_field(cells[cat_col]) if cat_col is not None else None
@@ -306,6 +308,10 @@ def read_sdtm_table(
         elif not derived:
             assert item is not None
             groups.add_item(group, item, value, line)
+        else:
+            assert item is not None
+            derived_items[(scale_id, item, "derived")] += 1
+            first_line.setdefault((scale_id, item, "derived"), line)
     out.records.extend(groups.records(codes_missing))
     for cat, n in unknown_categories.items():
         out.issues.append(
@@ -325,6 +331,18 @@ def read_sdtm_table(
                 label=recoded.label,
                 value=recoded.value,
                 count=n,
+            )
+        )
+    for (scale_id, item_id, key), n in derived_items.items():
+        out.issues.append(
+            make_issue(
+                "derived-answer",
+                file=file,
+                line=first_line[(scale_id, item_id, key)],
+                scale=scale_id,
+                item=item_id,
+                count=n,
+                column=f"{prefix}DRVFL",
             )
         )
     for (scale_id, test), n in unknown_tests.items():
