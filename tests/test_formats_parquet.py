@@ -58,3 +58,25 @@ def test_a_quoted_missing_code_is_the_number_in_every_engine(runner: Any, tmp_pa
         assert result.stdout.splitlines()[1].startswith("A1,w,,,phq9,1.0,9,mild,8,true,")
         outputs.append((result.stdout, result.stderr))
     assert outputs[0] == outputs[1]
+
+
+def test_a_date_python_cannot_hold_is_reported_not_a_failure(runner: Any, tmp_path: Path) -> None:
+    """A date before year 1 (or a timestamp beyond year 9999) has no Python object: the
+    column is read as pyarrow writes its values, so the date is a bad-field and the answer
+    not-a-number. Reading the file failed (internal-error: the file was not read)."""
+    table = {
+        "subject": ["a", "b"],
+        "visit": ["v", "v"],
+        "date": pa.array([-800000, 0], pa.date32()),
+    }
+    table.update({f"phq9_{i}": [1, 1] for i in range(1, 10)})
+    table["phq9_9"] = pa.array([0, 2**62], pa.timestamp("us"))
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table(table), path)
+    args = ["score", str(path), "--scale", "phq9", "--engine", "record", "--format", "csv"]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 1, result.output
+    assert "internal-error" not in result.stderr
+    assert "date '-0221-09-04' is not an ISO date" in result.stderr
+    assert "'<value out of range: 4611686018427387904>' is not a number" in result.stderr
+    assert "'1970-01-01 00:00:00.000000' is not a number" in result.stderr

@@ -23,6 +23,19 @@ def table_cell(value: Any) -> Any:
     return value
 
 
+def _values(column: Any) -> list[Any]:
+    """A column's values as Python objects; a column holding a value Python has no object
+    for (a date before year 1 or after 9999, a timestamp or duration beyond its range) as
+    pyarrow writes each value as text, so that the value grammar and the date check reject
+    that value (it stopped the reading of the file)."""
+    try:
+        return list(column.to_pylist())
+    except (OverflowError, ValueError):
+        import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+
+        return list(column.cast(pa.string()).to_pylist())
+
+
 def read_parquet(data: bytes, file: str, context: FormatContext) -> ReadResult:
     from .layouts import records_from_table
 
@@ -38,7 +51,11 @@ def read_parquet(data: bytes, file: str, context: FormatContext) -> ReadResult:
         out.issues.append(make_issue("parse-error", "parquet", file=file, error=str(exc)))
         return out
     header = [str(name) for name in table.column_names]
-    columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+    try:
+        columns = [_values(table.column(i)) for i in range(table.num_columns)]
+    except Exception as exc:  # a column pyarrow can neither convert nor write as text
+        out.issues.append(make_issue("parse-error", "parquet", file=file, error=str(exc)))
+        return out
     rows = []
     for n in range(1, table.num_rows + 1):
         cells = [table_cell(col[n - 1]) for col in columns]
