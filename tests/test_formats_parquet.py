@@ -80,3 +80,39 @@ def test_a_date_python_cannot_hold_is_reported_not_a_failure(runner: Any, tmp_pa
     assert "date '-0221-09-04' is not an ISO date" in result.stderr
     assert "'<value out of range: 4611686018427387904>' is not a number" in result.stderr
     assert "'1970-01-01 00:00:00.000000' is not a number" in result.stderr
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "csv", "fhir"])
+def test_carried_columns_of_any_type_are_written(runner: Any, tmp_path: Path, fmt: str) -> None:
+    """Columns carried to the output hold what Parquet holds: each becomes a value every
+    output can write (a duration and bytes as text, a Decimal as a number, an infinite
+    number as its text, nested dates as ISO text). JSON output stopped with an internal
+    error (exit 3) on a duration, a Decimal, bytes, a list of dates or an infinity."""
+    import datetime as dt
+    import decimal
+    import json
+
+    table = {
+        "subject": ["a"],
+        "visit": ["v"],
+        "wait": pa.array([5], pa.duration("s")),
+        "dose": pa.array([decimal.Decimal("1.50")]),
+        "raw": pa.array([b"ab"]),
+        "dates": pa.array([[dt.date(2024, 1, 1)]]),
+        "far": pa.array([float("inf")]),
+        **{f"phq9_{i}": [1] for i in range(1, 10)},
+    }
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table(table), path)
+    args = ["score", str(path), "--scale", "phq9", "--engine", "record", "--format", fmt]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    if fmt == "json":
+        (row,) = json.loads(result.stdout)["results"]
+        assert [row[k] for k in ("wait", "dose", "raw", "dates", "far")] == [
+            "0:00:05",
+            1.5,
+            "ab",
+            ["2024-01-01"],
+            "inf",
+        ]

@@ -3,11 +3,13 @@ study day, carried fields, and an item's raw answer (checked later by the value 
 
 from __future__ import annotations
 
+import decimal
+import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ketascore.core.issues import Issue, make_issue
-from ketascore.core.values import Rejection, day_number, is_date, strip
+from ketascore.core.values import Rejection, clean_number, day_number, is_date, strip
 
 T = TypeVar("T")
 
@@ -96,11 +98,28 @@ def item_value(value: Any) -> Any:
 
 
 def carried(value: Any) -> Any:
-    """A carried field's value: text stripped (None when blank), other values as they are."""
-    if not isinstance(value, str):
+    """A carried field's value as output data, which every output format can hold: text
+    stripped (None when blank); a number as it is, but a Decimal as an int or float and an
+    infinite float as its text; a date or time as ISO text, a duration or bytes as text;
+    lists and mappings (Parquet's nested columns) with their values made so."""
+    if isinstance(value, str):
+        text = strip(value)
+        return text if text else None
+    if value is None or isinstance(value, bool | int):
         return value
-    text = strip(value)
-    return text if text else None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, decimal.Decimal):
+        return carried(clean_number(float(value))) if value.is_finite() else str(value)
+    if isinstance(value, list | tuple):
+        return [carried(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): carried(v) for k, v in value.items()}
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
 
 
 def same_cell(old: Any, new: Any) -> bool:

@@ -49,12 +49,12 @@ from ketascore.core.values import (
     strip,
 )
 from ketascore.readers import FormatContext, ReadResult, Table, is_blank, text_field
+from ketascore.readers.fields import carried
 
 from .mapping import Constant
 from .tables import (
     LongGroups,
     ScaleCodes,
-    _plain,
     all_codes,
     check_mapping_scale,
     codes_of,
@@ -285,7 +285,7 @@ def read_sdtm_table(
         if any((text_field(cells[c]) or "").upper() == "Y" for c in blfl_cols):
             extra["baseline_flag"] = "Y"
         for name, index in carry.items():
-            extra[name] = _plain(cells[index])
+            extra[name] = carried(cells[index])
         group = groups.group(subject, visit, scale_id, line=line, date=date, day=day, extra=extra)
         if stat_col is not None and (text_field(cells[stat_col]) or "").upper() == "NOT DONE":
             value: Any = None

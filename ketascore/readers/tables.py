@@ -23,7 +23,7 @@ from ketascore.readers import (
     text_field,
 )
 
-from .fields import checked_field
+from .fields import carried, checked_field
 from .mapping import ColumnMapping, Constant, LoadedMapping
 
 # --------------------------------------------------------------------------------------
@@ -438,9 +438,9 @@ def read_mapped_table(
         for item, column in cols.missing_items.items():
             items[item] = Rejection("missing-column", "item", {"column": column})
         date, day = dated(cells, cols.date, cols.day, out.issues, file, line, subject, visit)
-        extra = {name: _plain(cells[i]) for name, i in cols.carry.items()}
+        extra = {name: carried(cells[i]) for name, i in cols.carry.items()}
         if cols.visit_number is not None:
-            extra["visit_number"] = _plain(cells[cols.visit_number])
+            extra["visit_number"] = carried(cells[cols.visit_number])
         reported = {score: cells[i] for score, i in cols.scores.items() if not is_blank(cells[i])}
         out.records.append(
             AnswerRecord(
@@ -457,13 +457,6 @@ def read_mapped_table(
                 reported_lines={score: line for score in reported},
             )
         )
-
-
-def _plain(value: Any) -> Any:
-    """A carried cell as output data: text stripped, blank as None."""
-    if isinstance(value, str):
-        return value.strip() or None
-    return value
 
 
 def _read_long(
@@ -495,9 +488,9 @@ def _read_long(
             out.issues.append(missing_id(subject, visit, file, line))
             continue
         date, day = dated(cells, cols.date, cols.day, out.issues, file, line, subject, visit)
-        extra = {name: _plain(cells[i]) for name, i in cols.carry.items()}
+        extra = {name: carried(cells[i]) for name, i in cols.carry.items()}
         if cols.visit_number is not None:
-            extra["visit_number"] = _plain(cells[cols.visit_number])
+            extra["visit_number"] = carried(cells[cols.visit_number])
         group = groups.group(subject, visit, scale.id, line=line, date=date, day=day, extra=extra)
         value = cells[cols.value_column]
         if item is not None:
