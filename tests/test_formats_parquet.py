@@ -15,6 +15,19 @@ pytest.importorskip("duckdb")
 from ketascore.cli import cli  # noqa: E402
 
 
+def both_engines(runner: Any, path: Path, *args: str, exit_code: int = 0) -> list[Any]:
+    """The stdout and stderr of ``score PATH --scale phq9 ARGS`` by the record engine and
+    by the table engine (DuckDB), each with ``exit_code``."""
+    outputs = []
+    for engine in ("record", "duckdb"):
+        result = runner.invoke(
+            cli, ["score", str(path), "--scale", "phq9", *args, "--engine", engine]
+        )
+        assert result.exit_code == exit_code, result.output
+        outputs.append((result.stdout, result.stderr))
+    return outputs
+
+
 @pytest.mark.parametrize("column", ["subject", "visit"])
 def test_a_nan_subject_or_visit_is_blank_in_every_engine(
     runner: Any, tmp_path: Path, column: str
@@ -27,15 +40,9 @@ def test_a_nan_subject_or_visit_is_blank_in_every_engine(
     table = {**ids, **{f"phq9_{i}": [1, 2] for i in range(1, 10)}}
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table(table), path)
-    outputs = []
-    for engine in ("record", "duckdb"):
-        args = ["score", str(path), "--scale", "phq9", "--engine", engine, "--format", "csv"]
-        result = runner.invoke(cli, args)
-        assert result.exit_code == 1, result.output
-        assert "row has no " + column in result.stderr
-        assert "nan" not in result.stdout
-        outputs.append((result.stdout, result.stderr))
-    assert outputs[0] == outputs[1]
+    (stdout, stderr), other = both_engines(runner, path, "--format", "csv", exit_code=1)
+    assert "row has no " + column in stderr and "nan" not in stdout
+    assert other == (stdout, stderr)
 
 
 def test_a_quoted_missing_code_is_the_number_in_every_engine(runner: Any, tmp_path: Path) -> None:
@@ -50,14 +57,10 @@ def test_a_quoted_missing_code_is_the_number_in_every_engine(runner: Any, tmp_pa
     table["Q1"] = [7, 2]
     path = tmp_path / "t.parquet"
     pq.write_table(pa.table(table), path)
-    outputs = []
-    for engine in ("record", "duckdb"):
-        args = ["score", str(path), "--scale", "phq9", "--map", str(tmp_path / "m.yaml")]
-        result = runner.invoke(cli, [*args, "--engine", engine, "--format", "csv"])
-        assert result.exit_code == 0, result.output
-        assert result.stdout.splitlines()[1].startswith("A1,w,,,phq9,1.0,9,mild,8,true,")
-        outputs.append((result.stdout, result.stderr))
-    assert outputs[0] == outputs[1]
+    mapping = str(tmp_path / "m.yaml")
+    (stdout, stderr), other = both_engines(runner, path, "--map", mapping, "--format", "csv")
+    assert stdout.splitlines()[1].startswith("A1,w,,,phq9,1.0,9,mild,8,true,")
+    assert other == (stdout, stderr)
 
 
 def test_a_date_python_cannot_hold_is_reported_not_a_failure(runner: Any, tmp_path: Path) -> None:
@@ -116,3 +119,27 @@ def test_carried_columns_of_any_type_are_written(runner: Any, tmp_path: Path, fm
             ["2024-01-01"],
             "inf",
         ]
+
+
+def test_carried_numbers_are_written_alike_by_both_engines(runner: Any, tmp_path: Path) -> None:
+    """A carried DECIMAL, NaN or infinite number: the table engine (the default for
+    Parquet) wrote DuckDB's Decimal and non-finite floats into the results, and JSON
+    output stopped with an internal error (exit 3); it now carries them as the readers do."""
+    import decimal
+
+    table = {
+        "subject": ["a", "b"],
+        "visit": ["v", "v"],
+        "dose": pa.array([decimal.Decimal("1.50"), decimal.Decimal("2.00")]),
+        "weight": pa.array([float("nan"), float("-inf")]),
+        **{f"phq9_{i}": [1, 2] for i in range(1, 10)},
+    }
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table(table), path)
+    outputs = [
+        [line for line in stdout.splitlines() if '"provenance"' not in line]
+        for stdout, _ in both_engines(runner, path, "--format", "jsonl")
+    ]
+    assert outputs[0] == outputs[1]
+    assert '"dose": 1.5, "weight": null' in outputs[0][0]
+    assert '"dose": 2, "weight": "-inf"' in outputs[0][1]

@@ -951,8 +951,22 @@ class _ResultMaker:
             not_applicable,
             [],
             Source(file, line),
-            dict(zip(self.carried, row[5:carried_end], strict=True)) if self.carried else {},
+            {k: _carried(v) for k, v in zip(self.carried, row[5:carried_end], strict=True)}
+            if self.carried
+            else {},
         )
+
+
+def _carried(value: Any) -> Any:
+    """A carried cell of the table as the readers carry it (``readers.fields.carried`` of
+    the cell as the Parquet reader reads it: NaN blank, a Decimal a number, infinity its
+    text); texts come trimmed from the query."""
+    if value is None or type(value) is str or type(value) is int:
+        return value
+    from ketascore.readers.fields import carried
+    from ketascore.readers.parquet import table_cell
+
+    return carried(table_cell(value))
 
 
 class _SourceRows:
