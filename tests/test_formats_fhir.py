@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from ketascore.api import load_scale, score
+from ketascore.cli import cli
 from ketascore.readers import ReadOptions, read_paths, read_text
 from ketascore.readers.formats import load_read_options
 
@@ -230,3 +232,25 @@ def test_answer_with_two_values_is_unusable(answer: dict[str, object]) -> None:
     assert (issue.code, issue.item) == ("not-a-number", "1")
     keys = " and ".join(answer)
     assert f"the answer holds {keys}, but a FHIR answer holds one value[x]" in issue.message
+
+
+def test_a_carried_answer_is_written_in_every_output(tmp_path: Path) -> None:
+    """A linkId carried by a mapping file whose answer is a number beyond a double's range
+    (valueDecimal: 1e400 reads as infinity) is carried as its text: JSON output stopped
+    with an internal error (exit 3)."""
+    (tmp_path / "m.yaml").write_text(
+        "scale: phq9\nvisit: {value: screening}\ncarry: {weight: w}\n"
+        "items: {1: a, 2: b, 3: c, 4: d, 5: e, 6: f, 7: g, 8: h, 9: i}\n"
+    )
+    items = [{"linkId": k, "answer": [{"valueInteger": 1}]} for k in "abcdefghi"]
+    items.append({"linkId": "w", "answer": [{"valueDecimal": 7}]})
+    resource = {"resourceType": "QuestionnaireResponse", "subject": {"reference": "Patient/1"}}
+    text = json.dumps({**resource, "item": items}).replace(
+        '"valueDecimal": 7', '"valueDecimal": 1e400'
+    )
+    (tmp_path / "qr.json").write_text(text)
+    args = ["score", str(tmp_path / "qr.json"), "--map", str(tmp_path / "m.yaml")]
+    for fmt in ("json", "jsonl", "csv"):
+        result = CliRunner().invoke(cli, [*args, "--format", fmt])
+        assert result.exit_code == 0, result.output
+        assert "inf" in result.stdout

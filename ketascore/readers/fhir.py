@@ -47,6 +47,7 @@ from ketascore.core.records import AnswerRecord, Source
 from ketascore.core.scale import Scale
 from ketascore.core.values import Num, Rejection, clean_number
 from ketascore.readers import POSITION_LIMIT, FieldError, FormatContext, ReadResult, check_date
+from ketascore.readers.fields import carried
 
 from .documents import JsonContentError, json_loads
 from .mapping import Constant
@@ -678,7 +679,7 @@ class _Reader:
         if self.mapping is not None:
             for name, key in self.mapping.carried.items():
                 if key in by_link:
-                    extra[name] = _simple_value_of(by_link[key])
+                    extra[name] = carried(_simple_value_of(by_link[key]))
         self.out.records.append(
             AnswerRecord(
                 subject=subject,
