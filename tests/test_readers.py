@@ -291,3 +291,23 @@ def test_what_is_not_a_finite_number_says_why(value: Any, why: str, day: str) ->
         day_number(value)
     with pytest.raises(ValueError, match=r"^day-range$"):
         day_number(1_000_001)
+
+
+@pytest.mark.parametrize("name", ["r.json", "r.jsonl"])
+def test_an_extra_field_beyond_a_double_is_carried_as_text(tmp_path: Path, name: str) -> None:
+    """A record's extra field that is a JSON number beyond a double's range (1e400 reads as
+    infinity) is carried as its text; JSON output stopped with an internal error (exit 3)."""
+    from click.testing import CliRunner
+
+    from ketascore.cli import cli
+
+    items = ", ".join(f'"{i}": 1' for i in range(1, 10))
+    record = (
+        f'{{"subject": "S1", "visit": "v1", "scale": "phq9", "w": 1e400, "items": {{{items}}}}}'
+    )
+    (tmp_path / name).write_text(record + "\n")
+    (read,) = read_paths([tmp_path / name]).records
+    assert read.extra == {"w": "inf"}
+    for fmt in ("json", "jsonl"):
+        result = CliRunner().invoke(cli, ["score", str(tmp_path / name), "--format", fmt])
+        assert result.exit_code == 0, result.output

@@ -18,7 +18,7 @@ from ketascore.core.issues import Issue, make_issue
 from ketascore.core.records import AnswerRecord, Source
 from ketascore.core.values import Rejection, comparable
 from ketascore.readers.base import POSITION_LIMIT, RECORD_FIELDS, ReadResult
-from ketascore.readers.fields import check_date, check_day, checked_field, text_field
+from ketascore.readers.fields import carried, check_date, check_day, checked_field, text_field
 
 
 def record_from_mapping(
@@ -83,7 +83,12 @@ def record_from_mapping(
     date_line, day_line = field_lines.get("date", line), field_lines.get("day", line)
     date = checked_field(check_date, data.get("date"), issues, "record", line=date_line, **where)
     day = checked_field(check_day, data.get("day"), issues, "record", line=day_line, **where)
-    extra = {k: v for k, v in data.items() if k not in RECORD_FIELDS}
+    # (a JSON number beyond a double's range is infinity: carried as its text)
+    extra = {
+        k: v if isinstance(v, str) else carried(v)
+        for k, v in data.items()
+        if k not in RECORD_FIELDS
+    }
     return AnswerRecord(
         subject=subject,
         visit=visit,
