@@ -154,3 +154,21 @@ def test_derived_item_rows_are_reported_not_passed_over(tmp_path: Path) -> None:
     assert "1" not in first.items and "2" not in first.items
     # (derived totals are stored scores, not answers)
     assert "derived-answer" not in {i.code for i in read_paths([FORMATS / "sdtm-qs.csv"]).issues}
+
+
+def test_a_visit_number_beyond_a_double_is_carried_as_written(tmp_path: Path) -> None:
+    """VISITNUM is read as the value grammar reads numbers; a number too long to be one
+    (5,000 digits: infinite as a double) is kept as written. It became infinity, and JSON
+    output stopped with an internal error (exit 3)."""
+    from click.testing import CliRunner
+
+    from ketascore.cli import cli
+
+    big = "9" * 5000
+    rows = "".join(f"K,S1,PHQ010{i},PHQ-9,1,{big},BASE\n" for i in range(1, 10))
+    path = tmp_path / "qs.csv"
+    path.write_text("STUDYID,USUBJID,QSTESTCD,QSCAT,QSSTRESN,VISITNUM,VISIT\n" + rows)
+    (record,) = read_paths([path]).records
+    assert record.extra["visit_number"] == big
+    result = CliRunner().invoke(cli, ["score", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output

@@ -41,10 +41,10 @@ from ketascore.core.scale import ItemRule
 from ketascore.core.values import (
     MISSING,
     Rejection,
+    finite_number,
     format_number,
     is_number,
     missing_code_values,
-    number_of,
     parse_value,
     strip,
 )
@@ -65,11 +65,12 @@ from .tables import (
 
 
 def _number(value: Any) -> Any:
-    """A visit number as the value grammar reads numbers (text that is none stays text)."""
-    if isinstance(value, str):
-        text = strip(value)
-        return number_of(text) if is_number(text) else text or None
-    return value
+    """A visit number as the value grammar reads numbers (``finite_number``); what is not
+    a finite number (text, a number beyond a double's range) is carried as written."""
+    try:
+        return finite_number(value)
+    except ValueError:
+        return carried(value if isinstance(value, str) else format_number(value))
 
 
 def _shown(value: Any) -> str:
