@@ -1,6 +1,6 @@
 """The conformance suite's shared pieces: the scale that uses every construct of the
-language, random scales, random answer tables, the engines run the same way, and the one definition of
-"the same result" every comparison uses."""
+language, random scales, random answer tables, the engines run the same way, and the one
+definition of "the same result" every comparison uses."""
 
 from __future__ import annotations
 
