@@ -206,3 +206,47 @@ def test_a_source_baseline_flag_wins_over_visit_names(madrs: Any) -> None:
     assert issue.message.startswith(
         "f.csv:9: subject S2, madrs: no record is flagged as the baseline (baseline flag Y)"
     )
+
+
+def test_a_visit_before_the_baseline_has_its_value_and_no_change(madrs: Any) -> None:
+    """A screening visit before the baseline (by study day, or by date) is listed with its
+    value, but change from baseline describes what follows the baseline: no change, percent
+    change, response, remission or reliable change there, and none in the summary (as
+    ADaM's CHG of post-baseline records)."""
+    results = [
+        res("S1", "screening", 34, day=-7),
+        res("S1", "baseline", 30, day=0),
+        res("S1", "week1", 14, day=7),
+        res("S2", "screening", 26, day=-6),
+        res("S2", "baseline", 28, day=1),
+        res("S2", "week1", 10, day=8),
+    ]
+    report = compute_change(results, madrs, rci_reliability=0.8, rci_sd=6)
+    assert report.visits == ["screening", "baseline", "week1"]
+    screening = [r for r in report.rows if r.visit == "screening"]
+    assert [(r.baseline, r.value) for r in screening] == [(30, 34), (28, 26)]
+    for row in screening:
+        assert (row.change, row.percent_change, row.response, row.remission) == (None,) * 4
+        assert (row.rci, row.rci_category) == (None, None)
+    week1 = [r for r in report.rows if r.visit == "week1"]
+    assert [r.change for r in week1] == [-16, -18] and all(r.rci is not None for r in week1)
+    summary = {s.visit: s for s in report.summary}
+    assert (summary["screening"].n, summary["screening"].mean) == (2, 30)
+    assert (summary["screening"].n_change, summary["screening"].n_response) == (0, 0)
+    assert summary["week1"].n_change == 2
+    by_date = [
+        res("S1", "screening", 34, date="2024-01-02"),
+        res("S1", "baseline", 30, date="2024-01-09"),
+        res("S1", "week1", 14, date="2024-01-16"),
+    ]
+    rows = compute_change(by_date, madrs).rows
+    assert [(r.visit, r.change) for r in rows] == [("screening", None), ("week1", -16)]
+
+
+def test_a_visit_whose_place_is_unknown_follows_the_baseline(madrs: Any) -> None:
+    """Without study days or dates the input's order does not say that a visit came before
+    the baseline: it gets its change, as before."""
+    results = [res("S1", "week1", 14), res("S1", "baseline", 30), res("S1", "week2", 12)]
+    report = compute_change(results, madrs)
+    assert [(r.visit, r.change) for r in report.rows] == [("week1", -16), ("week2", -18)]
+    assert report.visits == ["baseline", "week1", "week2"]

@@ -376,3 +376,29 @@ def test_parquet_and_xpt_tables_give_the_same_model(runner: CliRunner, tmp_path:
         data = json.loads(result.stdout)
         outputs.append((data["fit"]["neg2_log_likelihood"], data["contrasts"]))
     assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_a_screening_visit_is_not_a_repeated_measure(runner: CliRunner, tmp_path: Path) -> None:
+    """A visit before the baseline (study day -7) has no change from baseline, so the MMRM
+    of change analyses the visits after the baseline only."""
+    rng = random.Random(5)
+    lines = ["subject,visit,day,arm," + ",".join(f"phq9_{i}" for i in range(1, 10))]
+    for s in range(24):
+        arm = ("placebo", "active")[s % 2]
+        base = [rng.randint(1, 3) for _ in range(9)]
+        for visit, day, drop in (("screening", -7, 0), ("baseline", 0, 0), ("week1", 7, 1),
+                                 ("week2", 14, 2)):  # fmt: skip
+            extra = drop + (arm == "active")
+            answers = [max(0, b - rng.randint(0, extra)) for b in base]
+            lines.append(f"S{s},{visit},{day},{arm}," + ",".join(map(str, answers)))
+    table = tmp_path / "phq9.csv"
+    table.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run(runner, str(table), "--scale", "phq9", "--by", "arm", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["covariance"]["visits"] == ["week1", "week2"]
+    assert data["n"]["observations_used"] == 48
+    args = ("--scale", "phq9", "--by", "arm", "--outcome", "value", "--format", "json")
+    result = run(runner, str(table), *args)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["covariance"]["visits"] == ["week1", "week2"]

@@ -63,6 +63,12 @@ class ChangeRow:
     rci_category: str | None = None
     rci_reported: bool = field(default=False, repr=False)
 
+    @property
+    def before_baseline(self) -> bool:
+        """A record of a visit before the baseline: it has a value and no change (every
+        other row with a value has one)."""
+        return self.value is not None and self.change is None
+
     def to_dict(self) -> dict[str, Any]:
         # (its fields, in order; asdict would deep-copy each value)
         out = {name: getattr(self, name) for name in _CHANGE_FIELDS}
@@ -222,15 +228,23 @@ def _mean_sd(values: Sequence[Num]) -> tuple[float | None, float | None]:
     return clean_number(mean), clean_number(math.sqrt(var))
 
 
+def _visit_when(
+    visit: str, days: dict[str, list[Num]], dates: dict[str, list[str]]
+) -> tuple[int, Any]:
+    """When a visit happens, as far as the data say: (0, its median study day), else (1,
+    its first date), else (2, 0): not known."""
+    if days.get(visit):
+        ds = sorted(days[visit])
+        return (0, ds[len(ds) // 2])
+    if dates.get(visit):
+        return (1, min(dates[visit]))
+    return (2, 0)
+
+
 def _visit_sort_key(
     visit: str, days: dict[str, list[Num]], dates: dict[str, list[str]], first: dict[str, int]
 ) -> tuple[Any, ...]:
-    if days.get(visit):
-        ds = sorted(days[visit])
-        return (0, ds[len(ds) // 2], first[visit])
-    if dates.get(visit):
-        return (1, min(dates[visit]), first[visit])
-    return (2, 0, first[visit])
+    return (*_visit_when(visit, days, dates), first[visit])
 
 
 def baseline_target(
@@ -506,10 +520,13 @@ def compute_change(
         how: str,
         baseline: Num,
         imputed: str | None = None,
+        before: bool = False,
     ) -> ChangeRow:
-        """The change row of a record (or of a value carried to a visit: ``imputed``)."""
+        """The change row of a record (or of a value carried to a visit: ``imputed``). A
+        record ``before`` the baseline (a screening visit) has its value and no change:
+        change from baseline describes what follows it (CHG of post-baseline records)."""
         change = pct = response = remission = None
-        if value is not None:
+        if value is not None and not before:
             change = clean_number(value - baseline)
             if baseline != 0:
                 pct = clean_number(100 * change / baseline)
@@ -522,6 +539,7 @@ def compute_change(
         )  # fmt: skip
 
     baseline_visits: dict[str, int] = {}
+    before: dict[str, set[str]] = {}  # a baseline visit: the visits known to precede it
     target, target_rule = baseline_target(mine, baseline_visit)
     for subject, rs in by_subject.items():
         candidates, how = baseline_candidates(rs, target, target_rule)
@@ -572,11 +590,17 @@ def compute_change(
                 )
             )
 
+        earlier = before.get(base.visit)
+        if earlier is None:
+            earlier = before[base.visit] = _earlier_visits(first_seen, days, dates, base.visit)
         followups = [
-            make(r, r.scores.get(score), subject, group, base.visit, how, baseline)
+            make(
+                r, r.scores.get(score), subject, group, base.visit, how, baseline, None,
+                r.visit in earlier,
+            )
             for r in rs
             if r is not base
-        ]
+        ]  # fmt: skip
         if imputations:  # (a stand-in record carried to a visit: its row)
             row = functools.partial(
                 make,
@@ -594,9 +618,9 @@ def compute_change(
     seen = set(first_seen) | {r.visit for r in report.rows}
     visits = [v for v in visit_order if v in seen]
     main_baseline = max(baseline_visits, key=lambda v: baseline_visits[v], default=None)
-    if main_baseline in visits:
+    if main_baseline in visits:  # first, after only the visits known to precede it
         visits.remove(main_baseline)
-        visits.insert(0, main_baseline)
+        visits.insert(len([v for v in visits if v in before[main_baseline]]), main_baseline)
     report.visits = visits
     subject_pos = {subject: i for i, subject in enumerate(by_subject)}
     visit_pos = {visit: i for i, visit in enumerate(visits)}
@@ -645,6 +669,24 @@ def _nothing_to_report(report: ChangeReport) -> Issue:
     if not report.subjects:
         return make_issue("no-records", scale=report.scale, score=report.score)
     return make_issue("no-change", scale=report.scale, score=report.score)
+
+
+def _earlier_visits(
+    visits: Iterable[str], days: dict[str, list[Num]], dates: dict[str, list[str]], visit: str
+) -> set[str]:
+    """The visits known to come before ``visit`` (a baseline): those whose study days (the
+    median) or, when neither has days, whose dates (the first) are earlier. A visit whose
+    place cannot be told from days or dates is not before it: the input's order alone does
+    not say, and such a visit is taken to follow the baseline."""
+    group, when = _visit_when(visit, days, dates)
+    if group == 2:
+        return set()
+    out = set()
+    for other in visits:
+        other_group, other_when = _visit_when(other, days, dates)
+        if other_group == group and other_when < when:
+            out.add(other)
+    return out
 
 
 def _carry_forward(
@@ -953,7 +995,7 @@ def _add_reliable_change(
     for row in report.rows:
         row.rci_reported = True
         baseline, value = row.baseline, row.value
-        if value is not None and baseline is not None:
+        if row.change is not None and value is not None and baseline is not None:
             key = (baseline, value)
             found = judged.get(key)
             if found is None:

@@ -196,6 +196,8 @@ def from_change_report(report: ChangeReport) -> LongTable:
     )
     columns: dict[str, list[Any]] = {n: [] for n in names}
     for row in report.rows:
+        if row.before_baseline:  # (a screening visit: not a repeated measure of change)
+            continue
         columns["subject"].append(row.subject)
         columns["visit"].append(row.visit)
         columns["group"].append(row.group)
