@@ -150,6 +150,47 @@ def test_reference_without_an_id_is_no_subject(reference: str) -> None:
     assert record.subject == "K-1"
 
 
+@pytest.mark.parametrize(
+    ("reference", "subject"),
+    [
+        ("Patient/p1", "p1"),
+        ("Patient/p1/_history/2", "p1"),
+        ("https://ehr.example.org/fhir/Patient/p1", "p1"),
+        ("https://ehr.example.org/fhir/Patient/p1/_history/7", "p1"),
+        (
+            "urn:uuid:0b7e5b1c-8c8e-4d6f-9f0a-3c1d2e4f5a6b",
+            "urn:uuid:0b7e5b1c-8c8e-4d6f-9f0a-3c1d2e4f5a6b",
+        ),
+        ("Group/g1", "Group/g1"),
+        ("NotAPatient/p1", "NotAPatient/p1"),
+    ],
+)
+def test_every_way_of_referring_to_a_patient_gives_one_subject(
+    reference: str, subject: str
+) -> None:
+    """A patient referred to by a relative, an absolute or a versioned reference is one
+    subject (the versioned and absolute forms made a second subject for the same patient,
+    whose visits then had no baseline); a reference to anything else is kept as written."""
+    text = json.dumps(
+        {
+            "resourceType": "QuestionnaireResponse",
+            "status": "completed",
+            "subject": {"reference": reference},
+            "authored": "2024-01-01",
+            "item": [{"linkId": "44250-9", "answer": [{"valueInteger": 1}]}],
+        }
+    )
+    (record,) = read_text(text, "qr.json").records
+    assert record.subject == subject
+    source_only = json.loads(text)
+    source_only["subject"] = {"identifier": {"value": "K-1"}}
+    source_only["source"] = {"reference": reference}
+    (record,) = read_text(json.dumps(source_only), "qr.json").records
+    assert record.subject == (
+        subject if "Patient/" in reference and "Not" not in reference else "K-1"
+    )
+
+
 def test_unrelated_form_and_bad_json() -> None:
     text = json.dumps(
         {

@@ -11,7 +11,9 @@
   ``ordinalValue`` (or ``itemWeight``) extension when ``--questionnaire`` gives it, and is
   otherwise rejected (``unknown-answer-code``). ``valueInteger``, ``valueDecimal`` and
   ``valueString`` (a number or an answer label) are accepted too.
-- The subject is ``subject.reference`` (``Patient/123`` gives ``123``), else a Patient
+- The subject is ``subject.reference`` (``Patient/123``, an absolute
+  ``https://server/fhir/Patient/123`` and a version's ``Patient/123/_history/2`` give
+  ``123``; a reference to anything else is the subject as written), else a Patient
   ``source`` (who answered a self-report), else ``subject.identifier.value``.
 - The date is ``authored``; the visit is the authored date (``YYYY-MM-DD``, as written,
   without time-zone conversion), unless a mapping file gives a constant
@@ -431,19 +433,29 @@ def _answer_value(
     return Rejection("not-a-number", "fhir-type", {"kind": kinds[0] if kinds else "blank"})
 
 
+def _patient_id(reference: str, other: str | None) -> str | None:
+    """The patient's id in a reference to a Patient, relative or absolute, of a version
+    or not (``Patient/123``, ``https://server/fhir/Patient/123``, ``Patient/123/_history/2``
+    all give ``123``: one patient, one subject); None when it names no id (``Patient/``).
+    A reference to anything else gives ``other``."""
+    head, found, tail = reference.rpartition("Patient/")
+    if not found or (head and not head.endswith("/")):
+        return other
+    return _str(tail.split("/", 1)[0])
+
+
 def _subject(resource: dict[str, Any]) -> str | None:
     """The subject of a response (see the module text); a reference without an id
     (``Patient/``) gives none."""
     subject = resource.get("subject")
     if isinstance(subject, dict):
         ref = _str(subject.get("reference"))
-        if ref is not None and (found := _str(ref.removeprefix("Patient/"))) is not None:
+        if ref is not None and (found := _patient_id(ref, ref)) is not None:
             return found
     source = resource.get("source")
     if isinstance(source, dict):
         ref = _str(source.get("reference"))
-        found = _str(ref.removeprefix("Patient/")) if ref and ref.startswith("Patient/") else None
-        if found is not None:
+        if ref is not None and (found := _patient_id(ref, None)) is not None:
             return found
     if isinstance(subject, dict) and isinstance(subject.get("identifier"), dict):
         value = subject["identifier"].get("value")
