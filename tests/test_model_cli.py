@@ -279,6 +279,28 @@ def test_singular_design(runner: CliRunner, tmp_path: Path) -> None:
     assert data["fit"]["converged"] is True
 
 
+def test_one_visit_and_a_factor_of_one_level(runner: CliRunner, tmp_path: Path) -> None:
+    # a term whose only level is its reference has no Type 3 hypothesis: it was an internal
+    # error (a maximum over no eigenvalues), not a term left out of the Type 3 table
+    table = write_trial(tmp_path / "t.csv", visits=("week1",))
+    result = run(runner, str(table), "--by", "arm", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["fit"]["converged"] is True
+    assert [t["term"] for t in data["type3"]] == ["arm", "baseline"]
+    assert [c["visit"] for c in data["contrasts"]] == ["week1"]
+
+    def one_site(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**r, "site": "site1"} for r in rows]
+
+    table = write_trial(tmp_path / "s.csv", edit=one_site)
+    result = run(runner, str(table), "--by", "arm", "--factor", "site", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert "site" not in [t["term"] for t in data["type3"]]
+    assert [i["code"] for i in data["issues"]] == ["model-one-level"]
+
+
 def test_two_rows_at_one_visit(runner: CliRunner, tmp_path: Path) -> None:
     table = write_trial(tmp_path / "t.csv", edit=lambda rows: [*rows, dict(rows[0])])
     result = run(runner, str(table), "--by", "arm")

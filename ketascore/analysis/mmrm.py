@@ -513,7 +513,10 @@ class Inference:
         return est, se, df, est - q * se, est + q * se, p
 
     def f_test(self, coef: Array) -> tuple[int, float | None, float, float | None]:
-        """num df, den df, F, p for the hypothesis L beta = 0."""
+        """num df, den df, F, p for the hypothesis L beta = 0 (num df 0 when L has no
+        row: a term whose only level is the reference, a visit or factor with one level)."""
+        if coef.shape[0] == 0:
+            return 0, None, math.nan, None
         lcl = coef @ self.cov @ coef.T
         vals, vecs = np.linalg.eigh((lcl + lcl.T) / 2)
         keep = vals > 1e-10 * max(1.0, float(np.max(vals)))
