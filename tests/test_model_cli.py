@@ -354,6 +354,24 @@ def test_non_convergence_is_an_issue_not_numbers(runner: CliRunner, tmp_path: Pa
     assert "no estimates are reported" in issue["message"]
 
 
+def test_outcome_of_zeros_is_not_converged(runner: CliRunner, tmp_path: Path) -> None:
+    # every change 0 and every baseline 0: X'V^-1X became singular during the fit, an
+    # internal error; now the fit is not converged and reports no numbers
+    def zeros(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**r, "change": 0, "baseline": 0} for r in rows]
+
+    table = write_trial(tmp_path / "t.csv", edit=zeros)
+    for covariance in ("un", "csh"):
+        result = run(
+            runner, str(table), "--by", "arm", "--analyses", "mmrm", "--covariance", covariance,
+            "--format", "json",
+        )  # fmt: skip
+        assert result.exit_code == 1, result.output
+        data = json.loads(result.stdout)
+        assert data["fit"]["converged"] is False and data["lsmeans"] == []
+        assert "model-not-converged" in [i["code"] for i in data["issues"]]
+
+
 def test_report_has_the_efficacy_section(runner: CliRunner, tmp_path: Path) -> None:
     out = tmp_path / "report.html"
     result = runner.invoke(

@@ -98,7 +98,10 @@ class Likelihood:
             a_chol = np.linalg.cholesky(a)
         except np.linalg.LinAlgError:
             raise NotPositiveDefinite("X'V^-1X is singular") from None
-        a_inv = np.linalg.inv(a)
+        try:
+            a_inv = np.linalg.inv(a)
+        except np.linalg.LinAlgError:
+            raise NotPositiveDefinite("X'V^-1X is singular") from None
         a_inv = (a_inv + a_inv.T) / 2
         beta = a_inv @ xwy
         quad = 0.0
