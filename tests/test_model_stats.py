@@ -73,6 +73,27 @@ def test_ancova_matches_sas_glm_example() -> None:
     assert type3["PreTreatment"]["f"] == pytest.approx(36.01, abs=0.005)
 
 
+def test_ancova_of_an_outcome_fitted_exactly_is_no_number() -> None:
+    # a constant outcome left a residual variance of rounding alone: differences of 1e-15
+    # with a p value of 0.64 (and a ZeroDivisionError in the dose trend when it was exactly
+    # 0); an exact fit has no variance to test with
+    table = drug_table()
+    for post in (
+        [7.0] * 30,  # constant
+        [0.0] * 30,  # zero
+        [0.1 * float(x) for x in table.column("PreTreatment")],  # a covariate's multiple
+    ):
+        exact = LongTable({**{c: table.column(c) for c in ("Drug", "PreTreatment")}, "y": post})
+        with pytest.raises(DesignError, match="fits y exactly"):
+            fit_ancova(
+                exact,
+                outcome="y",
+                group="Drug",
+                covariates=["PreTreatment"],
+                doses={"A": 0.0, "D": 1.0, "F": 2.0},
+            )
+
+
 def test_ancova_agrees_with_statsmodels_ols() -> None:
     sm = pytest.importorskip("statsmodels.formula.api")
     pd = pytest.importorskip("pandas")

@@ -155,11 +155,18 @@ def fit_ancova(
     beta = xtx_inv @ x.T @ y
     resid = y - x @ beta
     sse = float(resid @ resid)
+    sst = float(np.sum((y - y.mean()) ** 2))
+    if sse <= max(1e-20 * sst, len(y) * (64 * np.finfo(float).eps * float(np.max(np.abs(y)))) ** 2):
+        # what is left is rounding: no variance to estimate standard errors or tests from
+        raise DesignError(
+            f"the model fits {outcome} exactly (no residual variance"
+            + (" at visit " + visit if visit else "")
+            + "), so no standard error or test can be formed"
+        )
     mse = sse / df
     cov = mse * xtx_inv
     result.df_error = df
     result.mse = mse
-    sst = float(np.sum((y - y.mean()) ** 2))
     result.r_squared = 1 - sse / sst if sst > 0 else math.nan
     tq = float(stats.t.ppf(1 - alpha / 2, df))
     for j, kept in enumerate(design.kept_columns):
