@@ -315,6 +315,38 @@ def test_text_covariate_is_named(runner: CliRunner, tmp_path: Path) -> None:
     assert "'site' is not numeric" in result.output and "--factor" in result.output
 
 
+def test_bad_cells_at_the_primary_visit_name_the_tables_row(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    # the per-visit analyses read a table of the primary visit's rows: a bad response flag
+    # was reported at that table's row (2, not 6), and a text covariate or outcome that the
+    # MMRM did not read (--analyses without mmrm) stopped with an internal error
+    def bad(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        rows[5]["response"] = "maybe"  # S002 at week4
+        rows[8]["baseline"] = "high"  # S003 at week4
+        return rows
+
+    table = write_trial(tmp_path / "t.csv", edit=bad)
+    result = run(runner, str(table), "--by", "arm", "--covariate", "none", "--response",
+                 "response")  # fmt: skip
+    assert result.exit_code == 2
+    assert "response at row 6: 'maybe' is not a yes/no flag" in result.output
+    for analyses in ("ancova", "effect"):
+        result = run(runner, str(table), "--by", "arm", "--analyses", analyses)
+        assert result.exit_code == 2, result.output
+        assert "'baseline' is not numeric at row 9 ('high')" in result.output
+
+    def text_outcome(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        rows[6]["change"] = "abc"
+        return rows
+
+    table = write_trial(tmp_path / "o.csv", edit=text_outcome)
+    for analyses in ("ancova", "effect", "responders"):
+        result = run(runner, str(table), "--by", "arm", "--analyses", analyses)
+        assert result.exit_code == 2, result.output
+        assert "the outcome 'change' is not numeric at row 7 ('abc')" in result.output
+
+
 def test_unknown_column(runner: CliRunner, tmp_path: Path) -> None:
     table = write_trial(tmp_path / "t.csv")
     result = run(runner, str(table), "--by", "treatment")

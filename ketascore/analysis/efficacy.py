@@ -19,7 +19,13 @@ from ketascore.analysis.ancova import AncovaResult, fit_ancova
 from ketascore.analysis.covariance import DESCRIPTIONS, SAS_TYPES
 from ketascore.analysis.design import DesignError
 from ketascore.analysis.effect import EffectSize, hedges_g
-from ketascore.analysis.longdata import LongTable, level_text, natural_levels, number
+from ketascore.analysis.longdata import (
+    LongTable,
+    level_text,
+    natural_levels,
+    number,
+    number_at,
+)
 from ketascore.analysis.mmrm import MMRMResult, MMRMSpec, fit_mmrm
 from ketascore.analysis.responders import ResponderResult, responder_analysis
 from ketascore.core.issues import Issue, make_issue
@@ -100,6 +106,9 @@ def run_efficacy(table: LongTable, options: EfficacyOptions) -> EfficacyReport:
             )
         )
         return report
+    # the cells are read here, where their rows are the table's (the analyses below see the
+    # rows of one visit)
+    outcome = [number_at(table, spec.outcome, i, outcome=True) for i in range(table.n_rows)]
     visits = _visits(table, spec)
     if not visits:
         return report
@@ -109,7 +118,13 @@ def run_efficacy(table: LongTable, options: EfficacyOptions) -> EfficacyReport:
             f"--visit {visit}: no {spec.outcome} at that visit; visits: {', '.join(visits)}"
         )
     report.visit = visit
-    at_visit = table.where([level_text(v) == visit for v in table.column(spec.visit)])
+    keep = [level_text(v) == visit for v in table.column(spec.visit)]
+    rows = [i for i, k in enumerate(keep) if k]
+    for i in rows:
+        if outcome[i] is not None:
+            for covariate in options.covariates:
+                number_at(table, covariate, i)
+    at_visit = table.where(keep)
     if "ancova" in options.analyses:
         try:
             report.ancova = fit_ancova(
@@ -131,7 +146,9 @@ def run_efficacy(table: LongTable, options: EfficacyOptions) -> EfficacyReport:
         for name, column in (("response", options.response), ("remission", options.remission)):
             if column is None:
                 continue
-            result = _responders(at_visit, spec, name, column, groups, reference, options, visit)
+            result = _responders(
+                at_visit, rows, spec, name, column, groups, reference, options, visit
+            )
             if result is not None:
                 report.responders.append(result)
         if options.response is None and options.remission is None:
@@ -184,6 +201,7 @@ def _visits(table: LongTable, spec: MMRMSpec) -> list[str]:
 
 def _responders(
     table: LongTable,
+    rows: list[int],
     spec: MMRMSpec,
     name: str,
     column: str,
@@ -199,7 +217,7 @@ def _responders(
         try:
             responded = flag(v)
         except ValueError as exc:
-            raise DesignError(f"{column} at row {i + 1}: {exc}") from None
+            raise DesignError(f"{column} at row {rows[i] + 1}: {exc}") from None
         group = level_text(g)
         if group is None or responded is None:
             continue

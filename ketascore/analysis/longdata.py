@@ -93,6 +93,23 @@ def number(value: Any) -> float | None:
     return result
 
 
+def number_at(table: LongTable, name: str, i: int, *, outcome: bool = False) -> float | None:
+    """Row ``i`` of column ``name`` as a number (None when missing); raises TableError naming
+    the column and the row (the first row after the header is row 1) when it is not one."""
+    value = table.column(name)[i]
+    try:
+        return number(value)
+    except (TypeError, ValueError):
+        if outcome:
+            raise TableError(
+                f"the outcome {name!r} is not numeric at row {i + 1} ({value!r})"
+            ) from None
+        raise TableError(
+            f"{name!r} is not numeric at row {i + 1} ({value!r}); name it with --factor if it "
+            "is categorical"
+        ) from None
+
+
 def read_table(path: str | Path) -> LongTable:
     """A CSV/TSV, Parquet or SAS transport (.xpt) file as a long table."""
     path = Path(path)

@@ -31,7 +31,7 @@ from scipy import stats  # type: ignore[import-untyped,unused-ignore]
 from ketascore.analysis.covariance import Structure
 from ketascore.analysis.design import Design, DesignError, Term, Variable, build_design, term_name
 from ketascore.analysis.likelihood import Evaluation, Likelihood, NotPositiveDefinite, Pattern
-from ketascore.analysis.longdata import LongTable, level_text, natural_levels, number
+from ketascore.analysis.longdata import LongTable, level_text, natural_levels, number, number_at
 from ketascore.core.issues import Issue, make_issue
 
 Array = NDArray[np.float64]
@@ -186,14 +186,7 @@ def prepare(
     for var in (spec.subject, spec.visit, spec.outcome, *variables):
         table.column(var)  # raises TableError naming the missing column
     n = table.n_rows
-    outcome: list[float | None] = []
-    for i, v in enumerate(table.column(spec.outcome)):
-        try:
-            outcome.append(number(v))
-        except (TypeError, ValueError):
-            raise DesignError(
-                f"the outcome {spec.outcome!r} is not numeric at row {i + 1} ({v!r})"
-            ) from None
+    outcome = [number_at(table, spec.outcome, i, outcome=True) for i in range(n)]
     used = [o is not None for o in outcome]
     for var in (spec.subject, spec.visit):
         missing = [i for i in range(n) if used[i] and level_text(table.column(var)[i]) is None]
@@ -219,17 +212,10 @@ def prepare(
         for i in range(n):
             if not used[i]:
                 continue
-            value = column[i]
             if var in class_names:
-                bad = level_text(value) is None
+                bad = level_text(column[i]) is None
             else:
-                try:
-                    bad = number(value) is None
-                except (TypeError, ValueError):
-                    raise DesignError(
-                        f"{var!r} is not numeric at row {i + 1} ({value!r}); name it with "
-                        "--factor if it is categorical"
-                    ) from None
+                bad = number_at(table, var, i) is None
             if bad:
                 used[i] = False
                 lacking += 1
