@@ -347,6 +347,28 @@ def test_bad_cells_at_the_primary_visit_name_the_tables_row(
         assert "the outcome 'change' is not numeric at row 7 ('abc')" in result.output
 
 
+def test_numbers_too_large_to_analyse(runner: CliRunner, tmp_path: Path) -> None:
+    # an outcome of 1e300 overflowed (numpy warnings, then an internal error); a covariate of
+    # 1e16 was taken for a combination of the others (a false model-not-hierarchical)
+    def huge(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**r, "change": f"{r['change']}e300"} for r in rows]
+
+    table = write_trial(tmp_path / "t.csv", edit=huge)
+    for analyses in ("mmrm,ancova,effect", "effect"):
+        result = run(runner, str(table), "--by", "arm", "--analyses", analyses)
+        assert result.exit_code == 2, result.output
+        assert "the outcome 'change' at row 1 is " in result.output
+        assert "too large to analyse" in result.output and "Warning" not in result.output
+
+    def large(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**r, "baseline": r["baseline"] * 10**15} for r in rows]
+
+    table = write_trial(tmp_path / "c.csv", edit=large)
+    result = run(runner, str(table), "--by", "arm")
+    assert result.exit_code == 2, result.output
+    assert "'baseline' at row 1 is " in result.output and "too large" in result.output
+
+
 def test_unknown_column(runner: CliRunner, tmp_path: Path) -> None:
     table = write_trial(tmp_path / "t.csv")
     result = run(runner, str(table), "--by", "treatment")

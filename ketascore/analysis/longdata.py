@@ -93,12 +93,20 @@ def number(value: Any) -> float | None:
     return result
 
 
+# The largest magnitude of an outcome or covariate the analyses take. Their sums of squares
+# and their tolerances (aliasing, estimability) are computed in double precision: from about
+# 1e15 a covariate was taken for a combination of the others, and from 1e154 the squares
+# overflow. Ratings and their covariates are nowhere near; a column in such units is rescaled.
+LARGEST = 1e15
+
+
 def number_at(table: LongTable, name: str, i: int, *, outcome: bool = False) -> float | None:
-    """Row ``i`` of column ``name`` as a number (None when missing); raises TableError naming
-    the column and the row (the first row after the header is row 1) when it is not one."""
+    """Row ``i`` of column ``name`` as a number of the analysis (None when missing); raises
+    TableError naming the column and the row (the first row after the header is row 1) when
+    it is not a number, or is too large to analyse (``LARGEST``)."""
     value = table.column(name)[i]
     try:
-        return number(value)
+        result = number(value)
     except (TypeError, ValueError):
         if outcome:
             raise TableError(
@@ -108,6 +116,13 @@ def number_at(table: LongTable, name: str, i: int, *, outcome: bool = False) -> 
             f"{name!r} is not numeric at row {i + 1} ({value!r}); name it with --factor if it "
             "is categorical"
         ) from None
+    if result is not None and abs(result) >= LARGEST:
+        raise TableError(
+            f"{'the outcome ' if outcome else ''}{name!r} at row {i + 1} is {value!r}, too large "
+            f"to analyse (the analysis takes numbers below {LARGEST:g} in magnitude); express "
+            "the column in other units"
+        )
+    return result
 
 
 def read_table(path: str | Path) -> LongTable:
