@@ -73,6 +73,23 @@ def test_ancova_matches_sas_glm_example() -> None:
     assert type3["PreTreatment"]["f"] == pytest.approx(36.01, abs=0.005)
 
 
+def test_dose_trend_of_doses_out_of_range_is_skipped() -> None:
+    # doses of 1e308 overflowed the trend contrast (numpy warnings, an infinite estimate),
+    # doses of 1e-320 left it a standard error of 0 (a ZeroDivisionError)
+    for doses in ({"A": -1e308, "D": 0.0, "F": 1e308}, {"A": 0.0, "D": 0.0, "F": 1e-320}):
+        r = fit_ancova(
+            drug_table(),
+            outcome="PostTreatment",
+            group="Drug",
+            covariates=["PreTreatment"],
+            doses=doses,
+        )
+        assert r.trend is None
+        (issue,) = r.issues
+        assert issue.code == "analysis-skipped" and "doses are too large" in issue.message
+        assert r.differences  # the rest of the ANCOVA is reported
+
+
 def test_ancova_of_an_outcome_fitted_exactly_is_no_number() -> None:
     # a constant outcome left a residual variance of rounding alone: differences of 1e-15
     # with a p value of 0.64 (and a ZeroDivisionError in the dose trend when it was exactly

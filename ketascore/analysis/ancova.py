@@ -246,17 +246,29 @@ def fit_ancova(
         else:
             mean_dose = sum(doses[lv] for lv in levels) / len(levels)
             weights = {lv: doses[lv] - mean_dose for lv in levels}
-            coef = np.sum([weights[lv] * cells[lv] for lv in levels], axis=0)
-            est = float(coef @ beta)
-            se = math.sqrt(float(coef @ cov @ coef))
-            t = est / se
-            result.trend = Trend(
-                {lv: doses[lv] for lv in levels},
-                weights,
-                est,
-                se,
-                df,
-                t,
-                float(2 * stats.t.sf(abs(t), df)),
-            )
+            with np.errstate(over="ignore", invalid="ignore"):
+                coef = np.sum([weights[lv] * cells[lv] for lv in levels], axis=0)
+                est = float(coef @ beta)
+                se = math.sqrt(float(coef @ cov @ coef))
+            if not (math.isfinite(est) and math.isfinite(se) and se > 0):
+                # doses such as 1e308 or 1e-320: the contrast overflows or vanishes
+                result.issues.append(
+                    make_issue(
+                        "analysis-skipped",
+                        analysis="dose trend",
+                        reason="the doses are too large or differ too little to weigh the "
+                        "groups; give the doses in other units",
+                    )
+                )
+            else:
+                t = est / se
+                result.trend = Trend(
+                    {lv: doses[lv] for lv in levels},
+                    weights,
+                    est,
+                    se,
+                    df,
+                    t,
+                    float(2 * stats.t.sf(abs(t), df)),
+                )
     return result
