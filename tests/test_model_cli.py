@@ -369,6 +369,20 @@ def test_numbers_too_large_to_analyse(runner: CliRunner, tmp_path: Path) -> None
     assert "'baseline' at row 1 is " in result.output and "too large" in result.output
 
 
+def test_outcome_or_subject_as_a_variable_of_the_model(runner: CliRunner, tmp_path: Path) -> None:
+    # the outcome as a covariate gave a misleading model-not-converged ("try a simpler
+    # covariance structure"); as a factor, a fit of one column per value that ran for minutes
+    table = write_trial(tmp_path / "t.csv")
+    for option in (["--covariate", "change"], ["--covariate", "CHANGE"], ["--factor", "change"],
+                   ["--terms", "arm visit arm*visit change"]):  # fmt: skip
+        result = run(runner, str(table), "--by", "arm", *option)
+        assert result.exit_code == 2, result.output
+        assert "the outcome 'change' is also named as an explanatory variable" in result.output
+    result = run(runner, str(table), "--by", "arm", "--factor", "subject")
+    assert result.exit_code == 2, result.output
+    assert "the subject 'subject' is also named as an explanatory variable" in result.output
+
+
 def test_unknown_column(runner: CliRunner, tmp_path: Path) -> None:
     table = write_trial(tmp_path / "t.csv")
     result = run(runner, str(table), "--by", "treatment")

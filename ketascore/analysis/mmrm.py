@@ -178,6 +178,12 @@ def prepare(
     terms = spec.model_terms()
     variables = list(dict.fromkeys(v for t in terms for v in t))
     class_names = {spec.visit, *spec.factors, *([spec.group] if spec.group else [])}
+    for role, name in (("outcome", spec.outcome), ("subject", spec.subject)):
+        if name.casefold() in {v.casefold() for v in variables}:
+            raise DesignError(
+                f"the {role} {name!r} is also named as an explanatory variable of the model; "
+                "leave it out of --terms, --covariate and --factor"
+            )
     if spec.group and spec.group not in variables:
         raise DesignError(
             f"the model's terms do not include the group variable {spec.group!r} (add it to "
