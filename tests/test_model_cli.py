@@ -308,6 +308,21 @@ def test_two_rows_at_one_visit(runner: CliRunner, tmp_path: Path) -> None:
     assert "subject S001 has more than one row at visit week1" in result.output
 
 
+def test_subject_in_two_groups(runner: CliRunner, tmp_path: Path) -> None:
+    # a subject whose arm changes between visits was analysed in both groups, in silence
+    def switch(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        rows[2]["arm"] = "active"  # S001 (placebo) at week4
+        return rows
+
+    table = write_trial(tmp_path / "t.csv", edit=switch)
+    result = run(runner, str(table), "--by", "arm")
+    assert result.exit_code == 2, result.output
+    assert (
+        "subject S001 is in group 'placebo' at visit week1 and in group 'active' at visit "
+        "week4 (row 3)" in result.output
+    )
+
+
 def test_text_covariate_is_named(runner: CliRunner, tmp_path: Path) -> None:
     table = write_trial(tmp_path / "t.csv")
     result = run(runner, str(table), "--by", "arm", "--covariate", "site")

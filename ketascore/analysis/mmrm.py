@@ -283,9 +283,20 @@ def prepare(
     by_subject: dict[str, list[int]] = {}
     for pos, s in enumerate(subjects):
         by_subject.setdefault(s, []).append(pos)
+    group_of = data[spec.group] if spec.group else None
     patterns: dict[tuple[int, ...], list[tuple[str, list[int]]]] = {}
     for s, positions in by_subject.items():
         positions.sort(key=lambda p: index[visit_of[p]])
+        if group_of is not None:
+            start = positions[0]
+            moved = next((k for k in positions if group_of[k] != group_of[start]), None)
+            if moved is not None:
+                raise DesignError(
+                    f"subject {s} is in group {group_of[start]!r} at visit {visit_of[start]} "
+                    f"and in group {group_of[moved]!r} at visit {visit_of[moved]} "
+                    f"(row {rows[moved] + 1}); the group ({spec.group}) is the subject's: "
+                    "correct the table"
+                )
         seen = [index[visit_of[p]] for p in positions]
         if len(set(seen)) != len(seen):
             twice = next(visit_of[p] for p in positions if seen.count(index[visit_of[p]]) > 1)
