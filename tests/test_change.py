@@ -175,6 +175,27 @@ def test_group_by_carried_field_and_by_classification() -> None:
     assert [s.group for s in by_anx.summary] == ["no", "no", "yes", "yes"]
 
 
+def test_groups_spelled_two_ways_are_reported(madrs: Any) -> None:
+    """Arms that differ only by case or spacing are two groups, as written, with a warning
+    that says so (as visit names are)."""
+    results = [
+        res("A", "baseline", 30, extra={"arm": "Placebo"}),
+        res("A", "d1", 20, extra={"arm": "Placebo"}),
+        res("B", "baseline", 30, extra={"arm": "placebo"}),
+        res("B", "d1", 25, extra={"arm": "placebo"}),
+        res("C", "baseline", 30, extra={"arm": "ketamine"}),
+        res("C", "d1", 10, extra={"arm": "ketamine"}),
+    ]
+    report = compute_change(results, madrs, by="arm")
+    assert sorted({s.group for s in report.summary}) == ["Placebo", "ketamine", "placebo"]
+    (issue,) = report.issues
+    assert (issue.code, issue.severity) == ("level-spelling", "warning")
+    assert issue.message.startswith(
+        "arm has levels 'Placebo', 'placebo' that differ only by case or spacing; they are "
+        "analysed as different levels"
+    )
+
+
 def test_a_named_baseline_applies_to_every_subject(madrs: Any) -> None:
     """When the data have a visit named baseline, a subject without one has no baseline:
     a later visit never stands in for it."""

@@ -6,7 +6,10 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -525,3 +528,34 @@ def test_a_screening_visit_is_not_a_repeated_measure(runner: CliRunner, tmp_path
     result = run(runner, str(table), *args)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["covariance"]["visits"] == ["week1", "week2"]
+
+
+def test_levels_spelled_two_ways_are_reported(runner: CliRunner, tmp_path: Path) -> None:
+    """A factor's levels that differ only by case or spacing (site 'north' and 'North')
+    are analysed as written, with a warning naming them."""
+
+    def sites(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for r in rows:
+            r["site"] = ("north", "North", "south")[int(r["subject"][1:]) % 3]
+        return rows
+
+    table = write_trial(tmp_path / "t.csv", edit=sites)
+    result = run(runner, str(table), "--by", "arm", "--factor", "site", "--format", "json")
+    assert result.exit_code == 0, result.output
+    (issue,) = [i for i in json.loads(result.stdout)["issues"] if i["code"] == "level-spelling"]
+    assert issue["message"].startswith("site has levels 'North', 'north' that differ only")
+
+
+def test_levels_are_in_the_same_order_in_every_run() -> None:
+    """Levels that natural order does not tell apart are ordered by their text, whatever
+    the run's string hashing (a set's order, and so the reference level, changed with it)."""
+    code = (
+        "from ketascore.analysis.longdata import natural_levels; "
+        "print(natural_levels(['north', 'North', 'NORTH', 'south', 'n orth']))"
+    )
+    seen = set()
+    for seed in ("1", "2", "3", "4"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        seen.add(out.stdout.strip())
+    assert seen == {"['n orth', 'NORTH', 'North', 'north', 'south']"}

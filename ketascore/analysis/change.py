@@ -340,16 +340,31 @@ def ambiguous_baseline(
     )
 
 
+def spelled_alike(names: Iterable[str]) -> list[list[str]]:
+    """The sets of names (each in first-seen order) that differ only by case or spacing
+    (``visit_key``): visits, groups, the levels of a factor."""
+    by_key: dict[str, list[str]] = {}
+    for name in dict.fromkeys(names):
+        by_key.setdefault(visit_key(name), []).append(name)
+    return [alike for alike in by_key.values() if len(alike) > 1]
+
+
+def level_spellings(variable: str, levels: Iterable[str]) -> list[Issue]:
+    """A warning for each set of a variable's levels (groups, sites) that differ only by
+    case or spacing: they are analysed as different levels."""
+    return [
+        make_issue("level-spelling", variable=variable, levels=[repr(v) for v in alike])
+        for alike in spelled_alike(levels)
+    ]
+
+
 def visit_spellings(results: Sequence[ScoreResult], scale_id: str) -> list[Issue]:
     """A warning for each set of visit names that differ only by case or spacing."""
     first: dict[str, ScoreResult] = {}  # visit name -> its first record
     for r in results:
         if r.visit not in first:
             first[r.visit] = r
-    names: dict[str, list[str]] = {}
-    for visit in first:
-        names.setdefault(visit_key(visit), []).append(visit)
-    spelled = {key: visits for key, visits in names.items() if len(visits) > 1}
+    spelled = {visit_key(visits[0]): visits for visits in spelled_alike(first)}
     if not spelled:
         return []
     subjects: dict[str, set[str]] = {key: set() for key in spelled}
@@ -490,6 +505,8 @@ def compute_change(
     known = {scale.id: scale, **(scales or {})}
     group_issues: list[Issue] = []
     groups = group_of_subjects(all_results, by, known, baseline_visit, group_issues) if by else {}
+    if by:
+        group_issues += level_spellings(by, (g for g in groups.values() if g is not None))
     report = ChangeReport(
         scale=scale.id,
         scale_version=scale.version,

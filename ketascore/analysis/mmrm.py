@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import stats  # type: ignore[import-untyped,unused-ignore]
 
+from ketascore.analysis.change import level_spellings
 from ketascore.analysis.covariance import Structure
 from ketascore.analysis.design import Design, DesignError, Term, Variable, build_design, term_name
 from ketascore.analysis.likelihood import Evaluation, Likelihood, NotPositiveDefinite, Pattern
@@ -255,6 +256,7 @@ def prepare(
         )
         if var != spec.visit and var != spec.group and len(levels) < 2:
             issues.append(make_issue("model-one-level", variable=var, level=levels[0]))
+        issues.extend(level_spellings(var, levels))
         reference = spec.references.get(var, levels[0])
         if reference not in levels:
             raise DesignError(

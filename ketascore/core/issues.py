@@ -581,6 +581,14 @@ _TYPES = [
         "analysed as different visits",
     ),
     _type(
+        "level-spelling",
+        "warning",
+        "Groups or levels of a factor that differ only by case or spacing",
+        "spell each level the same way (or recode them in the source) if they are one",
+        "{variable} has levels {levels} that differ only by case or spacing; they are "
+        "analysed as different levels",
+    ),
+    _type(
         "outside-windows",
         "warning",
         "A record's study day falls in no analysis window",
