@@ -69,6 +69,45 @@ def test_a_constant_visit_is_stripped_and_never_blank(blank: str) -> None:
     assert visit is not None and not isinstance(visit, str) and visit.value == "baseline"
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "scale: phq9\nsubject: id\nvisit: id\nitems: {1: q1}\n",
+            "m.yaml:3:8: visit: 'id' is also given for subject",
+        ),
+        (
+            "scale: phq9\nsubject: ID\nitems: {1: q1, 2: id}\n",
+            "m.yaml:3:19: items.2: 'id' is also given for subject",
+        ),
+        (
+            "scale: phq9\nitems: {1: q1}\nscores: {total: Q1}\n",
+            "m.yaml:3:17: scores.total: 'Q1' is also given for item 1",
+        ),
+        (
+            "scale: phq9\nlayout: long\nitem_column: code\nvalue_column: code\n"
+            "items: {1: PHQ0101}\nscores: {total: PHQ0101}\n",
+            "m.yaml:4:15: value_column: 'code' is also given for item_column",
+        ),
+        (
+            "scale: phq9\nlayout: long\nitem_column: code\nvalue_column: answer\n"
+            "items: {1: PHQ0101}\nscores: {total: PHQ0101}\n",
+            "m.yaml:6:17: scores.total: 'PHQ0101' is also given for item 1",
+        ),
+    ],
+)
+def test_a_column_or_code_has_one_role(text: str, expected: str) -> None:
+    """A column read as two things (subject and visit, an item and a stored score), or a
+    long layout's code given for an item and a score, is refused: one of the two would be
+    taken and the other passed over. Long codes are not columns (an item coded 'visit' is
+    no clash)."""
+    with pytest.raises(MappingError) as err:
+        load_mapping_text(text, "m.yaml")
+    assert err.value.problems[0] == expected
+    long = "scale: phq9\nlayout: long\nitem_column: code\nvalue_column: answer\n"
+    assert load_mapping_text(long + "items: {1: visit, 2: code}\n", "m.yaml").spec.items
+
+
 def test_mapping_is_yaml_only_data() -> None:
     with pytest.raises(MappingError) as err:
         load_mapping_text("scale: !!python/object:os.system x\n", "m.yaml")

@@ -153,12 +153,28 @@ def _check(spec: ColumnMapping) -> list[tuple[tuple[str | int, ...], str]]:
         for key in ("item_column", "value_column"):
             if getattr(spec, key) is not None:
                 out.append(((key,), "only the long layout has an item or value column"))
-    seen: dict[str, str] = {}
-    for item, column in spec.items.items():
-        folded = column.casefold()
+
+    # each column has one role, and so has each code of the long layout: a column read as
+    # the subject and as the visit, or a code read as an item and as a stored score, is a
+    # mistake (the one would be taken and the other passed over)
+    def claim(seen: dict[str, str], path: tuple[str | int, ...], name: str, role: str) -> None:
+        folded = name.casefold()
         if folded in seen:
-            out.append((("items", item), f"{column!r} is also given for item {seen[folded]}"))
-        seen[folded] = item
+            out.append((path, f"{name!r} is also given for {seen[folded]}"))
+        else:
+            seen[folded] = role
+
+    columns: dict[str, str] = {}
+    for key in ("subject", "visit", "date", "day", "visit_number", "item_column", "value_column"):
+        column = getattr(spec, key)
+        if isinstance(column, str):
+            claim(columns, (key,), column, key)
+    # (long layout: items and scores are codes in the item column, not columns)
+    named = columns if spec.layout == "wide" else {}
+    for item, name in spec.items.items():
+        claim(named, ("items", item), name, f"item {item}")
+    for score, name in spec.scores.items():
+        claim(named, ("scores", score), name, f"score {score}")
     return out
 
 
