@@ -271,3 +271,14 @@ def test_a_visit_whose_place_is_unknown_follows_the_baseline(madrs: Any) -> None
     report = compute_change(results, madrs)
     assert [(r.visit, r.change) for r in report.rows] == [("week1", -16), ("week2", -18)]
     assert report.visits == ["baseline", "week1", "week2"]
+
+
+def test_groups_are_in_natural_order_in_the_summary(madrs: Any) -> None:
+    """arm2 before arm10 in the summary, as in the plots (which took natural order while
+    the summary took the text's), and no group last."""
+    results = []
+    for subject, arm in (("A", "arm10"), ("B", "arm2"), ("C", None)):
+        extra = {"arm": arm} if arm else {}
+        results += [res(subject, "baseline", 30, extra=extra), res(subject, "d1", 20, extra=extra)]
+    report = compute_change(results, madrs, by="arm")
+    assert list(dict.fromkeys(s.group for s in report.summary)) == ["arm2", "arm10", None]

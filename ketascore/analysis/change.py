@@ -217,6 +217,12 @@ def natural_key(text: str) -> tuple[Any, ...]:
     )
 
 
+def group_order(groups: Iterable[str | None]) -> list[str | None]:
+    """The distinct groups in the order every table and picture shows them: natural order
+    (arm2 before arm10), groups it does not tell apart by their text, no group last."""
+    return sorted(set(groups), key=lambda g: (g is None, natural_key(g or ""), g or ""))
+
+
 def _mean_sd(values: Sequence[Num]) -> tuple[float | None, float | None]:
     if not values:
         return None, None
@@ -778,10 +784,7 @@ def _summarise(report: ChangeReport) -> list[SummaryRow]:
     remission counts all describe that one population."""
     group_names: list[str | None] = [None]
     if report.by:
-        group_names = sorted(
-            set(report.groups.get(s) for s in report.subjects),
-            key=lambda g: (g is None, g or ""),
-        )
+        group_names = group_order(report.groups.get(s) for s in report.subjects)
     rows_by: dict[tuple[str, str | None], list[ChangeRow]] = {}
     for row in report.rows:
         rows_by.setdefault((row.visit, row.group), []).append(row)

@@ -19,7 +19,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ketascore.analysis.change import ChangeReport, ChangeRow, SummaryRow, natural_key
+from ketascore.analysis.change import (
+    ChangeReport,
+    ChangeRow,
+    SummaryRow,
+    group_order,
+)
 from ketascore.core.records import ScoreResult
 from ketascore.core.scale import Scale, ScoreRule
 from ketascore.core.values import Num, format_number
@@ -146,7 +151,7 @@ def groups_of(report: ChangeReport) -> list[GroupInfo]:
     members: dict[str | None, list[str]] = {}
     for subject in report.subjects:
         members.setdefault(report.groups.get(subject), []).append(subject)
-    keys = sorted(members, key=lambda g: (g is None, natural_key(g or "")))
+    keys = group_order(members)
     field_name = report.by.rpartition(".")[2]
     out = []
     for key in keys:
