@@ -171,3 +171,48 @@ def test_timestamps_and_durations_are_read_as_the_reader_reads_them(
     (stdout, stderr), other = both_engines(runner, path, "--format", "csv")
     assert other == (stdout, stderr)
     assert f",{shown}," in stdout.splitlines()[1] or stdout.splitlines()[1].endswith(shown)
+
+
+def test_a_timestamp_is_written_as_the_reader_writes_it_inside_duckdb(
+    runner: Any, tmp_path: Path
+) -> None:
+    """A timestamp without a zone or in UTC (a visit's date and time, a carried collection
+    time) is ISO text in both engines (``2024-01-01T13:05:00``, six digits of a fraction, a year
+    before 1000 in four digits), and the file stays with the table engine (it went to the
+    record path, row by row); a timestamp Python cannot hold leaves the file to the reader."""
+    from ketascore.api import score_paths
+    from ketascore.core.library import load_builtin
+
+    stamps = [1704114300000000, 1704114300123456, 1704067200000000, -59042995200000000, None]
+    table: dict[str, Any] = {"subject": list("abcde"), "visit": ["v"] * 5}
+    table["date"] = pa.array(stamps, pa.timestamp("us"))
+    table["collected"] = pa.array([s // 1000 if s else None for s in stamps], pa.timestamp("ms"))
+    table["sent"] = pa.array(stamps, pa.timestamp("us", tz="UTC"))
+    table.update({f"phq9_{i}": [1, 2, 0, 3, 1] for i in range(1, 10)})
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table(table), path)
+    (stdout, stderr), other = both_engines(runner, path, "--format", "csv")
+    assert other == (stdout, stderr)
+    outputs = [
+        [line for line in out.splitlines() if '"provenance"' not in line]
+        for out, _ in both_engines(runner, path, "--format", "jsonl")
+    ]
+    assert outputs[0] == outputs[1]
+    stdout = "\n".join(outputs[0])
+    assert "2024-01-01T13:05:00.123456" in stdout and "0099-01-01T00:00:00" in stdout
+    assert (
+        '"date": "2024-01-01T13:05:00"' in stdout and '"collected": "2024-01-01T13:05:00"' in stdout
+    )
+    assert '"sent": "2024-01-01T13:05:00.123456+00:00"' in stdout
+    with score_paths([path], scale=load_builtin("phq9"), engine="table") as run:
+        assert run.engine == "table"
+    for odd in (
+        pa.array([0, 2**62, None, None, None], pa.timestamp("us")),  # beyond year 9999
+        pa.array(stamps, pa.timestamp("us", tz="Europe/Berlin")),  # the reader's offsets
+    ):
+        table["collected"] = odd
+        pq.write_table(pa.table(table), path)
+        (stdout, stderr), other = both_engines(runner, path, "--format", "csv")
+        assert other == (stdout, stderr)
+        with score_paths([path], scale=load_builtin("phq9"), engine="table") as run:
+            assert run.engine == "record"

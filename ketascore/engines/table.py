@@ -89,6 +89,8 @@ class TableSource:
     frame: Any = None
     sha256: str | None = None
     lines: int | None = None  # of a CSV file
+    # columns read through an expression (a Parquet timestamp as the reader's ISO text)
+    texts: dict[str, str] = field(default_factory=dict)
 
     def cells(self, text: str) -> list[str]:
         """The cells of a line of a CSV source: the texts between its delimiters (it holds
@@ -112,7 +114,9 @@ class TableSource:
             read = f"read_parquet({path})"
         else:
             read = f"_ks_frame_{index}"
-        names = ", ".join(quote(c) for c in self.header)
+        names = ", ".join(
+            f"{self.texts[c]} AS {quote(c)}" if c in self.texts else quote(c) for c in self.header
+        )
         order = f", {offset} + row_number() OVER () - 1 AS _ks_order" if ordered else ""
         return f"SELECT {names}, {index} AS _ks_file{order} FROM {read}"
 
@@ -205,37 +209,101 @@ def parquet_source(path: str) -> TableSource:
         except duckdb.Error as exc:
             raise TableEngineError(f"{path}: cannot read the Parquet file: {exc}") from None
     header = [str(row[0]) for row in described]
-    odd = [f"{row[0]} ({row[1]})" for row in described if not _plain_type(str(row[1]))]
-    odd += _durations(path)
+    types = {str(row[0]): str(row[1]) for row in described}
+    arrow = _arrow_types(path)
+    texts: dict[str, str] = {}
+    for name, kind in types.items():
+        if kind == "TIMESTAMP":
+            texts[name] = _iso_text(quote(name))
+        elif kind == "TIMESTAMP WITH TIME ZONE" and _utc(arrow.get(name)):
+            # (the reader's datetime in UTC: ISO text with +00:00, whatever DuckDB's zone)
+            in_utc = f"timezone('UTC', {quote(name)})"
+            texts[name] = f"{_iso_text(in_utc)} || '+00:00'"
+    odd = [f"{n} ({t})" for n, t in types.items() if n not in texts and not _plain_type(t)]
+    odd += [f"{n} ({t})" for n, t in arrow.items() if _duration(t)]
+    if texts and not odd:
+        odd += _stamps_beyond_python(path, list(texts))
     if odd:
         raise TableEngineError(
             f"{path}: column(s) {', '.join(odd)} are not read as the Parquet reader reads them"
         )
-    kinds = {str(row[0]): kind_of(str(row[1])) for row in described}
-    return TableSource(path, "parquet", header, kinds)
+    kinds = {name: kind_of(kind) for name, kind in types.items()}
+    return TableSource(path, "parquet", header, kinds, texts=texts)
 
 
-def _durations(path: str) -> list[str]:
-    """The duration columns of a Parquet file, which DuckDB reads as plain integers (the
-    reader as durations, written 0:00:05)."""
+def _iso_text(column: str) -> str:
+    """A timestamp (without a zone) as the Parquet reader writes it: Python's ISO text
+    (``2024-01-01T13:05:00``, with six digits of the second's fraction when it has one)."""
+    return (
+        f"CASE WHEN strftime({column}, '%f') = '000000' "
+        f"THEN strftime({column}, '%Y-%m-%dT%H:%M:%S') "
+        f"ELSE strftime({column}, '%Y-%m-%dT%H:%M:%S.%f') END"
+    )
+
+
+def _arrow_types(path: str) -> dict[str, Any]:
+    """The Arrow type of each column of a Parquet file (what the reader sees: a duration,
+    which DuckDB reads as a plain integer; a timestamp's zone)."""
     try:
-        import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
         import pyarrow.parquet as pq  # type: ignore[import-untyped,unused-ignore]
 
         schema = pq.read_schema(path)
     except Exception:  # no pyarrow (then the reader cannot read the file either), or damage
-        return []
-    return [f"{f.name} ({f.type})" for f in schema if pa.types.is_duration(f.type)]
+        return {}
+    return {f.name: f.type for f in schema}
+
+
+def _duration(arrow_type: Any) -> bool:
+    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+
+    return bool(pa.types.is_duration(arrow_type))
+
+
+def _utc(arrow_type: Any) -> bool:
+    """A timestamp in microseconds or coarser whose zone is UTC, which the reader writes
+    as ISO text with +00:00 (another zone: its own offset, which the reader works out)."""
+    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+
+    return (
+        arrow_type is not None
+        and pa.types.is_timestamp(arrow_type)
+        and arrow_type.unit != "ns"
+        and arrow_type.tz in ("UTC", "Etc/UTC", "+00:00")
+    )
+
+
+def _stamps_beyond_python(path: str, stamps: list[str]) -> list[str]:
+    """The timestamp columns holding a value outside years 1 to 9999, which Python cannot
+    hold: the reader then writes that whole column as pyarrow's text (not ISO text), so
+    such a file is left to it. (The least and greatest value of a column: from the file's
+    statistics where it has them.)"""
+    import duckdb
+
+    checks = ", ".join(
+        f"coalesce(min({quote(c)}) < TIMESTAMP '0001-01-01' "
+        f"OR max({quote(c)}) >= TIMESTAMP '10000-01-01', FALSE)"
+        for c in stamps
+    )
+    with duckdb.connect(":memory:") as con:
+        try:
+            row = con.execute(f"SELECT {checks} FROM read_parquet({sql_text(path)})").fetchone()
+        except duckdb.Error as exc:
+            raise TableEngineError(f"{path}: cannot read the Parquet file: {exc}") from None
+    return [
+        f"{c} (a timestamp beyond year 9999)"
+        for c, beyond in zip(stamps, row or (), strict=False)
+        if beyond
+    ]
 
 
 def _plain_type(duckdb_type: str) -> bool:
     """Whether DuckDB gives a column of this type as the Parquet reader does: numbers,
-    booleans, text and dates do; timestamps and times (written with a space, and with a
-    zone the date check does not read, where the reader writes ISO text), durations and
-    nested or binary values (written in DuckDB's own notation) do not, and leave the file
-    to the reader."""
+    booleans, text and dates do, and timestamps without a zone when read through
+    ``_iso_text``; timestamps with a zone (``+00``, which the date check does not read) or
+    in nanoseconds, times, durations and nested or binary values (written in DuckDB's own
+    notation) do not, and leave the file to the reader."""
     base = duckdb_type.split("(")[0].upper()
-    return base in (*INTEGER_TYPES, *NUMBER_TYPES, "BOOLEAN", "VARCHAR", "DATE")
+    return base in (*INTEGER_TYPES, *NUMBER_TYPES, "BOOLEAN", "VARCHAR", "DATE", "TIMESTAMP")
 
 
 def arrow_source(table: Any, name: str = "<dataframe>") -> TableSource:
