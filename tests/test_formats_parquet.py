@@ -216,3 +216,23 @@ def test_a_timestamp_is_written_as_the_reader_writes_it_inside_duckdb(
         assert other == (stdout, stderr)
         with score_paths([path], scale=load_builtin("phq9"), engine="table") as run:
             assert run.engine == "record"
+
+
+def test_parquet_output_of_an_input_the_table_engine_leaves_says_what_to_do(
+    runner: Any, tmp_path: Path
+) -> None:
+    """Only the table engine writes Parquet; an input it leaves to the readers (a timestamp
+    in a zone other than UTC) is a usage error that says why and what to write instead (it
+    only told the user to give --engine duckdb --scale, which they had)."""
+    table: dict[str, Any] = {"subject": ["a"], "visit": ["v"]}
+    table["sent"] = pa.array([1704114300000000], pa.timestamp("us", tz="Europe/Berlin"))
+    table.update({f"phq9_{i}": [1] for i in range(1, 10)})
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table(table), path)
+    out = tmp_path / "out.parquet"
+    args = ["score", str(path), "--scale", "phq9", "--engine", "duckdb", "-o", str(out)]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 2
+    assert "which did not score this input" in result.stderr
+    assert "write --format csv or json instead" in result.stderr
+    assert not out.exists()

@@ -275,7 +275,11 @@ def _write(
     content: Any = None
     if fmt == "parquet":
         raise UsageError(
-            "Parquet output is written by the table engine: --engine duckdb --scale ID"
+            "Parquet output is written by the table engine (--engine duckdb --scale ID), "
+            "which did not score this input: it scores CSV and Parquet tables of one scale "
+            "that DuckDB reads as the readers do (not, say, a CSV file with quote characters "
+            "or a Parquet timestamp in a zone other than UTC); give those options, or write "
+            "--format csv or json instead"
         )
     elif fmt == "table":
         from ketascore.present.render import score_tables
