@@ -442,7 +442,8 @@ def test_non_convergence_is_an_issue_not_numbers(runner: CliRunner, tmp_path: Pa
 
 def test_outcome_of_zeros_is_not_converged(runner: CliRunner, tmp_path: Path) -> None:
     # every change 0 and every baseline 0: X'V^-1X became singular during the fit, an
-    # internal error; now the fit is not converged and reports no numbers
+    # internal error; then the fit was not converged ("try a simpler covariance
+    # structure"); now the model is said to fit the outcome exactly, and reports no numbers
     def zeros(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return [{**r, "change": 0, "baseline": 0} for r in rows]
 
@@ -455,7 +456,9 @@ def test_outcome_of_zeros_is_not_converged(runner: CliRunner, tmp_path: Path) ->
         assert result.exit_code == 1, result.output
         data = json.loads(result.stdout)
         assert data["fit"]["converged"] is False and data["lsmeans"] == []
-        assert "model-not-converged" in [i["code"] for i in data["issues"]]
+        (issue,) = [i for i in data["issues"] if i["code"] == "model-exact-fit"]
+        assert issue["message"].startswith("the model fits change exactly")
+        assert "model-not-converged" not in [i["code"] for i in data["issues"]]
 
 
 def test_report_has_the_efficacy_section(runner: CliRunner, tmp_path: Path) -> None:

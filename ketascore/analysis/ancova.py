@@ -21,7 +21,15 @@ from typing import Any
 import numpy as np
 from scipy import stats  # type: ignore[import-untyped,unused-ignore]
 
-from ketascore.analysis.design import DesignError, Variable, build_design, parse_terms, term_name
+from ketascore.analysis.design import (
+    DesignError,
+    Variable,
+    build_design,
+    exact_fit,
+    fits_exactly,
+    parse_terms,
+    term_name,
+)
 from ketascore.analysis.longdata import LongTable, level_text, natural_levels, number
 from ketascore.core.issues import Issue, make_issue
 
@@ -156,13 +164,8 @@ def fit_ancova(
     resid = y - x @ beta
     sse = float(resid @ resid)
     sst = float(np.sum((y - y.mean()) ** 2))
-    if sse <= max(1e-20 * sst, len(y) * (64 * np.finfo(float).eps * float(np.max(np.abs(y)))) ** 2):
-        # what is left is rounding: no variance to estimate standard errors or tests from
-        raise DesignError(
-            f"the model fits {outcome} exactly (no residual variance"
-            + (" at visit " + visit if visit else "")
-            + "), so no standard error or test can be formed"
-        )
+    if fits_exactly(y, resid):
+        raise DesignError(exact_fit(outcome, visit))
     mse = sse / df
     cov = mse * xtx_inv
     result.df_error = df

@@ -29,6 +29,27 @@ class DesignError(ValueError):
     """The model cannot be built from the data (the message says why and what to do)."""
 
 
+def fits_exactly(y: NDArray[np.float64], resid: NDArray[np.float64]) -> bool:
+    """Whether what a least-squares fit of ``y`` leaves (``resid``) is rounding alone: no
+    residual variance to estimate standard errors or tests from (a constant change, every
+    value 0)."""
+    if not len(y):
+        return False
+    sse = float(resid @ resid)
+    sst = float(np.sum((y - y.mean()) ** 2))
+    rounding = len(y) * (64 * np.finfo(float).eps * float(np.max(np.abs(y)))) ** 2
+    return sse <= max(1e-20 * sst, rounding)
+
+
+def exact_fit(outcome: str, visit: str | None = None) -> str:
+    """Why a model that fits its outcome exactly gives no numbers."""
+    at = f" at visit {visit}" if visit else ""
+    return (
+        f"the model fits {outcome} exactly (no residual variance{at}), so no standard error "
+        "or test can be formed"
+    )
+
+
 def parse_terms(text: str | Sequence[str]) -> list[Term]:
     """``"group visit group*visit baseline"`` (or a list of such words) as terms."""
     words = text.replace(",", " ").split() if isinstance(text, str) else list(text)

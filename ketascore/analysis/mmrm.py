@@ -30,7 +30,16 @@ from scipy import stats  # type: ignore[import-untyped,unused-ignore]
 
 from ketascore.analysis.change import level_spellings
 from ketascore.analysis.covariance import Structure
-from ketascore.analysis.design import Design, DesignError, Term, Variable, build_design, term_name
+from ketascore.analysis.design import (
+    Design,
+    DesignError,
+    Term,
+    Variable,
+    build_design,
+    exact_fit,
+    fits_exactly,
+    term_name,
+)
 from ketascore.analysis.likelihood import Evaluation, Likelihood, NotPositiveDefinite, Pattern
 from ketascore.analysis.longdata import LongTable, level_text, natural_levels, number, number_at
 from ketascore.core.issues import Issue, make_issue
@@ -331,12 +340,18 @@ class Fit:
     reason: str = ""
 
 
-def residual_variance(patterns: list[Pattern]) -> float:
-    """The ordinary least squares residual variance (SAS's starting value, sigma^2 I)."""
+def ols_residuals(patterns: list[Pattern]) -> tuple[Array, Array, Array]:
+    """The outcomes, the design and the ordinary least squares residuals of every
+    observation."""
     xs = np.concatenate([p.x.reshape(-1, p.x.shape[2]) for p in patterns])
     ys = np.concatenate([p.y.reshape(-1) for p in patterns])
     beta = np.linalg.lstsq(xs, ys, rcond=None)[0]
-    r = ys - xs @ beta
+    return ys, xs, ys - xs @ beta
+
+
+def residual_variance(patterns: list[Pattern]) -> float:
+    """The ordinary least squares residual variance (SAS's starting value, sigma^2 I)."""
+    ys, xs, r = ols_residuals(patterns)
     dof = max(len(ys) - int(np.linalg.matrix_rank(xs)), 1)
     return max(float(r @ r) / dof, 1e-8)
 
@@ -575,6 +590,10 @@ def fit_mmrm(table: LongTable, spec: MMRMSpec) -> MMRMResult:
         raise DesignError(
             f"{prepared.n_used} observations for {p} fixed effects: too few to fit the model"
         )
+    ys, _, resid = ols_residuals(prepared.patterns)
+    if fits_exactly(ys, resid):  # no variance to estimate: no fit, no numbers
+        result.issues.append(make_issue("model-exact-fit", reason=exact_fit(spec.outcome)))
+        return result
     fit = newton(lik, structure.initial(residual_variance(prepared.patterns)), spec.max_iterations)
     if not fit.converged:  # SAS's start failed: try again from the visits' moments
         second = newton(

@@ -804,6 +804,14 @@ _TYPES = [
         },
     ),
     _type(
+        "model-exact-fit",
+        "error",
+        "The model fits the outcome exactly",
+        "check the outcome: a model needs variation it does not explain (every change 0, or "
+        "a constant change, leaves none)",
+        "{reason}; no estimates are reported",
+    ),
+    _type(
         "model-boundary",
         "warning",
         "A covariance parameter is at the edge of its range",
