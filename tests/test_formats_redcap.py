@@ -36,6 +36,19 @@ def test_events_and_repeat_instances_are_visits() -> None:
     assert all(r.ok for r in results)
 
 
+def test_a_repeat_instance_is_one_number_however_written(tmp_path: Path) -> None:
+    """Instance 2 is one visit whether the export says 2, 2.0 (a file saved by a
+    spreadsheet) or 02: it made two visits, each scored apart; a text stays as written."""
+    header = "record_id,redcap_event_name,redcap_repeat_instance," + ",".join(
+        f"phq9_{i}" for i in range(1, 10)
+    )
+    rows = [f"101,week_1_arm_1,{n}," + ",".join(["1"] * 9) for n in ("2", "2.0", "02", "x")]
+    path = tmp_path / "export.csv"
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    table = csv_table(path.read_text(encoding="utf-8"), str(path), [])
+    assert redcap_visits(table) == ["week_1_arm_1#2"] * 3 + ["week_1_arm_1#x"]
+
+
 def test_label_export_with_the_data_dictionary() -> None:
     opts = load_read_options(redcap_dictionary=FORMATS / "redcap-phq9-dictionary.csv")
     data = read_paths([FORMATS / "redcap-phq9-labels.csv"], options=opts, fmt="redcap")

@@ -6,8 +6,9 @@
   values are never taken for subjects.
 - The visit is the event (``redcap_event_name``, e.g. ``week_1_arm_1``). A classic project
   has no events; its visit is ``event_1_arm_1``, the name REDCap itself gives its single
-  event. A repeat instance (``redcap_repeat_instance``, of a repeating instrument or event) is
-  part of the visit: ``week_1_arm_1#2`` is the second instance at event week_1_arm_1.
+  event. A repeat instance (``redcap_repeat_instance``, of a repeating instrument or event)
+  is part of the visit: ``week_1_arm_1#2`` is the second instance at event week_1_arm_1,
+  whether the file says 2, 2.0 (saved by a spreadsheet) or 02.
 - Item columns are found by their names, ``<scale>_<item>`` (``phq9_1``), or by a mapping
   file. A column ``<scale>_<score>`` (``phq9_total``, a REDCap calculated field) is a score
   the export stores: it is compared with the computed score, never used as an answer.
@@ -48,7 +49,9 @@ from ketascore.core.values import (
     MISSING,
     Rejection,
     format_number,
+    is_number,
     label_key,
+    number_of,
     parse_value,
     strip,
 )
@@ -236,6 +239,8 @@ def redcap_visits(table: Table) -> list[str | None]:
     for _, cells in table.rows:
         visit = text_field(cells[event]) if event is not None else CLASSIC_EVENT
         number = text_field(cells[instance]) if instance is not None else None
+        if number is not None and is_number(number):  # (1.0, as a spreadsheet saves 1, is 1)
+            number = format_number(number_of(number))
         if visit is not None and number is not None:
             visit = f"{visit}#{number}"
         visits.append(visit)
