@@ -172,3 +172,18 @@ def test_a_visit_number_beyond_a_double_is_carried_as_written(tmp_path: Path) ->
     assert record.extra["visit_number"] == big
     result = CliRunner().invoke(cli, ["score", str(path), "--format", "json"])
     assert result.exit_code == 0, result.output
+
+
+def test_a_visit_taken_from_visitnum_is_the_number_however_written(tmp_path: Path) -> None:
+    """Without VISIT, the visit is VISITNUM's number: 1.0 in a CSV file is visit 1, as the
+    same number in a SAS transport file is (it was the visit '1.0' beside '1'); a text that
+    is no number stays as written."""
+    rows = []
+    for subject, number in (("S1", "1.0"), ("S2", "1"), ("S3", "01"), ("S4", "2.5"), ("S5", "WK1")):
+        rows += [f"K,{subject},PHQ010{i},PHQ-9,1,{number},\n" for i in range(1, 10)]
+    path = tmp_path / "qs.csv"
+    path.write_text("STUDYID,USUBJID,QSTESTCD,QSCAT,QSSTRESN,VISITNUM,VISIT\n" + "".join(rows))
+    records = read_paths([path]).records
+    assert [(r.subject, r.visit) for r in records] == [
+        ("S1", "1"), ("S2", "1"), ("S3", "1"), ("S4", "2.5"), ("S5", "WK1"),
+    ]  # fmt: skip

@@ -17,7 +17,8 @@ finds the scale.
   (two numbers, ``QSSTRESN`` against ``QSSTRESC``) leave the answer unscored
   (``coding-conflict``). An original result the scale cannot read (a label of the sponsor's
   own wording) cannot be compared: the standardised result is used.
-- ``USUBJID`` is the subject, ``VISIT`` the visit (``VISITNUM`` when VISIT is blank),
+- ``USUBJID`` is the subject, ``VISIT`` the visit (``VISITNUM``'s number when VISIT is
+  blank: 1.0 is visit 1, in a CSV file as in a SAS transport file),
   ``VISITNUM`` is kept as ``visit_number``, ``--DTC`` is the date and ``--DY`` the study day.
 - ``--BLFL = Y`` (or ``--LOBXFL = Y``, its successor in SDTMIG 3.3+) on any row of a visit sets
   ``baseline_flag: "Y"`` on the record, so change from baseline can use the sponsor's own
@@ -270,8 +271,9 @@ def read_sdtm_table(
         visit = constant_visit
         if visit is None and visit_col is not None:
             visit = text_field(cells[visit_col])
-        if visit is None and visitnum_col is not None:
-            visit = text_field(cells[visitnum_col])
+        if visit is None and visitnum_col is not None and text_field(cells[visitnum_col]):
+            number = _number(cells[visitnum_col])  # (1.0 in a CSV file is visit 1, as in XPT)
+            visit = _shown(number) if isinstance(number, int | float) else text_field(number)
         if subject is None or visit is None:
             out.issues.append(missing_id(subject, visit, file, line, ("USUBJID", "VISIT")))
             continue
