@@ -217,10 +217,17 @@ def natural_key(text: str) -> tuple[Any, ...]:
     )
 
 
+def natural_order(text: str) -> tuple[Any, ...]:
+    """Sort key of natural order (``natural_key``) in which names it does not tell apart
+    ('North', 'north') are ordered by their text, never by the order of a set (which changes
+    from run to run)."""
+    return (natural_key(text), text)
+
+
 def group_order(groups: Iterable[str | None]) -> list[str | None]:
     """The distinct groups in the order every table and picture shows them: natural order
-    (arm2 before arm10), groups it does not tell apart by their text, no group last."""
-    return sorted(set(groups), key=lambda g: (g is None, natural_key(g or ""), g or ""))
+    (arm2 before arm10), no group last."""
+    return sorted(set(groups), key=lambda g: (g is None, natural_order(g or "")))
 
 
 def _mean_sd(values: Sequence[Num]) -> tuple[float | None, float | None]:

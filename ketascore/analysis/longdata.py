@@ -248,13 +248,12 @@ def _float(value: Any) -> float | None:
 
 
 def natural_levels(values: Iterable[Any]) -> list[str]:
-    """The distinct non-missing values as text, in natural order (S2 before S10); levels
-    the order does not tell apart ('North', 'north') by their text, not by the set's order
-    (which changes from run to run, and with it the model's reference level)."""
-    from ketascore.analysis.change import natural_key
+    """The distinct non-missing values as text, in natural order (S2 before S10; see
+    ``natural_order``: the model's reference level, the first, is the same in every run)."""
+    from ketascore.analysis.change import natural_order
 
     seen = {_level(v) for v in values if v is not None}
-    return sorted(seen, key=lambda level: (natural_key(level), level))
+    return sorted(seen, key=natural_order)
 
 
 def _level(value: Any) -> str:

@@ -349,9 +349,9 @@ def ols_residuals(patterns: list[Pattern]) -> tuple[Array, Array, Array]:
     return ys, xs, ys - xs @ beta
 
 
-def residual_variance(patterns: list[Pattern]) -> float:
-    """The ordinary least squares residual variance (SAS's starting value, sigma^2 I)."""
-    ys, xs, r = ols_residuals(patterns)
+def residual_variance(ys: Array, xs: Array, r: Array) -> float:
+    """The ordinary least squares residual variance (SAS's starting value, sigma^2 I), from
+    ``ols_residuals``."""
     dof = max(len(ys) - int(np.linalg.matrix_rank(xs)), 1)
     return max(float(r @ r) / dof, 1e-8)
 
@@ -590,11 +590,11 @@ def fit_mmrm(table: LongTable, spec: MMRMSpec) -> MMRMResult:
         raise DesignError(
             f"{prepared.n_used} observations for {p} fixed effects: too few to fit the model"
         )
-    ys, _, resid = ols_residuals(prepared.patterns)
+    ys, xs, resid = ols_residuals(prepared.patterns)
     if fits_exactly(ys, resid):  # no variance to estimate: no fit, no numbers
         result.issues.append(make_issue("model-exact-fit", reason=exact_fit(spec.outcome)))
         return result
-    fit = newton(lik, structure.initial(residual_variance(prepared.patterns)), spec.max_iterations)
+    fit = newton(lik, structure.initial(residual_variance(ys, xs, resid)), spec.max_iterations)
     if not fit.converged:  # SAS's start failed: try again from the visits' moments
         second = newton(
             lik, structure.start(moment_start(prepared.patterns, structure.t)), spec.max_iterations

@@ -9,6 +9,7 @@ prorated.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -42,11 +43,16 @@ class _State:
     leaves: int = 0
 
 
+@functools.lru_cache(maxsize=256)  # (a run has one or a few sets of codes, and many records)
+def _missing_codes(codes: tuple[Any, ...]) -> frozenset[Any]:
+    return frozenset(missing_code_values(codes))
+
+
 def score_record(
     scale: Scale, record: AnswerRecord, *, extra_missing: Iterable[Any] = ()
 ) -> ScoreResult:
     """Score one record against one scale. Never raises on bad values: issues say why."""
-    missing_codes = frozenset(missing_code_values([*extra_missing, *record.missing_codes]))
+    missing_codes = _missing_codes((*extra_missing, *record.missing_codes))
     file, subject, visit = record.source.file, record.subject, record.visit
     result = ScoreResult(
         subject=subject,

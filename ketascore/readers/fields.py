@@ -9,7 +9,15 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ketascore.core.issues import Issue, make_issue
-from ketascore.core.values import Rejection, clean_number, day_number, is_date, strip
+from ketascore.core.values import (
+    Rejection,
+    clean_number,
+    day_number,
+    finite_number,
+    format_number,
+    is_date,
+    strip,
+)
 
 T = TypeVar("T")
 
@@ -25,6 +33,20 @@ def text_field(value: Any) -> str | None:
         text = strip(str(value))
         return text or None
     return None
+
+
+def number_text(value: Any) -> str | None:
+    """A cell that holds a number by definition (SDTM VISITNUM, a REDCap repeat instance)
+    as the text of its number however written (``1``, ``1.0`` and ``01`` are ``"1"``), so
+    that one number makes one visit; a text that is no number as written (``text_field``)."""
+    text = text_field(value)
+    if text is None:
+        return None
+    try:
+        number = finite_number(text)
+    except ValueError:
+        return text
+    return text if number is None else format_number(number)
 
 
 class FieldError(ValueError):

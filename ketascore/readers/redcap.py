@@ -49,9 +49,7 @@ from ketascore.core.values import (
     MISSING,
     Rejection,
     format_number,
-    is_number,
     label_key,
-    number_of,
     parse_value,
     strip,
 )
@@ -67,6 +65,7 @@ from ketascore.readers import (
     text_field,
 )
 
+from .fields import number_text
 from .tables import find_column, known_scales, read_mapped_table
 
 CLASSIC_EVENT = "event_1_arm_1"
@@ -238,9 +237,7 @@ def redcap_visits(table: Table) -> list[str | None]:
     visits: list[str | None] = []
     for _, cells in table.rows:
         visit = text_field(cells[event]) if event is not None else CLASSIC_EVENT
-        number = text_field(cells[instance]) if instance is not None else None
-        if number is not None and is_number(number):  # (1.0, as a spreadsheet saves 1, is 1)
-            number = format_number(number_of(number))
+        number = number_text(cells[instance]) if instance is not None else None  # (2.0 is 2)
         if visit is not None and number is not None:
             visit = f"{visit}#{number}"
         visits.append(visit)

@@ -50,7 +50,7 @@ from ketascore.core.values import (
     strip,
 )
 from ketascore.readers import FormatContext, ReadResult, Table, is_blank, text_field
-from ketascore.readers.fields import carried
+from ketascore.readers.fields import carried, number_text
 
 from .mapping import Constant
 from .tables import (
@@ -234,6 +234,7 @@ def read_sdtm_table(
 
     groups = LongGroups(file, unit)
     codes_missing = mapping.missing_codes if mapping is not None else ()
+    missing_codes = frozenset(missing_code_values(codes_missing))
     unknown_categories: Counter[str] = Counter()
     recodings: Counter[tuple[str, str, Recoded]] = Counter()
     unknown_tests: Counter[tuple[str, str]] = Counter()
@@ -271,9 +272,8 @@ def read_sdtm_table(
         visit = constant_visit
         if visit is None and visit_col is not None:
             visit = text_field(cells[visit_col])
-        if visit is None and visitnum_col is not None and text_field(cells[visitnum_col]):
-            number = _number(cells[visitnum_col])  # (1.0 in a CSV file is visit 1, as in XPT)
-            visit = _shown(number) if isinstance(number, int | float) else text_field(number)
+        if visit is None and visitnum_col is not None:  # (1.0 in CSV is visit 1, as in XPT)
+            visit = number_text(cells[visitnum_col])
         if subject is None or visit is None:
             out.issues.append(missing_id(subject, visit, file, line, ("USUBJID", "VISIT")))
             continue
@@ -299,9 +299,7 @@ def read_sdtm_table(
             value = filled[0][1] if filled else None
             if len(filled) > 1 and item is not None and not derived:
                 rule = codes_for.scale.items[item]
-                value, recoded = reconcile(
-                    rule, filled, frozenset(missing_code_values(codes_missing))
-                )
+                value, recoded = reconcile(rule, filled, missing_codes)
                 if recoded is not None:
                     recodings[(scale_id, item, recoded)] += 1
                     first_line.setdefault((scale_id, item, recoded), line)
