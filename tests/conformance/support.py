@@ -284,10 +284,15 @@ def write_csv(path: Path, rows: list[dict[str, Any]], delimiter: str = ",") -> P
 
 
 def merged_results(
-    scale: Scale, rows: list[dict[str, Any]], file: str | None = None, first_line: int = 0
+    scale: Scale,
+    rows: list[dict[str, Any]],
+    file: str | None = None,
+    first_line: int = 0,
+    codes: tuple[Any, ...] = (),
 ) -> list[ScoreResult]:
     """The record engine's results of wide rows (``<scale>_<item>`` columns) taken as one
-    file's records, repeats merged, line numbers from ``first_line``."""
+    file's records, repeats merged, line numbers from ``first_line``, ``codes`` further
+    missing codes."""
     prefix = f"{scale.id}_"
     records = [
         AnswerRecord(
@@ -299,7 +304,7 @@ def merged_results(
         )
         for i, r in enumerate(rows)
     ]
-    return score_records(records, {scale.id: scale}.get)
+    return score_records(records, {scale.id: scale}.get, extra_missing=codes)
 
 
 def record_results(path: Path, scale: Scale) -> tuple[list[ScoreResult], list[Any]]:

@@ -1,6 +1,7 @@
 """Spark local mode runs the same query (transpiled from DuckDB's dialect by sqlglot) and
-gives the record engine's results: the scale that uses every construct of the language,
-PHQ-9 through score_spark (carried columns, merged repeats) and typed columns.
+gives the record engine's results: PHQ-9 through score_spark (carried columns, merged
+repeats), typed columns, the plan, generated code. The scale that uses every construct of
+the language runs in Spark with every other engine in test_warehouse.py.
 
 One small local session for every test (support.spark_session). Skipped when pyspark or Java
 is not installed."""
@@ -15,11 +16,9 @@ import pytest
 pytest.importorskip("sqlglot")
 
 from support import (
-    EXTRA_CODES,
     merged_results,
     query_differences,
     random_rows,
-    sink_scale,
     spark_session,
 )
 
@@ -27,7 +26,7 @@ from ketascore.core.library import load_builtin
 from ketascore.core.records import AnswerRecord
 from ketascore.engines.record import score_record
 from ketascore.engines.spark import score_spark, spark_sql
-from ketascore.engines.sql import ColumnMap, MissingColumns, compile_scale, sdtm_map
+from ketascore.engines.sql import MissingColumns, sdtm_map
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")
 
@@ -48,18 +47,6 @@ def record_of(scale: Any, row: dict[str, Any], codes: tuple[Any, ...] = ()) -> A
     items = {k[len(prefix) :]: v for k, v in row.items() if k.startswith(prefix)}
     record = AnswerRecord(subject=row["subject"], visit=row["visit"], scale=scale.id, items=items)
     return score_record(scale, record, extra_missing=codes)
-
-
-def test_spark_gives_the_record_engines_results(spark: Any) -> None:
-    scale = sink_scale()
-    rows = random_rows(scale, 150, seed=11)
-    frame(spark, rows).createOrReplaceTempView("answers")
-    compiled = compile_scale(
-        scale, "spark", columns=ColumnMap(missing_codes=EXTRA_CODES), skip_unrated=False
-    )
-    got = [r.asDict() for r in spark.sql(compiled.sql()).collect()]
-    python = [record_of(scale, r, EXTRA_CODES) for r in rows]
-    assert not (bad := query_differences(scale, python, got)), "\n".join(bad[:20])
 
 
 def test_score_spark_reads_the_dataframe(spark: Any) -> None:

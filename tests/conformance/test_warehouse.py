@@ -21,6 +21,7 @@ duckdb = pytest.importorskip("duckdb")
 sqlglot = pytest.importorskip("sqlglot")
 
 from support import (  # noqa: E402
+    EXTRA_CODES,
     csv_rows,
     duckdb_table,
     long_rows,
@@ -110,15 +111,22 @@ ORDERED: dict[str, Any] = {
 @pytest.mark.parametrize("scale", [sink_scale(), load_builtin("hamd17")], ids=lambda s: s.id)
 def test_a_messy_table_gives_the_same_rows_everywhere(tmp_path: Path, scale: Scale) -> None:
     """Wide, text answers, repeats merged (identical ones with a warning, different ones
-    refused), in the order of first appearance."""
+    refused), in the order of first appearance; the scale of every construct also with
+    further missing codes of every kind (a whole number, a text, a large number) and rows
+    without answers kept."""
     rows = messy_rows(scale, 80, seed=20)
     text = write_csv(tmp_path / "messy.csv", rows)  # what every engine reads
     rows = [{k: v or None for k, v in r.items()} for r in csv_rows(text.read_text())]
     rows = [r | {"n": int(r["n"])} for r in rows]
-    expected = merged_results(scale, rows)
+    options: dict[str, Any] = {"duplicates": True, **ORDERED}
+    codes: tuple[Any, ...] = ()
+    if scale.id == "sink":
+        codes = EXTRA_CODES
+        options |= {"columns": ColumnMap(missing_codes=codes), "skip_unrated": False}
+    expected = merged_results(scale, rows, codes=codes)
     assert any("duplicate-record" in str(r.issues) for r in expected)
     assert any("conflicting-records" in str(r.issues) for r in expected)
-    every_engine(scale, rows, expected, duplicates=True, **ORDERED)
+    every_engine(scale, rows, expected, **options)
 
 
 @pytest.mark.parametrize("scale", random_scales(2, first_seed=1000), ids=lambda s: s.id)
