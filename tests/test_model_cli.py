@@ -312,18 +312,28 @@ def test_two_rows_at_one_visit(runner: CliRunner, tmp_path: Path) -> None:
 
 
 def test_subject_in_two_groups(runner: CliRunner, tmp_path: Path) -> None:
-    # a subject whose arm changes between visits was analysed in both groups, in silence
+    """A subject whose arm changes between visits was analysed in both groups, in silence;
+    it is in no group, as `change --by` (and `model --scale`) treat it: an ambiguous-group
+    error naming its rows, its rows left out with a count, the rest analysed, exit 1."""
+
     def switch(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows[2]["arm"] = "active"  # S001 (placebo) at week4
         return rows
 
     table = write_trial(tmp_path / "t.csv", edit=switch)
-    result = run(runner, str(table), "--by", "arm")
-    assert result.exit_code == 2, result.output
-    assert (
-        "subject S001 is in group 'placebo' at visit week1 and in group 'active' at visit "
-        "week4 (row 3)" in result.output
+    whole = json.loads(
+        run(runner, str(write_trial(tmp_path / "w.csv")), "--by", "arm", "--format", "json").stdout
     )
+    result = run(runner, str(table), "--by", "arm", "--format", "json")
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    (torn,) = [i for i in data["issues"] if i["code"] == "ambiguous-group"]
+    assert torn["subject"] == "S001" and torn["severity"] == "error"
+    assert "week1: placebo (row 1), week4: active (row 3)" in torn["message"]
+    assert "model-rows-dropped" in [i["code"] for i in data["issues"]]
+    assert data["n"]["observations_used"] == whole["n"]["observations_used"] - 3  # S001's
+    assert data["n"]["subjects"] == whole["n"]["subjects"] - 1
+    assert data["fit"]["converged"] is True
 
 
 def test_text_covariate_is_named(runner: CliRunner, tmp_path: Path) -> None:

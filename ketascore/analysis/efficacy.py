@@ -92,6 +92,8 @@ def run_efficacy(table: LongTable, options: EfficacyOptions) -> EfficacyReport:
     unknown = set(options.analyses) - set(ANALYSES)
     if unknown:
         raise DesignError(f"unknown analyses {', '.join(sorted(unknown))}; choose from {ANALYSES}")
+    if spec.group:
+        table = _one_group_per_subject(table, spec, spec.group, report.issues)
     if "mmrm" in options.analyses:
         report.mmrm = fit_mmrm(table, spec)
     per_visit = [a for a in options.analyses if a != "mmrm"]
@@ -186,6 +188,39 @@ def run_efficacy(table: LongTable, options: EfficacyOptions) -> EfficacyReport:
             else:
                 report.effects.append(effect)
     return report
+
+
+def _one_group_per_subject(
+    table: LongTable, spec: MMRMSpec, by: str, issues: list[Issue]
+) -> LongTable:
+    """The table with no group for a subject whose group differs between its rows: such a
+    subject is in no group and its rows are left out (each analysis says how many), with an
+    ``ambiguous-group`` error naming the rows, as ``change --by`` treats a field that
+    changes across a subject's visits."""
+    subjects = [level_text(v) for v in table.column(spec.subject)]
+    groups = [level_text(v) for v in table.column(by)]
+    visits = [level_text(v) for v in table.column(spec.visit)]
+    seen: dict[str | None, dict[str, int]] = {}  # subject -> group -> its first row
+    for i, (subject, group) in enumerate(zip(subjects, groups, strict=True)):
+        if group is not None:
+            seen.setdefault(subject, {}).setdefault(group, i)
+    torn = {s: firsts for s, firsts in seen.items() if len(firsts) > 1}
+    if not torn:
+        return table
+    for subject, firsts in torn.items():
+        issues.append(
+            make_issue(
+                "ambiguous-group",
+                file=table.source or None,
+                subject=subject,
+                by=by,
+                values=[repr(g) for g in firsts],
+                visits=[f"{visits[i]}: {g} (row {i + 1})" for g, i in firsts.items()],
+            )
+        )
+    column = [None if s in torn else g for s, g in zip(subjects, table.column(by), strict=True)]
+    name = next(c for c in table.columns if table.columns[c] is table.column(by))
+    return LongTable({**table.columns, name: column}, table.source, list(table.notes))
 
 
 def _visits(table: LongTable, spec: MMRMSpec) -> list[str]:
