@@ -572,3 +572,68 @@ def test_levels_are_in_the_same_order_in_every_run() -> None:
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
         seen.add(out.stdout.strip())
     assert seen == {"['n orth', 'NORTH', 'North', 'north', 'south']"}
+
+
+def scaled(column: str, factor: float) -> Any:
+    def edit(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**r, column: float(r[column]) * factor} for r in rows]
+
+    return edit
+
+
+def fit_summary(runner: CliRunner, table: Path) -> dict[str, Any]:
+    result = run(runner, str(table), "--by", "arm", "--covariate", "baseline", "--format", "json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["fit"]["converged"] is True and not data["issues"]
+    return {
+        "type3": {t["term"]: (t["f"], t["p"]) for t in data["type3"]},
+        "ancova": {t["term"]: (t["f"], t["p"]) for t in data["ancova"]["type3"]},
+        "lsmeans": [m["estimate"] for m in data["lsmeans"]],
+        "baseline": next(f["estimate"] for f in data["fixed_effects"] if f["term"] == "baseline"),
+    }
+
+
+@pytest.mark.parametrize("factor", [1e-14, 1e-6, 1e4, 1e10])
+def test_an_outcome_in_other_units_gives_the_same_tests(
+    runner: CliRunner, tmp_path: Path, factor: float
+) -> None:
+    """Tolerances relative to the data, not absolute: an outcome in units of 1e-8 lost every
+    Type 3 test without a word (an absolute rank tolerance), and one of 1e-14 did not
+    converge (an absolute floor on the starting variances). Scaling the outcome scales the
+    estimates and leaves every test as it was."""
+    plain = fit_summary(runner, write_trial(tmp_path / "plain.csv"))
+    other = fit_summary(
+        runner, write_trial(tmp_path / "scaled.csv", edit=scaled("change", factor))
+    )
+    for key in ("type3", "ancova"):
+        assert other[key].keys() == plain[key].keys()
+        for term, (f, p) in plain[key].items():
+            assert other[key][term] == (pytest.approx(f, rel=1e-6), pytest.approx(p, rel=1e-5))
+    assert other["lsmeans"] == pytest.approx([m * factor for m in plain["lsmeans"]], rel=1e-6)
+
+
+@pytest.mark.parametrize("factor", [1e-15, 1e-6, 1e6, 1e12])
+def test_a_covariate_in_other_units_gives_the_same_tests(
+    runner: CliRunner, tmp_path: Path, factor: float
+) -> None:
+    """A covariate measured in large units lost its Type 3 test without a word; in units of
+    1e-20 it was taken for a combination of the others (an absolute tolerance)."""
+    plain = fit_summary(runner, write_trial(tmp_path / "plain.csv"))
+    other = fit_summary(
+        runner, write_trial(tmp_path / "scaled.csv", edit=scaled("baseline", factor))
+    )
+    for key in ("type3", "ancova"):
+        assert other[key].keys() == plain[key].keys()
+        for term, (f, p) in plain[key].items():
+            assert other[key][term] == (pytest.approx(f, rel=1e-6), pytest.approx(p, rel=1e-5))
+    assert other["lsmeans"] == pytest.approx(plain["lsmeans"], rel=1e-6)
+    assert other["baseline"] == pytest.approx(plain["baseline"] / factor, rel=1e-6)
+
+
+def test_a_covariate_too_small_to_analyse_is_named(runner: CliRunner, tmp_path: Path) -> None:
+    table = write_trial(tmp_path / "t.csv", edit=scaled("baseline", 1e-17))
+    result = run(runner, str(table), "--by", "arm", "--covariate", "baseline")
+    assert result.exit_code == 2
+    assert "every value of the covariate 'baseline' is below 1e-15" in result.output
+    assert "express the column in other units" in result.output

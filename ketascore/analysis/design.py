@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from ketascore.analysis.longdata import SMALLEST
+
 Array = NDArray[np.float64]
 Term = tuple[str, ...]
 
@@ -194,8 +196,12 @@ class Design:
                 coded.append(np.prod(np.vstack(combo), axis=0))
                 owner.append(term)
         xs = np.column_stack(coded)
-        mapping, *_ = np.linalg.lstsq(x, xs, rcond=None)
-        fits = np.allclose(x @ mapping, xs, atol=1e-8 * max(1.0, float(np.max(np.abs(xs)))))
+        # solved on columns of unit length, so that a covariate's units (1e-8 or 1e8) do not
+        # make its column look like rounding beside the intercept's
+        x_size, xs_size = _column_sizes(x), _column_sizes(xs)
+        unit, *_ = np.linalg.lstsq(x / x_size, xs / xs_size, rcond=None)
+        fits = np.allclose((x / x_size) @ unit, xs / xs_size, atol=1e-8)
+        mapping = unit / x_size[:, None] * xs_size[None, :]
         out: dict[str, Array] = {}
         skipped: list[str] = []
         if not fits or mapping.shape[0] != mapping.shape[1]:
@@ -249,6 +255,13 @@ def build_design(
                     raise DesignError(
                         f"{var!r} is not numeric; name it as a factor if it is categorical"
                     ) from None
+                largest = float(np.max(np.abs(values))) if n else 0.0
+                if 0.0 < largest < SMALLEST:
+                    raise DesignError(
+                        f"every value of the covariate {var!r} is below {SMALLEST:g} in "
+                        f"magnitude (at most {largest:g}), too small to analyse beside the "
+                        "intercept; express the column in other units"
+                    )
                 variables[var] = Variable(var)
                 arrays[var] = values
                 means[var] = float(np.mean(values)) if n else 0.0
@@ -282,6 +295,12 @@ def build_design(
     return design
 
 
+def _column_sizes(x: Array) -> Array:
+    """Each column's length (1 for a column of zeros)."""
+    size = np.linalg.norm(x, axis=0)
+    return np.asarray(np.where(size > 0, size, 1.0))
+
+
 def _independent_columns(x: Array) -> NDArray[np.bool_]:
     """Columns not a linear combination of the columns before them (SAS's sweep order)."""
     n, p = x.shape
@@ -299,7 +318,9 @@ def _independent_columns(x: Array) -> NDArray[np.bool_]:
         if basis.shape[1]:
             residual = residual - basis @ (basis.T @ residual)
         rnorm = float(np.linalg.norm(residual))
-        if rnorm > 1e-9 * norm * max(1.0, np.sqrt(n)) and rnorm > 1e-12:
+        # relative to the column's own size: a covariate in small units (1e-20) is a column
+        # as any other
+        if rnorm > 1e-9 * norm * max(1.0, np.sqrt(n)):
             kept[j] = True
             basis = np.column_stack([basis, residual / rnorm])
     return kept

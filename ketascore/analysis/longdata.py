@@ -98,6 +98,10 @@ def number(value: Any) -> float | None:
 # 1e15 a covariate was taken for a combination of the others, and from 1e154 the squares
 # overflow. Ratings and their covariates are nowhere near; a column in such units is rescaled.
 LARGEST = 1e15
+# The smallest magnitude of a covariate's largest value: the tests and estimates are the same
+# whatever a column's units from here up to LARGEST (tests/test_model_stats.py), and below it
+# a covariate's column is rounding beside the intercept's.
+SMALLEST = 1e-15
 
 
 def number_at(table: LongTable, name: str, i: int, *, outcome: bool = False) -> float | None:

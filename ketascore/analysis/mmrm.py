@@ -353,7 +353,13 @@ def residual_variance(ys: Array, xs: Array, r: Array) -> float:
     """The ordinary least squares residual variance (SAS's starting value, sigma^2 I), from
     ``ols_residuals``."""
     dof = max(len(ys) - int(np.linalg.matrix_rank(xs)), 1)
-    return max(float(r @ r) / dof, 1e-8)
+    return max(float(r @ r) / dof, _least_variance(ys))
+
+
+def _least_variance(ys: Array) -> float:
+    """The least variance a start takes: small beside the outcome's square, whatever the
+    outcome's units (an absolute floor made an outcome in units of 1e-12 fail to converge)."""
+    return 1e-8 * (float(np.mean(ys * ys)) or 1.0)
 
 
 def moment_start(patterns: list[Pattern], t: int) -> Array:
@@ -371,7 +377,8 @@ def moment_start(patterns: list[Pattern], t: int) -> Array:
     with np.errstate(invalid="ignore", divide="ignore"):
         cov = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
     diag = np.diag(cov).copy()
-    floor = max(float(np.mean(diag[diag > 0])) if np.any(diag > 0) else 1.0, 1e-8)
+    least = _least_variance(ys)
+    floor = max(float(np.mean(diag[diag > 0])) if np.any(diag > 0) else least / 1e-8, least)
     diag = np.where(diag > 1e-8 * floor, diag, floor)
     np.fill_diagonal(cov, diag)
     for shrink in (1.0, 0.8, 0.5, 0.2, 0.0):
@@ -541,7 +548,9 @@ class Inference:
             return 0, None, math.nan, None
         lcl = coef @ self.cov @ coef.T
         vals, vecs = np.linalg.eigh((lcl + lcl.T) / 2)
-        keep = vals > 1e-10 * max(1.0, float(np.max(vals)))
+        # the rank relative to the largest variance, whatever the outcome's and covariates'
+        # units (an outcome in units of 1e-8 has variances of 1e-16 and more)
+        keep = vals > 1e-10 * float(np.max(vals))
         rank = int(np.sum(keep))
         if rank == 0:
             return 0, None, math.nan, None
