@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ketascore.analysis.change import choose_baseline, compute_change, natural_key
 from ketascore.core.library import load_builtin
 from ketascore.core.records import ScoreResult, Source
+
+from conftest import budget
 
 
 def res(subject: str, visit: str, total: float | None, **kw: Any) -> ScoreResult:
@@ -282,3 +284,42 @@ def test_groups_are_in_natural_order_in_the_summary(madrs: Any) -> None:
         results += [res(subject, "baseline", 30, extra=extra), res(subject, "d1", 20, extra=extra)]
     report = compute_change(results, madrs, by="arm")
     assert list(dict.fromkeys(s.group for s in report.summary)) == ["arm2", "arm10", None]
+
+
+VISIT_DAYS = {"screening": -7, "baseline": 0, "day1": 1, "day3": 3, "day7": 7}
+
+
+@settings(max_examples=budget(100))
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["S1", "S2", "S10", "S3"]),
+            st.sampled_from(list(VISIT_DAYS)),
+            st.one_of(st.none(), st.integers(0, 60)),
+            st.sampled_from(["a", "b"]),
+        ),
+        min_size=1,
+        max_size=14,
+        unique_by=lambda r: (r[0], r[1]),
+    ),
+    data=st.data(),
+)
+def test_the_order_of_the_input_does_not_matter(
+    madrs: Any, rows: list[tuple[str, str, int | None, str]], data: st.DataObject
+) -> None:
+    """Change rows, the summary and the issues are a function of the records, not of the
+    order they come in (files in another order, a table sorted otherwise). (An issue's
+    message points at the first record it concerns in the input, so only its code and
+    subject are compared.)"""
+    results = [
+        res(s, v, t, day=VISIT_DAYS[v], extra={"arm": arm}, line=i + 2)
+        for i, (s, v, t, arm) in enumerate(rows)
+    ]
+    shuffled = data.draw(st.permutations(results))
+
+    def report(items: list[ScoreResult]) -> tuple[Any, ...]:
+        r = compute_change(items, madrs, by="arm", rci_reliability=0.8, rci_sd=6.0)
+        issues = sorted((i.code, i.subject or "") for i in r.issues)
+        return r.visits, [x.to_dict() for x in r.rows], [s.to_dict() for s in r.summary], issues
+
+    assert report(shuffled) == report(results)

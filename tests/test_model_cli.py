@@ -603,9 +603,7 @@ def test_an_outcome_in_other_units_gives_the_same_tests(
     converge (an absolute floor on the starting variances). Scaling the outcome scales the
     estimates and leaves every test as it was."""
     plain = fit_summary(runner, write_trial(tmp_path / "plain.csv"))
-    other = fit_summary(
-        runner, write_trial(tmp_path / "scaled.csv", edit=scaled("change", factor))
-    )
+    other = fit_summary(runner, write_trial(tmp_path / "scaled.csv", edit=scaled("change", factor)))
     for key in ("type3", "ancova"):
         assert other[key].keys() == plain[key].keys()
         for term, (f, p) in plain[key].items():
@@ -637,3 +635,36 @@ def test_a_covariate_too_small_to_analyse_is_named(runner: CliRunner, tmp_path: 
     assert result.exit_code == 2
     assert "every value of the covariate 'baseline' is below 1e-15" in result.output
     assert "express the column in other units" in result.output
+
+
+def test_the_order_of_the_rows_does_not_matter(runner: CliRunner, tmp_path: Path) -> None:
+    """Every number of the efficacy table is a function of the rows, not of their order (a
+    table sorted by visit, by arm, or not at all)."""
+
+    def shuffled(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        random.Random(5).shuffle(rows)
+        return rows
+
+    outputs = []
+    for name, edit in (("plain", None), ("shuffled", shuffled)):
+        table = write_trial(tmp_path / f"{name}.csv", edit=edit)
+        args = ("--by", "arm", "--covariate", "baseline", "--response", "response")
+        result = run(runner, str(table), *args, "--format", "json")
+        assert result.exit_code == 0, result.output
+        data = json.loads(result.stdout)
+        del data["provenance"], data["model"]["source"]  # (the file's name)
+        outputs.append(data)
+    plain, other = outputs
+    assert _close(other, plain)
+
+
+def _close(a: Any, b: Any) -> bool:
+    """Equal, numbers within 1e-9 relative (sums of squares in another order round
+    otherwise in the last digits)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-9, abs=1e-12)
+    return bool(a == b)
