@@ -128,7 +128,11 @@ class Structure:
                 unit[k] = 1.0
                 first[k] = self.matrix(unit) - self.matrix(np.zeros(q))
             return first, None
-        steps = 1e-4 * np.maximum(np.abs(theta), 1e-2)
+        # steps relative to each parameter: a variance in any units (an outcome in units of
+        # 1e-4 has variances of 1e-8), a correlation no finer than 1e-6
+        size = np.abs(np.asarray(theta, dtype=float))
+        variance = np.array(self.is_variance()) & (size > 0)
+        steps = 1e-4 * np.where(variance, size, np.maximum(size, 1e-2))
         first = np.empty((q, t, t))
         for k in range(q):
             first[k] = _stencil(lambda h, k=k: self.matrix(_bump(theta, k, h)), steps[k])

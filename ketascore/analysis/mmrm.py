@@ -429,6 +429,17 @@ def newton(lik: Likelihood, start: Array, max_iterations: int, tolerance: float 
     return Fit(theta, current, False, max_iterations, "the iteration limit was reached")
 
 
+def positive_definite(h: Array) -> bool:
+    """Whether the Hessian is positive definite, judged on its correlation form (each
+    parameter in units of its own curvature): variances of 1e11 beside a correlation make a
+    Hessian whose eigenvalues span 24 orders of magnitude, and rounding then makes the least
+    of them negative."""
+    d = np.diag(h)
+    if not np.all(d > 0):
+        return False
+    return bool(np.all(np.linalg.eigvalsh(h / np.sqrt(np.outer(d, d))) > 0))
+
+
 def _newton_step(g: Array, h: Array) -> Array | None:
     ridge = 0.0
     scale = max(1e-8, float(np.max(np.abs(np.diag(h)))))
@@ -623,7 +634,7 @@ def fit_mmrm(table: LongTable, spec: MMRMSpec) -> MMRMResult:
         return result
     ev = fit.evaluation
     assert ev.hessian is not None
-    if not np.all(np.linalg.eigvalsh(ev.hessian) > 0):
+    if not positive_definite(ev.hessian):
         result.issues.append(
             make_issue("model-not-converged", "hessian", covariance=spec.covariance)
         )
