@@ -316,9 +316,10 @@ def test_the_order_of_the_input_does_not_matter(
         for i, (s, v, t, arm) in enumerate(rows)
     ]
     shuffled = data.draw(st.permutations(results))
+    impute = data.draw(st.sampled_from([None, "locf", "bocf"]))
 
     def report(items: list[ScoreResult]) -> tuple[Any, ...]:
-        r = compute_change(items, madrs, by="arm", rci_reliability=0.8, rci_sd=6.0)
+        r = compute_change(items, madrs, by="arm", rci_reliability=0.8, rci_sd=6.0, impute=impute)
         issues = sorted((i.code, i.subject or "") for i in r.issues)
         return r.visits, [x.to_dict() for x in r.rows], [s.to_dict() for s in r.summary], issues
 
