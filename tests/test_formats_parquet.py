@@ -236,3 +236,33 @@ def test_parquet_output_of_an_input_the_table_engine_leaves_says_what_to_do(
     assert "which did not score this input" in result.stderr
     assert "write --format csv or json instead" in result.stderr
     assert not out.exists()
+
+
+def test_a_number_id_is_the_same_text_in_every_engine(runner: Any, tmp_path: Path) -> None:
+    """A subject or visit typed as a number is its number's text, one rule for both engines
+    (``values.id_text``): a whole double is an integer (``1.0`` is ``1``, ``-0.0`` is
+    ``0``), a DECIMAL by its digits (``1.50`` is ``1.5``). A double from 2^53 on cannot hold
+    every whole number, so it may not be the id that was written: the row is reported and
+    not scored. The record engine read a DECIMAL visit as no visit at all, and the table
+    engine wrote 1e20 as ``1e+20`` where the record engine wrote ``100000000000000000000``."""
+    import decimal
+
+    table = {
+        "subject": pa.array([1.0, 2.5, 1e20, 2.0**53 + 2, -0.0]),
+        "visit": pa.array(
+            [decimal.Decimal(v) for v in ("1.50", "2.00", "1", "1", "-0.00")], pa.decimal128(10, 2)
+        ),
+        **{f"phq9_{i}": [1] * 5 for i in range(1, 10)},
+    }
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table(table), path)
+    (stdout, stderr), other = both_engines(runner, path, "--format", "csv", exit_code=1)
+    assert [line.split(",")[:2] for line in stdout.splitlines()[1:4]] == [
+        ["1", "1.5"],
+        ["2.5", "2"],
+        ["0", "0"],
+    ]
+    assert "subject 1e+20 is a floating-point number too large to be an exact id" in stderr
+    assert "subject 9007199254740994.0 is a floating-point number too large" in stderr
+    assert "100000000000000000000" not in stdout + stderr
+    assert other == (stdout, stderr)

@@ -302,6 +302,12 @@ _TYPES = [
                 "write authored as an ISO date-time; scored without a date",
             ),
             "rows": "{count} row(s) have an unusable {field}",
+            "inexact-id": Template(
+                "{field} {value} is a floating-point number too large to be an exact id "
+                "(from 2^53 = 9007199254740992 on, a double cannot hold every whole number, "
+                "so it may not be the {field} that was written); row skipped",
+                "store subjects and visits as text or as an integer type, not as floating point",
+            ),
         },
     ),
     _type(
@@ -1053,10 +1059,26 @@ def missing_id(
     file: str | None,
     line: int | None,
     names: tuple[str, str] = ("subject", "visit"),
+    cells: tuple[Any, Any] = (None, None),
 ) -> Issue:
     """A row without a subject or a visit (``names``: what its format calls the two),
-    skipped: the message names the first that is missing."""
-    field = names[0] if subject is None else names[1]
+    skipped: the message names the first that is missing, or, when its cell (``cells``:
+    the row's raw subject and visit) is a floating-point number that is no exact id
+    (``values.inexact_id``), says so."""
+    from ketascore.core.values import inexact_id
+
+    at = 0 if subject is None else 1
+    if inexact_id(cells[at]):
+        return make_issue(
+            "bad-field",
+            "inexact-id",
+            field=names[at],
+            value=repr(cells[at]),
+            file=file,
+            line=line,
+            subject=subject,
+            visit=visit,
+        )
     return make_issue(
-        "missing-field", "row", field=field, file=file, line=line, subject=subject, visit=visit
+        "missing-field", "row", field=names[at], file=file, line=line, subject=subject, visit=visit
     )

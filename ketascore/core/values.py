@@ -521,6 +521,75 @@ def _no_signed_zero(number: str) -> str:
 
 
 # --------------------------------------------------------------------------------------
+# Subjects and visits: the text of an id however a table types it (Python and SQL)
+
+# Beyond 2**53 a double cannot hold every whole number (9007199254740993 is stored as
+# 9007199254740992), so a floating-point id there may not be the id that was written
+EXACT_ID_LIMIT = 2**53
+
+
+def id_text(value: Any) -> str | None:
+    """A subject or visit as text: a text stripped of ASCII whitespace; a number as its
+    number, however typed (``12``, ``12.0`` and a DECIMAL ``12.00`` are ``"12"``; ``1.50``
+    is ``"1.5"``; ``-0.0`` is ``"0"``). None when blank (NaN too, as the readers of tables
+    take a NaN cell), when a boolean or anything else, and when a floating-point number is
+    not usable as an id (``inexact_id``)."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        if value != value or inexact_id(value):
+            return None
+        return format_number(value)
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            return None
+        number = (value + 0).normalize()  # (+ 0: -0.00 is 0)
+        return format(number, "f")
+    if isinstance(value, int | str):
+        return strip(str(value)) or None
+    return None
+
+
+def inexact_id(value: Any) -> bool:
+    """A floating-point number that is no usable id: infinite, or so large that it may not
+    be the whole number that was written (2**53 and beyond)."""
+    return isinstance(value, float) and value == value and not abs(value) < EXACT_ID_LIMIT
+
+
+def sql_id(expr: str, kind: str) -> str:
+    """``id_text`` in SQL, for a column of a kind of the column plan (text, number,
+    decimal, integer, boolean): NULL where ``id_text`` gives None."""
+    if kind == "boolean":
+        return "CAST(NULL AS VARCHAR)"
+    if kind == "integer":
+        return f"CAST({expr} AS VARCHAR)"
+    if kind == "decimal":  # exact: a whole number's digits, else without trailing zeros
+        return (
+            f"(CASE WHEN {expr} = floor({expr}) "
+            f"THEN CAST(CAST({expr} AS DECIMAL(38, 0)) AS VARCHAR) "
+            f"ELSE rtrim(CAST({expr} AS VARCHAR), '0') END)"
+        )
+    if kind == "number":
+        number = f"CAST({expr} AS DOUBLE)"
+        # (NaN and infinity first, by arithmetic: DuckDB finds abs(NaN) below any number)
+        return (
+            f"(CASE WHEN {sql_is_nan(number)} OR NOT ({number} - {number} = 0) THEN NULL "
+            f"WHEN abs({number}) >= {sql_number(EXACT_ID_LIMIT)} THEN NULL "
+            f"WHEN {number} = floor({number}) "
+            f"THEN CAST(CAST({number} AS BIGINT) AS VARCHAR) "
+            f"ELSE CAST({number} AS VARCHAR) END)"
+        )
+    text = f"CAST({expr} AS VARCHAR)"
+    # most ids need no stripping: test the first and last characters, trim the rest (the
+    # last by its position: substring is cheaper than right in DuckDB, and means the same)
+    last = f"substring({text}, length({text}), 1)"
+    return (
+        f"(CASE WHEN ascii({text}) > 32 AND ascii({last}) > 32 THEN {text} "
+        f"ELSE nullif(trim({text}, {WS_SQL}), '') END)"
+    )
+
+
+# --------------------------------------------------------------------------------------
 # Dates and study days of a record (the same grammar in Python and SQL)
 
 MAX_DAY = 1e6

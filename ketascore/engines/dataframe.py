@@ -210,7 +210,8 @@ def _by_record(frame: _Rows) -> tuple[list[ScoreResult], list[Issue]]:
         if s is None or v is None:
             if all(is_blank(values[c][i]) for c in values):
                 continue  # a row with nothing in it is no row, as in a file
-            issues.append(missing_id(s, v, name, i + 1))
+            ids = (values[frame.subject][i], values[frame.visit][i])
+            issues.append(missing_id(s, v, name, i + 1, cells=ids))
             continue
         answers = {item: values[col][i] for col, item in items.items()}
         if all(a is None for a in answers.values()):

@@ -22,7 +22,7 @@ from ketascore.core.scale import Scale
 from ketascore.engines.sql import ColumnMap, compile_scale, plan_columns
 
 _INTEGER_TYPES = ("ByteType", "ShortType", "IntegerType", "LongType")
-_NUMBER_TYPES = ("FloatType", "DoubleType", "DecimalType")
+_NUMBER_TYPES = ("FloatType", "DoubleType")
 
 
 def _kind(data_type: Any) -> str:
@@ -31,6 +31,8 @@ def _kind(data_type: Any) -> str:
         return "integer"
     if name in _NUMBER_TYPES:
         return "number"
+    if name == "DecimalType":
+        return "decimal"
     if name == "BooleanType":
         return "boolean"
     return "text"

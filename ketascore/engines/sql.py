@@ -32,6 +32,7 @@ from ketascore.core.values import (
     Num,
     SqlColumns,
     sql_comparable,
+    sql_id,
     sql_is_nan,
     sql_item,
     sql_number,
@@ -40,7 +41,7 @@ from ketascore.core.values import (
 
 # Dialects whose results are checked against the record engine by the test suite.
 DIALECTS = ("duckdb", "spark", "databricks", "postgres")
-KINDS = ("text", "number", "integer", "boolean")
+KINDS = ("text", "number", "integer", "decimal", "boolean")
 
 
 class SqlError(ValueError):
@@ -263,7 +264,8 @@ class TableLayout:
 
     ``kinds`` gives a column's kind: text (the default, right for any type since the value
     is then read as text), number, integer (a number that is always whole: no NaN, no
-    fraction, so the checks for them are left out) or boolean. ``carry`` columns are copied
+    fraction, so the checks for them are left out), decimal (a number of a DECIMAL type:
+    read as a number, but an id by its exact digits) or boolean. ``carry`` columns are copied
     to the output after the scores, as the CSV reader copies other columns. ``unknown_items`` are
     ``<scale>_<x>`` columns that name no item of the scale (each row gets an unknown-item
     issue). ``absent`` items have no column (always missing). ``order`` is a column that
@@ -447,28 +449,6 @@ def table_name(name: str) -> str:
     if not all(p and p.strip() == p for p in parts):
         raise SqlError(f"cannot use {name!r} as a table name")
     return ".".join(quote(p) for p in parts)
-
-
-def _ids(expr: str, kind: str) -> str:
-    """A subject or visit as text: stripped of ASCII whitespace, NULL when blank; a whole
-    number as an integer (as the readers write a number read from a table); NaN, which the
-    readers of tables take for a blank cell (``readers.parquet.table_cell``), is NULL."""
-    if kind == "boolean":
-        return "CAST(NULL AS VARCHAR)"
-    if kind == "number":
-        return (
-            f"(CASE WHEN {sql_is_nan(expr)} THEN NULL "
-            f"WHEN {expr} = floor({expr}) AND abs({expr}) < 1e15 "
-            f"THEN CAST(CAST({expr} AS BIGINT) AS VARCHAR) ELSE CAST({expr} AS VARCHAR) END)"
-        )
-    text = f"CAST({expr} AS VARCHAR)"
-    # most ids need no stripping: test the first and last characters, trim the rest (the
-    # last by its position: substring is cheaper than right in DuckDB, and means the same)
-    last = f"substring({text}, length({text}), 1)"
-    return (
-        f"(CASE WHEN ascii({text}) > 32 AND ascii({last}) > 32 THEN {text} "
-        f"ELSE nullif(trim({text}, {WS_SQL}), '') END)"
-    )
 
 
 def _carried(expr: str, kind: str) -> str:
@@ -692,7 +672,11 @@ class _Compiler:
 
     def kind(self, column: str) -> str:
         kind = self.layout.kinds.get(column, "text")
-        return "number" if kind == "integer" else kind
+        return "number" if kind in ("integer", "decimal") else kind
+
+    def id_sql(self, column: str) -> str:
+        """A subject or visit column as the id's text (``values.sql_id``)."""
+        return sql_id(quote(column), self.layout.kinds.get(column, "text"))
 
     def whole(self, column: str) -> bool:
         """The column holds whole numbers only (an integer type)."""
@@ -717,8 +701,8 @@ class _Compiler:
             return self.long_query(q, items)
         # layer 0: ids, date, day, carried columns and the raw answers ----------------------
         l0 = [
-            f"{_ids(quote(self.cmap.subject), self.kind(self.cmap.subject))} AS _ks_subject",
-            f"{_ids(quote(self.cmap.visit), self.kind(self.cmap.visit))} AS _ks_visit",
+            f"{self.id_sql(self.cmap.subject)} AS _ks_subject",
+            f"{self.id_sql(self.cmap.visit)} AS _ks_visit",
             f"{self.date_sql()} AS _ks_date",
             f"{self.day_sql()} AS _ks_day",
         ]
@@ -769,8 +753,8 @@ class _Compiler:
         self.layout = replace(layout, kinds={**layout.kinds, "_ks_value": kind})
         row = quote(layout.order) if layout.order is not None else "CAST(NULL AS BIGINT)"
         first = [
-            f"{_ids(quote(cmap.subject), self.kind(cmap.subject))} AS _ks_subject",
-            f"{_ids(quote(cmap.visit), self.kind(cmap.visit))} AS _ks_visit",
+            f"{self.id_sql(cmap.subject)} AS _ks_subject",
+            f"{self.id_sql(cmap.visit)} AS _ks_visit",
             f"{item} AS _ks_item",
             f"{value} AS _ks_value",
             f"{sql_long_same(value, kind)} AS _ks_same",
@@ -869,10 +853,7 @@ class _Compiler:
                 *layout.others,
             ]
             row_blank = " AND ".join(self.blank(quote(c), self.kind(c)) for c in every)
-            ids = [
-                "FALSE" if self.kind(c) == "boolean" else self.present(quote(c), self.kind(c))
-                for c in (self.cmap.subject, self.cmap.visit)
-            ]
+            ids = [f"({self.id_sql(c)} IS NOT NULL)" for c in (self.cmap.subject, self.cmap.visit)]
             l0 += [
                 f"(CASE WHEN {ids[0]} AND {ids[1]} THEN FALSE "
                 f"ELSE NOT ({row_blank}) END) AS _ks_no_ids",

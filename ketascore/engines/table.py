@@ -42,7 +42,7 @@ INTEGER_TYPES = (
     *("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT"),
     *("UINTEGER", "UBIGINT"),
 )
-NUMBER_TYPES = ("FLOAT", "DOUBLE", "REAL", "DECIMAL")
+NUMBER_TYPES = ("FLOAT", "DOUBLE", "REAL")
 CHUNK = 1 << 24
 
 
@@ -67,6 +67,8 @@ def kind_of(duckdb_type: str) -> str:
         return "integer"
     if base in NUMBER_TYPES:
         return "number"
+    if base == "DECIMAL":
+        return "decimal"
     if base == "BOOLEAN":
         return "boolean"
     return "text"
@@ -303,7 +305,8 @@ def _plain_type(duckdb_type: str) -> bool:
     in nanoseconds, times, durations and nested or binary values (written in DuckDB's own
     notation) do not, and leave the file to the reader."""
     base = duckdb_type.split("(")[0].upper()
-    return base in (*INTEGER_TYPES, *NUMBER_TYPES, "BOOLEAN", "VARCHAR", "DATE", "TIMESTAMP")
+    plain = (*INTEGER_TYPES, *NUMBER_TYPES, "DECIMAL", "BOOLEAN", "VARCHAR", "DATE", "TIMESTAMP")
+    return base in plain
 
 
 def arrow_source(table: Any, name: str = "<dataframe>") -> TableSource:
@@ -317,8 +320,10 @@ def arrow_source(table: Any, name: str = "<dataframe>") -> TableSource:
             kinds[f.name] = "boolean"
         elif pa.types.is_integer(t):
             kinds[f.name] = "integer"
-        elif pa.types.is_floating(t) or pa.types.is_decimal(t):
+        elif pa.types.is_floating(t):
             kinds[f.name] = "number"
+        elif pa.types.is_decimal(t):
+            kinds[f.name] = "decimal"
         else:
             kinds[f.name] = "text"
     return TableSource(name, "arrow", [f.name for f in table.schema], kinds, frame=table)
@@ -521,7 +526,7 @@ class TableRun:
                 header.setdefault(name.casefold(), name)
                 kind, before = source.kinds.get(name, "text"), kinds.get(name)
                 if before is not None and before != kind:  # (numbers of two types: numbers)
-                    numeric = {kind, before} <= {"number", "integer"}
+                    numeric = {kind, before} <= {"number", "integer", "decimal"}
                     kind = "number" if numeric else "text"
                 kinds[name] = kind
         layout, self.mapped = plan_columns(
@@ -834,7 +839,9 @@ class TableRun:
         for name in self.columns:
             col = quote(name)
             kind = kinds.get(name, "text") if name in self.carried else "text"
-            if name in numbers or kind in ("number", "integer"):
+            if name in numbers or kind in ("number", "integer", "decimal"):
+                if kind == "decimal":  # (the readers carry a DECIMAL as a number)
+                    col = f"CAST({col} AS DOUBLE)"
                 whole = (
                     f"CASE WHEN abs({col}) < 1e15 THEN CAST(CAST({col} AS BIGINT) AS VARCHAR) "
                     f"ELSE CAST(CAST({col} AS HUGEINT) AS VARCHAR) END"
@@ -959,7 +966,8 @@ class TableRun:
             "visit": visit,
         }
         if subject is None or visit is None:
-            issues.append(missing_id(subject, visit, source.name, line))
+            ids = (by.get(cmap.subject), by.get(cmap.visit))
+            issues.append(missing_id(subject, visit, source.name, line, cells=ids))
             return []
         date = day = None
         if layout.date:

@@ -162,7 +162,8 @@ def row_common(
     subject = text_field(data.get("subject"))
     visit = text_field(data.get("visit"))
     if subject is None or visit is None:
-        issues.append(missing_id(subject, visit, file, line))
+        cells_ids = (data.get("subject"), data.get("visit"))
+        issues.append(missing_id(subject, visit, file, line, cells=cells_ids))
         return None
     where = {"file": file, "line": line, "subject": subject, "visit": visit}
     date = checked_field(check_date, data.get("date"), issues, "row", **where)

@@ -15,6 +15,7 @@ from ketascore.core.values import (
     day_number,
     finite_number,
     format_number,
+    id_text,
     is_date,
     strip,
 )
@@ -23,16 +24,10 @@ T = TypeVar("T")
 
 
 def text_field(value: Any) -> str | None:
-    """A subject or visit: text stripped of ASCII whitespace (a whole number as written as
-    an integer), None when blank or not text or a number."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, int | float | str):
-        text = strip(str(value))
-        return text or None
-    return None
+    """A subject or visit as text (``ketascore.core.values.id_text``): stripped of ASCII
+    whitespace, a number as its number (``12.0`` is ``"12"``); None when blank, not text or
+    a number, or a floating-point number that cannot be an exact id (``inexact_id``)."""
+    return id_text(value)
 
 
 def number_text(value: Any) -> str | None:

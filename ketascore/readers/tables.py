@@ -395,6 +395,12 @@ def _visit_of(spec: ColumnMapping, cols: Resolved, cells: list[Any]) -> str | No
     return text_field(cells[cols.visit]) if cols.visit is not None else None
 
 
+def _id_cells(cols: Resolved, cells: list[Any]) -> tuple[Any, Any]:
+    """A row's subject and visit cells as written (for the message of an unusable one)."""
+    subject = cells[cols.subject] if cols.subject is not None else None
+    return subject, cells[cols.visit] if cols.visit is not None else None
+
+
 def read_mapped_table(
     table: Table,
     file: str,
@@ -433,7 +439,7 @@ def read_mapped_table(
         if all(is_blank(v) for v in items.values()):
             continue  # this scale was not rated in this row
         if subject is None or visit is None:
-            out.issues.append(missing_id(subject, visit, file, line))
+            out.issues.append(missing_id(subject, visit, file, line, cells=_id_cells(cols, cells)))
             continue
         for item, column in cols.missing_items.items():
             items[item] = Rejection("missing-column", "item", {"column": column})
@@ -485,7 +491,7 @@ def _read_long(
         subject = text_field(cells[cols.subject]) if cols.subject is not None else None
         visit = _visit_of(spec, cols, cells)
         if subject is None or visit is None:
-            out.issues.append(missing_id(subject, visit, file, line))
+            out.issues.append(missing_id(subject, visit, file, line, cells=_id_cells(cols, cells)))
             continue
         date, day = dated(cells, cols.date, cols.day, out.issues, file, line, subject, visit)
         extra = {name: carried(cells[i]) for name, i in cols.carry.items()}
