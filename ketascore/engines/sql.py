@@ -1157,8 +1157,8 @@ class _Compiler:
         """The column is not blank (``quick``: its first character is visible, which
         settles most texts; NULL or FALSE otherwise). NaN in a number column is blank, as
         the readers of tables take it."""
-        if kind == "number":
-            return f"({column} IS NOT NULL AND NOT {sql_is_nan(column)})"
+        if kind == "number":  # (as a double: an integer's least value has no negation)
+            return f"({column} IS NOT NULL AND NOT {sql_is_nan(f'CAST({column} AS DOUBLE)')})"
         if kind != "text":
             return f"({column} IS NOT NULL)"
         text = f"CAST({column} AS VARCHAR)"
@@ -1171,7 +1171,7 @@ class _Compiler:
 
     def blank(self, column: str, kind: str) -> str:
         if kind == "number":  # (NaN is blank, as in ``present``)
-            return f"({column} IS NULL OR {sql_is_nan(column)})"
+            return f"({column} IS NULL OR {sql_is_nan(f'CAST({column} AS DOUBLE)')})"
         if kind != "text":
             return f"({column} IS NULL)"
         text = f"CAST({column} AS VARCHAR)"

@@ -35,7 +35,7 @@ from typing import Any
 from ketascore.core.issues import ISSUE_TYPES, Issue, has_errors, make_issue, missing_id
 from ketascore.core.records import AnswerRecord, ScoreResult, Source
 from ketascore.core.scale import Scale
-from ketascore.core.values import Num, clean_number, sql_text, strip
+from ketascore.core.values import Num, clean_number, sql_is_nan, sql_text, strip
 from ketascore.engines.sql import ColumnMap, SqlError, compile_scale, plan_columns, quote
 
 INTEGER_TYPES = (
@@ -839,7 +839,19 @@ class TableRun:
         for name in self.columns:
             col = quote(name)
             kind = kinds.get(name, "text") if name in self.carried else "text"
-            if name in numbers or kind in ("number", "integer", "decimal"):
+            if kind == "integer":
+                cell = f"CAST({col} AS VARCHAR)"
+            elif kind == "number" and name not in numbers:
+                # a carried double as the readers carry it: NaN blank, written as Python
+                # writes a float (3.0, 1e+20); infinity as the text 'inf' (escaped '-inf')
+                text = f"CAST({col} AS VARCHAR)"
+                minus = sql_text(escape_formula("-inf") if escape else "-inf")
+                cell = (
+                    f"CASE WHEN {col} IS NULL OR {sql_is_nan(col)} THEN NULL "
+                    f"WHEN {col} - {col} = 0 THEN {text} "
+                    f"WHEN {col} > 0 THEN 'inf' ELSE {minus} END"
+                )
+            elif name in numbers or kind == "decimal":
                 if kind == "decimal":  # (the readers carry a DECIMAL as a number)
                     col = f"CAST({col} AS DOUBLE)"
                 whole = (

@@ -143,6 +143,34 @@ def test_typed_columns_mean_the_same_in_every_engine(tmp_path: Path) -> None:
     assert not (bad := compare(expected, got)), "\n".join(bad[:20])
 
 
+def test_integer_extremes_and_carried_numbers_in_the_streamed_csv(tmp_path: Path) -> None:
+    """A TINYINT item and an INTEGER carried column at their least value, and a carried
+    DOUBLE column with a whole number, infinity, NaN and 1e300: the table engine writes the
+    record engine's CSV bytes in its one streamed pass. DuckDB stopped on the least value
+    (the NaN test negated it: overflow) and on 1e300, infinity and NaN (cast to HUGEINT),
+    and wrote a carried 3.0 as 3 where the record engine writes 3.0."""
+    scale = load_builtin("phq9")
+    weights = [3.0, math.inf, -math.inf, math.nan, 1e300, -0.0, 0.5, None]
+    n = len(weights)
+    table = pa.table(
+        {
+            "subject": [f"S{k}" for k in range(n)],
+            "visit": ["v"] * n,
+            "phq9_1": pa.array([-128, 1, 2, 3, 127, None, 0, 1], pa.int8()),
+            **{f"phq9_{i}": pa.array([1] * n, pa.int16()) for i in range(2, 10)},
+            "weight": pa.array(weights, pa.float64()),
+            "code": pa.array([-(2**31), 2**31 - 1, 0, -1, 5, None, 7, 8], pa.int32()),
+        }
+    )
+    path = tmp_path / "extremes.parquet"
+    pq.write_table(table, path)
+    expected, expected_issues = record_results(path, scale)
+    text, _ = streamed_csv(path, scale)
+    assert text == score_csv(expected, expected_issues)
+    got, _ = table_results(path, scale)
+    assert not (bad := compare(expected, got)), "\n".join(bad[:20])
+
+
 ADVERSARIAL = (
     "subject,visit,date,day,arm,PHQ9_1,phq9_2,phq9_3,phq9_4,phq9_5,phq9_6,phq9_7,phq9_8,"
     "phq9_9,phq9_99,madrs_1\n"
