@@ -487,17 +487,6 @@ def sql_ascii_upper_strip(expr: str) -> str:
     )
 
 
-def sql_long_same(expr: str, kind: str = "text") -> str:
-    """What two answers to one item in a long table must share to be one answer (the long
-    readers' ``same_cell``): the text stripped, or the number; a blank is ''."""
-    if kind == "text":
-        return f"coalesce({sql_strip(f'CAST({expr} AS VARCHAR)')}, '')"
-    if kind == "number":
-        number = _no_signed_zero(f"CAST({expr} AS DOUBLE)")
-        return f"coalesce('n' || CAST({number} AS VARCHAR), '')"
-    return f"coalesce(CAST({expr} AS VARCHAR), '')"
-
-
 def sql_comparable(column: str, kind: str = "text") -> str:
     """``comparable`` in SQL, as text (numbers by value, labels by key, NULL when missing)."""
     if kind == "number":

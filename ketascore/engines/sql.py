@@ -722,7 +722,7 @@ class _Compiler:
 
     def long_query(self, q: _Query, items: dict[str, str]) -> str:
         """A long table pivoted to one row per subject and visit, then scored."""
-        from ketascore.core.values import sql_ascii_upper_strip, sql_long_same
+        from ketascore.core.values import sql_ascii_upper_strip
 
         assert self.cmap.long is not None
         long, layout, cmap = self.cmap.long, self.layout, self.cmap
@@ -757,7 +757,7 @@ class _Compiler:
             f"{self.id_sql(cmap.visit)} AS _ks_visit",
             f"{item} AS _ks_item",
             f"{value} AS _ks_value",
-            f"{sql_long_same(value, kind)} AS _ks_same",
+            f"coalesce({sql_comparable(value, kind)}, '') AS _ks_same",
             f"{self.date_sql()} AS _ks_rdate",
             f"{self.day_sql()} AS _ks_rday",
             f"{row} AS _ks_row",

@@ -12,6 +12,7 @@ from ketascore.core.issues import Issue, make_issue
 from ketascore.core.values import (
     Rejection,
     clean_number,
+    comparable,
     day_number,
     finite_number,
     format_number,
@@ -140,6 +141,8 @@ def carried(value: Any) -> Any:
 
 
 def same_cell(old: Any, new: Any) -> bool:
-    if isinstance(old, str) and isinstance(new, str):
-        return strip(old) == strip(new)
-    return bool(old == new)
+    """Two answers to one item in a long table are one answer when they mean the same, as
+    two copies of a wide row are compared (``ketascore.core.values.comparable``): the same
+    number however written (``1``, ``1.0``, `` 01 ``), the same label whatever its case and
+    spacing, or neither answered (blank, ``NA``)."""
+    return bool(comparable(old) == comparable(new))

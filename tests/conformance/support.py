@@ -233,6 +233,18 @@ def odd_values(scale: Scale, item_id: str) -> list[Any]:
     return out
 
 
+def same_number(text: str) -> str:
+    """A number written otherwise, the same number (``1`` as ``1.0`` or ``01``, ``-2`` as
+    ``-02.0``); any other text as it is."""
+    from ketascore.core.values import is_number, strip
+
+    text = strip(text)
+    if not is_number(text):
+        return text
+    sign, body = (text[0], text[1:]) if text[0] in "+-" else ("", text)
+    return f"{sign}0{body}" if "." in body else f"{sign}0{body}.0"
+
+
 def random_rows(scale: Scale, n: int, seed: int, *, repeats: bool = False) -> list[dict[str, Any]]:
     """Rows of text answers: a third complete, a third with some missing items, a third with
     anything. ``repeats``: some subjects and visits come again, with the same answers or
@@ -258,7 +270,7 @@ def random_rows(scale: Scale, n: int, seed: int, *, repeats: bool = False) -> li
             if rnd.random() < 0.5:  # written differently, the same answer
                 for key, value in again.items():
                     if key.startswith(scale.id + "_") and isinstance(value, str) and value:
-                        again[key] = f" {value} "
+                        again[key] = rnd.choice([f" {value} ", same_number(value)])
             else:
                 key = rnd.choice([k for k in row if k.startswith(scale.id + "_")])
                 again[key] = rnd.choice(odd[key[len(scale.id) + 1 :]])

@@ -171,6 +171,59 @@ def test_integer_extremes_and_carried_numbers_in_the_streamed_csv(tmp_path: Path
     assert not (bad := compare(expected, got)), "\n".join(bad[:20])
 
 
+def test_an_answer_given_twice_alike_is_one_answer_in_every_layout(tmp_path: Path) -> None:
+    """An item given twice with the same meaning (``1`` and ``1.0``, a label in another case,
+    NA and a blank) is one answer in a long table, as two such copies of a wide row are one
+    record: by the long CSV reader, a long file read through a mapping file, and the query
+    that pivots a long table in DuckDB. Each of them called ``1`` and ``1.0`` conflicting
+    records (the text compared, not the meaning); a wide table merged them."""
+    scale = load_builtin("phq9")
+    firsts = {1: "1", 2: "Several days", 3: "NA", 4: "2", 5: "0", 6: "3", 7: "1", 8: "", 9: "0"}
+    seconds = {1: "1.0", 2: "several  DAYS", 3: "", 4: "02", 5: "-0", 6: "3.", 7: "2"}
+    long = [(i, v) for i, v in firsts.items()] + [(i, v) for i, v in seconds.items()]
+    path = tmp_path / "long.csv"
+    path.write_text(
+        "subject,visit,scale,item,value\n" + "".join(f"S1,v1,phq9,{i},{v}\n" for i, v in long),
+        encoding="utf-8",
+    )
+    (result,), _ = record_results(path, scale)
+    assert [i.code for i in result.issues] == ["conflicting-records"], result.issues
+    assert "item 7" in result.issues[0].message  # 1 and 2 differ; nothing else does
+    assert result.items_answered == {"total": 6}
+
+    mapping = tmp_path / "long.yaml"
+    mapping.write_text(
+        "scale: phq9\nsubject: subject\nvisit: visit\nlayout: long\nitem_column: item\n"
+        "value_column: value\nitems: {" + ", ".join(f"{i}: '{i}'" for i in firsts) + "}\n",
+        encoding="utf-8",
+    )
+    from ketascore.readers import ReadOptions
+    from ketascore.readers.mapping import load_mapping
+
+    options = ReadOptions(mapping=load_mapping(mapping))
+    with score_paths(
+        [path], scale=scale, engine="record", options=options, custom_options=True
+    ) as run:
+        mapped = list(run.results())
+    assert not (bad := compare([result], mapped)), "\n".join(bad)
+
+    from ketascore.engines.sql import LongLayout
+
+    rows = [
+        {"n": n, "subject": "S1", "visit": "v1", "item": str(i), "value": v or None}
+        for n, (i, v) in enumerate(long)
+    ]
+    con = duckdb.connect()
+    duckdb_table(con, rows, {"n": "BIGINT"})
+    cmap = ColumnMap(
+        items={str(i): str(i) for i in firsts}, long=LongLayout(item="item", values=("value",))
+    )
+    layout = TableLayout(order="n", kinds={"n": "number"})
+    compiled = compile_scale(scale, "duckdb", columns=cmap, layout=layout)
+    bad = query_differences(scale, [result], query_rows(con, compiled.sql()))
+    assert not bad, "\n".join(bad)
+
+
 ADVERSARIAL = (
     "subject,visit,date,day,arm,PHQ9_1,phq9_2,phq9_3,phq9_4,phq9_5,phq9_6,phq9_7,phq9_8,"
     "phq9_9,phq9_99,madrs_1\n"
