@@ -488,10 +488,15 @@ def sql_ascii_upper_strip(expr: str) -> str:
 
 
 def sql_comparable(column: str, kind: str = "text") -> str:
-    """``comparable`` in SQL, as text (numbers by value, labels by key, NULL when missing)."""
+    """``comparable`` in SQL, as text (numbers by value, labels by key, NULL when missing:
+    NaN too, which the readers of tables take for a blank cell)."""
     if kind == "number":
-        number = _no_signed_zero(f"CAST({column} AS DOUBLE)")
-        return f"CASE WHEN {column} IS NULL THEN NULL ELSE 'n' || CAST({number} AS VARCHAR) END"
+        double = f"CAST({column} AS DOUBLE)"
+        number = _no_signed_zero(double)
+        return (
+            f"CASE WHEN {column} IS NULL OR {sql_is_nan(double)} THEN NULL "
+            f"ELSE 'n' || CAST({number} AS VARCHAR) END"
+        )
     if kind == "boolean":
         return f"CASE WHEN {column} IS NULL THEN NULL ELSE 'b' || CAST({column} AS VARCHAR) END"
     s = sql_strip(column)

@@ -224,6 +224,35 @@ def test_an_answer_given_twice_alike_is_one_answer_in_every_layout(tmp_path: Pat
     assert not bad, "\n".join(bad)
 
 
+def test_a_nan_copy_of_a_blank_answer_is_the_same_record_in_the_query(tmp_path: Path) -> None:
+    """Two rows of one subject and visit, a DOUBLE answer NaN in one and null in the other:
+    both are a blank answer (as the readers of tables take NaN), so the query that merges
+    repeats finds the same answers (duplicate-record), as the record engine does. It found
+    'nan' and nothing, and refused both copies as conflicting records."""
+    from support import merged_results
+
+    scale = load_builtin("phq9")
+    rows: list[dict[str, Any]] = [
+        {"n": n, "subject": "S1", "visit": "v1", **{f"phq9_{i}": 1.0 for i in range(1, 10)}}
+        for n in range(2)
+    ]
+    rows[0]["phq9_3"], rows[1]["phq9_3"] = math.nan, None
+    expected = merged_results(scale, [r | {"phq9_3": None} for r in rows])
+    assert [i.code for r in expected for i in r.issues] == ["duplicate-record"]
+    con = duckdb.connect()
+    types = {"n": "BIGINT", **{f"phq9_{i}": "DOUBLE" for i in range(1, 10)}}
+    duckdb_table(con, rows, types)
+    kinds = {"n": "integer", **{f"phq9_{i}": "number" for i in range(1, 10)}}
+    from dataclasses import replace
+
+    from ketascore.engines.sql import plan_columns
+
+    layout, _ = plan_columns(scale, list(rows[0]), kinds)
+    compiled = compile_scale(scale, "duckdb", layout=replace(layout, order="n"), duplicates=True)
+    bad = query_differences(scale, expected, query_rows(con, compiled.sql()))
+    assert not bad, "\n".join(bad)
+
+
 ADVERSARIAL = (
     "subject,visit,date,day,arm,PHQ9_1,phq9_2,phq9_3,phq9_4,phq9_5,phq9_6,phq9_7,phq9_8,"
     "phq9_9,phq9_99,madrs_1\n"
