@@ -361,6 +361,11 @@ def score_tables(
     try:
         con.execute("SET enable_progress_bar = false")
         con.execute("SET preserve_insertion_order = true")  # the output keeps input order
+        if any("number" in source.kinds.values() for source in sources):
+            # a Parquet file's statistics of a DOUBLE or FLOAT column leave NaN out, and
+            # DuckDB folds each test for NaN to false by them (no value can be NaN): a NaN
+            # answer was then not-a-number where the readers take a blank
+            con.execute("SET disabled_optimizers = 'statistics_propagation'")
         for i, source in enumerate(sources):
             if source.kind == "arrow":
                 con.register(f"_ks_frame_{i}", source.frame)
