@@ -5,7 +5,9 @@ definition of "the same result" every comparison uses."""
 from __future__ import annotations
 
 import csv
+import decimal
 import io
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -734,3 +736,203 @@ def random_scales(count: int, first_seed: int = 0) -> list[Scale]:
             out.append(scale)
         seed += 1
     return out
+
+
+# --------------------------------------------------------------------------------------
+# Typed tables: Parquet files whose columns carry the types real exports give them
+
+# Arrow type names and what a column of that type may hold
+_INTEGERS: dict[str, tuple[int, int]] = {
+    "int8": (-(2**7), 2**7 - 1),
+    "int16": (-(2**15), 2**15 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+    "int64": (-(2**63), 2**63 - 1),
+    "uint8": (0, 2**8 - 1),
+    "uint16": (0, 2**16 - 1),
+    "uint32": (0, 2**32 - 1),
+    "uint64": (0, 2**64 - 1),
+}
+_DOUBLES = [math.nan, -0.0, math.inf, -math.inf, 1e300, 1e20, 2.0**53, 5e-324, 0.1, 0.5, 2.5]
+ANSWER_TYPES = (
+    *_INTEGERS,
+    *("float64", "float32", "decimal(9,0)", "decimal(12,2)", "decimal(38,3)"),
+    *("string", "bool", "null"),
+)
+ID_TYPES = ("string", "int8", "int32", "int64", "uint64", "float64", "float32", "decimal(12,2)")
+
+
+def arrow_type(name: str) -> Any:
+    """The Arrow type of a name of ``ANSWER_TYPES`` (``decimal(p,s)``, ``date32`` too)."""
+    import pyarrow as pa
+
+    if name.startswith("decimal("):
+        precision, scale = (int(x) for x in name[8:-1].split(","))
+        return pa.decimal128(precision, scale)
+    return {"float64": pa.float64(), "string": pa.string(), "bool": pa.bool_()}.get(
+        name
+    ) or getattr(pa, name)()
+
+
+def _typed(name: str, value: Any) -> Any:
+    """``value`` (a number or a text) as a cell of a column of type ``name``, or None when
+    the type cannot hold it."""
+    if value is None:
+        return None
+    if name == "string":
+        return value if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if name in _INTEGERS:
+        lo, hi = _INTEGERS[name]
+        ok = isinstance(value, int) or (math.isfinite(value) and float(value).is_integer())
+        return int(value) if ok and lo <= value <= hi else None
+    if name.startswith("decimal("):
+        precision, scale = (int(x) for x in name[8:-1].split(","))
+        if not math.isfinite(value) or abs(value) >= 10 ** (precision - scale):
+            return None
+        return decimal.Decimal(repr(float(value))).quantize(decimal.Decimal(1).scaleb(-scale))
+    if name == "bool":
+        return bool(value)
+    if name == "null":
+        return None
+    return float(value)
+
+
+def _answer(rnd: random.Random, scale: Scale, item_id: str, type_name: str) -> Any:
+    """An answer for a column of ``type_name``: mostly an allowed value, else a value of
+    every kind the type holds (out of range, fractions, missing codes, extremes)."""
+    rule = scale.items[item_id]
+    pick = rnd.random()
+    if pick < 0.08:
+        return None
+    if type_name == "string":
+        return (
+            str(rnd.choice(rule.allowed_values()))
+            if pick < 0.55
+            else rnd.choice(
+                [v for v in odd_values(scale, item_id) if v is None or isinstance(v, str)]
+            )
+        )
+    if type_name == "bool":
+        return rnd.random() < 0.5
+    if pick < 0.7:
+        value: Any = rnd.choice(rule.allowed_values())
+    else:
+        extremes: list[Any] = [*rule.missing_values, rule.hi + 1, rule.lo - 1, 7, 9, -1]
+        if type_name in _INTEGERS:
+            extremes += list(_INTEGERS[type_name])
+        else:
+            extremes += _DOUBLES
+        value = rnd.choice(extremes)
+    return _typed(type_name, value)
+
+
+def _ids(rnd: random.Random, type_name: str, n: int, prefix: str) -> list[Any]:
+    """``n`` ids of a column of ``type_name`` (a few of them odd: blank, NaN, huge, signs,
+    whitespace, fractions)."""
+    out = []
+    for k in range(n):
+        odd = rnd.random() < 0.08
+        if type_name == "string":
+            value: Any = (
+                rnd.choice([f" {prefix}{k}", f"{prefix}{k}\t", "", None])
+                if odd
+                else (f"{prefix}{k}")
+            )
+        elif odd:
+            extremes: list[Any] = [None, -1, 0]
+            if type_name in _INTEGERS:
+                extremes += list(_INTEGERS[type_name])
+            elif type_name.startswith("decimal("):
+                extremes += ["-0.00", "1.5", "0.25", "9999999999.99"]
+            else:
+                extremes += [*_DOUBLES, k + 0.5, 1e15, 2.0**53 - 1]
+            value = _typed(type_name, rnd.choice(extremes))
+        else:
+            value = _typed(type_name, k % 100 if type_name in ("int8", "uint8") else k)
+        out.append(value)
+    return out
+
+
+def typed_table(scale: Scale, n: int, seed: int) -> Any:
+    """A seeded Parquet-ready Arrow table of ``n`` rows (and their repeats) of ``scale``:
+    subject and visit, date and day, each item and a few carried columns each of a type
+    drawn from what exports give (integers of every width, signed or not, doubles with NaN,
+    -0.0, infinity and huge values, floats, DECIMAL, text with whitespace, labels and
+    missing codes, booleans, dates, all-null columns); subjects and visits repeated with
+    the same answers (also written otherwise: -0.0 for 0, ``01.0`` for ``1``) and with
+    others."""
+    import datetime
+
+    import pyarrow as pa
+
+    rnd = random.Random(seed)
+    types: dict[str, str] = {
+        "subject": rnd.choice(ID_TYPES),
+        "visit": rnd.choice([*ID_TYPES, "date32"]),
+    }
+    columns: dict[str, list[Any]] = {
+        "subject": _ids(rnd, types["subject"], n, "S"),
+        "visit": [rnd.choice(["v1", " v1", "v2"]) for _ in range(n)],
+    }
+    if types["visit"] == "date32":
+        days = [
+            datetime.date(2024, 1, 1) + datetime.timedelta(days=rnd.randrange(3)) for _ in range(n)
+        ]
+        columns["visit"] = [None if rnd.random() < 0.03 else d for d in days]
+    elif types["visit"] != "string":
+        columns["visit"] = _ids(rnd, types["visit"], n, "v")
+        columns["visit"] = [
+            v if rnd.random() < 0.8 else columns["visit"][0] for v in columns["visit"]
+        ]
+    if rnd.random() < 0.5:
+        types["date"] = rnd.choice(["date32", "string"])
+        dates = [datetime.date(2024, 1, 1) + datetime.timedelta(days=k % 60) for k in range(n)]
+        columns["date"] = [
+            None
+            if rnd.random() < 0.1
+            else d
+            if types["date"] == "date32"
+            else rnd.choice([d.isoformat(), f" {d.isoformat()} ", "2024-02-30", "soon"])
+            for d in dates
+        ]
+    if rnd.random() < 0.5:
+        types["day"] = rnd.choice(["int16", "float64", "decimal(12,2)", "string"])
+        picks: list[Any] = [None, 1, 7, -3, 0.5, 2e6, math.nan, -0.0, "x", " 3 "]
+        columns["day"] = [_typed(types["day"], rnd.choice(picks)) for _ in range(n)]
+    for item_id in scale.items:
+        name = f"{scale.id}_{item_id}"
+        types[name] = rnd.choice(ANSWER_TYPES[:-1]) if rnd.random() < 0.95 else "null"
+        columns[name] = [_answer(rnd, scale, item_id, types[name]) for _ in range(n)]
+    for name in ("arm", "weight", "dose", "code", "ok", "nothing", "stamp"):
+        if rnd.random() < 0.4:
+            kind = {"arm": "string", "weight": "float64", "dose": "decimal(12,2)", "ok": "bool"}
+            types[name] = kind.get(name) or {
+                "code": rnd.choice(list(_INTEGERS)),
+                "nothing": "null",
+            }.get(name, "date32")
+            values: list[Any] = [" a ", "b", "", None, "=1", "-2", 3, 0.5, -0.0, math.inf, 1e300]
+            if types[name] == "date32":
+                columns[name] = [datetime.date(2024, 5, 1 + k % 28) for k in range(n)]
+            else:
+                columns[name] = [_typed(types[name], rnd.choice(values)) for _ in range(n)]
+    rows = [{c: columns[c][k] for c in columns} for k in range(n)]
+    items = [f"{scale.id}_{i}" for i in scale.items]
+    for k in range(n):
+        if rnd.random() < 0.2:
+            again = dict(rows[k])
+            if rnd.random() < 0.5:  # the same answers, written otherwise where a type can
+                for name in items:
+                    value = again[name]
+                    if types[name] == "string" and isinstance(value, str):
+                        again[name] = rnd.choice([f" {value} ", same_number(value)])
+                    elif types[name] in ("float64", "float32") and value == 0:
+                        again[name] = -0.0
+            else:
+                name = rnd.choice(items)
+                again[name] = _answer(rnd, scale, name[len(scale.id) + 1 :], types[name])
+            rows.insert(rnd.randrange(len(rows) + 1), again)
+    return pa.table({c: pa.array([r[c] for r in rows], arrow_type(types[c])) for c in columns})
