@@ -849,8 +849,9 @@ class TableRun:
                 cell = f"CAST({col} AS VARCHAR)"
             elif kind == "number" and name not in numbers:
                 # a carried double as the readers carry it: NaN blank, written as Python
-                # writes a float (3.0, 1e+20); infinity as the text 'inf' (escaped '-inf')
-                text = f"CAST({col} AS VARCHAR)"
+                # writes a float (3.0, 1e+20; a FLOAT as the double it holds, 0.1 as
+                # 0.10000000149011612); infinity as the text 'inf' (escaped '-inf')
+                text = f"CAST(CAST({col} AS DOUBLE) AS VARCHAR)"
                 minus = sql_text(escape_formula("-inf") if escape else "-inf")
                 cell = (
                     f"CASE WHEN {col} IS NULL OR {sql_is_nan(col)} THEN NULL "

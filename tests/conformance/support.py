@@ -909,12 +909,14 @@ def typed_table(scale: Scale, n: int, seed: int) -> Any:
         columns[name] = [_answer(rnd, scale, item_id, types[name]) for _ in range(n)]
     for name in ("arm", "weight", "dose", "code", "ok", "nothing", "stamp"):
         if rnd.random() < 0.4:
-            kind = {"arm": "string", "weight": "float64", "dose": "decimal(12,2)", "ok": "bool"}
+            weight = rnd.choice(["float64", "float32"])
+            kind = {"arm": "string", "weight": weight, "dose": "decimal(12,2)", "ok": "bool"}
             types[name] = kind.get(name) or {
                 "code": rnd.choice(list(_INTEGERS)),
                 "nothing": "null",
             }.get(name, "date32")
             values: list[Any] = [" a ", "b", "", None, "=1", "-2", 3, 0.5, -0.0, math.inf, 1e300]
+            values += [0.1, 70.3, -math.inf, math.nan]
             if types[name] == "date32":
                 columns[name] = [datetime.date(2024, 5, 1 + k % 28) for k in range(n)]
             else:

@@ -148,7 +148,9 @@ def test_integer_extremes_and_carried_numbers_in_the_streamed_csv(tmp_path: Path
     DOUBLE column with a whole number, infinity, NaN and 1e300: the table engine writes the
     record engine's CSV bytes in its one streamed pass. DuckDB stopped on the least value
     (the NaN test negated it: overflow) and on 1e300, infinity and NaN (cast to HUGEINT),
-    and wrote a carried 3.0 as 3 where the record engine writes 3.0."""
+    and wrote a carried 3.0 as 3 where the record engine writes 3.0. A carried FLOAT (single
+    precision) 0.1 is the double it holds, 0.10000000149011612, in both engines (DuckDB wrote
+    0.1)."""
     scale = load_builtin("phq9")
     weights = [3.0, math.inf, -math.inf, math.nan, 1e300, -0.0, 0.5, None]
     n = len(weights)
@@ -160,6 +162,7 @@ def test_integer_extremes_and_carried_numbers_in_the_streamed_csv(tmp_path: Path
             **{f"phq9_{i}": pa.array([1] * n, pa.int16()) for i in range(2, 10)},
             "weight": pa.array(weights, pa.float64()),
             "code": pa.array([-(2**31), 2**31 - 1, 0, -1, 5, None, 7, 8], pa.int32()),
+            "height": pa.array([0.1, 70.3, 1.5, None, math.nan, -0.0, 2.0, 1e20], pa.float32()),
         }
     )
     path = tmp_path / "extremes.parquet"
