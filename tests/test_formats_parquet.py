@@ -266,3 +266,20 @@ def test_a_number_id_is_the_same_text_in_every_engine(runner: Any, tmp_path: Pat
     assert "subject 9007199254740994.0 is a floating-point number too large" in stderr
     assert "100000000000000000000" not in stdout + stderr
     assert other == (stdout, stderr)
+
+
+def test_a_table_with_nothing_to_score_gives_one_header(runner: Any, tmp_path: Path) -> None:
+    """A table whose rows answer no item (every item cell blank) gives no result: the CSV is
+    the header the record engine writes for no result, from either engine. The table
+    engine wrote a header naming the scale's scores and the carried columns."""
+    table = {
+        "subject": ["S1", "S2"],
+        "visit": ["v1", "v1"],
+        "arm": ["a", "b"],
+        **{f"phq9_{i}": pa.array([None, None], pa.int8()) for i in range(1, 10)},
+    }
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table(table), path)
+    (stdout, stderr), other = both_engines(runner, path, "--format", "csv")
+    assert stdout == "subject,visit,date,day,scale,scale_version,flags,issues\n"
+    assert other == (stdout, stderr)

@@ -382,6 +382,13 @@ def score_tables(
         raise
 
 
+def _header_only(path: str) -> bool:
+    """Whether the CSV file at ``path`` holds its header line and nothing else."""
+    with open(path, "rb") as fh:
+        fh.readline()
+        return not fh.readline()
+
+
 @contextlib.contextmanager
 def _engine_errors() -> Iterator[None]:
     """DuckDB's errors as TableEngineError (the record path then reads the input)."""
@@ -775,14 +782,19 @@ class TableRun:
             select = ", ".join(self._parquet_cells())
             options = "FORMAT parquet, COMPRESSION zstd"
         with _engine_errors():
-            if not self.table and self._stream(select, path, options):
-                return
-            self.materialize()
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-            # (the table holds the rows in input order, and a scan keeps it: no ORDER BY)
-            query = f"SELECT {select} FROM {self.table} WHERE _ks_kept"
-            self.con.execute(f"COPY ({query}) TO {sql_text(path)} ({options})")
+            if self.table or not self._stream(select, path, options):
+                self.materialize()
+                with contextlib.suppress(OSError):
+                    os.unlink(path)
+                # (the table holds the rows in input order, and a scan keeps it: no ORDER BY)
+                query = f"SELECT {select} FROM {self.table} WHERE _ks_kept"
+                self.con.execute(f"COPY ({query}) TO {sql_text(path)} ({options})")
+        if fmt == "csv" and _header_only(path):
+            # no result: the header the CSV writer gives no result (it has no score to name)
+            from ketascore.writers.tabular import score_csv
+
+            header = score_csv([], [], escape_formulas=escape_formulas)
+            Path(path).write_text(header, encoding="utf-8", newline="")
 
     def _stream(self, select: str, path: str, options: str) -> bool:
         """One pass of the query into ``path``, counted; whether that is the whole run."""
