@@ -129,3 +129,59 @@ def test_folders_include_workbooks_but_not_lock_files(tmp_path: Path) -> None:
     (tmp_path / "~$a.xlsx").write_bytes(b"lock")
     data = read_paths([tmp_path])
     assert data.files == [str(tmp_path / "a.xlsx")] and len(data.records) == 1
+
+
+def test_merged_cells_are_reported_never_read_as_blank(tmp_path: Path) -> None:
+    # A subject written once for three visits (A2:A4) and an answer written once for two
+    # rows (C5:C6): the covered cells read blank, which would skip rows 3-4 for want of a
+    # subject and prorate S2's week1 total without item 1. Nothing is copied into them:
+    # the rows are skipped with a message naming the sheet and the range.
+    phq9 = [f"phq9_{i}" for i in range(1, 10)]
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Scores"
+    for row in [
+        ["subject", "visit", *phq9],
+        ["S1", "baseline", *[1] * 9],
+        [None, "week1", *[2] * 9],
+        [None, "week2", *[0] * 9],
+        ["S2", "baseline", *[1] * 9],
+        ["S2", "week1", *[3] * 9],
+        ["S3", "baseline", "2", *[None] * 8],
+    ]:
+        sheet.append(row)
+    sheet.merge_cells("A2:A4")
+    sheet.merge_cells("C5:C6")
+    sheet.merge_cells("D7:K7")  # one answer across eight items of one row
+    sheet.merge_cells("M2:N9")  # right of the table and below it: nothing read is covered
+    path = tmp_path / "merged.xlsx"
+    book.save(path)
+    data = read_paths([path])
+    assert [(r.subject, r.visit) for r in data.records] == [("S1", "baseline"), ("S2", "baseline")]
+    assert [(i.code, i.line) for i in data.issues] == [
+        ("merged-cells", 3),
+        ("merged-cells", 6),
+        ("merged-cells", 7),
+    ]
+    assert data.issues[0].message == (
+        f"{path}:3: sheet 'Scores' cells A2:A4 are merged: only the first holds a value and "
+        "the others read blank; row(s) 3, 4 skipped; unmerge the cells and write the value in "
+        "each one"
+    )
+    assert "cells C5:C6 are merged" in data.issues[1].message
+    assert "row(s) 7 skipped" in data.issues[2].message
+
+
+def test_merged_header_cells_leave_the_sheet_unread(tmp_path: Path) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["subject", "visit", "phq9 items"])
+    sheet.append(["S1", "baseline", *[1] * 9])
+    sheet.merge_cells("C1:K1")
+    path = tmp_path / "header.xlsx"
+    book.save(path)
+    data = read_paths([path])
+    assert data.records == []
+    (issue,) = data.issues
+    assert (issue.code, issue.line) == ("merged-cells", 1)
+    assert "cells C1:K1 of the header row are merged" in issue.message

@@ -705,6 +705,21 @@ _TYPES = [
         },
     ),
     _type(
+        "merged-cells",
+        "error",
+        "Spreadsheet cells are merged, so all but the first read blank",
+        "unmerge the cells and write the value in each one",
+        {
+            "": "sheet {sheet!r} cells {range} are merged: only the first holds a value and "
+            "the others read blank; row(s) {rows} skipped",
+            "header": Template(
+                "sheet {sheet!r} cells {range} of the header row are merged, so its columns "
+                "cannot all be named; the sheet was not read",
+                "unmerge the cells and give each column its own name",
+            ),
+        },
+    ),
+    _type(
         "unknown-answer-code",
         "error",
         "Answer code is not one of the item's answer codes",

@@ -15,6 +15,7 @@ the same way. Dates become ISO text (``2024-03-01``, or with the time if it is n
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import importlib
 import io
@@ -125,6 +126,7 @@ def load_sheet(data: bytes, file: str, sheet: str | None, out: ReadResult) -> Ta
             rows.append((r, cells))
         if formulas:
             _formula_values(open_book(True), name, rows, formulas)
+        merged = _merged_ranges(data, book[name])
     except Exception as exc:
         out.issues.append(
             make_issue("parse-error", "workbook", file=file, error=f"{type(exc).__name__}: {exc}")
@@ -132,7 +134,10 @@ def load_sheet(data: bytes, file: str, sheet: str | None, out: ReadResult) -> Ta
         return None
     finally:
         book.close()
-    return _table(rows)
+    head, table = _table(rows)
+    if merged and table.rows:
+        return _unmerged(table, head, merged, name, file, out)
+    return table
 
 
 # A workbook is a zip archive: one of a few kilobytes can expand to gigabytes (a "zip
@@ -185,14 +190,92 @@ def _formula_values(
         book.close()
 
 
-def _table(rows: list[tuple[int, list[Any]]]) -> Table:
+def _merged_ranges(data: bytes, worksheet: Any) -> list[str]:
+    """The merged ranges of a sheet (``A2:A4``), from its XML part: openpyxl's read-only
+    mode, which keeps memory flat on big sheets, does not report them."""
+    import zipfile
+
+    iterparse = importlib.import_module("openpyxl.xml.functions").iterparse
+
+    def part() -> Any:
+        return zipfile.ZipFile(io.BytesIO(data)).open(worksheet._worksheet_path)
+
+    with part() as stream:  # most sheets have none, and a byte search says so quickly
+        tail = b""
+        while chunk := stream.read(1 << 20):
+            if b"mergeCell" in tail + chunk:
+                break
+            tail = chunk[-16:]
+        else:
+            return []
+    ranges: list[str] = []
+    with part() as stream:
+        for _, element in iterparse(stream):
+            if element.tag.rpartition("}")[2] == "mergeCell" and element.get("ref"):
+                ranges.append(element.get("ref"))
+            element.clear()
+    return ranges
+
+
+def _unmerged(
+    table: Table, head: int, merged: list[str], sheet: str, file: str, out: ReadResult
+) -> Table | None:
+    """The table without the rows in which a merged range covers a cell.
+
+    Only the first (top-left) cell of a merged range holds a value; the cells it covers
+    read blank, so a subject, visit or answer written once for several rows would become a
+    missing one (a row skipped for want of a subject, an item prorated). No value is copied
+    into them: each range that covers cells of the table is reported with the rows skipped
+    (the row of its first cell is read when the range is one column wide), and a range that
+    covers a cell of the header leaves the sheet unread (None)."""
+    range_boundaries = importlib.import_module("openpyxl.utils.cell").range_boundaries
+
+    width = len(table.header)
+    read = [r for r, _ in table.rows]  # (in order)
+    bounds = []
+    for ref in merged:
+        try:
+            first_col, first_row, last_col, last_row = range_boundaries(ref)
+        except (TypeError, ValueError):  # (not a range: nothing is merged)
+            continue
+        if first_col <= width:  # (cells right of the table are not read)
+            bounds.append((first_row, first_col, last_row, last_col, ref))
+    skipped: set[int] = set()
+    for first_row, first_col, last_row, last_col, ref in sorted(bounds):
+        # rows of the table with a cell the range covers: below its first row, and its
+        # first row too when the range is more than one column wide
+        covered = read[bisect.bisect_left(read, first_row) : bisect.bisect_right(read, last_row)]
+        if covered and covered[0] == first_row and min(last_col, width) == first_col:
+            covered = covered[1:]
+        if first_row <= head <= last_row and (head > first_row or last_col > first_col):
+            covered = [head]
+        if not covered:
+            continue
+        if covered[0] == head:
+            out.issues.append(
+                make_issue("merged-cells", "header", file=file, line=head, sheet=sheet, range=ref)
+            )
+            return None
+        rows = ", ".join(map(str, covered))
+        out.issues.append(
+            make_issue(
+                "merged-cells", file=file, line=covered[0], sheet=sheet, range=ref, rows=rows
+            )
+        )
+        skipped.update(covered)
+    return Table(table.header, [(r, cells) for r, cells in table.rows if r not in skipped])
+
+
+def _table(rows: list[tuple[int, list[Any]]]) -> tuple[int, Table]:
+    """The sheet's header row and its table: the first non-empty row is the header."""
+
     def blank(v: Any) -> bool:
         return v is None or (isinstance(v, str) and not v.strip())
 
     filled = [(r, cells) for r, cells in rows if not all(blank(v) for v in cells)]
     if not filled:
-        return Table([], [])
-    _, head = filled[0]
+        return 0, Table([], [])
+    head_row, head = filled[0]
     while head and blank(head[-1]):
         head = head[:-1]
     header = [str(v).strip() if not blank(v) else f"(column {i + 1})" for i, v in enumerate(head)]
@@ -205,7 +288,7 @@ def _table(rows: list[tuple[int, list[Any]]]) -> Table:
         if len(cells) < width:
             cells += [None] * (width - len(cells))
         body.append((r, cells))
-    return Table(header, body)
+    return head_row, Table(header, body)
 
 
 def read_xlsx(data: bytes, file: str, context: FormatContext) -> ReadResult:
