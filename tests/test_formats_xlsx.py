@@ -185,3 +185,41 @@ def test_merged_header_cells_leave_the_sheet_unread(tmp_path: Path) -> None:
     (issue,) = data.issues
     assert (issue.code, issue.line) == ("merged-cells", 1)
     assert "cells C1:K1 of the header row are merged" in issue.message
+
+
+def test_an_error_cell_is_never_a_subject_or_visit(tmp_path: Path) -> None:
+    # a lookup that found nothing (#N/A) made the subject '#N/A', and every such row one
+    # subject; the row is skipped with the cell's error, wide and through a mapping file
+    phq9 = [f"phq9_{i}" for i in range(1, 10)]
+    path = _book(
+        tmp_path / "ids.xlsx",
+        {
+            "Scores": [
+                ["subject", "visit", *phq9],
+                ["#N/A", "baseline", *[1] * 9],
+                ["S2", "#REF!", *[1] * 9],
+                ["S3", "baseline", *[1] * 9],
+            ]
+        },
+    )
+    data = read_paths([path])
+    assert [r.subject for r in data.records] == ["S3"]
+    assert [(i.code, i.line, i.subject, i.visit) for i in data.issues] == [
+        ("missing-field", 2, None, "baseline"),
+        ("missing-field", 3, "S2", None),
+    ]
+    assert data.issues[0].message == (
+        f"{path}:2: visit baseline: sheet 'Scores' cell A2 holds the formula error #N/A, "
+        "where the row's subject should be; row skipped; correct the cell in the "
+        "spreadsheet so that it holds the subject"
+    )
+    rows: list[list[Any]] = [["ID", "Wave", *[f"Q{i}" for i in range(1, 10)], "Site", "Total"]]
+    rows += [["#N/A", 1, 1, 1, 1, 2, 2, 3, 3, 3, 0, "north", 16]]
+    mapped = _book(tmp_path / "survey.xlsx", {"Sheet1": rows})
+    opts = load_read_options(map=DATA / "formats" / "mapped-phq9.yaml")
+    data = read_paths([mapped], options=opts)
+    assert data.records == []
+    (issue,) = data.issues
+    assert "cell A2 holds the formula error #N/A, where the row's subject should be" in (
+        issue.message
+    )

@@ -280,6 +280,10 @@ _TYPES = [
         {
             "record": "record {number} has no usable {fields}",
             "row": "row has no {field}; row skipped",
+            "cell": Template(
+                "{error}, where the row's {field} should be; row skipped",
+                "correct the cell in the spreadsheet so that it holds the {field}",
+            ),
             "rows": "{count} row(s) have no subject or visit; rows skipped",
             "resource": Template(
                 "{resource} has no {field}; skipped",

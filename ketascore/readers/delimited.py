@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ketascore.core.issues import Issue, make_issue, missing_id
+from ketascore.core.issues import Issue, make_issue
 from ketascore.core.records import AnswerRecord, Source
 from ketascore.core.values import Rejection, strip
 from ketascore.readers.base import ReadResult
@@ -20,6 +20,7 @@ from ketascore.readers.fields import (
     check_date,
     check_day,
     checked_field,
+    id_issue,
     is_blank,
     item_value,
     same_cell,
@@ -162,8 +163,9 @@ def row_common(
     subject = text_field(data.get("subject"))
     visit = text_field(data.get("visit"))
     if subject is None or visit is None:
-        cells_ids = (data.get("subject"), data.get("visit"))
-        issues.append(missing_id(subject, visit, file, line, cells=cells_ids))
+        issues.append(
+            id_issue(subject, visit, (data.get("subject"), data.get("visit")), file, line)
+        )
         return None
     where = {"file": file, "line": line, "subject": subject, "visit": visit}
     date = checked_field(check_date, data.get("date"), issues, "row", **where)

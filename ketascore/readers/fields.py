@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ketascore.core.issues import Issue, make_issue
+from ketascore.core.issues import Issue, make_issue, missing_id
 from ketascore.core.values import (
     Rejection,
     clean_number,
@@ -27,7 +27,10 @@ T = TypeVar("T")
 def text_field(value: Any) -> str | None:
     """A subject or visit as text (``ketascore.core.values.id_text``): stripped of ASCII
     whitespace, a number as its number (``12.0`` is ``"12"``); None when blank, not text or
-    a number, or a floating-point number that cannot be an exact id (``inexact_id``)."""
+    a number, a floating-point number that cannot be an exact id (``inexact_id``), or a
+    spreadsheet error cell (``#N/A`` is no subject)."""
+    if isinstance(value, CellError):
+        return None
     return id_text(value)
 
 
@@ -102,6 +105,34 @@ class CellError(str):
         obj = super().__new__(cls, text)
         obj.variant, obj.params = variant, params
         return obj
+
+
+def id_issue(
+    subject: str | None,
+    visit: str | None,
+    cells: tuple[Any, Any],
+    file: str,
+    line: int,
+    names: tuple[str, str] = ("subject", "visit"),
+) -> Issue:
+    """The issue of a row without a subject or a visit (``missing_id``; ``cells``: the two
+    cells as read). When the cell is a spreadsheet error cell (a lookup's ``#N/A``), the
+    message says so rather than that the row has no subject."""
+    which = 0 if subject is None else 1
+    cell = cells[which]
+    if not isinstance(cell, CellError):
+        return missing_id(subject, visit, file, line, names, cells)
+    error = make_issue("cell-error", cell.variant, **cell.params).detail
+    return make_issue(
+        "missing-field",
+        "cell",
+        field=names[which],
+        error=error,
+        file=file,
+        line=line,
+        subject=subject,
+        visit=visit,
+    )
 
 
 def is_blank(value: Any) -> bool:

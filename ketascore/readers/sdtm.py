@@ -37,7 +37,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from ketascore.core.issues import make_issue, missing_id
+from ketascore.core.issues import make_issue
 from ketascore.core.scale import ItemRule
 from ketascore.core.values import (
     MISSING,
@@ -50,7 +50,7 @@ from ketascore.core.values import (
     strip,
 )
 from ketascore.readers import FormatContext, ReadResult, Table, is_blank, text_field
-from ketascore.readers.fields import carried, number_text
+from ketascore.readers.fields import carried, id_issue, number_text
 
 from .mapping import Constant
 from .tables import (
@@ -275,7 +275,8 @@ def read_sdtm_table(
         if visit is None and visitnum_col is not None:  # (1.0 in CSV is visit 1, as in XPT)
             visit = number_text(cells[visitnum_col])
         if subject is None or visit is None:
-            out.issues.append(missing_id(subject, visit, file, line, ("USUBJID", "VISIT")))
+            raw = (cells[subject_col], cells[visit_col] if visit_col is not None else None)
+            out.issues.append(id_issue(subject, visit, raw, file, line, ("USUBJID", "VISIT")))
             continue
         date, day = dated(cells, dtc_col, dy_col, out.issues, file, line, subject, visit)
         extra: dict[str, Any] = {}

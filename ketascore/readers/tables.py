@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ketascore.core.issues import Issue, make_issue, missing_id
+from ketascore.core.issues import Issue, make_issue
 from ketascore.core.records import AnswerRecord, Source
 from ketascore.core.scale import Scale
 from ketascore.core.values import Rejection
@@ -23,7 +23,7 @@ from ketascore.readers import (
     text_field,
 )
 
-from .fields import carried, checked_field
+from .fields import carried, checked_field, id_issue
 from .mapping import ColumnMapping, Constant, LoadedMapping
 
 # --------------------------------------------------------------------------------------
@@ -396,7 +396,7 @@ def _visit_of(spec: ColumnMapping, cols: Resolved, cells: list[Any]) -> str | No
 
 
 def _id_cells(cols: Resolved, cells: list[Any]) -> tuple[Any, Any]:
-    """A row's subject and visit cells as written (for the message of an unusable one)."""
+    """The subject and visit cells of a row as read (None for a constant)."""
     subject = cells[cols.subject] if cols.subject is not None else None
     return subject, cells[cols.visit] if cols.visit is not None else None
 
@@ -439,7 +439,7 @@ def read_mapped_table(
         if all(is_blank(v) for v in items.values()):
             continue  # this scale was not rated in this row
         if subject is None or visit is None:
-            out.issues.append(missing_id(subject, visit, file, line, cells=_id_cells(cols, cells)))
+            out.issues.append(id_issue(subject, visit, _id_cells(cols, cells), file, line))
             continue
         for item, column in cols.missing_items.items():
             items[item] = Rejection("missing-column", "item", {"column": column})
@@ -491,7 +491,7 @@ def _read_long(
         subject = text_field(cells[cols.subject]) if cols.subject is not None else None
         visit = _visit_of(spec, cols, cells)
         if subject is None or visit is None:
-            out.issues.append(missing_id(subject, visit, file, line, cells=_id_cells(cols, cells)))
+            out.issues.append(id_issue(subject, visit, _id_cells(cols, cells), file, line))
             continue
         date, day = dated(cells, cols.date, cols.day, out.issues, file, line, subject, visit)
         extra = {name: carried(cells[i]) for name, i in cols.carry.items()}
