@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -295,3 +296,46 @@ def test_a_carried_answer_is_written_in_every_output(tmp_path: Path) -> None:
         result = CliRunner().invoke(cli, [*args, "--format", fmt])
         assert result.exit_code == 0, result.output
         assert "inf" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("authored", "shown"),
+    [(20240101, "the number 20240101"), (True, "the boolean true"), (["2024"], "a list")],
+)
+def test_authored_that_is_no_text_names_the_resource(
+    authored: Any, shown: str, tmp_path: Path
+) -> None:
+    """``authored`` written as a number (20240101) is no date: the response, whose visit is
+    its date, is skipped with a message naming the resource and the value (it said the
+    response had no authored date); with the visit from a mapping file it is scored
+    without a date."""
+    resource = {
+        "resourceType": "QuestionnaireResponse",
+        "id": "qr-7",
+        "status": "completed",
+        "subject": {"reference": "Patient/p1"},
+        "authored": authored,
+        "item": [{"linkId": "44250-9", "answer": [{"valueInteger": 1}]}],
+    }
+    data = read_text(json.dumps(resource, indent=1), "qr.json")
+    assert data.records == []
+    (issue,) = data.issues
+    assert (issue.code, issue.line, issue.subject) == ("bad-field", 8, "p1")
+    assert issue.message == (
+        f"qr.json:8: subject p1: QuestionnaireResponse qr-7: authored is {shown}, not a "
+        "date-time text; skipped (the visit is its date); write authored as an ISO date-time "
+        'text, such as "2024-01-01" or "2024-01-01T09:30:00Z"'
+    )
+    (tmp_path / "m.yaml").write_text("scale: phq9\nvisit: {value: screening}\nitems: {1: a}\n")
+    resource["item"] = [{"linkId": "a", "answer": [{"valueInteger": 1}]}]
+    (tmp_path / "qr.json").write_text(json.dumps(resource))
+    opts = load_read_options(map=tmp_path / "m.yaml")
+    mapped = read_paths([tmp_path / "qr.json"], options=opts)
+    (record,) = mapped.records
+    assert (record.visit, record.date) == ("screening", None)
+    (issue,) = mapped.issues
+    assert f"authored is {shown}, not a date-time text; scored without a date" in issue.message
+    resource["authored"] = "20240101"  # a text: the visit as written, without a date
+    resource["item"] = [{"linkId": "44250-9", "answer": [{"valueInteger": 1}]}]
+    (issue,) = read_text(json.dumps(resource), "qr.json").issues
+    assert "QuestionnaireResponse qr-7: authored '20240101' is not an ISO date" in issue.message

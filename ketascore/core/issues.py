@@ -302,8 +302,13 @@ _TYPES = [
             "day": Template("day {value!r} is not a number", DAY_HINT),
             "day-range": Template("day {value!r} is not a usable study day", DAY_HINT),
             "authored": Template(
-                "date {value!r} is not an ISO date (YYYY-MM-DD)",
+                "{resource}: authored {value!r} is not an ISO date (YYYY-MM-DD)",
                 "write authored as an ISO date-time; scored without a date",
+            ),
+            "authored-type": Template(
+                "{resource}: authored is {value}, not a date-time text; {outcome}",
+                'write authored as an ISO date-time text, such as "2024-01-01" or '
+                '"2024-01-01T09:30:00Z"',
             ),
             "rows": "{count} row(s) have an unusable {field}",
             "inexact-id": Template(

@@ -17,7 +17,9 @@
   ``source`` (who answered a self-report), else ``subject.identifier.value``.
 - The date is ``authored``; the visit is the authored date (``YYYY-MM-DD``, as written,
   without time-zone conversion), unless a mapping file gives a constant
-  (``visit: {value: baseline}``) or names the linkId of an item that holds the visit.
+  (``visit: {value: baseline}``) or names the linkId of an item that holds the visit. An
+  ``authored`` that is no text (the number ``20240101``) is reported (``bad-field``), and
+  the response, without a visit, is skipped.
 - A total the form stored is compared with the computed score (``reported-score-mismatch``):
   an item whose linkId or code is a score's LOINC code (``44261-6``), or, with the
   Questionnaire, a numeric item with an SDC ``calculatedExpression`` (the form's own total,
@@ -185,6 +187,18 @@ def load_questionnaires(paths: Iterable[str | Path]) -> Questionnaires:
 
 # --------------------------------------------------------------------------------------
 # Parsing
+
+
+def _not_text(value: Any) -> str | None:
+    """A JSON value that is given but is no text, as a message shows it (``the number
+    20240101``), or None (absent, null or a text)."""
+    if value is None or isinstance(value, str):
+        return None
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    return "a list" if isinstance(value, list) else "an object"
 
 
 def _str(value: Any) -> str | None:
@@ -543,6 +557,7 @@ class _Reader:
             return
         scales = self.choose_scales(answers)
         authored = _str(resource.get("authored"))
+        not_text = _not_text(resource.get("authored"))
         spec = self.mapping.spec if self.mapping is not None else None
         by_link = {a.keys[0]: a for a in answers}
         if spec is not None and isinstance(spec.subject, str) and spec.subject in by_link:
@@ -580,6 +595,22 @@ class _Reader:
                 )
             )
             return
+        if not_text is not None and subject is not None:
+            self.issues.append(
+                make_issue(
+                    "bad-field",
+                    "authored-type",
+                    file=self.file,
+                    line=self.line((*path, "authored"), line),
+                    subject=subject,
+                    visit=visit,
+                    resource=label,
+                    value=not_text,
+                    outcome="scored without a date" if visit else "skipped (the visit is its date)",
+                )
+            )
+            if visit is None:
+                return
         if subject is None or visit is None:
             missing = "subject" if subject is None else "authored date (the visit)"
             for codes, _, _ in scales:
@@ -609,6 +640,7 @@ class _Reader:
                         line=self.line((*path, "authored"), line),
                         subject=subject,
                         visit=visit,
+                        resource=label,
                         value=exc.value,
                     )
                 )
