@@ -54,6 +54,9 @@ def test_parse_value_accepts(phq9: Any, raw: Any, expected: Any) -> None:
     assert parse_value(phq9.items["1"], raw) == expected
 
 
+UNSEEN = "which does not show or looks like a space, so it is neither a number nor an answer label"
+
+
 @pytest.mark.parametrize(
     ("raw", "code", "detail"),
     [
@@ -73,6 +76,22 @@ def test_parse_value_accepts(phq9: Any, raw: Any, expected: Any) -> None:
             "'Not at all', 'Several days', 'More than half the days', 'Nearly every day')",
         ),
         ([1], "not-a-number", "a list is not a score"),
+        # a character that does not show is named: '2\u200b' prints as 2
+        (
+            "2\u200b",
+            "not-a-number",
+            "'2\\u200b' holds the character U+200B (ZERO WIDTH SPACE), " + UNSEEN,
+        ),
+        (
+            "\x002",
+            "not-a-number",
+            "'\\x002' holds the character U+0000 (a control character), " + UNSEEN,
+        ),
+        (
+            "Several\u00a0days",
+            "unknown-label",
+            "'Several\\xa0days' holds the character U+00A0 (NO-BREAK SPACE), " + UNSEEN,
+        ),
     ],
 )
 def test_parse_value_rejects(phq9: Any, raw: Any, code: str, detail: str) -> None:

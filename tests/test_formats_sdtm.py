@@ -187,3 +187,43 @@ def test_a_visit_taken_from_visitnum_is_the_number_however_written(tmp_path: Pat
     assert [(r.subject, r.visit) for r in records] == [
         ("S1", "1"), ("S2", "1"), ("S3", "1"), ("S4", "2.5"), ("S5", "WK1"),
     ]  # fmt: skip
+
+
+def test_a_result_with_a_character_that_does_not_show_is_unreadable(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    """A QSSTRESN of ``2`` followed by a zero-width space (or a byte-order mark, a no-break
+    space) was taken for another coding of its label: a coding-differs warning that read
+    'QSSTRESN holds 2 where ... the scale scores 2', and the label's score. It is no
+    number: the item is unscored and the message names the character."""
+    text = (shared_data / "sdtm" / "admiral_example_qs.csv").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    assert lines[1].endswith(",More than half the days,GAD-7 V2,2")
+    for char, name in [
+        ("\u200b", "U+200B (ZERO WIDTH SPACE)"),
+        ("\ufeff", "U+FEFF (ZERO WIDTH NO-BREAK SPACE)"),
+        ("\u00a0", "U+00A0 (NO-BREAK SPACE)"),
+    ]:
+        path = tmp_path / "qs.csv"
+        path.write_text("\n".join([lines[0], lines[1] + char, *lines[2:]]), encoding="utf-8")
+        results = score(read_paths([path]).records)
+        assert [r.scores["total"] for r in results] == [None, 14, 13, 7]
+        (issue, _mismatch) = results[0].issues
+        assert (issue.code, issue.line, issue.item) == ("not-a-number", 2, "1")
+        assert issue.message.endswith(
+            f"gad7 item 1: {'2' + char!r} holds the character {name}, which does not show "
+            "or looks like a space, so it is neither a number nor an answer label; retype "
+            "the value without that character; scores that use this item are left empty"
+        )
+
+
+def test_a_label_with_a_character_that_does_not_show_names_it() -> None:
+    text = (
+        "USUBJID,QSCAT,QSTESTCD,VISIT,QSORRES\n"
+        + "".join(f"S1,GAD-7 V2,GAD020{i},V1,Several days\n" for i in range(1, 7))
+        + "S1,GAD-7 V2,GAD0207,V1,Several\u200b days\n"
+    )
+    (result,) = score(read_text(text, "qs.csv").records)
+    (issue,) = result.issues
+    assert issue.code == "unknown-label" and issue.line == 8
+    assert "'Several\\u200b days' holds the character U+200B (ZERO WIDTH SPACE)" in issue.message

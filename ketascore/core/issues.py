@@ -60,6 +60,11 @@ EXCLUDE_HINT = "remove it from the folder or exclude it with --exclude"
 DATE_HINT = "write the date as YYYY-MM-DD; the {unit} is scored without a date"
 DAY_HINT = "write the study day as a number; the {unit} is scored without it"
 VALUE_HINT = "{hint}; " + LEFT_EMPTY
+UNSEEN = (
+    "{value!r} holds the character {character}, which does not show or looks like a space, "
+    "so it is neither a number nor an answer label"
+)
+UNSEEN_HINT = "retype the value without that character; " + LEFT_EMPTY
 
 _TYPES = [
     # files ---------------------------------------------------------------------------
@@ -395,6 +400,7 @@ _TYPES = [
                 "optional sign and decimal point)",
                 VALUE_HINT,
             ),
+            "unseen": Template(UNSEEN, UNSEEN_HINT),
         },
     ),
     _type(
@@ -405,7 +411,8 @@ _TYPES = [
         {
             "": Template(
                 "answer {value!r} is not a label of this item (labels: {labels})", VALUE_HINT
-            )
+            ),
+            "unseen": Template(UNSEEN, UNSEEN_HINT),
         },
     ),
     _type(

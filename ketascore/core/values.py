@@ -26,13 +26,18 @@ An answer, as a reader hands it over, is null, a boolean, a number, a text, or a
 What this grammar does not read (on purpose, so that every SQL dialect reads exactly the
 same): exponents (``1e0``), digits of other scripts (``٣``), and whitespace beyond ASCII
 (a no-break space around a number). Such answers are rejected with ``not-a-number``, never
-guessed. Only ASCII letters change case (``Ä`` and ``ä`` are different labels).
+guessed. Only ASCII letters change case (``Ä`` and ``ä`` are different labels). A rejected
+answer that holds a character that does not show or looks like a space (a zero-width
+space, a byte-order mark, a no-break space, a control character: ``unseen_character``) is
+rejected with the message that names it (variant ``unseen``), since ``'2\u200b'`` prints
+as ``2``.
 """
 
 from __future__ import annotations
 
 import decimal
 import math
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -138,6 +143,20 @@ def missing_code_values(codes: Iterable[Any]) -> tuple[Any, ...]:
     return tuple(out)
 
 
+def unseen_character(text: str) -> str | None:
+    """The first character of ``text`` that does not show or looks like a space but is not
+    ASCII whitespace (a zero-width space, a byte-order mark, a no-break space, a control
+    character), as ``U+200B (ZERO WIDTH SPACE)``; None when there is none. The grammar
+    reads no such character: an answer holding one is rejected, and this names it, since
+    ``2\u200b`` prints as ``2``."""
+    for char in text:
+        if char.isascii() and (char.isprintable() or char in WHITESPACE):
+            continue
+        if unicodedata.category(char) in ("Cc", "Cf", "Zs", "Zl", "Zp"):
+            return f"U+{ord(char):04X} ({unicodedata.name(char, 'a control character')})"
+    return None
+
+
 def has_digit(text: str) -> bool:
     return text.translate(_NO_DIGITS) != text
 
@@ -199,10 +218,15 @@ def parse_value(rule: ItemRule, raw: Any, extra_missing: frozenset[Any] = frozen
         return rule.codes[text]
     if text in rule.missing_code_texts:
         return MISSING
+    params: dict[str, Any] = {"value": raw}
+    hidden = unseen_character(text)
+    if hidden is not None:
+        params["character"] = hidden
     if rule.labels and not has_digit(text) and ascii_lower(text) not in NOT_NUMBERS:
         labels = ", ".join(repr(lbl) for lbl in rule.answer_labels[:8])
-        return Rejection("unknown-label", "", {"value": raw, "labels": labels})
-    return Rejection("not-a-number", "grammar" if has_digit(text) else "", {"value": raw})
+        return Rejection("unknown-label", "unseen" if hidden else "", {**params, "labels": labels})
+    variant = "unseen" if hidden else "grammar" if has_digit(text) else ""
+    return Rejection("not-a-number", variant, params)
 
 
 def _check_number(rule: ItemRule, number: Num, raw: Any) -> Any:

@@ -16,7 +16,9 @@ finds the scale.
   meaning (``coding-differs`` warning), never by the code; results that differ otherwise
   (two numbers, ``QSSTRESN`` against ``QSSTRESC``) leave the answer unscored
   (``coding-conflict``). An original result the scale cannot read (a label of the sponsor's
-  own wording) cannot be compared: the standardised result is used.
+  own wording) cannot be compared: the standardised result is used. A standardised result
+  holding a character that does not show (``2`` and a zero-width space) is no other coding
+  of the label: it is unreadable, and the item is not scored.
 - ``USUBJID`` is the subject, ``VISIT`` the visit (``VISITNUM``'s number when VISIT is
   blank: 1.0 is visit 1, in a CSV file as in a SAS transport file),
   ``VISITNUM`` is kept as ``visit_number``, ``--DTC`` is the date and ``--DY`` the study day.
@@ -97,6 +99,8 @@ def reconcile(
     when they disagree otherwise."""
     (first_col, first), rest = results[0], results[1:]
     mine = parse_value(rule, first, missing)
+    if isinstance(mine, Rejection) and mine.variant == "unseen":
+        return mine, None  # (2\u200b is no other coding of the label's 2: it is unreadable)
     for col, cell in rest:
         theirs = parse_value(rule, cell, missing)
         if theirs == mine or (isinstance(theirs, Rejection) and isinstance(mine, Rejection)):
