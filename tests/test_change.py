@@ -131,6 +131,22 @@ def test_a_name_with_a_superscript_digit_is_reported_not_a_crash(madrs: Any) -> 
     assert [(r.subject, r.change) for r in report.rows] == [("1²", -15)]
 
 
+def test_a_name_with_thousands_of_digits_sorts_not_a_crash(madrs: Any) -> None:
+    """A subject id with a run of more than 4,300 digits (a cell pasted over and over)
+    stopped `ketascore change` with an internal error: Python converts no longer digit
+    string to an int. Such a run sorts after every shorter number, by its value."""
+    huge, huger = "S" + "1" * 5000, "S" + "2" * 5000
+    assert sorted([huger, huge, "S10", "S" + "0" * 4999 + "3"], key=natural_key) == [
+        "S" + "0" * 4999 + "3",
+        "S10",
+        huge,
+        huger,
+    ]
+    results = [res(huge, "baseline", 30), res(huge, "week2", 15), res("S2", "baseline", 20)]
+    report = compute_change(results, madrs)
+    assert report.subjects == ["S2", huge]
+
+
 def test_summary_statistics(madrs: Any) -> None:
     results = [
         res("A", "baseline", 30),

@@ -204,13 +204,25 @@ class ChangeReport:
 _DIGIT_RUNS = re.compile(r"(\d+)")
 
 
+# Python converts at most 4,300 digits to an int (a guard against slow conversions)
+_INT_DIGITS = 4000
+
+
+def _digits_key(part: str) -> tuple[Any, ...]:
+    """A run of digits in numeric order: by the length of its number, then its digits
+    (which needs no conversion of a run of thousands of digits, an id pasted over and
+    over, beyond what Python converts to an int)."""
+    digits = str(int(part)) if len(part) <= _INT_DIGITS else (part.lstrip("0") or "0")
+    return (0, len(digits), digits)
+
+
 def natural_key(text: str) -> tuple[Any, ...]:
     """Sort key that orders S2 before S10. The runs of digits are the parts the pattern
     splits at (every other part), not what ``str.isdigit`` calls digits: it calls "²" one,
     and ``int`` does not."""
     return tuple(
         [
-            (0, int(part), "") if i % 2 else (1, 0, part.casefold())
+            _digits_key(part) if i % 2 else (1, 0, part.casefold())
             for i, part in enumerate(_DIGIT_RUNS.split(text))
             if part
         ]
