@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from ketascore.api import score
+from ketascore.core.issues import Issue
 from ketascore.readers import csv_table, detect_format, read_paths
 from ketascore.readers.formats import load_read_options
 from ketascore.readers.redcap import (
@@ -38,15 +39,37 @@ def test_events_and_repeat_instances_are_visits() -> None:
 
 def test_a_repeat_instance_is_one_number_however_written(tmp_path: Path) -> None:
     """Instance 2 is one visit whether the export says 2, 2.0 (a file saved by a
-    spreadsheet) or 02: it made two visits, each scored apart; a text stays as written."""
+    spreadsheet) or 02: it made two visits, each scored apart. An instance that is not a
+    whole number of 1 or more is no visit (it made week_1_arm_1#x, #-1, #1.5, scored
+    as visits of their own): the row is skipped with an issue."""
     header = "record_id,redcap_event_name,redcap_repeat_instance," + ",".join(
         f"phq9_{i}" for i in range(1, 10)
     )
-    rows = [f"101,week_1_arm_1,{n}," + ",".join(["1"] * 9) for n in ("2", "2.0", "02", "x")]
+    instances = ("2", "2.0", "02", "x", "-1", "1.5", "0", "NaN", "")
+    rows = [f"101,week_1_arm_1,{n}," + ",".join(["1"] * 9) for n in instances]
     path = tmp_path / "export.csv"
     path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
     table = csv_table(path.read_text(encoding="utf-8"), str(path), [])
-    assert redcap_visits(table) == ["week_1_arm_1#2"] * 3 + ["week_1_arm_1#x"]
+    assert table is not None
+    issues: list[Issue] = []
+    visits = redcap_visits(table, str(path), issues)
+    assert [(line, cells[-1]) for line, cells in visits.rows] == [
+        (2, "week_1_arm_1#2"),
+        (3, "week_1_arm_1#2"),
+        (4, "week_1_arm_1#2"),
+        (10, "week_1_arm_1"),
+    ]
+    assert [(i.code, i.line, i.subject) for i in issues] == [
+        ("bad-field", line, "101") for line in range(5, 10)
+    ]
+    assert issues[0].message == (
+        f"{path}:5: subject 101, visit week_1_arm_1: repeat instance 'x' is not a whole "
+        "number of 1 or more, so the row's visit is not known; row skipped; correct "
+        "redcap_repeat_instance (1, 2, 3 ...), or leave it blank if the row is not repeated"
+    )
+    data = read_paths([path])
+    assert [r.visit for r in data.records] == ["week_1_arm_1#2"] * 3 + ["week_1_arm_1"]
+    assert [i.code for i in data.issues] == ["bad-field"] * 5
 
 
 def test_label_export_with_the_data_dictionary() -> None:
@@ -175,7 +198,9 @@ def test_real_exports_are_read_without_error(
     assert (issue.code, issue.severity) == ("no-scale-items", "warning")
     table = csv_table(text, str(path), [])
     assert table is not None
-    assert visits <= set(redcap_visits(table))
+    issues: list[Issue] = []
+    assert visits <= {cells[-1] for _, cells in redcap_visits(table, str(path), issues).rows}
+    assert issues == []
 
 
 def test_real_dictionary_loads(shared_data: Path) -> None:

@@ -322,6 +322,12 @@ _TYPES = [
                 "so it may not be the {field} that was written); row skipped",
                 "store subjects and visits as text or as an integer type, not as floating point",
             ),
+            "instance": Template(
+                "repeat instance {value!r} is not a whole number of 1 or more, so the row's "
+                "visit is not known; row skipped",
+                "correct redcap_repeat_instance (1, 2, 3 ...), or leave it blank if the row "
+                "is not repeated",
+            ),
         },
     ),
     _type(

@@ -8,7 +8,9 @@
   has no events; its visit is ``event_1_arm_1``, the name REDCap itself gives its single
   event. A repeat instance (``redcap_repeat_instance``, of a repeating instrument or event)
   is part of the visit: ``week_1_arm_1#2`` is the second instance at event week_1_arm_1,
-  whether the file says 2, 2.0 (saved by a spreadsheet) or 02.
+  whether the file says 2, 2.0 (saved by a spreadsheet) or 02. REDCap numbers instances
+  1, 2, 3 ...: a row with another instance (``0``, ``-1``, ``1.5``, ``x``) is skipped with
+  an issue (``bad-field``), its visit being unknown.
 - Item columns are found by their names, ``<scale>_<item>`` (``phq9_1``), or by a mapping
   file. A column ``<scale>_<score>`` (``phq9_total``, a REDCap calculated field) is a score
   the export stores: it is compared with the computed score, never used as an answer.
@@ -42,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ketascore.core.issues import make_issue, missing_id
+from ketascore.core.issues import Issue, make_issue, missing_id
 from ketascore.core.records import AnswerRecord, Source
 from ketascore.core.scale import ItemRule
 from ketascore.core.values import (
@@ -230,18 +232,34 @@ def _rename_label_headers(header: list[str], dictionary: RedcapDictionary) -> li
     return out
 
 
-def redcap_visits(table: Table) -> list[str | None]:
-    """The visit of each row: the event (or event_1_arm_1), with ``#instance`` if repeated."""
+def redcap_visits(table: Table, file: str, issues: list[Issue]) -> Table:
+    """The table with the visit of each row as a column of its own (``VISIT_COLUMN``): the
+    event (or event_1_arm_1), with ``#instance`` if repeated. A repeat instance is a whole
+    number of 1 or more (``2``, ``2.0``, ``02``); a row with another one (``-1``, ``1.5``,
+    ``NaN``) has no known visit and is skipped with an issue."""
     event = find_column(table.header, EVENT)
     instance = find_column(table.header, INSTANCE)
-    visits: list[str | None] = []
-    for _, cells in table.rows:
+    rows: list[tuple[int, list[Any]]] = []
+    for line, cells in table.rows:
         visit = text_field(cells[event]) if event is not None else CLASSIC_EVENT
         number = number_text(cells[instance]) if instance is not None else None  # (2.0 is 2)
+        if number is not None and not (number.isdecimal() and number.isascii() and number != "0"):
+            issues.append(
+                make_issue(
+                    "bad-field",
+                    "instance",
+                    file=file,
+                    line=line,
+                    subject=text_field(cells[0]),
+                    visit=visit,
+                    value=number,
+                )
+            )
+            continue
         if visit is not None and number is not None:
             visit = f"{visit}#{number}"
-        visits.append(visit)
-    return visits
+        rows.append((line, [*cells, visit]))
+    return Table([*table.header, VISIT_COLUMN], rows)
 
 
 @dataclass
@@ -391,12 +409,8 @@ def read_redcap(text: str, file: str, context: FormatContext) -> ReadResult:
             make_issue("missing-column", "redcap-record-id", file=file, line=1, column=subject_name)
         )
         return out
-    visits = redcap_visits(table)
     # the visit as a column of its own, so mapped and wide reading see it like any other
-    table = Table(
-        [*table.header, VISIT_COLUMN],
-        [(line, [*cells, visit]) for (line, cells), visit in zip(table.rows, visits, strict=True)],
-    )
+    table = redcap_visits(table, file, out.issues)
     if mapping is not None:
         item_columns = {
             i: h
