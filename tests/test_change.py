@@ -340,3 +340,36 @@ def test_the_order_of_the_input_does_not_matter(
         return r.visits, [x.to_dict() for x in r.rows], [s.to_dict() for s in r.summary], issues
 
     assert report(shuffled) == report(results)
+
+
+def test_ids_that_differ_by_a_character_that_does_not_show_are_named(madrs: Any) -> None:
+    """'S1' and 'S1' with a zero-width space (a cell pasted from a web page) are two
+    subjects that print alike: the second seemed to lack its baseline ('subject S1: no
+    record at the baseline visit') with nothing else said. They are named, escaped; so are
+    visits that differ so (the named baseline is found through one)."""
+    results = [
+        res("S1", "baseline", 30, line=2),
+        res("S1", "day1", 20, line=3),
+        res("S1\u200b", "day3", 15, line=4),
+        res("S2", "base\u00a0line", 30, line=5),
+        res("S2", "day1", 12, line=6),
+        res("S3", "baseline", 30, line=7),
+        res("s3", "day1", 10, line=8),  # (case counts in an id: not named)
+    ]
+    report = compute_change(results, madrs)
+    messages = {i.code: i.message for i in report.issues}
+    assert messages["subject-spelling"] == (
+        "f.csv:4: madrs: subject ids 'S1', 'S1\\u200b' differ only by spacing or characters "
+        "that do not show (a zero-width space, a no-break space); they are analysed as "
+        "different subjects; write each subject's id the same way in every file (retype the "
+        "ids), if they are one subject"
+    )
+    assert [i.code for i in report.issues].count("subject-spelling") == 1
+    assert (
+        "visit names 'baseline', 'base\\xa0line' differ only by case or spacing"
+        in (messages["visit-spelling"])
+    )
+    no_baseline = [i.message for i in report.issues if i.code == "no-baseline"]
+    assert no_baseline[0].startswith("f.csv:4: subject 'S1\\u200b', madrs: no record at")
+    s2 = [r for r in report.rows if r.subject == "S2"]
+    assert [(r.visit, r.change) for r in s2] == [("day1", -18)]

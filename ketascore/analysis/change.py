@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -14,7 +14,7 @@ from ketascore.analysis.windows import WindowPlan, apply_windows
 from ketascore.core.issues import Issue, make_issue
 from ketascore.core.records import ScoreResult
 from ketascore.core.scale import Scale, ScoreRule
-from ketascore.core.values import Num, clean_number
+from ketascore.core.values import Num, clean_number, without_unseen
 
 if TYPE_CHECKING:
     from ketascore.analysis.raters import RatingCheckSummary
@@ -298,9 +298,34 @@ def _flagged(result: ScoreResult) -> bool:
 
 @functools.lru_cache(maxsize=4096)  # (a study has a few visit names and many records)
 def visit_key(visit: str) -> str:
-    """How visit names compare when one may be spelled two ways: case and whitespace do
-    not count (``Baseline``, ``baseline`` and ``base line`` are one name)."""
-    return "".join(visit.casefold().split())
+    """How visit names compare when one may be spelled two ways: case, whitespace and
+    characters that do not show do not count (``Baseline``, ``baseline``, ``base line`` and
+    ``baseline`` with a zero-width space are one name)."""
+    return "".join(without_unseen(visit).casefold().split())
+
+
+def subject_spellings(results: Sequence[ScoreResult], scale_id: str) -> list[Issue]:
+    """A warning for each set of subject ids that differ only by whitespace or characters
+    that do not show (``S1`` and ``S1`` with a zero-width space, pasted from elsewhere):
+    they print alike but are analysed as different subjects, so one of them may seem to
+    lack its baseline. (Case counts in an id: ``s1`` and ``S1`` are not named.)"""
+    first: dict[str, ScoreResult] = {}
+    for r in results:
+        first.setdefault(r.subject, r)
+    issues = []
+    for alike in spelled_alike(first, lambda s: "".join(without_unseen(s).split())):
+        where = first[alike[1]].source
+        subjects = ", ".join(repr(s) for s in alike)
+        issues.append(
+            make_issue(
+                "subject-spelling",
+                file=where.file,
+                line=where.line,
+                scale=scale_id,
+                subjects=subjects,
+            )
+        )
+    return issues
 
 
 def baseline_candidates(
@@ -365,12 +390,12 @@ def ambiguous_baseline(
     )
 
 
-def spelled_alike(names: Iterable[str]) -> list[list[str]]:
+def spelled_alike(names: Iterable[str], key: Callable[[str], str] = visit_key) -> list[list[str]]:
     """The sets of names (each in first-seen order) that differ only by case or spacing
-    (``visit_key``): visits, groups, the levels of a factor."""
+    (``visit_key``, or ``key``): visits, groups, the levels of a factor, subjects."""
     by_key: dict[str, list[str]] = {}
     for name in dict.fromkeys(names):
-        by_key.setdefault(visit_key(name), []).append(name)
+        by_key.setdefault(key(name), []).append(name)
     return [alike for alike in by_key.values() if len(alike) > 1]
 
 
@@ -544,6 +569,7 @@ def compute_change(
         issues=[*window_issues, *group_issues],
         analysed=mine,
     )
+    report.issues.extend(subject_spellings(mine, scale.id))
     if windows is None:
         report.issues.extend(visit_spellings(mine, scale.id))
     if windows is not None:  # analysis visits are the windows, in the plan's order

@@ -609,6 +609,15 @@ _TYPES = [
         "analysed as different visits",
     ),
     _type(
+        "subject-spelling",
+        "warning",
+        "Subject ids that differ only by spacing or characters that do not show",
+        "write each subject's id the same way in every file (retype the ids), if they are "
+        "one subject",
+        "subject ids {subjects} differ only by spacing or characters that do not show (a "
+        "zero-width space, a no-break space); they are analysed as different subjects",
+    ),
+    _type(
         "level-spelling",
         "warning",
         "Groups or levels of a factor that differ only by case or spacing",
@@ -947,6 +956,14 @@ class _Formatter(string.Formatter):
 _FORMATTER = _Formatter()
 
 
+def _shown_name(name: str) -> str:
+    """A subject or visit as a message shows it: quoted with escapes when it holds a
+    character that does not show (``'S1\\u200b'``, which prints as S1)."""
+    from ketascore.core.values import unseen_character
+
+    return repr(name) if unseen_character(name) else name
+
+
 def where(
     file: str | None,
     line: int | None,
@@ -961,9 +978,9 @@ def where(
         parts.append(f"{file}:{line}" if line is not None else file)
     context = []
     if subject is not None:
-        context.append(f"subject {subject}")
+        context.append(f"subject {_shown_name(subject)}")
     if visit is not None:
-        context.append(f"visit {visit}")
+        context.append(f"visit {_shown_name(visit)}")
     if scale is not None and item is not None:
         context.append(f"{scale} item {item}")
     elif scale is not None:

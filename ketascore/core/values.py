@@ -150,11 +150,21 @@ def unseen_character(text: str) -> str | None:
     reads no such character: an answer holding one is rejected, and this names it, since
     ``2\u200b`` prints as ``2``."""
     for char in text:
-        if char.isascii() and (char.isprintable() or char in WHITESPACE):
-            continue
-        if unicodedata.category(char) in ("Cc", "Cf", "Zs", "Zl", "Zp"):
+        if _unseen(char):
             return f"U+{ord(char):04X} ({unicodedata.name(char, 'a control character')})"
     return None
+
+
+def _unseen(char: str) -> bool:
+    if char.isascii() and (char.isprintable() or char in WHITESPACE):
+        return False
+    return unicodedata.category(char) in ("Cc", "Cf", "Zs", "Zl", "Zp")
+
+
+def without_unseen(text: str) -> str:
+    """``text`` without the characters ``unseen_character`` names: how two names compare
+    when one may hold a character that does not show (``S1`` and ``S1\u200b``)."""
+    return "".join(c for c in text if not _unseen(c))
 
 
 def has_digit(text: str) -> bool:
