@@ -131,3 +131,48 @@ def test_nhanes_file_agrees_with_pyreadstat(shared_data: Path) -> None:
         for j, value in enumerate(ds.rows[i]):
             theirs = frame.iat[i, j]
             assert (value is None and math.isnan(theirs)) or abs(value - theirs) < 1e-9
+
+
+def test_a_file_cut_short_is_reported(shared_data: Path, tmp_path: Path) -> None:
+    """A transport file cut off inside an observation (a copy or download stopped half
+    way) gave the observations before the cut without a word: the rest of the subjects were
+    lost in silence. It is now a parse-error at the observation where the file ends; the
+    observations before it are read."""
+    data = (shared_data / "nhanes" / "DPQ_J.xpt").read_bytes()
+    assert xpt.read_xport(data).cut is False
+    header = data.index(b"HEADER RECORD*******OBS     HEADER RECORD!!!!!!!") + 80
+    width = 11 * 8  # SEQN, DPQ010 ... DPQ100: eleven numbers
+    path = tmp_path / "DPQ_J.xpt"
+    path.write_bytes(data[: header + 682 * width + 40])
+    ds = xpt.read_xport(path.read_bytes())
+    assert (len(ds.rows), ds.cut) == (682, True)
+    mapping = Path(__file__).parent.parent / "examples" / "mappings" / "nhanes-phq9.yaml"
+    from ketascore.readers.formats import load_read_options
+
+    options = load_read_options(map=mapping)
+    read = read_paths([path], options=options)
+    whole = read_paths([shared_data / "nhanes" / "DPQ_J.xpt"], options=options)
+    before = [r.subject for r in whole.records if r.source.line is not None and r.source.line < 683]
+    assert [r.subject for r in read.records] == before
+    (issue,) = [i for i in read.issues if i.code == "parse-error"]
+    assert issue.message == (
+        f"{path}:683: the file ends inside observation 683: it was cut short, so the "
+        "observations from there on are missing (682 were read); export the file again from "
+        "the program that wrote it (SAS transport v5)"
+    )
+    # cut at the end of an observation, within the file's last 80-byte record: nothing is
+    # left over, so nothing can be said (and a file padded with blanks is whole)
+    assert xpt.read_xport(data[: header + 682 * width]).cut is False
+
+
+def test_a_cut_adam_file_stops_the_model(tmp_path: Path) -> None:
+    from ketascore.analysis.longdata import TableError, read_table
+
+    variables = [xpt.Variable("USUBJID", numeric=False, length=8), xpt.Variable("CHG")]
+    rows = [[f"S{i}", float(i)] for i in range(20)]
+    buf = io.BytesIO()
+    xpt.write_xport(buf, "ADQS", variables, rows)
+    path = tmp_path / "adqs.xpt"
+    path.write_bytes(buf.getvalue()[:-100])
+    with pytest.raises(TableError, match="ends inside observation"):
+        read_table(path)

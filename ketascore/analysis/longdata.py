@@ -207,6 +207,8 @@ def _read_xpt(path: Path) -> LongTable:
         data = read_xport(path.read_bytes())
     except XptError as exc:
         raise TableError(f"{path}: {exc}") from None
+    if data.cut:  # (an analysis of part of the data is no analysis of the data)
+        raise TableError(f"{path}: {data.cut_message()}; export the file again")
     names = [v.name for v in data.variables]
     columns: dict[str, list[Any]] = {name: [] for name in names}
     for row in data.rows:

@@ -222,6 +222,10 @@ def _xpt_table(data: bytes, file: str, out: ReadResult) -> Table | None:
     except xpt.XptError as exc:
         out.issues.append(make_issue("parse-error", "xpt", file=file, error=str(exc)))
         return None
+    if dataset.cut:
+        line = len(dataset.rows) + 1
+        error = dataset.cut_message()
+        out.issues.append(make_issue("parse-error", "xpt", file=file, line=line, error=error))
     header = [v.name for v in dataset.variables]
     return Table(header, [(i, row) for i, row in enumerate(dataset.rows, start=1)])
 

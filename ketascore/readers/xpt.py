@@ -5,7 +5,9 @@ hexadecimal floats in the file; they are converted exactly, and then a value wit
 a whole number is taken as that whole number: some files store a 0 as a denormal IBM float
 that reads back as 5.4e-79 (NHANES DPQ_J.xpt does), and no rating is ever that close to a
 whole number without being one. Dates (variables with a DATE-like format) become ISO text.
-Missing numbers (``.``, ``.A``-``.Z``, ``._``) become None.
+Missing numbers (``.``, ``.A``-``.Z``, ``._``) become None. A file that ends inside an
+observation was cut short (``Dataset.cut``): its readers say so, never passing over the
+observations lost.
 """
 
 from __future__ import annotations
@@ -56,6 +58,14 @@ class Dataset:
     variables: list[Variable]
     rows: list[list[Any]] = field(default_factory=list)
     members: int = 1  # members in the file (only the first is read)
+    cut: bool = False  # the file ends inside an observation: it was cut short
+
+    def cut_message(self) -> str:
+        """What a file cut short lost, for a message."""
+        return (
+            f"the file ends inside observation {len(self.rows) + 1}: it was cut short, so the "
+            f"observations from there on are missing ({len(self.rows):,} were read)"
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -244,7 +254,8 @@ def _read_xport(data: bytes) -> Dataset:
                 ]
             )
             pos += width
-    return Dataset(name, label, variables, rows, members)
+    cut = bool(width) and bool(data[pos:end].strip(b" "))
+    return Dataset(name, label, variables, rows, members, cut)
 
 
 # --------------------------------------------------------------------------------------
