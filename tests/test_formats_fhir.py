@@ -339,3 +339,27 @@ def test_authored_that_is_no_text_names_the_resource(
     resource["item"] = [{"linkId": "44250-9", "answer": [{"valueInteger": 1}]}]
     (issue,) = read_text(json.dumps(resource), "qr.json").issues
     assert "QuestionnaireResponse qr-7: authored '20240101' is not an ISO date" in issue.message
+
+
+def test_two_answers_to_one_item_say_what_to_do() -> None:
+    """An item answered twice in one response (two codings) is unusable; its hint said to
+    correct 'a fraction where only whole numbers are allowed', which has nothing to do
+    with it."""
+    resource = {
+        "resourceType": "QuestionnaireResponse",
+        "status": "completed",
+        "subject": {"reference": "Patient/p1"},
+        "authored": "2024-01-01",
+        "item": [
+            {
+                "linkId": "44250-9",
+                "answer": [{"valueInteger": 0}, {"valueInteger": 3}],
+            }
+        ],
+    }
+    (result,) = score(read_text(json.dumps(resource), "qr.json").records)
+    (issue,) = [i for i in result.issues if i.code == "not-allowed-value"]
+    assert issue.message.endswith(
+        "phq9 item 1: 2 answers given; one is expected; keep the one answer the rater gave "
+        "in the response; scores that use this item are left empty"
+    )

@@ -435,7 +435,10 @@ _TYPES = [
         "correct the value (e.g. a fraction where only whole numbers are allowed)",
         {
             "": Template("value {value} is not an allowed value ({allowed})", VALUE_HINT),
-            "answers": Template("{count} answers given; one is expected", VALUE_HINT),
+            "answers": Template(
+                "{count} answers given; one is expected",
+                "keep the one answer the rater gave in the response; " + LEFT_EMPTY,
+            ),
         },
     ),
     _type(
