@@ -363,3 +363,33 @@ def test_two_answers_to_one_item_say_what_to_do() -> None:
         "phq9 item 1: 2 answers given; one is expected; keep the one answer the rater gave "
         "in the response; scores that use this item are left empty"
     )
+
+
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        ("in-progress", "has status in-progress: the form was not completed"),
+        ("stopped", "has status stopped: the form was not completed"),
+        (3, "has status 3, which is not a QuestionnaireResponse status"),
+        ("complete", "has status 'complete', which is not a QuestionnaireResponse status"),
+    ],
+)
+def test_a_response_that_is_not_final_is_scored_with_a_warning(status: Any, said: str) -> None:
+    """A form left in progress or abandoned (stopped) was scored as if completed, without
+    a word, though its answers may be missing or provisional."""
+    resource = {
+        "resourceType": "QuestionnaireResponse",
+        "id": "qr-9",
+        "status": status,
+        "subject": {"reference": "Patient/p1"},
+        "authored": "2024-01-01",
+        "item": [{"linkId": "44250-9", "answer": [{"valueInteger": 1}]}],
+    }
+    data = read_text(json.dumps(resource), "qr.json")
+    assert len(data.records) == 1
+    (issue,) = data.issues
+    assert (issue.code, issue.severity) == ("response-status", "warning")
+    assert f"QuestionnaireResponse qr-9 {said}" in issue.message
+    for final in ("completed", "amended"):
+        resource["status"] = final
+        assert read_text(json.dumps(resource), "qr.json").issues == []

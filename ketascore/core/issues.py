@@ -278,6 +278,19 @@ _TYPES = [
         },
     ),
     _type(
+        "response-status",
+        "warning",
+        "A FHIR QuestionnaireResponse that is not final was scored",
+        "nothing to do if its answers are final; otherwise score the completed response",
+        {
+            "": "{resource} has status {status}: the form was not completed, so answers may "
+            "be missing or provisional; scored as given",
+            "unknown": "{resource} has status {status}, which is not a QuestionnaireResponse "
+            "status (in-progress, completed, amended, entered-in-error, stopped); scored as "
+            "given",
+        },
+    ),
+    _type(
         "missing-field",
         "error",
         "Record lacks a required field",

@@ -20,6 +20,9 @@
   (``visit: {value: baseline}``) or names the linkId of an item that holds the visit. An
   ``authored`` that is no text (the number ``20240101``) is reported (``bad-field``), and
   the response, without a visit, is skipped.
+- A response whose ``status`` is not final (``in-progress``, ``stopped``) or is no
+  QuestionnaireResponse status is scored with a warning (``response-status``); one
+  ``entered-in-error`` is skipped.
 - A total the form stored is compared with the computed score (``reported-score-mismatch``):
   an item whose linkId or code is a score's LOINC code (``44261-6``), or, with the
   Questionnaire, a numeric item with an SDC ``calculatedExpression`` (the form's own total,
@@ -187,6 +190,15 @@ def load_questionnaires(paths: Iterable[str | Path]) -> Questionnaires:
 
 # --------------------------------------------------------------------------------------
 # Parsing
+
+
+# the statuses of a QuestionnaireResponse (FHIR R4); completed and amended are final
+STATUSES = ("in-progress", "completed", "amended", "entered-in-error", "stopped")
+
+
+def _shown_json(value: Any) -> str:
+    """A JSON value as a message shows it: a text quoted, anything else as JSON."""
+    return repr(value) if isinstance(value, str) else json.dumps(value)[:60]
 
 
 def _not_text(value: Any) -> str | None:
@@ -595,6 +607,21 @@ class _Reader:
                 )
             )
             return
+        raw_status = resource.get("status")
+        if raw_status is not None and status not in ("completed", "amended"):
+            known = status in STATUSES
+            self.issues.append(
+                make_issue(
+                    "response-status",
+                    "" if known else "unknown",
+                    file=self.file,
+                    line=self.line((*path, "status"), line),
+                    subject=subject,
+                    visit=visit,
+                    resource=label,
+                    status=status if known else _shown_json(raw_status),
+                )
+            )
         if not_text is not None and subject is not None:
             self.issues.append(
                 make_issue(
