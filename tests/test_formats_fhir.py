@@ -326,8 +326,11 @@ def test_authored_that_is_no_text_names_the_resource(
         "date-time text; skipped (the visit is its date); write authored as an ISO date-time "
         'text, such as "2024-01-01" or "2024-01-01T09:30:00Z"'
     )
-    (tmp_path / "m.yaml").write_text("scale: phq9\nvisit: {value: screening}\nitems: {1: a}\n")
-    resource["item"] = [{"linkId": "a", "answer": [{"valueInteger": 1}]}]
+    items = ", ".join(f"{i}: q{i}" for i in range(1, 10))
+    (tmp_path / "m.yaml").write_text(
+        f"scale: phq9\nvisit: {{value: screening}}\nitems: {{{items}}}\n"
+    )
+    resource["item"] = [{"linkId": "q1", "answer": [{"valueInteger": 1}]}]
     (tmp_path / "qr.json").write_text(json.dumps(resource))
     opts = load_read_options(map=tmp_path / "m.yaml")
     mapped = read_paths([tmp_path / "qr.json"], options=opts)

@@ -21,6 +21,7 @@ from conftest import DATA, ROOT
 
 FORMATS = DATA / "formats"
 NHANES_MAP = ROOT / "examples" / "mappings" / "nhanes-phq9.yaml"
+ALL_ITEMS = "{" + ", ".join(f"{i}: Q{i}" for i in range(1, 10)) + "}"  # the PHQ-9 columns
 
 
 def test_mapping_loads_with_defaults() -> None:
@@ -171,7 +172,7 @@ def test_mapping_naming_a_missing_column_still_reads_the_rest() -> None:
 
 def test_mapping_without_subject_column_skips_the_file(tmp_path: Path) -> None:
     path = tmp_path / "m.yaml"
-    path.write_text("scale: phq9\nsubject: PERSON\nvisit: {value: v1}\nitems: {1: Q1}\n")
+    path.write_text(f"scale: phq9\nsubject: PERSON\nvisit: {{value: v1}}\nitems: {ALL_ITEMS}\n")
     data = read_paths([FORMATS / "mapped-phq9.csv"], options=load_read_options(map=path))
     assert data.records == []
     (issue,) = data.issues
@@ -180,10 +181,11 @@ def test_mapping_without_subject_column_skips_the_file(tmp_path: Path) -> None:
 
 def test_mapping_of_unknown_scale_and_item(tmp_path: Path) -> None:
     path = tmp_path / "m.yaml"
-    path.write_text("scale: phq-9\nsubject: ID\nvisit: Wave\nitems: {1: Q1}\n")
+    path.write_text(f"scale: phq-9\nsubject: ID\nvisit: Wave\nitems: {ALL_ITEMS}\n")
     data = read_paths([FORMATS / "mapped-phq9.csv"], options=load_read_options(map=path))
     assert [i.code for i in data.issues] == ["unknown-scale"]
-    path.write_text("scale: phq9\nsubject: ID\nvisit: Wave\nitems: {1: Q1, 12: Q2}\n")
+    items = ALL_ITEMS.replace("}", ", 12: Total}")
+    path.write_text(f"scale: phq9\nsubject: ID\nvisit: Wave\nitems: {items}\n")
     data = read_paths([FORMATS / "mapped-phq9.csv"], options=load_read_options(map=path))
     (issue,) = data.issues
     assert issue.code == "unknown-item" and f"{path}:4" in issue.message
@@ -197,7 +199,8 @@ def test_long_layout_mapping(tmp_path: Path) -> None:
     )
     (tmp_path / "m.yaml").write_text(
         "scale: phq9\nsubject: pid\nvisit: when\nlayout: long\nitem_column: question\n"
-        "value_column: answer\nitems: {1: PHQ_A, 2: PHQ_B}\nscores: {total: SUM}\n"
+        "value_column: answer\nitems: {1: PHQ_A, 2: PHQ_B, 3: PHQ_C, 4: PHQ_D, 5: PHQ_E, "
+        "6: PHQ_F, 7: PHQ_G, 8: PHQ_H, 9: PHQ_I}\nscores: {total: SUM}\n"
     )
     opts = load_read_options(map=tmp_path / "m.yaml")
     (rec,) = read_paths([tmp_path / "long.csv"], options=opts).records
@@ -271,3 +274,36 @@ def test_missing_codes_written_as_text_mean_the_number(tmp_path: Path, codes: st
             assert result.scores == {"total": 9}, (name, result.subject)
             assert result.items_answered == {"total": 8} and result.prorated == {"total": True}
             assert not [i for i in result.issues if i.severity == "error"]
+
+
+def test_a_mapping_without_an_item_a_score_reads_leaves_the_file_unscored(
+    tmp_path: Path,
+) -> None:
+    """A mapping that names no column for PHQ-9 item 9 made every row's total a prorated
+    one (8 of 9 items answered), with no word about the mapping: as a wide table without
+    the item's column, the file is not scored, and the message names the mapping's line.
+    Items no score reads (PHQ-9's item 10) may be left out."""
+    path = tmp_path / "m.yaml"
+    eight = ALL_ITEMS.replace(", 9: Q9", "")
+    path.write_text(f"scale: phq9\nsubject: ID\nvisit: Wave\nitems: {eight}\n")
+    data = read_paths([FORMATS / "mapped-phq9.csv"], options=load_read_options(map=path))
+    assert data.records == []
+    (issue,) = data.issues
+    assert issue.message == (
+        f"{FORMATS / 'mapped-phq9.csv'}: phq9: the mapping {path}:4 names nothing for phq9 "
+        "item(s) 9, which phq9 scores read (total): every row would be left unscored or "
+        "prorated, so the file was not read; name each item's column (or linkId) in the "
+        "mapping file's items"
+    )
+    path.write_text(f"scale: phq9\nsubject: ID\nvisit: Wave\nitems: {ALL_ITEMS}\n")
+    data = read_paths([FORMATS / "mapped-phq9.csv"], options=load_read_options(map=path))
+    assert len(data.records) == 4
+
+
+def test_a_mapping_of_sdtm_test_codes_may_name_some_items(tmp_path: Path) -> None:
+    """In SDTM the scale's own CDISC codes find the items a mapping does not name."""
+    path = tmp_path / "m.yaml"
+    path.write_text("scale: phq9\nsubject: USUBJID\nvisit: VISIT\nitems: {1: MYPHQ1}\n")
+    data = read_paths([FORMATS / "sdtm-qs.csv"], options=load_read_options(map=path))
+    assert len(data.records) == 3
+    assert all(i.code != "missing-column" for i in data.issues)

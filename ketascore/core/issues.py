@@ -707,6 +707,12 @@ _TYPES = [
                 "add the column (blank cells where the item was not asked), or name the "
                 "item's column with --map",
             ),
+            "mapped-item": Template(
+                "the mapping {where} names nothing for {scale} item(s) {items}, which {scale} "
+                "scores read ({scores}): every row would be left unscored or prorated, so the "
+                "file was not read",
+                "name each item's column (or linkId) in the mapping file's items",
+            ),
             "no-subject": Template(
                 "the mapping {mapping} names no subject column; the file was not read",
                 "add subject: <column> to the mapping file",

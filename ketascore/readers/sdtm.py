@@ -196,7 +196,8 @@ def read_sdtm_table(
     by_test: dict[str, ScaleCodes] = {}
     category = options.category
     if mapping is not None:
-        scale = check_mapping_scale(mapping, context, file, out.issues)
+        # (items the mapping does not name are found by the scale's own CDISC codes)
+        scale = check_mapping_scale(mapping, context, file, out.issues, every_item=False)
         if scale is None:
             return
         codes = codes_of(scale)

@@ -255,9 +255,18 @@ class Resolved:
 
 
 def check_mapping_scale(
-    mapping: LoadedMapping, context: FormatContext, file: str, issues: list[Issue]
+    mapping: LoadedMapping,
+    context: FormatContext,
+    file: str,
+    issues: list[Issue],
+    *,
+    every_item: bool = True,
 ) -> Scale | None:
-    """The mapping's scale, with an issue for each item or score id the scale lacks."""
+    """The mapping's scale, with an issue for each item or score id the scale lacks.
+    ``every_item``: the mapping is the only way to the items (a table's columns, FHIR
+    linkIds), so one that names nothing for an item a score reads would leave every row's
+    scores empty or prorated: the file is not read (None), with an issue saying so, as a
+    wide table without the item's column is not scored (``Scale.absent_columns_issue``)."""
     spec = mapping.spec
     scale = find_scale(context, spec.scale)
     if scale is None:
@@ -300,6 +309,21 @@ def check_mapping_scale(
                     scores=scale.score_ids,
                 )
             )
+    mapped = (scale.item_lookup.get(item.casefold()) for item in spec.items)
+    absent = scale.absent_slots(i for i in mapped if i is not None) if every_item else {}
+    if absent:
+        issues.append(
+            make_issue(
+                "missing-column",
+                "mapped-item",
+                file=file,
+                scale=scale.id,
+                where=mapping.where("items"),
+                items=", ".join(" or ".join(scale.slots.get(s, (s,))) for s in absent),
+                scores=", ".join(dict.fromkeys(u for users in absent.values() for u in users)),
+            )
+        )
+        return None
     return scale
 
 
