@@ -127,3 +127,42 @@ def test_options_reach_stdin() -> None:
     data = read_paths(["-"], stdin=io.BytesIO(text), options=ReadOptions())
     assert [i.code for i in data.issues] == ["unsupported-resource"]
     assert data.files == ["<stdin>"]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "said"),
+    [
+        (
+            "visits.xls",
+            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 500,
+            "this is an Excel 97-2003 workbook (.xls) or a workbook protected by a password, "
+            "which ketascore does not read; open it in a spreadsheet program and save it as "
+            ".xlsx (without a password) or CSV",
+        ),
+        (  # a workbook protected by a password is such a file, whatever its name
+            "visits.xlsx",
+            b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 500,
+            "this is an Excel 97-2003 workbook (.xls) or a workbook protected by a password",
+        ),
+        (
+            "qs.csv",
+            b"\x00" * 12 + b"\xc2\xea\x81\x60\xb3\x14\x11\xcf\xbd\x92\x08\x00\x09\xc7\x31\x8c",
+            "this is a SAS data set (.sas7bdat), which ketascore does not read; export it "
+            "from SAS as a transport file (.xpt, XPORT version 5) or as CSV",
+        ),
+        ("ratings.csv", b"%PDF-1.7\n%\xe2\xe3\n", "this is a PDF document"),
+        ("ratings.csv", b"PK\x03\x04\x14\x00\x00\x00", "this is a zip archive"),
+    ],
+)
+def test_a_file_of_a_format_ketascore_does_not_read_says_what_it_is(
+    tmp_path: Path, name: str, data: bytes, said: str
+) -> None:
+    """An .xls workbook, a SAS data set or a PDF named on the command line was 'a binary
+    file, not YAML, JSON or CSV; remove it from the folder', or read as Latin-1 text (a
+    YAML syntax error), or for a protected workbook 'File is not a zip file': the message
+    now says what the file is and how to get a file ketascore reads."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    (issue,) = read_paths([path]).issues
+    assert issue.code == "file-format"
+    assert issue.message.startswith(f"{path}: {said}")

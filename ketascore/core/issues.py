@@ -113,6 +113,7 @@ _TYPES = [
         "check the file, or name its format with --input-format",
         {
             "binary": Template("this is a binary file, not {formats}", EXCLUDE_HINT),
+            "foreign": Template("this is {kind}, which ketascore does not read", "{advice}"),
             "binary-format": "{format} is a binary format and cannot be read from text",
             "long-layout": Template(
                 "this is the long layout (subject, visit, scale, item, value); the duckdb "

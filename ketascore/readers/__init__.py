@@ -30,6 +30,7 @@ from ketascore.readers.base import (
     ReadOptions,
     ReadResult,
     display_name,
+    foreign_format,
 )
 from ketascore.readers.delimited import (
     Table,
@@ -192,6 +193,11 @@ def decode(data: bytes, name: str, issues: list[Issue]) -> str | None:
             return data.decode("utf-16")
         except UnicodeDecodeError:
             pass
+    foreign = foreign_format(data)
+    if foreign is not None:
+        kind, advice = foreign
+        issues.append(make_issue("file-format", "foreign", file=name, kind=kind, advice=advice))
+        return None
     if b"\x00" in data[:8192]:
         issues.append(make_issue("file-format", "binary", file=name, formats="YAML, JSON or CSV"))
         return None

@@ -26,6 +26,40 @@ POSITION_LIMIT = 8 << 20  # JSON files up to 8 MiB are read with line numbers
 
 RECORD_FIELDS = ("subject", "visit", "scale", "items", "date", "day")
 
+# Files ketascore does not read, known by their first bytes: what each is, and what to do
+# (a data manager sent an .xls, a SAS data set or a PDF where a ratings table was expected)
+FOREIGN_FORMATS: tuple[tuple[bytes, str, str], ...] = (
+    (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+        "an Excel 97-2003 workbook (.xls) or a workbook protected by a password",
+        "open it in a spreadsheet program and save it as .xlsx (without a password) or CSV",
+    ),
+    (
+        b"\x00" * 12 + b"\xc2\xea\x81\x60\xb3\x14\x11\xcf\xbd\x92\x08\x00\x09\xc7\x31\x8c",
+        "a SAS data set (.sas7bdat)",
+        "export it from SAS as a transport file (.xpt, XPORT version 5) or as CSV",
+    ),
+    (
+        b"%PDF-",
+        "a PDF document",
+        "export the ratings as CSV or .xlsx from the program that holds them",
+    ),
+    (
+        b"PK\x03\x04",
+        "a zip archive (an .xlsx workbook named otherwise?)",
+        "name a workbook .xlsx (or give --input-format xlsx); unpack an archive first",
+    ),
+)
+
+
+def foreign_format(data: bytes) -> tuple[str, str] | None:
+    """What a file that ketascore does not read is, and what to do (``FOREIGN_FORMATS``),
+    or None when its first bytes are none of those."""
+    for magic, kind, advice in FOREIGN_FORMATS:
+        if data.startswith(magic):
+            return kind, advice
+    return None
+
 
 def display_name(name: str) -> str:
     """A file name as issues and outputs show it. A name whose bytes are not UTF-8 (the

@@ -23,6 +23,7 @@ from typing import Any
 
 from ketascore.core.issues import make_issue
 from ketascore.readers import CellError, FormatContext, ReadResult, Table
+from ketascore.readers.base import foreign_format
 
 SHEET_ROW = "row"
 
@@ -90,6 +91,11 @@ def load_sheet(data: bytes, file: str, sheet: str | None, out: ReadResult) -> Ta
     def open_book(data_only: bool) -> Any:
         return openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=data_only)
 
+    foreign = foreign_format(data)
+    if foreign is not None and not data.startswith(b"PK"):  # (an .xlsx file is a zip archive)
+        kind, advice = foreign
+        out.issues.append(make_issue("file-format", "foreign", file=file, kind=kind, advice=advice))
+        return None
     expanded = _expanded_size(data)
     if expanded is not None and expanded > MAX_EXPANDED and expanded > MAX_RATIO * len(data):
         out.issues.append(
