@@ -311,3 +311,24 @@ def test_an_extra_field_beyond_a_double_is_carried_as_text(tmp_path: Path, name:
     for fmt in ("json", "jsonl"):
         result = CliRunner().invoke(cli, ["score", str(tmp_path / name), "--format", fmt])
         assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize("codec", ["utf-32", "utf-32-be", "utf-16", "utf-16-be"])
+def test_unicode_text_with_a_byte_order_mark_is_read(tmp_path: Path, codec: str) -> None:
+    """UTF-32 text with its byte-order mark was taken for UTF-16 (its mark begins with
+    UTF-16's), so its header read '\\x00s\\x00u...' and the file had 'no subject column'; in
+    a folder, big-endian UTF-32 was skipped as a binary file."""
+    text = "subject,visit,phq9_1,phq9_2\nS1,v1,1,2\n"
+    data = text.encode(codec)
+    if not codec.endswith("-be"):
+        assert data.startswith((b"\xff\xfe", b"\xfe\xff"))  # (Python writes the mark)
+    else:
+        data = ("\ufeff" + text).encode(codec)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "ratings.csv").write_bytes(data)
+    for given in (folder / "ratings.csv", folder):
+        read = read_paths([given], scale_ids=IDS)
+        assert read.issues == []
+        (record,) = read.records
+        assert (record.subject, record.items) == ("S1", {"1": "1", "2": "2"})

@@ -187,12 +187,23 @@ def walk_files(
 # Reading bytes
 
 
+# UTF-32 and UTF-16 text by its byte-order mark (UTF-32 LE's begins with UTF-16 LE's, so
+# it is looked for first): spreadsheet programs save "Unicode text" as UTF-16 with one
+UNICODE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
 def decode(data: bytes, name: str, issues: list[Issue]) -> str | None:
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:  # spreadsheet programs save "Unicode text" as UTF-16 with a byte-order mark
-            return data.decode("utf-16")
-        except UnicodeDecodeError:
-            pass
+    for bom, codec in UNICODE_BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError:
+                break
     foreign = foreign_format(data)
     if foreign is not None:
         kind, advice = foreign
@@ -408,7 +419,7 @@ def _not_ratings(name: str, data: bytes, options: ReadOptions | None) -> str | N
     None: binary content, or a .txt file (notes, as often as a table) whose first line
     names no subject column (nor the mapping file's) and no SDTM test code column."""
     head = data[:8192]
-    if b"\x00" in head and not head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+    if b"\x00" in head and not head.startswith(tuple(bom for bom, _ in UNICODE_BOMS)):
         return "binary"
     if os.path.splitext(name)[1].lower() == ".txt":
         text = head.decode("utf-8", "replace").lstrip("\ufeff")
