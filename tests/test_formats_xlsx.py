@@ -223,3 +223,30 @@ def test_an_error_cell_is_never_a_subject_or_visit(tmp_path: Path) -> None:
     assert "cell A2 holds the formula error #N/A, where the row's subject should be" in (
         issue.message
     )
+
+
+def test_merged_cells_are_found_whatever_openpyxl_tells(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The ranges are read from the sheet's XML part, whose name openpyxl's read-only sheet
+    keeps in a private attribute; without it the workbook is loaded whole to ask for them,
+    never passing over a merge."""
+    from ketascore.readers import xlsx
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["subject", "visit", "phq9_1"])
+    sheet.append(["S1", "v1", 1])
+    sheet.append([None, "v2", 2])
+    sheet.merge_cells("A2:A3")
+    path = tmp_path / "m.xlsx"
+    book.save(path)
+    data = path.read_bytes()
+    read_only = openpyxl.load_workbook(path, read_only=True)
+    assert xlsx._merged_ranges(data, read_only[sheet.title]) == ["A2:A3"]
+
+    class Bare:  # a read-only sheet as another openpyxl might give it
+        title = sheet.title
+
+    assert xlsx._merged_ranges(data, Bare()) == ["A2:A3"]
+    read_only.close()

@@ -198,10 +198,17 @@ def _formula_values(
 
 def _merged_ranges(data: bytes, worksheet: Any) -> list[str]:
     """The merged ranges of a sheet (``A2:A4``), from its XML part: openpyxl's read-only
-    mode, which keeps memory flat on big sheets, does not report them."""
+    mode, which keeps memory flat on big sheets, does not report them. (Should a version
+    of openpyxl not tell where the part is, the whole workbook is loaded to ask it.)"""
     import zipfile
 
     iterparse = importlib.import_module("openpyxl.xml.functions").iterparse
+    if not isinstance(getattr(worksheet, "_worksheet_path", None), str):
+        full = importlib.import_module("openpyxl").load_workbook(io.BytesIO(data))
+        try:
+            return [str(r) for r in full[worksheet.title].merged_cells.ranges]
+        finally:
+            full.close()
 
     def part() -> Any:
         return zipfile.ZipFile(io.BytesIO(data)).open(worksheet._worksheet_path)
