@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -332,3 +333,52 @@ def test_unicode_text_with_a_byte_order_mark_is_read(tmp_path: Path, codec: str)
         assert read.issues == []
         (record,) = read.records
         assert (record.subject, record.items) == ("S1", {"1": "1", "2": "2"})
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
+def test_json_lines_break_at_line_ends_only(separator: str) -> None:
+    """A JSON string may hold U+2028 LINE SEPARATOR (and U+2029, U+0085) as it is,
+    as json.dumps(..., ensure_ascii=False) writes it; JSON Lines and FHIR NDJSON were split
+    at such a character, so a valid file gave a parse error on every line and lines that
+    are not there."""
+    note = f"called{separator}back"
+    items = {str(i): 1 for i in range(1, 10)}
+    lines = [
+        json.dumps(
+            {"subject": s, "visit": "v1", "scale": "phq9", "note": note, "items": items},
+            ensure_ascii=False,
+        )
+        for s in ("S1", "S2")
+    ]
+    data = read_text("\r\n".join(lines) + "\n", "r.jsonl")
+    assert data.issues == []
+    assert [(r.subject, r.source.line, r.extra["note"]) for r in data.records] == [
+        ("S1", 1, note),
+        ("S2", 2, note),
+    ]
+    response = {
+        "resourceType": "QuestionnaireResponse",
+        "status": "completed",
+        "subject": {"reference": "Patient/p1", "display": f"Ann{separator}Lee"},
+        "authored": "2024-01-01",
+        "item": [{"linkId": "44250-9", "answer": [{"valueInteger": 1}]}],
+    }
+    ndjson = "\n".join(json.dumps(response, ensure_ascii=False) for _ in range(2))
+    fhir = read_text(ndjson, "qr.ndjson")
+    assert fhir.issues == [] and [r.source.line for r in fhir.records] == [1, 2]
+
+
+def test_a_long_table_breaks_rows_at_line_ends_only(tmp_path: Path) -> None:
+    """The model's CSV reader split the text where str.splitlines does, so a quoted cell
+    holding U+2028 (or a quoted line break) became two rows."""
+    from ketascore.analysis.longdata import read_table
+
+    path = tmp_path / "adqs.csv"
+    path.write_text(
+        'USUBJID,AVISIT,CHG,NOTE\r\nS1,day1,-3,"a\u2028b"\r\nS2,day1,-4,"two\r\nlines"\r\n',
+        encoding="utf-8",
+        newline="",
+    )
+    table = read_table(path)
+    assert table.columns["USUBJID"] == ["S1", "S2"]
+    assert table.columns["NOTE"] == ["a\u2028b", "two\r\nlines"]

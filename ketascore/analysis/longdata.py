@@ -9,6 +9,7 @@ ketascore's own change-from-baseline report. Cells are kept as text or numbers; 
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -152,7 +153,7 @@ def _read_delimited(path: Path) -> LongTable:
     if delimiter == "," and text.split("\n", 1)[0].count("\t") > text.split("\n", 1)[0].count(","):
         delimiter = "\t"
     try:
-        rows = list(csv.reader(text.splitlines(), delimiter=delimiter))
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as exc:
         raise TableError(f"{path}: not valid CSV: {exc}") from None
     header = [h.strip() for h in rows[0]]

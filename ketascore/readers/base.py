@@ -3,6 +3,7 @@ and how a format registers itself."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,18 @@ DEFAULT_MAX_FILE_SIZE = 1 << 30  # 1 GiB
 POSITION_LIMIT = 8 << 20  # JSON files up to 8 MiB are read with line numbers
 
 RECORD_FIELDS = ("subject", "visit", "scale", "items", "date", "day")
+
+_LINE_END = re.compile(r"(?<=\r\n)|(?<=\r)(?!\n)|(?<=\n)")
+
+
+def text_lines(text: str, keepends: bool = False) -> list[str]:
+    """The lines of a file's text, broken where files break them: at a line feed, a
+    carriage return and line feed, or a carriage return. Never at what else
+    ``str.splitlines`` breaks at (U+2028 LINE SEPARATOR, U+0085, a form feed, ...), which
+    a JSON string or a quoted CSV cell may hold as it is."""
+    lines = [line for line in _LINE_END.split(text) if line]
+    return lines if keepends else [line.rstrip("\r\n") for line in lines]
+
 
 # Files ketascore does not read, known by their first bytes: what each is, and what to do
 # (a data manager sent an .xls, a SAS data set or a PDF where a ratings table was expected)

@@ -17,7 +17,7 @@ from ketascore.core import yamlsafe
 from ketascore.core.issues import Issue, make_issue
 from ketascore.core.records import AnswerRecord, Source
 from ketascore.core.values import Rejection, comparable
-from ketascore.readers.base import POSITION_LIMIT, RECORD_FIELDS, ReadResult
+from ketascore.readers.base import POSITION_LIMIT, RECORD_FIELDS, ReadResult, text_lines
 from ketascore.readers.fields import carried, check_date, check_day, checked_field, text_field
 
 
@@ -331,7 +331,7 @@ def read_json(text: str, file: str) -> ReadResult:
 
 def read_jsonl(text: str, file: str) -> ReadResult:
     out = ReadResult(files=[file])
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text_lines(text), start=1):
         if not line.strip():
             continue
         try:

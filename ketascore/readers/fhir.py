@@ -54,6 +54,7 @@ from ketascore.core.records import AnswerRecord, Source
 from ketascore.core.scale import Scale
 from ketascore.core.values import Num, Rejection, clean_number
 from ketascore.readers import POSITION_LIMIT, FieldError, FormatContext, ReadResult, check_date
+from ketascore.readers.base import text_lines
 from ketascore.readers.fields import carried
 
 from .documents import JsonContentError, json_loads
@@ -247,7 +248,7 @@ def _parse_all(text: str) -> list[tuple[Any, int | None]]:
             raise
     docs: list[tuple[Any, int | None]] = []
     offset = 0
-    for lineno, line in enumerate(text.splitlines(keepends=True), start=1):
+    for lineno, line in enumerate(text_lines(text, keepends=True), start=1):
         if line.strip():
             try:
                 docs.append((json_loads(line), lineno))
