@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ketascore.api import score
 from ketascore.core.values import Rejection, day_number, finite_number
 from ketascore.readers import detect_format, iter_input_files, read_paths, read_text
 
@@ -382,3 +383,43 @@ def test_a_long_table_breaks_rows_at_line_ends_only(tmp_path: Path) -> None:
     table = read_table(path)
     assert table.columns["USUBJID"] == ["S1", "S2"]
     assert table.columns["NOTE"] == ["a\u2028b", "two\r\nlines"]
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85"])
+def test_a_json_string_keeps_a_line_separator(separator: str) -> None:
+    """JSON is read as YAML for its line numbers, and YAML 1.1 takes U+2028 (U+2029,
+    U+0085) for a line break, folded into a space: a subject 'S1<U+2028>x' became 'S1 x'
+    and the lines after it were miscounted. JSON's strings are JSON's."""
+    items = {str(i): 1 for i in range(1, 10)}
+    records = [
+        {"subject": f"S1{separator}x", "visit": "v1", "scale": "phq9", "items": items},
+        {"subject": "S2", "visit": "v1", "scale": "phq9", "items": items},
+    ]
+    text = json.dumps(records, ensure_ascii=False, indent=1)
+    data = read_text(text, "r.json")
+    assert data.issues == []
+    lines = text.split("\n")  # (where JSON breaks its lines)
+    second = lines.index(" {", 2) + 1
+    assert [(r.subject, r.source.line) for r in data.records] == [
+        (f"S1{separator}x", 2),
+        ("S2", second),
+    ]
+
+
+def test_a_fhir_response_with_a_line_separator_has_its_lines() -> None:
+    """FHIR's data are read as JSON, but its line numbers through YAML, which counted a
+    U+2028 in a string as a line: every line after it was off by one."""
+    response = {
+        "resourceType": "QuestionnaireResponse",
+        "status": "completed",
+        "subject": {"reference": "Patient/p1", "display": "Ann\u2028Lee"},
+        "authored": "2024-01-01",
+        "item": [{"linkId": "44250-9", "answer": [{"valueInteger": 7}]}],
+    }
+    lines = []
+    for display in ("Ann\u2028Lee", "Ann Lee"):  # (the same lines, as JSON counts them)
+        response["subject"] = {"reference": "Patient/p1", "display": display}
+        text = json.dumps(response, ensure_ascii=False, indent=1)
+        (result,) = score(read_text(text, "qr.json").records)
+        lines += [i.line for i in result.issues if i.code == "out-of-range"]
+    assert lines[0] == lines[1] == 10

@@ -287,11 +287,24 @@ def read_yaml(text: str, file: str) -> ReadResult:
     return out
 
 
+# Characters a JSON string may hold as they are, which YAML 1.1 takes for line breaks (and
+# so folds into a space: "S1\u2028x" would read "S1 x", and the lines after it miscounted)
+_YAML_BREAKS = {0x2028: "\\u2028", 0x2029: "\\u2029", 0x85: "\\u0085"}
+
+
+def json_as_yaml(text: str) -> str:
+    """JSON text to read as YAML (for the line of every value): the same JSON, with the
+    characters YAML would take for line breaks written as JSON escapes."""
+    if any(chr(c) in text for c in _YAML_BREAKS):
+        return text.translate(_YAML_BREAKS)
+    return text
+
+
 def read_json(text: str, file: str) -> ReadResult:
     out = ReadResult(files=[file])
     if len(text) <= POSITION_LIMIT:
         try:  # JSON is YAML: this reading also gives the line of every record and item
-            located = load_answers(text, json_document=True)
+            located = load_answers(json_as_yaml(text), json_document=True)
         except yamlsafe.YamlError as exc:
             if exc.kind in ("duplicate", "limit"):
                 out.issues.append(yaml_issue(exc, file, "JSON"))

@@ -780,7 +780,7 @@ def _simple_value_of(answer: _Answer) -> Any:
 
 
 def read_fhir(text: str, file: str, context: FormatContext) -> ReadResult:
-    from .documents import yaml_issue
+    from .documents import json_as_yaml, yaml_issue
 
     located: yamlsafe.Located | None = None
     try:
@@ -790,7 +790,7 @@ def read_fhir(text: str, file: str, context: FormatContext) -> ReadResult:
         return ReadResult(files=[file], issues=[yaml_issue(exc, file, "JSON")])
     except JsonContentError as exc:
         try:  # the JSON reading as YAML gives the line and column of a repeated key
-            yamlsafe.load(text, json_numbers=True)
+            yamlsafe.load(json_as_yaml(text), json_numbers=True)
         except yamlsafe.YamlError as located_exc:
             if located_exc.kind == "duplicate":
                 return ReadResult(files=[file], issues=[yaml_issue(located_exc, file, "JSON")])
@@ -811,7 +811,7 @@ def read_fhir(text: str, file: str, context: FormatContext) -> ReadResult:
         return out
     if len(docs) == 1 and len(text) <= POSITION_LIMIT:
         try:  # JSON is YAML: this reading also gives the line of every item
-            located = yamlsafe.load(text, json_numbers=True)
+            located = yamlsafe.load(json_as_yaml(text), json_numbers=True)
         except yamlsafe.YamlError:
             located = None
     reader = _Reader(file, context, located)
