@@ -396,3 +396,31 @@ def test_a_response_that_is_not_final_is_scored_with_a_warning(status: Any, said
     for final in ("completed", "amended"):
         resource["status"] = final
         assert read_text(json.dumps(resource), "qr.json").issues == []
+
+
+PHQ9_LINKS = [
+    "44250-9", "44255-8", "44259-0", "44254-1", "44251-7", "44258-2", "44252-5", "44253-3",
+    "44260-8",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("answer", [True, {"valueInteger": 3}, 3, "3"])
+def test_a_stored_total_whose_answer_is_no_list_is_reported(answer: Any) -> None:
+    """The item holding the form's own total (44261-6) with an answer that is not a list
+    of answers stopped the reader on the file (internal-error: 'bool' object is not
+    iterable); it is a stored total that cannot be read, and the items are scored."""
+    items = [{"linkId": link, "answer": [{"valueInteger": 1}]} for link in PHQ9_LINKS]
+    items.append({"linkId": "44261-6", "answer": answer})
+    resource = {
+        "resourceType": "QuestionnaireResponse",
+        "status": "completed",
+        "subject": {"reference": "Patient/p1"},
+        "authored": "2024-01-01",
+        "item": items,
+    }
+    data = read_text(json.dumps(resource), "qr.json")
+    assert data.issues == []
+    (result,) = score(data.records)
+    assert result.scores == {"total": 9}
+    (issue,) = [i for i in result.issues if i.code == "reported-score-mismatch"]
+    assert "which is not a number, so it cannot be compared" in issue.message

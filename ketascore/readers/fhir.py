@@ -740,7 +740,10 @@ class _Reader:
                 if where is not None:
                     item_lines[item_id] = where
             elif score_id is not None:
+                given = answer.item.get("answer")
                 stored = _simple_value_of(answer)
+                if given is not None and not isinstance(given, list):  # (reported: unreadable)
+                    stored = f"answer: {json.dumps(given)[:60]}"
                 if stored is not None and score_id not in reported:
                     reported[score_id] = stored
                     if where is not None:
@@ -775,7 +778,10 @@ def _is_calculated_total(qitem: QuestionnaireItem | None) -> bool:
 
 
 def _simple_value_of(answer: _Answer) -> Any:
-    answers = [a for a in answer.item.get("answer") or [] if isinstance(a, dict)]
+    """The value of an item's one answer; None when it has none, several, or an answer
+    that is not a list of answers."""
+    given = answer.item.get("answer")
+    answers = [a for a in given if isinstance(a, dict)] if isinstance(given, list) else []
     return _simple_value(answers[0]) if len(answers) == 1 else None
 
 
