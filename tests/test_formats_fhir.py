@@ -404,23 +404,81 @@ PHQ9_LINKS = [
 ]  # fmt: skip
 
 
+def _phq9_response(more: list[dict[str, Any]]) -> dict[str, Any]:
+    """A completed PHQ-9 response of patient p1, every item answered 1, and ``more`` items."""
+    items = [{"linkId": link, "answer": [{"valueInteger": 1}]} for link in PHQ9_LINKS]
+    return {
+        "resourceType": "QuestionnaireResponse",
+        "status": "completed",
+        "subject": {"reference": "Patient/p1"},
+        "authored": "2024-01-01",
+        "item": items + more,
+    }
+
+
 @pytest.mark.parametrize("answer", [True, {"valueInteger": 3}, 3, "3"])
 def test_a_stored_total_whose_answer_is_no_list_is_reported(answer: Any) -> None:
     """The item holding the form's own total (44261-6) with an answer that is not a list
     of answers stopped the reader on the file (internal-error: 'bool' object is not
     iterable); it is a stored total that cannot be read, and the items are scored."""
-    items = [{"linkId": link, "answer": [{"valueInteger": 1}]} for link in PHQ9_LINKS]
-    items.append({"linkId": "44261-6", "answer": answer})
-    resource = {
-        "resourceType": "QuestionnaireResponse",
-        "status": "completed",
-        "subject": {"reference": "Patient/p1"},
-        "authored": "2024-01-01",
-        "item": items,
-    }
+    resource = _phq9_response([{"linkId": "44261-6", "answer": answer}])
     data = read_text(json.dumps(resource), "qr.json")
     assert data.issues == []
     (result,) = score(data.records)
     assert result.scores == {"total": 9}
     (issue,) = [i for i in result.issues if i.code == "reported-score-mismatch"]
     assert "which is not a number, so it cannot be compared" in issue.message
+
+
+def test_two_records_with_an_item_twice_unusable_are_compared_not_a_crash(
+    runner: CliRunner, tmp_path: Path
+) -> None:
+    """Found by fuzzing: an item given twice in a response, unusable both times, is an
+    unusable answer whose message quotes the two; comparing two such records of one
+    subject and visit (duplicate records) stopped the command with an internal error
+    (exit 3: unhashable type 'dict')."""
+    twice = [{"linkId": "44250-9", "answer": [[1]]}, {"linkId": "44250-9", "answer": [[2]]}]
+    resource = _phq9_response(twice)
+    path = tmp_path / "qr.ndjson"
+    path.write_text(json.dumps(resource) + "\n" + json.dumps(resource) + "\n")
+    result = runner.invoke(cli, ["score", str(path), "--format", "csv"])
+    assert result.exit_code == 1, result.output
+    assert "conflicting-records" in result.output or "duplicate-records" in result.output
+
+
+def test_a_questionnaire_with_parts_of_the_wrong_shape_is_read_as_far_as_it_goes() -> None:
+    """Found by fuzzing: a Questionnaire item whose extension, code or answerOption is a
+    number (not a list) stopped the reader on the file with internal-error ('int' object
+    is not iterable). Such a part is not used; the response is read, and an answer code
+    it would have explained is reported."""
+    from ketascore.readers.fhir import questionnaire_def
+
+    questionnaire = {
+        "resourceType": "Questionnaire",
+        "url": "http://example.org/q",
+        "item": [
+            {"linkId": "a", "type": "choice", "extension": 3, "code": 3, "answerOption": 3},
+            {
+                "linkId": "b",
+                "type": "choice",
+                "answerOption": [{"valueCoding": {"code": "x"}, "extension": 1}],
+            },
+        ],
+    }
+    qdef = questionnaire_def(questionnaire)
+    assert set(qdef.items) == {"a", "b"} and qdef.items["b"].ordinals == {}
+    response = {
+        "resourceType": "QuestionnaireResponse",
+        "status": "completed",
+        "questionnaire": "http://example.org/q",
+        "subject": {"reference": "Patient/p1"},
+        "authored": "2024-01-01",
+        "item": [{"linkId": "44250-9", "answer": [{"valueCoding": {"code": "x"}}]}],
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "entry": [{"resource": questionnaire}, {"resource": response}],
+    }
+    data = read_text(json.dumps(bundle), "b.json")
+    (result,) = score(data.records)
+    assert "unknown-answer-code" in {i.code for i in result.issues}

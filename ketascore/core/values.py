@@ -261,8 +261,9 @@ def comparable(value: Any) -> Any:
     the number, the label key, or None when not answered."""
     if value is None:
         return None
-    if isinstance(value, Rejection):
-        return ("rejected", value.code, value.variant, tuple(sorted(value.params.items())))
+    if isinstance(value, Rejection):  # (its parameters as written: one may be a rejection)
+        params = tuple(sorted((k, repr(v)) for k, v in value.params.items()))
+        return ("rejected", value.code, value.variant, params)
     if isinstance(value, bool):
         return ("boolean", value)
     if isinstance(value, decimal.Decimal):

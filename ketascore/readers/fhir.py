@@ -100,8 +100,15 @@ class QuestionnaireDef:
     items: dict[str, QuestionnaireItem] = field(default_factory=dict)
 
 
+def _list(value: Any) -> list[Any]:
+    """A JSON value that FHIR gives as a list (``extension``, ``code``, ``answerOption``),
+    or nothing when it is not one: a Questionnaire is read as far as it has FHIR's shape (a
+    part that has not is not used, and answers it would have explained are reported)."""
+    return value if isinstance(value, list) else []
+
+
 def _ordinal(extensions: Any) -> Num | None:
-    for ext in extensions or []:
+    for ext in _list(extensions):
         if isinstance(ext, dict) and ext.get("url") in ORDINAL_URLS:
             value = ext.get("valueDecimal", ext.get("valueInteger"))
             if isinstance(value, int | float) and not isinstance(value, bool):
@@ -121,14 +128,14 @@ def questionnaire_def(resource: dict[str, Any]) -> QuestionnaireDef:
             link = _str(item.get("linkId"))
             if link is not None:
                 q = QuestionnaireItem(link, _str(item.get("type")))
-                for coding in item.get("code") or []:
+                for coding in _list(item.get("code")):
                     if isinstance(coding, dict) and _str(coding.get("code")):
                         q.codes.append(str(coding["code"]))
                 q.calculated = any(
                     isinstance(e, dict) and e.get("url") == CALCULATED_URL
-                    for e in item.get("extension") or []
+                    for e in _list(item.get("extension"))
                 )
-                for option in item.get("answerOption") or []:
+                for option in _list(item.get("answerOption")):
                     if not isinstance(option, dict):
                         continue
                     coding = option.get("valueCoding")
