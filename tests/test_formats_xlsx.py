@@ -250,3 +250,30 @@ def test_merged_cells_are_found_whatever_openpyxl_tells(
 
     assert xlsx._merged_ranges(data, Bare()) == ["A2:A3"]
     read_only.close()
+
+
+def test_a_date_shown_as_a_number_says_what_date_it_may_be(tmp_path: Path) -> None:
+    """A date column formatted as 'General' gives the spreadsheet's date serial (45292),
+    which was reported as "date '45292' is not an ISO date" and nothing more: the message
+    now says it is a number, the date it would be as a serial, and how to fix the sheet. The
+    number is never taken for that date."""
+    path = _book(
+        tmp_path / "serial.xlsx",
+        {
+            "Scores": [
+                ["subject", "visit", "date", *MADRS],
+                ["S1", "baseline", 45292, *[1] * 10],
+                ["S2", "baseline", "2024", *[1] * 10],  # (a year: no serial is guessed)
+            ]
+        },
+    )
+    data = read_paths([path])
+    assert [r.date for r in data.records] == [None, None]
+    first, second = data.issues
+    assert first.message == (
+        f"{path}:2: subject S1, visit baseline: date '45292' is a number, not a date (as a "
+        "spreadsheet's date serial number it would be 2024-01-01, if the column holds dates "
+        "formatted as numbers); format the column as dates in the spreadsheet, or write the "
+        "date as YYYY-MM-DD; the row is scored without a date"
+    )
+    assert "date '2024' is not an ISO date (YYYY-MM-DD)" in second.message

@@ -318,6 +318,12 @@ _TYPES = [
         "correct the field's value",
         {
             "date": Template("date {value!r} is not an ISO date (YYYY-MM-DD)", DATE_HINT),
+            "date-serial": Template(
+                "date {value!r} is a number, not a date (as a spreadsheet's date serial number "
+                "it would be {as_date}, if the column holds dates formatted as numbers)",
+                "format the column as dates in the spreadsheet, or write the date as "
+                "YYYY-MM-DD; the {unit} is scored without a date",
+            ),
             "day": Template("day {value!r} is not a number", DAY_HINT),
             "day-range": Template("day {value!r} is not a usable study day", DAY_HINT),
             "authored": Template(

@@ -3,6 +3,7 @@ study day, carried fields, and an item's raw answer (checked later by the value 
 
 from __future__ import annotations
 
+import datetime as dt
 import decimal
 import math
 from collections.abc import Callable
@@ -52,15 +53,16 @@ class FieldError(ValueError):
     """A date or study day that cannot be used: the bad-field message's variant and
     parameters."""
 
-    def __init__(self, variant: str, value: Any):
+    def __init__(self, variant: str, value: Any, **params: Any):
         super().__init__(variant)
         self.variant = variant
         self.value = value
+        self.params = params
 
 
 def field_issue(exc: FieldError, unit: str, **where: Any) -> Issue:
     """The bad-field issue of ``exc``; ``unit`` (record, row) is what is scored without it."""
-    return make_issue("bad-field", exc.variant, value=exc.value, unit=unit, **where)
+    return make_issue("bad-field", exc.variant, value=exc.value, unit=unit, **exc.params, **where)
 
 
 def checked_field(
@@ -82,8 +84,28 @@ def check_date(value: Any) -> str | None:
     if not text:
         return None
     if not is_date(text):
+        serial = spreadsheet_date(text)
+        if serial is not None:
+            raise FieldError("date-serial", text, as_date=serial)
         raise FieldError("date", text)
     return text
+
+
+# A spreadsheet stores a date as a count of days (Excel's 1900 system: day 1 is 1900-01-01,
+# and its day 60 a 29 February 1900 that never was); a date column shown as "General"
+# gives that number. Five digits or more (1927-05-18 on): a four-digit number is a year.
+SPREADSHEET_EPOCH = dt.date(1899, 12, 30)
+SERIALS = range(10_000, 2_958_466)  # (to 9999-12-31)
+
+
+def spreadsheet_date(text: str) -> str | None:
+    """The date a whole number would be as a spreadsheet's date serial (``45292`` is
+    ``2024-01-01``), for a message; None when it is no such number. Never used as the date:
+    the number may be something else."""
+    whole = text[:-2] if text.endswith(".0") else text
+    if not (whole.isascii() and whole.isdigit()) or int(whole) not in SERIALS:
+        return None
+    return (SPREADSHEET_EPOCH + dt.timedelta(days=int(whole))).isoformat()
 
 
 def check_day(value: Any) -> int | float | None:
