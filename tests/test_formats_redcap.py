@@ -246,3 +246,16 @@ def test_choice_labels_that_are_numbers_are_their_scores(tmp_path: Path) -> None
     )
     (result,) = score(read_paths([labels], options=opts, fmt="redcap").records)
     assert result.scores == {"total": 0}  # "0" is only a label: the label of code 1
+
+
+def test_a_bad_repeat_instance_names_the_record_id_wherever_it_is(tmp_path: Path) -> None:
+    items = ",".join(f"phq9_{i}" for i in range(1, 10))
+    export = tmp_path / "export.csv"
+    export.write_text(
+        f"redcap_event_name,record_id,redcap_repeat_instance,{items}\n"
+        f"week_1_arm_1,101,1.5,{'1,' * 8}1\n"
+    )
+    opts = load_read_options(redcap_dictionary=FORMATS / "redcap-phq9-dictionary.csv")
+    data = read_paths([export], options=opts, fmt="redcap")
+    (issue,) = data.issues
+    assert (issue.code, issue.subject, issue.visit) == ("bad-field", "101", "week_1_arm_1")

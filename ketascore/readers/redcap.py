@@ -232,11 +232,12 @@ def _rename_label_headers(header: list[str], dictionary: RedcapDictionary) -> li
     return out
 
 
-def redcap_visits(table: Table, file: str, issues: list[Issue]) -> Table:
+def redcap_visits(table: Table, file: str, issues: list[Issue], subject: int = 0) -> Table:
     """The table with the visit of each row as a column of its own (``VISIT_COLUMN``): the
     event (or event_1_arm_1), with ``#instance`` if repeated. A repeat instance is a whole
     number of 1 or more (``2``, ``2.0``, ``02``); a row with another one (``-1``, ``1.5``,
-    ``NaN``) has no known visit and is skipped with an issue."""
+    ``NaN``) has no known visit and is skipped with an issue (naming the record id, in
+    column ``subject``)."""
     event = find_column(table.header, EVENT)
     instance = find_column(table.header, INSTANCE)
     rows: list[tuple[int, list[Any]]] = []
@@ -250,7 +251,7 @@ def redcap_visits(table: Table, file: str, issues: list[Issue]) -> Table:
                     "instance",
                     file=file,
                     line=line,
-                    subject=text_field(cells[0]),
+                    subject=text_field(cells[subject]),
                     visit=visit,
                     value=number,
                 )
@@ -410,7 +411,7 @@ def read_redcap(text: str, file: str, context: FormatContext) -> ReadResult:
         )
         return out
     # the visit as a column of its own, so mapped and wide reading see it like any other
-    table = redcap_visits(table, file, out.issues)
+    table = redcap_visits(table, file, out.issues, table.header.index(subject_name))
     if mapping is not None:
         item_columns = {
             i: h
