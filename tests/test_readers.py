@@ -423,3 +423,14 @@ def test_a_fhir_response_with_a_line_separator_has_its_lines() -> None:
         (result,) = score(read_text(text, "qr.json").records)
         lines += [i.line for i in result.issues if i.code == "out-of-range"]
     assert lines[0] == lines[1] == 10
+
+
+def test_a_column_name_with_a_character_that_does_not_show_is_quoted() -> None:
+    """A header cell 'subject' followed by a zero-width space is no subject column, and the
+    message listed it as 'subject', which the user sees in the file: it is now quoted with
+    escapes."""
+    text = "subject\u200b,visit,phq9_1\nS1,v1,1\n"
+    (issue,) = read_text(text, "w.csv", scale_ids=IDS).issues
+    assert issue.message.startswith(
+        "w.csv:1: no 'subject' column (columns: 'subject\\u200b', visit, phq9_1)"
+    )

@@ -969,7 +969,9 @@ LONG_VALUE = 120  # a quoted value ({value!r}) longer than this is shortened in 
 
 class _Formatter(string.Formatter):
     """str.format, with lists joined by ", ", and a long value quoted from the data (a cell
-    of a megabyte) shown by its start, its end and its length, so a message stays short."""
+    of a megabyte) shown by its start, its end and its length, so a message stays short. A
+    text that holds a character that does not show (a column named ``subject`` and a
+    zero-width space) is quoted with escapes, so the message never shows it as another."""
 
     def convert_field(self, value: Any, conversion: str | None) -> Any:
         if conversion == "r" and isinstance(value, str) and len(value) > LONG_VALUE:
@@ -978,7 +980,9 @@ class _Formatter(string.Formatter):
 
     def format_field(self, value: Any, format_spec: str) -> Any:
         if isinstance(value, list | tuple):
-            value = ", ".join(str(v) for v in value)
+            value = ", ".join(_shown_name(v) if isinstance(v, str) else str(v) for v in value)
+        elif isinstance(value, str):
+            value = _shown_name(value)
         return super().format_field(value, format_spec)
 
 
@@ -986,8 +990,8 @@ _FORMATTER = _Formatter()
 
 
 def _shown_name(name: str) -> str:
-    """A subject or visit as a message shows it: quoted with escapes when it holds a
-    character that does not show (``'S1\\u200b'``, which prints as S1)."""
+    """A name (a subject, a visit, a column) as a message shows it: quoted with escapes
+    when it holds a character that does not show (``'S1\\u200b'``, which prints as S1)."""
     from ketascore.core.values import unseen_character
 
     return repr(name) if unseen_character(name) else name
