@@ -277,3 +277,35 @@ def test_a_date_shown_as_a_number_says_what_date_it_may_be(tmp_path: Path) -> No
         "date as YYYY-MM-DD; the row is scored without a date"
     )
     assert "date '2024' is not an ISO date (YYYY-MM-DD)" in second.message
+
+
+def test_a_hidden_first_sheet_is_not_read_without_sheet(tmp_path: Path) -> None:
+    """Without --sheet the first sheet was read even when hidden: an old version of the
+    ratings, hidden rather than deleted, was scored in place of the sheet a spreadsheet
+    program shows. The first sheet shown is read, with a warning naming the hidden ones;
+    --sheet still reads a hidden sheet."""
+    phq9 = [f"phq9_{i}" for i in range(1, 10)]
+    book = openpyxl.Workbook()
+    old = book.active
+    old.title = "Old"
+    old.append(["subject", "visit", *phq9])
+    old.append(["S1", "v1", *[3] * 9])
+    current = book.create_sheet("Current")
+    current.append(["subject", "visit", *phq9])
+    current.append(["S1", "v1", *[0] * 9])
+    old.sheet_state = "hidden"
+    book.active = 1
+    path = tmp_path / "hidden.xlsx"
+    book.save(path)
+    data = read_paths([path])
+    (record,) = data.records
+    assert record.items["1"] == 0
+    (issue,) = data.issues
+    assert (issue.code, issue.severity) == ("hidden-sheet", "warning")
+    assert issue.message == (
+        f"{path}: the workbook's first sheet(s) 'Old' are hidden; the first sheet shown, "
+        "'Current', was read; nothing to do if that sheet holds the ratings; to read a "
+        "hidden one, name it with --sheet"
+    )
+    named = read_paths([path], options=ReadOptions(sheet="Old"))
+    assert named.issues == [] and named.records[0].items["1"] == 3

@@ -765,6 +765,14 @@ _TYPES = [
         },
     ),
     _type(
+        "hidden-sheet",
+        "warning",
+        "Hidden sheets come before the sheet read",
+        "nothing to do if that sheet holds the ratings; to read a hidden one, name it with --sheet",
+        "the workbook's first sheet(s) {sheets} are hidden; the first sheet shown, {sheet!r}, "
+        "was read",
+    ),
+    _type(
         "merged-cells",
         "error",
         "Spreadsheet cells are merged, so all but the first read blank",

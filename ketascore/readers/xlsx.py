@@ -1,4 +1,5 @@
-"""Excel workbooks (.xlsx, .xlsm): the first sheet, or the one named with ``--sheet``.
+"""Excel workbooks (.xlsx, .xlsm): the first sheet a spreadsheet program shows (hidden
+sheets before it are named in a ``hidden-sheet`` warning), or the one named with ``--sheet``.
 
 The sheet is read as a table (the first non-empty row is the header) and then like a CSV
 file: wide (``<scale>_<item>`` columns), long (subject, visit, scale, item, value), SDTM
@@ -70,6 +71,22 @@ def _letter(column: int) -> str:
     return out
 
 
+def _first_visible(book: Any, file: str, out: ReadResult) -> str:
+    """The sheet read without --sheet: the first one a spreadsheet program shows. A hidden
+    sheet before it (an old version of the data, hidden rather than deleted) is not read,
+    and named in a warning; with every sheet hidden, the first."""
+    states = [(ws.title, getattr(ws, "sheet_state", "visible")) for ws in book.worksheets]
+    hidden: list[str] = []
+    for title, state in states:
+        if state == "visible":
+            if hidden:
+                shown = ", ".join(repr(h) for h in hidden)
+                out.issues.append(make_issue("hidden-sheet", file=file, sheets=shown, sheet=title))
+            return str(title)
+        hidden.append(title)
+    return str(states[0][0])
+
+
 def _rows(book: Any, sheet: str, first: int = 1, last: int | None = None) -> Any:
     ws = book[sheet]
     ws.reset_dimensions()  # some programs write a wrong sheet size; read every row
@@ -119,7 +136,7 @@ def load_sheet(data: bytes, file: str, sheet: str | None, out: ReadResult) -> Ta
                 make_issue("file-format", "no-sheet", file=file, sheet=sheet, sheets=list(names))
             )
             return None
-        name = sheet if sheet is not None else names[0]
+        name = sheet if sheet is not None else _first_visible(book, file, out)
         for r, values in _rows(book, name):
             cells: list[Any] = []
             for c, value in enumerate(values, start=1):
