@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
+
 from ketascore.api import score
 from ketascore.readers import ReadOptions, read_paths, read_text
 from ketascore.readers.formats import load_read_options, xpt
@@ -227,3 +229,22 @@ def test_a_label_with_a_character_that_does_not_show_names_it() -> None:
     (issue,) = result.issues
     assert issue.code == "unknown-label" and issue.line == 8
     assert "'Several\\u200b days' holds the character U+200B (ZERO WIDTH SPACE)" in issue.message
+
+
+@pytest.mark.parametrize("partial", ["2024-01", "2024", "2024---08", "2024-01--"])
+def test_a_partial_date_is_a_warning_and_no_date(tmp_path: Path, partial: str) -> None:
+    """SDTM dates may be partial (ISO 8601: a year, a year and month, dashes for an unknown
+    part; SDTMIG 4.4.4). Such a QSDTC was a bad-field error on every row (exit 1 on valid
+    SDTM data); it is now one warning per record, which is scored without a date and keeps
+    its study day."""
+    text = (FORMATS / "sdtm-qs.csv").read_text().replace("2024-01-08", partial)
+    (tmp_path / "qs.csv").write_text(text)
+    data = read_paths([tmp_path / "qs.csv"])
+    assert not [i for i in data.issues if i.severity == "error"]
+    warned = [i for i in data.issues if i.code == "partial-date"]
+    first = data.records[0]
+    assert [(i.subject, i.visit) for i in warned] == [(first.subject, first.visit)]
+    assert f"QSDTC '{partial}' is a partial date" in warned[0].message
+    assert first.date is None and first.day == 1
+    full = read_paths([FORMATS / "sdtm-qs.csv"]).records[0]
+    assert first.items == full.items and full.date == "2024-01-08"

@@ -814,6 +814,14 @@ _TYPES = [
         "the resource is a {kind}, not a QuestionnaireResponse; skipped",
     ),
     _type(
+        "partial-date",
+        "warning",
+        "A date given in part, as SDTM allows (a year, or a year and month)",
+        "nothing to do if the visits' order is known otherwise (the study day, --DY, or the "
+        "visit); a change from baseline orders visits by study day, else by date",
+        "{field} {value!r} is a partial date; the record is scored without a date",
+    ),
+    _type(
         "derived-answer",
         "warning",
         "Rows of an item that the sponsor derived (SDTM --DRVFL = Y) are not answers",

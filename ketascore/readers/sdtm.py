@@ -35,6 +35,7 @@ finds the scale.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -187,6 +188,7 @@ def read_sdtm_table(
     drv_col = col(f"{prefix}DRVFL")
     blfl_cols = [c for c in (col(f"{prefix}BLFL"), col(f"{prefix}LOBXFL")) if c is not None]
     dtc_col = col(f"{prefix}DTC")
+    partial: set[tuple[str, str]] = set()  # records whose date is partial, reported
     dy_col = col(f"{prefix}DY")
     study_col = col("STUDYID")
     epoch_col = col("EPOCH")
@@ -283,7 +285,23 @@ def read_sdtm_table(
             raw = (cells[subject_col], cells[visit_col] if visit_col is not None else None)
             out.issues.append(id_issue(subject, visit, raw, file, line, ("USUBJID", "VISIT")))
             continue
-        date, day = dated(cells, dtc_col, dy_col, out.issues, file, line, subject, visit)
+        dtc = dtc_col
+        if dtc is not None and _partial_date(cells[dtc]):
+            if (subject, visit) not in partial:  # (once for the rows of a record)
+                partial.add((subject, visit))
+                out.issues.append(
+                    make_issue(
+                        "partial-date",
+                        field=header[dtc],
+                        value=text_field(cells[dtc]),
+                        file=file,
+                        line=line,
+                        subject=subject,
+                        visit=visit,
+                    )
+                )
+            dtc = None  # (the study day, QSDY, is still read)
+        date, day = dated(cells, dtc, dy_col, out.issues, file, line, subject, visit)
         extra: dict[str, Any] = {}
         if study_col is not None:
             extra["study_id"] = text_field(cells[study_col])
@@ -378,3 +396,13 @@ def read_sdtm_text(text: str, file: str, context: FormatContext) -> ReadResult:
         if checked is not None:
             read_sdtm_table(checked, file, context, out)
     return out
+
+
+# SDTM dates are ISO 8601 and may be partial: a year, a year and month, or a date whose
+# unknown parts are dashes ("2012---15": the day known, the month not) (SDTMIG 4.4.4).
+_PARTIAL_DATE = re.compile(r"[0-9]{4}(-[0-9]{2})?|[0-9]{4}--(-[0-9]{2})?|[0-9]{4}-[0-9]{2}--")
+
+
+def _partial_date(cell: Any) -> bool:
+    text = text_field(cell)
+    return text is not None and _PARTIAL_DATE.fullmatch(text) is not None
