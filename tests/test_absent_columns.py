@@ -94,3 +94,19 @@ def test_every_command_that_reads_answers_leaves_such_a_table_out(tmp_path: Path
     # a scale that is not asked for is not looked at
     read = read_answers([path], scales=[load_builtin("gad7")])
     assert "missing-column" not in [i.code for i in read.issues]
+
+
+def test_a_column_whose_name_differs_by_a_character_that_does_not_show_is_named(
+    runner: Any, tmp_path: Path
+) -> None:
+    """A header cell 'phq9_1' with a zero-width space after it (pasted from a web page) is
+    not the item's column: the error said the table had no column phq9_1, which the user
+    could see it had. It now names the look-alike column, escaped."""
+    path = phq9_table(tmp_path / "phq9.csv", drop="")
+    path.write_text(path.read_text().replace("phq9_1,", "phq9_1\u200b,", 1), encoding="utf-8")
+    got = runner.invoke(cli, ["score", str(path), "--scale", "phq9", "--format", "csv"])
+    assert got.exit_code == 1
+    assert "no column phq9_1, which phq9 scores read" in got.stderr
+    assert "the header has 'phq9_1\\u200b', which differs by a character that does not show" in (
+        got.stderr
+    )

@@ -710,7 +710,8 @@ _TYPES = [
             "has no such column (columns: {columns})",
             "scored-item": Template(
                 "the table has no column {columns}, which {scale} scores read ({scores}): every "
-                "row would be left unscored or prorated, so its {scale} ratings were not scored",
+                "row would be left unscored or prorated, so its {scale} ratings were not "
+                "scored{alike}",
                 "add the column (blank cells where the item was not asked), or name the "
                 "item's column with --map",
             ),

@@ -33,7 +33,7 @@ from ketascore.core.model import (
     Score,
     Term,
 )
-from ketascore.core.values import Num, clean_number, format_number, label_key
+from ketascore.core.values import Num, clean_number, format_number, label_key, without_unseen
 
 LocPath = tuple[str | int, ...]
 
@@ -358,6 +358,8 @@ class Scale:
             " or ".join(f"{self.id}_{m}" for m in self.slots.get(slot, (slot,))) for slot in absent
         ]
         users = dict.fromkeys(u for us in absent.values() for u in us)
+        wanted = {m.casefold() for slot in absent for m in self.slots.get(slot, (slot,))}
+        alike = [f"{self.id}_{k!s}" for k in keys if without_unseen(str(k)).casefold() in wanted]
         return make_issue(
             "missing-column",
             "scored-item",
@@ -365,6 +367,12 @@ class Scale:
             columns=", ".join(columns),
             scale=self.id,
             scores=", ".join(users),
+            alike=(
+                f"; the header has {', '.join(repr(a) for a in alike)}, which differs by a "
+                "character that does not show: correct the header"
+                if alike
+                else ""
+            ),
         )
 
     def __post_init__(self) -> None:
