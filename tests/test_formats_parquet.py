@@ -283,3 +283,30 @@ def test_a_table_with_nothing_to_score_gives_one_header(runner: Any, tmp_path: P
     (stdout, stderr), other = both_engines(runner, path, "--format", "csv")
     assert stdout == "subject,visit,date,day,scale,scale_version,flags,issues\n"
     assert other == (stdout, stderr)
+
+
+def test_an_integer_and_a_decimal_id_column_in_two_files(runner: Any, tmp_path: Path) -> None:
+    """Two Parquet files scored as one run, the subject an integer in one and a DECIMAL in
+    the other: DuckDB reads the two as one DECIMAL column, whose ids are their digits, as
+    the reader reads each file. The run took the column for a double, so a DECIMAL id of
+    2^53 or more was refused as inexact where the record engine read its digits; and a
+    carried column, an integer in one file and a DECIMAL in the other, was written as the
+    first file types it (the DECIMAL 1.50 as 1.50, where the record engine writes 1.5)."""
+    import decimal
+
+    items = {f"phq9_{i}": [1] for i in range(1, 10)}
+    first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    ids, doses = pa.array([7], pa.int64()), pa.array([3], pa.int32())
+    pq.write_table(pa.table({"subject": ids, "visit": ["v"], **items, "dose": doses}), first)
+    big = pa.array([decimal.Decimal("12345678901234567890")], pa.decimal128(20, 0))
+    doses = pa.array([decimal.Decimal("1.50")], pa.decimal128(10, 2))
+    pq.write_table(pa.table({"subject": big, "visit": ["v"], **items, "dose": doses}), second)
+    outputs = []
+    for engine in ("record", "duckdb"):
+        args = ["score", str(first), str(second), "--scale", "phq9", "--engine", engine]
+        result = runner.invoke(cli, [*args, "--format", "csv"])
+        assert result.exit_code == 0, result.output
+        outputs.append((result.stdout, result.stderr))
+    rows = [line.split(",") for line in outputs[0][0].splitlines()[1:]]
+    assert [(row[0], row[-1]) for row in rows] == [("7", "3"), ("12345678901234567890", "1.5")]
+    assert outputs[0] == outputs[1]

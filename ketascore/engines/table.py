@@ -538,9 +538,12 @@ class TableRun:
             for name in source.header:
                 header.setdefault(name.casefold(), name)
                 kind, before = source.kinds.get(name, "text"), kinds.get(name)
-                if before is not None and before != kind:  # (numbers of two types: numbers)
-                    numeric = {kind, before} <= {"number", "integer", "decimal"}
-                    kind = "number" if numeric else "text"
+                if before is not None and before != kind:
+                    # numbers of two types: DuckDB reads an integer and a DECIMAL as a
+                    # DECIMAL, and a double and any number as a double
+                    both = {kind, before}
+                    numeric = both <= {"number", "integer", "decimal"}
+                    kind = ("number" if "number" in both else "decimal") if numeric else "text"
                 kinds[name] = kind
         layout, self.mapped = plan_columns(
             scale, list(header.values()), kinds, column_map, known, require=False
@@ -849,10 +852,7 @@ class TableRun:
         plain |= {
             name for name, texts in constants.items() if not any(needs_escape(t) for t in texts)
         }
-        kinds: dict[str, str] = {}
-        for s in self.sources:
-            for name, kind in s.kinds.items():
-                kinds.setdefault(name, kind)
+        kinds = self.layout.kinds  # (of the sources together, as DuckDB reads them)
         out = []
         for name in self.columns:
             col = quote(name)
