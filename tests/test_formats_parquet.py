@@ -15,14 +15,13 @@ pytest.importorskip("duckdb")
 from ketascore.cli import cli  # noqa: E402
 
 
-def both_engines(runner: Any, path: Path, *args: str, exit_code: int = 0) -> list[Any]:
-    """The stdout and stderr of ``score PATH --scale phq9 ARGS`` by the record engine and
-    by the table engine (DuckDB), each with ``exit_code``."""
+def both_engines(runner: Any, path: Path | list[Path], *args: str, exit_code: int = 0) -> list[Any]:
+    """The stdout and stderr of ``score PATH... --scale phq9 ARGS`` by the record engine
+    and by the table engine (DuckDB), each with ``exit_code``."""
+    paths = [str(p) for p in (path if isinstance(path, list) else [path])]
     outputs = []
     for engine in ("record", "duckdb"):
-        result = runner.invoke(
-            cli, ["score", str(path), "--scale", "phq9", *args, "--engine", engine]
-        )
+        result = runner.invoke(cli, ["score", *paths, "--scale", "phq9", *args, "--engine", engine])
         assert result.exit_code == exit_code, result.output
         outputs.append((result.stdout, result.stderr))
     return outputs
@@ -301,12 +300,23 @@ def test_an_integer_and_a_decimal_id_column_in_two_files(runner: Any, tmp_path: 
     big = pa.array([decimal.Decimal("12345678901234567890")], pa.decimal128(20, 0))
     doses = pa.array([decimal.Decimal("1.50")], pa.decimal128(10, 2))
     pq.write_table(pa.table({"subject": big, "visit": ["v"], **items, "dose": doses}), second)
-    outputs = []
-    for engine in ("record", "duckdb"):
-        args = ["score", str(first), str(second), "--scale", "phq9", "--engine", engine]
-        result = runner.invoke(cli, [*args, "--format", "csv"])
-        assert result.exit_code == 0, result.output
-        outputs.append((result.stdout, result.stderr))
+    outputs = both_engines(runner, [first, second], "--format", "csv")
     rows = [line.split(",") for line in outputs[0][0].splitlines()[1:]]
     assert [(row[0], row[-1]) for row in rows] == [("7", "3"), ("12345678901234567890", "1.5")]
+    assert outputs[0] == outputs[1]
+
+
+def test_an_integer_and_a_float_id_column_in_two_files(runner: Any, tmp_path: Path) -> None:
+    """Two Parquet files scored as one run, the subject an INTEGER in one and a FLOAT in the
+    other: DuckDB's union of the two is a FLOAT, which holds no integer beyond 2^24 exactly,
+    so subject 20000001 became 20000000. Each file's column is now read as a double, which
+    holds both."""
+    items = {f"phq9_{i}": [1] for i in range(1, 10)}
+    first, second = tmp_path / "a.parquet", tmp_path / "b.parquet"
+    subject = pa.array([20000001], pa.int32())
+    pq.write_table(pa.table({"subject": subject, "visit": ["v"], **items}), first)
+    subject = pa.array([1.5], pa.float32())
+    pq.write_table(pa.table({"subject": subject, "visit": ["v"], **items}), second)
+    outputs = both_engines(runner, [first, second], "--format", "csv")
+    assert [line.split(",")[0] for line in outputs[0][0].splitlines()[1:]] == ["20000001", "1.5"]
     assert outputs[0] == outputs[1]

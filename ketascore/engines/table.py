@@ -71,6 +71,8 @@ def kind_of(duckdb_type: str) -> str:
         return "decimal"
     if base == "BOOLEAN":
         return "boolean"
+    if base == '"NULL"':
+        return "null"  # (no type: in a run of several files, the others' type is the column's)
     return "text"
 
 
@@ -99,9 +101,16 @@ class TableSource:
         no quote character, ``csv_source``, so the csv module reads them alike)."""
         return text.rstrip("\r\n").split(self.delimiter)
 
-    def relation(self, index: int, ordered: bool = False, offset: int = 0) -> str:
+    def relation(
+        self,
+        index: int,
+        ordered: bool = False,
+        offset: int = 0,
+        casts: dict[str, str] | None = None,
+    ) -> str:
         """A SELECT of this source's columns, with its number (and, ``ordered``, each row's
-        place in the run: ``offset`` plus its place in the source)."""
+        place in the run: ``offset`` plus its place in the source); the columns of ``casts``
+        cast to its type (DOUBLE, VARCHAR)."""
         path = sql_text(self.name)
         if self.kind == "csv":
             columns = ", ".join(f"{sql_text(c)}: 'VARCHAR'" for c in self.header)
@@ -116,9 +125,11 @@ class TableSource:
             read = f"read_parquet({path})"
         else:
             read = f"_ks_frame_{index}"
-        names = ", ".join(
-            f"{self.texts[c]} AS {quote(c)}" if c in self.texts else quote(c) for c in self.header
-        )
+        read_as = {c: self.texts.get(c, quote(c)) for c in self.header}
+        for c, to in (casts or {}).items():
+            if c in read_as:
+                read_as[c] = f"CAST({read_as[c]} AS {to})"
+        names = ", ".join(f"{e} AS {quote(c)}" if e != quote(c) else e for c, e in read_as.items())
         order = f", {offset} + row_number() OVER () - 1 AS _ks_order" if ordered else ""
         return f"SELECT {names}, {index} AS _ks_file{order} FROM {read}"
 
@@ -307,7 +318,7 @@ def _plain_type(duckdb_type: str) -> bool:
     notation) do not, and leave the file to the reader."""
     base = duckdb_type.split("(")[0].upper()
     plain = (*INTEGER_TYPES, *NUMBER_TYPES, "DECIMAL", "BOOLEAN", "VARCHAR", "DATE", "TIMESTAMP")
-    return base in plain or base == '"NULL"'
+    return base in plain or kind_of(duckdb_type) == "null"
 
 
 def arrow_source(table: Any, name: str = "<dataframe>") -> TableSource:
@@ -380,6 +391,26 @@ def score_tables(
     except BaseException:
         con.close()
         raise
+
+
+def _one_kind(column: str, kinds: set[str]) -> str:
+    """The kind of a column that sources type otherwise (``kinds``), read as one column
+    without changing a value as the readers read each file: integers and DECIMALs as a
+    DECIMAL (DuckDB's own union); doubles with other numbers as doubles (each source casts
+    its own: DuckDB's union of an integer and a FLOAT is a FLOAT, which changes integers
+    beyond 2^24); integers with texts (and dates) as texts (each source casts its own, to
+    the digits the reader writes). Any other mix (a double or a DECIMAL with text, whose
+    text is not the number the reader writes): TableEngineError."""
+    if kinds <= {"integer", "decimal"}:
+        return "decimal"
+    if kinds <= {"number", "integer", "decimal"}:
+        return "number"
+    if kinds <= {"text", "integer"}:
+        return "text"
+    raise TableEngineError(
+        f"column {column} is typed {' and '.join(sorted(kinds))} in different sources, which "
+        "DuckDB cannot read as one column as the readers read each source"
+    )
 
 
 def _header_only(path: str) -> bool:
@@ -534,16 +565,17 @@ class TableRun:
         self.scale_ids = {s.casefold() for s in [*known, scale.id]}  # the readers know
         header: dict[str, str] = {}
         kinds: dict[str, str] = {}
+        self.casts: dict[str, str] = {}  # columns each source reads as a double or text
         for source in sources:
             for name in source.header:
                 header.setdefault(name.casefold(), name)
                 kind, before = source.kinds.get(name, "text"), kinds.get(name)
+                if kind == "null":
+                    continue
                 if before is not None and before != kind:
-                    # numbers of two types: DuckDB reads an integer and a DECIMAL as a
-                    # DECIMAL, and a double and any number as a double
-                    both = {kind, before}
-                    numeric = both <= {"number", "integer", "decimal"}
-                    kind = ("number" if "number" in both else "decimal") if numeric else "text"
+                    kind = _one_kind(name, {kind, before})
+                    if kind in ("number", "text"):
+                        self.casts[name] = "DOUBLE" if kind == "number" else "VARCHAR"
                 kinds[name] = kind
         layout, self.mapped = plan_columns(
             scale, list(header.values()), kinds, column_map, known, require=False
@@ -575,7 +607,8 @@ class TableRun:
 
     def relation(self, ordered: bool = False, offsets: Sequence[int] = ()) -> str:
         parts = [
-            s.relation(i, ordered, offsets[i] if ordered else 0) for i, s in enumerate(self.sources)
+            s.relation(i, ordered, offsets[i] if ordered else 0, self.casts)
+            for i, s in enumerate(self.sources)
         ]
         return "(" + " UNION ALL BY NAME ".join(f"({p})" for p in parts) + ")"
 
