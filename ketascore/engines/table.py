@@ -312,10 +312,9 @@ def _stamps_beyond_python(path: str, stamps: list[str]) -> list[str]:
 def _plain_type(duckdb_type: str) -> bool:
     """Whether DuckDB gives a column of this type as the Parquet reader does: numbers,
     booleans, text, dates and NULL (a column of nothing but nulls) do, and timestamps
-    without a zone when read through
-    ``_iso_text``; timestamps with a zone (``+00``, which the date check does not read) or
-    in nanoseconds, times, durations and nested or binary values (written in DuckDB's own
-    notation) do not, and leave the file to the reader."""
+    without a zone when read through ``_iso_text``; timestamps with a zone (``+00``, which
+    the date check does not read) or in nanoseconds, times, durations and nested or binary
+    values (written in DuckDB's own notation) do not, and leave the file to the reader."""
     base = duckdb_type.split("(")[0].upper()
     plain = (*INTEGER_TYPES, *NUMBER_TYPES, "DECIMAL", "BOOLEAN", "VARCHAR", "DATE", "TIMESTAMP")
     return base in plain or kind_of(duckdb_type) == "null"
