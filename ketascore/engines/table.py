@@ -426,10 +426,16 @@ def _engine_errors() -> Iterator[None]:
 
     try:
         yield
+    except duckdb.OutOfMemoryException as exc:
+        raise TableMemoryError(f"DuckDB ran out of memory: {exc}") from None
     except duckdb.Error as exc:
         if "while executing the UDF" in str(exc):  # our own function failed: a bug, not input
             raise
         raise TableEngineError(f"DuckDB could not read the input: {exc}") from None
+
+
+class TableMemoryError(TableEngineError):
+    """DuckDB ran out of memory under its limit."""
 
 
 ERROR_CODES = sorted(c for c, t in ISSUE_TYPES.items() if t.severity == "error")
@@ -810,6 +816,20 @@ class TableRun:
         table already, the query streams into the file, counted on the way; when the count
         finds repeated subjects and visits or rows the readers report, the run is scored
         into a table and the file written again from it."""
+        try:
+            self._copy(fmt, path, escape_formulas)
+        except TableMemoryError:
+            # Two threads each hold a row group: a Parquet file of 1M-row groups (pyarrow's
+            # and pandas' default) needs more than 800 MiB so, and fell to the record engine,
+            # 40 times slower. One thread holds one.
+            if int(self.con.execute("SELECT current_setting('threads')").fetchall()[0][0]) == 1:
+                raise
+            self.con.execute("SET threads = 1")
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+            self._copy(fmt, path, escape_formulas)
+
+    def _copy(self, fmt: str, path: str, escape_formulas: bool) -> None:
         if fmt == "csv":
             select = ", ".join(self._csv_cells(escape_formulas))
             options = "HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"', NULL ''"
@@ -958,10 +978,18 @@ class TableRun:
             issues = columns["issues"].to_pylist()
             copies = columns["_ks_copies"].to_pylist() if self.merged else [1] * len(order)
             values = zip(*(columns[c].to_pylist() for c in make.names), strict=True)
+            # the batch's rows to explain in a Parquet file or a frame, read in one query per
+            # file (a query per row read the file once for each: hours for 60,000 such rows
+            # of a 3M-row file)
+            wanted: dict[int, list[int]] = {}
+            for file, at, problem, n in zip(files, order, issues, copies, strict=True):
+                if (problem is not None or n > 1) and self.sources[file].kind != "csv":
+                    wanted.setdefault(file, []).append(at - offsets[file])
+            read = {f: _rows_at(self, f, positions) for f, positions in wanted.items()}
             for file, at, problem, n, row in zip(files, order, issues, copies, values, strict=True):
                 pos = at - offsets[file]
                 if problem is not None or n > 1:
-                    line, cells = rows.at(file, pos)
+                    line, cells = read[file][pos] if file in read else rows.at(file, pos)
                     yield self._explained(file, pos, line, cells)
                 else:
                     yield make(row, names[file], rows.line(file, pos))
@@ -980,7 +1008,7 @@ class TableRun:
             places += self._copies(file, pos)
         records: list[AnswerRecord] = []
         for f, p in places:
-            if f == file and p == pos and self.sources[f].kind == "csv":
+            if f == file and p == pos and (cells or self.sources[f].kind == "csv"):
                 records += self.records_of(f, p, line, cells, [])
                 continue
             ((o_line, o_cells),) = _rows_at(self, f, [p]).values()
