@@ -219,7 +219,7 @@ def _one_group_per_subject(
             )
         )
     column = [None if s in torn else g for s, g in zip(subjects, table.column(by), strict=True)]
-    name = next(c for c in table.columns if table.columns[c] is table.column(by))
+    name = by if by in table.columns else table.find(by) or by
     return LongTable({**table.columns, name: column}, table.source, list(table.notes))
 
 
