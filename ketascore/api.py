@@ -157,15 +157,19 @@ class ScoreRun:
     _results: list[ScoreResult] | None = None
     _issues: list[Issue] = field(default_factory=list)
     _fallback: Callable[[], ScoreRun] | None = None  # the record engine's run of the input
+    # why the record engine scored an input the table engine had taken (DuckDB's message)
+    fell_back: str | None = None
+    out_of_memory: bool = False  # ... because DuckDB ran out of memory, even on one thread
 
     def _table(self, use: Callable[[Any], Any]) -> Any:
         """``use(table)``; if DuckDB cannot read the input after all, the run becomes the
         record engine's, and TableEngineError is raised."""
-        from ketascore.engines.table import TableEngineError
+        from ketascore.engines.table import TableEngineError, TableMemoryError
 
         try:
             return use(self.table)
-        except TableEngineError:
+        except TableEngineError as exc:
+            self.fell_back, self.out_of_memory = str(exc), isinstance(exc, TableMemoryError)
             self.table.close()
             assert self._fallback is not None
             record = self._fallback()

@@ -196,10 +196,21 @@ def score_cmd(
             from ketascore.present.render import print_issues
 
             print_issues(console(stderr=True), _problems(run))
+            if run.out_of_memory:
+                click.echo(_memory_hint(memory_limit), err=True)
             skipped = [i.file or "" for i in run.issues if i.code == "file-skipped"]
             click.echo(summary_line(run.summary(), skipped), err=True)
         ok = run.ok
     sys.exit(Exit.OK if ok else Exit.PROBLEMS)
+
+
+def _memory_hint(limit: str | None) -> str:
+    """Why a table took the record engine's time: DuckDB ran out of memory."""
+    return (
+        f"hint: DuckDB ran out of memory under --memory-limit {limit}, even on one thread, so "
+        "the input was scored row by row instead (the same results, many times slower); a "
+        "larger --memory-limit, or a --temp-directory on a disk with room, keeps it in DuckDB"
+    )
 
 
 def _problems(run: Any) -> list[Any]:

@@ -26,7 +26,7 @@ import itertools
 import os
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -707,8 +707,33 @@ class TableRun:
         find the readers' issues."""
         if self.table:
             return
+
+        def again() -> None:  # (what the first try made, dropped)
+            self.table, self.merged = "", False
+            self.con.execute("DROP TABLE IF EXISTS _ks_rows")
+            self.con.execute("DROP TABLE IF EXISTS _ks_merged")
+
+        self._on_one_thread_if_need_be(self._materialized, again)
+
+    def _materialized(self) -> None:
         with _engine_errors():
             self._materialize()
+
+    def _on_one_thread_if_need_be(
+        self, work: Callable[[], None], again: Callable[[], None]
+    ) -> None:
+        """``work()``; should DuckDB run out of memory, ``again()`` and ``work()`` once more
+        on one thread. Two threads each hold a row group: a Parquet file of 1M-row groups
+        (pyarrow's and pandas' default) needs more than 800 MiB so, and fell to the record
+        engine, 40 times slower. One thread holds one."""
+        try:
+            work()
+        except TableMemoryError:
+            if int(self.con.execute("SELECT current_setting('threads')").fetchall()[0][0]) == 1:
+                raise
+            self.con.execute("SET threads = 1")
+            again()
+            work()
 
     def _materialize(self) -> None:
         con = self.con
@@ -816,18 +841,12 @@ class TableRun:
         table already, the query streams into the file, counted on the way; when the count
         finds repeated subjects and visits or rows the readers report, the run is scored
         into a table and the file written again from it."""
-        try:
-            self._copy(fmt, path, escape_formulas)
-        except TableMemoryError:
-            # Two threads each hold a row group: a Parquet file of 1M-row groups (pyarrow's
-            # and pandas' default) needs more than 800 MiB so, and fell to the record engine,
-            # 40 times slower. One thread holds one.
-            if int(self.con.execute("SELECT current_setting('threads')").fetchall()[0][0]) == 1:
-                raise
-            self.con.execute("SET threads = 1")
+
+        def again() -> None:
             with contextlib.suppress(OSError):
                 os.unlink(path)
-            self._copy(fmt, path, escape_formulas)
+
+        self._on_one_thread_if_need_be(lambda: self._copy(fmt, path, escape_formulas), again)
 
     def _copy(self, fmt: str, path: str, escape_formulas: bool) -> None:
         if fmt == "csv":
