@@ -396,3 +396,87 @@ def test_each_result_names_the_line_the_readers_name(tmp_path: Path, shape: str)
     ]
     assert got == expected and len(got) == 40
     assert [i for _, _, i in got].count(["out-of-range"]) == 2
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_the_copies_of_a_batch_are_found_and_read_together(
+    monkeypatch: Any, tmp_path: Path, kind: str
+) -> None:
+    """Results one by one of a run with repeated subjects and visits: each merged record is
+    explained from all its rows. The copies were found one query per record (a join over
+    the whole table) and, in a Parquet file, read one query per copy: 100,000 rows with
+    2,000 repeats took 95 s to JSON Lines, against 7 s now. They are found once a batch,
+    and a Parquet file's read once a batch, with the same results as the readers'."""
+    from ketascore.api import read_answers, score
+
+    header = ["subject", "visit", *(f"phq9_{i}" for i in range(1, 10))]
+    rows = [[f"S{n}", f"v{n % 3}", *((n + i) % 4 for i in range(9))] for n in range(120)]
+    halves = [rows[:60] + rows[100:110], rows[60:] + rows[:12] + rows[30:35]]
+    halves[1][-1] = [*halves[1][-1][:-1], 2 + int(halves[1][-1][-1] == 2)]  # (a conflict)
+    paths = []
+    for i, half in enumerate(halves):
+        path = tmp_path / f"t{i}.{kind}"
+        if kind == "csv":
+            lines = [",".join(map(str, r)) for r in [header, *half]]
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        else:
+            cols = list(zip(*half, strict=True))
+            pq.write_table(pa.table({h: list(c) for h, c in zip(header, cols, strict=True)}), path)
+        paths.append(path)
+    scale = load_builtin("phq9")
+    found, read = [], []
+    real_copies, real_rows_at = table.TableRun._copies, table._rows_at
+    monkeypatch.setattr(
+        table.TableRun, "_copies", lambda run, ids: found.append(ids) or real_copies(run, ids)
+    )
+    monkeypatch.setattr(
+        table, "_rows_at", lambda run, f, at: read.append(f) or real_rows_at(run, f, at)
+    )
+    sources = [
+        table.csv_source(str(p), ["phq9"], scale) if kind == "csv" else table.parquet_source(str(p))
+        for p in paths
+    ]
+    with table.score_tables(sources, scale) as run:  # type: ignore[arg-type]
+        assert run.merged
+        got = [(r.subject, r.visit, r.scores, [i.code for i in r.issues]) for r in run.results()]
+    records = read_answers([str(p) for p in paths], scales=[scale]).records
+    expected = [
+        (r.subject, r.visit, r.scores, [i.code for i in r.issues])
+        for r in score(records, scale=scale)
+    ]
+    assert got == expected and len(got) == 120
+    assert sum(bool(i) for *_, i in got) == 27  # the repeats, one of them a conflict
+    assert [c for *_, i in got for c in i].count("conflicting-records") == 1
+    assert len(found) == 1 and len(found[0]) == 27  # one batch: one query
+    assert read == ([] if kind == "csv" else [0, 1])
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_rows_merged_with_later_ones_are_read_by_where_their_lines_start(
+    tmp_path: Path, newline: str
+) -> None:
+    """A CSV file that repeats its first rows at its end (an export appended to part of
+    itself): each merged record is explained from a row and a later copy, so the reading
+    goes back and forth. Going back read the file again from its top (25,000 rows to JSON
+    Lines: 23 s, now 5 s); the rows are found by where their lines start, with the lines
+    and results the readers give."""
+    from ketascore.api import read_answers, score
+
+    header = "subject,visit," + ",".join(f"phq9_{i}" for i in range(1, 10))
+    lines = [f"S{n},v{n % 3},{','.join(str((n + i) % 4) for i in range(9))}" for n in range(300)]
+    lines[5] = lines[5][:-1] + "9"  # (out of range, in both copies)
+    path = tmp_path / "again.csv"
+    path.write_bytes(newline.join([header, *lines, *lines[:150]]).encode() + newline.encode())
+    scale = load_builtin("phq9")
+    source = table.csv_source(str(path), ["phq9"], scale)
+    assert source is not None
+    with table.score_tables([source], scale) as run:
+        got = [
+            (r.subject, r.source.line, r.scores, [i.code for i in r.issues]) for r in run.results()
+        ]
+    expected = [
+        (r.subject, r.source.line, r.scores, [i.code for i in r.issues])
+        for r in score(read_answers([str(path)], scales=[scale]).records, scale=scale)
+    ]
+    assert got == expected and len(got) == 300
+    assert [i for *_, i in got].count(["duplicate-record"]) == 149

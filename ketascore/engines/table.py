@@ -997,18 +997,26 @@ class TableRun:
             issues = columns["issues"].to_pylist()
             copies = columns["_ks_copies"].to_pylist() if self.merged else [1] * len(order)
             values = zip(*(columns[c].to_pylist() for c in make.names), strict=True)
-            # the batch's rows to explain in a Parquet file or a frame, read in one query per
-            # file (not one query per row: 10-30 ms each on a 3M-row file)
-            wanted: dict[int, list[int]] = {}
+            # the rows merged into the batch's records, found in one query (not one a row:
+            # a 1M-row CSV with 20,000 repeats took 20 s, against 2.7 s without)
+            copies_of = self._copies([at for at, n in zip(order, copies, strict=True) if n > 1])
+            # the batch's rows to explain in a Parquet file or a frame, and their copies,
+            # read in one query per file (not one query per row: 10-30 ms each on a 3M-row
+            # file); a CSV file's are read by their place in it
+            wanted: dict[int, set[int]] = {}
             for file, at, problem, n in zip(files, order, issues, copies, strict=True):
-                if (problem is not None or n > 1) and self.sources[file].kind != "csv":
-                    wanted.setdefault(file, []).append(at - offsets[file])
-            read = {f: _rows_at(self, f, positions) for f, positions in wanted.items()}
+                if problem is not None or n > 1:
+                    for f, p in [(file, at - offsets[file]), *copies_of.get(at, ())]:
+                        if self.sources[f].kind != "csv":
+                            wanted.setdefault(f, set()).add(p)
+            read = {f: _rows_at(self, f, sorted(places)) for f, places in wanted.items()}
             for file, at, problem, n, row in zip(files, order, issues, copies, values, strict=True):
                 pos = at - offsets[file]
                 if problem is not None or n > 1:
-                    line, cells = read[file][pos] if file in read else rows.at(file, pos)
-                    yield self._explained(file, pos, line, cells)
+                    places = [(file, pos), *copies_of.get(at, ())]
+                    yield self._explained(
+                        [(f, p, *(read[f][p] if f in read else rows.at(f, p))) for f, p in places]
+                    )
                 else:
                     yield make(row, names[file], rows.line(file, pos))
 
@@ -1016,21 +1024,15 @@ class TableRun:
         """The first ``limit`` results with an issue."""
         return list(self.results(problems_only=True, limit=limit))
 
-    def _explained(self, file: int, pos: int, line: int | None, cells: list[Any]) -> ScoreResult:
-        """The record engine's result for the row at ``pos`` (with the other rows of its
-        subject and visit, when they were merged)."""
+    def _explained(self, rows: list[tuple[int, int, int | None, list[Any]]]) -> ScoreResult:
+        """The record engine's result for a row of the scored table, from its source rows
+        (file, place, line, cells): the row and, when merged, the other rows of its subject
+        and visit, in order."""
         from ketascore.engines.record import score_records
 
-        places = [(file, pos)]
-        if self.merged:
-            places += self._copies(file, pos)
         records: list[AnswerRecord] = []
-        for f, p in places:
-            if f == file and p == pos:  # (its cells are read already)
-                records += self.records_of(f, p, line, cells, [])
-                continue
-            ((o_line, o_cells),) = _rows_at(self, f, [p]).values()
-            records += self.records_of(f, p, o_line, o_cells, [])
+        for file, pos, line, cells in rows:
+            records += self.records_of(file, pos, line, cells, [])
         (result,) = score_records(records, {self.scale.id: self.scale}.get)
         return result
 
@@ -1102,15 +1104,22 @@ class TableRun:
             )
         ]
 
-    def _copies(self, file: int, pos: int) -> list[tuple[int, int]]:
-        """The other rows merged into the record of the row at ``pos`` (in order)."""
-        rowid = self.offsets[file] + pos
+    def _copies(self, rowids: list[int]) -> dict[int, list[tuple[int, int]]]:
+        """The other rows merged into the records of the rows at ``rowids`` of the run, as
+        (file, place) in order, by rowid."""
+        if not rowids:
+            return {}
+        listed = ", ".join(str(int(r)) for r in rowids)
         found = self.con.execute(
-            "SELECT c._ks_file, c.rowid FROM _ks_rows c JOIN _ks_rows f "
+            "SELECT f.rowid, c._ks_file, c.rowid FROM _ks_rows c JOIN _ks_rows f "
             "ON c.subject = f.subject AND c.visit = f.visit "
-            f"WHERE f.rowid = {rowid} AND c._ks_kept AND c.rowid <> {rowid} ORDER BY c.rowid"
+            f"WHERE f.rowid IN ({listed}) AND c._ks_kept AND c.rowid <> f.rowid "
+            "ORDER BY f.rowid, c.rowid"
         ).fetchall()
-        return [(int(f), int(r) - self.offsets[int(f)]) for f, r in found]
+        out: dict[int, list[tuple[int, int]]] = {}
+        for at, f, r in found:
+            out.setdefault(int(at), []).append((int(f), int(r) - self.offsets[int(f)]))
+        return out
 
 
 class _ResultMaker:
@@ -1194,6 +1203,7 @@ class _SourceRows:
         self.readers: dict[int, Any] = {}
         self.seen: dict[int, int] = {}
         self.files: dict[int, tuple[Any, int]] = {}  # a plain source's file, its next row
+        self.starts: dict[int, Any] = {}  # where each row of a plain source starts, if asked
         self.plain = [
             s.kind == "csv" and s.lines == size + 1
             for s, size in zip(run.sources, run.sizes, strict=True)
@@ -1222,11 +1232,16 @@ class _SourceRows:
         source = self.run.sources[file]
         if self.plain[file]:  # (the lines before it skipped by the file's own iterator)
             fh, at = self.files.get(file, (None, 0))
-            if fh is None or at > pos:
-                if fh is not None:
-                    fh.close()
-                fh, at = open(source.name, encoding="utf-8", newline=""), -1  # noqa: SIM115
-            text = next(itertools.islice(fh, pos - at, None))
+            if fh is None:
+                fh, at = open(source.name, "rb"), -1  # noqa: SIM115
+            # back (a row merged with a later one), or on after that: found by the lines'
+            # starts, not by reading every line before it again (100 lines at most)
+            if at > pos or (file in self.starts and pos - at > 100):
+                if file not in self.starts:
+                    self.starts[file] = _line_starts(source.name)
+                fh.seek(int(self.starts[file][pos]))
+                at = pos
+            text = next(itertools.islice(fh, pos - at, None)).decode("utf-8")
             self.files[file] = (fh, pos + 1)
             return self.line(file, pos), text
         reader = self.readers.get(file)
@@ -1243,6 +1258,19 @@ class _SourceRows:
         for fh, _ in self.files.values():
             fh.close()
         self.files.clear()
+
+
+def _line_starts(path: str) -> Any:
+    """Where each row of a CSV file with a line for each row starts (in bytes; its line
+    endings are LF or CRLF, ``csv_source``): a numpy array, the header's line left out."""
+    import numpy as np
+
+    parts, at = [], 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            parts.append(np.flatnonzero(np.frombuffer(chunk, dtype=np.uint8) == 10) + (at + 1))
+            at += len(chunk)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
 
 
 def _csv_lines(source: TableSource) -> Iterator[tuple[int, int, str]]:
