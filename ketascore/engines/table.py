@@ -712,6 +712,7 @@ class TableRun:
             self.table, self.merged = "", False
             self.con.execute("DROP TABLE IF EXISTS _ks_rows")
             self.con.execute("DROP TABLE IF EXISTS _ks_merged")
+            self.con.execute("DROP TABLE IF EXISTS _ks_repeats")
 
         self._on_one_thread_if_need_be(self._materialized, again)
 
@@ -745,15 +746,30 @@ class TableRun:
             self.offsets.append(at)
             at += size
         if self.merge_duplicates and tally.repeated:
+            # only the rows of a subject and visit that repeat are scored again, merged (the
+            # others are the scored table's rows as they are): scoring every row again took
+            # 6.8 s of a 1M-row CSV with 20,000 repeats
+            con.execute(
+                "CREATE TABLE _ks_repeats AS SELECT rowid AS r FROM _ks_rows WHERE _ks_kept "
+                "AND (subject, visit) IN (SELECT subject, visit FROM _ks_rows WHERE _ks_kept "
+                "GROUP BY subject, visit HAVING count(*) > 1)"
+            )
+            repeats = self.relation(True, self.offsets)
+            repeats = f"(SELECT * FROM {repeats} WHERE _ks_order IN (SELECT r FROM _ks_repeats))"
             merged = compile_scale(
                 self.scale,
                 "duckdb",
-                relation=self.relation(True, self.offsets),
+                relation=repeats,
                 columns=self.mapped,
                 layout=replace(self.layout, order="_ks_order"),
                 row_checks=True,
                 duplicates=True,
             ).text
+            merged = (
+                f"SELECT * FROM ({merged}) UNION ALL BY NAME SELECT *, rowid AS _ks_order, "
+                "1 AS _ks_copies FROM _ks_rows WHERE rowid NOT IN (SELECT r FROM _ks_repeats) "
+                "ORDER BY _ks_order"
+            )
             query = "CREATE TABLE _ks_merged AS SELECT * FROM {}"
             tally = self._counted(merged, query, "TRUE")
             self.table, self.merged = "_ks_merged", True
