@@ -204,6 +204,15 @@ class ScoreRun:
             return self.table.problem_results(limit)  # type: ignore[no-any-return]
         return [r for r in self._results or [] if r.issues][:limit]
 
+    def issue_totals(self) -> tuple[int, int]:
+        """How many issues the results carry: errors, warnings (the issues of whole files
+        and of rows that make no record, ``issues``, are not counted)."""
+        if self._scored():
+            return self.table.issue_totals  # type: ignore[no-any-return]
+        found = [i for r in self._results or [] for i in r.issues]
+        errors = sum(1 for i in found if i.severity == "error")
+        return errors, len(found) - errors
+
     def summary(self) -> dict[str, int]:
         if self._scored():
             return dict(self.table.summary())

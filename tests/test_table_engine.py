@@ -290,7 +290,7 @@ def test_a_fault_of_our_own_is_not_taken_for_input_duckdb_cannot_read(
     that DuckDB cannot read the input (that would hand a big table to the record path in
     silence, 40x slower)."""
 
-    def broken(self: Any, kept: Any, code: Any, key: Any) -> Any:
+    def broken(self: Any, kept: Any, code: Any, key: Any, errors: Any, issues: Any) -> Any:
         raise ZeroDivisionError("a fault of ours")
 
     monkeypatch.setattr(table._Tally, "keep", broken)
@@ -480,3 +480,29 @@ def test_rows_merged_with_later_ones_are_read_by_where_their_lines_start(
     ]
     assert got == expected and len(got) == 300
     assert [i for *_, i in got].count(["duplicate-record"]) == 149
+
+
+def test_the_issues_listed_and_counted_are_the_record_engines(runner: Any, tmp_path: Path) -> None:
+    """The command lists the first 50 issues, errors first, then counts them all. The
+    table engine read the issues of its first 51 results with one and counted only those:
+    80 repeated rows (warnings) before 10 rows out of range said "0 errors, 51 warnings"
+    and listed no error, while the exit code said 1. It now lists the same issues as the
+    record engine and counts them all (20 errors and 80 warnings here)."""
+    header = "subject,visit," + ",".join(f"phq9_{i}" for i in range(1, 10))
+    lines = [f"S{n},v1,{','.join(str((n + i) % 4) for i in range(9))}" for n in range(100)]
+    lines += lines[:80]
+    for n in range(90, 100):
+        lines[n] = f"S{n},v1,7,7,0,0,0,0,0,0,0"  # (two items out of range)
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    args = ["score", str(path), "--scale", "phq9", "--format", "csv"]
+    record = runner.invoke(cli, [*args, "--engine", "record"])
+    table_run = runner.invoke(cli, [*args, "--engine", "duckdb"])
+    assert table_run.exit_code == record.exit_code == 1
+    assert table_run.stdout == record.stdout
+    assert table_run.stderr == record.stderr
+    assert "20 errors, 80 warnings" in record.stderr
+    with score_paths(path, scale=load_builtin("phq9"), engine="table") as run:
+        assert run.issue_totals() == (20, 80) and run.engine == "table"
+        assert len(run.problem_results(50)) == 60  # (the first 50 with an issue, and 10 errors)
+    assert record.stderr.index("error[") < record.stderr.index("warning[")

@@ -439,6 +439,11 @@ class TableMemoryError(TableEngineError):
 
 
 ERROR_CODES = sorted(c for c, t in ISSUE_TYPES.items() if t.severity == "error")
+_ERROR_LIST = ", ".join(sql_text(c) for c in ERROR_CODES)
+# (a row of the scored table whose issues include an error)
+_SQL_HAS_ERROR = (
+    f"(issues IS NOT NULL AND list_has_any(string_split(issues, ';'), [{_ERROR_LIST}]))"
+)
 
 
 def _values(array: Any, dtype: Any) -> Any:
@@ -480,16 +485,21 @@ class _Tally:
         self.unknown = False  # a row the query could not classify
         self.counts: dict[int, int] = {}  # code: rows
         self.repeated = False
+        self.errors = self.warnings = 0  # the issues of the records, by severity
 
-    def keep(self, kept: Any, code: Any, key: Any) -> Any:
+    def keep(self, kept: Any, code: Any, key: Any, errors: Any, issues: Any) -> Any:
         import numpy as np
 
-        if kept.null_count or code.null_count or key.null_count:
+        if kept.null_count or code.null_count or key.null_count or errors.null_count:
             self.unknown = True
             return kept
         keys = _values(key, np.uint64)[_values(kept, bool)]
         counts = np.bincount(_values(code, np.int32))
+        n_errors = int(_values(errors, np.int32).sum())
+        n_issues = int(_values(issues, np.int32).sum())
         with self.lock:
+            self.errors += n_errors
+            self.warnings += n_issues - n_errors
             if len(counts) > len(self.totals):
                 counts[: len(self.totals)] += self.totals
                 self.totals = counts
@@ -607,6 +617,7 @@ class TableRun:
         self.sizes: list[int] = []  # and its number of rows
         self._issues: list[Issue] = []  # the readers', in order
         self.records = self.scored = self.with_problems = 0
+        self.issue_totals = (0, 0)  # the records' issues: errors, warnings
         self.counted = False
         self._wide: dict[int, Any] = {}  # each wide source's WideLayout, once read
 
@@ -660,30 +671,36 @@ class TableRun:
 
         tally = _Tally()
         name = f"_ks_tally_{id(tally)}"
+        integer = duckdb.type("INTEGER")
         self.con.create_function(
             name,
             tally.keep,
-            [duckdb.type("BOOLEAN"), duckdb.type("INTEGER"), duckdb.type("UBIGINT")],
+            [duckdb.type("BOOLEAN"), integer, duckdb.type("UBIGINT"), integer, integer],
             duckdb.type("BOOLEAN"),
             type="arrow",
             null_handling="special",  # (by default, a row with a NULL argument is not passed)
             side_effects=True,
         )
-        errors = ", ".join(sql_text(c) for c in ERROR_CODES)
         scored = " OR ".join(f"{quote(r.id)} IS NOT NULL" for r in self.scale.scores)
         code = _Tally.code(
             {
                 "file": "_ks_file",
                 "kept": "_ks_kept",
                 "scored": f"(_ks_kept AND ({scored}))",
-                "problem": "(_ks_kept AND issues IS NOT NULL AND "
-                f"list_has_any(string_split(issues, ';'), [{errors}]))",
+                "problem": f"(_ks_kept AND {_SQL_HAS_ERROR})",
                 "flagged": "(_ks_no_ids OR _ks_bad_date OR _ks_bad_day)",
                 "filled": "((subject IS NOT NULL AND visit IS NOT NULL) OR _ks_no_ids)",
             }
         )
         key = "hash(subject, visit)"
-        counted = f"({query}) WHERE {name}({keep}, {code}, {key})"
+        # the records' issues (one code each in the issues column), and those that are errors
+        codes = "string_split(issues, ';')"
+        errors = f"len(list_filter({codes}, lambda c: list_contains([{_ERROR_LIST}], c)))"
+        errors = (
+            f"CAST(CASE WHEN _ks_kept AND issues IS NOT NULL THEN {errors} ELSE 0 END AS INTEGER)"
+        )
+        issues = f"CAST(CASE WHEN _ks_kept AND issues IS NOT NULL THEN len({codes}) ELSE 0 END AS INTEGER)"
+        counted = f"({query}) WHERE {name}({keep}, {code}, {key}, {errors}, {issues})"
         try:
             self.con.execute(into.format(counted)).fetchall()
         finally:
@@ -698,6 +715,7 @@ class TableRun:
         self.records, self.scored, self.with_problems = (
             tally.rows(fact) for fact in ("kept", "scored", "problem")
         )
+        self.issue_totals = (tally.errors, tally.warnings)
         filled = [rows.rows("filled", i) > 0 for i in range(len(self.sources))]
         self._issues = self._reader_issues(filled, flagged)
         self.counted = True
@@ -980,21 +998,21 @@ class TableRun:
 
     # -- results, one by one ----------------------------------------------------------
 
-    def results(
-        self, *, problems_only: bool = False, limit: int | None = None
-    ) -> Iterator[ScoreResult]:
+    def results(self) -> Iterator[ScoreResult]:
         """The results in input order, as ``ketascore score`` gives them: the rows with an
         issue read again and scored by the record engine (with every message), the others
-        taken from the table. ``problems_only``: the rows with an issue (the first
-        ``limit``)."""
+        taken from the table."""
         self.materialize()
+        return self._results("_ks_kept")
+
+    def _results(self, where: str) -> Iterator[ScoreResult]:
+        """The results of the scored table's rows that ``where`` (SQL) keeps, in order."""
         names = [quote(c) for c in self.columns]
         na = [f"_ks_na_{n}" for n in range(len(self.scale.scores))]
-        where = "_ks_kept" + (" AND issues IS NOT NULL" if problems_only else "")
         extra = ", _ks_order, _ks_copies" if self.merged else ""
         query = (
             f"SELECT rowid, _ks_file, {', '.join(names + na)}{extra} FROM {self.table} "
-            f"WHERE {where}" + (f" LIMIT {int(limit)}" if limit is not None else "")
+            f"WHERE {where}"
         )
         reader = self.con.cursor().sql(query).to_arrow_reader(1 << 14)  # (others query on)
         rows = _SourceRows(self)
@@ -1037,8 +1055,21 @@ class TableRun:
                     yield make(row, names[file], rows.line(file, pos))
 
     def problem_results(self, limit: int) -> list[ScoreResult]:
-        """The first ``limit`` results with an issue."""
-        return list(self.results(problems_only=True, limit=limit))
+        """The results the issues listed first come from, in order: the first ``limit``
+        with an error and the first ``limit`` with an issue (so that their issues, errors
+        first, begin as the issues of every result do)."""
+        self.materialize()
+        return list(self._results(self._listed(limit)))
+
+    def _listed(self, limit: int) -> str:
+        """The WHERE clause of ``problem_results``."""
+        order = "_ks_order" if self.merged else "rowid"
+        firsts = [
+            f"{order} IN (SELECT {order} FROM {self.table} WHERE _ks_kept AND {where} "
+            f"ORDER BY {order} LIMIT {int(limit)})"
+            for where in (_SQL_HAS_ERROR, "issues IS NOT NULL")
+        ]
+        return f"_ks_kept AND ({' OR '.join(firsts)})"
 
     def _explained(self, rows: list[tuple[int, int, int | None, list[Any]]]) -> ScoreResult:
         """The record engine's result for a row of the scored table, from its source rows

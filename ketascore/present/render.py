@@ -85,10 +85,20 @@ def score_tables(results: Sequence[ScoreResult]) -> list[Table]:
 ISSUES_LISTED = 50  # problems listed on stderr; the others are in the output (JSON, CSV)
 
 
-def issue_lines(issues: Sequence[Issue], limit: int = ISSUES_LISTED) -> list[Text]:
+def issue_lines(
+    issues: Sequence[Issue],
+    limit: int = ISSUES_LISTED,
+    totals: tuple[int, int] | None = None,
+) -> list[Text]:
     """The issues as lines, errors before warnings (each in its input order), at most
-    ``limit`` of them, then the count of each: ``2 errors, 1 warning``."""
+    ``limit`` of them, then the count of each: ``2 errors, 1 warning``. ``totals``: the
+    errors and warnings there are, when ``issues`` are only the first of them (the table
+    engine reads the issues of the first results with one only)."""
     ordered = sorted(issues, key=lambda i: i.severity != "error")
+    if totals is None:
+        errors = sum(1 for i in issues if i.severity == "error")
+        totals = (errors, len(issues) - errors)
+    errors, warnings = totals
     lines = []
     for issue in ordered[:limit]:
         style = "red" if issue.severity == "error" else "yellow"
@@ -96,24 +106,25 @@ def issue_lines(issues: Sequence[Issue], limit: int = ISSUES_LISTED) -> list[Tex
         line.append(f"{issue.severity}[{issue.code}] ", style=style)
         line.append(safe(issue.message))
         lines.append(line)
-    if len(issues) > limit:
-        lines.append(Text(f"... and {len(issues) - limit} more (use --format json to see all)"))
-    if issues:
-        lines.append(Text(issue_counts(issues), style="bold"))
+    total = errors + warnings
+    if total > limit:
+        lines.append(Text(f"... and {total - limit} more (use --format json to see all)"))
+    if total:
+        lines.append(Text(issue_counts(errors, warnings), style="bold"))
     return lines
 
 
-def issue_counts(issues: Sequence[Issue]) -> str:
+def issue_counts(errors: int, warnings: int) -> str:
     """``2 errors, 1 warning``."""
-    errors = sum(1 for i in issues if i.severity == "error")
-    warnings = len(issues) - errors
     return f"{errors} error{'s' if errors != 1 else ''}, {warnings} warning" + (
         "s" if warnings != 1 else ""
     )
 
 
-def print_issues(console: Console, issues: Sequence[Issue]) -> None:
-    for line in issue_lines(issues):
+def print_issues(
+    console: Console, issues: Sequence[Issue], totals: tuple[int, int] | None = None
+) -> None:
+    for line in issue_lines(issues, totals=totals):
         console.print(line, soft_wrap=True, highlight=False)
 
 
