@@ -162,11 +162,12 @@ def test_a_folder_of_tables_is_read_as_one(runner: Any, tmp_path: Path) -> None:
 
 
 def test_a_table_duckdb_fails_on_while_writing_is_left_to_the_readers(
-    runner: Any, tmp_path: Path
+    runner: Any, monkeypatch: Any, tmp_path: Path
 ) -> None:
     """DuckDB reads a line longer than its limit only when it writes the output (the run is
     scored in one pass then): the record engine scores the file instead, and the output is
     its, whole."""
+    monkeypatch.setenv("KETASCORE_NO_FALLBACK", "0")  # (the fallback under test)
     rows = ["subject,visit,note," + ",".join(f"phq9_{i}" for i in range(1, 10))]
     rows += ["S1,v1," + "x" * 2_200_000 + "," + ",".join("1" * 9)]
     rows += ["S2,v1,short," + ",".join("2" * 9)]
@@ -268,6 +269,8 @@ def test_the_command_says_when_memory_sent_a_table_to_the_record_engine(
 
     def out_of_memory(run: Any, *args: Any) -> None:
         raise table.TableMemoryError("DuckDB ran out of memory: could not allocate")
+
+    monkeypatch.setenv("KETASCORE_NO_FALLBACK", "0")  # (the fallback under test)
 
     monkeypatch.setattr(table.TableRun, "_copy", out_of_memory)
     monkeypatch.setattr(table.TableRun, "_materialize", out_of_memory)

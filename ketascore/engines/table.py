@@ -696,10 +696,9 @@ class TableRun:
         # the records' issues (one code each in the issues column), and those that are errors
         codes = "string_split(issues, ';')"
         errors = f"len(list_filter({codes}, lambda c: list_contains([{_ERROR_LIST}], c)))"
-        errors = (
-            f"CAST(CASE WHEN _ks_kept AND issues IS NOT NULL THEN {errors} ELSE 0 END AS INTEGER)"
-        )
-        issues = f"CAST(CASE WHEN _ks_kept AND issues IS NOT NULL THEN len({codes}) ELSE 0 END AS INTEGER)"
+        listed = "_ks_kept AND issues IS NOT NULL"
+        errors = f"CAST(CASE WHEN {listed} THEN {errors} ELSE 0 END AS INTEGER)"
+        issues = f"CAST(CASE WHEN {listed} THEN len({codes}) ELSE 0 END AS INTEGER)"
         counted = f"({query}) WHERE {name}({keep}, {code}, {key}, {errors}, {issues})"
         try:
             self.con.execute(into.format(counted)).fetchall()
