@@ -267,6 +267,31 @@ def test_a_number_id_is_the_same_text_in_every_engine(runner: Any, tmp_path: Pat
     assert other == (stdout, stderr)
 
 
+def test_a_float32_id_from_2_24_on_is_refused_in_every_engine(runner: Any, tmp_path: Path) -> None:
+    """A 32-bit FLOAT holds every whole number below 2^24 only: subject 16777217 written to
+    a FLOAT column is stored as 16777216, so a FLOAT id from 2^24 on is refused as a
+    DOUBLE one is from 2^53 on (the message names the 32-bit float's limit). Both engines
+    scored subject 16777216 (and 16777218, 1e10) as if it were the id written."""
+    subjects = [16777215.0, 16777217.0, 16777218.0, -1e10, 2.5]
+    table = {
+        "subject": pa.array(subjects, pa.float32()),
+        "visit": pa.array([1.0, 1.0, 1.0, 1.0, 3e7], pa.float32()),
+        **{f"phq9_{i}": [1] * 5 for i in range(1, 10)},
+    }
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table(table), path)
+    (stdout, stderr), other = both_engines(runner, path, "--format", "csv", exit_code=1)
+    assert [line.split(",")[:2] for line in stdout.splitlines()[1:]] == [["16777215", "1"]]
+    for field, value in [("subject", "16777216.0"), ("subject", "16777218.0")]:
+        assert (
+            f"{field} {value} is a floating-point number too large to be an exact id (from "
+            f"2^24 = 16777216 on, a 32-bit float cannot hold every whole number" in stderr
+        )
+    assert "subject -10000000000.0 is a floating-point" in stderr
+    assert "visit 30000000.0 is a floating-point" in stderr
+    assert other == (stdout, stderr)
+
+
 def test_a_table_with_nothing_to_score_gives_one_header(runner: Any, tmp_path: Path) -> None:
     """A table whose rows answer no item (every item cell blank) gives no result: the CSV is
     the header the record engine writes for no result, from either engine. The table

@@ -338,7 +338,7 @@ _TYPES = [
             "rows": "{count} row(s) have an unusable {field}",
             "inexact-id": Template(
                 "{field} {value} is a floating-point number too large to be an exact id "
-                "(from 2^53 = 9007199254740992 on, a double cannot hold every whole number, "
+                "(from {limit} on, {width} cannot hold every whole number, "
                 "so it may not be the {field} that was written); row skipped",
                 "store subjects and visits as text or as an integer type, not as floating point",
             ),
@@ -1169,15 +1169,18 @@ def missing_id(
     skipped: the message names the first that is missing, or, when its cell (``cells``:
     the row's raw subject and visit) is a floating-point number that is no exact id
     (``values.inexact_id``), says so."""
-    from ketascore.core.values import inexact_id
+    from ketascore.core.values import Float32, id_limit, inexact_id
 
     at = 0 if subject is None else 1
     if inexact_id(cells[at]):
+        limit = id_limit(cells[at])
         return make_issue(
             "bad-field",
             "inexact-id",
             field=names[at],
             value=repr(cells[at]),
+            limit=f"2^{limit.bit_length() - 1} = {limit}",
+            width="a 32-bit float" if isinstance(cells[at], Float32) else "a double",
             file=file,
             line=line,
             subject=subject,

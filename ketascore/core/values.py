@@ -172,9 +172,10 @@ def has_digit(text: str) -> bool:
 
 
 def clean_number(value: Num) -> Num:
-    """Whole floats become ints (16.0 prints and serialises as 16; -0.0 is 0)."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
+    """Whole floats become ints (16.0 prints and serialises as 16; -0.0 is 0); others are
+    plain floats (a ``Float32`` too)."""
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else float(value)
     return value
 
 
@@ -553,8 +554,31 @@ def _no_signed_zero(number: str) -> str:
 # Subjects and visits: the text of an id however a table types it (Python and SQL)
 
 # Beyond 2**53 a double cannot hold every whole number (9007199254740993 is stored as
-# 9007199254740992), so a floating-point id there may not be the id that was written
+# 9007199254740992), so a floating-point id there may not be the id that was written; a
+# 32-bit float (Parquet FLOAT, SQL REAL) holds every whole number below 2**24 only
+# (16777217 is stored as 16777216)
 EXACT_ID_LIMIT = 2**53
+EXACT_FLOAT32_ID_LIMIT = 2**24
+
+
+class Float32(float):
+    """A value of a 32-bit floating-point column (Parquet FLOAT, SQL FLOAT or REAL, the
+    column plan's kind ``float``), as the double it holds: a float in every way, but an id
+    of it is exact below 2**24 only (``inexact_id``). The readers of typed tables make a
+    FLOAT column's values so (``float32_cell``)."""
+
+    __slots__ = ()
+
+
+def float32_cell(value: Any) -> Any:
+    """A cell of a 32-bit floating-point column as a ``Float32`` (other values as given)."""
+    return Float32(value) if isinstance(value, float) else value
+
+
+def id_limit(value: Any) -> int:
+    """The least magnitude from which a floating-point id may not be the whole number that
+    was written: 2**24 for a 32-bit float (``Float32``), else 2**53 (a double)."""
+    return EXACT_FLOAT32_ID_LIMIT if isinstance(value, Float32) else EXACT_ID_LIMIT
 
 
 def id_text(value: Any) -> str | None:
@@ -581,12 +605,13 @@ def id_text(value: Any) -> str | None:
 
 def inexact_id(value: Any) -> bool:
     """A floating-point number that is no usable id: infinite, or so large that it may not
-    be the whole number that was written (2**53 and beyond)."""
-    return isinstance(value, float) and value == value and not abs(value) < EXACT_ID_LIMIT
+    be the whole number that was written (``id_limit``: 2**53 and beyond, 2**24 for a
+    32-bit float)."""
+    return isinstance(value, float) and value == value and not abs(value) < id_limit(value)
 
 
 def sql_id(expr: str, kind: str) -> str:
-    """``id_text`` in SQL, for a column of a kind of the column plan (text, number,
+    """``id_text`` in SQL, for a column of a kind of the column plan (text, number, float,
     decimal, integer, boolean): NULL where ``id_text`` gives None."""
     if kind == "boolean":
         return "CAST(NULL AS VARCHAR)"
@@ -598,12 +623,13 @@ def sql_id(expr: str, kind: str) -> str:
             f"THEN CAST(CAST({expr} AS DECIMAL(38, 0)) AS VARCHAR) "
             f"ELSE rtrim(CAST({expr} AS VARCHAR), '0') END)"
         )
-    if kind == "number":
+    if kind in ("number", "float"):
         number = f"CAST({expr} AS DOUBLE)"
+        limit = id_limit(Float32() if kind == "float" else 0.0)
         # (NaN and infinity first, by arithmetic: DuckDB finds abs(NaN) below any number)
         return (
             f"(CASE WHEN {sql_is_nan(number)} OR NOT ({number} - {number} = 0) THEN NULL "
-            f"WHEN abs({number}) >= {sql_number(EXACT_ID_LIMIT)} THEN NULL "
+            f"WHEN abs({number}) >= {sql_number(limit)} THEN NULL "
             f"WHEN {number} = floor({number}) "
             f"THEN CAST(CAST({number} AS BIGINT) AS VARCHAR) "
             f"ELSE CAST({number} AS VARCHAR) END)"

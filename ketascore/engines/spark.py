@@ -29,6 +29,8 @@ def _kind(data_type: Any) -> str:
     name = type(data_type).__name__
     if name in _INTEGER_TYPES:
         return "integer"
+    if name == "FloatType":  # (32-bit: an id of it is exact below 2^24 only)
+        return "float"
     if name in _NUMBER_TYPES:
         return "number"
     if name == "DecimalType":

@@ -41,7 +41,7 @@ from ketascore.core.values import (
 
 # Dialects whose results are checked against the record engine by the test suite.
 DIALECTS = ("duckdb", "spark", "databricks", "postgres")
-KINDS = ("text", "number", "integer", "decimal", "boolean")
+KINDS = ("text", "number", "float", "integer", "decimal", "boolean")
 
 
 class SqlError(ValueError):
@@ -263,9 +263,11 @@ class TableLayout:
     """What is known about the input relation.
 
     ``kinds`` gives a column's kind: text (the default, right for any type since the value
-    is then read as text), number, integer (a number that is always whole: no NaN, no
-    fraction, so the checks for them are left out), decimal (a number of a DECIMAL type:
-    read as a number, but an id by its exact digits) or boolean. ``carry`` columns are copied
+    is then read as text), number, float (a number of a 32-bit floating-point type, FLOAT or
+    REAL: read as a number, but an id of it is exact below 2^24 only, ``values.id_limit``),
+    integer (a number that is always whole: no NaN, no fraction, so the checks for them are
+    left out), decimal (a number of a DECIMAL type: read as a number, but an id by its
+    exact digits) or boolean. ``carry`` columns are copied
     to the output after the scores, as the CSV reader copies other columns. ``unknown_items`` are
     ``<scale>_<x>`` columns that name no item of the scale (each row gets an unknown-item
     issue). ``absent`` items have no column (always missing). ``order`` is a column that
@@ -672,7 +674,7 @@ class _Compiler:
 
     def kind(self, column: str) -> str:
         kind = self.layout.kinds.get(column, "text")
-        return "number" if kind in ("integer", "decimal") else kind
+        return "number" if kind in ("integer", "decimal", "float") else kind
 
     def id_sql(self, column: str) -> str:
         """A subject or visit column as the id's text (``values.sql_id``)."""

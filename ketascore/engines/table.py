@@ -35,7 +35,7 @@ from typing import Any
 from ketascore.core.issues import ISSUE_TYPES, Issue, has_errors, make_issue, missing_id
 from ketascore.core.records import AnswerRecord, ScoreResult, Source
 from ketascore.core.scale import Scale
-from ketascore.core.values import Num, clean_number, sql_is_nan, sql_text, strip
+from ketascore.core.values import Num, clean_number, float32_cell, sql_is_nan, sql_text, strip
 from ketascore.engines.sql import ColumnMap, SqlError, compile_scale, plan_columns, quote
 
 INTEGER_TYPES = (
@@ -43,6 +43,7 @@ INTEGER_TYPES = (
     *("UINTEGER", "UBIGINT"),
 )
 NUMBER_TYPES = ("FLOAT", "DOUBLE", "REAL")
+FLOAT_TYPES = ("FLOAT", "REAL")  # (32-bit: an id of it is exact below 2^24 only)
 CHUNK = 1 << 24
 
 
@@ -60,11 +61,13 @@ def available() -> bool:
 
 
 def kind_of(duckdb_type: str) -> str:
-    """How the compiler reads a column of this DuckDB type: integer, number, boolean or
-    text."""
+    """How the compiler reads a column of this DuckDB type: integer, float (32-bit),
+    number, decimal, boolean or text."""
     base = duckdb_type.split("(")[0].upper()
     if base in INTEGER_TYPES:
         return "integer"
+    if base in FLOAT_TYPES:
+        return "float"
     if base in NUMBER_TYPES:
         return "number"
     if base == "DECIMAL":
@@ -331,6 +334,8 @@ def arrow_source(table: Any, name: str = "<dataframe>") -> TableSource:
             kinds[f.name] = "boolean"
         elif pa.types.is_integer(t):
             kinds[f.name] = "integer"
+        elif pa.types.is_float32(t):
+            kinds[f.name] = "float"
         elif pa.types.is_floating(t):
             kinds[f.name] = "number"
         elif pa.types.is_decimal(t):
@@ -372,7 +377,7 @@ def score_tables(
     try:
         con.execute("SET enable_progress_bar = false")
         con.execute("SET preserve_insertion_order = true")  # the output keeps input order
-        if any("number" in source.kinds.values() for source in sources):
+        if any({"number", "float"} & set(source.kinds.values()) for source in sources):
             # a Parquet file's statistics of a DOUBLE or FLOAT column leave NaN out, and
             # DuckDB folds each test for NaN to false by them (no value can be NaN): a NaN
             # answer was then not-a-number where the readers take a blank
@@ -402,7 +407,9 @@ def _one_kind(column: str, kinds: set[str]) -> str:
     text is not the number the reader writes): TableEngineError."""
     if kinds <= {"integer", "decimal"}:
         return "decimal"
-    if kinds <= {"number", "integer", "decimal"}:
+    if kinds <= {"float"}:
+        return "float"
+    if kinds <= {"number", "float", "integer", "decimal"}:
         return "number"
     if kinds <= {"text", "integer"}:
         return "text"
@@ -963,7 +970,7 @@ class TableRun:
             kind = kinds.get(name, "text") if name in self.carried else "text"
             if kind == "integer":
                 cell = f"CAST({col} AS VARCHAR)"
-            elif kind == "number" and name not in numbers:
+            elif kind in ("number", "float") and name not in numbers:
                 # a carried double as the readers carry it: NaN blank, written as Python
                 # writes a float (3.0, 1e+20; a FLOAT as the double it holds, 0.1 as
                 # 0.10000000149011612); infinity as the text 'inf' (escaped '-inf')
@@ -1348,6 +1355,7 @@ def _rows_at(run: TableRun, file: int, positions: list[int]) -> dict[int, tuple[
         return out
     from ketascore.readers.parquet import table_cell
 
+    single = [source.kinds.get(c) == "float" for c in source.header]  # (values.Float32)
     listed = ", ".join(str(int(p)) for p in positions)
     names = ", ".join(quote(c) for c in source.header)
     if source.kind == "parquet":
@@ -1361,7 +1369,13 @@ def _rows_at(run: TableRun, file: int, positions: list[int]) -> dict[int, tuple[
             f"FROM _ks_frame_{file}) WHERE _ks_pos IN ({listed})"
         )
     return {
-        int(row[0]): (int(row[0]) + 1, [table_cell(v) for v in row[1:]])
+        int(row[0]): (
+            int(row[0]) + 1,
+            [
+                float32_cell(table_cell(v)) if f else table_cell(v)
+                for v, f in zip(row[1:], single, strict=True)
+            ],
+        )
         for row in run.con.execute(query).fetchall()
     }
 

@@ -178,8 +178,8 @@ def carried(value: Any) -> Any:
         return text if text else None
     if value is None or isinstance(value, bool | int):
         return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, float):  # (a plain float: a FLOAT column's values.Float32 too)
+        return float(value) if math.isfinite(value) else repr(value)
     if isinstance(value, decimal.Decimal):
         return carried(clean_number(float(value))) if value.is_finite() else str(value)
     if isinstance(value, list | tuple):

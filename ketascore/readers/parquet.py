@@ -8,6 +8,7 @@ import math
 from typing import Any
 
 from ketascore.core.issues import make_issue
+from ketascore.core.values import float32_cell
 from ketascore.readers import FormatContext, ReadResult, Table, is_blank
 
 MAGIC = b"PAR1"
@@ -27,13 +28,17 @@ def _values(column: Any) -> list[Any]:
     """A column's values as Python objects; a column holding a value Python has no object
     for (a date before year 1 or after 9999, a timestamp or duration beyond its range) as
     pyarrow writes each value as text, so that the value grammar and the date check reject
-    that value (it stopped the reading of the file)."""
-    try:
-        return list(column.to_pylist())
-    except (OverflowError, ValueError):
-        import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+    that value (it stopped the reading of the file). A FLOAT (32-bit) column's values are
+    ``Float32``: an id of it is exact below 2^24 only."""
+    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 
+    try:
+        values = list(column.to_pylist())
+    except (OverflowError, ValueError):
         return list(column.cast(pa.string()).to_pylist())
+    if pa.types.is_float32(column.type):
+        return [float32_cell(v) for v in values]
+    return values
 
 
 def read_parquet(data: bytes, file: str, context: FormatContext) -> ReadResult:
