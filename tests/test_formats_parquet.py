@@ -345,3 +345,38 @@ def test_an_integer_and_a_float_id_column_in_two_files(runner: Any, tmp_path: Pa
     outputs = both_engines(runner, [first, second], "--format", "csv")
     assert [line.split(",")[0] for line in outputs[0][0].splitlines()[1:]] == ["20000001", "1.5"]
     assert outputs[0] == outputs[1]
+
+
+def test_an_id_typed_otherwise_in_two_files_is_each_files_id(runner: Any, tmp_path: Path) -> None:
+    """Two Parquet files scored as one run, the subject an integer in one and a DOUBLE (or
+    a FLOAT) in the other: each file's subject is its own id, as the reader reads each file.
+    The integer 9007199254740993 is exact (as an integer it is the id written), so it is
+    kept, while a double there is refused; a FLOAT's subject from 2^24 on is refused next
+    to a DOUBLE's of the same value, which is kept. The table engine read the two files'
+    column as one DOUBLE: it refused the integer (9007199254740993 as a double is
+    9007199254740992, beyond 2^53) and kept the FLOAT's 16777216, where the record engine
+    kept the one and refused the other."""
+    items = {f"phq9_{i}": [1, 1] for i in range(1, 10)}
+    paths = [tmp_path / f"{n}.parquet" for n in "abcd"]
+    subjects = [
+        pa.array([2**53 + 1, 7], pa.int64()),
+        pa.array([1.5, 2.0**53], pa.float64()),
+        pa.array([16777216.0, 3.0], pa.float32()),
+        pa.array([16777216.0, 4.0], pa.float64()),
+    ]
+    for path, subject in zip(paths, subjects, strict=True):
+        pq.write_table(pa.table({"subject": subject, "visit": ["v", "w"], **items}), path)
+    outputs = both_engines(runner, paths, "--format", "csv", exit_code=1)
+    stdout, stderr = outputs[0]
+    assert [line.split(",")[0] for line in stdout.splitlines()[1:]] == [
+        "9007199254740993",
+        "7",
+        "1.5",
+        "3",
+        "16777216",
+        "4",
+    ]
+    assert "subject 9007199254740992.0 is a floating-point number too large" in stderr
+    assert "subject 16777216.0 is a floating-point number too large" in stderr
+    assert "2^24 = 16777216 on, a 32-bit float" in stderr
+    assert outputs[1] == outputs[0]

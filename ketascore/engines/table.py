@@ -26,7 +26,7 @@ import itertools
 import os
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,7 +35,15 @@ from typing import Any
 from ketascore.core.issues import ISSUE_TYPES, Issue, has_errors, make_issue, missing_id
 from ketascore.core.records import AnswerRecord, ScoreResult, Source
 from ketascore.core.scale import Scale
-from ketascore.core.values import Num, clean_number, float32_cell, sql_is_nan, sql_text, strip
+from ketascore.core.values import (
+    Num,
+    clean_number,
+    float32_cell,
+    sql_id,
+    sql_is_nan,
+    sql_text,
+    strip,
+)
 from ketascore.engines.sql import ColumnMap, SqlError, compile_scale, plan_columns, quote
 
 INTEGER_TYPES = (
@@ -110,10 +118,12 @@ class TableSource:
         ordered: bool = False,
         offset: int = 0,
         casts: dict[str, str] | None = None,
+        ids: Collection[str] = (),
     ) -> str:
         """A SELECT of this source's columns, with its number (and, ``ordered``, each row's
         place in the run: ``offset`` plus its place in the source); the columns of ``casts``
-        cast to its type (DOUBLE, VARCHAR)."""
+        cast to its type (DOUBLE, VARCHAR), those of ``ids`` read as the id text of this
+        source's type (``values.sql_id``)."""
         path = sql_text(self.name)
         if self.kind == "csv":
             columns = ", ".join(f"{sql_text(c)}: 'VARCHAR'" for c in self.header)
@@ -132,6 +142,9 @@ class TableSource:
         for c, to in (casts or {}).items():
             if c in read_as:
                 read_as[c] = f"CAST({read_as[c]} AS {to})"
+        for c in ids:
+            if c in read_as:
+                read_as[c] = sql_id(read_as[c], self.kinds.get(c, "text"))
         names = ", ".join(f"{e} AS {quote(c)}" if e != quote(c) else e for c, e in read_as.items())
         order = f", {offset} + row_number() OVER () - 1 AS _ks_order" if ordered else ""
         return f"SELECT {names}, {index} AS _ks_file{order} FROM {read}"
@@ -397,6 +410,10 @@ def score_tables(
         raise
 
 
+def _folded(*names: str) -> set[str]:
+    return {n.casefold() for n in names}
+
+
 def _one_kind(column: str, kinds: set[str]) -> str:
     """The kind of a column that sources type otherwise (``kinds``), read as one column
     without changing a value as the readers read each file: integers and DECIMALs as a
@@ -586,22 +603,36 @@ class TableRun:
         known = list(known_scales)
         self.scale_ids = {s.casefold() for s in [*known, scale.id]}  # the readers know
         header: dict[str, str] = {}
-        kinds: dict[str, str] = {}
-        self.casts: dict[str, str] = {}  # columns each source reads as a double or text
+        typed: dict[str, set[str]] = {}  # the kinds the sources give each column
         for source in sources:
             for name in source.header:
                 header.setdefault(name.casefold(), name)
-                kind, before = source.kinds.get(name, "text"), kinds.get(name)
-                if kind == "null":
-                    continue
-                if before is not None and before != kind:
-                    kind = _one_kind(name, {kind, before})
-                    if kind in ("number", "text"):
-                        self.casts[name] = "DOUBLE" if kind == "number" else "VARCHAR"
-                kinds[name] = kind
+                kind = source.kinds.get(name, "text")
+                if kind != "null":
+                    typed.setdefault(name, set()).add(kind)
         layout, self.mapped = plan_columns(
-            scale, list(header.values()), kinds, column_map, known, require=False
+            scale, list(header.values()), {}, column_map, known, require=False
         )
+        kinds: dict[str, str] = {}
+        self.casts: dict[str, str] = {}  # columns each source reads as a double or text
+        # a subject or visit typed otherwise by different sources: each source reads its own
+        # as the id text its type gives (as the reader reads each file), so an integer of
+        # 2^53 or more stays exact next to a DOUBLE, and a FLOAT keeps its own limit
+        self.ids = [
+            name
+            for name, given in typed.items()
+            if len(given) > 1 and name.casefold() in _folded(self.mapped.subject, self.mapped.visit)
+        ]
+        for name, given in typed.items():
+            if name in self.ids:
+                kinds[name] = "text"
+            elif len(given) > 1:
+                kinds[name] = _one_kind(name, given)
+                if kinds[name] in ("number", "text"):
+                    self.casts[name] = "DOUBLE" if kinds[name] == "number" else "VARCHAR"
+            else:
+                (kinds[name],) = given
+        layout = replace(layout, kinds=kinds)
         if scale.absent_slots(i for i in scale.items if i not in layout.absent):
             # (the record path reports the table without the column of a scored item)
             raise TableEngineError("the table lacks the column of an item a score reads")
@@ -630,7 +661,7 @@ class TableRun:
 
     def relation(self, ordered: bool = False, offsets: Sequence[int] = ()) -> str:
         parts = [
-            s.relation(i, ordered, offsets[i] if ordered else 0, self.casts)
+            s.relation(i, ordered, offsets[i] if ordered else 0, self.casts, self.ids)
             for i, s in enumerate(self.sources)
         ]
         return "(" + " UNION ALL BY NAME ".join(f"({p})" for p in parts) + ")"
