@@ -632,7 +632,7 @@ def sql_id(expr: str, kind: str) -> str:
             f"WHEN abs({number}) >= {sql_number(limit)} THEN NULL "
             f"WHEN {number} = floor({number}) "
             f"THEN CAST(CAST({number} AS BIGINT) AS VARCHAR) "
-            f"ELSE CAST({number} AS VARCHAR) END)"
+            f"ELSE {_sql_fraction_text(f'CAST({number} AS VARCHAR)')} END)"
         )
     text = f"CAST({expr} AS VARCHAR)"
     # most ids need no stripping: test the first and last characters, trim the rest (the
@@ -641,6 +641,34 @@ def sql_id(expr: str, kind: str) -> str:
     return (
         f"(CASE WHEN ascii({text}) > 32 AND ascii({last}) > 32 THEN {text} "
         f"ELSE nullif(trim({text}, {WS_SQL}), '') END)"
+    )
+
+
+def _sql_fraction_text(text: str) -> str:
+    """A double that is not whole and below 2**53 (``text``: its shortest digits as the SQL
+    engine writes them) as Python writes it (``format_number``): in positional notation
+    from 1e-4 on (``0.00015``, ``1000000000000000.5``), else as ``1.5e-05``. Each engine
+    has its own notation (Spark Java's ``1.0E-5``, ``1.23456785E7``; PostgreSQL
+    ``1.0000000000000005e+15``; DuckDB Python's): a text with an exponent is written anew
+    from its digits."""
+    body = f"ltrim({text}, '-')"
+    sign = f"(CASE WHEN substr({text}, 1, 1) = '-' THEN '-' ELSE '' END)"
+    at = f"strpos(lower({body}), 'e')"
+    exp = f"CAST(substr({body}, {at} + 1) AS INTEGER)"
+    # the mantissa's digits (one before its point) without the point and trailing zeros
+    digits = f"rtrim(replace(substr({body}, 1, {at} - 1), '.', ''), '0')"
+    small = (
+        f"substr({digits}, 1, 1) || (CASE WHEN length({digits}) > 1 "
+        f"THEN '.' || substr({digits}, 2) ELSE '' END) "
+        f"|| 'e-' || lpad(CAST(-{exp} AS VARCHAR), 2, '0')"
+    )
+    positional = (
+        f"(CASE WHEN {exp} < 0 THEN '0.' || repeat('0', -{exp} - 1) || {digits} "
+        f"ELSE substr({digits}, 1, {exp} + 1) || '.' || substr({digits}, {exp} + 2) END)"
+    )
+    return (
+        f"(CASE WHEN {at} = 0 THEN {text} "
+        f"ELSE {sign} || (CASE WHEN {exp} < -4 THEN {small} ELSE {positional} END) END)"
     )
 
 

@@ -24,6 +24,7 @@ from support import (
 
 from ketascore.core.library import load_builtin
 from ketascore.core.records import AnswerRecord
+from ketascore.core.values import id_text
 from ketascore.engines.record import score_record
 from ketascore.engines.spark import score_spark, spark_sql
 from ketascore.engines.sql import MissingColumns, sdtm_map
@@ -150,3 +151,21 @@ def test_score_spark_generates_code(spark: Any) -> None:
             spark.conf.set(key, value)
     python = merged_results(scale, rows)
     assert not (bad := query_differences(scale, python, got)), "\n".join(bad[:20])
+
+
+def test_a_number_id_is_the_record_engines_text(spark: Any) -> None:
+    """A subject typed DOUBLE is its number's text as ``values.id_text`` writes it (Python's
+    shortest form), and a FLOAT visit from 2^24 on is refused (no row). Spark wrote its own
+    notation for a double (Java's: 1.0E-5 for 1e-05, 1.23456785E7 for 12345678.5), and
+    kept the FLOAT visit 16777216 (16777217 as written)."""
+    subjects = [1e-05, 0.1, 1.5, 123456.75, 1e15 + 0.5, 12345678.5, -0.00015, 2.5e-10, 7.0]
+    rows = [
+        {"subject": s, "visit": 16777216.0 if k == 0 else 1.0}
+        | {f"phq9_{i}": 1 for i in range(1, 10)}
+        for k, s in enumerate([0.25, *subjects])
+    ]
+    types = {"subject": "double", "visit": "float"} | {f"phq9_{i}": "int" for i in range(1, 10)}
+    out = score_spark(frame(spark, rows, types), "phq9", carry=[], keep_unrated=True)
+    got = [(r.subject, r.visit) for r in out.collect()]
+    assert got == [("0.25", None)] + [(id_text(s), "1") for s in subjects], got
+    assert id_text(1e-05) == "1e-05" and id_text(1e15 + 0.5) == "1000000000000000.5"

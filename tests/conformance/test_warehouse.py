@@ -40,6 +40,7 @@ from ketascore.api import score_paths  # noqa: E402
 from ketascore.core.library import load_builtin  # noqa: E402
 from ketascore.core.records import AnswerRecord  # noqa: E402
 from ketascore.core.scale import Scale  # noqa: E402
+from ketascore.core.values import Float32, id_text  # noqa: E402
 from ketascore.engines.record import score_record  # noqa: E402
 from ketascore.engines.sql import (  # noqa: E402
     ColumnMap,
@@ -345,3 +346,37 @@ def test_the_omop_recipe(runner: Any, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     got = query_rows(con, result.stdout.rstrip().rstrip(";"))
     assert not (bad := query_differences(scale, expected, got)), "\n".join(bad)
+
+
+def test_a_number_id_is_the_same_text_in_every_engine() -> None:
+    """A DOUBLE subject is ``values.id_text``'s text in every engine (Python's shortest
+    form: ``1e-05``, ``0.00015``, ``12345678.5``, ``1000000000000000.5``), and a FLOAT (REAL)
+    visit from 2^24 on is no visit. Spark wrote Java's notation (``1.0E-5``,
+    ``1.23456785E7``), PostgreSQL its own (``1.0000000000000005e+15``), and every engine
+    took the FLOAT 16777216 (16777217 as written) for a visit."""
+    scale = load_builtin("phq9")
+    subjects = [1e-05, 0.1, 1.5, 123456.75, 1e15 + 0.5, 12345678.5, -0.00015, 2.5e-10, 7.0]
+    visits = [1.0, 16777216.0, 16777215.0, 0.5, 1.0, -3e7, 2.0, 1.0, 1.0]
+    items = {f"phq9_{i}": 1 for i in scale.items}
+    rows = [
+        {"n": k, "subject": s, "visit": v, **items}
+        for k, (s, v) in enumerate(zip(subjects, visits, strict=True))
+    ]
+    kinds = {"n": "integer", "subject": "number", "visit": "float"}
+    options = {"layout": TableLayout(order="n", kinds=kinds), "skip_unrated": False}
+    expected = [(id_text(s), id_text(Float32(v))) for s, v in zip(subjects, visits, strict=True)]
+    assert expected[1:3] == [("0.1", None), ("1.5", "16777215")]
+    runs = {
+        "duckdb": lambda: duckdb_rows(
+            rows,
+            compile_scale(scale, "duckdb", **options).text,
+            {"n": "BIGINT", "subject": "DOUBLE", "visit": "FLOAT"},
+        ),
+        "postgres": lambda: postgres_rows(
+            rows,
+            compile_scale(scale, "postgres", **options).sql(pretty=False),
+            {"n": "bigint", "subject": "double precision", "visit": "real"},
+        ),
+    }
+    for engine, run in runs.items():
+        assert [(r["subject"], r["visit"]) for r in run()] == expected, engine
