@@ -248,3 +248,23 @@ def test_a_partial_date_is_a_warning_and_no_date(tmp_path: Path, partial: str) -
     assert first.date is None and first.day == 1
     full = read_paths([FORMATS / "sdtm-qs.csv"]).records[0]
     assert first.items == full.items and full.date == "2024-01-08"
+
+
+def test_a_repeated_row_is_a_duplicate_record_warning(tmp_path: Path) -> None:
+    """A QS row given again (the same subject, visit, test code and result) is one answer,
+    and the record warns once (duplicate-record, at its first row, naming the repeated
+    rows), as a wide row's copies do; it was merged without a word."""
+    rows = [f"S1,PHQ010{i},PHQ-9,1,V1\n" for i in range(1, 10)]
+    rows += [rows[2], rows[4], "S2,PHQ0101,PHQ-9,1,V1\n"]
+    path = tmp_path / "qs.csv"
+    path.write_text("USUBJID,QSTESTCD,QSCAT,QSSTRESN,VISIT\n" + "".join(rows))
+    read = read_paths([path])
+    record, other = score(read.records)
+    assert [i.code for i in record.issues] == ["duplicate-record"]
+    assert record.issues[0].message == (
+        f"{path}:2: subject S1, visit V1: 2 row(s) give an item's answer again, the same "
+        f"({path}:11, {path}:12); each answer counted once; nothing to do: the repeated rows "
+        "were merged"
+    )
+    assert record.scores["total"] == 9 and not read.issues
+    assert "duplicate-record" not in [i.code for i in other.issues]  # (one row each)

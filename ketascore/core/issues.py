@@ -498,7 +498,14 @@ _TYPES = [
         "warning",
         "The same record appears more than once",
         "nothing to do: identical records were merged",
-        "the same answers appear {count} times ({places}); scored once",
+        {
+            "": "the same answers appear {count} times ({places}); scored once",
+            "rows": Template(
+                "{count} row(s) give an item's answer again, the same ({places}); "
+                "each answer counted once",
+                "nothing to do: the repeated rows were merged",
+            ),
+        },
     ),
     _type(
         "conflicting-records",

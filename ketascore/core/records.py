@@ -51,6 +51,11 @@ class AnswerRecord(BaseModel):
         "total), by score id; compared with ketascore's own result",
     )
     reported_lines: dict[str, int] = Field(default_factory=dict)
+    repeated_lines: tuple[int, ...] = Field(
+        default=(),
+        description="the lines of a long table's rows that give an item of the record again "
+        "with the same answer (a repeated row: one duplicate-record warning)",
+    )
 
     @property
     def key(self) -> tuple[str, str, str | None]:

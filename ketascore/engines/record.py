@@ -683,6 +683,11 @@ def score_records(
             out.append(conflict_result(first, scale, [record_location(r) for r in group]))
             continue
         result = score_record(scale, first, extra_missing=extra)
+        if first.repeated_lines:  # a long table's repeated rows
+            places = [f"{first.source.file}:{line}" for line in first.repeated_lines]
+            result.issues.append(
+                record_issue("duplicate-record", first, "rows", count=len(places), places=places)
+            )
         if len(group) > 1:
             result.issues.append(duplicate_issue(first, scale, [record_location(r) for r in group]))
         out.append(result)

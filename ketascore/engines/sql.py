@@ -801,6 +801,10 @@ class _Compiler:
             f"{picked['_ks_rday']} AS _ks_day",
             "min(_ks_row) AS _ks_order",
             *(f"min({quote(c)}) AS {quote(c)}" for c in layout.internal),
+            # a row that gives an item again alike (not given otherwise too): the record
+            # warns of repeated rows (duplicate-record), as the readers' LongGroups do
+            "(max(CASE WHEN _ks_item >= 0 AND _ks_nth > 1 AND NOT _ks_differ THEN 1 ELSE 0 END)"
+            " = 1) AS _ks_rep",
         ]
         raw: dict[str, str] = {}
         for n, item_id in enumerate(items):
@@ -820,7 +824,7 @@ class _Compiler:
         l0 = ["_ks_subject", "_ks_visit", "_ks_date", "_ks_day", "_ks_order"]
         l0 += [f"_ks_a{n}" for n in range(len(items))]
         l0 += [f"_ks_x{n}" for n in range(len(items))]
-        l0 += [quote(c) for c in layout.internal]
+        l0 += ["_ks_rep", *(quote(c) for c in layout.internal)]
         if self.checks:  # (an engine checks a long table's ids, dates and days itself)
             l0 += ["FALSE AS _ks_no_ids", "TRUE AS _ks_no_date", "TRUE AS _ks_no_day"]
         answers = {item_id: f"_ks_a{n}" for n, item_id in enumerate(items)}
@@ -1035,6 +1039,7 @@ class _Compiler:
             *insufficient,
             *undetermined,
             *checks,
+            *(["(CASE WHEN _ks_rep THEN 'duplicate-record' END)"] if pivoted else []),
         ]
         issue_items = [
             *(sql_text(c[len(scale.id) + 1 :]) for c in layout.unknown_items),
@@ -1044,6 +1049,7 @@ class _Compiler:
             *(f"(CASE WHEN _ks_i_{self.sid(r)} THEN '' END)" for r in scale.scores),
             *undetermined_items,
             *check_items,
+            *(["(CASE WHEN _ks_rep THEN '' END)"] if pivoted else []),
         ]
         # most rows have no issue and no flag: their text is made only where there is one
         any_issue = _any(
@@ -1055,6 +1061,7 @@ class _Compiler:
                 *(f"_ks_i_{self.sid(r)}" for r in scale.scores),
                 *missing_refs,
                 *check_raised,
+                *(["_ks_rep"] if pivoted else []),
             ]
         )
         issues_text = (

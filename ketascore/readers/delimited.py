@@ -23,6 +23,7 @@ from ketascore.readers.fields import (
     id_issue,
     is_blank,
     item_value,
+    repeated_lines,
     same_cell,
     text_field,
 )
@@ -307,6 +308,7 @@ def records_long(table: Table, file: str, out: ReadResult) -> None:
                 "items": {},
                 "lines": {},
                 "spelling": {},
+                "repeats": {},
                 "extra": {h: carried(data[h.casefold()]) for h in extra_names},
             }
         value = item_value(data.get("value", ""))
@@ -326,6 +328,8 @@ def records_long(table: Table, file: str, out: ReadResult) -> None:
                         "second_at": line,
                     },
                 )
+            else:
+                group["repeats"].setdefault(item, []).append(line)
             continue
         group["items"][item] = value
         group["lines"][item] = line
@@ -341,5 +345,6 @@ def records_long(table: Table, file: str, out: ReadResult) -> None:
                 extra=group["extra"],
                 source=Source(file=file, line=group["line"]),
                 item_lines=group["lines"],
+                repeated_lines=repeated_lines(group["items"], group["repeats"]),
             )
         )

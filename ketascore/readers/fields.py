@@ -199,3 +199,16 @@ def same_cell(old: Any, new: Any) -> bool:
     number however written (``1``, ``1.0``, `` 01 ``), the same label whatever its case and
     spacing, or neither answered (blank, ``NA``)."""
     return bool(comparable(old) == comparable(new))
+
+
+def repeated_lines(items: dict[str, Any], repeats: dict[str, list[int]]) -> tuple[int, ...]:
+    """The lines of the rows that gave an item again alike (``repeats``, by item), of the
+    items not given otherwise too (their conflict is reported instead), in order."""
+    return tuple(
+        sorted(
+            line
+            for item, lines in repeats.items()
+            if not isinstance(items.get(item), Rejection)
+            for line in lines
+        )
+    )

@@ -23,7 +23,7 @@ from ketascore.readers import (
     text_field,
 )
 
-from .fields import carried, checked_field, id_issue
+from .fields import carried, checked_field, id_issue, repeated_lines
 from .mapping import ColumnMapping, Constant, LoadedMapping
 
 # --------------------------------------------------------------------------------------
@@ -150,13 +150,15 @@ class _Group:
     lines: dict[str, int] = field(default_factory=dict)
     reported: dict[str, Any] = field(default_factory=dict)
     reported_lines: dict[str, int] = field(default_factory=dict)
+    repeats: dict[str, list[int]] = field(default_factory=dict)
 
 
 class LongGroups:
     """Rows of one item each, gathered into one record per subject, visit and scale.
 
     An item given twice with different values becomes an unusable value (issue
-    ``conflicting-records``); given twice alike, it is kept once.
+    ``conflicting-records``); given twice alike, it is kept once, and the record notes the
+    repeated row (``AnswerRecord.repeated_lines``: a duplicate-record warning).
     """
 
     def __init__(self, file: str, unit: str = "line"):
@@ -205,6 +207,8 @@ class LongGroups:
                         "second_at": line,
                     },
                 )
+            else:
+                group.repeats.setdefault(item, []).append(line)
             return
         group.items[item] = value
         group.lines[item] = line
@@ -229,6 +233,7 @@ class LongGroups:
                 missing_codes=missing_codes,
                 reported=g.reported,
                 reported_lines=g.reported_lines,
+                repeated_lines=repeated_lines(g.items, g.repeats),
             )
 
 

@@ -179,7 +179,9 @@ def test_an_answer_given_twice_alike_is_one_answer_in_every_layout(tmp_path: Pat
     NA and a blank) is one answer in a long table, as two such copies of a wide row are one
     record: by the long CSV reader, a long file read through a mapping file, and the query
     that pivots a long table in DuckDB. Each of them called ``1`` and ``1.0`` conflicting
-    records (the text compared, not the meaning); a wide table merged them."""
+    records (the text compared, not the meaning); a wide table merged them. The rows that
+    repeat an answer get one duplicate-record warning, as a wide row's copies do (each
+    merged them without a word)."""
     scale = load_builtin("phq9")
     firsts = {1: "1", 2: "Several days", 3: "NA", 4: "2", 5: "0", 6: "3", 7: "1", 8: "", 9: "0"}
     seconds = {1: "1.0", 2: "several  DAYS", 3: "", 4: "02", 5: "-0", 6: "3.", 7: "2"}
@@ -190,8 +192,15 @@ def test_an_answer_given_twice_alike_is_one_answer_in_every_layout(tmp_path: Pat
         encoding="utf-8",
     )
     (result,), _ = record_results(path, scale)
-    assert [i.code for i in result.issues] == ["conflicting-records"], result.issues
+    assert [i.code for i in result.issues] == ["conflicting-records", "duplicate-record"], (
+        result.issues
+    )
     assert "item 7" in result.issues[0].message  # 1 and 2 differ; nothing else does
+    repeats = ", ".join(f"{path}:{line}" for line in range(11, 17))  # items 1-6 again
+    assert result.issues[1].message == (
+        f"{path}:2: subject S1, visit v1: 6 row(s) give an item's answer again, the same "
+        f"({repeats}); each answer counted once; nothing to do: the repeated rows were merged"
+    )
     assert result.items_answered == {"total": 6}
 
     mapping = tmp_path / "long.yaml"

@@ -192,6 +192,7 @@ def test_a_long_table_is_pivoted_in_the_query(tmp_path: Path, standard: str) -> 
     ) as run:
         expected = list(run.results())
     assert any("conflicting-records" in str(r.issues) for r in expected)
+    assert any("duplicate-record" in str(r.issues) for r in expected)  # (repeated rows)
     rows = [{k: v or None for k, v in r.items()} for r in csv_rows(path.read_text())]
     rows = [r | {"n": int(r["n"])} for r in rows]
     cmap = read_column_map(mapping)
