@@ -51,3 +51,30 @@ def test_polars_frame(tmp_path: Path) -> None:
     scored = score_frame(pl.DataFrame(ROWS, strict=False), "phq9")
     assert isinstance(scored.scores, pl.DataFrame)
     assert scored.scores["total"].to_list() == [r.scores["total"] for r in expected]
+
+
+@pytest.mark.parametrize("table", [True, False], ids=["table-engine", "record-engine"])
+def test_a_float32_id_from_2_24_on_is_refused(monkeypatch: pytest.MonkeyPatch, table: bool) -> None:
+    """A pandas float32 subject holds every whole number below 2^24 only (16777217 is
+    16777216): from there on the row is refused (bad-field), as a Parquet FLOAT id is, by
+    either engine; both took the column for doubles and scored subject 16777216."""
+    import numpy as np
+
+    from ketascore.engines import dataframe
+
+    if table:  # (the table engine scores the frame: the record path is not taken)
+        monkeypatch.setattr(dataframe, "_by_record", None)
+    else:  # (the record engine's path: the table engine declines the frame)
+        monkeypatch.setattr(dataframe, "_by_table", lambda rows: (None, []))
+    frame = pd.DataFrame(
+        {
+            "subject": np.array([16777217, 2.5], dtype="float32"),
+            "visit": ["v", "v"],
+            **{f"phq9_{k}": [1, 1] for k in range(1, 10)},
+        }
+    )
+    scored = dataframe.score_frame(frame, "phq9")
+    assert list(scored.scores["subject"]) == ["2.5"]
+    (issue,) = scored.issues
+    assert issue.code == "bad-field" and "2^24 = 16777216 on, a 32-bit float" in issue.message
+    assert issue.message.startswith("<dataframe>:1: visit v: subject 16777216.0 is a floating")

@@ -113,7 +113,7 @@ def score_frame(
             items[col] = col
         else:
             extras.append(col)
-    values = {c: [None if _is_null(v) else v for v in frame[c].to_list()] for c in columns}
+    values = {c: _values(frame[c]) for c in columns}
     rows = _Rows(chosen, values, subject, visit, items, extras, tuple(extra_missing), name)
     absent = chosen.absent_columns_issue(name, items.values())
     results, issues = ([], [absent]) if absent is not None else _by_table(rows)
@@ -148,11 +148,27 @@ def score_frame(
     return ScoredFrame(_frame(library, out), issues, library)
 
 
+def _values(column: Any) -> list[Any]:
+    """A frame's column as a list, a null as None; a 32-bit float column's values as
+    ``values.Float32`` (an id of it is exact below 2^24 only), as the Parquet reader reads
+    them."""
+    from ketascore.core.values import float32_cell
+
+    values = [None if _is_null(v) else v for v in column.to_list()]
+    if str(column.dtype).casefold() == "float32":  # (pandas' float32, polars' Float32)
+        return [float32_cell(v) for v in values]
+    return values
+
+
 def _plain_column(values: list[Any]) -> str | None:
     """The Arrow type a column's values take as they are (numbers, texts), or None."""
+    from ketascore.core.values import Float32
+
     kinds = {type(v) for v in values if v is not None}
     if kinds <= {int}:
         return "int64"
+    if kinds == {Float32}:
+        return "float32"
     if kinds <= {int, float}:
         return "float64"
     if kinds <= {str}:
