@@ -380,3 +380,28 @@ def test_an_id_typed_otherwise_in_two_files_is_each_files_id(runner: Any, tmp_pa
     assert "subject 16777216.0 is a floating-point number too large" in stderr
     assert "2^24 = 16777216 on, a 32-bit float" in stderr
     assert outputs[1] == outputs[0]
+
+
+def test_a_text_id_in_a_csv_file_and_a_double_in_a_parquet_file(
+    runner: Any, tmp_path: Path
+) -> None:
+    """A subject that is text in a CSV file (`` 1.0 ``) and a DOUBLE in a Parquet file
+    (1.0): each file's id is its own text (``1.0`` and ``1``), as the readers read them, and
+    the table engine scores the two files itself (it left them to the record engine, since
+    a DOUBLE and a text cannot be read as one column)."""
+    from ketascore.api import score_paths
+    from ketascore.core.library import load_builtin
+
+    items = {f"phq9_{i}": [1, 1] for i in range(1, 10)}
+    pq.write_table(
+        pa.table({"subject": [1.0, 2.5], "visit": ["v", "v"], **items}), tmp_path / "b.parquet"
+    )
+    header = "subject,visit," + ",".join(items)
+    answers = ",".join(["1"] * 9)
+    (tmp_path / "a.csv").write_text(f"{header}\n 1.0 ,v,{answers}\n2.5,v,{answers}\n")
+    paths = [tmp_path / "a.csv", tmp_path / "b.parquet"]
+    outputs = both_engines(runner, paths, "--format", "csv")
+    assert [line.split(",")[0] for line in outputs[0][0].splitlines()[1:]] == ["1.0", "2.5", "1"]
+    assert outputs[1] == outputs[0]
+    with score_paths(paths, scale=load_builtin("phq9"), engine="table") as run:
+        assert run.engine == "table"
