@@ -115,6 +115,28 @@ def test_csv_ragged_row_costs_that_row_only() -> None:
     )
 
 
+def test_a_header_repeated_in_the_middle_is_one_warning_and_no_row() -> None:
+    """Two exports joined with ``cat``: the second header (here with its byte-order mark,
+    another case and spaces) was read as a row of subject "subject", with a not-a-number
+    error for each item. It is one warning naming the line, and no record."""
+    header = "subject,visit,phq9_1,phq9_2"
+    text = f"{header}\nS1,v,1,2\n\ufeffSubject , VISIT,phq9_1,phq9_2\nS2,v,0,1\n{header}\n"
+    result = read_text(text, "w.csv", scale_ids=IDS)
+    assert [r.subject for r in result.records] == ["S1", "S2"]
+    assert [(i.code, i.severity, i.line) for i in result.issues] == [
+        ("csv-repeated-header", "warning", 3),
+        ("csv-repeated-header", "warning", 5),
+    ]
+    assert result.issues[0].message.startswith(
+        "w.csv:3: this row repeats the header: were two files joined? the row is skipped"
+    )
+    # a row that only looks like a header is a row; a header alone has no rows
+    almost = read_text(f"{header}\nsubject,visit,phq9_1,x\n", "w.csv", scale_ids=IDS)
+    assert [i.code for i in almost.issues] == [] and len(almost.records) == 1
+    alone = read_text(f"{header}\n{header}\n", "w.csv", scale_ids=IDS)
+    assert [i.code for i in alone.issues] == ["file-empty", "csv-repeated-header"]
+
+
 def test_csv_duplicate_columns_refuse_the_file() -> None:
     result = read_text("subject,visit,phq9_1,PHQ9_1\nS1,v,1,2\n", "w.csv", scale_ids=IDS)
     assert result.records == []

@@ -83,6 +83,47 @@ def test_auto_takes_the_table_engine_for_a_large_table(tmp_path: Path) -> None:
         assert run.engine == "record"  # a small file is quicker read record by record
 
 
+def test_a_repeated_header_is_skipped_by_either_engine_alike(runner: Any, tmp_path: Path) -> None:
+    """A table of more than 1 MiB (the table engine's) joined from exports: their headers
+    in the middle (one as written, one with another case, spaces and a byte-order mark)
+    are one warning each and no row, in the same bytes from either engine and from the
+    streamed CSV; blank lines, a ragged row and an out-of-range answer around them."""
+    header = "subject,visit,site," + ",".join(f"phq9_{i}" for i in range(1, 10))
+    site = "a site named at length " * 25  # (wide rows: few rows make 1 MiB)
+    rows = [
+        f"S{k},v{k % 3},{site},{','.join(str((k + i) % 4) for i in range(9))}" for k in range(2400)
+    ]
+    rows[10] = rows[10][:-1] + "7"
+    rows.insert(1000, header)
+    rows.insert(1001, "")
+    rows.insert(2200, "S9,v1,1")
+    rows.insert(2300, "\ufeffSUBJECT ,visit, Site," + ",".join(f"PHQ9_{i}" for i in range(1, 10)))
+    path = tmp_path / "joined.csv"
+    path.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    assert path.stat().st_size > 1 << 20
+    scale = load_builtin("phq9")
+    with score_paths([path], scale=scale) as run:
+        assert run.engine == "table"
+        issues = [(i.code, i.line) for i in run.issues]
+    assert issues == [
+        ("csv-repeated-header", 1002),
+        ("csv-ragged-row", 2202),
+        ("csv-repeated-header", 2302),
+    ]
+    outputs = {}
+    for engine in ("record", "duckdb"):
+        args = ["score", str(path), "--scale", "phq9", "--engine", engine]
+        result = runner.invoke(cli, [*args, "--format", "json"])
+        assert result.exit_code == 1, result.output  # the ragged row and the 7
+        stdout = re.sub(r'("engine": ?)"(record|table)"', r'\1"?"', result.stdout)
+        out = tmp_path / f"{engine}.csv"
+        runner.invoke(cli, [*args, "-o", str(out)])
+        outputs[engine] = (stdout, result.stderr, out.read_bytes())
+    assert outputs["record"] == outputs["duckdb"]
+    assert "subject subject" not in outputs["record"][1]
+    assert outputs["record"][1].count("warning[csv-repeated-header]") == 2
+
+
 def test_what_duckdb_does_not_read_as_the_readers_is_left_to_them(tmp_path: Path) -> None:
     scale = load_builtin("phq9")
     cases = {

@@ -229,6 +229,14 @@ _TYPES = [
         },
     ),
     _type(
+        "csv-repeated-header",
+        "warning",
+        "A row repeats the header",
+        "nothing was lost; ratings that the joined files both hold are merged if alike and "
+        "reported if not",
+        "this row repeats the header: were two files joined? the row is skipped",
+    ),
+    _type(
         "file-skipped",
         "warning",
         "A file in a folder is not a ratings file and was skipped",

@@ -37,10 +37,13 @@ from ketascore.core.records import AnswerRecord, ScoreResult, Source
 from ketascore.core.scale import Scale
 from ketascore.core.values import (
     Num,
+    ascii_lower,
     clean_number,
     float32_cell,
+    sql_ascii_lower,
     sql_id,
     sql_is_nan,
+    sql_strip,
     sql_text,
     strip,
 )
@@ -112,6 +115,17 @@ class TableSource:
         no quote character, ``csv_source``, so the csv module reads them alike)."""
         return text.rstrip("\r\n").split(self.delimiter)
 
+    def read_csv(self, options: str) -> str:
+        """The read_csv call of a CSV source (its cells as text, as the CSV reader reads
+        them), with ``options`` (what to do with a ragged row)."""
+        columns = ", ".join(f"{sql_text(c)}: 'VARCHAR'" for c in self.header)
+        newline = "'\\r\\n'" if self.newline == "\r\n" else "'\\n'"
+        return (
+            f"read_csv({sql_text(self.name)}, header = true, delim = {sql_text(self.delimiter)}, "
+            f"quote = '', escape = '', new_line = {newline}, columns = {{{columns}}}, "
+            f"auto_detect = false, null_padding = false, {options})"
+        )
+
     def relation(
         self,
         index: int,
@@ -126,18 +140,15 @@ class TableSource:
         source's type (``values.sql_id``)."""
         path = sql_text(self.name)
         if self.kind == "csv":
-            columns = ", ".join(f"{sql_text(c)}: 'VARCHAR'" for c in self.header)
-            newline = "'\\r\\n'" if self.newline == "\r\n" else "'\\n'"
-            read = (
-                f"read_csv({path}, header = true, delim = {sql_text(self.delimiter)}, "
-                f"quote = '', escape = '', new_line = {newline}, columns = {{{columns}}}, "
-                "auto_detect = false, null_padding = false, store_rejects = true, "
-                f"rejects_table = '_ks_rejects_{index}', rejects_scan = '_ks_scans_{index}')"
+            read = self.read_csv(
+                f"store_rejects = true, rejects_table = '_ks_rejects_{index}', "
+                f"rejects_scan = '_ks_scans_{index}'"
             )
         elif self.kind == "parquet":
             read = f"read_parquet({path})"
         else:
             read = f"_ks_frame_{index}"
+        where = f" WHERE NOT {sql_repeats_header(self.header)}" if self.kind == "csv" else ""
         read_as = {c: self.texts.get(c, quote(c)) for c in self.header}
         for c, to in (casts or {}).items():
             if c in read_as:
@@ -147,7 +158,23 @@ class TableSource:
                 read_as[c] = sql_id(read_as[c], self.kinds.get(c, "text"))
         names = ", ".join(f"{e} AS {quote(c)}" if e != quote(c) else e for c, e in read_as.items())
         order = f", {offset} + row_number() OVER () - 1 AS _ks_order" if ordered else ""
-        return f"SELECT {names}, {index} AS _ks_file{order} FROM {read}"
+        return f"SELECT {names}, {index} AS _ks_file{order} FROM {read}{where}"
+
+
+def sql_repeats_header(header: list[str]) -> str:
+    """``readers.delimited.repeats_header`` in SQL: whether a row of a CSV source (its
+    columns named by ``header``) repeats the header; such a row is no row of the table."""
+    tests, quick = [], []
+    for n, name in enumerate(header):
+        key = sql_ascii_lower(sql_strip(f"coalesce({quote(name)}, '')"))
+        want = [sql_text(ascii_lower(name))] + ([sql_text("\ufeff" + ascii_lower(name))] * (n == 0))
+        tests.append(f"{key} IN ({', '.join(want)})")
+        if name.casefold() in ("subject", "visit"):
+            quick.append(f"contains(lower({quote(name)}), lower({sql_text(name)}))")
+    # (TRIM with characters and TRANSLATE cost DuckDB 5 us a cell: 50 s on 2M rows. The
+    # subject and visit cells of a row that repeats the header hold their names, which
+    # CONTAINS finds in 0.1 s; only such rows are tested cell by cell.)
+    return f"(CASE WHEN {' AND '.join(quick) or 'TRUE'} THEN {' AND '.join(tests)} ELSE FALSE END)"
 
 
 def _scan(path: str) -> tuple[str, bool, bool, int, int, int, int]:
@@ -754,7 +781,8 @@ class TableRun:
         )
         self.issue_totals = (tally.errors, tally.warnings)
         filled = [rows.rows("filled", i) > 0 for i in range(len(self.sources))]
-        self._issues = self._reader_issues(filled, flagged)
+        sizes = [rows.rows("", i) for i in range(len(self.sources))]
+        self._issues = self._reader_issues(filled, flagged, sizes)
         self.counted = True
 
     def materialize(self) -> None:
@@ -836,16 +864,19 @@ class TableRun:
             flagged.setdefault(int(file), []).append(int(rowid) - self.offsets[int(file)])
         self._take(tally, rows, flagged)
 
-    def _reader_issues(self, filled: list[bool], flagged: dict[int, list[int]]) -> list[Issue]:
+    def _reader_issues(
+        self, filled: list[bool], flagged: dict[int, list[int]], sizes: list[int]
+    ) -> list[Issue]:
         """What the readers report of the sources, in their order: a file with a header and
-        no rows, ragged rows, rows without subject or visit, unusable dates and days (the
-        rows at ``flagged`` positions of each source)."""
+        no rows, ragged rows and rows that repeat the header (by line), rows without subject
+        or visit, unusable dates and days (the rows at ``flagged`` positions of each source;
+        ``sizes``: the rows read of each)."""
         out: list[Issue] = []
         for i, source in enumerate(self.sources):
             ragged, not_blank = self._rejected(i, source)
             if source.kind == "csv" and not not_blank and not filled[i]:
                 out.append(make_issue("file-empty", "header-only", file=source.name))
-            out += ragged
+            out += sorted(ragged + self._repeated_headers(i, sizes[i]), key=lambda x: x.line or 0)
             if flagged.get(i):
                 issues: list[Issue] = []
                 rows = _rows_at(self, i, flagged[i])
@@ -854,6 +885,24 @@ class TableRun:
                     self.records_of(i, pos, line, cells, issues)
                 out += issues
         return out
+
+    def _repeated_headers(self, file: int, size: int) -> list[Issue]:
+        """The rows of a CSV source that repeat its header (``sql_repeats_header``), which
+        are no rows of the table: looked for when the file has more lines than the header
+        and the ``size`` rows read, counted by DuckDB, then found line by line."""
+        source = self.sources[file]
+        if source.kind != "csv" or source.lines == size + 1:
+            return []
+        read = source.read_csv("ignore_errors = true")
+        query = f"SELECT count(*) FROM {read} WHERE {sql_repeats_header(source.header)}"
+        (found,) = self.con.execute(query).fetchall()[0]
+        if not found:
+            return []
+        return [
+            make_issue("csv-repeated-header", file=source.name, line=line)
+            for line, _, repeat in _csv_rows(source)
+            if repeat
+        ]
 
     def _rejected(self, file: int, source: TableSource) -> tuple[list[Issue], bool]:
         """The ragged rows DuckDB set aside, as the CSV reader reports them (a row of blank
@@ -1359,17 +1408,33 @@ def _line_starts(path: str) -> Any:
 
 def _csv_lines(source: TableSource) -> Iterator[tuple[int, int, str]]:
     """(position, line, text) of every row DuckDB reads of a CSV source: the lines after
-    the header that are not empty and have the header's width (``TableSource.cells``)."""
+    the header that are not empty, have the header's width (``TableSource.cells``) and do
+    not repeat the header."""
+    position = -1
+    for line, text, repeat in _csv_rows(source):
+        if not repeat:
+            position += 1
+            yield position, line, text
+
+
+def _csv_rows(source: TableSource) -> Iterator[tuple[int, str, bool]]:
+    """(line, text, whether it repeats the header) of the lines after the header of a CSV
+    source that are not empty and have the header's width."""
+    from ketascore.readers.delimited import repeats_header
+
     width = len(source.header) - 1
     delimiter = source.delimiter
+    first = ascii_lower(source.header[0])
+    firsts = (first, "\ufeff" + first)  # (the first cell of a row that repeats the header)
     with open(source.name, encoding="utf-8", newline="") as fh:
         next(fh, None)
-        position = -1
         for line, text in enumerate(fh, start=2):
             text = text.rstrip("\r\n")
             if text and text.count(delimiter) == width:
-                position += 1
-                yield position, line, text
+                repeat = ascii_lower(
+                    strip(text.split(delimiter, 1)[0])
+                ) in firsts and repeats_header(source.header, source.cells(text))
+                yield line, text, repeat
 
 
 def _rows_at(run: TableRun, file: int, positions: list[int]) -> dict[int, tuple[int, list[Any]]]:

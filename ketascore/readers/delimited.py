@@ -13,7 +13,7 @@ from typing import Any
 
 from ketascore.core.issues import Issue, make_issue
 from ketascore.core.records import AnswerRecord, Source
-from ketascore.core.values import Rejection, strip
+from ketascore.core.values import Rejection, ascii_lower, strip
 from ketascore.readers.base import ReadResult
 from ketascore.readers.fields import (
     carried,
@@ -106,13 +106,30 @@ def repeated_columns(header: Iterable[str], file: str) -> Issue | None:
     )
 
 
+def repeats_header(header: list[str], cells: list[Any]) -> bool:
+    """Whether a row repeats the header: two exports joined end to end (``cat a.csv b.csv``)
+    leave the second one's header as a row. Its cells, without ASCII whitespace at either
+    end, are the header's names, ignoring ASCII case (the first may start with a byte-order
+    mark: the second file's). ``sql_repeats_header`` is the same test in SQL."""
+    if len(cells) != len(header) or not header:
+        return False
+    for n, (name, cell) in enumerate(zip(header, cells, strict=True)):
+        if not isinstance(cell, str):
+            return False
+        key, want = ascii_lower(strip(cell)), ascii_lower(name)
+        if key != want and not (n == 0 and key == "\ufeff" + want):
+            return False
+    return True
+
+
 def check_table(
     table: Table,
     file: str,
     issues: list[Issue],
     required: tuple[str, ...] = ("subject", "visit"),
 ) -> Table | None:
-    """Unique column names, the required columns, rows as long as the header."""
+    """Unique column names, the required columns, rows as long as the header; a row that
+    repeats the header is skipped with a warning."""
     header, rows = table.header, table.rows
     folded = [h.casefold() for h in header]
     repeated = repeated_columns(header, file)
@@ -127,11 +144,15 @@ def check_table(
                 )
             )
             return None
-    if not rows:
+    repeats = {line for line, cells in rows if repeats_header(header, cells)}
+    if len(repeats) == len(rows):
         issues.append(make_issue("file-empty", "header-only", file=file))
     good: list[tuple[int, list[Any]]] = []
     at = folded.index("subject") if "subject" in folded else None
     for line, cells in rows:
+        if line in repeats:
+            issues.append(make_issue("csv-repeated-header", file=file, line=line))
+            continue
         if len(cells) != len(header):
             subject = cells[at] if at is not None and len(cells) > at else None
             issues.append(
