@@ -185,6 +185,36 @@ def test_binary_file_and_folder_walk(tmp_path: Path) -> None:
     assert [i.code for i in read_paths([tmp_path / "blob.json"]).issues] == ["file-format"]
 
 
+@pytest.mark.parametrize(("codec", "order"), [("utf-16-le", "LE"), ("utf-16-be", "BE")])
+def test_utf16_without_a_byte_order_mark_is_named_not_called_binary(
+    tmp_path: Path, codec: str, order: str
+) -> None:
+    """UTF-16 saved without its byte-order mark was "a binary file, not YAML, JSON or CSV"
+    (in a folder, skipped as one, with a warning). It is named, with what to do, and not
+    decoded (its byte order would be a guess); notes in it are still skipped."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    text = "subject,visit,phq9_1,phq9_2\nS1,v1,1,2\nS2,v1,Ærø,2\n"
+    (folder / "ratings.csv").write_bytes(text.encode(codec))
+    (folder / "notes.txt").write_bytes("To do: call the site\n".encode(codec))
+    (folder / "blob.csv").write_bytes(bytes(range(256)) * 4)
+    for given in (folder / "ratings.csv", folder):
+        read = read_paths([given], scale_ids=IDS)
+        assert read.records == []
+        (issue,) = [i for i in read.issues if Path(i.file or "").name == "ratings.csv"]
+        assert (issue.code, issue.severity, issue.variant) == ("file-format", "error", "utf16")
+        assert issue.message == (
+            f"{folder / 'ratings.csv'}: this looks like UTF-16 {order} text without a "
+            "byte-order mark (every other byte is NUL); it was not read, as its encoding "
+            "would be a guess; save it as UTF-8 (Excel: Save As, CSV UTF-8; a text editor: "
+            "encoding UTF-8), or as UTF-16 with a byte-order mark"
+        )
+    skipped = [(i.variant, Path(i.file or "").name) for i in read.issues if i is not issue]
+    assert skipped == [("binary", "blob.csv"), ("notes", "notes.txt")]
+    binary = read_paths([folder / "blob.csv"], scale_ids=IDS).issues
+    assert [(i.code, i.variant) for i in binary] == [("file-format", "binary")]
+
+
 def test_include_exclude(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text("x")
     (tmp_path / "b.csv").write_text("x")

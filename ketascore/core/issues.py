@@ -114,6 +114,12 @@ _TYPES = [
         {
             "binary": Template("this is a binary file, not {formats}", EXCLUDE_HINT),
             "foreign": Template("this is {kind}, which ketascore does not read", "{advice}"),
+            "utf16": Template(
+                "this looks like {order} text without a byte-order mark (every other byte "
+                "is NUL); it was not read, as its encoding would be a guess",
+                "save it as UTF-8 (Excel: Save As, CSV UTF-8; a text editor: encoding "
+                "UTF-8), or as UTF-16 with a byte-order mark",
+            ),
             "binary-format": "{format} is a binary format and cannot be read from text",
             "long-layout": Template(
                 "this is the long layout (subject, visit, scale, item, value); the duckdb "

@@ -31,6 +31,7 @@ from ketascore.readers.base import (
     ReadResult,
     display_name,
     foreign_format,
+    utf16_without_bom,
 )
 from ketascore.readers.delimited import (
     Table,
@@ -210,7 +211,13 @@ def decode(data: bytes, name: str, issues: list[Issue]) -> str | None:
         issues.append(make_issue("file-format", "foreign", file=name, kind=kind, advice=advice))
         return None
     if b"\x00" in data[:8192]:
-        issues.append(make_issue("file-format", "binary", file=name, formats="YAML, JSON or CSV"))
+        order = utf16_without_bom(data)
+        if order is not None:
+            issues.append(make_issue("file-format", "utf16", file=name, order=order))
+        else:
+            issues.append(
+                make_issue("file-format", "binary", file=name, formats="YAML, JSON or CSV")
+            )
         return None
     try:
         return data.decode("utf-8-sig")
@@ -419,10 +426,16 @@ def _not_ratings(name: str, data: bytes, options: ReadOptions | None) -> str | N
     None: binary content, or a .txt file (notes, as often as a table) whose first line
     names no subject column (nor the mapping file's) and no SDTM test code column."""
     head = data[:8192]
+    codec = "utf-8"
     if b"\x00" in head and not head.startswith(tuple(bom for bom, _ in UNICODE_BOMS)):
-        return "binary"
+        # UTF-16 text without its mark is not skipped (reading it says what to do) unless
+        # it is notes
+        order = utf16_without_bom(head)
+        if order is None:
+            return "binary"
+        codec = order.replace(" ", "-").lower()
     if os.path.splitext(name)[1].lower() == ".txt":
-        text = head.decode("utf-8", "replace").lstrip("\ufeff")
+        text = head.decode(codec, "replace").lstrip("\ufeff")
         columns = {c.strip().casefold() for c in split_header(text.lstrip())}
         markers = set(TABLE_MARKERS)
         mapping = options.mapping if options is not None else None

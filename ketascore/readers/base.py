@@ -74,6 +74,25 @@ def foreign_format(data: bytes) -> tuple[str, str] | None:
     return None
 
 
+def utf16_without_bom(data: bytes) -> str | None:
+    """``UTF-16 LE`` or ``UTF-16 BE`` when the first kilobyte is text in UTF-16 without a
+    byte-order mark (as some programs save "Unicode text"): at least 90% of its pairs of
+    bytes are a NUL and a character of Latin-1 text (a letter, digit, punctuation, space,
+    tab or line end), the NUL on the same side; else None (binary data, or text).
+    Only named, never decoded: without its mark, its byte order is a guess."""
+    head = data[:1024]
+    pairs = len(head) // 2
+    if pairs < 2 or b"\x00" not in head:
+        return None
+    printable = bytes(range(0x20, 0x7F)) + bytes(range(0xA0, 0x100)) + b"\t\n\r"
+    low, high = head[0 : pairs * 2 : 2], head[1 : pairs * 2 : 2]
+    for order, text, nul in (("UTF-16 LE", low, high), ("UTF-16 BE", high, low)):
+        latin = sum(1 for t, n in zip(text, nul, strict=True) if n == 0 and t in printable)
+        if latin >= 0.9 * pairs:
+            return order
+    return None
+
+
 def display_name(name: str) -> str:
     """A file name as issues and outputs show it. A name whose bytes are not UTF-8 (the
     system keeps them as lone surrogates) shows them as U+FFFD, so that every output, which
