@@ -482,3 +482,102 @@ def test_a_questionnaire_with_parts_of_the_wrong_shape_is_read_as_far_as_it_goes
     data = read_text(json.dumps(bundle), "b.json")
     (result,) = score(data.records)
     assert "unknown-answer-code" in {i.code for i in result.issues}
+
+
+@pytest.mark.parametrize(
+    ("subject", "field", "shown", "line"),
+    [
+        ({"reference": 123}, "subject.reference", "the number 123", 6),
+        ({"reference": {"id": "p1"}}, "subject.reference", "an object", 6),
+        ("Patient/p1", "subject", "the text 'Patient/p1'", 5),
+    ],
+)
+def test_a_subject_reference_that_is_no_text_names_the_resource(
+    subject: Any, field: str, shown: str, line: int
+) -> None:
+    """A ``subject.reference`` that is no text (or a ``subject`` that is no reference) was
+    passed over, and the subject silently taken from ``source``: who answered, here the
+    nurse, not the patient. It is an error naming the resource; the response is skipped."""
+    resource = {
+        "resourceType": "QuestionnaireResponse",
+        "id": "qr-9",
+        "status": "completed",
+        "subject": subject,
+        "source": {"reference": "Patient/nurse-1"},
+        "authored": "2024-01-01",
+        "item": [{"linkId": "44250-9", "answer": [{"valueInteger": 1}]}],
+    }
+    data = read_text(json.dumps(resource, indent=1), "qr.json")
+    assert data.records == []
+    (issue,) = data.issues
+    assert (issue.code, issue.severity, issue.subject, issue.line) == (
+        "bad-field",
+        "error",
+        None,
+        line,
+    )
+    assert issue.message == (
+        f"qr.json:{line}: visit 2024-01-01: QuestionnaireResponse qr-9: {field} is {shown}, "
+        "not a reference text; skipped (the subject is unknown); write subject.reference "
+        'as a reference text, such as "Patient/123"'
+    )
+    del resource["subject"]  # no subject at all: who answered (a self-report) is the subject
+    (record,) = read_text(json.dumps(resource), "qr.json").records
+    assert record.subject == "nurse-1"
+
+
+LOINC_NOT_AT_ALL = {"system": "http://loinc.org", "code": "LA6568-5"}  # phq9: 0
+
+
+@pytest.mark.parametrize(
+    ("coding", "scored"),
+    [
+        (LOINC_NOT_AT_ALL, 0),
+        ({"code": "LA6570-1"}, 2),  # no system: the code is the scale's
+        ({"system": "urn:oid:2.16.840.1.113883.6.1", "code": "LA6569-3"}, 1),  # LOINC's OID
+        ({"system": "http://snomed.info/sct", "code": "LA6568-5"}, None),
+        ({"system": "https://example.org/local", "code": "LA6571-9"}, None),
+    ],
+)
+def test_an_answer_code_of_another_system_is_not_taken_for_the_scales(
+    coding: dict[str, str], scored: int | None
+) -> None:
+    """A coding was matched by its code alone: ``LA6568-5`` in SNOMED's system, or in a
+    site's own, was scored as LOINC's "Not at all". A coding is its system and code: a
+    LOINC answer code given in another system is an unusable answer, named."""
+    resource = _phq9_response([])
+    resource["item"][0] = {"linkId": PHQ9_LINKS[0], "answer": [{"valueCoding": coding}]}
+    (record,) = read_text(json.dumps(resource), "qr.json").records
+    (result,) = score([record])
+    if scored is not None:
+        assert record.items["1"] == scored and result.ok
+        return
+    assert result.scores == {"total": None}
+    (issue,) = [i for i in result.issues if i.code == "unknown-answer-code"]
+    assert issue.item == "1"
+    assert (
+        f"answer code {coding['code']} is given in the code system {coding['system']}, not "
+        "http://loinc.org (LOINC), whose code the scale knows: a code means what its system "
+        "says, so it is not taken for this item's answer; correct the coding's system, or "
+        "give the Questionnaire that declares the code with --questionnaire"
+    ) in issue.message
+
+
+def test_a_questionnaire_code_of_another_system_is_not_taken_for_its_ordinal() -> None:
+    """The Questionnaire's answer options are codes of a system too: an answer with the
+    same code in another system is not given the option's ordinal value."""
+    opts = load_read_options(questionnaire=FORMATS / "fhir-questionnaire-ordinal.json")
+    resource = json.loads((FORMATS / "fhir-ordinal-response.json").read_text())
+    first = resource["item"][0]["item"][0]
+    assert first["linkId"] == "q1"
+    coding = first["answer"][0]["valueCoding"]
+    assert coding["system"] == "https://example.org/answers"
+    coding["system"] = "https://example.org/other-answers"
+    data = read_text(json.dumps(resource), "qr.json", options=opts)
+    (result,) = score(data.records)
+    (issue,) = [i for i in result.issues if i.code == "unknown-answer-code"]
+    assert (
+        f"answer code {coding['code']} is given in the code system "
+        "https://example.org/other-answers, not https://example.org/answers, the system of "
+        "the Questionnaire's answer" in issue.message
+    )

@@ -349,6 +349,11 @@ _TYPES = [
                 'write authored as an ISO date-time text, such as "2024-01-01" or '
                 '"2024-01-01T09:30:00Z"',
             ),
+            "subject-type": Template(
+                "{resource}: {field} is {value}, not a reference text; skipped (the "
+                "subject is unknown)",
+                'write subject.reference as a reference text, such as "Patient/123"',
+            ),
             "rows": "{count} row(s) have an unusable {field}",
             "inexact-id": Template(
                 "{field} {value} is a floating-point number too large to be an exact id "
@@ -820,6 +825,13 @@ _TYPES = [
                 "answer code {answer_code}{system} is not an answer code of this item "
                 "(codes: {codes})",
                 VALUE_HINT,
+            ),
+            "system": Template(
+                "answer code {answer_code} is given in the code system {system}, not "
+                "{expected}: a code means what its system says, so it is not taken for "
+                "this item's answer",
+                "correct the coding's system, or give the Questionnaire that declares the "
+                "code with --questionnaire; " + LEFT_EMPTY,
             ),
             "redcap": Template(
                 "answer {value!r} is neither a code nor a label of the choices of REDCap "

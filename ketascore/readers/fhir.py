@@ -9,12 +9,18 @@
 - A ``valueCoding`` answer is scored through the scale's answer codes (the LOINC LA codes of
   its answer set); a code the scale does not know is scored through the Questionnaire's
   ``ordinalValue`` (or ``itemWeight``) extension when ``--questionnaire`` gives it, and is
-  otherwise rejected (``unknown-answer-code``). ``valueInteger``, ``valueDecimal`` and
-  ``valueString`` (a number or an answer label) are accepted too.
+  otherwise rejected (``unknown-answer-code``). A coding is its system and code: a LOINC
+  answer code in another system than LOINC's, or an answer option's code in another system
+  than the Questionnaire's, is rejected too (a coding without a system is matched by its
+  code; a scale's own codes, not LOINC's, declare no system). ``valueInteger``,
+  ``valueDecimal`` and ``valueString`` (a number or an answer label) are accepted too.
 - The subject is ``subject.reference`` (``Patient/123``, an absolute
   ``https://server/fhir/Patient/123`` and a version's ``Patient/123/_history/2`` give
   ``123``; a reference to anything else is the subject as written), else a Patient
-  ``source`` (who answered a self-report), else ``subject.identifier.value``.
+  ``source`` (who answered a self-report), else ``subject.identifier.value``. A
+  ``subject.reference`` that is no text (the number 123), or a ``subject`` that is no
+  reference, is reported (``bad-field``) and the response skipped, unless a mapping file
+  gives the subject: ``source`` is not taken in its place.
 - The date is ``authored``; the visit is the authored date (``YYYY-MM-DD``, as written,
   without time-zone conversion), unless a mapping file gives a constant
   (``visit: {value: baseline}``) or names the linkId of an item that holds the visit. An
@@ -43,6 +49,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +97,7 @@ class QuestionnaireItem:
     codes: list[str] = field(default_factory=list)
     calculated: bool = False
     ordinals: dict[str, Num] = field(default_factory=dict)  # answer code -> ordinal value
+    systems: dict[str, str] = field(default_factory=dict)  # answer code -> its code system
 
 
 @dataclass
@@ -146,6 +154,9 @@ def questionnaire_def(resource: dict[str, Any]) -> QuestionnaireDef:
                         value = _ordinal(coding.get("extension"))
                     if value is not None:
                         q.ordinals[str(coding["code"])] = value
+                        system = _str(coding.get("system"))
+                        if system is not None:
+                            q.systems[str(coding["code"])] = system
                 out.items[link] = q
             walk(item.get("item"))
 
@@ -443,11 +454,26 @@ def _answer_value(
             if isinstance(display, str) and display.strip():
                 return display  # a label, checked by the engine
             return Rejection("not-a-number", "fhir-type", {"kind": "valueCoding without code"})
-        if code in rule.codes:
+        system = _str(coding.get("system"))
+        if code in rule.codes and (system is None or _in_system(code, system)):
             return rule.codes[code]
         if qitem is not None and code in qitem.ordinals:
-            return qitem.ordinals[code]
-        system = _str(coding.get("system"))
+            declared = qitem.systems.get(code)
+            if system is None or declared is None or system == declared:
+                return qitem.ordinals[code]
+            expected = f"{declared}, the system of the Questionnaire's answer"
+            return Rejection(
+                "unknown-answer-code",
+                "system",
+                {"answer_code": code, "system": system, "expected": expected},
+            )
+        if code in rule.codes and system is not None:
+            expected = f"{LOINC} (LOINC), whose code the scale knows"
+            return Rejection(
+                "unknown-answer-code",
+                "system",
+                {"answer_code": code, "system": system, "expected": expected},
+            )
         known = ", ".join(rule.codes) or "none declared"
         return Rejection(
             "unknown-answer-code",
@@ -465,6 +491,21 @@ def _answer_value(
         return _wrong_type("valueDecimal", value) or value
     kinds = [k for k in answer if k.startswith("value")]
     return Rejection("not-a-number", "fhir-type", {"kind": kinds[0] if kinds else "blank"})
+
+
+LOINC = "http://loinc.org"
+LOINC_SYSTEMS = frozenset({LOINC, "https://loinc.org", "urn:oid:2.16.840.1.113883.6.1"})
+LOINC_ANSWER = re.compile(r"LA\d+-\d")
+
+
+def _in_system(code: str, system: str) -> bool:
+    """Whether a scale's answer code may be the ``code`` of a coding of ``system``: a
+    LOINC answer code (``LA6568-5``, the codes of every built-in scale) in LOINC's system
+    only (its URL or OID); a scale's own code, whose system the scale does not declare, in
+    any (none can be checked)."""
+    if LOINC_ANSWER.fullmatch(code):
+        return system.rstrip("/") in LOINC_SYSTEMS
+    return True
 
 
 def _patient_id(reference: str, other: str | None) -> str | None:
@@ -495,6 +536,19 @@ def _subject(resource: dict[str, Any]) -> str | None:
         value = subject["identifier"].get("value")
         return _str(value) if isinstance(value, str) else None
     return None
+
+
+def _subject_shape(resource: dict[str, Any]) -> tuple[str, str] | None:
+    """(the field, what it holds) when ``subject`` is not a reference (a mapping) or its
+    ``reference`` is given but is no text (the number 123): the subject is then unknown,
+    and is not taken from ``source`` (who answered), which it was."""
+    subject = resource.get("subject")
+    if subject is None:
+        return None
+    if not isinstance(subject, dict):
+        return "subject", _not_text(subject) or f"the text {_shown_json(subject)}"
+    shown = _not_text(subject.get("reference"))
+    return ("subject.reference", shown) if shown is not None else None
 
 
 class _Reader:
@@ -596,6 +650,23 @@ class _Reader:
                     line=line,
                     subject=subject,
                     resource=label,
+                )
+            )
+            return
+        shape = _subject_shape(resource)
+        given = spec is not None and isinstance(spec.subject, str) and spec.subject in by_link
+        if shape is not None and not given and scales:
+            field_name, value = shape
+            self.issues.append(
+                make_issue(
+                    "bad-field",
+                    "subject-type",
+                    file=self.file,
+                    line=self.line((*path, *field_name.split(".")), line),
+                    visit=visit,
+                    resource=label,
+                    field=field_name,
+                    value=value,
                 )
             )
             return
