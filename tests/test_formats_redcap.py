@@ -23,7 +23,7 @@ FORMATS = DATA / "formats"
 
 def test_events_and_repeat_instances_are_visits() -> None:
     data = read_paths([FORMATS / "redcap-phq9.csv"])
-    assert data.issues == []
+    assert [i.code for i in data.issues] == ["redcap-codes"]  # (no data dictionary)
     assert [(r.subject, r.visit) for r in data.records] == [
         ("101", "baseline_arm_1"),
         ("101", "week_1_arm_1"),
@@ -69,7 +69,7 @@ def test_a_repeat_instance_is_one_number_however_written(tmp_path: Path) -> None
     )
     data = read_paths([path])
     assert [r.visit for r in data.records] == ["week_1_arm_1#2"] * 3 + ["week_1_arm_1"]
-    assert [i.code for i in data.issues] == ["bad-field"] * 5
+    assert [i.code for i in data.issues] == ["bad-field"] * 5 + ["redcap-codes"]
 
 
 def test_label_export_with_the_data_dictionary() -> None:
@@ -164,7 +164,7 @@ def test_redcap_through_a_mapping(tmp_path: Path) -> None:
     )
     opts = load_read_options(map=tmp_path / "m.yaml")
     data = read_paths([FORMATS / "redcap-phq9.csv"], options=opts)
-    assert data.issues == []
+    assert [i.code for i in data.issues] == ["redcap-codes"]  # (a mapping gives no coding)
     assert [r.visit for r in data.records] == [
         "baseline_arm_1",
         "week_1_arm_1",
@@ -259,3 +259,38 @@ def test_a_bad_repeat_instance_names_the_record_id_wherever_it_is(tmp_path: Path
     data = read_paths([export], options=opts, fmt="redcap")
     (issue,) = data.issues
     assert (issue.code, issue.subject, issue.visit) == ("bad-field", "101", "week_1_arm_1")
+
+
+def test_a_raw_export_without_its_dictionary_warns_once_that_codes_are_scores(
+    tmp_path: Path,
+) -> None:
+    """A raw export holds REDCap's choice codes, which many projects number from 1 (1, Not
+    at all | 2, Several days ...): read without the data dictionary, each code was taken as
+    the scale's score without a word, so every total could be off by the number of items.
+    One warning per file says so and how to give the dictionary; with it, or when the
+    answers are labels, there is nothing to warn of."""
+    header = "record_id,redcap_event_name," + ",".join(f"phq9_{i}" for i in range(1, 10))
+    rows = [f"{n},baseline_arm_1," + ",".join(["2"] * 9) for n in range(1, 6)]
+    raw = tmp_path / "raw.csv"
+    raw.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    data = read_paths([raw])
+    assert len(data.records) == 5
+    (issue,) = data.issues
+    assert (issue.code, issue.severity, issue.line) == ("redcap-codes", "warning", 1)
+    assert issue.message == (
+        f"{raw}:1: 45 answer(s) (phq9 items 1, 2, 3, 4, 5, 6, 7, 8, 9) are REDCap codes, "
+        "taken as the scale's scores without the project's data dictionary: where a field "
+        "codes a choice otherwise than the scale (1 = Not at all, which the scale scores 0), "
+        "every score from it is off; give the project's data dictionary with "
+        "--redcap-dictionary (in REDCap: Project Setup, Data Dictionary, download the current "
+        "data dictionary): each code is then checked against its label; nothing to do if the "
+        "fields' codes are the scale's scores"
+    )
+    opts = load_read_options(redcap_dictionary=FORMATS / "redcap-phq9-dictionary.csv")
+    assert read_paths([raw], options=opts).issues == []
+    labels = tmp_path / "labels.csv"  # raw headers, label answers: matched by meaning
+    labels.write_text(
+        header + "\n1,baseline_arm_1," + ",".join(["Several days"] * 9) + "\n", encoding="utf-8"
+    )
+    labelled = read_paths([labels])
+    assert labelled.issues == [] and [r.scores["total"] for r in score(labelled.records)] == [9]

@@ -983,6 +983,17 @@ _TYPES = [
         },
     ),
     _type(
+        "redcap-codes",
+        "warning",
+        "REDCap choice codes were taken as scores without the data dictionary",
+        "give the project's data dictionary with --redcap-dictionary (in REDCap: Project "
+        "Setup, Data Dictionary, download the current data dictionary): each code is then "
+        "checked against its label; nothing to do if the fields' codes are the scale's scores",
+        "{count} answer(s) ({where}) are REDCap codes, taken as the scale's scores without "
+        "the project's data dictionary: where a field codes a choice otherwise than the scale "
+        "(1 = Not at all, which the scale scores 0), every score from it is off",
+    ),
+    _type(
         "coding-conflict",
         "error",
         "Two sources of an answer disagree, or its meaning cannot be matched with certainty",

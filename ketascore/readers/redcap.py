@@ -32,6 +32,10 @@
   choice 1 is scored 0), and an answer that is one choice's code and another's label (``1``
   there) is not scored (``coding-conflict``): raw or label export, which is meant is not
   certain.
+- Without the data dictionary, answers that are codes (a raw export) are taken as the
+  scale's scores, with one warning per file (``redcap-codes``): that holds only if the
+  project codes its choices as the scale does (many number them from 1). Answers that are
+  labels are matched by meaning.
 - A data dictionary that lists a field twice, or a choice code twice, is refused: either
   would make the meaning of an answer ambiguous.
 """
@@ -51,6 +55,7 @@ from ketascore.core.values import (
     MISSING,
     Rejection,
     format_number,
+    is_number,
     label_key,
     parse_value,
     strip,
@@ -430,9 +435,33 @@ def read_redcap(text: str, file: str, context: FormatContext) -> ReadResult:
             subject_default=subject_name,
             visit_default=VISIT_COLUMN,
         )
-        return out
-    _read_named(table, file, subject_name, context, dictionary, out)
+    else:
+        _read_named(table, file, subject_name, context, dictionary, out)
+    if dictionary is None:
+        _codes_as_scores(out, file)
     return out
+
+
+def _codes_as_scores(out: ReadResult, file: str) -> None:
+    """One warning for a file whose answers are codes (a raw export) read without the
+    data dictionary: each code is taken as the scale's score, which it is only if the
+    project codes its choices as the scale does (a label export's answers are labels,
+    matched by meaning)."""
+    count = 0
+    items: dict[str, dict[str, None]] = {}  # scale -> items answered by a code
+    for record in out.records:
+        for item, value in record.items.items():
+            if isinstance(value, str) and is_number(strip(value)):
+                count += 1
+                items.setdefault(record.scale or "", {})[item] = None
+    if count:
+        where = "; ".join(
+            f"{scale} item{'s' if len(found) > 1 else ''} "
+            + ", ".join(list(found)[:10])
+            + (", ..." if len(found) > 10 else "")
+            for scale, found in items.items()
+        )
+        out.issues.append(make_issue("redcap-codes", file=file, line=1, count=count, where=where))
 
 
 def _may_be_record_id(name: str, context: FormatContext) -> bool:
