@@ -87,7 +87,8 @@ def test_a_repeated_header_is_skipped_by_either_engine_alike(runner: Any, tmp_pa
     """A table of more than 1 MiB (the table engine's) joined from exports: their headers
     in the middle (one as written, one with another case, spaces and a byte-order mark)
     are one warning each and no row, in the same bytes from either engine and from the
-    streamed CSV; blank lines, a ragged row and an out-of-range answer around them."""
+    streamed CSV; a blank line, a ragged row, an out-of-range answer and ratings the
+    joined exports both hold (alike: merged; not: in conflict) around them."""
     header = "subject,visit,site," + ",".join(f"phq9_{i}" for i in range(1, 10))
     site = "a site named at length " * 25  # (wide rows: few rows make 1 MiB)
     rows = [
@@ -96,6 +97,8 @@ def test_a_repeated_header_is_skipped_by_either_engine_alike(runner: Any, tmp_pa
     rows[10] = rows[10][:-1] + "7"
     rows.insert(1000, header)
     rows.insert(1001, "")
+    rows.insert(1002, rows[5])  # the second export repeats a rating (merged) ...
+    rows.insert(1003, rows[6][:-1] + ("1" if rows[6].endswith("0") else "0"))  # ... or not
     rows.insert(2200, "S9,v1,1")
     rows.insert(2300, "\ufeffSUBJECT ,visit, Site," + ",".join(f"PHQ9_{i}" for i in range(1, 10)))
     path = tmp_path / "joined.csv"
@@ -115,13 +118,18 @@ def test_a_repeated_header_is_skipped_by_either_engine_alike(runner: Any, tmp_pa
         args = ["score", str(path), "--scale", "phq9", "--engine", engine]
         result = runner.invoke(cli, [*args, "--format", "json"])
         assert result.exit_code == 1, result.output  # the ragged row and the 7
+        assert re.search(r'"engine": ?"table"', result.stdout) or engine == "record"
         stdout = re.sub(r'("engine": ?)"(record|table)"', r'\1"?"', result.stdout)
         out = tmp_path / f"{engine}.csv"
         runner.invoke(cli, [*args, "-o", str(out)])
+        provenance = json.loads((tmp_path / f"{engine}.csv.provenance.json").read_text())
+        assert provenance["settings"]["engine"] == {"duckdb": "table"}.get(engine, engine)
         outputs[engine] = (stdout, result.stderr, out.read_bytes())
     assert outputs["record"] == outputs["duckdb"]
     assert "subject subject" not in outputs["record"][1]
     assert outputs["record"][1].count("warning[csv-repeated-header]") == 2
+    assert "warning[duplicate-record]" in outputs["record"][1]
+    assert "error[conflicting-records]" in outputs["record"][1]
 
 
 def test_what_duckdb_does_not_read_as_the_readers_is_left_to_them(tmp_path: Path) -> None:
