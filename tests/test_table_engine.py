@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 duckdb = pytest.importorskip("duckdb")
@@ -351,6 +351,44 @@ def test_a_fault_of_our_own_is_not_taken_for_input_duckdb_cannot_read(
         score_paths([STUDY], scale=load_builtin("madrs"), engine="table") as run,
     ):
         run.write("csv", tmp_path / "out.csv")
+
+
+_HEADER_TEXT = st.text(alphabet="sSuVvIiTt_1 \t\xa0\ufeffÄä", max_size=6)
+_CELL = _HEADER_TEXT | st.sampled_from(
+    [" SUBJECT", "subject\xa0", "\ufeffsubject", " \ufeffsubject", "Visit ", "vIsIt\t", "vısıt"]
+)
+
+
+@settings(max_examples=50)
+@given(st.lists(st.tuples(_HEADER_TEXT, _CELL), min_size=1, max_size=4))
+def test_a_repeated_header_is_found_in_sql_as_the_reader_finds_it(
+    columns: list[tuple[str, str]],
+) -> None:
+    """``sql_repeats_header`` (the table engine's) and ``repeats_header`` (the reader's)
+    agree on every row: ASCII case and ASCII spaces do not count, other case and other
+    spaces do, a byte-order mark only before the first cell; a blank cell is NULL to
+    DuckDB. (The names of the first two columns are subject and visit, which the query's
+    quick test reads.)"""
+    from ketascore.readers.delimited import repeats_header
+
+    header = [name.strip() for name, _ in columns]
+    header[:2] = ["subject", "visit"][: len(header)]
+    if "" in header or len({h.casefold() for h in header}) != len(header):
+        return  # (csv_source takes no header that names a column twice)
+    rows = [
+        [cell for _, cell in columns],
+        [*header],
+        [f" {h.upper()}\t" for h in header],
+        ["\ufeff" + header[0], *header[1:]],
+    ]
+    with duckdb.connect() as con:
+        con.execute(f"CREATE TABLE t ({', '.join(f'{table.quote(h)} VARCHAR' for h in header)})")
+        con.executemany(
+            f"INSERT INTO t VALUES ({', '.join('?' for _ in header)})",
+            [[c or None for c in row] for row in rows],
+        )
+        got = con.execute(f"SELECT {table.sql_repeats_header(header)} FROM t").fetchall()
+    assert [bool(g) for (g,) in got] == [repeats_header(header, row) for row in rows]
 
 
 @given(
