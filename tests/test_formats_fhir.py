@@ -526,7 +526,8 @@ def test_a_subject_reference_that_is_no_text_names_the_resource(
     assert record.subject == "nurse-1"
 
 
-LOINC_NOT_AT_ALL = {"system": "http://loinc.org", "code": "LA6568-5"}  # phq9: 0
+LOINC = "http://loinc.org"
+LOINC_NOT_AT_ALL = {"system": LOINC, "code": "LA6568-5"}  # phq9: 0
 
 
 @pytest.mark.parametrize(
@@ -537,22 +538,29 @@ LOINC_NOT_AT_ALL = {"system": "http://loinc.org", "code": "LA6568-5"}  # phq9: 0
         ({"system": "urn:oid:2.16.840.1.113883.6.1", "code": "LA6569-3"}, 1),  # LOINC's OID
         ({"system": "http://snomed.info/sct", "code": "LA6568-5"}, None),
         ({"system": "https://example.org/local", "code": "LA6571-9"}, None),
+        ({"system": 7, "code": "LA6568-5"}, "valueCoding.system holds a number"),
+        ({"system": LOINC, "code": 5}, "valueCoding.code holds a number"),  # (not valueString)
     ],
 )
 def test_an_answer_code_of_another_system_is_not_taken_for_the_scales(
-    coding: dict[str, str], scored: int | None
+    coding: dict[str, Any], scored: int | str | None
 ) -> None:
     """A coding was matched by its code alone: ``LA6568-5`` in SNOMED's system, or in a
-    site's own, was scored as LOINC's "Not at all". A coding is its system and code: a
-    LOINC answer code given in another system is an unusable answer, named."""
+    site's own, was scored as LOINC's "Not at all" (and a system that is no text was
+    passed over). A coding is its system and code: a LOINC answer code given in another
+    system is an unusable answer, named."""
     resource = _phq9_response([])
     resource["item"][0] = {"linkId": PHQ9_LINKS[0], "answer": [{"valueCoding": coding}]}
     (record,) = read_text(json.dumps(resource), "qr.json").records
     (result,) = score([record])
-    if scored is not None:
+    if isinstance(scored, int):
         assert record.items["1"] == scored and result.ok
         return
     assert result.scores == {"total": None}
+    if isinstance(scored, str):
+        (issue,) = [i for i in result.issues if i.code == "not-a-number"]
+        assert f"{scored}, but FHIR gives it as text" in issue.message
+        return
     (issue,) = [i for i in result.issues if i.code == "unknown-answer-code"]
     assert issue.item == "1"
     assert (

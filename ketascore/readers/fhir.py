@@ -444,10 +444,15 @@ def _answer_value(
             return wrong
     coding = answer.get("valueCoding")
     if isinstance(coding, dict):
-        raw_code = coding.get("code")
-        if raw_code is not None and not isinstance(raw_code, str):
-            return _wrong_type("valueString", raw_code)  # a code is text
-        code = _str(raw_code)
+        for part in ("code", "system"):  # (texts: a code, a URI)
+            raw = coding.get(part)
+            if raw is not None and not isinstance(raw, str):
+                return Rejection(
+                    "not-a-number",
+                    "fhir-value-type",
+                    {"key": f"valueCoding.{part}", "kind": _json_kind(raw), "expected": "text"},
+                )
+        code = _str(coding.get("code"))
         rule = scale.items[item_id]
         if code is None:
             display = coding.get("display")
