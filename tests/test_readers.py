@@ -130,11 +130,44 @@ def test_a_header_repeated_in_the_middle_is_one_warning_and_no_row() -> None:
     assert result.issues[0].message.startswith(
         "w.csv:3: this row repeats the header: were two files joined? the row is skipped"
     )
-    # a row that only looks like a header is a row; a header alone has no rows
+    # a header that differs in a cell is another header (below); a header alone has no rows
     almost = read_text(f"{header}\nsubject,visit,phq9_1,x\n", "w.csv", scale_ids=IDS)
-    assert [i.code for i in almost.issues] == [] and len(almost.records) == 1
+    assert [i.code for i in almost.issues] == ["csv-other-header"] and almost.records == []
     alone = read_text(f"{header}\n{header}\n", "w.csv", scale_ids=IDS)
     assert [i.code for i in alone.issues] == ["file-empty", "csv-repeated-header"]
+
+
+@pytest.mark.parametrize(
+    ("second", "how"),
+    [
+        ("visit,subject,phq9_2,phq9_1", "columns in another order"),  # same width
+        ("subject,visit,phq9_1,phq9_2,site", "other columns"),  # ragged
+        ("\ufeffSUBJECT,phq9_1,visit,note", "other columns"),
+    ],
+)
+def test_a_header_with_other_columns_inside_a_table_stops_the_reading(
+    second: str, how: str
+) -> None:
+    """Two exports with other columns joined: the second header was read as a row (errors
+    for subject "visit"), and the rows after it under the first header's columns (here
+    items 1 and 2 swapped, scored without a word) or as ragged rows. Reading stops there,
+    with one error saying why and how many rows were not read."""
+    text = f"subject,visit,phq9_1,phq9_2\nS1,v1,0,3\n{second}\nv1,S2,3,0\nv2,S2,3,0\n"
+    result = read_text(text, "w.csv", scale_ids=IDS)
+    assert [r.subject for r in result.records] == ["S1"]
+    (issue,) = result.issues
+    assert (issue.code, issue.severity, issue.line) == ("csv-other-header", "error", 3)
+    assert issue.message == (
+        f"w.csv:3: this row is a header with {how} than the first: were two files with "
+        "other columns joined? the rows after it do not follow the first header, so this "
+        "row and the 2 row(s) after it were not read; split the file at this line and read "
+        "each part with its own header, or give the parts the same columns in the same order"
+    )
+    # a visit named visit_1 and a subject named subject-7 are no header
+    plain = read_text(
+        "subject,visit,phq9_1\nsubject-7,visit,1\nS8,visit_1,2\n", "w.csv", scale_ids=IDS
+    )
+    assert plain.issues == [] and len(plain.records) == 2
 
 
 def test_csv_duplicate_columns_refuse_the_file() -> None:

@@ -132,6 +132,26 @@ def test_a_repeated_header_is_skipped_by_either_engine_alike(runner: Any, tmp_pa
     assert "error[conflicting-records]" in outputs["record"][1]
 
 
+def test_a_header_with_other_columns_leaves_the_table_to_the_reader(tmp_path: Path) -> None:
+    """The CSV reader stops at a header other than the first (two exports with other
+    columns joined): such a file is left to it, whichever case the header is written in;
+    one whose only other header repeats the first, or whose notes say subject, is not."""
+    items = ",".join(f"phq9_{i}" for i in range(1, 10))
+    rows = [f"S{k},v1,note,{','.join(['1'] * 9)}" for k in range(50)]
+    scale = load_builtin("phq9")
+    cases = {
+        "SUBJECT,Visit,note," + items: False,  # another case: the same header
+        f"visit,subject,note,{items}": True,  # another order
+        f"subject,visit,{items}": True,  # another width (a ragged row)
+        "S50,v1,the subject withdrew," + ",".join(["1"] * 9): False,  # subject as a word
+    }
+    for n, (line, other) in enumerate(cases.items()):
+        path = tmp_path / f"joined{n}.csv"
+        body = [f"subject,visit,note,{items}", *rows[:20], line, *rows[20:]]
+        path.write_text("\n".join(body) + "\n", encoding="utf-8")
+        assert (table.csv_source(str(path), ["phq9"], scale) is None) == other, line
+
+
 def test_what_duckdb_does_not_read_as_the_readers_is_left_to_them(tmp_path: Path) -> None:
     scale = load_builtin("phq9")
     cases = {

@@ -243,6 +243,16 @@ _TYPES = [
         "this row repeats the header: were two files joined? the row is skipped",
     ),
     _type(
+        "csv-other-header",
+        "error",
+        "A row is a header other than the first",
+        "split the file at this line and read each part with its own header, or give the "
+        "parts the same columns in the same order",
+        "this row is a header with {how} than the first: were two files with other columns "
+        "joined? the rows after it do not follow the first header, so this row and the "
+        "{rest} row(s) after it were not read",
+    ),
+    _type(
         "file-skipped",
         "warning",
         "A file in a folder is not a ratings file and was skipped",

@@ -177,16 +177,20 @@ def sql_repeats_header(header: list[str]) -> str:
     return f"(CASE WHEN {' AND '.join(quick) or 'TRUE'} THEN {' AND '.join(tests)} ELSE FALSE END)"
 
 
-def _scan(path: str) -> tuple[str, bool, bool, int, int, int, int]:
+def _scan(path: str) -> tuple[str, bool, bool, int, int, int, int, int]:
     """One pass over a file: its sha256, whether it is UTF-8, whether it holds a NUL or a
-    quote character, its counts of CR, LF and CRLF, and its number of lines."""
+    quote character, its counts of CR, LF and CRLF, its number of lines, and how often it
+    holds the word subject, in any ASCII case (a header holds it)."""
     digest = hashlib.sha256()
     decoder = codecs.getincrementaldecoder("utf-8")()
     utf8, odd = True, False
-    cr = lf = crlf = 0
-    last = b""
+    cr = lf = crlf = subjects = 0
+    last = tail = b""
     with open(path, "rb") as fh:
         while chunk := fh.read(CHUNK):
+            low = tail + chunk.lower()  # (bytes.lower changes ASCII letters only)
+            subjects += low.count(b"subject")
+            tail = low[-len("subject") + 1 :]
             digest.update(chunk)
             if utf8:
                 try:
@@ -203,7 +207,24 @@ def _scan(path: str) -> tuple[str, bool, bool, int, int, int, int]:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             utf8 = False
-    return digest.hexdigest(), utf8, odd, cr, lf, crlf, lf + (last not in (b"", b"\n"))
+    lines = lf + (last not in (b"", b"\n"))
+    return digest.hexdigest(), utf8, odd, cr, lf, crlf, lines, subjects
+
+
+def _other_header(source: TableSource) -> bool:
+    """Whether a line of a CSV source is a header other than its own (``OtherHeader``),
+    where the CSV reader stops reading. Only lines that hold the word subject are read."""
+    from ketascore.readers.delimited import OtherHeader
+
+    other = OtherHeader(source.header)
+    with open(source.name, "rb") as fh:
+        next(fh, None)
+        for data in fh:
+            if b"subject" in data.lower():
+                text = data.decode("utf-8").rstrip("\r\n")
+                if text and other(source.cells(text)) is not None:
+                    return True
+    return False
 
 
 def csv_source(
@@ -246,12 +267,15 @@ def csv_source(
         scales = [s for s in scales if s == chosen.id]
     if len(scales) != 1:
         return None
-    digest, utf8, odd, cr, lf, crlf, lines = _scan(path)
+    digest, utf8, odd, cr, lf, crlf, lines, subjects = _scan(path)
     if not utf8 or odd:
         return None
     if (newline == "\n" and cr) or (newline == "\r\n" and not cr == lf == crlf):
         return None
-    return TableSource(path, "csv", header, {}, delimiter, newline, sha256=digest, lines=lines)
+    source = TableSource(path, "csv", header, {}, delimiter, newline, sha256=digest, lines=lines)
+    if subjects > 1 and _other_header(source):
+        return None  # (the CSV reader stops at that line, saying why)
+    return source
 
 
 def parquet_source(path: str) -> TableSource:

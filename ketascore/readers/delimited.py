@@ -122,6 +122,40 @@ def repeats_header(header: list[str], cells: list[Any]) -> bool:
     return True
 
 
+_VISIT = ("visit", "\ufeffvisit")
+
+
+class OtherHeader:
+    """The test for a header other than ``header``: ``other(cells)`` says how a row that is
+    one differs from it (``columns in another order``, ``other columns``), or None for a row
+    that is none. Such a row holds, as two of its cells, the names of the subject and visit
+    columns (compared as ``repeats_header`` compares), yet does not repeat the header: two
+    exports with other columns joined end to end leave it, and the rows after it do not
+    follow the first header."""
+
+    def __init__(self, header: list[str]):
+        self.header = header
+        self.names = [ascii_lower(h) for h in header]
+        self.ids = [n for n in self.names if n in ("subject", "visit")]
+
+    def __call__(self, cells: list[Any]) -> str | None:
+        if len(self.ids) != 2:
+            return None
+        # (a quick look first: a cell that is the name "visit")
+        if not any(
+            type(c) is str and len(c) >= 5 and ascii_lower(strip(c)) in _VISIT for c in cells
+        ):
+            return None
+        keys = [
+            ascii_lower(strip(c)).removeprefix("\ufeff" if n == 0 else "")
+            for n, c in enumerate(cells)
+            if isinstance(c, str)
+        ]
+        if not all(i in keys for i in self.ids) or repeats_header(self.header, cells):
+            return None
+        return "columns in another order" if sorted(keys) == sorted(self.names) else "other columns"
+
+
 def check_table(
     table: Table,
     file: str,
@@ -129,7 +163,8 @@ def check_table(
     required: tuple[str, ...] = ("subject", "visit"),
 ) -> Table | None:
     """Unique column names, the required columns, rows as long as the header; a row that
-    repeats the header is skipped with a warning."""
+    repeats the header is skipped with a warning; at a header other than the first (one
+    naming the required columns otherwise), reading stops, with an error."""
     header, rows = table.header, table.rows
     folded = [h.casefold() for h in header]
     repeated = repeated_columns(header, file)
@@ -149,10 +184,19 @@ def check_table(
         issues.append(make_issue("file-empty", "header-only", file=file))
     good: list[tuple[int, list[Any]]] = []
     at = folded.index("subject") if "subject" in folded else None
-    for line, cells in rows:
+    other_header = OtherHeader(header)
+    for n, (line, cells) in enumerate(rows):
         if line in repeats:
             issues.append(make_issue("csv-repeated-header", file=file, line=line))
             continue
+        other = other_header(cells) if required else None
+        if other is not None:
+            issues.append(
+                make_issue(
+                    "csv-other-header", file=file, line=line, how=other, rest=len(rows) - n - 1
+                )
+            )
+            break
         if len(cells) != len(header):
             subject = cells[at] if at is not None and len(cells) > at else None
             issues.append(
