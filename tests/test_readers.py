@@ -163,7 +163,10 @@ def test_a_header_with_other_columns_inside_a_table_stops_the_reading(
         "row and the 2 row(s) after it were not read; split the file at this line and read "
         "each part with its own header, or give the parts the same columns in the same order"
     )
-    # a visit named visit_1 and a subject named subject-7 are no header
+    # a visit named visit_1 and a subject named subject-7 are no header, nor a row of
+    # answers whose other cells say visit and subject
+    kinds = "subject,visit,kind,who,phq9_1\nS9,v1,visit,subject,1\n"
+    assert read_text(kinds, "w.csv", scale_ids=IDS).issues == []
     plain = read_text(
         "subject,visit,phq9_1\nsubject-7,visit,1\nS8,visit_1,2\n", "w.csv", scale_ids=IDS
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 from ketascore.core.issues import Issue, make_issue
 from ketascore.core.records import AnswerRecord, Source
-from ketascore.core.values import Rejection, ascii_lower, strip
+from ketascore.core.values import Rejection, ascii_lower, is_number, strip
 from ketascore.readers.base import ReadResult
 from ketascore.readers.fields import (
     carried,
@@ -129,7 +129,8 @@ class OtherHeader:
     """The test for a header other than ``header``: ``other(cells)`` says how a row that is
     one differs from it (``columns in another order``, ``other columns``), or None for a row
     that is none. Such a row holds, as two of its cells, the names of the subject and visit
-    columns (compared as ``repeats_header`` compares), yet does not repeat the header: two
+    columns (compared as ``repeats_header`` compares), and no number (a row of answers whose
+    carried cells say visit and subject is data), yet does not repeat the header: two
     exports with other columns joined end to end leave it, and the rows after it do not
     follow the first header."""
 
@@ -153,6 +154,8 @@ class OtherHeader:
         ]
         if not all(i in keys for i in self.ids) or repeats_header(self.header, cells):
             return None
+        if any(not isinstance(c, str) or is_number(strip(c)) for c in cells):
+            return None  # (a row of answers, whose other cells say visit and subject)
         return "columns in another order" if sorted(keys) == sorted(self.names) else "other columns"
 
 
