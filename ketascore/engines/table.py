@@ -107,6 +107,8 @@ class TableSource:
     frame: Any = None
     sha256: str | None = None
     lines: int | None = None  # of a CSV file
+    # whether a CSV file may repeat its header: it holds the word subject more than once
+    headers: bool = True
     # columns read through an expression (a Parquet timestamp as the reader's ISO text)
     texts: dict[str, str] = field(default_factory=dict)
 
@@ -148,7 +150,8 @@ class TableSource:
             read = f"read_parquet({path})"
         else:
             read = f"_ks_frame_{index}"
-        where = f" WHERE NOT {sql_repeats_header(self.header)}" if self.kind == "csv" else ""
+        repeats = self.kind == "csv" and self.headers
+        where = f" WHERE NOT {sql_repeats_header(self.header)}" if repeats else ""
         read_as = {c: self.texts.get(c, quote(c)) for c in self.header}
         for c, to in (casts or {}).items():
             if c in read_as:
@@ -272,7 +275,17 @@ def csv_source(
         return None
     if (newline == "\n" and cr) or (newline == "\r\n" and not cr == lf == crlf):
         return None
-    source = TableSource(path, "csv", header, {}, delimiter, newline, sha256=digest, lines=lines)
+    source = TableSource(
+        path,
+        "csv",
+        header,
+        {},
+        delimiter,
+        newline,
+        sha256=digest,
+        lines=lines,
+        headers=subjects > 1,
+    )
     if subjects > 1 and _other_header(source):
         return None  # (the CSV reader stops at that line, saying why)
     return source
