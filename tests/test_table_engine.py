@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 duckdb = pytest.importorskip("duckdb")
 pq = pytest.importorskip("pyarrow.parquet")
 pa = pytest.importorskip("pyarrow")
+pd = pytest.importorskip("pandas")
 
 from ketascore.api import score_paths  # noqa: E402
 from ketascore.cli import cli  # noqa: E402
@@ -616,3 +617,34 @@ def test_the_issues_listed_and_counted_are_the_record_engines(runner: Any, tmp_p
         assert run.issue_totals() == (20, 80) and run.engine == "table"
         assert len(run.problem_results(50)) == 60  # (the first 50 with an issue, and 10 errors)
     assert record.stderr.index("error[") < record.stderr.index("warning[")
+
+
+@pytest.mark.parametrize("kind", ["csv", "parquet"])
+def test_a_column_without_a_name_is_left_to_the_readers(tmp_path: Path, kind: str) -> None:
+    """A column with no name (a blank header cell): the readers carry it to the output
+    under no name, and DuckDB cannot name it. A CSV file's query failed to parse, and the
+    run was handed to the record engine only after that failure; a Parquet file's column
+    DuckDB names C1, and the table engine carried it so. Such a table is the record
+    engine's from the start, with its output."""
+    header = ["subject", "visit", "", *(f"phq9_{i}" for i in range(1, 10))]
+    rows = [[f"S{n}", "v1", "x", *(str((n + i) % 4) for i in range(9))] for n in range(30)]
+    path = tmp_path / f"t.{kind}"
+    if kind == "csv":
+        path.write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n", encoding="utf-8")
+    else:
+        columns = list(zip(*rows, strict=True))
+        pq.write_table(pa.table({h: list(c) for h, c in zip(header, columns, strict=True)}), path)
+    scale = load_builtin("phq9")
+    with score_paths(path, scale=scale, engine="table") as run:
+        got = [(r.subject, r.scores, r.extra) for r in run.results()]
+        assert run.engine == "record" and run.fell_back is None
+    with score_paths(path, scale=scale, engine="record") as run:
+        assert got == [(r.subject, r.scores, r.extra) for r in run.results()]
+    assert got[0][2] == {"": "x"}
+    if kind == "csv":  # a DataFrame with such a column is the records', too (it crashed)
+        from ketascore.engines.dataframe import score_frame
+
+        frame = pd.DataFrame(rows, columns=header)
+        scored = score_frame(frame, scale)
+        assert list(scored.scores[""]) == ["x"] * 30
+        assert list(scored.scores["total"]) == [r[1]["total"] for r in got]

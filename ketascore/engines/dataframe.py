@@ -203,8 +203,11 @@ def _by_table(frame: _Rows) -> tuple[list[ScoreResult] | None, list[Issue]]:
     from ketascore.engines.sql import ColumnMap
 
     columns = ColumnMap(missing_codes=frame.extra_missing)
-    with table.score_tables([source], frame.scale, columns=columns) as run:
-        return list(run.results()), list(run.issues)
+    try:
+        with table.score_tables([source], frame.scale, columns=columns) as run:
+            return list(run.results()), list(run.issues)
+    except table.TableEngineError:  # (a column without a name, say: the records it is)
+        return None, []
 
 
 def _by_record(frame: _Rows) -> tuple[list[ScoreResult], list[Issue]]:

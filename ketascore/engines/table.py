@@ -305,6 +305,8 @@ def parquet_source(path: str) -> TableSource:
     header = [str(row[0]) for row in described]
     types = {str(row[0]): str(row[1]) for row in described}
     arrow = _arrow_types(path)
+    if arrow and list(arrow) != header:  # (DuckDB names a column without a name C1, ...)
+        raise TableEngineError(f"{path}: DuckDB names the columns otherwise than the reader")
     texts: dict[str, str] = {}
     for name, kind in types.items():
         if kind == "TIMESTAMP":
@@ -663,6 +665,9 @@ class TableRun:
         known_scales: Iterable[str],
         merge_duplicates: bool,
     ):
+        unnamed = [s.name for s in sources if any(not name for name in s.header)]
+        if unnamed:  # (the record path carries such a column, under no name)
+            raise TableEngineError(f"{unnamed[0]}: a column has no name, which DuckDB refuses")
         self.con, self.sources, self.scale = con, sources, scale
         self.merge_duplicates = merge_duplicates
         known = list(known_scales)
