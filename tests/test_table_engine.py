@@ -648,3 +648,48 @@ def test_a_column_without_a_name_is_left_to_the_readers(tmp_path: Path, kind: st
         scored = score_frame(frame, scale)
         assert list(scored.scores[""]) == ["x"] * 30
         assert list(scored.scores["total"]) == [r[1]["total"] for r in got]
+
+
+@pytest.mark.parametrize("shape", ["repeat", "no-subject", "repeat-far"])
+def test_a_streamed_pass_stops_at_the_first_batch_that_needs_a_table(
+    monkeypatch: Any, tmp_path: Path, shape: str
+) -> None:
+    """Writing a file streams the query into it, and scores the run into a table when the
+    pass finds repeated subjects and visits or rows the readers report: the stream was then
+    written to the end for nothing (a 1M-row CSV with 20,000 repeats: 8.6 s, 3.5-3.9 s when
+    stopped). It stops at the first batch with a row the readers report or a record that
+    repeats the one before it (a repeat further away is found at the end, as before); the
+    output is the record engine's either way."""
+    header = "subject,visit," + ",".join(f"phq9_{i}" for i in range(1, 10))
+    lines = [f"S{n},v1,{','.join(str((n + i) % 4) for i in range(9))}" for n in range(300)]
+    if shape == "repeat":
+        lines.insert(10, lines[9])
+    elif shape == "no-subject":
+        lines[10] = "," + lines[10].split(",", 1)[1]
+    else:
+        lines.append(lines[3])
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    stops: list[bool] = []
+    real = table.TableRun._counted
+
+    def counted(run: Any, *args: Any) -> Any:
+        try:
+            tally = real(run, *args)
+        except Exception:
+            stops.append(True)
+            raise
+        stops.append(False)
+        return tally
+
+    monkeypatch.setattr(table.TableRun, "_counted", counted)
+    scale = load_builtin("phq9")
+    with score_paths(path, scale=scale, engine="table") as run:
+        run.write("csv", tmp_path / "out.csv")
+        assert run.engine == "table"
+    assert stops[0] == (shape != "repeat-far") and len(stops) >= 2  # (then the table)
+    with score_paths(path, scale=scale, engine="record") as run:
+        from ketascore.writers.tabular import score_csv
+
+        expected = score_csv(list(run.results()), run.issues)
+    assert (tmp_path / "out.csv").read_text(encoding="utf-8") == expected

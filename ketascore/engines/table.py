@@ -558,6 +558,10 @@ def _values(array: Any, dtype: Any) -> Any:
     return np.concatenate(parts) if parts else np.zeros(0, dtype)
 
 
+class _Stopped(Exception):
+    """A streamed pass stopped early (``_Tally.stop_early``)."""
+
+
 class _Tally:
     """What a streamed pass hands over, counted on the way: a function of the query's WHERE
     clause that DuckDB calls with each batch of rows (from its threads, hence the lock). It
@@ -567,9 +571,13 @@ class _Tally:
 
     FACTS = ("kept", "scored", "problem", "flagged", "filled")
 
-    def __init__(self) -> None:
+    def __init__(self, stop_early: bool = False, merging: bool = False) -> None:
         import numpy as np
 
+        # (a streamed pass stops at the first batch that shows the run must be scored into
+        # a table: a row the readers report, or, when ``merging``, a record that repeats
+        # the one before it; the stream would be written for nothing)
+        self.stop_early, self.merging, self.stopped = stop_early, merging, False
         self.lock = threading.Lock()
         self.keys: list[Any] = []  # the hashes of each batch's records (numpy arrays)
         self.totals = np.zeros(0, dtype=np.int64)  # rows of each code
@@ -586,6 +594,12 @@ class _Tally:
             return kept
         keys = _values(key, np.uint64)[_values(kept, bool)]
         counts = np.bincount(_values(code, np.int32))
+        if self.stop_early and (
+            (counts[(np.arange(len(counts)) & (1 << self.FACTS.index("flagged"))) != 0] > 0).any()
+            or (self.merging and bool((keys[1:] == keys[:-1]).any()))
+        ):
+            self.stopped = True
+            raise _Stopped("the run is scored into a table")
         n_errors = int(_values(errors, np.int32).sum())
         n_issues = int(_values(issues, np.int32).sum())
         with self.lock:
@@ -772,12 +786,13 @@ class TableRun:
 
     # -- scoring ---------------------------------------------------------------------
 
-    def _counted(self, query: str, into: str, keep: str) -> _Tally:
+    def _counted(self, query: str, into: str, keep: str, tally: _Tally | None = None) -> _Tally:
         """Run ``query`` into ``into`` (``COPY (...) TO ...`` or ``CREATE TABLE ... AS``),
-        each row counted on the way by a _Tally; ``keep``: the rows kept (SQL)."""
+        each row counted on the way by ``tally`` (a new _Tally by default); ``keep``: the
+        rows kept (SQL)."""
         import duckdb
 
-        tally = _Tally()
+        tally = tally or _Tally()
         name = f"_ks_tally_{id(tally)}"
         integer = duckdb.type("INTEGER")
         self.con.create_function(
@@ -1035,8 +1050,16 @@ class TableRun:
 
     def _stream(self, select: str, path: str, options: str) -> bool:
         """One pass of the query into ``path``, counted; whether that is the whole run."""
+        import duckdb
+
         into = f"COPY (SELECT {select} FROM {{}}) TO {sql_text(path)} ({options})"
-        tally = self._counted(self.sql, into, "_ks_kept")
+        tally = _Tally(stop_early=True, merging=self.merge_duplicates)
+        try:
+            self._counted(self.sql, into, "_ks_kept", tally)
+        except duckdb.Error:
+            if tally.stopped:  # (a 1M-row CSV with 20,000 repeats: 8.6 s -> 3.5-3.9 s)
+                return False
+            raise
         if (self.merge_duplicates and tally.repeated) or tally.rows("flagged"):
             return False
         self._take(tally, tally, {})
