@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ketascore.core.issues import Issue, has_errors
+from ketascore.core.issues import Issue, has_errors, severity_counts
 from ketascore.core.library import ScaleSet, builtin_ids, load_builtin, resolve_scale
 from ketascore.core.records import AnswerRecord, ScoreResult
 from ketascore.core.scale import Scale
@@ -207,13 +207,15 @@ class ScoreRun:
         return [r for r in self._results or [] if r.issues][:limit]
 
     def issue_totals(self) -> tuple[int, int]:
-        """How many issues the results carry: errors, warnings (the issues of whole files
-        and of rows that make no record, ``issues``, are not counted)."""
+        """How many issues there are, errors and warnings: of whole files and of rows that
+        make no record (``issues``), and of the results (the table engine counts those as
+        it scores, and hands over the first ones only: ``problem_results``)."""
+        errors, warnings = severity_counts(self.issues)
         if self._scored():
-            return self.table.issue_totals  # type: ignore[no-any-return]
-        found = [i for r in self._results or [] for i in r.issues]
-        errors = sum(1 for i in found if i.severity == "error")
-        return errors, len(found) - errors
+            of_results = self.table.issue_totals
+        else:
+            of_results = severity_counts(i for r in self._results or [] for i in r.issues)
+        return errors + of_results[0], warnings + of_results[1]
 
     def summary(self) -> dict[str, int]:
         if self._scored():

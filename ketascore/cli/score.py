@@ -195,7 +195,7 @@ def score_cmd(
         if not quiet:
             from ketascore.present.render import print_issues
 
-            print_issues(console(stderr=True), _problems(run), _issue_totals(run))
+            print_issues(console(stderr=True), _problems(run), run.issue_totals())
             if run.out_of_memory:
                 click.echo(_memory_hint(memory_limit), err=True)
             skipped = [i.file or "" for i in run.issues if i.code == "file-skipped"]
@@ -221,14 +221,6 @@ def _problems(run: Any) -> list[Any]:
     table = run.table is not None
     results = run.problem_results(ISSUES_LISTED + 1) if table else list(run.results())
     return list(run.issues) + [i for r in results for i in r.issues]
-
-
-def _issue_totals(run: Any) -> tuple[int, int]:
-    """The errors and warnings of the files and of the records (the table engine lists
-    the issues of its first results with one only, and counts them all)."""
-    errors, warnings = run.issue_totals()
-    of_files = sum(1 for i in run.issues if i.severity == "error")
-    return errors + of_files, warnings + len(run.issues) - of_files
 
 
 def _above_limit(

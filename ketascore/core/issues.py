@@ -11,7 +11,7 @@ the wording; docs/errors.md lists each code.
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -1209,6 +1209,17 @@ def make_issue(
 
 def has_errors(issues: list[Issue]) -> bool:
     return any(i.severity == "error" for i in issues)
+
+
+def severity_counts(issues: Iterable[Issue]) -> tuple[int, int]:
+    """How many of ``issues`` are errors, and how many warnings."""
+    errors = warnings = 0
+    for issue in issues:
+        if issue.severity == "error":
+            errors += 1
+        else:
+            warnings += 1
+    return errors, warnings
 
 
 def missing_id(

@@ -477,10 +477,6 @@ def score_tables(
         raise
 
 
-def _folded(*names: str) -> set[str]:
-    return {n.casefold() for n in names}
-
-
 def _one_kind(column: str, kinds: set[str]) -> str:
     """The kind of a column that sources type otherwise (``kinds``), read as one column
     without changing a value as the readers read each file: integers and DECIMALs as a
@@ -702,10 +698,11 @@ class TableRun:
         # a subject or visit typed otherwise by different sources: each source reads its own
         # as the id text its type gives (as the reader reads each file), so an integer of
         # 2^53 or more stays exact next to a DOUBLE, and a FLOAT keeps its own limit
+        id_columns = {self.mapped.subject.casefold(), self.mapped.visit.casefold()}
         self.ids = [
             name
             for name, given in typed.items()
-            if len(given) > 1 and name.casefold() in _folded(self.mapped.subject, self.mapped.visit)
+            if len(given) > 1 and name.casefold() in id_columns
         ]
         for name, given in typed.items():
             if name in self.ids:

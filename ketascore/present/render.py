@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ketascore.analysis.change import IMPUTATIONS, RULE_TEXT, ChangeReport, ChangeRow
-from ketascore.core.issues import Issue
+from ketascore.core.issues import Issue, severity_counts
 from ketascore.core.records import ScoreResult
 from ketascore.core.scale import Scale
 from ketascore.core.values import Num, format_number
@@ -95,10 +95,7 @@ def issue_lines(
     errors and warnings there are, when ``issues`` are only the first of them (the table
     engine reads the issues of the first results with one only)."""
     ordered = sorted(issues, key=lambda i: i.severity != "error")
-    if totals is None:
-        errors = sum(1 for i in issues if i.severity == "error")
-        totals = (errors, len(issues) - errors)
-    errors, warnings = totals
+    errors, warnings = severity_counts(issues) if totals is None else totals
     lines = []
     for issue in ordered[:limit]:
         style = "red" if issue.severity == "error" else "yellow"

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from ketascore import __version__
 from ketascore.analysis.change import IMPUTATIONS, RULE_TEXT, ChangeReport, SummaryRow
-from ketascore.core.issues import Issue
+from ketascore.core.issues import Issue, severity_counts
 from ketascore.core.records import ScoreResult
 from ketascore.core.scale import Scale
 from ketascore.core.values import Num
@@ -257,8 +257,7 @@ def baseline_text(report: ChangeReport) -> str:
 
 def study_facts(doc: StudyReport) -> list[tuple[str, str]]:
     """The study summary as (label, value) lines."""
-    errors = sum(1 for i in doc.issues if i.severity == "error")
-    warnings = len(doc.issues) - errors
+    errors, warnings = severity_counts(doc.issues)
     by_scale = ", ".join(f"{k} {v}" for k, v in sorted(doc.records_by_scale.items()))
     facts = [
         ("Input files", str(len(doc.files))),
