@@ -78,3 +78,38 @@ def test_a_float32_id_from_2_24_on_is_refused(monkeypatch: pytest.MonkeyPatch, t
     (issue,) = scored.issues
     assert issue.code == "bad-field" and "2^24 = 16777216 on, a 32-bit float" in issue.message
     assert issue.message.startswith("<dataframe>:1: visit v: subject 16777216.0 is a floating")
+
+
+@pytest.mark.parametrize("library", ["pandas", "polars"])
+@pytest.mark.parametrize("table", [True, False], ids=["table-engine", "record-engine"])
+def test_a_float16_id_from_2_11_on_is_refused(
+    monkeypatch: pytest.MonkeyPatch, table: bool, library: str
+) -> None:
+    """A float16 subject (pandas' float16, polars' Float16) holds every whole number below
+    2^11 only (2049 is 2048): from there on the row is refused, by either engine, with the
+    16-bit float's limit; both took the column for doubles and scored subject 2048 (the
+    table engine's DuckDB cannot scan an Arrow float16 column: it is given as 32-bit floats)."""
+    import numpy as np
+
+    from ketascore.engines import dataframe
+
+    if table:
+        monkeypatch.setattr(dataframe, "_by_record", None)
+    else:
+        monkeypatch.setattr(dataframe, "_by_table", lambda rows: (None, []))
+    columns = {
+        "subject": np.array([2049, 2.5, 2047], dtype="float16"),
+        "visit": ["v", "v", "v"],
+        **{f"phq9_{k}": [1, 1, 1] for k in range(1, 10)},
+    }
+    if library == "polars":
+        pl = pytest.importorskip("polars")
+        frame = pl.DataFrame(columns)
+        assert frame.schema["subject"] == pl.Float16
+    else:
+        frame = pd.DataFrame(columns)
+    scored = dataframe.score_frame(frame, "phq9")
+    assert list(scored.scores["subject"]) == ["2.5", "2047"]
+    (issue,) = scored.issues
+    assert issue.code == "bad-field" and "2^11 = 2048 on, a 16-bit float" in issue.message
+    assert issue.message.startswith("<dataframe>:1: visit v: subject 2048.0 is a floating")

@@ -292,6 +292,48 @@ def test_a_float32_id_from_2_24_on_is_refused_in_every_engine(runner: Any, tmp_p
     assert other == (stdout, stderr)
 
 
+def test_a_float16_id_from_2_11_on_is_refused_in_every_engine(runner: Any, tmp_path: Path) -> None:
+    """A 16-bit float (Parquet FLOAT16) holds every whole number below 2^11 only: subject
+    2049 written to such a column is stored as 2048, so its id is refused from 2^11 on (the
+    message names the 16-bit float's limit), by either engine. DuckDB reads the column as a
+    FLOAT, exactly: both engines took it for a 32-bit float and scored subject 2048 (and
+    4096, 60000) as if it were the id written."""
+    table = {
+        "subject": pa.array([2047.0, 2049.0, 4097.0, -60000.0, 2.5], pa.float16()),
+        "visit": pa.array([1.0, 1.0, 1.0, 1.0, 3000.0], pa.float16()),
+        **{f"phq9_{i}": [1] * 5 for i in range(1, 10)},
+    }
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table(table), path)
+    (stdout, stderr), other = both_engines(runner, path, "--format", "csv", exit_code=1)
+    assert [line.split(",")[:2] for line in stdout.splitlines()[1:]] == [["2047", "1"]]
+    for field, value in [("subject", "2048.0"), ("subject", "4096.0"), ("visit", "3000.0")]:
+        assert (
+            f"{field} {value} is a floating-point number too large to be an exact id (from "
+            f"2^11 = 2048 on, a 16-bit float cannot hold every whole number" in stderr
+        )
+    assert "subject -60000.0 is a floating-point" in stderr
+    assert other == (stdout, stderr)
+
+
+def test_a_float16_id_keeps_its_limit_next_to_other_types(runner: Any, tmp_path: Path) -> None:
+    """Two files whose subjects are typed FLOAT16 and DOUBLE: each keeps its own limit when
+    the table engine reads them as one table (a DOUBLE's 3000 is an id; a FLOAT16's is not)."""
+    paths = []
+    for name, kind, other in [("half", pa.float16(), 7.0), ("double", pa.float64(), 8.0)]:
+        table = {
+            "subject": pa.array([3000.0, other], kind),
+            "visit": ["v", "v"],
+            **{f"phq9_{i}": [1, 1] for i in range(1, 10)},
+        }
+        paths.append(tmp_path / f"{name}.parquet")
+        pq.write_table(pa.table(table), paths[-1])
+    (stdout, stderr), other = both_engines(runner, paths, "--format", "csv", exit_code=1)
+    assert [line.split(",")[0] for line in stdout.splitlines()[1:]] == ["7", "3000", "8"]
+    assert "half.parquet:1: visit v: subject 3000.0 is a floating-point number" in stderr
+    assert other == (stdout, stderr)
+
+
 def test_a_table_with_nothing_to_score_gives_one_header(runner: Any, tmp_path: Path) -> None:
     """A table whose rows answer no item (every item cell blank) gives no result: the CSV is
     the header the record engine writes for no result, from either engine. The table

@@ -1234,7 +1234,7 @@ def missing_id(
     skipped: the message names the first that is missing, or, when its cell (``cells``:
     the row's raw subject and visit) is a floating-point number that is no exact id
     (``values.inexact_id``), says so."""
-    from ketascore.core.values import Float32, id_limit, inexact_id
+    from ketascore.core.values import id_limit, id_width, inexact_id
 
     at = 0 if subject is None else 1
     if inexact_id(cells[at]):
@@ -1245,7 +1245,7 @@ def missing_id(
             field=names[at],
             value=repr(cells[at]),
             limit=f"2^{limit.bit_length() - 1} = {limit}",
-            width="a 32-bit float" if isinstance(cells[at], Float32) else "a double",
+            width=id_width(cells[at]),
             file=file,
             line=line,
             subject=subject,

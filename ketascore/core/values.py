@@ -173,7 +173,7 @@ def has_digit(text: str) -> bool:
 
 def clean_number(value: Num) -> Num:
     """Whole floats become ints (16.0 prints and serialises as 16; -0.0 is 0); others are
-    plain floats (a ``Float32`` too)."""
+    plain floats (a ``NarrowFloat`` too)."""
     if isinstance(value, float):
         return int(value) if value.is_integer() else float(value)
     return value
@@ -556,29 +556,65 @@ def _no_signed_zero(number: str) -> str:
 # Beyond 2**53 a double cannot hold every whole number (9007199254740993 is stored as
 # 9007199254740992), so a floating-point id there may not be the id that was written; a
 # 32-bit float (Parquet FLOAT, SQL REAL) holds every whole number below 2**24 only
-# (16777217 is stored as 16777216)
+# (16777217 is stored as 16777216), a 16-bit float (Parquet FLOAT16, a DataFrame's
+# float16) below 2**11 only (2049 is stored as 2048)
 EXACT_ID_LIMIT = 2**53
 EXACT_FLOAT32_ID_LIMIT = 2**24
+EXACT_FLOAT16_ID_LIMIT = 2**11
 
 
-class Float32(float):
-    """A value of a 32-bit floating-point column (Parquet FLOAT, SQL FLOAT or REAL, the
-    column plan's kind ``float``), as the double it holds: a float in every way, but an id
-    of it is exact below 2**24 only (``inexact_id``). The readers of typed tables make a
-    FLOAT column's values so (``float32_cell``)."""
+class NarrowFloat(float):
+    """A value of a floating-point type that holds fewer whole numbers than a double, as
+    the double it holds: a float in every way, but an id of it is exact below ``limit``
+    only (``inexact_id``); ``width`` names the type in the message. The readers of typed
+    tables make such a column's values so (``float_cell``)."""
 
     __slots__ = ()
+    limit: int = EXACT_ID_LIMIT
+    width: str = "a double"
 
 
-def float32_cell(value: Any) -> Any:
-    """A cell of a 32-bit floating-point column as a ``Float32`` (other values as given)."""
-    return Float32(value) if isinstance(value, float) else value
+class Float32(NarrowFloat):
+    """A value of a 32-bit floating-point column (Parquet FLOAT, SQL FLOAT or REAL, the
+    column plan's kind ``float``)."""
+
+    __slots__ = ()
+    limit = EXACT_FLOAT32_ID_LIMIT
+    width = "a 32-bit float"
+
+
+class Float16(NarrowFloat):
+    """A value of a 16-bit floating-point column (Parquet FLOAT16, a DataFrame's float16,
+    the column plan's kind ``half``)."""
+
+    __slots__ = ()
+    limit = EXACT_FLOAT16_ID_LIMIT
+    width = "a 16-bit float"
+
+
+# the column plan's kinds of narrow floating-point columns, and their values' type
+NARROW_KINDS: dict[str, type[NarrowFloat]] = {"float": Float32, "half": Float16}
+FLOAT_KINDS = ("number", *NARROW_KINDS)  # (every kind read as a double)
+
+
+def float_cell(value: Any, kind: str | None) -> Any:
+    """A cell of a column of the column plan's ``kind`` as the value its type holds: a
+    float of a ``float`` or ``half`` column as a ``Float32`` or ``Float16`` (other values,
+    and other kinds', as given)."""
+    narrow = NARROW_KINDS.get(kind or "")
+    return narrow(value) if narrow is not None and isinstance(value, float) else value
 
 
 def id_limit(value: Any) -> int:
     """The least magnitude from which a floating-point id may not be the whole number that
-    was written: 2**24 for a 32-bit float (``Float32``), else 2**53 (a double)."""
-    return EXACT_FLOAT32_ID_LIMIT if isinstance(value, Float32) else EXACT_ID_LIMIT
+    was written: its type's (``NarrowFloat.limit``: 2**24 for a 32-bit float, 2**11 for a
+    16-bit one), else 2**53 (a double)."""
+    return value.limit if isinstance(value, NarrowFloat) else EXACT_ID_LIMIT
+
+
+def id_width(value: Any) -> str:
+    """The type of a floating-point id, as ``id_limit``'s message names it."""
+    return value.width if isinstance(value, NarrowFloat) else "a double"
 
 
 def id_text(value: Any) -> str | None:
@@ -606,13 +642,13 @@ def id_text(value: Any) -> str | None:
 def inexact_id(value: Any) -> bool:
     """A floating-point number that is no usable id: infinite, or so large that it may not
     be the whole number that was written (``id_limit``: 2**53 and beyond, 2**24 for a
-    32-bit float)."""
+    32-bit float, 2**11 for a 16-bit one)."""
     return isinstance(value, float) and value == value and not abs(value) < id_limit(value)
 
 
 def sql_id(expr: str, kind: str) -> str:
     """``id_text`` in SQL, for a column of a kind of the column plan (text, number, float,
-    decimal, integer, boolean): NULL where ``id_text`` gives None."""
+    half, decimal, integer, boolean): NULL where ``id_text`` gives None."""
     if kind == "boolean":
         return "CAST(NULL AS VARCHAR)"
     if kind == "integer":
@@ -623,9 +659,9 @@ def sql_id(expr: str, kind: str) -> str:
             f"THEN CAST(CAST({expr} AS DECIMAL(38, 0)) AS VARCHAR) "
             f"ELSE rtrim(CAST({expr} AS VARCHAR), '0') END)"
         )
-    if kind in ("number", "float"):
+    if kind in FLOAT_KINDS:
         number = f"CAST({expr} AS DOUBLE)"
-        limit = id_limit(Float32() if kind == "float" else 0.0)
+        limit = NARROW_KINDS[kind].limit if kind in NARROW_KINDS else EXACT_ID_LIMIT
         # (NaN and infinity first, by arithmetic: DuckDB finds abs(NaN) below any number)
         return (
             f"(CASE WHEN {sql_is_nan(number)} OR NOT ({number} - {number} = 0) THEN NULL "

@@ -149,26 +149,28 @@ def score_frame(
 
 
 def _values(column: Any) -> list[Any]:
-    """A frame's column as a list, a null as None; a 32-bit float column's values as
-    ``values.Float32`` (an id of it is exact below 2^24 only), as the Parquet reader reads
-    them."""
-    from ketascore.core.values import float32_cell
+    """A frame's column as a list, a null as None; a 32-bit or 16-bit float column's values
+    as ``values.Float32`` or ``Float16`` (an id of it is exact below 2^24 or 2^11 only), as
+    the Parquet reader reads them."""
+    from ketascore.core.values import float_cell
 
     values = [None if _is_null(v) else v for v in column.to_list()]
-    if str(column.dtype).casefold() == "float32":  # (pandas' float32, polars' Float32)
-        return [float32_cell(v) for v in values]
-    return values
+    # (pandas' float32 and float16, polars' Float32 and Float16)
+    kind = {"float32": "float", "float16": "half"}.get(str(column.dtype).casefold())
+    return [float_cell(v, kind) for v in values] if kind else values
 
 
 def _plain_column(values: list[Any]) -> str | None:
     """The Arrow type a column's values take as they are (numbers, texts), or None."""
-    from ketascore.core.values import Float32
+    from ketascore.core.values import Float16, Float32
 
     kinds = {type(v) for v in values if v is not None}
     if kinds <= {int}:
         return "int64"
     if kinds == {Float32}:
         return "float32"
+    if kinds == {Float16}:
+        return "float16"
     if kinds <= {int, float}:
         return "float64"
     if kinds <= {str}:

@@ -26,6 +26,7 @@ from ketascore.core.methods import SqlParts, sql_score_value
 from ketascore.core.scale import ConditionRule, Scale, ScoreRule, TermRule
 from ketascore.core.values import (
     LOWER,
+    NARROW_KINDS,
     UPPER,
     WHITESPACE,
     WS_SQL,
@@ -41,7 +42,7 @@ from ketascore.core.values import (
 
 # Dialects whose results are checked against the record engine by the test suite.
 DIALECTS = ("duckdb", "spark", "databricks", "postgres")
-KINDS = ("text", "number", "float", "integer", "decimal", "boolean")
+KINDS = ("text", "number", "float", "half", "integer", "decimal", "boolean")
 
 
 class SqlError(ValueError):
@@ -265,6 +266,7 @@ class TableLayout:
     ``kinds`` gives a column's kind: text (the default, right for any type since the value
     is then read as text), number, float (a number of a 32-bit floating-point type, FLOAT or
     REAL: read as a number, but an id of it is exact below 2^24 only, ``values.id_limit``),
+    half (of a 16-bit one, Parquet FLOAT16: the same, below 2^11),
     integer (a number that is always whole: no NaN, no fraction, so the checks for them are
     left out), decimal (a number of a DECIMAL type: read as a number, but an id by its
     exact digits) or boolean. ``carry`` columns are copied
@@ -674,7 +676,7 @@ class _Compiler:
 
     def kind(self, column: str) -> str:
         kind = self.layout.kinds.get(column, "text")
-        return "number" if kind in ("integer", "decimal", "float") else kind
+        return "number" if kind in ("integer", "decimal", *NARROW_KINDS) else kind
 
     def id_sql(self, column: str) -> str:
         """A subject or visit column as the id's text (``values.sql_id``)."""

@@ -36,10 +36,12 @@ from ketascore.core.issues import ISSUE_TYPES, Issue, has_errors, make_issue, mi
 from ketascore.core.records import AnswerRecord, ScoreResult, Source
 from ketascore.core.scale import Scale
 from ketascore.core.values import (
+    FLOAT_KINDS,
+    NARROW_KINDS,
     Num,
     ascii_lower,
     clean_number,
-    float32_cell,
+    float_cell,
     sql_ascii_lower,
     sql_id,
     sql_is_nan,
@@ -73,7 +75,8 @@ def available() -> bool:
 
 def kind_of(duckdb_type: str) -> str:
     """How the compiler reads a column of this DuckDB type: integer, float (32-bit),
-    number, decimal, boolean or text."""
+    number, decimal, boolean or text. (DuckDB reads a Parquet FLOAT16 column as a FLOAT,
+    each value exactly: ``parquet_source`` makes its kind half.)"""
     base = duckdb_type.split("(")[0].upper()
     if base in INTEGER_TYPES:
         return "integer"
@@ -327,7 +330,11 @@ def parquet_source(path: str) -> TableSource:
         raise TableEngineError(
             f"{path}: column(s) {', '.join(odd)} are not read as the Parquet reader reads them"
         )
-    kinds = {name: kind_of(kind) for name, kind in types.items()}
+    from ketascore.readers.parquet import float_kind
+
+    # (DuckDB reads a FLOAT16 column as a FLOAT: its kind is half, as the reader's)
+    halves = {name for name, t in arrow.items() if float_kind(t) == "half"}
+    kinds = {name: "half" if name in halves else kind_of(t) for name, t in types.items()}
     return TableSource(path, "parquet", header, kinds, texts=texts)
 
 
@@ -408,18 +415,23 @@ def _plain_type(duckdb_type: str) -> bool:
 
 
 def arrow_source(table: Any, name: str = "<dataframe>") -> TableSource:
-    """An Arrow table (a DataFrame's) as a source."""
+    """An Arrow table (a DataFrame's) as a source. DuckDB cannot scan a 16-bit float
+    column: it is given to DuckDB as 32-bit floats (each value exactly), of kind half."""
     import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 
-    kinds = {}
-    for f in table.schema:
-        t = f.type
+    from ketascore.readers.parquet import float_kind
+
+    kinds: dict[str, str] = {}
+    for i, f in enumerate(table.schema):
+        t, narrow = f.type, float_kind(f.type)
         if pa.types.is_boolean(t):
             kinds[f.name] = "boolean"
         elif pa.types.is_integer(t):
             kinds[f.name] = "integer"
-        elif pa.types.is_float32(t):
-            kinds[f.name] = "float"
+        elif narrow:
+            kinds[f.name] = narrow
+            if narrow == "half":
+                table = table.set_column(i, f.name, table.column(i).cast(pa.float32()))
         elif pa.types.is_floating(t):
             kinds[f.name] = "number"
         elif pa.types.is_decimal(t):
@@ -461,7 +473,7 @@ def score_tables(
     try:
         con.execute("SET enable_progress_bar = false")
         con.execute("SET preserve_insertion_order = true")  # the output keeps input order
-        if any({"number", "float"} & set(source.kinds.values()) for source in sources):
+        if any(set(FLOAT_KINDS) & set(source.kinds.values()) for source in sources):
             # a Parquet file's statistics of a DOUBLE or FLOAT column leave NaN out, and
             # DuckDB folds each test for NaN to false by them (no value can be NaN): a NaN
             # answer was then not-a-number where the readers take a blank
@@ -491,9 +503,10 @@ def _one_kind(column: str, kinds: set[str]) -> str:
     text is not the number the reader writes): TableEngineError."""
     if kinds <= {"integer", "decimal"}:
         return "decimal"
-    if kinds <= {"float"}:
-        return "float"
-    if kinds <= {"number", "float", "integer", "decimal"}:
+    if len(kinds) == 1 and kinds <= set(NARROW_KINDS):
+        (kind,) = kinds
+        return kind
+    if kinds <= {*FLOAT_KINDS, "integer", "decimal"}:
         return "number"
     if kinds <= {"text", "integer"}:
         return "text"
@@ -1140,7 +1153,7 @@ class TableRun:
             kind = kinds.get(name, "text") if name in self.carried else "text"
             if kind == "integer":
                 cell = f"CAST({col} AS VARCHAR)"
-            elif kind in ("number", "float") and name not in numbers:
+            elif kind in FLOAT_KINDS and name not in numbers:
                 # a carried double as the readers carry it: NaN blank, written as Python
                 # writes a float (3.0, 1e+20; a FLOAT as the double it holds, 0.1 as
                 # 0.10000000149011612); infinity as the text 'inf' (escaped '-inf')
@@ -1597,7 +1610,7 @@ def _rows_at(run: TableRun, file: int, positions: list[int]) -> dict[int, tuple[
         return out
     from ketascore.readers.parquet import table_cell
 
-    single = [source.kinds.get(c) == "float" for c in source.header]  # (values.Float32)
+    kinds = [source.kinds.get(c) for c in source.header]  # (values.float_cell)
     listed = ", ".join(str(int(p)) for p in positions)
     names = ", ".join(quote(c) for c in source.header)
     if source.kind == "parquet":
@@ -1613,10 +1626,7 @@ def _rows_at(run: TableRun, file: int, positions: list[int]) -> dict[int, tuple[
     return {
         int(row[0]): (
             int(row[0]) + 1,
-            [
-                float32_cell(table_cell(v)) if f else table_cell(v)
-                for v, f in zip(row[1:], single, strict=True)
-            ],
+            [float_cell(table_cell(v), kind) for v, kind in zip(row[1:], kinds, strict=True)],
         )
         for row in run.con.execute(query).fetchall()
     }

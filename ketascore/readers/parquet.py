@@ -8,7 +8,7 @@ import math
 from typing import Any
 
 from ketascore.core.issues import make_issue
-from ketascore.core.values import float32_cell
+from ketascore.core.values import float_cell
 from ketascore.readers import FormatContext, ReadResult, Table, is_blank
 
 MAGIC = b"PAR1"
@@ -28,17 +28,28 @@ def _values(column: Any) -> list[Any]:
     """A column's values as Python objects; a column holding a value Python has no object
     for (a date before year 1 or after 9999, a timestamp or duration beyond its range) as
     pyarrow writes each value as text, so that the value grammar and the date check reject
-    that value (it stopped the reading of the file). A FLOAT (32-bit) column's values are
-    ``Float32``: an id of it is exact below 2^24 only."""
+    that value (it stopped the reading of the file). A FLOAT (32-bit) or FLOAT16 column's
+    values are ``Float32`` or ``Float16``: an id of it is exact below 2^24 or 2^11 only."""
     import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 
     try:
         values = list(column.to_pylist())
     except (OverflowError, ValueError):
         return list(column.cast(pa.string()).to_pylist())
-    if pa.types.is_float32(column.type):
-        return [float32_cell(v) for v in values]
-    return values
+    kind = float_kind(column.type)
+    return [float_cell(v, kind) for v in values] if kind else values
+
+
+def float_kind(arrow_type: Any) -> str | None:
+    """The column plan's kind of a narrow floating-point Arrow type (``float``: 32-bit,
+    ``half``: 16-bit; ``values.NARROW_KINDS``), else None (a double is ``number``)."""
+    import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+
+    if pa.types.is_float32(arrow_type):
+        return "float"
+    if pa.types.is_float16(arrow_type):
+        return "half"
+    return None
 
 
 def read_parquet(data: bytes, file: str, context: FormatContext) -> ReadResult:

@@ -758,10 +758,13 @@ _INTEGERS: dict[str, tuple[int, int]] = {
 _DOUBLES = [math.nan, -0.0, math.inf, -math.inf, 1e300, 1e20, 2.0**53, 5e-324, 0.1, 0.5, 2.5]
 ANSWER_TYPES = (
     *_INTEGERS,
-    *("float64", "float32", "decimal(9,0)", "decimal(12,2)", "decimal(38,3)"),
+    *("float64", "float32", "float16", "decimal(9,0)", "decimal(12,2)", "decimal(38,3)"),
     *("string", "bool", "null"),
 )
-ID_TYPES = ("string", "int8", "int32", "int64", "uint64", "float64", "float32", "decimal(12,2)")
+ID_TYPES = (
+    *("string", "int8", "int32", "int64", "uint64", "float64", "float32", "float16"),
+    "decimal(12,2)",
+)
 
 
 def arrow_type(name: str) -> Any:
@@ -852,7 +855,8 @@ def _ids(rnd: random.Random, type_name: str, n: int, prefix: str) -> list[Any]:
             elif type_name.startswith("decimal("):
                 extremes += ["-0.00", "1.5", "0.25", "9999999999.99"]
             else:
-                extremes += [*_DOUBLES, k + 0.5, 1e15, 2.0**53 - 1]
+                # (2047 and 2049: a 16-bit float's limit, 2^24 + 1: a 32-bit float's)
+                extremes += [*_DOUBLES, k + 0.5, 1e15, 2.0**53 - 1, 2047.0, 2049.0, 2.0**24 + 1]
             value = _typed(type_name, rnd.choice(extremes))
         else:
             value = _typed(type_name, k % 100 if type_name in ("int8", "uint8") else k)
@@ -912,7 +916,7 @@ def typed_table(scale: Scale, n: int, seed: int) -> Any:
         columns[name] = [_answer(rnd, scale, item_id, types[name]) for _ in range(n)]
     for name in ("arm", "weight", "dose", "code", "ok", "nothing", "stamp"):
         if rnd.random() < 0.4:
-            weight = rnd.choice(["float64", "float32"])
+            weight = rnd.choice(["float64", "float32", "float16"])
             kind = {"arm": "string", "weight": weight, "dose": "decimal(12,2)", "ok": "bool"}
             types[name] = kind.get(name) or {
                 "code": rnd.choice(list(_INTEGERS)),
@@ -934,7 +938,7 @@ def typed_table(scale: Scale, n: int, seed: int) -> Any:
                     value = again[name]
                     if types[name] == "string" and isinstance(value, str):
                         again[name] = rnd.choice([f" {value} ", same_number(value)])
-                    elif types[name] in ("float64", "float32") and value == 0:
+                    elif types[name] in ("float64", "float32", "float16") and value == 0:
                         again[name] = -0.0
             else:
                 name = rnd.choice(items)

@@ -265,11 +265,11 @@ def test_a_nan_copy_of_a_blank_answer_is_the_same_record_in_the_query(tmp_path: 
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("kind", ["float64", "float32"])
+@pytest.mark.parametrize("kind", ["float64", "float32", "float16"])
 def test_a_nan_answer_is_blank_whatever_the_files_statistics(tmp_path: Path, kind: str) -> None:
-    """A Parquet DOUBLE (or FLOAT) column of answers 0-3 with NaN among them: a Parquet
-    file's statistics leave NaN out (least 0, greatest 3), and DuckDB folded every test for
-    NaN to false by them, so the query took each NaN answer for not-a-number (no total)
+    """A Parquet DOUBLE (or FLOAT, FLOAT16) column of answers 0-3 with NaN among them: a
+    Parquet file's statistics leave NaN out (least 0, greatest 3), and DuckDB folded every
+    test for NaN to false by them, so the query took each NaN answer for not-a-number (no total)
     where the readers take a blank cell (the total prorated). The one-pass CSV and its
     count of problems are the record engine's."""
     scale = load_builtin("phq9")
