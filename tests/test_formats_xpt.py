@@ -176,3 +176,114 @@ def test_a_cut_adam_file_stops_the_model(tmp_path: Path) -> None:
     path.write_bytes(buf.getvalue()[:-100])
     with pytest.raises(TableError, match="ends inside observation"):
         read_table(path)
+
+
+@pytest.mark.parametrize(
+    ("length", "limit"),
+    [(2, 2**8), (3, 2**16), (4, 2**24), (5, 2**32), (6, 2**40), (7, 2**48), (8, 2**53)],
+)
+def test_a_short_number_holds_whole_numbers_below_its_limit_only(length: int, limit: int) -> None:
+    """A numeric variable of ``length`` bytes keeps 2 * length - 2 hexadecimal digits of
+    the IBM float: every whole number below 2^(8 * length - 8) is held exactly (stored as
+    SAS stores it, by dropping the last bytes), the one after the limit is not (it is
+    stored as the limit); an 8-byte number is read as a double (2^53)."""
+    assert xpt.ibm_id_limit(length) == limit
+
+    def stored(value: int) -> float | None:
+        return xpt.ibm_to_float(xpt.float_to_ibm(float(value))[:length])
+
+    if length < 8:
+        assert all(stored(n) == n for n in (limit - 1, limit - 2, limit // 2 + 1, limit // 16 - 1))
+        assert stored(limit) == limit and stored(limit + 1) == limit
+        assert stored(-(limit + 1)) == -limit
+
+
+def _short_ids_file(tmp_path: Path, length: int, ids: list[float]) -> Path:
+    """A wide PHQ-9 file whose numeric SUBJECT is ``length`` bytes long, one row per id."""
+    variables = [
+        xpt.Variable("SUBJECT", length=length),
+        xpt.Variable("VISIT", numeric=False, length=4),
+        *(xpt.Variable(f"PHQ9_{i}") for i in range(1, 10)),
+    ]
+    rows = [[s, "v1", *([1.0] * 9)] for s in ids]
+    buf = io.BytesIO()
+    xpt.write_xport(buf, "QS", variables, rows)
+    path = tmp_path / f"short{length}.xpt"
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+@pytest.mark.parametrize("length", [2, 3, 4, 5, 6, 7])
+def test_a_short_numeric_id_from_its_limit_on_is_refused(tmp_path: Path, length: int) -> None:
+    """A subject of a numeric variable shorter than 8 bytes is exact below the limit its
+    length gives only: 2^(8 * length - 8) + 1 is stored as 2^(8 * length - 8), so from the
+    limit on the row is refused (inexact-id, naming the variable's length), and a number
+    below it is the subject. The reader scored subject 65536 of a 3-byte variable, which
+    may have been 65537."""
+    limit = xpt.ibm_id_limit(length)
+    path = _short_ids_file(tmp_path, length, [limit - 1, limit, limit + 1, -limit, 12.0])
+    data = read_paths([path])
+    assert [r.subject for r in data.records] == [str(limit - 1), "12"]
+    messages = [i.message for i in data.issues]
+    assert len(messages) == 3 and all(i.code == "bad-field" for i in data.issues)
+    power = f"2^{8 * length - 8} = {limit}"
+    assert f"{path}:2: visit v1: subject {float(limit)!r} is a floating-point" in messages[0]
+    for message in messages:
+        assert f"(from {power} on, a {length}-byte SAS transport number cannot hold" in message
+    assert f"subject {float(-limit)!r} is" in messages[2]
+
+
+def test_an_8_byte_id_is_exact_below_2_53_only(tmp_path: Path) -> None:
+    """An 8-byte number holds 56 bits, but it is read as a double: 2^53 + 1 in the file is
+    read as 2^53, so an id from 2^53 on is refused as a double's (it was taken as a whole
+    number, 9007199254740992, the subject that was not written)."""
+    path = _short_ids_file(tmp_path, 8, [2.0**53 - 1, 2.0**53])
+    data = bytearray(path.read_bytes())
+    at = data.rindex(xpt.float_to_ibm(2.0**53))
+    data[at + 7] = 1  # (2^53 + 1: the last of the 56 bits)
+    path.write_bytes(bytes(data))
+    assert xpt.ibm_to_float(bytes(data[at : at + 8])) == 2.0**53
+    read = read_paths([path])
+    assert [r.subject for r in read.records] == [str(2**53 - 1)]
+    (issue,) = read.issues
+    assert "(from 2^53 = 9007199254740992 on, a double cannot hold" in issue.message
+
+
+def test_a_short_visitnum_from_its_limit_on_is_refused_in_sdtm(tmp_path: Path) -> None:
+    """SDTM: a visit taken from a 3-byte VISITNUM (no VISIT) is refused from 2^16 on, the
+    message naming VISITNUM (it said the row had no VISIT)."""
+    names = ["USUBJID", "QSTESTCD", "QSCAT", "QSSTRESN", "VISITNUM"]
+    variables = [
+        xpt.Variable(n, numeric=n in ("QSSTRESN", "VISITNUM"), length=3 if n == "VISITNUM" else 10)
+        for n in names
+    ]
+    rows = [
+        ["K1", f"GAD020{i}", "GAD-7 V2", 2.0, visit]
+        for visit in (65535.0, 70000.0)
+        for i in range(1, 8)
+    ]
+    buf = io.BytesIO()
+    xpt.write_xport(buf, "QS", variables, rows)
+    path = tmp_path / "qs.xpt"
+    path.write_bytes(buf.getvalue())
+    data = read_paths([path])
+    assert [r.visit for r in data.records] == ["65535"]
+    assert len(data.issues) == 7 and all(
+        "VISITNUM 70000.0 is a floating-point number too large to be an exact id (from "
+        "2^16 = 65536 on, a 3-byte SAS transport number cannot hold" in i.message
+        for i in data.issues
+    )
+
+
+def test_a_1_byte_numeric_variable_is_a_damaged_file() -> None:
+    """A numeric variable of 1 byte holds no digit (every number reads as 0): SAS writes
+    2-8 bytes, and the reader refuses such a description, as the writer does."""
+    with pytest.raises(xpt.XptError, match="2-8 bytes"):
+        xpt.write_xport(io.BytesIO(), "QS", [xpt.Variable("A", length=1)], [])
+    buf = io.BytesIO()
+    xpt.write_xport(buf, "QS", [xpt.Variable("A", length=2)], [[1.0]])
+    data = bytearray(buf.getvalue())
+    at = data.index(b"A       ") - 8  # (the NAMESTR's length field)
+    data[at + 4 : at + 6] = b"\x00\x01"
+    with pytest.raises(xpt.XptError, match="damaged description"):
+        xpt.read_xport(bytes(data))

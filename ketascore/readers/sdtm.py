@@ -283,7 +283,10 @@ def read_sdtm_table(
             visit = number_text(cells[visitnum_col])
         if subject is None or visit is None:
             raw = (cells[subject_col], cells[visit_col] if visit_col is not None else None)
-            out.issues.append(id_issue(subject, visit, raw, file, line, ("USUBJID", "VISIT")))
+            names = ("USUBJID", "VISIT")
+            if is_blank(raw[1]) and visitnum_col is not None and not is_blank(cells[visitnum_col]):
+                raw, names = (raw[0], cells[visitnum_col]), ("USUBJID", "VISITNUM")  # (its number)
+            out.issues.append(id_issue(subject, visit, raw, file, line, names))
             continue
         dtc = dtc_col
         if dtc is not None and _partial_date(cells[dtc]):

@@ -4,7 +4,10 @@ A small reader and writer of our own, so no SAS or pandas stack is needed. Numbe
 hexadecimal floats in the file; they are converted exactly, and then a value within 1e-9 of
 a whole number is taken as that whole number: some files store a 0 as a denormal IBM float
 that reads back as 5.4e-79 (NHANES DPQ_J.xpt does), and no rating is ever that close to a
-whole number without being one. Dates (variables with a DATE-like format) become ISO text.
+whole number without being one. A number of a variable shorter than 8 bytes kept only the
+first digits of its IBM float (``ibm_id_limit``): one at or beyond the limit its length
+gives is read as an ``IbmFloat``, whose id is refused (``inexact-id``), as a double of 2^53
+or more is. Dates (variables with a DATE-like format) become ISO text.
 Missing numbers (``.``, ``.A``-``.Z``, ``._``) become None. A file that ends inside an
 observation was cut short (``Dataset.cut``): its readers say so, never passing over the
 observations lost.
@@ -19,6 +22,8 @@ import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
+
+from ketascore.core.values import EXACT_ID_LIMIT, NarrowFloat
 
 RECORD = 80
 _LIBRARY = b"HEADER RECORD*******LIBRARY HEADER RECORD!!!!!!!"
@@ -86,6 +91,35 @@ def ibm_to_float(data: bytes) -> float | None:
     return sign * math.ldexp(mantissa, 4 * (exponent - 64) - 56)
 
 
+def ibm_id_limit(length: int) -> int:
+    """The least magnitude from which a number of a numeric variable of ``length`` bytes
+    (2-8) may not be the whole number that was written.
+
+    An IBM float is a sign bit, a 7-bit exponent of 16 and a fraction of ``8 * length - 8``
+    bits, that is ``2 * length - 2`` hexadecimal digits, normalised so that its first digit
+    is not 0 (that digit may have up to 3 leading zero bits: a number keeps between
+    ``8 * length - 11`` and ``8 * length - 8`` significant bits). A whole number below
+    ``16 ** (2 * length - 2) = 2 ** (8 * length - 8)`` has no more digits than that, and is
+    held exactly; ``2 ** (8 * length - 8) + 1`` has one more, and SAS, storing a short
+    variable by dropping the last bytes of the 8-byte number, stores it as
+    ``2 ** (8 * length - 8)``. So the limit is 2^8 = 256 for 2 bytes, 2^16 = 65536 for 3,
+    2^24 = 16777216 for 4, 2^32 = 4294967296 for 5, 2^40 = 1099511627776 for 6 and
+    2^48 = 281474976710656 for 7. An 8-byte number holds every whole number below 2^56,
+    but it is read as a double: 2^53 (``values.EXACT_ID_LIMIT``)."""
+    return min(1 << (8 * length - 8), EXACT_ID_LIMIT)
+
+
+class IbmFloat(NarrowFloat):
+    """A number of a numeric variable shorter than 8 bytes, at or beyond the limit its
+    length gives (``ibm_id_limit``): a float in every way, but no id."""
+
+    def __new__(cls, value: float, length: int = 7) -> IbmFloat:
+        number = super().__new__(cls, value)
+        number.limit = ibm_id_limit(length)
+        number.width = f"a {length}-byte SAS transport number"
+        return number
+
+
 def float_to_ibm(value: float | None) -> bytes:
     """A Python float as an 8-byte IBM float; None as the SAS missing value ``.``."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -141,7 +175,9 @@ def _convert(var: Variable, raw: bytes) -> Any:
             stamp = dt.datetime(1960, 1, 1) + dt.timedelta(seconds=float(value))
             return stamp.isoformat()
     except OverflowError:
-        return value
+        pass
+    if not abs(number) < ibm_id_limit(var.length):  # (it may have been cut: no id)
+        return IbmFloat(number, var.length) if var.length < 8 else number
     return value
 
 
@@ -207,8 +243,9 @@ def _read_xport(data: bytes) -> Dataset:
         ntype, _, nlng, _ = struct.unpack(">hhhh", ns[:8])
         nfl, nfd = struct.unpack(">hh", ns[64:68])
         (npos,) = struct.unpack(">i", ns[84:88])
-        limit = 8 if ntype == 1 else 200
-        if ntype not in (1, 2) or not 1 <= nlng <= limit or npos < 0:
+        # (a numeric variable of 1 byte has no digit: SAS writes 2-8 bytes)
+        least, most = (2, 8) if ntype == 1 else (1, 200)
+        if ntype not in (1, 2) or not least <= nlng <= most or npos < 0:
             raise XptError(
                 f"variable {i + 1} has a damaged description (type {ntype}, length {nlng}, "
                 f"position {npos})"
@@ -297,6 +334,8 @@ def write_xport(
             raise XptError(f"variable name {var.name!r} must be 1-8 letters, digits or _")
         if not var.numeric and not 1 <= var.length <= 200:
             raise XptError(f"text variable {var.name} must be 1-200 bytes long")
+        if var.numeric and var.length < 2:
+            raise XptError(f"numeric variable {var.name} must be 2-8 bytes long")
     stamp = _sas_stamp(created)
     head = b"".join(
         [
@@ -325,7 +364,7 @@ def write_xport(
     namestrs = b""
     npos = 0
     for i, var in enumerate(variables):
-        length = 8 if var.numeric else var.length
+        length = min(var.length, 8) if var.numeric else var.length
         namestrs += (
             struct.pack(">hhhh", 1 if var.numeric else 2, 0, length, i + 1)
             + _pad(var.name.upper(), 8)
@@ -343,7 +382,8 @@ def write_xport(
     for row in rows:
         for var, value in zip(variables, row, strict=True):
             if var.numeric:
-                body += float_to_ibm(None if value is None else float(value))
+                # (a short number keeps its first bytes, as SAS stores it)
+                body += float_to_ibm(None if value is None else float(value))[: var.length]
             else:
                 body += _pad("" if value is None else str(value), var.length)
     out.write(head)
