@@ -88,6 +88,36 @@ def test_label_export_with_the_data_dictionary() -> None:
     assert "answer 'Sometimes' is neither a code nor a label" in issue.message
 
 
+@pytest.mark.parametrize("labels", [True, False], ids=["label-headers", "raw-headers"])
+def test_a_joined_export_repeats_its_header_once(tmp_path: Path, labels: bool) -> None:
+    """Two exports joined with cat (the second with its byte-order mark): the second header
+    is a row that repeats the header, skipped with one csv-repeated-header warning, as for
+    raw headers, whether the file is read alone or in a run (the record path's workers).
+    The label export's second header (field labels, renamed to field names through the
+    data dictionary for the first) was read as a record of subject 'Record ID' at visit
+    'Event Name', refused for its repeat instance ('Repeat Instance')."""
+    from ketascore.api import score_paths
+
+    name = "redcap-phq9-labels.csv" if labels else "redcap-phq9.csv"
+    text = (FORMATS / name).read_text(encoding="utf-8")
+    path = tmp_path / "joined.csv"
+    path.write_text(text + "\ufeff" + text, encoding="utf-8")
+    header_line = text.count("\n") + 1
+    opts = load_read_options(redcap_dictionary=FORMATS / "redcap-phq9-dictionary.csv")
+    alone = read_paths([FORMATS / name], options=opts, fmt="redcap")
+    data = read_paths([path], options=opts, fmt="redcap")
+    repeated = [i for i in data.issues if i.code == "csv-repeated-header"]
+    assert [(i.severity, i.line) for i in repeated] == [("warning", header_line)]
+    assert [i for i in data.issues if i not in repeated] == alone.issues
+    assert [(r.subject, r.visit) for r in data.records] == 2 * [
+        (r.subject, r.visit) for r in alone.records
+    ]
+    with score_paths([path], input_format="redcap", options=opts, custom_options=True) as run:
+        issues = [i for i in run.issues if i.code != "duplicate-record"]
+        assert [i.code for i in issues] == [i.code for i in data.issues]
+        assert [r.subject for r in run.results()] == [r.subject for r in alone.records]
+
+
 def test_dictionary_parsing() -> None:
     assert parse_choices("0, Not at all | 1, Several days|2,More, or less") == {
         "0": "Not at all",

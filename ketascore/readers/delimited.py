@@ -164,10 +164,13 @@ def check_table(
     file: str,
     issues: list[Issue],
     required: tuple[str, ...] = ("subject", "visit"),
+    written: list[str] | None = None,
 ) -> Table | None:
     """Unique column names, the required columns, rows as long as the header; a row that
     repeats the header is skipped with a warning; at a header other than the first (one
-    naming the required columns otherwise), reading stops, with an error."""
+    naming the required columns otherwise), reading stops, with an error. ``written``: the
+    header as the file writes it, when the reader renamed its columns (a REDCap label
+    export's field labels): a row that repeats it repeats the header too."""
     header, rows = table.header, table.rows
     folded = [h.casefold() for h in header]
     repeated = repeated_columns(header, file)
@@ -182,7 +185,8 @@ def check_table(
                 )
             )
             return None
-    repeats = {line for line, cells in rows if repeats_header(header, cells)}
+    headers = [header] if written is None or written == header else [header, written]
+    repeats = {line for line, cells in rows if any(repeats_header(h, cells) for h in headers)}
     if len(repeats) == len(rows):
         issues.append(make_issue("file-empty", "header-only", file=file))
     good: list[tuple[int, list[Any]]] = []

@@ -394,9 +394,10 @@ def read_redcap(text: str, file: str, context: FormatContext) -> ReadResult:
     if table is None:
         return out
     dictionary: RedcapDictionary | None = context.options.redcap_dictionary
+    written = table.header  # (a label export's labels: a row repeating them is its header)
     if dictionary is not None:
         table = Table(_rename_label_headers(table.header, dictionary), table.rows)
-    checked = check_table(table, file, out.issues, required=())
+    checked = check_table(table, file, out.issues, required=(), written=written)
     if checked is None:
         return out
     table = checked
