@@ -5,14 +5,21 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
+import zlib
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
+from hypothesis import strategies as st
 
 from ketascore.api import score
 from ketascore.core.values import Rejection, day_number, finite_number
-from ketascore.readers import detect_format, iter_input_files, read_paths, read_text
+from ketascore.readers import decode, detect_format, iter_input_files, read_paths, read_text
+from ketascore.readers.base import SCRIPT_UTF16, utf16_without_bom
+
+from conftest import budget
 
 IDS = ["madrs", "phq9", "hamd17", "qids-sr16"]
 
@@ -522,3 +529,85 @@ def test_a_column_name_with_a_character_that_does_not_show_is_quoted() -> None:
     assert issue.message.startswith(
         "w.csv:1: no 'subject' column (columns: 'subject\\u200b', visit, phq9_1)"
     )
+
+
+SCRIPTS = {
+    "cyrillic": "Пациент,Визит,phq9_1,phq9_2\nП1,Первый,1,2\nП2,Второй,Ёж,3\n",
+    "greek": "Ασθενής;Επίσκεψη;phq9_1\nΑ1;Πρώτη;2\nΒ2;Δεύτερη;ΩΨ\n",
+    "japanese": "被験者\t来院\tphq9_1\n患者一\t第一回\t2\n患者二\t第二回\t3\n",
+    "korean": "피험자,방문,phq9_1\n환자일,첫번째,2\n",
+    "arabic": "المريض,الزيارة,phq9_1\nم١,الأولى,2\n",
+}
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("script", sorted(SCRIPTS))
+def test_utf16_without_a_byte_order_mark_in_any_script_is_named(
+    tmp_path: Path, codec: str, script: str
+) -> None:
+    """UTF-16 without its mark in a script other than Latin has no NUL in its letters,
+    only beside its separators and line ends: it was "a binary file" (Cyrillic, Greek,
+    Japanese ...). It is named as UTF-16, with the same advice, alone and in a folder,
+    wherever the file ends (an odd byte left over too)."""
+    text = SCRIPTS[script] * 40
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "ratings.csv").write_bytes(text.encode(codec))
+    order = codec[-2:].upper()
+    for given in (folder / "ratings.csv", folder):
+        read = read_paths([given], scale_ids=IDS)
+        (issue,) = read.issues
+        assert (issue.code, issue.variant) == ("file-format", "utf16")
+        assert issue.message == (
+            f"{folder / 'ratings.csv'}: this looks like UTF-16 {order} text without a "
+            "byte-order mark (each separator and line end is a NUL and an ASCII byte); it "
+            "was not read, as its encoding would be a guess; save it as UTF-8 (Excel: Save "
+            "As, CSV UTF-8; a text editor: encoding UTF-8), or as UTF-16 with a byte-order mark"
+        )
+    for cut in range(100, 1030, 7):
+        assert utf16_without_bom(text.encode(codec)[:cut]) == (f"UTF-16 {order}", SCRIPT_UTF16)
+
+
+def test_a_surrogate_pair_cut_by_the_head_is_no_unpaired_surrogate() -> None:
+    """The first kilobyte may end between the two halves of a surrogate pair: still UTF-16;
+    an unpaired surrogate before the end is not (binary data)."""
+    for codec in ("utf-16-le", "utf-16-be"):
+        text = ("a" + "𠀋,𠀋\n" * 200).encode(codec)
+        assert text[1022:1026] == "𠀋".encode(codec)  # (the head ends inside this pair)
+        assert utf16_without_bom(text) == (f"UTF-16 {codec[-2:].upper()}", SCRIPT_UTF16)
+    unpaired = ("ab,\n".encode("utf-16-le") + b"\x00\xd8") * 100  # (a high surrogate, alone)
+    assert utf16_without_bom(unpaired) is None
+
+
+UTF8_ALPHABET = st.sampled_from(
+    list("Пациент Визит Ασθενής 被験者来院 피험자 المريض abcÆøé 0123,;\t\n\r\"'|.-")
+)
+
+
+@hypothesis.settings(max_examples=budget(300))
+@hypothesis.given(st.text(UTF8_ALPHABET, min_size=0, max_size=700))
+def test_utf8_text_in_any_script_is_never_taken_for_utf16(text: str) -> None:
+    """Text in UTF-8 (and Latin text in Latin-1) holds no NUL, so none of its 16-bit units
+    is an ASCII separator: it is never named UTF-16, and decodes as the text it is."""
+    for data in (text.encode("utf-8"), text.encode("utf-8-sig")):
+        assert utf16_without_bom(data) is None
+        issues: list[Any] = []
+        assert decode(data, "t.csv", issues) == text and issues == []
+    latin = "".join(c for c in text if ord(c) < 256)
+    assert utf16_without_bom(latin.encode("latin-1")) is None
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        bytes(range(256)) * 4,
+        zlib.compress(("Пациент,Визит\n" * 500).encode("utf-16-le")),
+        struct.pack("<512H", *range(0, 5120, 10)),
+        struct.pack("<256f", *[k / 7 for k in range(256)]),
+        b"\x89PNG\r\n\x1a\n" + bytes(1000),
+        "Пациент,Визит\n".encode() * 50 + b"\x00",
+    ],
+    ids=["bytes", "zlib", "uint16", "float32", "png", "utf8-and-nul"],
+)
+def test_binary_data_is_not_taken_for_utf16(data: bytes) -> None:
+    assert utf16_without_bom(data) is None

@@ -115,8 +115,8 @@ _TYPES = [
             "binary": Template("this is a binary file, not {formats}", EXCLUDE_HINT),
             "foreign": Template("this is {kind}, which ketascore does not read", "{advice}"),
             "utf16": Template(
-                "this looks like {order} text without a byte-order mark (every other byte "
-                "is NUL); it was not read, as its encoding would be a guess",
+                "this looks like {order} text without a byte-order mark ({evidence}); it was "
+                "not read, as its encoding would be a guess",
                 "save it as UTF-8 (Excel: Save As, CSV UTF-8; a text editor: encoding "
                 "UTF-8), or as UTF-16 with a byte-order mark",
             ),

@@ -211,9 +211,12 @@ def decode(data: bytes, name: str, issues: list[Issue]) -> str | None:
         issues.append(make_issue("file-format", "foreign", file=name, kind=kind, advice=advice))
         return None
     if b"\x00" in data[:8192]:
-        order = utf16_without_bom(data)
-        if order is not None:
-            issues.append(make_issue("file-format", "utf16", file=name, order=order))
+        utf16 = utf16_without_bom(data)
+        if utf16 is not None:
+            order, evidence = utf16
+            issues.append(
+                make_issue("file-format", "utf16", file=name, order=order, evidence=evidence)
+            )
         else:
             issues.append(
                 make_issue("file-format", "binary", file=name, formats="YAML, JSON or CSV")
@@ -430,10 +433,10 @@ def _not_ratings(name: str, data: bytes, options: ReadOptions | None) -> str | N
     if b"\x00" in head and not head.startswith(tuple(bom for bom, _ in UNICODE_BOMS)):
         # UTF-16 text without its mark is not skipped (reading it says what to do) unless
         # it is notes
-        order = utf16_without_bom(head)
-        if order is None:
+        utf16 = utf16_without_bom(head)
+        if utf16 is None:
             return "binary"
-        codec = order.replace(" ", "-").lower()
+        codec = utf16[0].replace(" ", "-").lower()
     if os.path.splitext(name)[1].lower() == ".txt":
         text = head.decode(codec, "replace").lstrip("\ufeff")
         columns = {c.strip().casefold() for c in split_header(text.lstrip())}

@@ -4,6 +4,7 @@ and how a format registers itself."""
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,11 +75,18 @@ def foreign_format(data: bytes) -> tuple[str, str] | None:
     return None
 
 
-def utf16_without_bom(data: bytes) -> str | None:
-    """``UTF-16 LE`` or ``UTF-16 BE`` when the first kilobyte is text in UTF-16 without a
-    byte-order mark (as some programs save "Unicode text"): at least 90% of its pairs of
-    bytes are a NUL and a character of Latin-1 text (a letter, digit, punctuation, space,
-    tab or line end), the NUL on the same side; else None (binary data, or text).
+LATIN_UTF16 = "every other byte is NUL"
+SCRIPT_UTF16 = "each separator and line end is a NUL and an ASCII byte"
+
+
+def utf16_without_bom(data: bytes) -> tuple[str, str] | None:
+    """``UTF-16 LE`` or ``UTF-16 BE`` and what shows it (``LATIN_UTF16``,
+    ``SCRIPT_UTF16``, for the message) when the first kilobyte is text in UTF-16 without a
+    byte-order mark (as some programs save "Unicode text"), else None (binary data, or
+    text). Latin text: at least 90% of its pairs of bytes are a NUL and a character of
+    Latin-1 text (a letter, digit, punctuation, space, tab or line end), the NUL on the
+    same side. Text in other scripts (Cyrillic, Greek, CJK ...) has no NUL in its letters,
+    but a table's separators and line ends are ASCII, a NUL beside each: ``_utf16_table``.
     Only named, never decoded: without its mark, its byte order is a guess."""
     head = data[:1024]
     pairs = len(head) // 2
@@ -89,8 +97,41 @@ def utf16_without_bom(data: bytes) -> str | None:
     for order, text, nul in (("UTF-16 LE", low, high), ("UTF-16 BE", high, low)):
         latin = sum(1 for t, n in zip(text, nul, strict=True) if n == 0 and t in printable)
         if latin >= 0.9 * pairs:
-            return order
+            return order, LATIN_UTF16
+    for order in ("UTF-16 LE", "UTF-16 BE"):
+        if _utf16_table(head[: pairs * 2], order.replace(" ", "-").lower()):
+            return order, SCRIPT_UTF16
     return None
+
+
+_SEPARATORS = frozenset(",;\t|\n\r")
+# letters, marks, digits, punctuation, symbols and spaces (no control, format, private-use
+# or unassigned characters, no line or paragraph separators)
+_PRINTABLE = ("L", "M", "N", "P", "S", "Zs")
+
+
+def _utf16_table(head: bytes, codec: str) -> bool:
+    """Whether ``head`` (an even number of bytes) reads in ``codec`` as the text of a table
+    in any script: no unpaired surrogate (but a pair cut at the end), at least 95% of its
+    characters printable (letters, marks, digits, punctuation, symbols, spaces, tabs, line
+    ends), and at least 2% (and two) of them an ASCII separator or line end (``,`` ``;``
+    tab ``|`` CR LF). The separators are what tells UTF-16 from other text: each is a NUL
+    and an ASCII byte, which text in UTF-8 or Latin-1 never holds; the other byte order
+    reads them as U+2C00, U+0A00 ..., no separators; binary data has control characters
+    (U+0000), unpaired surrogates or private-use characters."""
+    try:
+        text = head.decode(codec)
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 2:  # (an unpaired surrogate before the last unit)
+            return False
+        text = head[: exc.start].decode(codec)
+    if not text:
+        return False
+    printable = sum(
+        1 for c in text if c in "\t\n\r" or unicodedata.category(c).startswith(_PRINTABLE)
+    )
+    separators = sum(1 for c in text if c in _SEPARATORS)
+    return printable >= 0.95 * len(text) and separators >= max(2, 0.02 * len(text))
 
 
 def display_name(name: str) -> str:
