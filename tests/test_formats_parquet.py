@@ -316,6 +316,34 @@ def test_a_float16_id_from_2_11_on_is_refused_in_every_engine(runner: Any, tmp_p
     assert other == (stdout, stderr)
 
 
+def test_duckdb_tells_a_float16_column_without_pyarrow(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """DuckDB reads a FLOAT16 column as a FLOAT: the table engine knows it for a 16-bit
+    one from DuckDB's own schema of the file, with no Arrow schema to ask (pyarrow not
+    installed), and passes over a nested column's FLOAT16 field of the same name."""
+    from ketascore.engines import table
+
+    monkeypatch.setattr(table, "_arrow_types", lambda path: {})
+    nested = pa.struct([("subject", pa.float16()), ("visit", pa.float32())])
+    columns = {
+        "n": pa.array([{"subject": 1.0, "visit": 2.0}], nested),
+        "subject": pa.array([1.0], pa.float16()),
+        "visit": pa.array([1.0], pa.float32()),
+        "x": pa.array([1.0], pa.float64()),
+    }
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table(columns), path)
+    import duckdb
+
+    with duckdb.connect() as con:
+        assert table._half_floats(con, str(path)) == {"subject"}
+    del columns["n"]
+    pq.write_table(pa.table(columns), path)
+    kinds = table.parquet_source(str(path)).kinds
+    assert kinds == {"subject": "half", "visit": "float", "x": "number"}
+
+
 def test_a_float16_id_keeps_its_limit_next_to_other_types(runner: Any, tmp_path: Path) -> None:
     """Two files whose subjects are typed FLOAT16 and DOUBLE: each keeps its own limit when
     the table engine reads them as one table (a DOUBLE's 3000 is an id; a FLOAT16's is not)."""

@@ -307,6 +307,7 @@ def parquet_source(path: str) -> TableSource:
         try:
             query = f"DESCRIBE SELECT * FROM read_parquet({sql_text(path)})"
             described = con.execute(query).fetchall()
+            halves = _half_floats(con, path)
         except duckdb.Error as exc:
             raise TableEngineError(f"{path}: cannot read the Parquet file: {exc}") from None
     header = [str(row[0]) for row in described]
@@ -330,12 +331,30 @@ def parquet_source(path: str) -> TableSource:
         raise TableEngineError(
             f"{path}: column(s) {', '.join(odd)} are not read as the Parquet reader reads them"
         )
-    from ketascore.readers.parquet import float_kind
-
-    # (DuckDB reads a FLOAT16 column as a FLOAT: its kind is half, as the reader's)
-    halves = {name for name, t in arrow.items() if float_kind(t) == "half"}
     kinds = {name: "half" if name in halves else kind_of(t) for name, t in types.items()}
     return TableSource(path, "parquet", header, kinds, texts=texts)
+
+
+def _half_floats(con: Any, path: str) -> set[str]:
+    """The columns of a Parquet file that hold 16-bit floats (FLOAT16: a fixed-length byte
+    array of 2 bytes), which DuckDB reads as FLOAT, each value exactly: their kind is half,
+    as the reader's (an id of them is exact below 2^11 only), not float. Found in DuckDB's
+    own schema of the file, so that no package is needed to know it; a nested column's
+    fields are passed over (the reader reads no such column)."""
+    query = (
+        "SELECT name, type, type_length, duckdb_type, num_children "
+        f"FROM parquet_schema({sql_text(path)})"
+    )
+    out: set[str] = set()
+    inside = 0  # the fields of a nested column still to pass over
+    for name, physical, length, read_as, children in con.execute(query).fetchall()[1:]:
+        if inside:
+            inside += (children or 0) - 1
+            continue
+        inside = children or 0
+        if physical == "FIXED_LEN_BYTE_ARRAY" and str(length) == "2" and read_as == "FLOAT":
+            out.add(str(name))
+    return out
 
 
 def _iso_text(column: str) -> str:
