@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import Any
 
 from ketascore.analysis.efficacy import EfficacyReport, to_contract
+from ketascore.writers.jsontext import indented
 from ketascore.writers.tabular import csv_cell
 
 CSV_COLUMNS = (
@@ -27,7 +27,7 @@ CSV_COLUMNS = (
 
 
 def efficacy_json(report: EfficacyReport) -> str:
-    return json.dumps(to_contract(report), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    return indented(to_contract(report)) + "\n"
 
 
 def efficacy_rows(report: EfficacyReport) -> list[dict[str, Any]]:

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Iterable, Sequence
@@ -26,6 +25,7 @@ from typing import Any
 
 from ketascore.core.records import ScoreResult
 from ketascore.core.scale import Scale
+from ketascore.writers.jsontext import indented
 from ketascore.writers.tabular import atomic_writer
 
 LOINC = "http://loinc.org"
@@ -113,7 +113,7 @@ def observations_bundle(
 
 def fhir_json(results: Sequence[ScoreResult], scales: Iterable[Scale] = ()) -> str:
     bundle = observations_bundle(results, scales)
-    return json.dumps(bundle, ensure_ascii=False, allow_nan=False, indent=2) + "\n"
+    return indented(bundle) + "\n"
 
 
 def write_fhir(

@@ -19,6 +19,7 @@ from ketascore import __version__
 from ketascore.core.issues import Issue
 from ketascore.core.records import ScoreResult
 from ketascore.core.values import is_number, strip
+from ketascore.writers.jsontext import indented
 from ketascore.writers.outputs import atomic_writer as atomic_writer
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def score_json(
     }
     if extra:
         doc.update(extra)
-    return json.dumps(doc, ensure_ascii=False, allow_nan=False, indent=2) + "\n"
+    return indented(doc) + "\n"
 
 
 def score_json_stream(
@@ -85,19 +86,16 @@ def score_json_stream(
     """``score_json`` written as it goes, result by result: the same bytes. ``summary`` is
     asked for once every result was written."""
 
-    def dumps(value: Any) -> str:
-        return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=2)
-
-    yield "{\n" + f'  "ketascore_version": {dumps(__version__)},\n  "results": '
+    yield "{\n" + f'  "ketascore_version": {indented(__version__)},\n  "results": '
     first = True
     for result in results:
-        text = dumps(result.to_dict()).replace("\n", "\n    ")
+        text = indented(result.to_dict()).replace("\n", "\n    ")
         yield ("[\n    " if first else ",\n    ") + text
         first = False
     yield "[]" if first else "\n  ]"
-    issues_text = dumps([i.as_dict() for i in issues]).replace("\n", "\n  ")
-    summary_text = dumps(summary()).replace("\n", "\n  ")
-    provenance_text = dumps(provenance).replace("\n", "\n  ")
+    issues_text = indented([i.as_dict() for i in issues]).replace("\n", "\n  ")
+    summary_text = indented(summary()).replace("\n", "\n  ")
+    provenance_text = indented(provenance).replace("\n", "\n  ")
     yield (
         f',\n  "issues": {issues_text},\n  "summary": {summary_text},\n'
         f'  "provenance": {provenance_text}\n}}\n'
@@ -235,7 +233,7 @@ def change_json(report: ChangeReport, provenance: dict[str, Any] | None = None) 
     doc: dict[str, Any] = {"ketascore_version": __version__, **report.to_dict()}
     if provenance is not None:
         doc["provenance"] = provenance
-    return json.dumps(doc, ensure_ascii=False, allow_nan=False, indent=2) + "\n"
+    return indented(doc) + "\n"
 
 
 def change_jsonl(report: ChangeReport, provenance: dict[str, Any] | None = None) -> Iterator[str]:
