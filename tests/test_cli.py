@@ -245,12 +245,13 @@ def test_user_scale_file_scores_records(runner: CliRunner, tmp_path: Path) -> No
 def test_internal_error_is_reported_without_traceback(
     runner: CliRunner, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ketascore.api
+    import ketascore.engines.record
 
     def boom(*a: Any, **k: Any) -> Any:
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(ketascore.api, "score", boom)
+    # (the record engine, which scores every record of a folder)
+    monkeypatch.setattr(ketascore.engines.record, "score_records", boom)
     result = runner.invoke(cli, ["score", STUDY])
     assert result.exit_code == 3
     assert "Error: internal error: RuntimeError: kaboom" in result.stderr
@@ -260,12 +261,12 @@ def test_internal_error_is_reported_without_traceback(
 
 
 def test_interrupt_exits_130(runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
-    import ketascore.api
+    import ketascore.engines.record
 
     def interrupted(*a: Any, **k: Any) -> Any:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ketascore.api, "read_answers", interrupted)
+    monkeypatch.setattr(ketascore.engines.record, "score_records", interrupted)
     result = runner.invoke(cli, ["score", STUDY])
     assert result.exit_code == 130
 

@@ -79,6 +79,7 @@ __all__ = [
     "decode",
     "detect_format",
     "display_name",
+    "guarded",
     "input_formats",
     "is_blank",
     "is_input_file",
@@ -464,7 +465,7 @@ def read_limited(stream: BinaryIO, limit: int) -> bytes | None:
             return None
 
 
-def _guarded(name: str, read: Callable[[], ReadResult]) -> ReadResult:
+def guarded(name: str, read: Callable[[], ReadResult]) -> ReadResult:
     """``read()``, or, if a reader fails (a bug), an issue naming the file, so that one file
     never stops a batch. Set KETASCORE_TRACEBACK=1 (``ketascore --traceback``) to see the
     failure itself."""
@@ -511,7 +512,7 @@ def read_file(
             issues=[make_issue("file-too-large", "stream", file=name, limit=max_file_size)],
             files=[name],
         )
-    return _guarded(
+    return guarded(
         name, lambda: read_bytes(data, name, fmt, scale_ids, options=options, found=found)
     )
 
@@ -538,7 +539,7 @@ def read_stream(
             issues=[make_issue("file-too-large", "stream", file=name, limit=max_file_size)],
             files=[name],
         )
-    return _guarded(name, lambda: read_bytes(data, name, fmt, scale_ids, options=options))
+    return guarded(name, lambda: read_bytes(data, name, fmt, scale_ids, options=options))
 
 
 def read_paths(

@@ -18,11 +18,12 @@ from ketascore.core.yamlsafe import Located, Position
 
 RAW_KEYS = frozenset({"subject", "visit"})
 MAX_DEPTH = 8
+MAX_SCALAR = 100  # characters of a number, key or plain scalar (and digits in JSON)
 
 _JSON_TOKEN = re.compile(
     r"""[ \n]*(?:
     ("[^"\\\x00-\x1f\x7f]*")
-    |(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?)(?![0-9A-Za-z_.+-])
+    |(-?(?:0|[1-9][0-9]{0,99})(?:\.[0-9]{1,100})?)(?![0-9A-Za-z_.+-])
     |(true|false|null)(?![0-9A-Za-z_])
     |([{}\[\]:,])
     |$)""",
@@ -141,8 +142,9 @@ _BAD_VALUE_CHARS = re.compile(r"['\"{}\[\]&*!|>%@`,]|\s-|  ")
 
 
 def _scalar(text: str, raw: bool) -> tuple[bool, Any]:
-    """(understood, value) of a plain YAML scalar."""
-    if _BAD_VALUE_CHARS.search(text):
+    """(understood, value) of a plain YAML scalar (not a longer one: a number of 5,000
+    digits is no int Python makes; the full loader reads it)."""
+    if len(text) > MAX_SCALAR or _BAD_VALUE_CHARS.search(text):
         return False, None
     if raw and (_DIGITS.fullmatch(text) or _INT.fullmatch(text) or _FLOAT.fullmatch(text)):
         return True, text  # identifiers keep their text: subject 007 stays "007"
@@ -177,7 +179,7 @@ def load_yaml(text: str) -> Located | None:
         if m is None:
             return None
         lead, key, raw_value = len(m.group(1)), m.group(2), m.group(3)
-        if not _KEY_TEXT.fullmatch(key) or key in _NULL_OR_BOOL:
+        if len(key) > MAX_SCALAR or not _KEY_TEXT.fullmatch(key) or key in _NULL_OR_BOOL:
             return None
         if key[0].isdigit() and key.isdigit():
             key = str(int(key))

@@ -68,11 +68,21 @@ def _huge_inputs() -> dict[str, str]:
     }
 
 
-def test_huge_integers_never_abort_a_batch(runner: CliRunner, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [False, True])
+def test_huge_integers_never_abort_a_batch(
+    runner: CliRunner, tmp_path: Path, workers: bool
+) -> None:
     for name, text in _huge_inputs().items():
         (tmp_path / name).write_text(text)
     (tmp_path / "z-good.csv").write_text(GOOD_CSV)
-    result = runner.invoke(cli, ["score", str(tmp_path), "--format", "json", "--quiet"])
+    jobs = ["--jobs", "1"]
+    if workers:  # (a folder of more than 64 files is read and scored by worker processes)
+        for i in range(70):
+            (tmp_path / f"pad{i:02}.json").write_text(
+                f'{{"subject": "P{i}", "visit": "v", "scale": "phq9", "items": {{"1": 1}}}}'
+            )
+        jobs = ["--jobs", "2"]
+    result = runner.invoke(cli, ["score", str(tmp_path), "--format", "json", "--quiet", *jobs])
     assert result.exit_code == 1, result.output
     doc = json.loads(result.stdout)
     assert doc["summary"]["scored"] >= 1
@@ -232,11 +242,14 @@ def test_a_reader_that_fails_is_reported_and_the_batch_goes_on(
     runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import ketascore.readers as readers
+    from ketascore.readers import quickload
 
-    def broken(text: str, file: str) -> object:
+    def broken(*args: object) -> object:
         raise KeyError("a bug")
 
+    # (the YAML reader, and the quick one that reads the small files of a folder)
     monkeypatch.setattr(readers, "read_yaml", broken)
+    monkeypatch.setattr(quickload, "load_yaml", broken)
     (tmp_path / "a.yaml").write_text("subject: A\n")
     (tmp_path / "b.csv").write_text(GOOD_CSV)
     result = runner.invoke(cli, ["score", str(tmp_path), "--format", "json", "--jobs", "1"])
