@@ -265,6 +265,34 @@ def test_include_exclude(tmp_path: Path) -> None:
     assert [p.name for p in iter_input_files([tmp_path], exclude=["*.csv"])] == ["a.yaml"]
 
 
+@pytest.mark.parametrize(
+    ("root", "prefix"), [("data", "data/"), ("./data/", "data/"), ("data//", "data/"), (".", "")]
+)
+def test_files_found_are_named_as_pathlib_names_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, root: str, prefix: str
+) -> None:
+    """The walk joins names as strings (2.5x as fast on 20,000 files); the names are still
+    those that joining ``Path`` objects gave, whatever the spelling of the folder."""
+    from ketascore.readers import walk_files
+
+    monkeypatch.chdir(tmp_path)
+    names = ["data/a.yaml", "data/sub/b.json", "data/sub/deep/c.csv"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    expected = [prefix + name.removeprefix("data/") if prefix else name for name in names]
+    assert [str(p) for p in walk_files([root])] == expected
+    assert [str(p) for p in iter_input_files([root])] == expected
+    # patterns match the path below the folder given, or the name
+    assert [str(p) for p in walk_files(["data"], include=["sub/*"])] == [
+        "data/sub/b.json",
+        "data/sub/deep/c.csv",
+    ]
+    assert [str(p) for p in walk_files(["data"], exclude=["sub/deep/*", "a.*"])] == [
+        "data/sub/b.json"
+    ]
+
+
 def test_file_size_limit_and_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "big.yaml"
     path.write_text("subject: A\nvisit: v\nitems: {1: 1}\n")

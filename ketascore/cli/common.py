@@ -446,11 +446,10 @@ def provenance_outputs(
     """The provenance files to write with an output: ``--provenance FILE``, and beside a
     CSV, ADaM, FHIR or Parquet file ``<output>.provenance.json`` (JSON and JSON Lines carry
     the provenance inside)."""
-    import json
-
+    from ketascore.writers.jsontext import indented
     from ketascore.writers.outputs import Output
 
-    text = json.dumps(provenance, indent=2, ensure_ascii=False) + "\n"
+    text = indented(provenance) + "\n"
     outputs = []
     if provenance_file is not None:
         outputs.append(Output(provenance_file, lines_writer(text)))

@@ -11,6 +11,7 @@ notice (``file-skipped``), and a subfolder that cannot be listed is reported
 from __future__ import annotations
 
 import codecs
+import functools
 import hashlib
 import os
 import stat
@@ -140,17 +141,38 @@ def iter_input_files(
     beside the data, fifos, devices) are skipped with a notice in ``issues``, as are
     symbolic-link loops; a folder that cannot be listed is an error in ``issues``.
     """
-    include, exclude = list(include), list(exclude)
     sink = issues if issues is not None else []
+    for path, found in _input_files(paths, include, exclude, sink):
+        yield FoundPath(path) if found else Path(path)
+
+
+def walk_files(
+    paths: Iterable[str | Path], include: Iterable[str] = (), exclude: Iterable[str] = ()
+) -> Iterator[str | Issue]:
+    """The input files in reading order, with the folder issues at their places, as the
+    walk finds them. A file found in a folder is a ``FoundFile``."""
+    issues: list[Issue] = []
+    for path, found in _input_files(paths, include, exclude, issues):
+        yield from issues
+        issues.clear()
+        yield FoundFile(path) if found else path
+    yield from issues
+
+
+def _input_files(
+    paths: Iterable[str | Path], include: Iterable[str], exclude: Iterable[str], sink: list[Issue]
+) -> Iterator[tuple[str, bool]]:
+    """Each input file's path as ``pathlib`` writes it, and whether it was found in a folder."""
+    include, exclude = list(include), list(exclude)
 
     def loop(folder: str) -> None:
         sink.append(make_issue("folder-loop", file=display_name(folder)))
 
-    def skipped(path: Path, why: str, kind: str) -> None:
-        name = display_name(str(path))
+    def skipped(path: str, why: str, kind: str) -> None:
+        name = display_name(path)
         if why == SPECIAL:
             sink.append(make_issue("file-skipped", "special", file=name, kind=kind))
-        elif path.name.startswith("~$"):
+        elif os.path.basename(path).startswith("~$"):
             sink.append(make_issue("file-skipped", "lock", file=name))
         else:
             ext = display_name(kind) or "no extension"
@@ -162,27 +184,16 @@ def iter_input_files(
 
     for given in paths:
         if _found(given):
-            yield FoundPath(given)
+            yield str(given), True
             continue
         path = Path(given)
         if str(given) == "-" or not path.is_dir():
-            yield path
+            yield str(path), False
             continue
-        for found in walk_folder(path, is_input_file, include, exclude, loop, skipped, unreadable):
-            yield FoundPath(found)
-
-
-def walk_files(
-    paths: Iterable[str | Path], include: Iterable[str] = (), exclude: Iterable[str] = ()
-) -> Iterator[str | Issue]:
-    """The input files in reading order, with the folder issues at their places, as the
-    walk finds them. A file found in a folder is a ``FoundFile``."""
-    issues: list[Issue] = []
-    for path in iter_input_files(paths, include, exclude, issues):
-        yield from issues
-        issues.clear()
-        yield FoundFile(path) if _found(path) else str(path)
-    yield from issues
+        for found in walk_folder(
+            str(path), is_input_file, include, exclude, loop, skipped, unreadable
+        ):
+            yield found, True
 
 
 # --------------------------------------------------------------------------------------
@@ -299,7 +310,14 @@ def is_input_file(name: str) -> bool:
 
 
 def _context(scale_ids: Iterable[str], options: ReadOptions | None) -> FormatContext:
+    if isinstance(scale_ids, tuple):  # (a batch asks with the same ids for every file)
+        return FormatContext(options or ReadOptions(), _casefolded(scale_ids))
     return FormatContext(options or ReadOptions(), frozenset(s.casefold() for s in scale_ids))
+
+
+@functools.lru_cache(maxsize=8)
+def _casefolded(scale_ids: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(s.casefold() for s in scale_ids)
 
 
 def _binary_reader(fmt: str | None, name: str, data: bytes) -> FormatReader | None:
