@@ -310,12 +310,10 @@ def is_input_file(name: str) -> bool:
 
 
 def _context(scale_ids: Iterable[str], options: ReadOptions | None) -> FormatContext:
-    if isinstance(scale_ids, tuple):  # (a batch asks with the same ids for every file)
-        return FormatContext(options or ReadOptions(), _casefolded(scale_ids))
-    return FormatContext(options or ReadOptions(), frozenset(s.casefold() for s in scale_ids))
+    return FormatContext(options or ReadOptions(), _casefolded(tuple(scale_ids)))
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=8)  # (a batch asks with the same ids for every file)
 def _casefolded(scale_ids: tuple[str, ...]) -> frozenset[str]:
     return frozenset(s.casefold() for s in scale_ids)
 

@@ -80,7 +80,7 @@ def walk_folder(
             identity = None  # (listing it says why)
         if identity is not None and identity in seen:
             if loop is not None:
-                loop(str(folder))
+                loop(folder)
             continue
         if identity is not None:
             seen.add(identity)
@@ -89,7 +89,7 @@ def walk_folder(
                 entries = sorted(listing, key=lambda e: e.name)
         except OSError as exc:
             if unreadable is not None:
-                unreadable(str(folder), exc)
+                unreadable(folder, exc)
             continue
         folders: list[str] = []
         prefix = _prefix(folder)
