@@ -68,14 +68,18 @@ def test_files_provenance_and_parquet(runner: Any, tmp_path: Path) -> None:
 
 
 def test_auto_takes_the_table_engine_for_a_large_table(tmp_path: Path) -> None:
-    rows = ["subject,visit," + ",".join(f"phq9_{i}" for i in range(1, 10))]
-    rows += [f"S{k},v1," + ",".join(str((k + i) % 4) for i in range(1, 10)) for k in range(40000)]
+    site = "a site named at length " * 25  # (wide rows: few rows make 1 MiB)
+    rows = ["subject,visit,site," + ",".join(f"phq9_{i}" for i in range(1, 10))]
+    rows += [
+        f"S{k},v1,{site}," + ",".join(str((k + i) % 4) for i in range(1, 10)) for k in range(2000)
+    ]
     path = tmp_path / "big.csv"
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    assert path.stat().st_size >= 1 << 20
     scale = load_builtin("phq9")
     with score_paths([path], scale=scale) as run:
         assert run.engine == "table"
-        assert run.summary()["records"] == 40000
+        assert run.summary()["records"] == 2000
     with score_paths([path], scale=scale, engine="record") as run:
         assert run.engine == "record"
     small = tmp_path / "small.csv"
