@@ -27,6 +27,7 @@ __all__ = [
     "__version__",
     "builtin_scales",
     "compute_change",
+    "held_scales",
     "load_scale",
     "read_answers",
     "score",
@@ -44,6 +45,7 @@ _EXPORTS = {
     "ScoreResult": "ketascore.core.records",
     "score_record": "ketascore.engines.record",
     "builtin_scales": "ketascore.api",
+    "held_scales": "ketascore.api",
     "load_scale": "ketascore.api",
     "read_answers": "ketascore.api",
     "score": "ketascore.api",
@@ -51,7 +53,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from ketascore.analysis.change import ChangeReport, compute_change
-    from ketascore.api import builtin_scales, load_scale, read_answers, score
+    from ketascore.api import builtin_scales, held_scales, load_scale, read_answers, score
     from ketascore.core.issues import Issue
     from ketascore.core.records import AnswerRecord, ScoreResult
     from ketascore.core.scale import Scale, ScaleError

@@ -65,6 +65,48 @@ def read_answers(
     return read
 
 
+def held_scales(
+    paths: str | Path | Iterable[str | Path],
+    *,
+    input_format: str | None = None,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE,
+    options: ReadOptions | None = None,
+) -> dict[str, int | None]:
+    """The built-in scales whose records the paths hold, in order of first appearance, with
+    how many records name each. A large table of one scale (the table engine's) is known by
+    its header, without reading its rows: its count is None. Records that name no scale or
+    an unknown one are not counted."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    paths = [str(p) for p in paths]
+    if (options is None or options == ReadOptions()) and input_format in (None, "csv"):
+        from ketascore.readers import walk_files
+
+        walk = list(walk_files(paths, include, exclude))
+        files = [f for f in walk if isinstance(f, str) and f != "-"]
+        if files and len(files) == len(walk):
+            found = table_sources(files, None, max_file_size=max_file_size)
+            if found is not None:
+                return {found[1].id: None}
+    read = read_answers(
+        paths,
+        input_format=input_format,
+        include=include,
+        exclude=exclude,
+        max_file_size=max_file_size,
+        options=options,
+    )
+    known = ScaleSet()
+    held: dict[str, int | None] = {}
+    for record in read.records:
+        scale = known.get(record.scale) if record.scale else None
+        if scale is not None:
+            held[scale.id] = (held.get(scale.id) or 0) + 1
+    return held
+
+
 def drop_unscorable_tables(read: ReadResult, known: ScaleSet, chosen: Iterable[Scale] = ()) -> None:
     """Leave out the ratings of a scale in a wide table that lacks the column of an item a
     score reads, and report each such table that holds ratings of it

@@ -195,7 +195,15 @@ def test_output_refuses_to_overwrite_an_input(runner: CliRunner, tmp_path: Path)
             ["score", STUDY, "--format", "table", "-o", "x.txt"],
             "Error: --format table writes to the terminal; choose json, jsonl or csv",
         ),
-        (["change", STUDY], "Missing option '--scale'"),
+        (
+            ["change", STUDY],
+            "Error: --scale is missing and the input holds records of 2 scales: madrs (9 "
+            "records), hamd17 (3 records); choose one, e.g. --scale madrs",
+        ),
+        (
+            ["plot", "README.md", "--kind", "trajectory", "-o", "x.png"],
+            "Error: --scale is missing and no record of the input names a built-in scale",
+        ),
         # click reads nan and inf as numbers, and NaN passes every range check: a threshold
         # of nan made nobody a responder or a remitter, in silence
         (

@@ -10,6 +10,7 @@ import click
 
 from ketascore.cli import cli
 from ketascore.cli.common import (
+    SCALE_HELP,
     ChangeSettings,
     Exit,
     UsageError,
@@ -90,6 +91,47 @@ def grouping_scale(by: str | None, scale: Scale) -> Scale | None:
                 f"classifications: {', '.join(c.id for c in other.classifications) or 'none'}"
             )
     return other
+
+
+def scales_held(paths: list[str], by: str | None, *, several: bool = False) -> list[str]:
+    """Without --scale: the built-in scales the input holds, in order of first appearance,
+    the scale of ``--by SCALE.NAME`` left out when others remain; read with the command's
+    --input-format, --include, --exclude and --max-file-size. A usage error when there is
+    none, or (unless ``several``) more than one, naming what the input holds."""
+    from ketascore.api import held_scales
+    from ketascore.core.library import ScaleSet
+
+    if "-" in paths:
+        raise UsageError(
+            "--scale is missing: standard input is read once, so name its scale with --scale"
+        )
+    given = click.get_current_context().params
+    held = held_scales(
+        paths,
+        input_format=given["input_format"],
+        include=given["include"],
+        exclude=given["exclude"],
+        max_file_size=given["max_file_size"],
+        options=read_options([], given["max_file_size"]),
+    )
+    by_scale = ScaleSet().get(by.partition(".")[0]) if by and "." in by else None
+    if by_scale is not None and len(held) > 1:
+        held.pop(by_scale.id, None)
+    if not held:
+        raise UsageError(
+            "--scale is missing and no record of the input names a built-in scale: name the "
+            "scale with --scale (a built-in id, or the path of a scale file)"
+        )
+    if len(held) > 1 and not several:
+        most = sorted(held, key=lambda scale: -(held[scale] or 0))
+        counts = [
+            f"{scale} ({held[scale]} record{'s' if held[scale] != 1 else ''})" for scale in most
+        ]
+        raise UsageError(
+            f"--scale is missing and the input holds records of {len(held)} scales: "
+            f"{', '.join(counts)}; choose one, e.g. --scale {most[0]}"
+        )
+    return list(held)
 
 
 def scored_for_change(
@@ -227,9 +269,7 @@ def change_report(
 
 @cli.command("change")
 @click.argument("paths", nargs=-1, required=True)
-@click.option(
-    "--scale", "scale_name", required=True, help="Built-in scale id or path of a scale file."
-)
+@click.option("--scale", "scale_name", help=SCALE_HELP)
 @change_options
 @click.option("--summary", "summary_only", is_flag=True, help="With csv: write the summary table.")
 @click.option(
@@ -248,7 +288,7 @@ def change_report(
 )
 def change_cmd(
     paths: tuple[str, ...],
-    scale_name: str,
+    scale_name: str | None,
     how: ChangeSettings,
     summary_only: bool,
     study_id: str | None,
@@ -281,10 +321,12 @@ def change_cmd(
     read_files += check_files(check_names)
     plan_outputs(output_targets(fmt, output, provenance_file), inputs, read_files)
     check_input_extras(inputs, input_format)
+    windows = load_windows_option(how.windows_file, max_file_size)  # (stops before reading)
+    if scale_name is None:
+        scale_name = scales_held(inputs, how.by)[0]
     scale = checked_scale(load_scale_option(scale_name, max_file_size), check_names, max_file_size)
     check_score(scale, how.score_name)
     other = grouping_scale(how.by, scale)
-    windows = load_windows_option(how.windows_file, max_file_size)
     hint = None if quiet else speed_hint(list(paths))
     if hint:
         click.echo(hint, err=True)

@@ -345,6 +345,12 @@ def emit(text_or_lines: Any, output: Path | None, inputs: list[str]) -> None:
     write_outputs([Output(output, lines_writer(text_or_lines))])
 
 
+SCALE_HELP = (  # (change, plot)
+    "Built-in scale id or path of a scale file. Without it, the one built-in scale the "
+    "input holds (found by reading it once more; give --scale to skip that)."
+)
+
+
 def scale_file(name: str | None) -> str | None:
     """The file a --scale option names, when it names a file rather than a built-in id."""
     if name is None or not Path(name).exists():

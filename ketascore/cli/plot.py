@@ -11,6 +11,7 @@ import click
 
 from ketascore.cli import cli
 from ketascore.cli.common import (
+    SCALE_HELP,
     ChangeSettings,
     Exit,
     UsageError,
@@ -75,9 +76,7 @@ def picture_options(func: F) -> F:
 
 @cli.command("plot")
 @click.argument("paths", nargs=-1, required=True)
-@click.option(
-    "--scale", "scale_name", required=True, help="Built-in scale id or path of a scale file."
-)
+@click.option("--scale", "scale_name", help=SCALE_HELP)
 @click.option("--kind", type=click.Choice(KINDS), required=True, help="Which picture.")
 @click.option(
     "-o",
@@ -94,7 +93,7 @@ def picture_options(func: F) -> F:
 @input_options
 def plot_cmd(
     paths: tuple[str, ...],
-    scale_name: str,
+    scale_name: str | None,
     kind: str,
     output: Path,
     how: ChangeSettings,
@@ -125,6 +124,7 @@ def plot_cmd(
         grouping_scale,
         load_windows_option,
         results_of,
+        scales_held,
     )
     from ketascore.present.plotting import PlotError, figure_bytes, make_figure
     from ketascore.present.render import print_issues
@@ -140,9 +140,11 @@ def plot_cmd(
     ]
     plan_outputs([("-o", output)], list(paths), read_files)
     check_input_extras(list(paths), input_format)
+    windows = load_windows_option(how.windows_file, max_file_size)  # (stops before reading)
+    if scale_name is None:
+        scale_name = scales_held(list(paths), how.by)[0]
     scale = load_scale_option(scale_name, max_file_size)
     check_score(scale, how.score_name)
-    windows = load_windows_option(how.windows_file, max_file_size)  # (stops before reading)
     data = read_answers(
         list(paths),
         input_format=input_format,

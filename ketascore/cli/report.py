@@ -46,9 +46,9 @@ if TYPE_CHECKING:
 @click.option(
     "--scale",
     "scale_names",
-    required=True,
     multiple=True,
-    help="Built-in scale id or path of a scale file; repeat for a section per scale.",
+    help="Built-in scale id or path of a scale file; repeat for a section per scale. "
+    "Without it, a section per built-in scale the input holds.",
 )
 @click.option(
     "-o",
@@ -109,6 +109,7 @@ def report_cmd(
         grouping_scale,
         load_windows_option,
         results_of,
+        scales_held,
     )
     from ketascore.present.render import print_issues
     from ketascore.present.report import (
@@ -140,6 +141,9 @@ def report_cmd(
     read_files += check_files(check_names)
     plan_outputs([("-o", output), ("--pdf", pdf_file)], list(paths), read_files)
     check_input_extras(list(paths), input_format)
+    windows = load_windows_option(how.windows_file, max_file_size)  # (stops before reading)
+    if not scale_names:
+        scale_names = tuple(scales_held(list(paths), how.by, several=True))
     scales: list[Scale] = []
     check_sets = load_check_sets(check_names, max_file_size)
     for name in scale_names:
@@ -148,7 +152,6 @@ def report_cmd(
         if scale.id not in {s.id for s in scales}:
             scales.append(scale)
     require_checked_scales(check_sets, scales)
-    windows = load_windows_option(how.windows_file, max_file_size)  # (stops before reading)
     data = read_answers(
         list(paths),
         input_format=input_format,
