@@ -269,6 +269,15 @@ def test_indented_json_is_the_standard_librarys(value: Any) -> None:
     assert indented(value) == expected
 
 
+@given(_JSON_VALUES)
+def test_json_lines_are_the_standard_librarys(value: Any) -> None:
+    """A JSON Lines line is ``json.dumps(value, ensure_ascii=False, allow_nan=False)``,
+    written by one encoder built once."""
+    from ketascore.writers.jsontext import one_line
+
+    assert one_line(value) == json.dumps(value, ensure_ascii=False, allow_nan=False)
+
+
 def test_indented_json_without_orjson(monkeypatch: Any) -> None:
     """Without orjson (the fast extra) the standard library writes the same text."""
     import sys

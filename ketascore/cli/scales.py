@@ -30,13 +30,13 @@ def scales() -> None:
 def scales_list(fmt: str | None) -> None:
     """List the built-in scales."""
     from ketascore.core.library import builtin_ids, load_builtin
-    from ketascore.writers.tabular import dumps
+    from ketascore.writers.jsontext import one_line
 
     loaded = [load_builtin(i) for i in builtin_ids()]
     fmt = fmt or ("table" if is_tty(sys.stdout) else "json")
     if fmt == "json":
         click.echo(
-            dumps(
+            one_line(
                 [
                     {
                         "id": s.id,
@@ -71,9 +71,9 @@ def scales_show(scale: str, fmt: str | None) -> None:
     from ketascore.present.card import scale_card, scale_card_data
 
     if fmt == "json":
-        from ketascore.writers.tabular import dumps
+        from ketascore.writers.jsontext import one_line
 
-        click.echo(dumps(scale_card_data(loaded)))
+        click.echo(one_line(scale_card_data(loaded)))
         return
     console().print(scale_card(loaded))
 

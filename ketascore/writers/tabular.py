@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import attrgetter
@@ -19,15 +18,11 @@ from ketascore import __version__
 from ketascore.core.issues import Issue
 from ketascore.core.records import ScoreResult
 from ketascore.core.values import is_number, strip
-from ketascore.writers.jsontext import indented
+from ketascore.writers.jsontext import indented, one_line
 from ketascore.writers.outputs import atomic_writer as atomic_writer
 
 if TYPE_CHECKING:
     from ketascore.analysis.change import ChangeReport
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, allow_nan=False)
 
 
 def write_chunks(fh: IO[bytes], chunks: Iterable[Any], every: int = 8 << 20) -> None:
@@ -108,11 +103,11 @@ def score_jsonl(
     provenance: dict[str, Any] | None = None,
 ) -> Iterator[str]:
     if provenance is not None:
-        yield dumps({"type": "provenance", **provenance}) + "\n"
+        yield one_line({"type": "provenance", **provenance}) + "\n"
     for result in results:
-        yield dumps({"type": "score", **result.to_dict()}) + "\n"
+        yield one_line({"type": "score", **result.to_dict()}) + "\n"
     for issue in issues:
-        yield dumps({"type": "issue", **issue.as_dict()}) + "\n"
+        yield one_line({"type": "issue", **issue.as_dict()}) + "\n"
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -174,7 +169,7 @@ def csv_cell(value: Any, escape: bool = True) -> str:
         return str(value)
     if isinstance(value, list | tuple):
         return ";".join(csv_cell(v, escape) for v in value)
-    text = dumps(value) if isinstance(value, dict) else str(value)
+    text = one_line(value) if isinstance(value, dict) else str(value)
     return escape_formula(text) if escape else text
 
 
@@ -238,13 +233,13 @@ def change_json(report: ChangeReport, provenance: dict[str, Any] | None = None) 
 
 def change_jsonl(report: ChangeReport, provenance: dict[str, Any] | None = None) -> Iterator[str]:
     if provenance is not None:
-        yield dumps({"type": "provenance", **provenance}) + "\n"
+        yield one_line({"type": "provenance", **provenance}) + "\n"
     for row in report.rows:
-        yield dumps({"type": "row", **row.to_dict()}) + "\n"
+        yield one_line({"type": "row", **row.to_dict()}) + "\n"
     for srow in report.summary:
-        yield dumps({"type": "summary", **srow.to_dict()}) + "\n"
+        yield one_line({"type": "summary", **srow.to_dict()}) + "\n"
     for issue in report.issues:
-        yield dumps({"type": "issue", **issue.as_dict()}) + "\n"
+        yield one_line({"type": "issue", **issue.as_dict()}) + "\n"
 
 
 def column_cells(values: list[Any], escape: bool = True) -> list[Any]:
