@@ -484,7 +484,9 @@ def duckdb_table(con: Any, rows: list[dict[str, Any]], types: dict[str, str] | N
 def spark_session() -> Any:
     """One small local Spark session for every test that needs one (skipped without
     pyspark or Java)."""
+    import atexit
     import shutil
+    import tempfile
     import warnings
 
     import pytest
@@ -497,6 +499,8 @@ def spark_session() -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # pyspark warns about the installed pandas version
             pyspark_sql = pytest.importorskip("pyspark.sql")
+            warehouse = tempfile.mkdtemp(prefix="ketascore-spark-wh-")
+            atexit.register(shutil.rmtree, warehouse, True)
             _SPARK = (
                 pyspark_sql.SparkSession.builder.master("local[1]")
                 .appName("ketascore-tests")
@@ -504,6 +508,9 @@ def spark_session() -> Any:
                 .config("spark.default.parallelism", "1")
                 .config("spark.ui.enabled", "false")
                 .config("spark.sql.session.timeZone", "UTC")
+                # (by default the catalog makes a spark-warehouse folder in the working folder:
+                # the project's root)
+                .config("spark.sql.warehouse.dir", warehouse)
                 .config("spark.sql.codegen.wholeStage", "false")
                 .config("spark.sql.constraintPropagation.enabled", "false")  # as score_spark
                 # the frames are a few hundred rows: compiling the queries' expressions to
