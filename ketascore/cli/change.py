@@ -106,21 +106,27 @@ def scales_held(paths: list[str], by: str | None, *, several: bool = False) -> l
             "--scale is missing: standard input is read once, so name its scale with --scale"
         )
     given = click.get_current_context().params
-    held = held_scales(
-        paths,
-        input_format=given["input_format"],
-        include=given["include"],
-        exclude=given["exclude"],
-        max_file_size=given["max_file_size"],
-        options=read_options([], given["max_file_size"]),
-    )
+    reading = {
+        "input_format": given["input_format"],
+        "include": given["include"],
+        "exclude": given["exclude"],
+        "max_file_size": given["max_file_size"],
+        "options": read_options([], given["max_file_size"]),
+    }
+    held = held_scales(paths, **reading)
     by_scale = ScaleSet().get(by.partition(".")[0]) if by and "." in by else None
     if by_scale is not None and len(held) > 1:
         held.pop(by_scale.id, None)
     if not held:
+        from ketascore.api import read_answers
+        from ketascore.present.render import print_issues
+
+        problems = read_answers(paths, **reading).issues  # (what stopped the records, if anything)
+        print_issues(console(stderr=True), problems)
         raise UsageError(
-            "--scale is missing and no record of the input names a built-in scale: name the "
-            "scale with --scale (a built-in id, or the path of a scale file)"
+            "--scale is missing and no record of the input names a built-in scale"
+            + (" (the input's problems are listed above)" if problems else "")
+            + ": name the scale with --scale (a built-in id, or the path of a scale file)"
         )
     if len(held) > 1 and not several:
         most = sorted(held, key=lambda scale: -(held[scale] or 0))

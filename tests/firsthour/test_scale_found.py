@@ -46,6 +46,14 @@ def test_no_record_of_a_known_scale(runner: CliRunner, tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "no record of the input names a built-in scale" in result.stderr
     assert "--scale (a built-in id, or the path of a scale file)" in result.stderr
+    # what kept the records from being read is listed first
+    broken = tmp_path / "b.yaml"
+    broken.write_text("subject: [\n")
+    result = runner.invoke(cli, ["change", str(broken)])
+    assert result.exit_code == 2
+    first, _, last = result.stderr.partition("\n")
+    assert first.startswith(f"error[parse-error] {broken}:")
+    assert "(the input's problems are listed above)" in last
 
 
 def test_standard_input_needs_the_scale_named(runner: CliRunner) -> None:
