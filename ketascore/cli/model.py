@@ -261,7 +261,9 @@ def efficacy_of_change(change: Any, kwargs: dict[str, Any]) -> EfficacyReport:
     "--scale",
     "scale_name",
     help="Analyse ketascore's change from baseline of this scale (answer files as input); "
-    "without it PATH is a long table (CSV, Parquet, SAS .xpt ADaM data set) read by column.",
+    "without it one PATH that is a table file (CSV, Parquet, SAS .xpt ADaM data set) is a "
+    "long table read by column, and other input (a folder, YAML or JSON files, several "
+    "files) is answer files of the one built-in scale they hold.",
 )
 @click.option("--score", "score_name", default="total", show_default=True, help="Score to analyse.")
 @click.option("--baseline", help="Baseline visit (as in `ketascore change`).")
@@ -308,6 +310,10 @@ def model_cmd(**params: Any) -> None:
     paths = list(params["paths"])
     fmt = resolve_format(params["fmt"], params["output"])
     kwargs = parse_model_options(params)
+    if not params["scale_name"] and not _one_table(paths):
+        from ketascore.cli.change import scales_held
+
+        params["scale_name"] = scales_held(paths, params["by"])[0]
     if params["scale_name"]:
         report, provenance = _from_scale(params, kwargs, paths)
     else:
@@ -380,6 +386,13 @@ def _from_scale(
     return report, provenance
 
 
+def _one_table(paths: list[str]) -> bool:
+    """Whether the input is one table file (CSV, Parquet or SAS transport), which without
+    --scale is analysed as a long table."""
+    tables = (".csv", ".tsv", ".tab", ".txt", ".parquet", ".xpt")
+    return len(paths) == 1 and Path(paths[0]).suffix.lower() in tables and Path(paths[0]).is_file()
+
+
 def _from_table(
     params: dict[str, Any], kwargs: dict[str, Any], paths: list[str]
 ) -> tuple[EfficacyReport, dict[str, Any]]:
@@ -395,12 +408,7 @@ def _from_table(
                 f"--{option.replace('_file', '').replace('_', '-')} works with --scale "
                 "(ketascore computes the change); a table brings its own"
             )
-    if len(paths) != 1 or paths[0] == "-" or Path(paths[0]).is_dir():
-        raise UsageError(
-            "without --scale, give one table file (CSV, Parquet or .xpt); to analyse answer "
-            "files, name their scale with --scale"
-        )
-    path = paths[0]
+    path = paths[0]  # (one table file: _one_table)
     try:
         table = read_table(path)
         if params["param"]:

@@ -1,7 +1,7 @@
-"""Without --scale, change, plot and report take the scale the input holds: the one built-in
-scale (change, plot) or each of them (report), with exactly what naming it would give. An
-input of several scales is a usage error that names them with their record counts; the
-scale of --by SCALE.NAME does not count while others remain."""
+"""Without --scale, change, plot, report and model take the scale the input holds: the one
+built-in scale (change, plot, model of answer files) or each of them (report), with exactly
+what naming it would give. An input of several scales is a usage error that names them with
+their record counts; the scale of --by SCALE.NAME does not count while others remain."""
 
 from __future__ import annotations
 
@@ -87,6 +87,19 @@ def test_plot_takes_the_one_scale(
     named = runner.invoke(cli, [*args, "--scale", "hamd6", "-o", "named.svg"])
     assert found.exit_code == named.exit_code == 0, found.stderr
     assert Path("found.svg").read_bytes() == Path("named.svg").read_bytes()
+
+
+def test_model_takes_the_one_scale_of_answer_files(runner: CliRunner) -> None:
+    """model without --scale: one table file is a long table, as before; a folder (or YAML,
+    JSON, several files) is answer files of the scale they hold."""
+    pytest.importorskip("scipy")
+    args = ["model", str(EXAMPLE / "madrs"), "--by", "arm", "--format", "csv"]
+    found = runner.invoke(cli, args)
+    named = runner.invoke(cli, [*args, "--scale", "madrs"])
+    assert found.exit_code == named.exit_code == 0, found.stderr
+    assert found.stdout == named.stdout
+    several = runner.invoke(cli, ["model", str(EXAMPLE), "--by", "arm"])
+    assert several.exit_code == 2 and "holds records of 3 scales" in several.stderr
 
 
 def test_a_large_table_is_known_by_its_header(tmp_path: Path) -> None:
