@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -313,3 +314,40 @@ def test_quick_reading_of_a_folder_equals_read_file(tmp_path: Path) -> None:
         assert got.records == expected.records and got.issues == expected.issues, path
         assert got.files == expected.files and got.hashes == expected.hashes
     assert quick >= len(files) - 4  # all but the broken and the odd ones
+
+
+def test_quick_reading_of_a_file_that_changes_or_is_no_regular_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that grew between its size and its reading, and a named pipe, are read by
+    read_file itself: the records are those of the whole file."""
+    import os
+    import threading
+
+    from ketascore.engines import batch
+    from ketascore.readers import read_file
+
+    path = tmp_path / "a.yaml"
+    path.write_text("subject: S1\nvisit: v1\nscale: phq9\nitems: {1: 2, 2: 3}\n")
+    real = os.stat
+
+    def smaller(name: Any, *args: Any, **kwargs: Any) -> Any:
+        info = real(name, *args, **kwargs)
+        if str(name) != str(path):
+            return info
+        return os.stat_result((info.st_mode, *info[1:6], info.st_size - 5, *info[7:]))
+
+    monkeypatch.setattr(batch.os, "stat", smaller)
+    got = batch.read_quick(str(path), Settings())
+    monkeypatch.undo()
+    expected = read_file(str(path))
+    assert got.records == expected.records and got.issues == expected.issues
+    assert got.records[0].items == {"1": 2, "2": 3}
+    pipe = tmp_path / "p.yaml"
+    os.mkfifo(pipe)
+    text = path.read_text()
+    writer = threading.Thread(target=pipe.write_text, args=(text,))
+    writer.start()
+    got = batch.read_quick(str(pipe), Settings())
+    writer.join()
+    assert [r.items for r in got.records] == [{"1": 2, "2": 3}]
