@@ -119,7 +119,8 @@ def test_a_reader_that_goes_away_is_not_an_error() -> None:
         stderr=subprocess.PIPE,
         cwd=ROOT,
     )
-    rows = "".join(f"S{i},baseline,{i % 4},1,2,0,1,2,3,0,1\n" for i in range(20000))
+    # (2,000 rows: 1.1 MB of JSON, many times what the pipe holds once its reader is gone)
+    rows = "".join(f"S{i},baseline,{i % 4},1,2,0,1,2,3,0,1\n" for i in range(2000))
     header = "subject,visit," + ",".join(f"phq9_{k}" for k in range(1, 10)) + "\n"
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     proc.stdin.write((header + rows).encode())
