@@ -299,6 +299,18 @@ def test_quick_reading_equals_the_yaml_loader(text: str) -> None:
     assert fast.positions == slow.positions, text
 
 
+@pytest.mark.parametrize(
+    "text",
+    ['{"a": 1, "b": @}', '{"a": 1 x}', '{"a":1}', '{"a": 1}  \t', '{"a": 1} //', '{"a": 01}'],
+)
+def test_quick_json_refuses_what_it_does_not_know(text: str) -> None:
+    """A character outside the subset anywhere (which the tokenizer's findall skips over)
+    leaves the text to the full loader."""
+    from ketascore.readers import quickload
+
+    assert quickload.load_json(text) is None
+
+
 def test_quick_reading_of_a_folder_equals_read_file(tmp_path: Path) -> None:
     from ketascore.engines.batch import read_quick
     from ketascore.readers import quickload, read_file
