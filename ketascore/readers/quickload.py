@@ -11,6 +11,7 @@ both readings agree.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -151,7 +152,16 @@ _BAD_VALUE_CHARS = re.compile(r"['\"{}\[\]&*!|>%@`,]|\s-|  ")
 def _scalar(text: str, raw: bool) -> tuple[bool, Any]:
     """(understood, value) of a plain YAML scalar (not a longer one: a number of 5,000
     digits is no int Python makes; the full loader reads it)."""
-    if len(text) > MAX_SCALAR or _BAD_VALUE_CHARS.search(text):
+    if len(text) > MAX_SCALAR:
+        return False, None
+    return _short_scalar(text, raw)
+
+
+@functools.lru_cache(maxsize=4096)
+def _short_scalar(text: str, raw: bool) -> tuple[bool, Any]:
+    """``_scalar`` of a text of at most MAX_SCALAR characters. Cached (a folder's files hold
+    the same few answers over and over; the values are immutable): 50 -> 35 us a file."""
+    if _BAD_VALUE_CHARS.search(text):
         return False, None
     if raw and (_DIGITS.fullmatch(text) or _INT.fullmatch(text) or _FLOAT.fullmatch(text)):
         return True, text  # identifiers keep their text: subject 007 stays "007"
@@ -166,6 +176,20 @@ def _scalar(text: str, raw: bool) -> tuple[bool, Any]:
     if _DATE.fullmatch(text):
         return True, text  # a date reads back as the same text, valid or not
     return False, None
+
+
+def _key(text: str) -> str | None:
+    """A key as the full loader reads it (``01`` is ``1``), or None outside the subset."""
+    return None if len(text) > MAX_SCALAR else _short_key(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _short_key(text: str) -> str | None:
+    if not _KEY_TEXT.fullmatch(text) or text in _NULL_OR_BOOL:
+        return None
+    if text[0].isdigit() and text.isdigit():
+        return str(int(text))
+    return text
 
 
 def load_yaml(text: str) -> Located | None:
@@ -185,11 +209,10 @@ def load_yaml(text: str) -> Located | None:
         m = _LINE.fullmatch(line)
         if m is None:
             return None
-        lead, key, raw_value = len(m.group(1)), m.group(2), m.group(3)
-        if len(key) > MAX_SCALAR or not _KEY_TEXT.fullmatch(key) or key in _NULL_OR_BOOL:
+        lead, raw_value = len(m.group(1)), m.group(3)
+        key = _key(m.group(2))
+        if key is None:
             return None
-        if key[0].isdigit() and key.isdigit():
-            key = str(int(key))
         if lead == 0:
             if nested is not None and not nested:
                 return None
