@@ -78,18 +78,16 @@ def held_scales(
     how many records name each. A large table of one scale (the table engine's) is known by
     its header, without reading its rows: its count is None. Records that name no scale or
     an unknown one are not counted."""
+    from ketascore.readers import walk_files
+
     if isinstance(paths, str | Path):
         paths = [paths]
     paths = [str(p) for p in paths]
-    if (options is None or options == ReadOptions()) and input_format in (None, "csv"):
-        from ketascore.readers import walk_files
-
-        walk = list(walk_files(paths, include, exclude))
-        files = [f for f in walk if isinstance(f, str) and f != "-"]
-        if files and len(files) == len(walk):
-            found = table_sources(files, None, max_file_size=max_file_size)
-            if found is not None:
-                return {found[1].id: None}
+    custom = options is not None and options != ReadOptions()
+    files = table_candidates(list(walk_files(paths, include, exclude)), input_format, custom)
+    found = table_sources(files, None, max_file_size=max_file_size) if files else None
+    if found is not None:
+        return {found[1].id: None}
     read = read_answers(
         paths,
         input_format=input_format,
@@ -306,6 +304,19 @@ class ScoreRun:
         self.close()
 
 
+def table_candidates(
+    walk: list[str | Issue], input_format: str | None, custom_options: bool
+) -> list[str] | None:
+    """The files walked (``readers.walk_files``), when the table engine may read them: no
+    folder issue among them, no standard input, CSV or the format left to the extensions,
+    and no clinical-format settings (which only the readers follow); else None.
+    (``table_sources`` then looks at each file.)"""
+    files = [w for w in walk if isinstance(w, str)]
+    if custom_options or input_format not in (None, "csv") or "-" in files:
+        return None
+    return files if len(files) == len(walk) else None
+
+
 def table_sources(
     files: list[str],
     scale: Scale | None,
@@ -395,13 +406,9 @@ def score_paths(
     paths = [str(p) for p in paths]
     walk = list(walk_files(paths, include, exclude))
     files = [w for w in walk if isinstance(w, str)]
-    walk_issues = [w for w in walk if not isinstance(w, str)]
     tabular = (
         engine != "record"
-        and not custom_options
-        and input_format in (None, "csv")
-        and "-" not in files
-        and not walk_issues
+        and table_candidates(walk, input_format, custom_options) is not None
         and (engine == "table" or len(files) == 1)
     )
     known = ScaleSet([scale] if scale is not None else [])

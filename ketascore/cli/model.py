@@ -388,9 +388,13 @@ def _from_scale(
 
 def _one_table(paths: list[str]) -> bool:
     """Whether the input is one table file (CSV, Parquet or SAS transport), which without
-    --scale is analysed as a long table."""
-    tables = (".csv", ".tsv", ".tab", ".txt", ".parquet", ".xpt")
-    return len(paths) == 1 and Path(paths[0]).suffix.lower() in tables and Path(paths[0]).is_file()
+    --scale is analysed as a long table: one path that is no folder, no standard input and
+    no YAML or JSON answer document."""
+    from ketascore.readers.base import EXTENSIONS
+
+    if len(paths) != 1 or paths[0] == "-" or Path(paths[0]).is_dir():
+        return False
+    return EXTENSIONS.get(Path(paths[0]).suffix.lower()) not in ("yaml", "json", "jsonl")
 
 
 def _from_table(
