@@ -5,6 +5,7 @@ Each command lives in its own module of this package and registers itself on ``c
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from typing import Any
@@ -14,8 +15,26 @@ import click
 from ketascore import __version__
 from ketascore.cli.common import Exit, missing_extra
 
+# pydantic looks for plugins among the entry points of every installed distribution the
+# first time a model is built: tens of milliseconds of a command that takes a few hundred.
+# The command line has no use for them (set the variable yourself to decide otherwise).
+os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+
+# The commands, each in the module of this package of the same name, where it registers
+# itself on `cli`. A command's module is imported when the command is run (`--help` imports
+# them all to list them), so that `ketascore score` does not import the others.
+COMMANDS = ("change", "clinic", "model", "plot", "report", "scales", "score", "sql")
+
 
 class KetascoreGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            importlib.import_module(f"ketascore.cli.{cmd_name}")
+        return self.commands.get(cmd_name)
+
     def invoke(self, ctx: click.Context) -> Any:
         own = ctx.params.get("traceback") and not os.environ.get("KETASCORE_TRACEBACK")
         try:
@@ -140,16 +159,3 @@ def _leave(code: Any) -> None:
     with contextlib.suppress(OSError, ValueError):
         sys.stderr.flush()
     os._exit(code)
-
-
-# Commands register themselves on `cli` when their module is imported.
-from ketascore.cli import (  # noqa: E402, F401
-    change,
-    clinic,
-    model,
-    plot,
-    report,
-    scales,
-    score,
-    sql,
-)

@@ -38,11 +38,6 @@ from ketascore.cli.common import (
 )
 from ketascore.cli.progress import Progress, speed_hint
 
-# pydantic looks for plugins among the entry points of every installed distribution the
-# first time a model is built: tens of milliseconds of a command that takes a few hundred.
-# The command line has no use for them (set the variable yourself to decide otherwise).
-os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
-
 ENGINES = {"auto": "auto", "python": "auto", "record": "record", "duckdb": "table"}
 
 
