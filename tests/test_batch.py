@@ -139,6 +139,20 @@ def test_no_progress_bar_when_piped(tmp_path: Path, runner: CliRunner) -> None:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def started_workers(pid: int, timeout: float = 30) -> None:
+    """Wait until the process ``pid`` has child processes (its workers), as Linux lists
+    them; elsewhere, a while. (A fixed wait interrupted a command still starting up on a
+    busy machine, before it had any worker to stop.)"""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    if not children.exists():
+        time.sleep(0.7)
+        return
+    deadline = time.monotonic() + timeout
+    while not children.read_text().split():
+        assert time.monotonic() < deadline, "the command started no worker"
+        time.sleep(0.02)
+
+
 def test_ctrl_c_stops_workers_with_130_and_no_output_file(tmp_path: Path) -> None:
     folder = make_folder(tmp_path / "data", 8000)
     target = tmp_path / "out.json"
@@ -149,7 +163,7 @@ def test_ctrl_c_stops_workers_with_130_and_no_output_file(tmp_path: Path) -> Non
         cwd=ROOT,
         preexec_fn=as_a_terminal_starts_it,
     )
-    time.sleep(0.7)
+    started_workers(proc.pid)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
