@@ -132,3 +132,35 @@ def test_a_reader_that_goes_away_is_not_an_error() -> None:
     proc.wait(timeout=120)
     assert proc.returncode == 0
     assert "Traceback" not in err and "Exception ignored" not in err
+
+
+INTERRUPTED_AT_START = """
+import sys
+
+
+class CtrlC:  # Ctrl-C pressed while the command line's modules are being imported
+    def find_spec(self, name, path=None, target=None):
+        if name == "click":
+            raise KeyboardInterrupt
+
+
+sys.meta_path.insert(0, CtrlC())
+from ketascore.launch import main
+
+main()
+"""
+
+
+def test_ctrl_c_while_starting_up_is_exit_130_without_a_traceback() -> None:
+    """The console script (``ketascore.launch``) takes charge of Ctrl-C before it imports
+    the command line: pressed in the first tenth of a second, it ends the command as it
+    does later, not with a traceback."""
+    proc = subprocess.run(
+        [sys.executable, "-c", INTERRUPTED_AT_START, "score", "x.yaml"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert proc.returncode == 130
+    assert proc.stderr == "Interrupted.\n"
