@@ -378,6 +378,35 @@ def test_a_fault_of_our_own_is_not_taken_for_input_duckdb_cannot_read(
         run.write("csv", tmp_path / "out.csv")
 
 
+def test_ctrl_c_during_the_query_is_an_interrupt(
+    monkeypatch: Any, runner: Any, tmp_path: Path
+) -> None:
+    """Ctrl-C while DuckDB runs the query reaches Python in the function DuckDB calls with
+    each batch, and DuckDB reports it as that function's error: the command still says
+    "Interrupted." and exits with 130, as elsewhere, and writes no output (it said
+    "internal error ... This is a bug in ketascore", exit 3)."""
+    import signal
+
+    keep = table._Tally.keep
+
+    def pressed(self: Any, kept: Any, code: Any, key: Any, errors: Any, issues: Any) -> Any:
+        signal.raise_signal(signal.SIGINT)  # (the handler runs here, as a real Ctrl-C would)
+        return keep(self, kept, code, key, errors, issues)
+
+    monkeypatch.setattr(table._Tally, "keep", pressed)
+    # (Python's own handler, which the command line has; a test runner may have another)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        out = tmp_path / "out.csv"
+        args = ["score", str(STUDY), "--scale", "madrs", "--engine", "duckdb", "-o", str(out)]
+        got = runner.invoke(cli, args)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert got.exit_code == 130, got.output
+    assert "Interrupted." in got.stderr and "internal error" not in got.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 _HEADER_TEXT = st.text(alphabet="sSuVvIiTt_1 \t\xa0\ufeffÄä", max_size=6)
 _CELL = _HEADER_TEXT | st.sampled_from(
     [" SUBJECT", "subject\xa0", "\ufeffsubject", " \ufeffsubject", "Visit ", "vIsIt\t", "vısıt"]

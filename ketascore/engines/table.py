@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import itertools
 import os
+import signal
 import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
@@ -557,6 +558,32 @@ def _engine_errors() -> Iterator[None]:
         raise TableEngineError(f"DuckDB could not read the input: {exc}") from None
 
 
+@contextlib.contextmanager
+def _interrupts_seen() -> Iterator[list[bool]]:
+    """A list that holds True once Ctrl-C came in the block (where Python's own handler
+    is in place, in the main thread). Python raises the interrupt in whatever Python code
+    runs at the time, and during a pass that is the function DuckDB calls with each batch:
+    DuckDB then reports an error of that function, and this tells that it was the user's
+    interrupt."""
+    seen: list[bool] = []
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield seen
+        return
+
+    def interrupted(signum: int, frame: Any) -> None:
+        seen.append(True)
+        signal.default_int_handler(signum, frame)
+
+    signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield seen
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 class TableMemoryError(TableEngineError):
     """DuckDB ran out of memory under its limit."""
 
@@ -877,7 +904,12 @@ class TableRun:
         issues = f"CAST(CASE WHEN {listed} THEN len({codes}) ELSE 0 END AS INTEGER)"
         counted = f"({query}) WHERE {name}({keep}, {code}, {key}, {errors}, {issues})"
         try:
-            self.con.execute(into.format(counted)).fetchall()
+            with _interrupts_seen() as interrupts:
+                self.con.execute(into.format(counted)).fetchall()
+        except duckdb.Error:
+            if interrupts:  # (DuckDB's report of the KeyboardInterrupt raised in tally.keep)
+                raise KeyboardInterrupt from None
+            raise
         finally:
             self.con.remove_function(name)
         tally.count()
