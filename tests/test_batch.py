@@ -153,22 +153,37 @@ def started_workers(pid: int, timeout: float = 30) -> None:
         time.sleep(0.02)
 
 
-def test_ctrl_c_stops_workers_with_130_and_no_output_file(tmp_path: Path) -> None:
-    folder = make_folder(tmp_path / "data", 8000)
+@pytest.fixture(scope="module")
+def folder_8000(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_folder(tmp_path_factory.mktemp("folder") / "data", 8000)
+
+
+@pytest.mark.parametrize(
+    "sig, code, said",
+    [(signal.SIGINT, 130, "Interrupted."), (signal.SIGTERM, 143, "Terminated.")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_an_interrupt_stops_workers_and_leaves_no_output_file(
+    folder_8000: Path, tmp_path: Path, sig: int, code: int, said: str
+) -> None:
+    """Ctrl-C, or SIGTERM (`kill`, a job scheduler's time limit), while the workers score a
+    folder: the command stops them, removes what it was writing and says so, with 130 or
+    143. (SIGTERM killed the command on the spot and left a hidden .part file behind.)"""
     target = tmp_path / "out.json"
+    command = ["score", str(folder_8000), "-j", "2", "-o", str(target)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ketascore.cli", "score", str(folder), "-j", "2", "-o", str(target)],
+        [sys.executable, "-m", "ketascore.cli", *command],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         cwd=ROOT,
         preexec_fn=as_a_terminal_starts_it,
     )
     started_workers(proc.pid)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert not target.exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+    assert proc.returncode == code, err
+    assert said in err.decode()
+    assert list(tmp_path.iterdir()) == []
 
 
 # --------------------------------------------------------------------------------------

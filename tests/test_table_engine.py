@@ -378,32 +378,40 @@ def test_a_fault_of_our_own_is_not_taken_for_input_duckdb_cannot_read(
         run.write("csv", tmp_path / "out.csv")
 
 
-def test_ctrl_c_during_the_query_is_an_interrupt(
-    monkeypatch: Any, runner: Any, tmp_path: Path
+@pytest.mark.parametrize(
+    "name, code, said", [("SIGINT", 130, "Interrupted."), ("SIGTERM", 143, "Terminated.")]
+)
+def test_an_interrupt_during_the_query_ends_the_command(
+    monkeypatch: Any, runner: Any, tmp_path: Path, name: str, code: int, said: str
 ) -> None:
-    """Ctrl-C while DuckDB runs the query reaches Python in the function DuckDB calls with
-    each batch, and DuckDB reports it as that function's error: the command still says
-    "Interrupted." and exits with 130, as elsewhere, and writes no output (it said
-    "internal error ... This is a bug in ketascore", exit 3)."""
+    """Ctrl-C (or SIGTERM) while DuckDB runs the query reaches Python in the function
+    DuckDB calls with each batch, and DuckDB reports it as that function's error: the
+    command still ends as it does elsewhere ("Interrupted.", 130; "Terminated.", 143) and
+    writes no output, not even a partial file. (It said "internal error ... This is a bug
+    in ketascore", exit 3.)"""
     import signal
 
+    sig = getattr(signal, name)
     keep = table._Tally.keep
 
     def pressed(self: Any, kept: Any, code: Any, key: Any, errors: Any, issues: Any) -> Any:
-        signal.raise_signal(signal.SIGINT)  # (the handler runs here, as a real Ctrl-C would)
+        signal.raise_signal(sig)  # (the handler runs here, as it would for a real signal)
         return keep(self, kept, code, key, errors, issues)
 
     monkeypatch.setattr(table._Tally, "keep", pressed)
-    # (Python's own handler, which the command line has; a test runner may have another)
+    # (Python's own handlers, which the command line starts with; a test runner may differ)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         out = tmp_path / "out.csv"
         args = ["score", str(STUDY), "--scale", "madrs", "--engine", "duckdb", "-o", str(out)]
         got = runner.invoke(cli, args)
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # (the command's, undone)
     finally:
         signal.signal(signal.SIGINT, previous)
-    assert got.exit_code == 130, got.output
-    assert "Interrupted." in got.stderr and "internal error" not in got.stderr
+        signal.signal(signal.SIGTERM, before)
+    assert got.exit_code == code, got.output
+    assert said in got.stderr and "internal error" not in got.stderr
     assert list(tmp_path.iterdir()) == []
 
 

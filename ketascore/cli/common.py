@@ -24,6 +24,7 @@ class Exit(enum.IntEnum):
     USAGE = 2  # bad option, unknown scale, unusable scale file
     INTERNAL = 3  # a bug in ketascore
     INTERRUPTED = 130
+    TERMINATED = 143  # SIGTERM (a job scheduler's time limit, `kill`): 128 + 15
 
 
 class UsageError(click.ClickException):

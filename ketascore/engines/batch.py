@@ -257,6 +257,8 @@ def _worker_init(settings: Settings, stop: Any = None) -> None:
     _WORKER_STOP = stop
     gc.disable()  # a worker keeps nothing between chunks: reference counting frees it all
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # (not the command's handler, forked)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
 
 
 def merge(files: Iterable[FileScore], chosen: Scale | None = None) -> BatchResult:
@@ -428,7 +430,15 @@ def _score_files(
         jobs, mp_context=context, initializer=_worker_init, initargs=(settings, stop)
     )
     try:
-        futures = [pool.submit(_score_chunk, paths[:])]
+        # (the first submit forks every worker: a signal whose handler raises while
+        # Python runs its fork handlers is "ignored", and the command would go on, so
+        # Ctrl-C and SIGTERM wait until the workers are there; each unblocks them)
+        held = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            futures = [pool.submit(_score_chunk, paths[:])]
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
         pending: list[str] = []
         for item in source:
             seq.append(item)

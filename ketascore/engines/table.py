@@ -559,29 +559,36 @@ def _engine_errors() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _interrupts_seen() -> Iterator[list[bool]]:
-    """A list that holds True once Ctrl-C came in the block (where Python's own handler
-    is in place, in the main thread). Python raises the interrupt in whatever Python code
-    runs at the time, and during a pass that is the function DuckDB calls with each batch:
-    DuckDB then reports an error of that function, and this tells that it was the user's
-    interrupt."""
-    seen: list[bool] = []
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    ):
+def _interrupts_seen() -> Iterator[list[BaseException]]:
+    """The interrupts raised in the block by Python handlers of SIGINT and SIGTERM (Ctrl-C;
+    the command line's handler of SIGTERM), in the main thread. Python raises them in
+    whatever Python code runs at the time, and during a pass that is the function DuckDB
+    calls with each batch: DuckDB then reports an error of that function, and this tells
+    which interrupt it was."""
+    seen: list[BaseException] = []
+    if threading.current_thread() is not threading.main_thread():
         yield seen
         return
+    handlers: dict[int, Any] = {
+        sig: handler
+        for sig in (signal.SIGINT, signal.SIGTERM)
+        if callable(handler := signal.getsignal(sig))
+    }
 
-    def interrupted(signum: int, frame: Any) -> None:
-        seen.append(True)
-        signal.default_int_handler(signum, frame)
+    def noted(signum: int, frame: Any) -> None:
+        try:
+            handlers[signum](signum, frame)
+        except BaseException as exc:
+            seen.append(exc)
+            raise
 
-    signal.signal(signal.SIGINT, interrupted)
+    for sig in handlers:
+        signal.signal(sig, noted)
     try:
         yield seen
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
 
 
 class TableMemoryError(TableEngineError):
@@ -906,9 +913,11 @@ class TableRun:
         try:
             with _interrupts_seen() as interrupts:
                 self.con.execute(into.format(counted)).fetchall()
-        except duckdb.Error:
-            if interrupts:  # (DuckDB's report of the KeyboardInterrupt raised in tally.keep)
-                raise KeyboardInterrupt from None
+        except Exception:
+            # (DuckDB's report of the interrupt, raised in tally.keep, or DuckDB's own
+            # "Query interrupted" when it noticed the signal itself)
+            if interrupts:
+                raise interrupts[0] from None
             raise
         finally:
             self.con.remove_function(name)
