@@ -9,6 +9,7 @@ byte for byte, whatever the number of workers.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import signal
@@ -249,6 +250,22 @@ def _score_chunk(paths: list[str]) -> list[FileScore]:
     return out
 
 
+_INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM delivered only after the block (where the system can hold them)."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)
+
+
 def _worker_init(settings: Settings, stop: Any = None) -> None:
     import gc
 
@@ -258,7 +275,8 @@ def _worker_init(settings: Settings, stop: Any = None) -> None:
     gc.disable()  # a worker keeps nothing between chunks: reference counting frees it all
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # (not the command's handler, forked)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    if hasattr(signal, "pthread_sigmask"):  # (forked while they were held: _interrupts_held)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)
 
 
 def merge(files: Iterable[FileScore], chosen: Scale | None = None) -> BatchResult:
@@ -433,12 +451,8 @@ def _score_files(
         # (the first submit forks every worker: a signal whose handler raises while
         # Python runs its fork handlers is "ignored", and the command would go on, so
         # Ctrl-C and SIGTERM wait until the workers are there; each unblocks them)
-        held = {signal.SIGINT, signal.SIGTERM}
-        signal.pthread_sigmask(signal.SIG_BLOCK, held)
-        try:
+        with _interrupts_held():
             futures = [pool.submit(_score_chunk, paths[:])]
-        finally:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
         pending: list[str] = []
         for item in source:
             seq.append(item)

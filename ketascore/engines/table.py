@@ -910,6 +910,7 @@ class TableRun:
         errors = f"CAST(CASE WHEN {listed} THEN {errors} ELSE 0 END AS INTEGER)"
         issues = f"CAST(CASE WHEN {listed} THEN len({codes}) ELSE 0 END AS INTEGER)"
         counted = f"({query}) WHERE {name}({keep}, {code}, {key}, {errors}, {issues})"
+        interrupts: list[BaseException] = []
         try:
             with _interrupts_seen() as interrupts:
                 self.con.execute(into.format(counted)).fetchall()
