@@ -4,8 +4,13 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
+
+# The signals a command takes as an interrupt (Ctrl-C; SIGTERM, which the command line turns
+# into one): the workers' fork holds them, the table engine's pass tells them from its errors.
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 
 
 def duckdb_config(

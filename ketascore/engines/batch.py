@@ -23,6 +23,7 @@ from ketascore.core.issues import Issue
 from ketascore.core.library import ScaleSet
 from ketascore.core.records import AnswerRecord, ScoreResult, Source
 from ketascore.core.scale import Scale
+from ketascore.engines import INTERRUPTS
 from ketascore.engines.record import (
     answers_key,
     check_across_visits,
@@ -250,20 +251,17 @@ def _score_chunk(paths: list[str]) -> list[FileScore]:
     return out
 
 
-_INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
-
-
 @contextlib.contextmanager
 def _interrupts_held() -> Iterator[None]:
     """Ctrl-C and SIGTERM delivered only after the block (where the system can hold them)."""
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
-    signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
+    signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPTS)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)
 
 
 def _worker_init(settings: Settings, stop: Any = None) -> None:
@@ -276,7 +274,7 @@ def _worker_init(settings: Settings, stop: Any = None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # (not the command's handler, forked)
     if hasattr(signal, "pthread_sigmask"):  # (forked while they were held: _interrupts_held)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)
 
 
 def merge(files: Iterable[FileScore], chosen: Scale | None = None) -> BatchResult:

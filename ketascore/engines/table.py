@@ -50,6 +50,7 @@ from ketascore.core.values import (
     sql_text,
     strip,
 )
+from ketascore.engines import INTERRUPTS
 from ketascore.engines.sql import ColumnMap, SqlError, compile_scale, plan_columns, quote
 
 INTEGER_TYPES = (
@@ -570,9 +571,7 @@ def _interrupts_seen() -> Iterator[list[BaseException]]:
         yield seen
         return
     handlers: dict[int, Any] = {
-        sig: handler
-        for sig in (signal.SIGINT, signal.SIGTERM)
-        if callable(handler := signal.getsignal(sig))
+        sig: handler for sig in INTERRUPTS if callable(handler := signal.getsignal(sig))
     }
 
     def noted(signum: int, frame: Any) -> None:
