@@ -240,6 +240,13 @@ class ScoreRun:
             return self.table.results()  # type: ignore[no-any-return]
         return iter(self._results or [])
 
+    def texts(self, render: Callable[[ScoreResult], str]) -> Iterator[str]:
+        """``render(result)`` of each result, in order: the table engine's query writes
+        most of them itself (``TableRun.texts``)."""
+        if self._scored():
+            return self.table.texts(render)  # type: ignore[no-any-return]
+        return map(render, self._results or [])
+
     def problem_results(self, limit: int) -> list[ScoreResult]:
         """The first ``limit`` results with an issue."""
         if self._scored():

@@ -43,6 +43,56 @@ def test_every_output_is_the_record_engines(runner: Any, fmt: str) -> None:
     assert outputs[0] == outputs[1]
 
 
+def _jsonl(runner: Any, path: Path, engine: str, *args: str) -> list[str]:
+    result = runner.invoke(
+        cli, ["score", str(path), "--engine", engine, "--format", "jsonl", *args]
+    )
+    assert result.exit_code in (0, 1), result.output
+    return [line for line in result.stdout.splitlines() if '"type": "provenance"' not in line]
+
+
+def test_json_lines_written_by_the_query_are_the_record_engines(
+    runner: Any, tmp_path: Path
+) -> None:
+    """The table engine's query writes the JSON line of a row without an issue itself:
+    the same text as Python's encoder for every kind of carried column (floats with NaN,
+    infinity, -0.0 and 1e20, a 32-bit and a 16-bit float, DECIMAL, booleans, dates,
+    timestamps, an all-null column) and for texts JSON escapes (quotes, backslashes,
+    non-ASCII, a control character, which DuckDB escapes in capitals: such a row is written
+    by Python)."""
+    import datetime
+    import decimal
+
+    n = 12
+    subjects = ['S"1', "S\\2", "Søren", "S\x1f4", "S 5", "S/6", *(f"S{k}" for k in range(6, n))]
+    items = {f"phq9_{k}": [k % 4] * n for k in range(1, 10)}
+    items["phq9_3"] = [None, *([2] * (n - 1))]  # (one answer missing: prorated)
+    floats = [0.1, -0.0, 3.0, 1e20, float("nan"), float("inf"), float("-inf"), None, 2.5e-7]
+    floats += [1 / 3] * (n - len(floats))
+    frame = pa.table(
+        {
+            "subject": subjects,
+            "visit": ["baseline"] * n,
+            **items,
+            "weight": pa.array(floats, pa.float64()),
+            "narrow": pa.array([0.1] * n, pa.float32()),
+            "half": pa.array([1.5] * n, pa.float16()) if hasattr(pa, "float16") else [1.5] * n,
+            "dose": pa.array([decimal.Decimal("12.50"), None] * (n // 2), pa.decimal128(9, 2)),
+            "count": pa.array(list(range(-2, n - 2)), pa.int64()),
+            "ok": pa.array([True, False, None] * (n // 3), pa.bool_()),
+            "born": pa.array([datetime.date(1980, 1, 2)] * n, pa.date32()),
+            "seen": pa.array([datetime.datetime(2024, 5, 6, 7, 8, 9)] * n, pa.timestamp("us")),
+            "nothing": pa.array([None] * n, pa.null()),
+            "arm": ["ketamine", 'the "other"', "é", "", None, " x "] * (n // 6),
+        }
+    )
+    path = tmp_path / "typed.parquet"
+    pq.write_table(frame, path)
+    record = _jsonl(runner, path, "record", "--scale", "phq9")
+    assert _jsonl(runner, path, "duckdb", "--scale", "phq9") == record
+    assert len(record) == n and '"weight": 1e+20' in record[3] and "\\u001f" in record[3]
+
+
 def test_files_provenance_and_parquet(runner: Any, tmp_path: Path) -> None:
     out = tmp_path / "scores.csv"
     result = runner.invoke(

@@ -6,9 +6,10 @@ import contextlib
 import enum
 import functools
 import gc
+import itertools
 import math
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -303,9 +304,9 @@ def lines_writer(text_or_lines: Any) -> Callable[[Any], None]:
     def write(fh: Any) -> None:
         if isinstance(text_or_lines, str):
             fh.write(text_or_lines)
-        else:
-            for line in text_or_lines:
-                fh.write(line)
+            return
+        for chunk in _chunks(text_or_lines):
+            fh.write(chunk)
 
     return write
 
@@ -326,13 +327,22 @@ def write_outputs(outputs: list[Any]) -> None:
         ) from None
 
 
+def _chunks(lines: Iterable[str]) -> Iterator[str]:
+    """The lines joined a thousand at a time: a write for each line (and, on standard
+    output, a flush) took a fifth of a 1M-row JSON Lines file and half of its output on
+    standard output."""
+    lines = iter(lines)
+    while chunk := list(itertools.islice(lines, 1024)):
+        yield "".join(chunk)
+
+
 def echo_out(text_or_lines: Any) -> None:
     """Write text (or an iterable of lines) to standard output."""
     if isinstance(text_or_lines, str):
         click.echo(text_or_lines, nl=False)
     else:
-        for line in text_or_lines:
-            click.echo(line, nl=False)
+        for chunk in _chunks(text_or_lines):
+            click.echo(chunk, nl=False)
 
 
 def emit(text_or_lines: Any, output: Path | None, inputs: list[str]) -> None:

@@ -296,7 +296,7 @@ def _write(
     elif fmt == "json":
         content = out.score_json_stream(run.results(), run.issues, run.summary, provenance)
     elif fmt == "jsonl":
-        content = out.score_jsonl(run.results(), run.issues, provenance)
+        content = out.score_jsonl(run.texts(out.score_line), run.issues, provenance)
     elif fmt == "csv":
         results = list(run.results())
         content = out.score_csv(results, run.issues, escape_formulas=escape)

@@ -4,7 +4,8 @@ of the scale, inside DuckDB (embedded, multi-threaded, larger than memory).
 A run reads its sources as one table and scores every row with the query of
 ``ketascore.engines.sql`` into a temporary table. When a subject and visit repeat, it
 scores again, merging the rows as the record engine merges records. The output is written
-straight from DuckDB (CSV, Parquet) or handed over result by result.
+straight from DuckDB (CSV, Parquet), line by line by the query (JSON Lines: ``texts``) or
+handed over result by result.
 
 The messages are the record path's own: the rows that carry an issue, and the rows the
 readers report (ragged, without subject or visit, with an unusable date or day), are found
@@ -24,6 +25,7 @@ import contextlib
 import hashlib
 import itertools
 import os
+import re
 import signal
 import tempfile
 import threading
@@ -1227,13 +1229,7 @@ class TableRun:
             elif name in numbers or kind == "decimal":
                 if kind == "decimal":  # (the readers carry a DECIMAL as a number)
                     col = f"CAST({col} AS DOUBLE)"
-                whole = (
-                    f"CASE WHEN abs({col}) < 1e15 THEN CAST(CAST({col} AS BIGINT) AS VARCHAR) "
-                    f"ELSE CAST(CAST({col} AS HUGEINT) AS VARCHAR) END"
-                )
-                cell = (
-                    f"CASE WHEN {col} = floor({col}) THEN {whole} ELSE CAST({col} AS VARCHAR) END"
-                )
+                cell = _number_text(col)
             elif name in plain or kind == "boolean":
                 cell = col
             elif not escape:
@@ -1254,14 +1250,31 @@ class TableRun:
         self.materialize()
         return self._results("_ks_kept")
 
-    def _results(self, where: str, ordered: bool = False) -> Iterator[ScoreResult]:
+    def texts(self, render: Callable[[ScoreResult], str]) -> Iterator[str]:
+        """``render(result)`` of each result in input order (a line of JSON Lines output).
+        The text of a row without an issue is written by the query itself (``_texts``); the
+        rows with an issue, and the few whose text the query cannot write, become results
+        and are rendered."""
+        self.materialize()
+        return self._results("_ks_kept", render=render)
+
+    def _results(
+        self,
+        where: str,
+        ordered: bool = False,
+        render: Callable[[ScoreResult], Any] | None = None,
+    ) -> Iterator[Any]:
         """The results of the scored table's rows that ``where`` (SQL) keeps, in order: a
         scan with a plain filter keeps the table's order; ``ordered``, for a ``where`` that
         joins (a subquery), sorts them (a parallel join does not keep it: the issues listed
-        of a 1M-row CSV were out of order, the first at its 136,435th line, not its 8,331st)."""
+        of a 1M-row CSV were out of order, the first at its 136,435th line, not its 8,331st).
+        With ``render``, each result's ``render(result)`` instead."""
         names = [quote(c) for c in self.columns]
         na = [f"_ks_na_{n}" for n in range(len(self.scale.scores))]
         extra = ", _ks_order, _ks_copies" if self.merged else ""
+        text = self._texts(render) if render is not None else None
+        if text is not None:
+            extra += f", {text} AS _ks_text"
         query = (
             f"SELECT rowid, _ks_file, {', '.join(names + na)}{extra} FROM {self.table} "
             f"WHERE {where}"
@@ -1272,10 +1285,99 @@ class TableRun:
         rows = _SourceRows(self)
         make = _ResultMaker(self.scale, [c for c in self.carried if c in self.columns])
         with contextlib.closing(rows):
-            yield from self._made(reader, rows, make)
+            made = self._made(reader, rows, make, render)
+            if render is None:
+                yield from made
+            else:  # (the texts the query wrote, and the other results rendered)
+                yield from (r if type(r) is str else render(r) for r in made)
 
-    def _made(self, reader: Any, rows: _SourceRows, make: _ResultMaker) -> Iterator[ScoreResult]:
-        """The results of the rows of the query's batches, in order."""
+    def _texts(self, render: Callable[[ScoreResult], str]) -> str | None:
+        """The SQL of ``render``'s text of a row without an issue (NULL where the query
+        cannot write it: a text holding a character JSON escapes in hexadecimal, which
+        DuckDB writes in capitals), or None for a run whose texts Python writes (a source
+        whose line numbers are known only by reading it; a carried column of a type other
+        than text or integer).
+
+        The keys, their order and every constant are ``render``'s own: it renders a result
+        whose values are placeholders, and the query puts each column's JSON in place of
+        its placeholder (a number as the CSV output writes it, which is Python's text of
+        the number; a text by DuckDB's ``to_json``)."""
+        shifts = _line_shifts(self)
+        kinds = self.layout.kinds
+        carried = {c: _carried_json(quote(c), kinds.get(c) or "null") for c in self.carried}
+        if None in shifts:
+            return None
+        cells: list[str] = []
+
+        def slot(sql: str) -> Any:
+            cells.append(sql)
+            return f"\x00{len(cells) - 1}\x00"
+
+        def text(col: str) -> Any:
+            return slot(f"COALESCE(CAST(to_json({col}) AS VARCHAR), 'null')")
+
+        def number(col: str) -> Any:
+            return slot(f"COALESCE({_number_text(col)}, 'null')")
+
+        def listed(ids: Sequence[str]) -> str:
+            return ", ".join(sql_text(i) for i in ids)
+
+        scale = self.scale
+        scores = [r.id for r in scale.scores]
+        n_files = len(self.sources)
+        at = "_ks_order" if self.merged else "rowid"
+        file = f"[{listed([s.name for s in self.sources])}][_ks_file + 1]"
+        line = (
+            f"CAST({at} - [{', '.join(map(str, self.offsets[:n_files]))}][_ks_file + 1] "
+            f"+ [{', '.join(str(s) for s in shifts)}][_ks_file + 1] AS VARCHAR)"
+        )
+        flags = (
+            "CASE WHEN flags IS NULL OR flags = '' THEN '[]' ELSE "
+            "'[' || replace(CAST(to_json(flags) AS VARCHAR), ';', '\", \"') || ']' END"
+        )
+        not_applicable = [
+            f"CASE WHEN _ks_na_{n} THEN CAST(to_json({sql_text(s)}) AS VARCHAR) END"
+            for n, s in enumerate(scores)
+        ]
+        template = ScoreResult(
+            text("subject"),
+            text("visit"),
+            scale.id,
+            scale.version,
+            text("date"),
+            number("day"),
+            {s: number(quote(s)) for s in scores},
+            {s: text(quote(f"{s}_band")) for s in scores},
+            {s: slot(f"CAST({quote(f'{s}_items_answered')} AS VARCHAR)") for s in scores},
+            {
+                s: slot(f"CASE WHEN {quote(f'{s}_prorated')} THEN 'true' ELSE 'false' END")
+                for s in scores
+            },
+            slot(flags),
+            {c.id: text(quote(c.id)) for c in scale.classifications},
+            slot(f"'[' || concat_ws(', ', {', '.join(not_applicable)}) || ']'"),
+            [],
+            Source(text(file), slot(line)),
+            {c: slot(sql) for c, sql in carried.items() if c in self.columns},
+        )
+        parts = re.split(r'"\\u0000(\d+)\\u0000"', render(template))
+        if sorted(int(n) for n in parts[1::2]) != list(range(len(cells))):
+            return None  # (render wrote a value otherwise than as it is: Python writes all)
+        pieces = [
+            sql_text(part) if i % 2 == 0 else cells[int(part)] for i, part in enumerate(parts)
+        ]
+        joined = "(" + " || ".join(p for p in pieces if p != "''") + ")"
+        return f"CASE WHEN contains({joined}, '\\u00') THEN NULL ELSE {joined} END"
+
+    def _made(
+        self,
+        reader: Any,
+        rows: _SourceRows,
+        make: _ResultMaker,
+        render: Callable[[ScoreResult], Any] | None = None,
+    ) -> Iterator[Any]:
+        """The results of the rows of the query's batches, in order (or, where the query
+        wrote a row's text, ``_ks_text``, that text)."""
         names, offsets = [s.name for s in self.sources], self.offsets
         for batch in reader:
             # (a batch's columns as lists, zipped into rows: a dict per row costs more)
@@ -1284,7 +1386,13 @@ class TableRun:
             files = columns["_ks_file"].to_pylist()
             issues = columns["issues"].to_pylist()
             copies = columns["_ks_copies"].to_pylist() if self.merged else [1] * len(order)
-            values = zip(*(columns[c].to_pylist() for c in make.names), strict=True)
+            texts = columns["_ks_text"].to_pylist() if "_ks_text" in columns else None
+            if texts is None:
+                values: Iterable[Any] = zip(
+                    *(columns[c].to_pylist() for c in make.names), strict=True
+                )
+            else:  # (a row's values are read only if the query did not write its text)
+                values = range(len(order))
             # the rows merged into the batch's records, found in one query (not one a row:
             # a 1M-row CSV with 20,000 repeats took 20 s, against 2.7 s without)
             copies_of = self._copies([at for at, n in zip(order, copies, strict=True) if n > 1])
@@ -1305,8 +1413,13 @@ class TableRun:
                     yield self._explained(
                         [(f, p, *(read[f][p] if f in read else rows.at(f, p))) for f, p in places]
                     )
-                else:
+                elif texts is None:
                     yield make(row, names[file], rows.line(file, pos))
+                elif texts[row] is not None:
+                    yield texts[row]
+                else:
+                    cells = tuple(columns[c][row].as_py() for c in make.names)
+                    yield make(cells, names[file], rows.line(file, pos))
 
     def problem_results(self, limit: int) -> list[ScoreResult]:
         """The results the issues listed first come from, in order: the first ``limit``
@@ -1532,6 +1645,37 @@ class _ResultMaker:
         )
 
 
+def _number_text(col: str) -> str:
+    """The SQL of a number's text as Python writes it (``clean_number``: a whole number
+    without a decimal point; else the shortest text that reads back as the float, which
+    is also DuckDB's)."""
+    whole = (
+        f"CASE WHEN abs({col}) < 1e15 THEN CAST(CAST({col} AS BIGINT) AS VARCHAR) "
+        f"ELSE CAST(CAST({col} AS HUGEINT) AS VARCHAR) END"
+    )
+    return f"CASE WHEN {col} = floor({col}) THEN {whole} ELSE CAST({col} AS VARCHAR) END"
+
+
+def _carried_json(col: str, kind: str) -> str:
+    """The SQL of the JSON of a carried cell as the readers carry it (``_carried``): a
+    number of a float kind as Python writes the float (NaN null, infinity the text 'inf'),
+    a DECIMAL as a number, a text (a Parquet date or timestamp the reader's ISO text) as a
+    text."""
+    if kind == "integer":
+        return f"COALESCE(CAST({col} AS VARCHAR), 'null')"
+    if kind in FLOAT_KINDS:
+        return (
+            f"CASE WHEN {col} IS NULL OR {sql_is_nan(col)} THEN 'null' "
+            f"WHEN {col} - {col} = 0 THEN CAST(CAST({col} AS DOUBLE) AS VARCHAR) "
+            f"WHEN {col} > 0 THEN '\"inf\"' ELSE '\"-inf\"' END"
+        )
+    if kind == "decimal":
+        return f"COALESCE({_number_text(f'CAST({col} AS DOUBLE)')}, 'null')"
+    if kind in ("boolean", "null"):
+        return f"COALESCE(CAST(to_json({col}) AS VARCHAR), 'null')"
+    return f"COALESCE(CAST(to_json(CAST({col} AS VARCHAR)) AS VARCHAR), 'null')"
+
+
 def _carried(value: Any) -> Any:
     """A carried cell of the table as the readers carry it (``readers.fields.carried`` of
     the cell as the Parquet reader reads it: NaN blank, a Decimal a number, infinity its
@@ -1556,16 +1700,8 @@ class _SourceRows:
         self.seen: dict[int, int] = {}
         self.files: dict[int, tuple[Any, int]] = {}  # a plain source's file, its next row
         self.starts: dict[int, Any] = {}  # where each row of a plain source starts, if asked
-        self.plain = [
-            s.kind == "csv" and s.lines == size + 1
-            for s, size in zip(run.sources, run.sizes, strict=True)
-        ]
-        # what to add to a row's place for its line: a plain CSV file's rows follow its
-        # header, a table's row numbers count from 1; None: the file is read for it
-        self.shift = [
-            2 if plain else 1 if s.kind != "csv" else None
-            for s, plain in zip(run.sources, self.plain, strict=True)
-        ]
+        self.shift = _line_shifts(run)
+        self.plain = [shift == 2 for shift in self.shift]  # (a plain CSV file's)
 
     def line(self, file: int, pos: int) -> int | None:
         """The line (or row number) of the row at ``pos``."""
@@ -1610,6 +1746,17 @@ class _SourceRows:
         for fh, _ in self.files.values():
             fh.close()
         self.files.clear()
+
+
+def _line_shifts(run: TableRun) -> list[int | None]:
+    """What to add to the place of a row of each source for its line: a plain CSV file's
+    rows (a line for each row and the header: no blank lines, no rows left out, its lines
+    counted when scanned) follow its header, a table's row numbers count from 1; None: the
+    file is read for it."""
+    return [
+        2 if s.kind == "csv" and s.lines == size + 1 else 1 if s.kind != "csv" else None
+        for s, size in zip(run.sources, run.sizes, strict=True)
+    ]
 
 
 def _line_starts(path: str) -> Any:

@@ -97,15 +97,22 @@ def score_json_stream(
     )
 
 
+def score_line(result: ScoreResult) -> str:
+    """A result's line of JSON Lines output (without its line end)."""
+    return one_line({"type": "score", **result.to_dict()})
+
+
 def score_jsonl(
-    results: Iterable[ScoreResult],
+    lines: Iterable[str],
     issues: Iterable[Issue],
     provenance: dict[str, Any] | None = None,
 ) -> Iterator[str]:
+    """JSON Lines output: the provenance, the results' ``lines`` (``score_line`` of each,
+    which the table engine's query writes itself for most rows) and the issues."""
     if provenance is not None:
         yield one_line({"type": "provenance", **provenance}) + "\n"
-    for result in results:
-        yield one_line({"type": "score", **result.to_dict()}) + "\n"
+    for line in lines:
+        yield line + "\n"
     for issue in issues:
         yield one_line({"type": "issue", **issue.as_dict()}) + "\n"
 

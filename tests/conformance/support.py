@@ -343,6 +343,16 @@ def streamed_csv(path: Path, scale: Scale) -> tuple[str, dict[str, int]]:
         return target.read_text(encoding="utf-8"), run.summary()
 
 
+def table_texts(path: Path, scale: Scale) -> list[str]:
+    """The JSON Lines of the results as the table engine writes them (its query writes the
+    lines of the rows without an issue)."""
+    from ketascore.writers.tabular import score_line
+
+    with score_paths([path], scale=scale, engine="table") as run:
+        assert run.engine == "table", f"the table engine did not take {path}"
+        return list(run.texts(score_line))
+
+
 # --------------------------------------------------------------------------------------
 # What "the same" means
 

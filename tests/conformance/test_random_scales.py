@@ -18,12 +18,13 @@ from support import (
     record_results,
     streamed_csv,
     table_results,
+    table_texts,
     write_csv,
 )
 
 from ketascore.api import score_paths
 from ketascore.core.scale import Scale
-from ketascore.writers.tabular import score_csv
+from ketascore.writers.tabular import score_csv, score_line
 
 SCALES = random_scales(16)
 
@@ -42,6 +43,7 @@ def test_a_random_scale_gives_the_same_results_in_every_engine(
     with score_paths([path], scale=scale, engine="record", jobs=1) as run:
         assert summary == run.summary()
     assert text == score_csv(expected, expected_issues)
+    assert table_texts(path, scale) == [score_line(r) for r in expected]
 
 
 def test_the_random_scales_use_the_language() -> None:
