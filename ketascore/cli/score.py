@@ -294,7 +294,9 @@ def _write(
         for table in score_tables(list(run.results())):
             out_console.print(table)
     elif fmt == "json":
-        content = out.score_json_stream(run.results(), run.issues, run.summary, provenance)
+        content = out.score_json_stream(
+            run.texts(out.result_json), run.issues, run.summary, provenance
+        )
     elif fmt == "jsonl":
         content = out.score_jsonl(run.texts(out.score_line), run.issues, provenance)
     elif fmt == "csv":

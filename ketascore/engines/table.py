@@ -4,8 +4,8 @@ of the scale, inside DuckDB (embedded, multi-threaded, larger than memory).
 A run reads its sources as one table and scores every row with the query of
 ``ketascore.engines.sql`` into a temporary table. When a subject and visit repeat, it
 scores again, merging the rows as the record engine merges records. The output is written
-straight from DuckDB (CSV, Parquet), line by line by the query (JSON Lines: ``texts``) or
-handed over result by result.
+straight from DuckDB (CSV, Parquet), text by text by the query (JSON Lines and JSON:
+``texts``) or handed over result by result.
 
 The messages are the record path's own: the rows that carry an issue, and the rows the
 readers report (ragged, without subject or visit, with an unusable date or day), are found
@@ -1251,10 +1251,10 @@ class TableRun:
         return self._results("_ks_kept")
 
     def texts(self, render: Callable[[ScoreResult], str]) -> Iterator[str]:
-        """``render(result)`` of each result in input order (a line of JSON Lines output).
-        The text of a row without an issue is written by the query itself (``_texts``); the
-        rows with an issue, and the few whose text the query cannot write, become results
-        and are rendered."""
+        """``render(result)`` of each result in input order (its line of JSON Lines, its
+        text in the JSON output). The text of a row without an issue is written by the
+        query itself (``_texts``); the rows with an issue, and the few whose text the query
+        cannot write, become results and are rendered."""
         self.materialize()
         return self._results("_ks_kept", render=render)
 
@@ -1295,8 +1295,8 @@ class TableRun:
         """The SQL of ``render``'s text of a row without an issue (NULL where the query
         cannot write it: a text holding a character JSON escapes in hexadecimal, which
         DuckDB writes in capitals), or None for a run whose texts Python writes (a source
-        whose line numbers are known only by reading it; a carried column of a type other
-        than text or integer).
+        whose line numbers are known only by reading it; a ``render`` that writes a value
+        otherwise than as it is).
 
         The keys, their order and every constant are ``render``'s own: it renders a result
         whose values are placeholders, and the query puts each column's JSON in place of
@@ -1331,41 +1331,59 @@ class TableRun:
             f"CAST({at} - [{', '.join(map(str, self.offsets[:n_files]))}][_ks_file + 1] "
             f"+ [{', '.join(str(s) for s in shifts)}][_ks_file + 1] AS VARCHAR)"
         )
-        flags = (
-            "CASE WHEN flags IS NULL OR flags = '' THEN '[]' ELSE "
-            "'[' || replace(CAST(to_json(flags) AS VARCHAR), ';', '\", \"') || ']' END"
-        )
-        not_applicable = [
-            f"CASE WHEN _ks_na_{n} THEN CAST(to_json({sql_text(s)}) AS VARCHAR) END"
-            for n, s in enumerate(scores)
+        subject, visit, date, day = text("subject"), text("visit"), text("date"), number("day")
+        values = {s: number(quote(s)) for s in scores}
+        bands = {s: text(quote(f"{s}_band")) for s in scores}
+        answered = {s: slot(f"CAST({quote(f'{s}_items_answered')} AS VARCHAR)") for s in scores}
+        prorated = {
+            s: slot(f"CASE WHEN {quote(f'{s}_prorated')} THEN 'true' ELSE 'false' END")
+            for s in scores
+        }
+        classes = {c.id: text(quote(c.id)) for c in scale.classifications}
+        source = Source(text(file), slot(line))
+        extra = {c: slot(sql) for c, sql in carried.items() if c in self.columns}
+
+        def rendered(flags: list[Any], not_applicable: list[Any]) -> str:
+            return render(
+                ScoreResult(
+                    subject, visit, scale.id, scale.version, date, day, values, bands,
+                    answered, prorated, flags, classes, not_applicable, [], source, extra,
+                )
+            )  # fmt: skip
+
+        def flags(sep: str) -> str:  # (the ids of a row's flags, ';' between them)
+            between = sql_text(f'"{sep}"')
+            return (
+                "CASE WHEN flags IS NULL OR flags = '' THEN '' ELSE "
+                f"replace(CAST(to_json(flags) AS VARCHAR), ';', {between}) END"
+            )
+
+        def not_applicable(sep: str) -> str:
+            ids = ", ".join(
+                f"CASE WHEN _ks_na_{n} THEN CAST(to_json({sql_text(s)}) AS VARCHAR) END"
+                for n, s in enumerate(scores)
+            )
+            return f"concat_ws({sql_text(sep)}, {ids})"
+
+        base = rendered([], [])
+        # the lists: where each is in the text, and how it is written with two elements
+        pair = ["\x00a\x00", "\x00b\x00"]
+        spans: list[tuple[int, int, str] | None] = [
+            _list_span(base, rendered(*(pair if j == k else [] for j in range(2))), elements)
+            for k, elements in enumerate((flags, not_applicable))
         ]
-        template = ScoreResult(
-            text("subject"),
-            text("visit"),
-            scale.id,
-            scale.version,
-            text("date"),
-            number("day"),
-            {s: number(quote(s)) for s in scores},
-            {s: text(quote(f"{s}_band")) for s in scores},
-            {s: slot(f"CAST({quote(f'{s}_items_answered')} AS VARCHAR)") for s in scores},
-            {
-                s: slot(f"CASE WHEN {quote(f'{s}_prorated')} THEN 'true' ELSE 'false' END")
-                for s in scores
-            },
-            slot(flags),
-            {c.id: text(quote(c.id)) for c in scale.classifications},
-            slot(f"'[' || concat_ws(', ', {', '.join(not_applicable)}) || ']'"),
-            [],
-            Source(text(file), slot(line)),
-            {c: slot(sql) for c, sql in carried.items() if c in self.columns},
-        )
-        parts = re.split(r'"\\u0000(\d+)\\u0000"', render(template))
-        if sorted(int(n) for n in parts[1::2]) != list(range(len(cells))):
+        found = list(re.finditer(r'"\\u0000(\d+)\\u0000"', base))
+        spans += [(m.start(), m.end(), cells[int(m.group(1))]) for m in found]
+        if None in spans or sorted(int(m.group(1)) for m in found) != list(range(len(cells))):
             return None  # (render wrote a value otherwise than as it is: Python writes all)
-        pieces = [
-            sql_text(part) if i % 2 == 0 else cells[int(part)] for i, part in enumerate(parts)
-        ]
+        pieces: list[str] = []
+        done = 0
+        for begin, stop, sql in sorted(s for s in spans if s is not None):
+            if begin < done:
+                return None
+            pieces += [sql_text(base[done:begin]), sql]
+            done = stop
+        pieces.append(sql_text(base[done:]))
         joined = "(" + " || ".join(p for p in pieces if p != "''") + ")"
         return f"CASE WHEN contains({joined}, '\\u00') THEN NULL ELSE {joined} END"
 
@@ -1643,6 +1661,35 @@ class _ResultMaker:
             if self.carried
             else {},
         )
+
+
+def _list_span(
+    base: str, other: str, elements: Callable[[str], str]
+) -> tuple[int, int, str] | None:
+    """Where a list is in ``base`` (the text of a result with the list empty), and the SQL
+    of its text: ``other`` is the same result's text with two elements in the list, which
+    shows how the renderer opens, separates and closes a list; ``elements(separator)`` is
+    the SQL of a row's elements (JSON texts) with that separator between them, or ''."""
+    start = _same_start(base, other)
+    end = _same_start(base[start:][::-1], other[start:][::-1])
+    empty, filled = base[start : len(base) - end], other[start : len(other) - end]
+    parts = re.split(r'"\\u0000[ab]\\u0000"', filled)
+    if len(parts) != 3:
+        return None
+    opening, separator, closing = parts
+    joined = elements(separator)
+    sql = (
+        f"CASE WHEN {joined} = '' THEN {sql_text(empty)} "
+        f"ELSE {sql_text(opening)} || {joined} || {sql_text(closing)} END"
+    )
+    return start, len(base) - end, sql
+
+
+def _same_start(a: str, b: str) -> int:
+    """How many characters ``a`` and ``b`` share from their start."""
+    return next(
+        (n for n, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
 
 
 def _number_text(col: str) -> str:

@@ -72,19 +72,24 @@ def score_json(
     return indented(doc) + "\n"
 
 
+def result_json(result: ScoreResult) -> str:
+    """A result's text in the JSON output's list of results (indented as it is there)."""
+    return indented(result.to_dict()).replace("\n", "\n    ")
+
+
 def score_json_stream(
-    results: Iterable[ScoreResult],
+    texts: Iterable[str],
     issues: list[Issue],
     summary: Callable[[], dict[str, int]],
     provenance: dict[str, Any],
 ) -> Iterator[str]:
-    """``score_json`` written as it goes, result by result: the same bytes. ``summary`` is
-    asked for once every result was written."""
+    """``score_json`` written as it goes, result by result: the same bytes. ``texts`` are
+    the results' ``result_json`` (which the table engine's query writes itself for most
+    rows); ``summary`` is asked for once every result was written."""
 
     yield "{\n" + f'  "ketascore_version": {indented(__version__)},\n  "results": '
     first = True
-    for result in results:
-        text = indented(result.to_dict()).replace("\n", "\n    ")
+    for text in texts:
         yield ("[\n    " if first else ",\n    ") + text
         first = False
     yield "[]" if first else "\n  ]"

@@ -344,13 +344,20 @@ def streamed_csv(path: Path, scale: Scale) -> tuple[str, dict[str, int]]:
 
 
 def table_texts(path: Path, scale: Scale) -> list[str]:
-    """The JSON Lines of the results as the table engine writes them (its query writes the
-    lines of the rows without an issue)."""
-    from ketascore.writers.tabular import score_line
+    """The results' JSON Lines and their texts in the JSON output, as the table engine
+    writes them (its query writes those of the rows without an issue)."""
+    from ketascore.writers.tabular import result_json, score_line
 
     with score_paths([path], scale=scale, engine="table") as run:
         assert run.engine == "table", f"the table engine did not take {path}"
-        return list(run.texts(score_line))
+        return [*run.texts(score_line), *run.texts(result_json)]
+
+
+def record_texts(results: list[ScoreResult]) -> list[str]:
+    """``table_texts`` as Python writes them."""
+    from ketascore.writers.tabular import result_json, score_line
+
+    return [*map(score_line, results), *map(result_json, results)]
 
 
 # --------------------------------------------------------------------------------------

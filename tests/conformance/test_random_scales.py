@@ -16,6 +16,7 @@ from support import (
     random_scale,
     random_scales,
     record_results,
+    record_texts,
     streamed_csv,
     table_results,
     table_texts,
@@ -24,7 +25,7 @@ from support import (
 
 from ketascore.api import score_paths
 from ketascore.core.scale import Scale
-from ketascore.writers.tabular import score_csv, score_line
+from ketascore.writers.tabular import score_csv
 
 SCALES = random_scales(16)
 
@@ -43,7 +44,7 @@ def test_a_random_scale_gives_the_same_results_in_every_engine(
     with score_paths([path], scale=scale, engine="record", jobs=1) as run:
         assert summary == run.summary()
     assert text == score_csv(expected, expected_issues)
-    assert table_texts(path, scale) == [score_line(r) for r in expected]
+    assert table_texts(path, scale) == record_texts(expected)
 
 
 def test_the_random_scales_use_the_language() -> None:

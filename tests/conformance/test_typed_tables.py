@@ -19,6 +19,7 @@ from support import (  # noqa: E402
     compare,
     random_scales,
     record_results,
+    record_texts,
     sink_scale,
     streamed_csv,
     table_results,
@@ -29,7 +30,7 @@ from support import (  # noqa: E402
 from ketascore.api import score_paths  # noqa: E402
 from ketascore.core.library import load_builtin  # noqa: E402
 from ketascore.core.scale import Scale  # noqa: E402
-from ketascore.writers.tabular import score_csv, score_line  # noqa: E402
+from ketascore.writers.tabular import score_csv  # noqa: E402
 
 from conftest import budget  # noqa: E402
 
@@ -51,6 +52,6 @@ def test_a_typed_table_gives_the_same_output_from_either_engine(
     assert [i.as_dict() for i in issues] == [i.as_dict() for i in expected_issues], kinds
     text, summary = streamed_csv(path, scale)  # the one pass of score -o scores.csv
     assert text == score_csv(expected, expected_issues), kinds
-    assert table_texts(path, scale) == [score_line(r) for r in expected], kinds
+    assert table_texts(path, scale) == record_texts(expected), kinds
     with score_paths([path], scale=scale, engine="record", jobs=1) as run:
         assert summary == run.summary(), kinds
