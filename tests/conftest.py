@@ -26,11 +26,13 @@ os.environ["KETASCORE_NO_FALLBACK"] = "1"
 
 def as_a_terminal_starts_it() -> None:
     """For ``subprocess.Popen(preexec_fn=...)`` in tests that press Ctrl-C: the child takes
-    SIGINT as a program started from a terminal does. (A suite started in the background
-    has SIGINT ignored, and a child inherits that, then sleeps through the signal.)"""
+    SIGINT (and SIGHUP) as a program started from a terminal does. (A suite started in the
+    background has SIGINT ignored, under nohup SIGHUP too, and a child inherits that, then
+    sleeps through the signal.)"""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def budget(examples: int) -> int:

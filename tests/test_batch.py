@@ -158,32 +158,62 @@ def folder_8000(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_folder(tmp_path_factory.mktemp("folder") / "data", 8000)
 
 
-@pytest.mark.parametrize(
-    "sig, code, said",
-    [(signal.SIGINT, 130, "Interrupted."), (signal.SIGTERM, 143, "Terminated.")],
-    ids=["ctrl-c", "sigterm"],
-)
-def test_an_interrupt_stops_workers_and_leaves_no_output_file(
-    folder_8000: Path, tmp_path: Path, sig: int, code: int, said: str
-) -> None:
-    """Ctrl-C, or SIGTERM (`kill`, a job scheduler's time limit), while the workers score a
-    folder: the command stops them, removes what it was writing and says so, with 130 or
-    143. (SIGTERM killed the command on the spot and left a hidden .part file behind.)"""
-    target = tmp_path / "out.json"
-    command = ["score", str(folder_8000), "-j", "2", "-o", str(target)]
+def _scoring(folder: Path, target: Path, preexec: Any) -> subprocess.Popen[bytes]:
+    """``ketascore score FOLDER -j 2 -o TARGET`` started, once it has its workers."""
+    command = ["score", str(folder), "-j", "2", "-o", str(target)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "ketascore.cli", *command],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         cwd=ROOT,
-        preexec_fn=as_a_terminal_starts_it,
+        preexec_fn=preexec,
     )
     started_workers(proc.pid)
+    return proc
+
+
+@pytest.mark.parametrize(
+    "sig, code, said",
+    [
+        (signal.SIGINT, 130, "Interrupted."),
+        (signal.SIGTERM, 143, "Terminated."),
+        (signal.SIGHUP, 129, "Hung up."),
+    ],
+    ids=["ctrl-c", "sigterm", "sighup"],
+)
+def test_an_interrupt_stops_workers_and_leaves_no_output_file(
+    folder_8000: Path, tmp_path: Path, sig: int, code: int, said: str
+) -> None:
+    """Ctrl-C, SIGTERM (`kill`, a job scheduler's time limit) or SIGHUP (the terminal
+    closed) while the workers score a folder: the command stops them, removes what it was
+    writing and says so, with 130, 143 or 129. (SIGTERM and SIGHUP killed the command on
+    the spot and left a hidden .part file behind.)"""
+    proc = _scoring(folder_8000, tmp_path / "out.json", as_a_terminal_starts_it)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
     assert said in err.decode()
     assert list(tmp_path.iterdir()) == []
+
+
+def _under_nohup() -> None:
+    as_a_terminal_starts_it()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+
+def test_a_hang_up_under_nohup_changes_nothing(folder_8000: Path, tmp_path: Path) -> None:
+    """A command started with SIGHUP ignored (``nohup``) keeps it ignored, in its workers
+    too: the terminal closing does not stop it, and it writes its output."""
+    target = tmp_path / "out.json"
+    proc = _scoring(folder_8000, target, _under_nohup)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+    workers = children.read_text().split() if children.exists() else []
+    for pid in [proc.pid, *map(int, workers)]:  # (as a closing terminal signals them all)
+        os.kill(pid, signal.SIGHUP)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err  # (the folder holds a broken file, reported)
+    assert b"Hung up." not in err
+    assert json.loads(target.read_text())["summary"]["records"] >= 8000
 
 
 # --------------------------------------------------------------------------------------

@@ -430,7 +430,8 @@ def test_a_fault_of_our_own_is_not_taken_for_input_duckdb_cannot_read(
 
 
 @pytest.mark.parametrize(
-    "name, code, said", [("SIGINT", 130, "Interrupted."), ("SIGTERM", 143, "Terminated.")]
+    "name, code, said",
+    [("SIGINT", 130, "Interrupted."), ("SIGTERM", 143, "Terminated."), ("SIGHUP", 129, "Hung up.")],
 )
 def test_an_interrupt_during_the_query_ends_the_command(
     monkeypatch: Any, runner: Any, tmp_path: Path, name: str, code: int, said: str
@@ -452,15 +453,17 @@ def test_an_interrupt_during_the_query_ends_the_command(
     monkeypatch.setattr(table._Tally, "keep", pressed)
     # (Python's own handlers, which the command line starts with; a test runner may differ)
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    before = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    before = {s: signal.signal(s, signal.SIG_DFL) for s in (signal.SIGTERM, signal.SIGHUP)}
     try:
         out = tmp_path / "out.csv"
         args = ["score", str(STUDY), "--scale", "madrs", "--engine", "duckdb", "-o", str(out)]
         got = runner.invoke(cli, args)
-        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # (the command's, undone)
+        for s in before:  # (the command's handlers, undone)
+            assert signal.getsignal(s) is signal.SIG_DFL
     finally:
         signal.signal(signal.SIGINT, previous)
-        signal.signal(signal.SIGTERM, before)
+        for s, handler in before.items():
+            signal.signal(s, handler)
     assert got.exit_code == code, got.output
     assert said in got.stderr and "internal error" not in got.stderr
     assert list(tmp_path.iterdir()) == []

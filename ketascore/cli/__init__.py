@@ -53,9 +53,10 @@ class KetascoreGroup(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except Terminated:
-            click.echo("Terminated.", err=True)
-            ctx.exit(Exit.TERMINATED)
+        except Terminated as ended:
+            with contextlib.suppress(OSError):  # (after a hang-up, the terminal may be gone)
+                click.echo(ended.said, err=True)
+            ctx.exit(ended.code)
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(Exit.INTERRUPTED)
@@ -84,30 +85,40 @@ class KetascoreGroup(click.Group):
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, which a command takes as it takes Ctrl-C (whatever it was writing is
-    removed, workers stop) and ends with 143 instead of 130."""
+    """SIGTERM or SIGHUP (``engines.ENDINGS``), which a command takes as it takes Ctrl-C
+    (whatever it was writing is removed, workers stop) and ends with 128 + the signal's
+    number (143, 129) instead of 130."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        hung_up = signum == getattr(signal, "SIGHUP", None)
+        self.said = "Hung up." if hung_up else "Terminated."
+        self.code = Exit.HUNG_UP if hung_up else Exit.TERMINATED
 
 
 @contextlib.contextmanager
 def _terminate_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises ``Terminated`` while a command runs (where nothing else handles it),
-    instead of killing the process on the spot: a job scheduler's time limit or `kill`
-    then leaves no hidden partial output file (``.NAME.part``) behind."""
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    ):
+    """SIGTERM and SIGHUP raise ``Terminated`` while a command runs (each where nothing
+    else handles it: not one that ``nohup`` ignores), instead of killing the process on the
+    spot: a job scheduler's time limit, `kill` or a closed terminal then leaves no hidden
+    partial output file (``.NAME.part``) behind."""
+    from ketascore.engines import ENDINGS
+
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
+    mine = [sig for sig in ENDINGS if signal.getsignal(sig) is signal.SIG_DFL]
 
     def terminated(signum: int, frame: Any) -> None:
-        raise Terminated
+        raise Terminated(signum)
 
-    signal.signal(signal.SIGTERM, terminated)
+    for sig in mine:
+        signal.signal(sig, terminated)
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for sig in mine:
+            signal.signal(sig, signal.SIG_DFL)
 
 
 def environment_error(exc: BaseException) -> str | None:
@@ -136,7 +147,7 @@ def cli(traceback: bool) -> None:
     Exit codes: 0 all input scored cleanly; 1 some input had problems (the rest
     was scored and the problems reported); 2 usage error (bad option, unknown or
     unusable scale, an output that cannot be written); 3 internal error;
-    130 interrupted; 143 terminated (SIGTERM).
+    130 interrupted; 143 terminated (SIGTERM); 129 hung up (SIGHUP).
     """
     if traceback:  # the readers then let a failure through instead of reporting it
         os.environ["KETASCORE_TRACEBACK"] = "1"

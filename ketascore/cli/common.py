@@ -26,6 +26,7 @@ class Exit(enum.IntEnum):
     INTERNAL = 3  # a bug in ketascore
     INTERRUPTED = 130
     TERMINATED = 143  # SIGTERM (a job scheduler's time limit, `kill`): 128 + 15
+    HUNG_UP = 129  # SIGHUP (the terminal or the ssh session closed): 128 + 1
 
 
 class UsageError(click.ClickException):

@@ -8,9 +8,13 @@ import signal
 from pathlib import Path
 from typing import Any
 
-# The signals a command takes as an interrupt (Ctrl-C; SIGTERM, which the command line turns
-# into one): the workers' fork holds them, the table engine's pass tells them from its errors.
-INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+# The signals that end a command as Ctrl-C does, other than Ctrl-C itself (the command line
+# turns them into an interrupt): SIGTERM (`kill`, a job scheduler's time limit) and, where
+# there is one, SIGHUP (the terminal or the ssh session closed).
+ENDINGS = (signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
+# The signals a command takes as an interrupt: the workers' fork holds them, the table
+# engine's pass tells them from its errors.
+INTERRUPTS = (signal.SIGINT, *ENDINGS)
 
 
 def duckdb_config(

@@ -23,7 +23,7 @@ from ketascore.core.issues import Issue
 from ketascore.core.library import ScaleSet
 from ketascore.core.records import AnswerRecord, ScoreResult, Source
 from ketascore.core.scale import Scale
-from ketascore.engines import INTERRUPTS
+from ketascore.engines import ENDINGS, INTERRUPTS
 from ketascore.engines.record import (
     answers_key,
     check_across_visits,
@@ -253,7 +253,8 @@ def _score_chunk(paths: list[str]) -> list[FileScore]:
 
 @contextlib.contextmanager
 def _interrupts_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM delivered only after the block (where the system can hold them)."""
+    """Ctrl-C, SIGTERM and SIGHUP delivered only after the block (where the system can hold
+    them)."""
     if not hasattr(signal, "pthread_sigmask"):
         yield
         return
@@ -272,7 +273,9 @@ def _worker_init(settings: Settings, stop: Any = None) -> None:
     _WORKER_STOP = stop
     gc.disable()  # a worker keeps nothing between chunks: reference counting frees it all
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # (not the command's handler, forked)
+    for sig in ENDINGS:  # the default, not the command's handler, forked (one ignored stays so)
+        if callable(signal.getsignal(sig)):
+            signal.signal(sig, signal.SIG_DFL)
     if hasattr(signal, "pthread_sigmask"):  # (forked while they were held: _interrupts_held)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPTS)
 
