@@ -173,7 +173,7 @@ def compile_package() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--cases", default="wide1m,wide10m,folder,change,cold")
+    parser.add_argument("--cases", default="wide1m,jsonl,wide10m,folder,change,cold")
     parser.add_argument("--skip-peer", action="store_true")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
@@ -197,7 +197,7 @@ def main() -> None:
         else:
             print(f"{name:<46} {m['wall']:8.3f}{'':34}{target}", flush=True)
 
-    if "wide1m" in cases or "change" in cases:
+    if cases & {"wide1m", "jsonl", "change"}:
         wide = wide_csv(DATA / "phq9-1m.csv", 250_000)
     if "wide1m" in cases:
         ks_csv = str(out_dir / "ks.csv")
@@ -225,6 +225,9 @@ def main() -> None:
                 {"wall": got["peer"]["wall"] / ours["wall"]},
                 ">= 5x",
             )
+    if "jsonl" in cases:  # (piping JSON into other tools; no target in the issues)
+        cmd = [ks, "score", str(wide), "--format", "jsonl", "-q", "-o", str(out_dir / "ks.jsonl")]
+        record("ketascore score 1M rows -> JSON Lines", measure(cmd, args.runs), "")
     if "wide10m" in cases:
         big = wide_csv(DATA / "phq9-10m.csv", 2_500_000)
         cmd = [ks, "score", str(big), "--format", "csv", "-q", "-o", str(out_dir / "ks10.csv")]
