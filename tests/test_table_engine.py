@@ -94,6 +94,23 @@ def test_json_lines_written_by_the_query_are_the_record_engines(
     assert len(record) == n and '"weight": 1e+20' in record[3] and "\\u001f" in record[3]
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(st.characters(exclude_categories=["Cs"])), min_size=1, max_size=20))
+def test_duckdb_writes_a_text_in_json_as_python_does_or_the_row_is_left_to_python(
+    texts: list[str],
+) -> None:
+    """The query writes a text's JSON with DuckDB's ``to_json``: the same as Python's
+    ``json.dumps(text, ensure_ascii=False)``, except where a character is escaped in
+    hexadecimal (DuckDB's capitals), which the query finds by ``\\u00`` in the line and
+    leaves to Python."""
+    con = duckdb.connect()
+    got = con.execute(
+        "SELECT list_transform(?::VARCHAR[], lambda t: CAST(to_json(t) AS VARCHAR))", [texts]
+    ).fetchone()[0]
+    for text, written in zip(texts, got, strict=True):
+        assert written == json.dumps(text, ensure_ascii=False) or "\\u00" in written
+
+
 def test_files_provenance_and_parquet(runner: Any, tmp_path: Path) -> None:
     out = tmp_path / "scores.csv"
     result = runner.invoke(
