@@ -294,12 +294,6 @@ class ScoreRun:
             raise ValueError("only the table engine writes straight to a file")
         self._table(lambda t: t.write(fmt, path, escape_formulas=escape_formulas))
 
-    def csv_text(self, *, escape_formulas: bool = True) -> str:
-        """The CSV output of the table engine as text (``table`` is set)."""
-        if self.table is None:
-            raise ValueError("only the table engine writes CSV text")
-        return str(self._table(lambda t: t.csv_text(escape_formulas=escape_formulas)))
-
     def close(self) -> None:
         if self.table is not None:
             self.table.close()

@@ -1164,13 +1164,6 @@ class TableRun:
         self._problems = tally.problems()
         return True
 
-    def csv_text(self, *, escape_formulas: bool = True) -> str:
-        """The CSV output as text (for standard output)."""
-        with tempfile.TemporaryDirectory() as folder:
-            path = os.path.join(folder, "scores.csv")
-            self.copy("csv", path, escape_formulas=escape_formulas)
-            return Path(path).read_text(encoding="utf-8")
-
     def _parquet_cells(self) -> list[str]:
         """Each output column for Parquet: the columns of a few texts known before (the
         scale, its version, the bands) as ENUMs, which DuckDB writes as the texts they hold
