@@ -1209,16 +1209,9 @@ class TableRun:
             if kind == "integer":
                 cell = f"CAST({col} AS VARCHAR)"
             elif kind in FLOAT_KINDS and name not in numbers:
-                # a carried double as the readers carry it: NaN blank, written as Python
-                # writes a float (3.0, 1e+20; a FLOAT as the double it holds, 0.1 as
-                # 0.10000000149011612); infinity as the text 'inf' (escaped '-inf')
-                text = f"CAST(CAST({col} AS DOUBLE) AS VARCHAR)"
+                # a carried double: infinity as the text 'inf' (escaped '-inf')
                 minus = sql_text(escape_formula("-inf") if escape else "-inf")
-                cell = (
-                    f"CASE WHEN {col} IS NULL OR {sql_is_nan(col)} THEN NULL "
-                    f"WHEN {col} - {col} = 0 THEN {text} "
-                    f"WHEN {col} > 0 THEN 'inf' ELSE {minus} END"
-                )
+                cell = _float_text(col, "NULL", "'inf'", minus)
             elif name in numbers or kind == "decimal":
                 if kind == "decimal":  # (the readers carry a DECIMAL as a number)
                     col = f"CAST({col} AS DOUBLE)"
@@ -1296,10 +1289,10 @@ class TableRun:
         its placeholder (a number as the CSV output writes it, which is Python's text of
         the number; a text by DuckDB's ``to_json``)."""
         shifts = _line_shifts(self)
-        kinds = self.layout.kinds
-        carried = {c: _carried_json(quote(c), kinds.get(c) or "null") for c in self.carried}
         if None in shifts:
             return None
+        kinds = self.layout.kinds
+        carried = {c: _carried_json(quote(c), kinds.get(c) or "null") for c in self.carried}
         cells: list[str] = []
 
         def slot(sql: str) -> Any:
@@ -1696,6 +1689,18 @@ def _number_text(col: str) -> str:
     return f"CASE WHEN {col} = floor({col}) THEN {whole} ELSE CAST({col} AS VARCHAR) END"
 
 
+def _float_text(col: str, blank: str, inf: str, minus_inf: str) -> str:
+    """The SQL of a carried double's text as the readers carry it: NaN blank, a number as
+    Python writes a float (3.0, 1e+20; a FLOAT as the double it holds, 0.1 as
+    0.10000000149011612), infinity a text; ``blank``, ``inf`` and ``minus_inf`` are how the
+    output writes those (SQL)."""
+    return (
+        f"CASE WHEN {col} IS NULL OR {sql_is_nan(col)} THEN {blank} "
+        f"WHEN {col} - {col} = 0 THEN CAST(CAST({col} AS DOUBLE) AS VARCHAR) "
+        f"WHEN {col} > 0 THEN {inf} ELSE {minus_inf} END"
+    )
+
+
 def _carried_json(col: str, kind: str) -> str:
     """The SQL of the JSON of a carried cell as the readers carry it (``_carried``): a
     number of a float kind as Python writes the float (NaN null, infinity the text 'inf'),
@@ -1704,11 +1709,7 @@ def _carried_json(col: str, kind: str) -> str:
     if kind == "integer":
         return f"COALESCE(CAST({col} AS VARCHAR), 'null')"
     if kind in FLOAT_KINDS:
-        return (
-            f"CASE WHEN {col} IS NULL OR {sql_is_nan(col)} THEN 'null' "
-            f"WHEN {col} - {col} = 0 THEN CAST(CAST({col} AS DOUBLE) AS VARCHAR) "
-            f"WHEN {col} > 0 THEN '\"inf\"' ELSE '\"-inf\"' END"
-        )
+        return _float_text(col, "'null'", sql_text('"inf"'), sql_text('"-inf"'))
     if kind == "decimal":
         return f"COALESCE({_number_text(f'CAST({col} AS DOUBLE)')}, 'null')"
     if kind in ("boolean", "null"):
