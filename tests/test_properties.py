@@ -183,3 +183,15 @@ def test_random_scales_keep_scores_in_range(
         assert rule.lo <= value <= rule.hi, (text, answers, value)
     else:
         assert value is None
+
+
+@given(st.text())
+def test_a_character_that_does_not_show_is_found_in_any_text(text: str) -> None:
+    """``unseen_character`` and ``without_unseen`` (messages, visit and subject spellings)
+    look at each character, except in printable ASCII text, which holds none: the quick
+    answer is the one a character at a time gives."""
+    from ketascore.core.values import _unseen, unseen_character, without_unseen
+
+    first = next((c for c in text if _unseen(c)), None)
+    assert (unseen_character(text) is None) == (first is None)
+    assert without_unseen(text) == "".join(c for c in text if not _unseen(c))

@@ -149,6 +149,8 @@ def unseen_character(text: str) -> str | None:
     character), as ``U+200B (ZERO WIDTH SPACE)``; None when there is none. The grammar
     reads no such character: an answer holding one is rejected, and this names it, since
     ``2\u200b`` prints as ``2``."""
+    if text.isascii() and text.isprintable():  # (most texts: a character at a time is slow)
+        return None
     for char in text:
         if _unseen(char):
             return f"U+{ord(char):04X} ({unicodedata.name(char, 'a control character')})"
@@ -164,6 +166,8 @@ def _unseen(char: str) -> bool:
 def without_unseen(text: str) -> str:
     """``text`` without the characters ``unseen_character`` names: how two names compare
     when one may hold a character that does not show (``S1`` and ``S1\u200b``)."""
+    if text.isascii() and text.isprintable():
+        return text
     return "".join(c for c in text if not _unseen(c))
 
 
