@@ -316,6 +316,39 @@ def test_a_float16_id_from_2_11_on_is_refused_in_every_engine(runner: Any, tmp_p
     assert other == (stdout, stderr)
 
 
+def test_a_subnormal_id_is_refused_in_every_engine(runner: Any, tmp_path: Path) -> None:
+    """Below its least normal number a floating-point type holds fewer digits (1.5e-320 and
+    1.5000001e-320 are one double), and engines write such a number differently (Java, so
+    Spark, 4.9e-324 for Python's 5e-324): an id there is refused, for each width, naming
+    the bound; zero and a small normal number are ids. The table engine once wrote 5e-324
+    as 5e-32 (an exponent of three digits cut to two)."""
+    table = {
+        "n": pa.array(range(6), pa.int64()),
+        "subject": pa.array([5e-324, 1.5e-310, 1e-100, 0.0, 2.5, 2.5]),
+        "visit": pa.array([1.0, 1.0, 1.0, 1.0, 1e-40, 2.0], pa.float32()),
+        **{f"phq9_{i}": [1] * 6 for i in range(1, 10)},
+    }
+    path = tmp_path / "t.parquet"
+    pq.write_table(pa.table(table), path)
+    (stdout, stderr), other = both_engines(runner, path, "--format", "csv", exit_code=1)
+    assert [line.split(",")[:2] for line in stdout.splitlines()[1:]] == [
+        ["1e-100", "1"],
+        ["0", "1"],
+        ["2.5", "2"],
+    ]
+    double = "(below 2^-1022 = 2.2250738585072014e-308, a double holds fewer digits"
+    for value in ("5e-324", "1.5e-310"):
+        assert (
+            f"subject {value} is a floating-point number too small to be an exact id "
+            f"{double}" in stderr
+        )
+    assert (
+        "visit 9.99994610111476e-41 is a floating-point number too small to be an exact "
+        "id (below 2^-126 = 1.1754943508222875e-38, a 32-bit float holds fewer digits" in stderr
+    )
+    assert other == (stdout, stderr)
+
+
 def test_duckdb_tells_a_float16_column_without_pyarrow(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

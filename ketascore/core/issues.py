@@ -10,6 +10,7 @@ the wording; docs/errors.md lists each code.
 
 from __future__ import annotations
 
+import math
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -368,6 +369,12 @@ _TYPES = [
             "inexact-id": Template(
                 "{field} {value} is a floating-point number too large to be an exact id "
                 "(from {limit} on, {width} cannot hold every whole number, "
+                "so it may not be the {field} that was written); row skipped",
+                "store subjects and visits as text or as an integer type, not as floating point",
+            ),
+            "tiny-id": Template(
+                "{field} {value} is a floating-point number too small to be an exact id "
+                "(below {least}, {width} holds fewer digits, "
                 "so it may not be the {field} that was written); row skipped",
                 "store subjects and visits as text or as an integer type, not as floating point",
             ),
@@ -1234,18 +1241,24 @@ def missing_id(
     skipped: the message names the first that is missing, or, when its cell (``cells``:
     the row's raw subject and visit) is a floating-point number that is no exact id
     (``values.inexact_id``), says so."""
-    from ketascore.core.values import id_limit, id_width, inexact_id
+    from ketascore.core.values import id_least, id_limit, id_width, inexact_id
 
     at = 0 if subject is None else 1
-    if inexact_id(cells[at]):
-        limit = id_limit(cells[at])
+    cell = cells[at]
+    if inexact_id(cell):
+        least = id_least(cell)
+        if abs(cell) < least:  # (a subnormal number)
+            bound = {"least": f"2^{math.frexp(least)[1] - 1} = {least!r}"}
+        else:
+            limit = id_limit(cell)
+            bound = {"limit": f"2^{limit.bit_length() - 1} = {limit}"}
         return make_issue(
             "bad-field",
-            "inexact-id",
+            "tiny-id" if "least" in bound else "inexact-id",
             field=names[at],
-            value=repr(cells[at]),
-            limit=f"2^{limit.bit_length() - 1} = {limit}",
-            width=id_width(cells[at]),
+            value=repr(cell),
+            **bound,
+            width=id_width(cell),
             file=file,
             line=line,
             subject=subject,

@@ -565,6 +565,14 @@ def _no_signed_zero(number: str) -> str:
 EXACT_ID_LIMIT = 2**53
 EXACT_FLOAT32_ID_LIMIT = 2**24
 EXACT_FLOAT16_ID_LIMIT = 2**11
+# Below its least normal number (2^-1022 for a double, 2^-126 for a 32-bit float, 2^-14 for
+# a 16-bit one) a floating-point type holds fewer significant digits (a subnormal number:
+# 1.5e-320 and 1.5000001e-320 are one double), so such an id may not be the one written
+# either; nor do engines agree on its text (Java, and so Spark, writes 4.9e-324 for the
+# double Python writes 5e-324)
+LEAST_EXACT_ID = 2.0**-1022
+LEAST_EXACT_FLOAT32_ID = 2.0**-126
+LEAST_EXACT_FLOAT16_ID = 2.0**-14
 
 
 class NarrowFloat(float):
@@ -575,6 +583,7 @@ class NarrowFloat(float):
 
     __slots__ = ()
     limit: int = EXACT_ID_LIMIT
+    least: float = LEAST_EXACT_ID
     width: str = "a double"
 
 
@@ -584,6 +593,7 @@ class Float32(NarrowFloat):
 
     __slots__ = ()
     limit = EXACT_FLOAT32_ID_LIMIT
+    least = LEAST_EXACT_FLOAT32_ID
     width = "a 32-bit float"
 
 
@@ -593,6 +603,7 @@ class Float16(NarrowFloat):
 
     __slots__ = ()
     limit = EXACT_FLOAT16_ID_LIMIT
+    least = LEAST_EXACT_FLOAT16_ID
     width = "a 16-bit float"
 
 
@@ -616,6 +627,12 @@ def id_limit(value: Any) -> int:
     return value.limit if isinstance(value, NarrowFloat) else EXACT_ID_LIMIT
 
 
+def id_least(value: Any) -> float:
+    """The least magnitude, zero aside, from which a floating-point id is exact: its
+    type's least normal number (``NarrowFloat.least``), else a double's (2^-1022)."""
+    return value.least if isinstance(value, NarrowFloat) else LEAST_EXACT_ID
+
+
 def id_width(value: Any) -> str:
     """The type of a floating-point id, as ``id_limit``'s message names it."""
     return value.width if isinstance(value, NarrowFloat) else "a double"
@@ -626,7 +643,7 @@ def id_text(value: Any) -> str | None:
     number, however typed (``12``, ``12.0`` and a DECIMAL ``12.00`` are ``"12"``; ``1.50``
     is ``"1.5"``; ``-0.0`` is ``"0"``). None when blank (NaN too, as the readers of tables
     take a NaN cell), when a boolean or anything else, and when a floating-point number is
-    not usable as an id (``inexact_id``)."""
+    not usable as an id (``inexact_id``: too large, or subnormal)."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, float):
@@ -644,10 +661,14 @@ def id_text(value: Any) -> str | None:
 
 
 def inexact_id(value: Any) -> bool:
-    """A floating-point number that is no usable id: infinite, or so large that it may not
+    """A floating-point number that is no usable id: infinite, so large that it may not
     be the whole number that was written (``id_limit``: 2**53 and beyond, 2**24 for a
-    32-bit float, 2**11 for a 16-bit one)."""
-    return isinstance(value, float) and value == value and not abs(value) < id_limit(value)
+    32-bit float, 2**11 for a 16-bit one), or so small, zero aside, that its type holds
+    fewer digits there (``id_least``: a subnormal number)."""
+    if not isinstance(value, float) or value != value:
+        return False
+    size = abs(value)
+    return not size < id_limit(value) or 0 < size < id_least(value)
 
 
 def sql_id(expr: str, kind: str) -> str:
@@ -665,11 +686,14 @@ def sql_id(expr: str, kind: str) -> str:
         )
     if kind in FLOAT_KINDS:
         number = f"CAST({expr} AS DOUBLE)"
-        limit = NARROW_KINDS[kind].limit if kind in NARROW_KINDS else EXACT_ID_LIMIT
+        narrow = NARROW_KINDS.get(kind)
+        limit = narrow.limit if narrow is not None else EXACT_ID_LIMIT
+        least = narrow.least if narrow is not None else LEAST_EXACT_ID
         # (NaN and infinity first, by arithmetic: DuckDB finds abs(NaN) below any number)
         return (
             f"(CASE WHEN {sql_is_nan(number)} OR NOT ({number} - {number} = 0) THEN NULL "
             f"WHEN abs({number}) >= {sql_number(limit)} THEN NULL "
+            f"WHEN abs({number}) < {sql_number(least)} AND {number} <> 0 THEN NULL "
             f"WHEN {number} = floor({number}) "
             f"THEN CAST(CAST({number} AS BIGINT) AS VARCHAR) "
             f"ELSE {_sql_fraction_text(f'CAST({number} AS VARCHAR)')} END)"
@@ -700,7 +724,7 @@ def _sql_fraction_text(text: str) -> str:
     small = (
         f"substr({digits}, 1, 1) || (CASE WHEN length({digits}) > 1 "
         f"THEN '.' || substr({digits}, 2) ELSE '' END) "
-        f"|| 'e-' || lpad(CAST(-{exp} AS VARCHAR), 2, '0')"
+        f"|| 'e-' || (CASE WHEN {exp} > -10 THEN '0' ELSE '' END) || CAST(-{exp} AS VARCHAR)"
     )
     positional = (
         f"(CASE WHEN {exp} < 0 THEN '0.' || repeat('0', -{exp} - 1) || {digits} "

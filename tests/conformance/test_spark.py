@@ -159,6 +159,8 @@ def test_a_number_id_is_the_record_engines_text(spark: Any) -> None:
     notation for a double (Java's: 1.0E-5 for 1e-05, 1.23456785E7 for 12345678.5), and
     kept the FLOAT visit 16777216 (16777217 as written)."""
     subjects = [1e-05, 0.1, 1.5, 123456.75, 1e15 + 0.5, 12345678.5, -0.00015, 2.5e-10, 7.0]
+    # (exponents of three digits; a subnormal, which Java writes 4.9E-324, is no id)
+    subjects += [1e-100, -2.5e-123, 5e-324]
     rows = [
         {"subject": s, "visit": 16777216.0 if k == 0 else 1.0}
         | {f"phq9_{i}": 1 for i in range(1, 10)}

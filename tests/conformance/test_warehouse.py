@@ -351,13 +351,16 @@ def test_the_omop_recipe(runner: Any, tmp_path: Path) -> None:
 
 def test_a_number_id_is_the_same_text_in_every_engine() -> None:
     """A DOUBLE subject is ``values.id_text``'s text in every engine (Python's shortest
-    form: ``1e-05``, ``0.00015``, ``12345678.5``, ``1000000000000000.5``), and a FLOAT (REAL)
-    visit from 2^24 on is no visit. Spark wrote Java's notation (``1.0E-5``,
-    ``1.23456785E7``), PostgreSQL its own (``1.0000000000000005e+15``), and every engine
-    took the FLOAT 16777216 (16777217 as written) for a visit."""
+    form: ``1e-05``, ``0.00015``, ``12345678.5``, ``1000000000000000.5``, ``1e-100``; a
+    subnormal is no subject), and a FLOAT (REAL) visit from 2^24 on is no visit. Spark
+    wrote Java's notation (``1.0E-5``, ``1.23456785E7``), PostgreSQL its own
+    (``1.0000000000000005e+15``), and every engine took the FLOAT 16777216 (16777217 as
+    written) for a visit."""
     scale = load_builtin("phq9")
     subjects = [1e-05, 0.1, 1.5, 123456.75, 1e15 + 0.5, 12345678.5, -0.00015, 2.5e-10, 7.0]
-    visits = [1.0, 16777216.0, 16777215.0, 0.5, 1.0, -3e7, 2.0, 1.0, 1.0]
+    # (exponents of three digits, subnormals included: the SQL once cut 5e-324 to 5e-32)
+    subjects += [1e-100, -2.5e-123, 1.5e-310, 5e-324]
+    visits = [1.0, 16777216.0, 16777215.0, 0.5, 1.0, -3e7, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
     items = {f"phq9_{i}": 1 for i in scale.items}
     rows = [
         {"n": k, "subject": s, "visit": v, **items}
