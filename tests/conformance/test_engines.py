@@ -330,6 +330,46 @@ def test_awkward_csv_gives_the_same_results_and_reading_issues(
     assert {i.code for i in issues} >= {"csv-ragged-row", "missing-field", "bad-field"}
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("blank_last", [1, 40], ids=["sparse", "dense"])
+def test_a_row_with_empty_cells_beyond_the_header_is_reported_by_every_engine(
+    runner: Any, tmp_path: Path, newline: str, blank_last: int
+) -> None:
+    """A row with more cells than the header, those beyond it empty (``s2,v1,1,...,1,``),
+    is a ragged row: the CSV reader reports it and skips it. DuckDB's reader drops such
+    cells without a word, so the table engine scored the row, and failed with an internal
+    error where it explained the row (``zip() argument 2 is longer``). Such a file now goes
+    to the record engine; one whose last column is merely blank (a line ending with the
+    delimiter) stays with the table engine. ``blank_last``: how many rows in 40 leave the
+    last column blank (many: the scan counts their cells by numpy, a chunk at a time)."""
+    scale = load_builtin("phq9")
+    header = ["subject", "visit", *(f"phq9_{i}" for i in range(1, 10)), "note"]
+    lines = [",".join(header)]
+    for n in range(400):
+        note = "" if n % 40 < blank_last else "ok"
+        lines.append(f"S{n},v1,1,2,0,1,1,2,3,0,1,{note}")
+    plain = tmp_path / "plain.csv"
+    plain.write_bytes((newline.join(lines) + newline).encode())
+    with score_paths([plain], scale=scale, engine="table") as run:
+        assert run.engine == "table"
+    lines[5] += ","  # one empty cell beyond the header
+    lines[9] += ",,"  # two
+    lines[-1] = "S1,v1,1,2,0,1,1,2,3,0,1,,"  # the same subject and visit as a good row
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_bytes((newline.join(lines) + newline).encode())
+    expected, expected_issues = record_results(ragged, scale)
+    assert [(i.code, i.line) for i in expected_issues if i.code == "csv-ragged-row"] == [
+        ("csv-ragged-row", 6),
+        ("csv-ragged-row", 10),
+        ("csv-ragged-row", 401),
+    ]
+    for engine in ("record", "duckdb"):
+        result = runner.invoke(cli, ["score", str(ragged), "--scale", "phq9", "--format",
+                                     "csv", "--engine", engine])  # fmt: skip
+        assert result.exit_code == 1, result.output
+        assert result.stdout == score_csv(expected, expected_issues), engine
+
+
 def _corpus_cases() -> list[tuple[Path, str]]:
     """The malformed corpus's CSV files the table engine could read, with their scale."""
     cases = []
