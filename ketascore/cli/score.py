@@ -255,7 +255,9 @@ def _check_table_engine(chosen: Any, given: dict[str, Any]) -> None:
     if chosen is None:
         raise UsageError("--engine duckdb scores one scale: give it with --scale")
     if not table.available():
-        raise UsageError("--engine duckdb needs DuckDB: pip install 'ketascore[duckdb]'")
+        raise UsageError(
+            "--engine duckdb needs DuckDB 2.0 or later: pip install 'ketascore[duckdb]'"
+        )
     if any(v for k, v in given.items() if k != "map"):
         raise UsageError("--engine duckdb reads CSV and Parquet tables: only --map applies")
 
